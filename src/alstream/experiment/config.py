@@ -1,0 +1,76 @@
+"""What an experiment runs: one object, readable by the CLI, the flow and MLflow."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from alstream.estimators import MODELS
+from alstream.strategies import STRATEGIES, get_strategy
+
+BASELINE = "random"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The protocol's knobs. ``strategies`` are compared with each other on the same splits.
+
+    >>> ExperimentConfig(strategies=("margin", "least-confident")).strategies
+    ('margin', 'least_confident')
+    """
+
+    dataset: str = "digits"
+    strategies: tuple[str, ...] = ("entropy", BASELINE)
+    model: str = "logreg"
+    initial_fraction: float = 0.1
+    batch_size: int = 20
+    iterations: int = 20
+    seeds: int = 5
+    test_size: float = 0.25
+    standardize: bool = True
+    online: bool = False
+    refit_every: int = 0
+    label_column: str = "label"
+    n_samples: int = 10_000
+    n_features: int = 20
+    n_classes: int = 2
+    name: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = tuple(dict.fromkeys(_canonical(s) for s in self.strategies))
+        object.__setattr__(self, "strategies", names)
+        if not names:
+            raise ValueError("choose at least one strategy")
+        if self.model.replace("-", "_") not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
+        if not 0 < self.initial_fraction < 1:
+            raise ValueError(f"initial_fraction must be in (0, 1), got {self.initial_fraction}")
+        if not 0 < self.test_size < 1:
+            raise ValueError(f"test_size must be in (0, 1), got {self.test_size}")
+        for knob in ("batch_size", "seeds"):
+            if getattr(self, knob) < 1:
+                raise ValueError(f"{knob} must be at least 1, got {getattr(self, knob)}")
+        if self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+        if not self.name:
+            object.__setattr__(self, "name", f"{_stem(self.dataset)}-{self.model}")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+    def params(self) -> dict[str, object]:
+        """Flat parameters, as MLflow and reports show them."""
+        params = asdict(self)
+        params["strategies"] = ",".join(self.strategies)
+        params.update(params.pop("extra"))
+        return params
+
+
+def _canonical(strategy: str) -> str:
+    get_strategy(strategy)  # raises a clear error for unknown names
+    return next(k for k, v in STRATEGIES.items() if v is get_strategy(strategy))
+
+
+def _stem(dataset: str) -> str:
+    return dataset.replace("\\", "/").rsplit("/", 1)[-1].split(".", 1)[0]

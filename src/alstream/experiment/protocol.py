@@ -1,0 +1,132 @@
+"""The experiment protocol: the same splits for every strategy, repeated over seeds.
+
+For each seed: a stratified test split; the features standardized on the training pool
+(its labels unused); an initial labeled set (stratified, ``initial_fraction`` of the pool);
+a reference model trained on the whole pool; then the loop, once per strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder, StandardScaler
+
+from alstream.datasets import Dataset, load_dataset
+from alstream.estimators import make_model
+from alstream.experiment.config import ExperimentConfig
+from alstream.loop import Oracle, Round, Steps, run_loop
+
+RoundCallback = Callable[[str, int, Round], None]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One seed's data: the pool (oracle labels hidden behind ``Oracle``), test set, seed set."""
+
+    seed: int
+    X_pool: np.ndarray
+    y_pool: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    initial: np.ndarray
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """Tidy learning curves (one row per strategy, seed and round) and the full-pool reference."""
+
+    config: ExperimentConfig
+    curves: pd.DataFrame
+    reference: pd.DataFrame
+    classes: tuple[str, ...]
+
+
+def load_experiment_data(config: ExperimentConfig) -> Dataset:
+    """The dataset named by ``config``."""
+    return load_dataset(
+        config.dataset,
+        label_column=config.label_column,
+        n_samples=config.n_samples,
+        n_features=config.n_features,
+        n_classes=config.n_classes,
+    )
+
+
+def split_data(X: np.ndarray, y: np.ndarray, config: ExperimentConfig, seed: int) -> Split:
+    """Stratified test split and initial labeled set for one seed."""
+    n_classes = len(np.unique(y))
+    counts = np.bincount(y)
+    if counts.min() < 3:
+        raise ValueError(
+            "every class needs at least 3 samples to split into pool, test and seed set"
+        )
+    pool, test = train_test_split(
+        np.arange(len(y)), test_size=config.test_size, stratify=y, random_state=seed
+    )
+    n_initial = max(n_classes, round(config.initial_fraction * len(pool)))
+    if n_initial >= len(pool):
+        raise ValueError(f"the initial set ({n_initial}) would take the whole pool ({len(pool)})")
+    initial, _ = train_test_split(
+        np.arange(len(pool)), train_size=n_initial, stratify=y[pool], random_state=seed
+    )
+    X_pool, X_test = X[pool], X[test]
+    if config.standardize:
+        scaler = StandardScaler().fit(X_pool)
+        X_pool, X_test = scaler.transform(X_pool), scaler.transform(X_test)
+    return Split(seed, X_pool, y[pool], X_test, y[test], np.sort(initial))
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    data: Dataset | None = None,
+    steps: Steps = Steps(),
+    on_round: RoundCallback | None = None,
+) -> ExperimentResult:
+    """Run every strategy over every seed; ``on_round(strategy, seed, round)`` sees each round."""
+    data = load_experiment_data(config) if data is None else data
+    encoder = LabelEncoder().fit(data.y)
+    y = encoder.transform(data.y)
+    classes = np.arange(len(encoder.classes_))
+    rows, reference = [], []
+    for seed in config.seed_list:
+        split = split_data(data.X, y, config, seed)
+        full = steps.retrain(make_model(config.model, seed), split.X_pool, split.y_pool)
+        reference.append(
+            {"seed": seed, **steps.evaluate(full, split.X_test, split.y_test, classes)}
+        )
+        for strategy in config.strategies:
+            for rnd in run_loop(
+                make_model(config.model, seed),
+                split.X_pool,
+                Oracle(split.y_pool),
+                split.initial,
+                split.X_test,
+                split.y_test,
+                strategy=strategy,
+                batch_size=config.batch_size,
+                iterations=config.iterations,
+                seed=seed,
+                online=config.online,
+                refit_every=config.refit_every,
+                classes=classes,
+                steps=steps,
+            ):
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "seed": seed,
+                        "iteration": rnd.iteration,
+                        "n_labeled": rnd.n_labeled,
+                        **rnd.metrics,
+                    }
+                )
+                if on_round is not None:
+                    on_round(strategy, seed, rnd)
+    return ExperimentResult(
+        config, pd.DataFrame(rows), pd.DataFrame(reference), tuple(map(str, encoder.classes_))
+    )
