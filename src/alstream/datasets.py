@@ -102,13 +102,9 @@ def _from_file(path: Path, label_column: str) -> Dataset:
         )
     frame = frame.dropna(subset=[label_column])
     features = frame.drop(columns=[label_column])
-    non_numeric = [
-        str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
-    ]
+    non_numeric = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
-        raise ValueError(
-            f"{path.name}: feature columns must be numeric, not {', '.join(non_numeric)}"
-        )
+        raise ValueError(f"{path.name}: feature columns must be numeric, not {', '.join(non_numeric)}")
     X = features.to_numpy(dtype=np.float64)
     if not np.isfinite(X).all():
         raise ValueError(f"{path.name}: features contain missing or infinite values")

@@ -26,9 +26,7 @@ def aligned_proba(model: Classifier, X: np.ndarray, classes: np.ndarray) -> np.n
     return full
 
 
-def evaluate(
-    model: Classifier, X: np.ndarray, y: np.ndarray, classes: np.ndarray
-) -> dict[str, float]:
+def evaluate(model: Classifier, X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> dict[str, float]:
     """Accuracy, macro-F1 and log loss of ``model`` on ``X``, ``y``."""
     proba = aligned_proba(model, X, classes)
     predicted = classes[np.argmax(proba, axis=1)]

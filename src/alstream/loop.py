@@ -39,9 +39,7 @@ def select_batch(
     model: Classifier, X: np.ndarray, unlabeled: np.ndarray, k: int, strategy: str, seed: int
 ) -> np.ndarray:
     """Pool indices of the ``k`` unlabeled rows ``model`` is least sure of."""
-    chosen = query_model(
-        model, X[unlabeled], min(k, len(unlabeled)), strategy, seed=seed, ids=unlabeled
-    )
+    chosen = query_model(model, X[unlabeled], min(k, len(unlabeled)), strategy, seed=seed, ids=unlabeled)
     return unlabeled[chosen.indices]
 
 
@@ -60,6 +58,9 @@ class Steps:
     select: Callable[..., np.ndarray] = select_batch
     label: Callable[..., np.ndarray] = ask_oracle
     evaluate: Callable[..., dict[str, float]] = evaluate
+
+
+PLAIN_STEPS = Steps()
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def run_loop(
     online: bool = False,
     refit_every: int = 0,
     classes: np.ndarray | None = None,
-    steps: Steps = Steps(),
+    steps: Steps = PLAIN_STEPS,
 ) -> Iterator[Round]:
     """Yield round 0 (the initial model) and then one round per query, until the pool is empty.
 
@@ -107,9 +108,7 @@ def run_loop(
     online = online and estimators.supports_partial_fit(model)
 
     current = steps.train_initial(model, X[labeled], y_known[labeled])
-    yield Round(
-        0, int(labeled.sum()), initial, current, steps.evaluate(current, X_test, y_test, classes)
-    )
+    yield Round(0, int(labeled.sum()), initial, current, steps.evaluate(current, X_test, y_test, classes))
     for k in range(1, iterations + 1):
         unlabeled = np.flatnonzero(~labeled)
         if len(unlabeled) == 0:

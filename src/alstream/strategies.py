@@ -190,9 +190,7 @@ class TopK:
     def result(self) -> Selection:
         """The selection, most uncertain first (ties in seeded-key order)."""
         if self.seen < self.k:
-            raise ValueError(
-                f"asked for {self.k} samples but the pool has only {self.seen} to choose from"
-            )
+            raise ValueError(f"asked for {self.k} samples but the pool has only {self.seen} to choose from")
         order = np.lexsort((tie_keys(self._ids, self.seed), self._scores))[::-1]
         return Selection(indices=self._positions[order], scores=self._scores[order])
 

@@ -18,7 +18,7 @@ from sklearn.preprocessing import LabelEncoder, StandardScaler
 from alstream.datasets import Dataset, load_dataset
 from alstream.estimators import make_model
 from alstream.experiment.config import ExperimentConfig
-from alstream.loop import Oracle, Round, Steps, run_loop
+from alstream.loop import PLAIN_STEPS, Oracle, Round, Steps, run_loop
 
 RoundCallback = Callable[[str, int, Round], None]
 
@@ -61,9 +61,7 @@ def split_data(X: np.ndarray, y: np.ndarray, config: ExperimentConfig, seed: int
     n_classes = len(np.unique(y))
     counts = np.bincount(y)
     if counts.min() < 3:
-        raise ValueError(
-            "every class needs at least 3 samples to split into pool, test and seed set"
-        )
+        raise ValueError("every class needs at least 3 samples to split into pool, test and seed set")
     pool, test = train_test_split(
         np.arange(len(y)), test_size=config.test_size, stratify=y, random_state=seed
     )
@@ -84,7 +82,7 @@ def run_experiment(
     config: ExperimentConfig,
     *,
     data: Dataset | None = None,
-    steps: Steps = Steps(),
+    steps: Steps = PLAIN_STEPS,
     on_round: RoundCallback | None = None,
 ) -> ExperimentResult:
     """Run every strategy over every seed; ``on_round(strategy, seed, round)`` sees each round."""
@@ -96,9 +94,7 @@ def run_experiment(
     for seed in config.seed_list:
         split = split_data(data.X, y, config, seed)
         full = steps.retrain(make_model(config.model, seed), split.X_pool, split.y_pool)
-        reference.append(
-            {"seed": seed, **steps.evaluate(full, split.X_test, split.y_test, classes)}
-        )
+        reference.append({"seed": seed, **steps.evaluate(full, split.X_test, split.y_test, classes)})
         for strategy in config.strategies:
             for rnd in run_loop(
                 make_model(config.model, seed),
