@@ -32,9 +32,14 @@ class ProbabilisticClassifier(Protocol):
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
 
 
+def _as_float(proba: np.ndarray) -> np.ndarray:
+    proba = np.asarray(proba)
+    return proba if np.issubdtype(proba.dtype, np.floating) else proba.astype(np.float64)
+
+
 def _columns(proba: np.ndarray) -> np.ndarray:
     """The classes as contiguous rows, so per-class operations run at full speed."""
-    return np.ascontiguousarray(np.asarray(proba).T)
+    return np.ascontiguousarray(_as_float(proba).T)
 
 
 def least_confident(proba: np.ndarray) -> np.ndarray:
@@ -76,14 +81,13 @@ def entropy(proba: np.ndarray) -> np.ndarray:
     >>> entropy(np.array([[0.5, 0.5], [1.0, 0.0]])).round(4).tolist()
     [0.6931, 0.0]
     """
-    proba = np.asarray(proba)
+    proba = _as_float(proba)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.log(proba)
         np.multiply(terms, proba, out=terms)
     scores = 0.0 - np.einsum("ij->i", terms)
     if np.isnan(scores).any():  # a zero probability: 0 * log 0 is 0, not nan
-        terms = np.log(np.maximum(proba, np.finfo(terms.dtype).tiny))
-        np.multiply(terms, proba, out=terms)
+        terms[proba == 0] = 0.0
         scores = 0.0 - np.einsum("ij->i", terms)
     return scores
 

@@ -1,0 +1,64 @@
+# alstream: `make run` runs the main job, `make test` runs every test. Each installs what it needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PREFECT_LOCAL := http://127.0.0.1:4200/api
+# Use `make prefect-server` when it is up, else Prefect's ephemeral mode.
+ALSTREAM = env $$(curl -sf -m 1 $(PREFECT_LOCAL)/health >/dev/null 2>&1 && echo PREFECT_API_URL=$(PREFECT_LOCAL)) $(VENV)/bin/alstream
+EXPERIMENT ?=
+
+.PHONY: install run test lint format bench prefect-server run-al run-al-entropy run-al-margin \
+	run-al-confident run-ct compare mlflow-ui clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,bench]'
+	touch $(STAMP)
+
+run: compare
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) bench/query_bench.py
+
+prefect-server: install
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+
+run-al: run-al-entropy
+
+run-al-entropy: install
+	$(ALSTREAM) experiment --strategy entropy $(EXPERIMENT)
+
+run-al-margin: install
+	$(ALSTREAM) experiment --strategy margin $(EXPERIMENT)
+
+run-al-confident: install
+	$(ALSTREAM) experiment --strategy least-confident $(EXPERIMENT)
+
+run-ct: install
+	$(ALSTREAM) experiment --strategy random $(EXPERIMENT)
+
+compare: install
+	$(ALSTREAM) experiment --strategy all $(EXPERIMENT)
+
+mlflow-ui: install
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf models metrics reports mlruns mlartifacts mlflow.db .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

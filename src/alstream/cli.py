@@ -1,0 +1,116 @@
+"""The ``alstream`` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from alstream.estimators import MODELS
+from alstream.experiment.config import BASELINE, ExperimentConfig
+from alstream.strategies import STRATEGIES
+
+app = typer.Typer(help="alstream: active learning that picks what people label.", no_args_is_help=True)
+console = Console()
+
+# Prefect's temporary server is an implementation detail of a local run: keep it quiet.
+QUIET_PREFECT = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_SERVER_LEVEL": "CRITICAL",
+}
+
+
+@app.callback()
+def main() -> None:
+    """Active learning on a live data stream: pick what people label, learn faster."""
+
+
+@app.command()
+def experiment(
+    dataset: Annotated[
+        str, typer.Option(help="digits, breast_cancer, wine, iris, generated, or a CSV/Parquet path.")
+    ] = "digits",
+    strategy: Annotated[
+        list[str], typer.Option(help=f"Repeat to compare; 'all' = {', '.join(STRATEGIES)}.")
+    ] = ["entropy"],  # noqa: B006
+    baseline: Annotated[bool, typer.Option(help="Also run continuous training (random sampling).")] = True,
+    model: Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")] = "logreg",
+    initial_fraction: Annotated[
+        float, typer.Option(help="Share of the training pool labeled at start.")
+    ] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="Labels asked per round.")] = 20,
+    iterations: Annotated[int, typer.Option(help="Rounds of select, label, retrain.")] = 20,
+    seeds: Annotated[int, typer.Option(help="Repetitions with different splits (seeds 0..n-1).")] = 5,
+    test_size: Annotated[float, typer.Option(help="Share of the data held out for testing.")] = 0.25,
+    online: Annotated[
+        bool, typer.Option(help="Update with partial_fit instead of refitting, where possible.")
+    ] = False,
+    refit_every: Annotated[
+        int, typer.Option(help="With --online, a full refit every N rounds (0: never).")
+    ] = 0,
+    name: Annotated[str, typer.Option(help="Experiment name (default: <dataset>-<model>).")] = "",
+    output_dir: Annotated[Path, typer.Option(help="Where models/, metrics/ and reports/ go.")] = Path("."),
+    mlflow: Annotated[bool, typer.Option(help="Log runs, metrics and models to MLflow.")] = True,
+    label_column: Annotated[str, typer.Option(help="Label column of a CSV/Parquet file.")] = "label",
+    n_samples: Annotated[int, typer.Option(help="Generated data: samples.")] = 10_000,
+    n_features: Annotated[int, typer.Option(help="Generated data: features.")] = 20,
+    n_classes: Annotated[int, typer.Option(help="Generated data: classes.")] = 2,
+) -> None:
+    """Simulate active learning on labeled data and compare strategies with continuous training."""
+    strategies = list(STRATEGIES) if "all" in strategy else list(strategy)
+    if baseline:
+        strategies.append(BASELINE)
+    try:
+        config = ExperimentConfig(
+            dataset=dataset, strategies=tuple(strategies), model=model, initial_fraction=initial_fraction,
+            batch_size=batch_size, iterations=iterations, seeds=seeds, test_size=test_size, online=online,
+            refit_every=refit_every, name=name, label_column=label_column, n_samples=n_samples,
+            n_features=n_features, n_classes=n_classes,
+        )  # fmt: skip
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    outcome = _run_flow(config, output_dir, mlflow)
+    _print_summary(outcome)
+
+
+def _run_flow(config: ExperimentConfig, output_dir: Path, track: bool) -> dict:
+    for key, value in QUIET_PREFECT.items():
+        os.environ.setdefault(key, value)
+    from alstream.flows.active_learning_flow import active_learning_flow
+    from alstream.progress import experiment_progress
+
+    logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+    with experiment_progress(config) as advance:
+        try:
+            return active_learning_flow(config, output_dir=str(output_dir), track=track, on_round=advance)
+        except (ValueError, FileNotFoundError) as error:
+            console.print(f"[red]error:[/] {error}")
+            raise typer.Exit(2) from None
+
+
+def _print_summary(outcome: dict) -> None:
+    rows = outcome["summary"]
+    table = Table(title=f"{outcome['name']}: full-pool accuracy {outcome['full_pool_accuracy']:.3f}")
+    for column in ("strategy", "AULC", "final accuracy", "labels to 95%", "labels to 99%"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for row in sorted(rows, key=lambda r: -r["aulc"]):
+        table.add_row(
+            row["strategy"],
+            f"{row['aulc']:.4f} ± {row['aulc_std']:.4f}",
+            f"{row['final_accuracy']:.3f}",
+            _labels(row["labels_to_95%"]),
+            _labels(row["labels_to_99%"]),
+        )
+    console.print(table)
+    console.print(f"report: [bold]{outcome['report']}[/]  plot: {outcome['plot']}")
+    if outcome["mlflow_run_id"]:
+        console.print(f"MLflow run {outcome['mlflow_run_id']}: see it with [bold]make mlflow-ui[/]")
+
+
+def _labels(value: float | None) -> str:
+    return "not reached" if value is None or value != value else str(int(value))

@@ -1,0 +1,325 @@
+"""The comparison report: a learning-curve figure and a Markdown page around it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from alstream.experiment.config import BASELINE, ExperimentConfig
+from alstream.experiment.protocol import ExperimentResult
+from alstream.experiment.summary import TARGETS, aulc, mean_curves, summarize
+
+# Okabe-Ito, a colour-blind-safe palette; the baseline gets its own dark grey dashes.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+BASELINE_COLOR = "#4D4D4D"
+MODEL_NAMES = {
+    "logreg": "logistic regression",
+    "sgd": "SGD classifier (log loss)",
+    "random_forest": "random forest",
+    "gradient_boosting": "gradient boosting",
+}
+METRIC_NAMES = {"accuracy": "test accuracy", "macro_f1": "test macro-F1", "log_loss": "test log loss"}
+LOWER_IS_BETTER = frozenset({"log_loss"})
+NOT_REACHED = "not reached"
+DASH = "—"
+
+
+def plot_learning_curves(result: ExperimentResult, path: Path, metric: str = "accuracy") -> Path:
+    """Save a PNG of ``metric`` against labels: one line per strategy, mean over seeds ± 1 std."""
+    config, curves = result.config, result.curves
+    higher = metric not in LOWER_IS_BETTER
+    means = mean_curves(curves, metric)
+    ranked = _rank_by_aulc(curves, metric)
+    colors = _colors(ranked)
+    full = float(result.reference[metric].mean())
+    show_gain = BASELINE in ranked and len(ranked) > 1
+
+    fig = Figure(figsize=(9, 6.2 if show_gain else 5.5), dpi=150, layout="constrained")
+    if show_gain:
+        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3.2, 1)})
+    else:
+        top, bottom = fig.subplots(1, 1), None
+
+    for strategy, score in ranked.items():
+        curve = means[means["strategy"] == strategy]
+        x, mean = curve["n_labeled"].to_numpy(), curve["mean"].to_numpy()
+        std = curve["std"].to_numpy()
+        is_base = strategy == BASELINE
+        label = f"{strategy}{' (baseline)' if is_base else ''} · AULC {score:.3f}"
+        top.fill_between(x, mean - std, mean + std, color=colors[strategy], alpha=0.10, lw=0, zorder=2)
+        top.plot(
+            x,
+            mean,
+            color=colors[strategy],
+            lw=2.2 if is_base else 2.0,
+            ls=(0, (5, 2.5)) if is_base else "-",
+            marker="o" if len(x) == 1 else None,
+            label=label,
+            zorder=4 if is_base else 3,
+        )
+
+    lines = [(full, f"full pool {full:.3f}", "#222222", "-", 1.1)]
+    if higher:
+        lines.append((0.99 * full, f"99% of full pool {0.99 * full:.3f}", "#9A9A9A", ":", 1.3))
+    for level, _, color, style, width in lines:
+        top.axhline(level, color=color, ls=style, lw=width, zorder=1)
+    x_min, x_max = float(means["n_labeled"].min()), float(means["n_labeled"].max())
+    pad = 0.01 * (x_max - x_min or 1.0)
+    top.set_xlim(x_min - pad, x_max + pad)
+    top.set_ylim(*_zoom(means, [level for level, *_ in lines], metric))
+    for i, (level, text, color, *_) in enumerate(lines):
+        top.annotate(
+            text,
+            (0.008, level),
+            xycoords=("axes fraction", "data"),
+            xytext=(0, 3 if i == 0 else -3),
+            textcoords="offset points",
+            va="bottom" if i == 0 else "top",
+            fontsize=8.5,
+            color=color if i == 0 else "#6E6E6E",
+        )
+
+    top.set_ylabel(METRIC_NAMES.get(metric, metric))
+    top.legend(
+        loc="lower right" if higher else "upper right",
+        title="sorted by AULC, best first" if higher else "sorted by AULC, best (lowest) first",
+        title_fontsize=8.5,
+        fontsize=9,
+        frameon=True,
+        framealpha=0.92,
+        edgecolor="#DDDDDD",
+    )
+    top.set_title(_subtitle(config, curves), loc="left", fontsize=9.5, color="#555555", pad=8)
+    fig.suptitle(_title(config), x=0.01, ha="left", fontsize=13, fontweight="bold")
+    _tidy(top)
+
+    if bottom is not None:
+        _plot_gain(bottom, curves, ranked, colors, metric)
+        _tidy(bottom)
+    (bottom or top).set_xlabel("labels (initial set + queried)")
+
+    path = Path(path)
+    fig.savefig(path, dpi=150, facecolor="white")
+    return path
+
+
+def render_markdown(result: ExperimentResult, image_name: str) -> str:
+    """The Markdown report: protocol, the figure (``image_name``, relative) and the comparison table."""
+    config = result.config
+    summary = summarize(result.curves, result.reference)
+    summary = summary.sort_values("aulc", ascending=False, kind="stable").reset_index(drop=True)
+    full = result.reference["accuracy"]
+    full_mean = float(full.mean())
+    budget_columns = [c for c in summary.columns if c.startswith("accuracy@")]
+    target_columns = [f"labels_to_{round(t * 100)}%" for t in TARGETS]
+    saved_column = target_columns[-1]
+    base = summary[summary["strategy"] == BASELINE]
+    base_labels = _count(base[saved_column].iloc[0]) if len(base) else None
+
+    header = ["Strategy", "AULC (mean ± std)"]
+    header += [f"acc @ {c.split('@', 1)[1]} labels" for c in budget_columns]
+    header += [f"labels to {round(t * 100)}% ({t * full_mean:.3f})" for t in TARGETS]
+    header += [f"labels saved vs {BASELINE} ({round(TARGETS[-1] * 100)}%)"]
+    final = int(result.curves["n_labeled"].max())
+    rows = []
+    for record in summary.to_dict("records"):
+        strategy = str(record["strategy"])
+        is_base = strategy == BASELINE
+        cells = [f"**{strategy}** (baseline)" if is_base else strategy]
+        cells.append(f"{record['aulc']:.3f} ± {record['aulc_std']:.3f}")
+        cells += [_fmt(record[c]) for c in budget_columns]
+        cells += [_labels(record[c]) for c in target_columns]
+        saved = _saved(_count(record[saved_column]), base_labels, final)
+        cells.append(DASH if is_base else saved)
+        rows.append(cells)
+    table = [_row(header), _row(["---"] + ["--:"] * (len(header) - 1)), *map(_row, rows)]
+
+    initial = int(result.curves.loc[result.curves["iteration"] == 0, "n_labeled"].iloc[0])
+    update = (
+        "updated online (`partial_fit`) after each batch"
+        + (f" and refit every {config.refit_every} rounds" if config.refit_every else "")
+        if config.online
+        else "retrained from scratch after each batch"
+    )
+    protocol = (
+        f"Each strategy labels the same data under the same protocol. For every seed, a stratified "
+        f"{config.test_size:.0%} of **{_dataset(config)}** ({len(result.classes)} classes) is held out "
+        f"as the test set; the rest is the pool. A stratified {config.initial_fraction:.0%} of the pool "
+        f"({initial} labels) is labeled at the start, then the strategy queries {config.batch_size} labels "
+        f"per round for {config.iterations} rounds (up to {final} labels), and the "
+        f"{_model(config)} is {update}. The run is repeated over {config.seeds} "
+        f"seed{'s' if config.seeds != 1 else ''}. A {_model(config)} trained on the whole pool reaches "
+        f"**{full_mean:.3f} ± {float(np.std(full)):.3f}** test accuracy (mean ± std over seeds); the "
+        f"targets below are 95% and 99% of it. `{BASELINE}` picks labels uniformly at random, i.e. "
+        f"plain continuous training, and is the baseline every strategy is compared to."
+    )
+    notes = (
+        "AULC: area under the accuracy-vs-labels curve divided by the label range (a mean accuracy), "
+        "per seed, then mean ± std over seeds; higher is better, rows are sorted by it. "
+        "Accuracies and labels-to-target are read off the mean curve over seeds. "
+        f"Labels saved: labels {BASELINE} needs minus labels the strategy needs to reach "
+        f"{round(TARGETS[-1] * 100)}% of full-pool accuracy (share of {BASELINE}'s labels in brackets); "
+        f'"> n" when only {BASELINE} misses the target within the run\'s {final} labels (a lower bound), '
+        f"{DASH} when the strategy misses it."
+    )
+    parts = [
+        f"# Active learning report: {_dataset(config)} · {_model(config)}",
+        protocol,
+        _headline(summary, base_labels, saved_column),
+        f"![Learning curves of every strategy, mean over seeds]({image_name})",
+        "## Comparison",
+        "\n".join(table),
+        notes,
+    ]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def write_report(result: ExperimentResult, directory: Path) -> tuple[Path, Path]:
+    """Write ``<name>.md`` and ``<name>.png`` into ``directory`` (created); return both paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = result.config.name
+    png = plot_learning_curves(result, directory / f"{name}.png")
+    markdown = directory / f"{name}.md"
+    markdown.write_text(render_markdown(result, png.name), encoding="utf-8")
+    return markdown, png
+
+
+def _rank_by_aulc(curves: pd.DataFrame, metric: str) -> dict[str, float]:
+    """Mean AULC per strategy over seeds, best first."""
+    scores = {
+        str(strategy): float(
+            np.mean([aulc(run.sort_values("iteration"), metric) for _, run in runs.groupby("seed")])
+        )
+        for strategy, runs in curves.groupby("strategy", sort=False)
+    }
+    reverse = metric not in LOWER_IS_BETTER
+    return dict(sorted(scores.items(), key=lambda item: item[1], reverse=reverse))
+
+
+def _colors(ranked: dict[str, float]) -> dict[str, str]:
+    others = [s for s in ranked if s != BASELINE]
+    colors = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(others)}
+    colors[BASELINE] = BASELINE_COLOR
+    return colors
+
+
+def _zoom(means: pd.DataFrame, levels: list[float], metric: str) -> tuple[float, float]:
+    """Y-limits that hold every band and reference line, with a little air."""
+    low = min(float((means["mean"] - means["std"]).min()), *levels)
+    high = max(float((means["mean"] + means["std"]).max()), *levels)
+    span = max(high - low, 0.02)
+    low, high = low - 0.06 * span, high + 0.08 * span
+    if metric not in LOWER_IS_BETTER:
+        low, high = max(low, 0.0), min(high, 1.0 + 0.02 * span)
+    return low, high
+
+
+def _plot_gain(
+    ax: Axes, curves: pd.DataFrame, ranked: dict[str, float], colors: dict[str, str], metric: str
+) -> None:
+    """Mean paired difference to the baseline (same seed, same round), in points for rates."""
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    scale = 1.0 if metric in LOWER_IS_BETTER else 100.0
+    base = curves.loc[curves["strategy"] == BASELINE, ["seed", "iteration", metric]]
+    ax.axhline(0, color=BASELINE_COLOR, ls=(0, (5, 2.5)), lw=1.4)
+    for strategy in ranked:
+        if strategy == BASELINE:
+            continue
+        runs = curves.loc[curves["strategy"] == strategy, ["seed", "iteration", "n_labeled", metric]]
+        paired = runs.merge(base, on=["seed", "iteration"], suffixes=("", "_base"))
+        paired["gain"] = sign * scale * (paired[metric] - paired[f"{metric}_base"])
+        gain = paired.groupby("iteration").agg(n_labeled=("n_labeled", "mean"), gain=("gain", "mean"))
+        ax.plot(gain["n_labeled"], gain["gain"], color=colors[strategy], lw=1.6)
+    text = f"gain over {BASELINE}\n(points)" if scale == 100.0 else f"reduction vs\n{BASELINE}"
+    ax.set_ylabel(text, fontsize=9)
+
+
+def _tidy(ax: Axes) -> None:
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for side in ("left", "bottom"):
+        ax.spines[side].set_color("#888888")
+    ax.tick_params(colors="#444444", labelsize=9)
+    ax.grid(True, color="#E6E6E6", lw=0.8)
+    ax.set_axisbelow(True)
+
+
+def _title(config: ExperimentConfig) -> str:
+    return f"Active learning on {_dataset(config)} · {_model(config)}"
+
+
+def _subtitle(config: ExperimentConfig, curves: pd.DataFrame) -> str:
+    seeds = curves["seed"].nunique()
+    return (
+        f"{seeds} seed{'s' if seeds != 1 else ''} · batch of {config.batch_size} labels · "
+        f"{config.iterations} rounds · initial set {config.initial_fraction:.0%} of the pool · "
+        f"test {config.test_size:.0%} · lines: mean over seeds, bands: ± 1 std"
+    )
+
+
+def _dataset(config: ExperimentConfig) -> str:
+    return config.dataset.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _model(config: ExperimentConfig) -> str:
+    return MODEL_NAMES.get(config.model.replace("-", "_"), config.model)
+
+
+def _headline(summary: pd.DataFrame, base_labels: int | None, column: str) -> str:
+    """One sentence on the best strategy against the baseline, when there is one to compare."""
+    if BASELINE not in set(summary["strategy"]) or len(summary) < 2:
+        return ""
+    best = summary[summary["strategy"] != BASELINE].iloc[0]
+    base = summary[summary["strategy"] == BASELINE].iloc[0]
+    gain = 100 * (best["aulc"] - base["aulc"])
+    name = f"`{best['strategy']}`"
+    lead = (
+        f"**Best strategy: {name}**,"
+        if gain > 0
+        else f"**No strategy beats `{BASELINE}`**: the best, {name}, has"
+    )
+    text = f"{lead} AULC {best['aulc']:.3f} against {base['aulc']:.3f} for `{BASELINE}` ({gain:+.1f} points)"
+    best_labels = _count(best[column])
+    target = column.removeprefix("labels_to_")
+    if best_labels is not None:
+        text += f"; it reaches {target} of full-pool accuracy with {best_labels} labels"
+        if base_labels is not None:
+            text += f", against {base_labels} for `{BASELINE}`"
+        else:
+            text += f", which `{BASELINE}` does not reach within the run"
+    return text + "."
+
+
+def _count(value: object) -> int | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return int(value)  # type: ignore[call-overload]
+
+
+def _labels(value: object) -> str:
+    count = _count(value)
+    return NOT_REACHED if count is None else str(count)
+
+
+def _saved(labels: int | None, base_labels: int | None, final: int) -> str:
+    """Labels the baseline needs minus the strategy's; a lower bound if the baseline never gets there."""
+    if labels is None:
+        return DASH
+    if base_labels is None:
+        return f"> {final - labels}"
+    saved = base_labels - labels
+    return f"{saved:+d} ({saved / base_labels:+.0%})" if saved else "0"
+
+
+def _fmt(value: object) -> str:
+    return DASH if value is None or pd.isna(value) else f"{float(value):.3f}"  # type: ignore[arg-type]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
