@@ -5,9 +5,15 @@ import pytest
 from alstream.datasets import dataset_names, load_dataset
 
 
-@pytest.mark.parametrize(("name", "shape", "n_classes"), [
-    ("digits", (1797, 64), 10), ("breast_cancer", (569, 30), 2), ("wine", (178, 13), 3), ("iris", (150, 4), 3),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "shape", "n_classes"),
+    [
+        ("digits", (1797, 64), 10),
+        ("breast_cancer", (569, 30), 2),
+        ("wine", (178, 13), 3),
+        ("iris", (150, 4), 3),
+    ],
+)
 def test_bundled_datasets_load_without_a_network(name, shape, n_classes):
     data = load_dataset(name)
     assert data.X.shape == shape and data.X.dtype == np.float64
@@ -51,7 +57,7 @@ def test_text_features_and_missing_values_are_refused(tmp_path):
 
 
 def test_unknown_names_and_missing_files_are_clear(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'.*digits"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'mnist'.*digits"):
         load_dataset("mnist")
     with pytest.raises(FileNotFoundError, match="no such data file"):
         load_dataset(str(tmp_path / "nope.csv"))

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -35,7 +37,7 @@ def test_round_k_is_chosen_by_the_model_of_round_k_minus_1(digits):
     rounds = _run(digits, strategy="margin", batch_size=10, iterations=3)
     labeled = np.zeros(1000, dtype=bool)
     labeled[rounds[0].queried] = True
-    for previous, current in zip(rounds, rounds[1:], strict=False):
+    for previous, current in itertools.pairwise(rounds):
         unlabeled = np.flatnonzero(~labeled)
         expected = unlabeled[query_model(previous.model, X[unlabeled], 10, "margin", ids=unlabeled).indices]
         assert sorted(current.queried) == sorted(expected)
