@@ -72,7 +72,7 @@ def experiment(
             refit_every=refit_every, name=name, label_column=label_column, n_samples=n_samples,
             n_features=n_features, n_classes=n_classes,
         )  # fmt: skip
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None
     outcome = _run_flow(config, output_dir, mlflow)
     _print_summary(outcome)
@@ -88,7 +88,7 @@ def _run_flow(config: ExperimentConfig, output_dir: Path, track: bool) -> dict:
     with experiment_progress(config) as advance:
         try:
             return active_learning_flow(config, output_dir=str(output_dir), track=track, on_round=advance)
-        except (ValueError, FileNotFoundError) as error:
+        except ValueError as error:  # e.g. a file whose classes are too small to split
             console.print(f"[red]error:[/] {error}")
             raise typer.Exit(2) from None
 

@@ -61,19 +61,32 @@ def load_dataset(
 
     A file needs a ``label_column``; every other column must be numeric.
     """
-    key = source.strip().lower().replace("-", "_")
+    check_source(source)
+    key = _key(source)
     if key in BUNDLED:
         bunch = BUNDLED[key]()
         return Dataset(key, bunch.data.astype(np.float64), bunch.target, tuple(bunch.feature_names))
     if key == GENERATED:
         return _generated(n_samples, n_features, n_classes, seed)
+    return _from_file(Path(source), label_column)
+
+
+def check_source(source: str) -> None:
+    """Raise a clear error unless ``source`` names a known dataset or an existing data file."""
+    if _key(source) in (*BUNDLED, GENERATED):
+        return
     path = Path(source)
-    if path.suffix.lower() in FILE_SUFFIXES:
-        return _from_file(path, label_column)
-    raise ValueError(
-        f"unknown dataset {source!r}: use one of {', '.join(dataset_names())} "
-        f"or a path to a {'/'.join(FILE_SUFFIXES)} file"
-    )
+    if path.suffix.lower() not in FILE_SUFFIXES:
+        raise ValueError(
+            f"unknown dataset {source!r}: use one of {', '.join(dataset_names())} "
+            f"or a path to a {'/'.join(FILE_SUFFIXES)} file"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"no such data file: {path}")
+
+
+def _key(source: str) -> str:
+    return source.strip().lower().replace("-", "_")
 
 
 def _generated(n_samples: int, n_features: int, n_classes: int, seed: int) -> Dataset:
@@ -92,8 +105,6 @@ def _generated(n_samples: int, n_features: int, n_classes: int, seed: int) -> Da
 
 
 def _from_file(path: Path, label_column: str) -> Dataset:
-    if not path.is_file():
-        raise FileNotFoundError(f"no such data file: {path}")
     frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     if label_column not in frame.columns:
         raise ValueError(

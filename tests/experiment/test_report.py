@@ -50,7 +50,7 @@ def toy_result(levels: dict[str, list[float]], full: float = 0.9, name: str = "t
     ]
     reference = pd.DataFrame({"seed": [0, 1], "accuracy": [full, full], "macro_f1": full, "log_loss": 0.1})
     rounds = len(next(iter(levels.values()))) - 1
-    config = ExperimentConfig(dataset="toy.csv", strategies=tuple(levels), iterations=rounds, name=name)
+    config = ExperimentConfig(dataset="generated", strategies=tuple(levels), iterations=rounds, name=name)
     return ExperimentResult(config, pd.DataFrame(rows), reference, ("a", "b"))
 
 

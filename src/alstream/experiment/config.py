@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from alstream.datasets import check_source
 from alstream.estimators import MODELS
 from alstream.strategies import STRATEGIES, get_strategy
 
@@ -37,6 +38,7 @@ class ExperimentConfig:
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_source(self.dataset)
         names = tuple(dict.fromkeys(_canonical(s) for s in self.strategies))
         object.__setattr__(self, "strategies", names)
         if not names:

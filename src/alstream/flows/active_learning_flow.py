@@ -48,7 +48,6 @@ save_report = _task(write_report, "write report", retries=2, retry_delay_seconds
 def _log_to_mlflow(*args: Any, **kwargs: Any) -> str:
     from alstream import tracking  # MLflow is imported only when tracking is on
 
-    tracking.configure()
     return tracking.log_experiment(*args, **kwargs)
 
 

@@ -1,0 +1,52 @@
+import json
+
+from typer.testing import CliRunner
+
+from alstream.cli import app
+
+runner = CliRunner()
+SMALL = ["--dataset", "iris", "--iterations", "2", "--batch-size", "5", "--seeds", "2"]
+
+
+def test_experiment_compares_a_strategy_with_continuous_training(prefect_backend, local_mlflow):
+    result = runner.invoke(app, ["experiment", *SMALL, "--strategy", "margin", "--name", "cli-check"])
+    assert result.exit_code == 0, result.output
+    assert "margin" in result.output and "random" in result.output and "AULC" in result.output
+    rows = json.loads((local_mlflow / "metrics" / "cli-check-margin.json").read_text())
+    assert len(rows) == 2 * 3 and {r["seed"] for r in rows} == {0, 1}
+    assert (local_mlflow / "reports" / "cli-check.png").exists()
+    assert (local_mlflow / "mlflow.db").exists()
+    assert "MLflow run" in result.output
+
+
+def test_all_strategies_without_baseline_or_mlflow(prefect_backend, local_mlflow):
+    args = [
+        "experiment",
+        *SMALL,
+        "--strategy",
+        "all",
+        "--no-baseline",
+        "--no-mlflow",
+        "--model",
+        "sgd",
+        "--online",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    runs = sorted(p.stem for p in (local_mlflow / "metrics").glob("*.csv"))
+    assert runs == [f"iris-sgd-{s}" for s in ("entropy", "least_confident", "margin", "random")]
+    assert not (local_mlflow / "mlflow.db").exists()
+
+
+def test_bad_options_are_refused_before_anything_runs(local_mlflow):
+    for args, message in [
+        (["--strategy", "nope"], "unknown strategy 'nope'"),
+        (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["--dataset", "missing.csv"], "no such data file"),
+        (["--model", "svm"], "unknown model 'svm'"),
+        (["--initial-fraction", "1.5"], "initial_fraction"),
+    ]:
+        result = runner.invoke(app, ["experiment", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in " ".join(result.output.split()), result.output
+    assert not (local_mlflow / "models").exists()
