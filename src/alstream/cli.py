@@ -18,11 +18,13 @@ from alstream.strategies import STRATEGIES
 app = typer.Typer(help="alstream: active learning that picks what people label.", no_args_is_help=True)
 console = Console()
 
-# Prefect's temporary server is an implementation detail of a local run: keep it quiet.
+# Prefect's temporary server (used when no PREFECT_API_URL is set) is an implementation
+# detail of a local run: no telemetry, and no shutdown tracebacks from its subprocess.
 QUIET_PREFECT = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_SERVER_LEVEL": "CRITICAL",
 }
+QUIET_SERVER_PROCESS = {"PREFECT_LOGGING_ROOT_LEVEL": "CRITICAL"}  # set after this process's logging
 
 
 @app.callback()
@@ -85,6 +87,8 @@ def _run_flow(config: ExperimentConfig, output_dir: Path, track: bool) -> dict:
     from alstream.progress import experiment_progress
 
     logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+    for key, value in QUIET_SERVER_PROCESS.items():  # only the server subprocess reads these now
+        os.environ.setdefault(key, value)
     with experiment_progress(config) as advance:
         try:
             return active_learning_flow(config, output_dir=str(output_dir), track=track, on_round=advance)
@@ -95,9 +99,12 @@ def _run_flow(config: ExperimentConfig, output_dir: Path, track: bool) -> dict:
 
 def _print_summary(outcome: dict) -> None:
     rows = outcome["summary"]
-    table = Table(title=f"{outcome['name']}: full-pool accuracy {outcome['full_pool_accuracy']:.3f}")
-    for column in ("strategy", "AULC", "final accuracy", "labels to 95%", "labels to 99%"):
-        table.add_column(column, justify="left" if column == "strategy" else "right")
+    table = Table(
+        title=f"{outcome['name']}: full-pool accuracy {outcome['full_pool_accuracy']:.3f}",
+        caption="labels needed to reach 95% / 99% of the full-pool accuracy",
+    )
+    for column in ("strategy", "AULC", "final acc.", "95%", "99%"):
+        table.add_column(column, justify="left" if column == "strategy" else "right", no_wrap=True)
     for row in sorted(rows, key=lambda r: -r["aulc"]):
         table.add_row(
             row["strategy"],
