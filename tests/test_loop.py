@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.preprocessing import StandardScaler
 
 from alstream.loop import Oracle, Steps, run_loop, select_batch
-from alstream.strategies import query_model
+from alstream.scoring import query_model
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sampling
-from sklearn.datasets import make_classification
-from sklearn.linear_model import LogisticRegression
 
 from alstream.strategies import (
     STRATEGIES,
@@ -17,7 +15,6 @@ from alstream.strategies import (
     get_strategy,
     least_confident,
     margin,
-    query_model,
     query_proba,
 )
 
@@ -325,30 +322,7 @@ def test_same_selection_as_modal(name, seed, n_classes, k):
     assert set(ours.indices.tolist()) == set(np.asarray(theirs).tolist())
 
 
-# --- query_model and dtypes -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fitted():
-    X, y = make_classification(n_samples=600, n_features=6, n_informative=4, n_classes=3, random_state=0)
-    return LogisticRegression(max_iter=1000).fit(X[:200], y[:200]), X[200:]
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_query_model_matches_query_proba(fitted, name):
-    model, X = fitted
-    ids = np.arange(1000, 1000 + 2 * len(X), 2)
-    ref = query_proba(model.predict_proba(X), 30, name, seed=3, ids=ids)
-    for chunk_size in (1, 7, 64, 10_000):
-        sel = query_model(model, X, 30, name, seed=3, ids=ids, chunk_size=chunk_size)
-        np.testing.assert_array_equal(sel.indices, ref.indices)
-        np.testing.assert_allclose(sel.scores, ref.scores, rtol=1e-12)
-
-
-def test_query_model_too_few_rows_raises(fitted):
-    model, X = fitted
-    with pytest.raises(ValueError, match="pool"):
-        query_model(model, X[:5], 6)
+# --- dtypes -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", UNCERTAINTY)

@@ -22,7 +22,7 @@ import numpy as np
 from alstream import estimators
 from alstream.estimators import Classifier
 from alstream.evaluation import evaluate
-from alstream.strategies import query_model
+from alstream.scoring import query_model
 
 
 @dataclass(frozen=True)

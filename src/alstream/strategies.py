@@ -18,18 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 Strategy = Callable[[np.ndarray], np.ndarray]
 DEFAULT_CHUNK_SIZE = 16384
-
-
-class ProbabilisticClassifier(Protocol):
-    """Anything with scikit-learn's ``predict_proba``."""
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
 
 
 def _as_float(proba: np.ndarray) -> np.ndarray:
@@ -81,15 +74,22 @@ def entropy(proba: np.ndarray) -> np.ndarray:
     >>> entropy(np.array([[0.5, 0.5], [1.0, 0.0]])).round(4).tolist()
     [0.6931, 0.0]
     """
-    proba = _as_float(proba)
+    cols = _columns(proba)
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.log(proba)
-        np.multiply(terms, proba, out=terms)
-    scores = 0.0 - np.einsum("ij->i", terms)
-    if np.isnan(scores).any():  # a zero probability: 0 * log 0 is 0, not nan
-        terms[proba == 0] = 0.0
-        scores = 0.0 - np.einsum("ij->i", terms)
-    return scores
+        terms = np.log(cols)
+        terms *= cols
+    total = _row_sum(terms)
+    if np.isnan(total).any():  # a zero probability: 0 * log 0 is 0, not nan
+        terms[cols == 0] = 0.0
+        total = _row_sum(terms)
+    return np.subtract(0.0, total, out=total)
+
+
+def _row_sum(cols: np.ndarray) -> np.ndarray:
+    total = cols[0].copy()
+    for col in cols[1:]:
+        total += col
+    return total
 
 
 def random(proba: np.ndarray) -> np.ndarray:
@@ -199,14 +199,15 @@ class TopK:
         return Selection(indices=self._positions[order], scores=self._scores[order])
 
 
-def _chunks(n: int, chunk_size: int) -> Iterator[slice]:
+def chunk_slices(n: int, chunk_size: int) -> Iterator[slice]:
+    """Consecutive slices of ``chunk_size`` rows covering ``range(n)``."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     for start in range(0, n, chunk_size):
         yield slice(start, min(start + chunk_size, n))
 
 
-def _select(
+def select_from_chunks(
     proba_chunks: Iterable[tuple[slice, np.ndarray]],
     n: int,
     k: int,
@@ -214,6 +215,7 @@ def _select(
     seed: int,
     ids: np.ndarray | None,
 ) -> Selection:
+    """The ``k`` most uncertain rows of a pool given as ``(rows, proba)`` chunks."""
     score = get_strategy(strategy) if isinstance(strategy, str) else strategy
     if ids is not None and len(ids) != n:
         raise ValueError(f"got {len(ids)} ids for a pool of {n} samples")
@@ -242,29 +244,5 @@ def query_proba(
     proba = np.asarray(proba)
     if proba.ndim != 2:
         raise ValueError(f"proba must be 2-D (samples x classes), got shape {proba.shape}")
-    chunks = ((rows, proba[rows]) for rows in _chunks(len(proba), chunk_size))
-    return _select(chunks, len(proba), k, strategy, seed, ids)
-
-
-def query_model(
-    model: ProbabilisticClassifier,
-    X: np.ndarray,
-    k: int,
-    strategy: str | Strategy = "entropy",
-    *,
-    seed: int = 0,
-    ids: np.ndarray | None = None,
-    chunk_size: int = 65536,
-) -> Selection:
-    """The ``k`` rows of ``X`` the model is least sure of, predicting chunk by chunk.
-
-    Only one chunk of probabilities is alive at a time, so memory beyond the pool stays small.
-
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> X = np.array([[-2.0], [-0.1], [0.1], [2.0]])
-    >>> model = LogisticRegression().fit(X, [0, 0, 1, 1])
-    >>> sorted(query_model(model, X, k=2, strategy="least_confident").indices.tolist())
-    [1, 2]
-    """
-    chunks = ((rows, model.predict_proba(X[rows])) for rows in _chunks(len(X), chunk_size))
-    return _select(chunks, len(X), k, strategy, seed, ids)
+    chunks = ((rows, proba[rows]) for rows in chunk_slices(len(proba), chunk_size))
+    return select_from_chunks(chunks, len(proba), k, strategy, seed, ids)
