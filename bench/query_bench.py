@@ -32,6 +32,7 @@ import os
 import pickle
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -54,7 +55,8 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from alstream.strategies import query_model, query_proba
+from alstream.scoring import query_model
+from alstream.strategies import query_proba
 
 N_FEATURES, N_CLASSES, N_LABELED, K = 50, 10, 2_000, 100
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -70,6 +72,7 @@ PRELOAD = [
     "skactiveml.pool",
     "skactiveml.classifier",
     "alstream.strategies",
+    "alstream.scoring",
 ]
 
 OURS, MODAL, SKAL, SKAL_CORE, SKLEARN = (
@@ -436,6 +439,26 @@ def machine_info(threadpools: list[dict[str, Any]], cpu: int, load: dict) -> dic
     }
 
 
+def source_info() -> dict[str, Any]:
+    """Which alstream code ran: the commit and whether src/ differs from it (read-only git)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*argv: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *argv], cwd=root, capture_output=True, text=True)
+        except OSError:
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    changed = git("status", "--porcelain", "--", "src")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "src_changed_since_commit": None if changed is None else changed.splitlines(),
+        "query_model": f"{query_model.__module__}.query_model",
+        "query_proba": f"{query_proba.__module__}.query_proba",
+    }
+
+
 def parse_sizes(text: str) -> list[int]:
     return [int(float(part)) for part in text.split(",") if part.strip()]
 
@@ -473,6 +496,7 @@ def main() -> None:
     cpu = max(os.sched_getaffinity(0))
     console = Console(width=None if sys.stdout.isatty() else 140)
     rows: list[dict[str, Any]] = []
+    source = source_info()  # the forkserver imports alstream once, at the first case
     started = time.perf_counter()
     load_start = os.getloadavg()
     if load_start[0] > 0.5:
@@ -550,6 +574,7 @@ def main() -> None:
             "memory": "peak RSS above the baseline with the inputs loaded, MB = 10^6 bytes",
             "process": "a fresh process per case (forkserver), pinned to one CPU, 1 BLAS thread",
         },
+        "alstream": source,
         "machine": machine_info(
             rows[0]["threadpools"] if rows else [],
             cpu,
