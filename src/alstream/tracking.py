@@ -277,3 +277,32 @@ def _quiet() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(level)
+
+
+def log_model_version(
+    model: object,
+    *,
+    project: str,
+    version: int,
+    kind: str,
+    params: dict[str, object],
+    metrics: dict[str, float],
+    register: bool = True,
+    experiment_name: str = "alstream-service",
+) -> str:
+    """One run per model version of the service: its parameters, metrics (step = version) and,
+    when ``register``, the model registered as ``alstream-<project>``. Returns the run id."""
+    import mlflow
+
+    uri = configure()
+    client = mlflow.MlflowClient(uri)
+    experiment_id = _experiment_id(client, experiment_name, uri)
+    tags = {"alstream.role": "model-version", "project": project, "kind": kind, "version": str(version)}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{project}-v{version}", tags=tags) as run:
+        values = [(metric_name(k), float(v), version) for k, v in metrics.items() if v == v]
+        _log_batch(
+            client, run.info.run_id, params={metric_name(k): v for k, v in params.items()}, metrics=values
+        )
+        if register:
+            _log_model(model, re.sub(r"[/:]", "-", f"alstream-{project}"), step=version)
+        return run.info.run_id

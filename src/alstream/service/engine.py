@@ -1,0 +1,330 @@
+"""The service's loop: follow the store, score what arrives, train as labels come, serve the queue.
+
+The store is the source of truth (the consumer writes it); the engine follows it into the
+in-memory pool, keeps the current model version, re-scores the pool in the background after
+each new version (the previous scores keep serving until the new ones are complete), and leases
+the most uncertain samples to people.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from alstream.evaluation import evaluate
+from alstream.scoring import probability_chunks
+from alstream.service.pool import LABELED, SKIPPED, UNLABELED, Pool
+from alstream.service.quality import StreamAccuracy
+from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
+from alstream.strategies import get_strategy
+
+log = logging.getLogger("alstream.service")
+CHUNK = 16384
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A sample to label, with the model's view of it and why it was chosen."""
+
+    id: str
+    score: float
+    reason: str
+    strategy: str
+    model_version: int
+    probabilities: dict[str, float]
+    predicted: str | None
+    features: list[float]
+
+
+@dataclass
+class EngineConfig:
+    """What the engine needs from the settings."""
+
+    classes: list[str]
+    n_features: int
+    strategy: str = "entropy"
+    model: str = "sgd"
+    policy: RetrainPolicy = field(default_factory=RetrainPolicy)
+    lease_s: float = 300.0
+    random_share: float = 0.1
+    project: str = "alstream"
+    track: bool = True
+
+
+class Engine:
+    """Owns the pool, the trainer and the honest accuracy estimate; thread-safe entry points."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        store: Any,
+        holdout: tuple[np.ndarray, np.ndarray] | None = None,
+        full_training: Callable[[Engine], ModelVersion | None] | None = None,
+    ) -> None:
+        self.config, self.store, self.holdout = config, store, holdout
+        self.strategy = get_strategy(config.strategy)
+        self.pool = Pool(config.n_features)
+        self.trainer = Trainer(config.model, config.classes, config.policy)
+        self.quality = StreamAccuracy()
+        self.labels: dict[str, str] = {}  # latest non-skipped label per sample: the training set
+        self.curve: list[dict[str, Any]] = []
+        self.latencies: deque[float] = deque(maxlen=500)  # label stored -> model that includes it
+        self._full_training = full_training or (lambda engine: engine.train_full())
+        self._pending: dict[str, float] = {}  # labeled since the last version -> when stored
+        self._new_since_full = 0
+        self._last_full = time.monotonic()
+        self._last_seq = 0
+        self._last_label_id = 0
+        self._train_lock = threading.Lock()
+        self._rng = np.random.default_rng()
+        self._tracking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alstream-tracking")
+        latest = store.latest_model()
+        if latest is not None:
+            self.trainer.start_at(int(latest["version"]))
+
+    # --- following the store --------------------------------------------------------------
+    def sync(self) -> tuple[int, int]:
+        """Bring new samples and labels from the store into the pool; returns how many of each."""
+        new_samples = 0
+        while True:
+            seqs, ids, features = self.store.samples_after(self._last_seq, 50_000)
+            if not len(seqs):
+                break
+            self._last_seq = int(seqs[-1])
+            new_samples += self.pool.add(list(ids), features, self._score(features))
+            known = [i for i in ids if i in self.labels]
+            if known:
+                self.pool.mark(known, LABELED)
+        rows = self.store.labels_after(self._last_label_id)
+        for row_id, sample_id, label, _annotator, skipped, _created in rows:
+            self._last_label_id = max(self._last_label_id, int(row_id))
+            if skipped:
+                self.labels.pop(sample_id, None)
+                self._pending.pop(sample_id, None)
+                self.pool.mark([sample_id], SKIPPED)
+                continue
+            self.labels[sample_id] = label
+            self._pending.setdefault(sample_id, time.time())
+            self._new_since_full += 1
+            self.pool.mark([sample_id], LABELED)
+            self.quality.labeled(sample_id, label, len(self.labels))
+        return new_samples, len(rows)
+
+    # --- scoring --------------------------------------------------------------------------
+    def _score(self, features: np.ndarray, version: ModelVersion | None = None) -> np.ndarray:
+        version = version or self.trainer.current
+        if version is None or not len(features):
+            return np.zeros(len(features))
+        return np.concatenate(
+            [self.strategy(p) for _, p in probability_chunks(version.model, features, CHUNK)]
+        )
+
+    def rescore(self, version: ModelVersion) -> None:
+        """Score the whole pool with ``version`` in chunks, then swap the scores in at once."""
+        done = 0
+        while done < len(self.pool):
+            size = len(self.pool)
+            scores = self._score(self.pool.features[done:size], version)
+            self.pool.set_scores(scores, version.version, start=done)
+            done = size
+
+    # --- training -------------------------------------------------------------------------
+    def training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """Features and latest labels of every labeled sample the pool holds."""
+        ids = [i for i in self.labels if i in self.pool.index]
+        positions = self.pool.positions(ids)
+        return self.pool.features[positions], np.array([self.labels[i] for i in ids], dtype=object).astype(
+            str
+        )
+
+    def label_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.config.classes, 0)
+        for sample_id, label in self.labels.items():
+            if sample_id in self.pool.index:
+                counts[label] = counts.get(label, 0) + 1
+        return counts
+
+    def train_step(self) -> ModelVersion | None:
+        """Train the next version if the policy says so: online update or full retrain."""
+        policy, trainer = self.config.policy, self.trainer
+        if not self._pending or policy.cold(self.label_counts(), self.config.classes):
+            return None
+        with self._train_lock:
+            since = time.monotonic() - self._last_full
+            if trainer.current is None or policy.wants_full(
+                self._new_since_full, since, trainer.online_since_full
+            ):
+                return self._full_training(self)
+            return self._online() if trainer.online else None
+
+    def train_full(self) -> ModelVersion | None:
+        """Refit on every current label; a failure keeps the previous version serving."""
+        pending = dict(self._pending)
+        X, y = self.training_data()
+        try:
+            version = self.trainer.train_full(X, y)
+        except Exception:
+            log.exception("full training failed; the previous model keeps serving")
+            self._record_failure("full", len(y))
+            self._last_full = time.monotonic()
+            return None
+        self._new_since_full = 0
+        self._last_full = time.monotonic()
+        return self._publish(version, pending)
+
+    def _online(self) -> ModelVersion | None:
+        pending = dict(self._pending)
+        ids = [i for i in pending if i in self.pool.index and i in self.labels]
+        if not ids:
+            return None
+        X = self.pool.features[self.pool.positions(ids)]
+        y = np.array([self.labels[i] for i in ids], dtype=object).astype(str)
+        try:
+            version = self.trainer.update_online(X, y)
+        except Exception:
+            log.exception("online update failed; the previous model keeps serving")
+            self._record_failure("online", len(self.labels))
+            return None
+        return self._publish(version, pending)
+
+    def _publish(self, version: ModelVersion, pending: dict[str, float]) -> ModelVersion:
+        self.rescore(version)
+        now = time.time()
+        for sample_id, stored_at in pending.items():
+            self.latencies.append(now - stored_at)
+            self._pending.pop(sample_id, None)
+        metrics = self._evaluate(version)
+        self.curve.append(
+            {"version": version.version, "kind": version.kind, "n_labels": version.n_labels, **metrics}
+        )
+        self._tracking.submit(self._record, version, metrics)
+        return version
+
+    def _evaluate(self, version: ModelVersion) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        estimate, n = self.quality.estimate()
+        if estimate is not None:
+            metrics.update({"stream_accuracy": estimate, "stream_samples": float(n)})
+        if self.holdout is not None:
+            X, y = self.holdout
+            held = evaluate(version.model, X, y, np.unique(np.asarray(self.config.classes)))
+            metrics.update({f"holdout_{k}": v for k, v in held.items()})
+        return metrics
+
+    def _record(self, version: ModelVersion, metrics: dict[str, float]) -> None:
+        run_id = None
+        if self.config.track:
+            try:
+                from alstream import tracking
+
+                params = {"model": self.config.model, "strategy": self.config.strategy, "kind": version.kind,
+                          "n_labels": version.n_labels}  # fmt: skip
+                run_id = tracking.log_model_version(
+                    version.model, project=self.config.project, version=version.version, kind=version.kind,
+                    params=params, metrics=metrics, register=version.kind == "full",
+                )  # fmt: skip
+            except Exception:
+                log.exception("could not log model version %s to MLflow", version.version)
+        self.store.record_model(kind=version.kind, n_labels=version.n_labels, metrics=metrics, status="ok",
+                                mlflow_run_id=run_id)  # fmt: skip
+
+    def _record_failure(self, kind: str, n_labels: int) -> None:
+        self._tracking.submit(
+            self.store.record_model, kind=kind, n_labels=n_labels, metrics={}, status="failed",
+            error=self.trainer.last_error,
+        )  # fmt: skip
+
+    # --- serving --------------------------------------------------------------------------
+    def queue(self, n: int, annotator: str) -> list[QueueItem]:
+        """Lease up to ``n`` samples to ``annotator``: the most uncertain, and a random share."""
+        cold = self.trainer.current is None
+        taken = self.pool.take(n, annotator, self.config.lease_s, 0.0 if cold else self.config.random_share,
+                               self._rng)  # fmt: skip
+        if not taken:
+            return []
+        positions = np.array([t.position for t in taken])
+        features = self.pool.features[positions]
+        version = self.trainer.current
+        if version is None:
+            proba = np.full((len(taken), len(self.config.classes)), 1 / len(self.config.classes))
+            classes = list(self.config.classes)
+        else:
+            proba = version.model.predict_proba(features)
+            classes = [str(c) for c in version.model.classes_]
+        items = []
+        for t, p, x in zip(taken, proba, features, strict=True):
+            predicted = None if version is None else classes[int(np.argmax(p))]
+            if t.reason == "random" and predicted is not None:
+                self.quality.served(t.id, t.version, predicted)
+            items.append(
+                QueueItem(
+                    id=t.id,
+                    score=t.score,
+                    reason="cold start" if cold else t.reason,
+                    strategy="random" if cold or t.reason == "random" else self.config.strategy,
+                    model_version=t.version,
+                    probabilities=dict(zip(classes, map(float, p), strict=True)),
+                    predicted=predicted,
+                    features=x.tolist(),
+                )
+            )
+        return items
+
+    def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
+        """(version, classes, probabilities) of the current model; raises if there is none yet."""
+        version = self.trainer.current
+        if version is None:
+            raise LookupError("no model yet: label a few samples of every class first")
+        return (
+            version.version,
+            [str(c) for c in version.model.classes_],
+            version.model.predict_proba(features),
+        )
+
+    def stats(self) -> dict[str, Any]:
+        estimate, n = self.quality.estimate()
+        latencies = np.array(self.latencies) if self.latencies else None
+        current = self.trainer.current
+        return {
+            **self.pool.counts(),
+            "labels_per_class": self.label_counts(),
+            "cold_start": current is None,
+            "strategy": self.config.strategy,
+            "model_version": current.version if current else None,
+            "last_training_error": self.trainer.last_error,
+            "training_failures": self.trainer.failures,
+            "stream_accuracy": estimate,
+            "stream_accuracy_samples": n,
+            "learning_curve": list(self.curve),
+            "label_to_model_s": None
+            if latencies is None
+            else {"p50": float(np.median(latencies)), "p90": float(np.quantile(latencies, 0.9))},
+        }
+
+    def close(self) -> None:
+        self._tracking.shutdown(wait=True)
+
+    # --- the background loop --------------------------------------------------------------
+    def run(self, stop: threading.Event, idle_s: float = 0.05) -> None:
+        """Follow the store and train until ``stop`` is set; errors are logged, never fatal."""
+        while not stop.is_set():
+            try:
+                samples, labels = self.sync()
+                trained = self.train_step()
+            except Exception:
+                log.exception("engine step failed; retrying")
+                samples = labels = 0
+                trained = None
+            if not (samples or labels or trained):
+                stop.wait(idle_s)
+
+
+__all__ = ["LABELED", "SKIPPED", "UNLABELED", "Engine", "EngineConfig", "QueueItem"]

@@ -1,0 +1,56 @@
+"""An honest accuracy estimate on the stream.
+
+Uncertainty sampling asks about the hardest samples, so the model's accuracy on what people
+label says little. A share of the queue is drawn uniformly at random instead; the model's
+guess for those, made when they were served, is compared with the label people give.
+
+>>> quality = StreamAccuracy()
+>>> quality.served("a", version=1, predicted="cat")
+>>> quality.labeled("a", "cat", n_labels=10)
+>>> quality.estimate()
+(1.0, 1)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+
+class StreamAccuracy:
+    """Running accuracy over the latest ``window`` randomly drawn, labeled samples."""
+
+    def __init__(self, window: int = 200) -> None:
+        self._guesses: dict[str, tuple[int, str]] = {}
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._by_version: dict[int, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def served(self, sample_id: str, version: int, predicted: str) -> None:
+        """Remember the guess of model ``version`` for a randomly drawn sample."""
+        with self._lock:
+            self._guesses.setdefault(sample_id, (version, predicted))
+
+    def labeled(self, sample_id: str, label: str | None, n_labels: int) -> None:
+        """A person labeled ``sample_id``: score the guess if it was a random draw."""
+        with self._lock:
+            guess = self._guesses.pop(sample_id, None)
+            if guess is None or label is None:
+                return
+            version, predicted = guess
+            correct = predicted == label
+            self._recent.append(correct)
+            tally = self._by_version.setdefault(version, [0, 0])
+            tally[0] += int(correct)
+            tally[1] += 1
+
+    def estimate(self) -> tuple[float | None, int]:
+        """(accuracy over the window, how many samples it rests on)."""
+        with self._lock:
+            n = len(self._recent)
+            return (sum(self._recent) / n if n else None), n
+
+    def by_version(self) -> dict[int, tuple[float, int]]:
+        """Per model version: (accuracy on its random draws, how many)."""
+        with self._lock:
+            return {v: (c / n, n) for v, (c, n) in self._by_version.items() if n}

@@ -1,0 +1,108 @@
+"""Model versions for the service: when to train, how, and which version serves.
+
+A version is trained in full from every current label, or updated online (``partial_fit``) from
+the newest labels only. Selection always uses the newest *finished* version: a new one becomes
+``current`` only after training succeeded; a failed training leaves the previous one serving.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alstream import estimators
+from alstream.estimators import Classifier
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A trained model and what it was trained on."""
+
+    version: int
+    model: Classifier
+    kind: str  # "full" or "online"
+    n_labels: int
+    created_at: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    """Full retrain after ``after_labels`` new labels, or every ``interval_s`` when any are new."""
+
+    after_labels: int = 20
+    interval_s: float = 30.0
+    online: bool = True
+    full_every: int = 5  # with online updates, a full refit every that many versions
+    min_per_class: int = 2
+
+    def cold(self, counts: dict[str, int], classes: list[str]) -> bool:
+        """Too few labels per class to train: the queue serves random samples."""
+        return any(counts.get(c, 0) < self.min_per_class for c in classes)
+
+    def wants_full(self, new_labels: int, since_s: float, online_versions: int) -> bool:
+        return new_labels > 0 and (
+            new_labels >= self.after_labels
+            or since_s >= self.interval_s
+            or online_versions >= self.full_every
+        )
+
+
+class Trainer:
+    """Holds the serving model version and trains the next one."""
+
+    def __init__(self, model_name: str, classes: list[str], policy: RetrainPolicy, seed: int = 0) -> None:
+        self.prototype = estimators.make_model(model_name, seed)
+        self.classes = np.asarray(classes)
+        self.policy = policy
+        self.current: ModelVersion | None = None
+        self.last_error: str | None = None
+        self.failures = 0
+        self._lock = threading.Lock()
+        self._next_version = 1
+        self._online_since_full = 0
+
+    @property
+    def online(self) -> bool:
+        return self.policy.online and estimators.supports_partial_fit(self.prototype)
+
+    def start_at(self, version: int) -> None:
+        """Continue numbering after the versions already recorded."""
+        self._next_version = max(self._next_version, version + 1)
+
+    def train_full(
+        self, X: np.ndarray, y: np.ndarray, fit: Callable[..., Classifier] = estimators.fit
+    ) -> ModelVersion:
+        """A new version trained on all of ``X``, ``y``; becomes current if training succeeds."""
+        return self._publish(lambda: fit(self.prototype, X, y), "full", len(y))
+
+    def update_online(self, X: np.ndarray, y: np.ndarray) -> ModelVersion:
+        """A new version updated from the newest labels only (``partial_fit`` on a copy)."""
+        base = self.current
+        if base is None:
+            raise RuntimeError("no model to update yet: train one in full first")
+        n_labels = base.n_labels + len(y)
+        return self._publish(lambda: estimators.update(base.model, X, y, self.classes), "online", n_labels)
+
+    def _publish(self, train: Callable[[], Classifier], kind: str, n_labels: int) -> ModelVersion:
+        try:
+            model = train()
+        except Exception as error:  # keep serving the previous version, say why
+            self.failures += 1
+            self.last_error = f"{kind} training failed: {type(error).__name__}: {error}"
+            raise
+        with self._lock:
+            version = ModelVersion(self._next_version, model, kind, n_labels, time.time())
+            self._next_version += 1
+            self._online_since_full = self._online_since_full + 1 if kind == "online" else 0
+            self.current = version
+            self.last_error = None
+            return version
+
+    @property
+    def online_since_full(self) -> int:
+        return self._online_since_full
