@@ -166,19 +166,27 @@ class Engine:
             return self._online() if trainer.online else None
 
     def train_full(self) -> ModelVersion | None:
-        """Refit on every current label; a failure keeps the previous version serving."""
+        """Refit on every current label and publish it (``flows.retrain_flow`` does the same as tasks)."""
         pending = dict(self._pending)
         X, y = self.training_data()
+        version = self.fit_full(X, y)
+        return None if version is None else self.publish(version, pending)
+
+    def fit_full(self, X: np.ndarray, y: np.ndarray) -> ModelVersion | None:
+        """A version refit on ``X``, ``y``; on failure, None (the previous version keeps serving)."""
+        self._last_full = time.monotonic()
         try:
             version = self.trainer.train_full(X, y)
         except Exception:
             log.exception("full training failed; the previous model keeps serving")
             self._record_failure("full", len(y))
-            self._last_full = time.monotonic()
             return None
         self._new_since_full = 0
-        self._last_full = time.monotonic()
-        return self._publish(version, pending)
+        return version
+
+    def pending(self) -> dict[str, float]:
+        """Labels not yet in a model version, with when they were seen."""
+        return dict(self._pending)
 
     def _online(self) -> ModelVersion | None:
         pending = dict(self._pending)
@@ -193,9 +201,10 @@ class Engine:
             log.exception("online update failed; the previous model keeps serving")
             self._record_failure("online", len(self.labels))
             return None
-        return self._publish(version, pending)
+        return self.publish(version, pending)
 
-    def _publish(self, version: ModelVersion, pending: dict[str, float]) -> ModelVersion:
+    def publish(self, version: ModelVersion, pending: dict[str, float]) -> ModelVersion:
+        """Re-score the pool with ``version``, then record it (store and MLflow, in the background)."""
         self.rescore(version)
         now = time.time()
         for sample_id, stored_at in pending.items():

@@ -1,0 +1,167 @@
+"""HTTP routes: thin, every decision lives in the engine, the messages and the stream."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from alstream.messages import InvalidBatch, LabelIn, SampleIn, parse_labels, parse_messages
+from alstream.service.runtime import Runtime
+from alstream.stream import StreamUnavailable
+
+router = APIRouter()
+
+
+class Accepted(BaseModel):
+    ids: list[str] = Field(description="Ids of the accepted samples and labels, in the order sent.")
+    samples: int
+    labels: int
+
+
+class QueueEntry(BaseModel):
+    id: str
+    score: float = Field(description="The strategy's uncertainty score (higher: less sure).")
+    reason: str = Field(description="'uncertainty', 'random' (unbiased accuracy estimate) or 'cold start'.")
+    strategy: str
+    model_version: int = Field(description="The model version whose scores chose this item (0: none yet).")
+    probabilities: dict[str, float]
+    predicted: str | None
+    features: list[float]
+
+
+class PredictIn(BaseModel):
+    features: list[list[float]] = Field(description="Rows of features, in the project's feature order.")
+
+
+class PredictOut(BaseModel):
+    model_version: int
+    classes: list[str]
+    probabilities: list[list[float]]
+    predicted: list[str]
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+async def _json(request: Request) -> Any:
+    body = await request.body()
+    if not body:
+        raise HTTPException(422, "empty body: send a JSON object or a list of them")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise HTTPException(422, f"body is not valid JSON: {error}") from None
+
+
+def _invalid(error: InvalidBatch) -> JSONResponse:
+    errors = [{"index": e.index, "id": e.id, "field": e.field, "message": e.message} for e in error.errors]
+    return JSONResponse(status_code=422, content={"detail": str(error), "errors": errors})
+
+
+def _publish(runtime: Runtime, samples: list, labels: list) -> None:
+    try:
+        if samples:
+            runtime.publish_samples(samples)
+        if labels:
+            runtime.publish_labels(labels)
+    except StreamUnavailable as error:
+        raise HTTPException(503, f"the stream is unavailable, nothing was accepted: {error}") from None
+
+
+@router.post(
+    "/send",
+    status_code=202,
+    response_model=Accepted,
+    summary="Send samples and labels into the stream",
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"anyOf": [
+        {"$ref": "#/components/schemas/SampleIn"}, {"$ref": "#/components/schemas/LabelIn"},
+        {"type": "array", "items": {"anyOf": [{"$ref": "#/components/schemas/SampleIn"},
+                                              {"$ref": "#/components/schemas/LabelIn"}]}}]}}}}},
+)  # fmt: skip
+async def send(request: Request) -> Any:
+    """One message or a batch of up to 10,000. Every item is validated first; if any is invalid
+    nothing is accepted (422 lists each bad item and why). 202 once the stream holds them all."""
+    payload = await _json(request)
+    runtime = _runtime(request)
+    try:
+        samples, labels = parse_messages(payload, runtime.settings.project)
+    except InvalidBatch as error:
+        return _invalid(error)
+    _publish(runtime, samples, labels)
+    return Accepted(ids=[s.id for s in samples] + [label.id for label in labels], samples=len(samples),
+                    labels=len(labels))  # fmt: skip
+
+
+@router.post(
+    "/labels", status_code=202, response_model=Accepted, summary="Label samples (for people and the page)"
+)
+async def labels(request: Request, _doc: Annotated[LabelIn | list[LabelIn] | None, Body()] = None) -> Any:
+    """One label or a list: ``{"id": ..., "label": ...}`` or ``{"id": ..., "skipped": true}``."""
+    payload = await _json(request)
+    runtime = _runtime(request)
+    try:
+        parsed = parse_labels(payload, runtime.settings.project)
+    except InvalidBatch as error:
+        return _invalid(error)
+    _publish(runtime, [], parsed)
+    return Accepted(ids=[label.id for label in parsed], samples=0, labels=len(parsed))
+
+
+@router.get("/queue", response_model=list[QueueEntry], summary="The next samples to label")
+def queue(
+    request: Request,
+    n: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
+    annotator: Annotated[
+        str, Query(min_length=1, max_length=200, description="Who labels them.")
+    ] = "anonymous",
+) -> Any:
+    """The most uncertain samples (and a random share), leased to ``annotator`` for a while."""
+    return [item.__dict__ for item in _runtime(request).engine.queue(n, annotator)]
+
+
+@router.get("/stats", summary="Pool, labels, model versions and the learning curve")
+def stats(request: Request) -> dict[str, Any]:
+    runtime = _runtime(request)
+    store = runtime.store
+    return {**runtime.engine.stats(), "store": store.counts(), "conflicts": len(store.conflicts()),
+            "ingest": runtime.ingestor.counts.__dict__ if runtime.ingestor else None}  # fmt: skip
+
+
+@router.get("/models", summary="Every model version with its metrics")
+def models(request: Request) -> list[dict[str, Any]]:
+    return _runtime(request).store.models()
+
+
+@router.post("/predict", response_model=PredictOut, summary="Predict with the current model")
+def predict(request: Request, body: PredictIn) -> Any:
+    runtime = _runtime(request)
+    features = np.asarray(body.features, dtype=np.float64)
+    expected = runtime.engine.config.n_features
+    if features.ndim != 2 or features.shape[1] != expected or not len(features):
+        raise HTTPException(422, f"features must be rows of {expected} numbers")
+    if not np.isfinite(features).all():
+        raise HTTPException(422, "features must be finite numbers")
+    try:
+        version, classes, proba = runtime.engine.predict(features)
+    except LookupError as error:
+        raise HTTPException(409, str(error)) from None
+    return PredictOut(model_version=version, classes=classes, probabilities=proba.tolist(),
+                      predicted=[classes[i] for i in proba.argmax(axis=1)])  # fmt: skip
+
+
+@router.get("/health", summary="Liveness")
+def health(request: Request) -> dict[str, Any]:
+    engine = _runtime(request).engine
+    return {
+        "status": "ok",
+        "model_version": engine.trainer.current.version if engine.trainer.current else None,
+    }
+
+
+__all__ = ["SampleIn", "router"]

@@ -1,0 +1,117 @@
+"""The consumer: stream records into the store, exactly once in effect.
+
+Records are decoded and validated against the project's schema; a malformed one goes to the
+dead-letter topic with the reason and never stops the loop. Each polled batch is written in one
+database transaction, and the stream offsets are committed only after that commit: a crash at
+any point replays at most the last batch, which the store's idempotent writes absorb.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from alstream.messages import InvalidMessage, ProjectSchema, decode_label, decode_sample
+from alstream.store import LabelRow, SampleRow, Store
+from alstream.stream import Consumer, Record, Stream
+
+log = logging.getLogger("alstream.ingest")
+
+
+@dataclass(frozen=True)
+class Topics:
+    samples: str = "alstream.samples"
+    labels: str = "alstream.labels"
+    dead_letter: str = "alstream.dead-letter"
+
+
+@dataclass
+class IngestCounts:
+    samples: int = 0
+    labels: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+
+
+class Ingestor:
+    """Consumes the samples and labels topics into the store as one consumer group."""
+
+    def __init__(
+        self, stream: Stream, store: Store, schema: ProjectSchema, topics: Topics, group: str
+    ) -> None:
+        self.stream, self.store, self.schema, self.topics, self.group = stream, store, schema, topics, group
+        self.consumer = self._open()
+        self.counts = IngestCounts()
+
+    def step(self, max_records: int = 2000, timeout: float = 0.2) -> int:
+        """Poll one batch, store it, then commit its offsets; returns how many records it held."""
+        records = self.consumer.poll(max_records, timeout)
+        if not records:
+            return 0
+        samples, labels, dead = self._decode(records)
+        if dead:
+            self.stream.publish(self.topics.dead_letter, dead)
+        new_samples, new_labels = self.store.write_batch(samples, labels)
+        self.consumer.commit(records)
+        self.counts.samples += new_samples
+        self.counts.labels += new_labels
+        self.counts.dead_letters += len(dead)
+        self.counts.batches += 1
+        return len(records)
+
+    def _decode(self, records: Sequence[Record]) -> tuple[list[SampleRow], list[LabelRow], list[tuple]]:
+        samples: list[SampleRow] = []
+        labels: list[LabelRow] = []
+        dead: list[tuple[bytes | None, bytes]] = []
+        for record in records:
+            source = f"{record.topic}:{record.partition}"
+            try:
+                if record.topic == self.topics.labels:
+                    label = decode_label(record.value, self.schema)
+                    labels.append(
+                        LabelRow(label.id, label.label, label.annotator, label.skipped, source, record.offset)
+                    )
+                    continue
+                sample = decode_sample(record.value, self.schema)
+            except InvalidMessage as error:
+                dead.append((record.key, _dead_letter(record, str(error))))
+                continue
+            samples.append(SampleRow(sample.id, sample.features, sample.text, sample.meta))
+            if sample.label is not None:  # a sample that arrives with its label is a labeled sample
+                labels.append(
+                    LabelRow(sample.id, sample.label, sample.annotator, False, source, record.offset)
+                )
+        return samples, labels, dead
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; a failing batch is retried (its offsets stay uncommitted)."""
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("ingest batch failed; it will be consumed again")
+                stop.wait(1.0)
+                self._reopen()
+
+    def _open(self) -> Consumer:
+        return self.stream.consumer(self.group, [self.topics.samples, self.topics.labels])
+
+    def _reopen(self) -> None:
+        """Start again from the committed offsets, so the failed batch is read again."""
+        try:
+            self.consumer.close()
+        finally:
+            self.consumer = self._open()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _dead_letter(record: Record, reason: str) -> bytes:
+    value = record.value.decode("utf-8", errors="replace")
+    return orjson.dumps({"reason": reason, "topic": record.topic, "partition": record.partition,
+                         "offset": record.offset, "value": value})  # fmt: skip

@@ -1,0 +1,105 @@
+"""Everything the service runs, wired from the settings: store, stream, consumer, engine."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from alstream.messages import Label, Sample, encode_label, encode_sample
+from alstream.service.demo import digits_demo
+from alstream.service.engine import Engine, EngineConfig
+from alstream.service.ingest import Ingestor, Topics
+from alstream.service.trainer import ModelVersion, RetrainPolicy
+from alstream.settings import Settings
+from alstream.store import Store
+from alstream.stream import open_stream
+
+log = logging.getLogger("alstream.service")
+PUBLISH_CHUNK = 5000
+
+
+class Runtime:
+    """Opens the parts, runs the consumer and the engine in background threads, closes them."""
+
+    def __init__(self, settings: Settings, *, consume: bool = True, track: bool = True) -> None:
+        self.settings = settings
+        schema = settings.project
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.database_url)
+        self.store.create()
+        self.stream = open_stream(settings.kafka_bootstrap, settings.data_dir)
+        self.topics = Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
+        holdout = None
+        if settings.demo:
+            samples, holdout = digits_demo()
+            if not self.store.counts()["samples"]:
+                self.publish_samples(samples)
+        policy = RetrainPolicy(
+            after_labels=settings.retrain_after_labels, interval_s=settings.retrain_interval_s,
+            online=settings.online_updates, full_every=settings.full_retrain_every,
+            min_per_class=settings.min_labels_per_class,
+        )  # fmt: skip
+        n_features = schema.n_features or len(schema.feature_names or [])
+        config = EngineConfig(
+            classes=list(schema.classes),
+            n_features=n_features,
+            strategy=settings.strategy,
+            model=settings.model,
+            policy=policy,
+            lease_s=settings.lease_s,
+            random_share=settings.random_share,
+            project="demo-digits" if settings.demo else "project",
+            track=track,
+        )
+        self.engine = Engine(config, self.store, holdout=holdout, full_training=_full_training(track))
+        self.ingestor = (
+            Ingestor(self.stream, self.store, schema, self.topics, settings.consumer_group)
+            if consume
+            else None
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def publish_samples(self, samples: list[Sample]) -> None:
+        for start in range(0, len(samples), PUBLISH_CHUNK):
+            chunk = samples[start : start + PUBLISH_CHUNK]
+            self.stream.publish(self.topics.samples, [(s.id.encode(), encode_sample(s)) for s in chunk])
+
+    def publish_labels(self, labels: list[Label]) -> None:
+        self.stream.publish(
+            self.topics.labels, [(label.id.encode(), encode_label(label)) for label in labels]
+        )
+
+    def start(self) -> None:
+        workers = [("alstream-engine", self.engine.run)]
+        if self.ingestor is not None:
+            workers.append(("alstream-consumer", self.ingestor.run))
+        for name, target in workers:
+            thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.ingestor is not None:
+            self.ingestor.close()
+        self.engine.close()
+        self.stream.close()
+        self.store.close()
+
+
+def _full_training(track: bool) -> Callable[[Engine], ModelVersion | None] | None:
+    """Full retrains through the Prefect flow when tracking (the real service), else directly."""
+    if not track:
+        return None
+
+    def run(engine: Engine) -> ModelVersion | None:
+        from alstream.flows.retrain_flow import retrain_flow
+
+        retrain_flow(engine)
+        return engine.trainer.current
+
+    return run
