@@ -121,3 +121,103 @@ def _print_summary(outcome: dict) -> None:
 
 def _labels(value: float | None) -> str:
     return "not reached" if value is None or value != value else str(int(value))
+
+
+@app.command()
+def serve(
+    project: Annotated[
+        Path | None, typer.Option(help="Project file (TOML); default ./alstream.toml if present.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default from settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default from settings).")] = None,
+    consumer: Annotated[bool, typer.Option(help="Run the stream consumer in this process.")] = True,
+    mlflow: Annotated[
+        bool, typer.Option(help="Record model versions in MLflow (full retrains via Prefect).")
+    ] = True,
+) -> None:
+    """Run the service: the HTTP API, the stream consumer and the learning loop."""
+    import uvicorn
+
+    from alstream.service.app import create_app
+    from alstream.settings import Settings
+
+    for key, value in {**QUIET_PREFECT, **QUIET_SERVER_PROCESS}.items():
+        os.environ.setdefault(key, value)
+    settings = Settings.load(project)
+    app_ = create_app(settings, consume=consumer, track=mlflow)
+    console.print(
+        f"alstream on [bold]http://{host or settings.host}:{port or settings.port}[/]  (API docs at /docs)"
+    )
+    uvicorn.run(app_, host=host or settings.host, port=port or settings.port, log_level="warning")
+
+
+@app.command()
+def consume(
+    project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None,
+) -> None:
+    """Run only the stream consumer: samples and labels from the stream into the store."""
+    import signal
+    import threading
+
+    from alstream.service.ingest import Ingestor, Topics
+    from alstream.settings import Settings
+    from alstream.store import Store
+    from alstream.stream import open_stream
+
+    settings = Settings.load(project)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database_url)
+    store.create()
+    stream = open_stream(settings.kafka_bootstrap, settings.data_dir)
+    topics = Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
+    ingestor = Ingestor(stream, store, settings.project, topics, settings.consumer_group)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        ingestor.run(stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ingestor.close()
+        stream.close()
+        store.close()
+
+
+@app.command()
+def send(
+    file: Annotated[
+        Path, typer.Argument(help="A CSV file (one sample per row) or JSONL file (one message per line).")
+    ],
+    url: Annotated[str, typer.Option(help="The service's address.")] = "http://127.0.0.1:8000",
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Messages per request.")] = 500,
+    label_column: Annotated[str, typer.Option(help="CSV: the label column, if any.")] = "label",
+    id_column: Annotated[str, typer.Option(help="CSV: the id column, if any.")] = "id",
+) -> None:
+    """Push a CSV or JSONL file into the stream through POST /send, with a progress bar."""
+    import httpx
+    from rich.progress import Progress
+
+    from alstream.sending import read_messages
+
+    try:
+        messages = read_messages(file, label_column=label_column, id_column=id_column)
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error)) from None
+    sent = 0
+    with httpx.Client(base_url=url, timeout=60) as client, Progress(console=console) as progress:
+        bar = progress.add_task(f"sending {file.name}", total=len(messages))
+        for start in range(0, len(messages), batch_size):
+            batch = messages[start : start + batch_size]
+            try:
+                response = client.post("/send", json=batch)
+            except httpx.HTTPError as error:
+                console.print(f"[red]cannot reach {url}:[/] {error}")
+                raise typer.Exit(1) from None
+            if response.status_code != 202:
+                console.print(
+                    f"[red]refused ({response.status_code}) at message {start}:[/] {response.text[:2000]}"
+                )
+                raise typer.Exit(1)
+            sent += len(batch)
+            progress.update(bar, advance=len(batch))
+    console.print(f"sent {sent} messages to {url}")
