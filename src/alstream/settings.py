@@ -1,0 +1,293 @@
+"""Service settings: one object, read from defaults, a TOML project file and ``ALSTREAM_*`` variables.
+
+Precedence, strongest first: arguments given to ``Settings(...)``, environment variables
+(``ALSTREAM_PORT=9000``; nested fields with ``__``: ``ALSTREAM_PROJECT__MAX_BATCH=500``; a
+whole nested object as JSON: ``ALSTREAM_PROJECT='{"classes": ["a", "b"], "n_features": 3}'``),
+the project file, then the defaults.
+
+The project file is TOML with the same field names at the top level (``[project]`` for the
+data contract). It is ``Settings.load(path)``'s path, else ``$ALSTREAM_PROJECT_FILE``, else
+``alstream.toml`` in the working directory when it exists. A named file that does not exist is
+an error; unknown keys are errors too (typos are caught). A ``[project]`` table replaces the
+default (digits) project as a whole when it names its ``classes``; without ``classes`` it only
+adjusts the default project (``ALSTREAM_PROJECT__MAX_BATCH=500`` alone keeps the digits demo).
+
+>>> Settings(port=9000, demo=False).port
+9000
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from alstream.messages import ProjectSchema
+
+__all__ = ["DEFAULT_PROJECT_FILE", "PROJECT_FILE_ENV", "Settings", "SettingsError"]
+
+DEFAULT_PROJECT_FILE = "alstream.toml"
+PROJECT_FILE_ENV = "ALSTREAM_PROJECT_FILE"
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used: the message names the file (if any), each field and why."""
+
+
+class _ProjectFileSource(PydanticBaseSettingsSource):
+    """The TOML project file, below the environment and above the defaults."""
+
+    def __init__(self, settings_cls: type[BaseSettings]):
+        super().__init__(settings_cls)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        raise NotImplementedError  # __call__ reads the whole file at once
+
+    def path(self) -> tuple[Path | None, bool]:
+        """(the file to read, whether it was asked for by name)."""
+        named = self.current_state.get("project_file")
+        if named not in (None, ""):
+            return Path(named), True
+        default = Path.cwd() / DEFAULT_PROJECT_FILE
+        return (default, False) if default.is_file() else (None, False)
+
+    def __call__(self) -> dict[str, Any]:
+        path, named = self.path()
+        if path is None:
+            return {}
+        if not path.is_file():
+            raise SettingsError(f"project file {str(path)!r} not found")
+        try:
+            with path.open("rb") as f:
+                data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"project file {str(path)!r} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise SettingsError(f"project file {str(path)!r} cannot be read: {exc}") from None
+        data.pop("project_file", None)  # the file cannot name another file
+        if not named:
+            data["project_file"] = str(path)
+        return data
+
+
+class Settings(BaseSettings):
+    """Everything the service needs to run. See the module docstring for where values come from."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ALSTREAM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    project_file: Path | None = Field(
+        None, description="The TOML project file these settings were read from (None: no file)."
+    )
+
+    # where things live
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port,...); None: the embedded log under data_dir."
+    )
+    database_url: str = Field(
+        "sqlite:///.alstream/alstream.db", description="SQLAlchemy URL of the store (sqlite or postgresql)."
+    )
+    data_dir: Path = Field(Path(".alstream"), description="Folder of the embedded log and the saved models.")
+    samples_topic: str = Field("alstream.samples", description="Topic of incoming samples.")
+    labels_topic: str = Field("alstream.labels", description="Topic of incoming labels.")
+    dead_letter_topic: str = Field(
+        "alstream.dead-letter", description="Topic where malformed messages go, with the reason."
+    )
+    consumer_group: str = Field("alstream", description="Kafka consumer group of the service.")
+
+    # HTTP
+    host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the HTTP API listens on.")
+    max_body_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted, in bytes."
+    )
+    max_message_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest stream message accepted, in bytes (larger: dead letter)."
+    )
+
+    # the data and the learning
+    project: ProjectSchema = Field(
+        default_factory=ProjectSchema.digits,
+        description="The data contract: classes and sample shape (default: the digits demo).",
+    )
+    strategy: str = Field(
+        "entropy",
+        description="Query strategy: entropy, margin, least_confident (or least-confident), random.",
+    )
+    model: str = Field("sgd", description="Classifier: one of alstream.estimators.MODELS.")
+    retrain_after_labels: int = Field(20, ge=1, description="Retrain after this many new labels.")
+    retrain_interval_s: float = Field(
+        30.0, gt=0, allow_inf_nan=False, description="Retrain at least this often when labels wait, seconds."
+    )
+    online_updates: bool = Field(True, description="Update the model online (partial_fit) between refits.")
+    full_retrain_every: int = Field(
+        5, ge=1, description="Refit from scratch every N model versions when updating online."
+    )
+    random_share: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of queue items drawn at random, for an unbiased accuracy estimate (0..1).",
+    )
+    lease_s: float = Field(
+        300.0, gt=0, allow_inf_nan=False, description="How long a served query item is reserved, seconds."
+    )
+    min_labels_per_class: int = Field(
+        2, ge=1, description="Below this many labels in some class: cold start, the queue is random."
+    )
+    seed: int = Field(0, description="Seed of every random choice (random share, cold start, models).")
+    demo: bool = Field(True, description="Seed the digits demo when the store is empty.")
+    log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _ProjectFileSource(settings_cls)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``path`` (or the usual file), the environment and ``overrides``.
+
+        Raises :class:`SettingsError` with one line per bad field, naming the file.
+        """
+        if path is not None:
+            overrides["project_file"] = Path(path)
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            where = path if path is not None else os.environ.get(PROJECT_FILE_ENV)
+            raise SettingsError(_explain(exc, where)) from None
+
+    # ------------------------------------------------------------------------ checks
+
+    @field_validator("project", mode="before")
+    @classmethod
+    def _project_over_digits(cls, value: Any) -> Any:
+        # A project table without `classes` adjusts the default (digits) project, e.g. only
+        # ALSTREAM_PROJECT__MAX_BATCH=500; one that names its classes replaces it as a whole.
+        if isinstance(value, dict) and "classes" not in value:
+            return {**ProjectSchema.digits().model_dump(exclude_unset=True), **value}
+        return value
+
+    @field_validator("kafka_bootstrap", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(f"expected a URL such as sqlite:///path.db or postgresql://..., got {value!r}")
+        return value
+
+    @field_validator("samples_topic", "labels_topic", "dead_letter_topic")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        if not _TOPIC.match(value) or value in {".", ".."}:
+            raise ValueError(
+                f"invalid Kafka topic name {value!r}: 1-249 characters of letters, digits, '.', '_', '-'"
+            )
+        return value
+
+    @field_validator("consumer_group", "host")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, value: str) -> str:
+        from alstream.strategies import STRATEGIES
+
+        key = value.strip().lower().replace("-", "_")
+        if key not in STRATEGIES:
+            raise ValueError(f"unknown strategy {value!r}: choose one of {', '.join(sorted(STRATEGIES))}")
+        return key
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        from alstream.estimators import MODELS  # imports scikit-learn: only when settings are built
+
+        key = value.strip().lower().replace("-", "_")
+        if key not in MODELS:
+            raise ValueError(f"unknown model {value!r}: choose one of {', '.join(MODELS)}")
+        return key
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        key = value.strip().upper()
+        if key not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}: choose DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return key
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Settings:
+        topics = [self.samples_topic, self.labels_topic, self.dead_letter_topic]
+        if len(set(topics)) != len(topics):
+            raise ValueError(
+                f"samples_topic, labels_topic and dead_letter_topic must differ, got {', '.join(topics)}"
+            )
+        if self.demo and not _fits_digits(self.project):
+            raise ValueError(
+                "demo = true seeds the digits demo, which needs the default digits project; "
+                "set demo = false (ALSTREAM_DEMO=false) for your own project"
+            )
+        return self
+
+
+def _fits_digits(project: ProjectSchema) -> bool:
+    digits = ProjectSchema.digits()
+    return (
+        project.data == "features"
+        and project.classes == digits.classes
+        and project.n_features == digits.n_features
+        and project.feature_names in (None, digits.feature_names)
+    )
+
+
+def _explain(exc: ValidationError, where: Any) -> str:
+    lines = [f"invalid settings{f' (project file {str(where)!r})' if where else ''}:"]
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        if (
+            error["loc"]
+            and "input" in error
+            and error["type"] not in {"missing", "extra_forbidden", "value_error"}
+        ):
+            message += f" (got {_short(error['input'])})"
+        lines.append(f"  {field}: {message}")
+    return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
