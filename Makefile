@@ -62,3 +62,11 @@ mlflow-ui: install
 clean:
 	rm -rf models metrics reports mlruns mlartifacts mlflow.db .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# A local single-node Kafka broker (KRaft) in .kafka/; see scripts/kafka.sh for its settings.
+.PHONY: kafka-up kafka-down
+kafka-up:
+	bash scripts/kafka.sh up
+
+kafka-down:
+	bash scripts/kafka.sh down

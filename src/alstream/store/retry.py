@@ -1,0 +1,71 @@
+"""Bounded retries with backoff for transient database errors; anything else, or too many, raises."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import exc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "database is busy")
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors worth retrying: SQLite lock/busy, PostgreSQL connection or serialization trouble."""
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = error.orig if error.orig is not None else error
+    if isinstance(error, sqlite3.OperationalError):
+        return any(text in str(error).lower() for text in _SQLITE_TRANSIENT)
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    # psycopg maps connection failures (08), serialization/deadlock (40), resources (53),
+    # operator intervention (57: admin shutdown, ...) and system errors (58) to OperationalError.
+    return isinstance(error, psycopg.OperationalError)
+
+
+def retry(
+    fn: Callable[[], T],
+    *,
+    attempts: int = 6,
+    base_delay: float = 0.05,
+    max_delay: float = 2.0,
+    transient: Callable[[BaseException], bool] = is_transient,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call ``fn`` until it succeeds; retry transient errors up to ``attempts`` calls in all.
+
+    The delay doubles from ``base_delay`` up to ``max_delay`` (with jitter). A non-transient
+    error is raised at once; the last transient one is logged and re-raised after the last try.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be >= 1")
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as error:
+            if not transient(error):
+                raise
+            if attempt == attempts:
+                log.error("giving up after %d attempts: %s", attempts, error)
+                raise
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            log.warning(
+                "transient database error (attempt %d/%d), retrying in %.2fs: %s",
+                attempt,
+                attempts,
+                delay,
+                error,
+            )
+            sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,63 @@
+"""Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-assigns ``INTEGER PRIMARY KEY`` (the rowid); PostgreSQL gets BIGSERIAL.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+samples = Table(
+    "samples",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("id", String, nullable=False),
+    Column("features", LargeBinary),  # raw little-endian float32; NULL for text samples
+    Column("text", Text),
+    Column("meta", Text),  # JSON
+    UniqueConstraint("id", name="uq_samples_id"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("sample_id", String, nullable=False),  # a label may arrive before its sample
+    Column("label", String),  # NULL when skipped
+    Column("annotator", String),
+    Column("skipped", Boolean, nullable=False),
+    Column("source", String, nullable=False),  # "topic:partition"
+    Column("stream_offset", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("source", "stream_offset", name="uq_labels_source_offset"),
+    Index("ix_labels_sample_id_id", "sample_id", "id"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String, nullable=False),
+    Column("n_labels", Integer, nullable=False),
+    Column("metrics", Text, nullable=False),  # JSON
+    Column("status", String, nullable=False),
+    Column("error", Text),
+    Column("mlflow_run_id", String),
+    Column("path", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,298 @@
+"""The :class:`Store`: idempotent batch writes and the reads the pool, queue and trainer need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, distinct, false, func, select
+from sqlalchemy.engine import URL
+
+from alstream.store.engine import SQLITE_BEGIN, make_engine
+from alstream.store.retry import retry
+from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
+from alstream.store.schema import labels, metadata, models, samples
+
+LabelEvent = tuple[int, str, str | None, str | None, bool, datetime]
+_IN_CHUNK = 500  # ids per ``IN (...)``: well under SQLite's variable limit
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+class Store:
+    """Samples, labels and model versions behind one SQLAlchemy Core engine.
+
+    ``url`` is ``sqlite:///path.db`` or ``postgresql://...``. Writes are idempotent and
+    ``write_batch`` is the consumer's unit of work: one transaction, retried on transient errors.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        busy_timeout_ms: int = 5000,
+        attempts: int = 6,
+        base_delay: float = 0.05,
+        max_delay: float = 2.0,
+    ) -> None:
+        self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
+        self.dialect = self.engine.dialect.name
+        self._retry = {"attempts": attempts, "base_delay": base_delay, "max_delay": max_delay}
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_samples = _insert_sql(samples.name, ("id", "features", "text", "meta"), ("id",), mark)
+        self._insert_labels = _insert_sql(
+            labels.name,
+            ("sample_id", "label", "annotator", "skipped", "source", "stream_offset", "created_at"),
+            ("source", "stream_offset"),
+            mark,
+        )
+        self._select_after = (
+            f"SELECT seq, id, features FROM {samples.name} WHERE seq > {mark} AND features IS NOT NULL "
+            f"ORDER BY seq LIMIT {mark}"
+        )
+        self._bind_time = labels.c.created_at.type.bind_processor(self.engine.dialect)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def create(self) -> None:
+        """Create the tables that are missing."""
+        retry(lambda: metadata.create_all(self.engine, checkfirst=True), **self._retry)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction (SQLite: ``BEGIN IMMEDIATE``); commits on success."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def add_samples(self, rows: Sequence[SampleRow], conn: Connection | None = None) -> int:
+        """Insert samples not stored yet (by ``id``); returns how many were new."""
+        if conn is None:
+            return self._write(lambda c: self.add_samples(rows, c))
+        if not rows:
+            return 0
+        params = [(r.id, encode_features(r.features), r.text, dump_json(r.meta)) for r in rows]
+        return conn.exec_driver_sql(self._insert_samples, params).rowcount
+
+    def add_labels(self, rows: Sequence[LabelRow], conn: Connection | None = None) -> int:
+        """Insert label events not stored yet (by ``(source, offset)``); returns how many were new."""
+        if conn is None:
+            return self._write(lambda c: self.add_labels(rows, c))
+        if not rows:
+            return 0
+        now: Any = datetime.now(UTC)
+        if self._bind_time is not None:
+            now = self._bind_time(now)
+        params = [(r.sample_id, r.label, r.annotator, bool(r.skipped), r.source, r.offset, now) for r in rows]
+        return conn.exec_driver_sql(self._insert_labels, params).rowcount
+
+    def write_batch(self, samples: Sequence[SampleRow], labels: Sequence[LabelRow]) -> tuple[int, int]:
+        """Samples then labels in one transaction; returns (new samples, new labels)."""
+        return self._write(lambda c: (self.add_samples(samples, c), self.add_labels(labels, c)))
+
+    def record_model(
+        self,
+        *,
+        kind: str,
+        n_labels: int,
+        metrics: dict,
+        status: str,
+        error: str | None = None,
+        mlflow_run_id: str | None = None,
+        path: str | None = None,
+    ) -> int:
+        """Record a model version; returns its number (1, 2, ...)."""
+        values = {
+            "kind": kind,
+            "n_labels": n_labels,
+            "metrics": dump_json(metrics),
+            "status": status,
+            "error": error,
+            "mlflow_run_id": mlflow_run_id,
+            "path": path,
+            "created_at": datetime.now(UTC),
+        }
+        return self._write(lambda c: c.execute(models.insert().values(values)).inserted_primary_key[0])
+
+    def _write(self, work):
+        def attempt():
+            with self.transaction() as conn:
+                return work(conn)
+
+        return retry(attempt, **self._retry)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def samples_after(self, seq: int, limit: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Up to ``limit`` feature samples with ``seq`` above the given one, in seq order.
+
+        Returns ``(seqs int64 (n,), ids, features float32 (n, d))``; ``d`` is 0 when none.
+        """
+        with self.engine.connect() as conn:  # raw SQL: no per-row result processing on big loads
+            rows = conn.exec_driver_sql(self._select_after, (seq, limit)).fetchall()
+        if not rows:
+            return np.empty(0, dtype=np.int64), [], np.empty((0, 0), dtype=np.float32)
+        seqs, ids, blobs = zip(*rows, strict=True)
+        width = len(blobs[0])
+        joined = b"".join(blobs)
+        if any(len(b) != width for b in blobs):
+            raise ValueError(f"samples after seq {seq} have feature vectors of different lengths")
+        features = np.frombuffer(joined, dtype="<f4").reshape(len(blobs), width // 4)
+        return np.array(seqs, dtype=np.int64), list(ids), features
+
+    def get_samples(self, ids: Sequence[str]) -> list[dict]:
+        """The stored samples among ``ids``, in the order asked: id, features (list), text, meta."""
+        found: dict[str, dict] = {}
+        cols = (samples.c.id, samples.c.features, samples.c.text, samples.c.meta)
+        with self.engine.connect() as conn:
+            unique = list(dict.fromkeys(ids))
+            for start in range(0, len(unique), _IN_CHUNK):
+                chunk = unique[start : start + _IN_CHUNK]
+                for sid, blob, text, meta in conn.execute(select(*cols).where(samples.c.id.in_(chunk))):
+                    features = None if blob is None else np.frombuffer(blob, dtype="<f4").tolist()
+                    found[sid] = {"id": sid, "features": features, "text": text, "meta": load_json(meta)}
+        return [found[i] for i in ids if i in found]
+
+    def current_labels(self) -> dict[str, tuple[str | None, str | None, bool]]:
+        """sample_id -> (label, annotator, skipped) of its latest label event ("latest wins")."""
+        current = _current()
+        query = select(current.c.sample_id, current.c.label, current.c.annotator, current.c.skipped)
+        with self.engine.connect() as conn:
+            return {sid: (label, ann, bool(skipped)) for sid, label, ann, skipped in conn.execute(query)}
+
+    def labels_after(self, label_id: int, limit: int | None = None) -> list[LabelEvent]:
+        """Label events with row id above ``label_id``, oldest first:
+        ``(id, sample_id, label, annotator, skipped, created_at)``."""
+        query = (
+            select(
+                labels.c.id,
+                labels.c.sample_id,
+                labels.c.label,
+                labels.c.annotator,
+                labels.c.skipped,
+                labels.c.created_at,
+            )
+            .where(labels.c.id > label_id)
+            .order_by(labels.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(i, s, lab, a, bool(sk), _utc(t)) for i, s, lab, a, sk, t in conn.execute(query)]
+
+    def label_counts(self) -> dict[str, int]:
+        """Per class, over current labels that are not skipped."""
+        current = _current()
+        query = (
+            select(current.c.label, func.count())
+            .where(current.c.skipped == false(), current.c.label.is_not(None))
+            .group_by(current.c.label)
+            .order_by(current.c.label)
+        )
+        with self.engine.connect() as conn:
+            return {label: n for label, n in conn.execute(query)}
+
+    def conflicts(self) -> list[dict]:
+        """Samples whose annotators' latest (non-skipped) labels disagree.
+
+        ``[{"sample_id": ..., "labels": [{"annotator": ..., "label": ...}, ...]}]``, by sample id.
+        """
+        last = (
+            select(func.max(labels.c.id).label("id"))
+            .where(labels.c.skipped == false(), labels.c.label.is_not(None))
+            .group_by(labels.c.sample_id, labels.c.annotator)
+            .subquery()
+        )
+        per_annotator = (
+            select(labels.c.sample_id, labels.c.annotator, labels.c.label)
+            .join(last, labels.c.id == last.c.id)
+            .subquery()
+        )
+        disputed = (
+            select(per_annotator.c.sample_id)
+            .group_by(per_annotator.c.sample_id)
+            .having(func.count(distinct(per_annotator.c.label)) > 1)
+        )
+        query = (
+            select(per_annotator)
+            .where(per_annotator.c.sample_id.in_(disputed))
+            .order_by(per_annotator.c.sample_id, per_annotator.c.annotator)
+        )
+        out: dict[str, dict] = {}
+        with self.engine.connect() as conn:
+            for sid, annotator, label in conn.execute(query):
+                entry = out.setdefault(sid, {"sample_id": sid, "labels": []})
+                entry["labels"].append({"annotator": annotator, "label": label})
+        return list(out.values())
+
+    def counts(self) -> dict[str, int]:
+        """samples, labeled (latest label not skipped), skipped (latest label skipped), labels_total."""
+        current = _current()
+
+        def count(from_: Any, *where: Any) -> Any:
+            return select(func.count()).select_from(from_).where(*where).scalar_subquery()
+
+        query = select(
+            count(samples).label("samples"),
+            count(current, current.c.skipped == false(), current.c.label.is_not(None)).label("labeled"),
+            count(current, current.c.skipped).label("skipped"),
+            count(labels).label("labels_total"),
+        )
+        with self.engine.connect() as conn:
+            return {k: int(v) for k, v in conn.execute(query).one()._mapping.items()}
+
+    def models(self) -> list[dict]:
+        """Every model version, oldest first."""
+        with self.engine.connect() as conn:
+            return [_model(r) for r in conn.execute(select(models).order_by(models.c.version))]
+
+    def latest_model(self, status: str | None = "ok") -> dict | None:
+        """The newest model version with ``status`` (any status when None)."""
+        query = select(models).order_by(models.c.version.desc()).limit(1)
+        if status is not None:
+            query = query.where(models.c.status == status)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _model(row)
+
+
+def _current():
+    """Subquery: each sample's latest label event."""
+    latest = select(func.max(labels.c.id).label("id")).group_by(labels.c.sample_id).subquery()
+    return (
+        select(labels.c.sample_id, labels.c.label, labels.c.annotator, labels.c.skipped)
+        .join(latest, labels.c.id == latest.c.id)
+        .subquery()
+    )
+
+
+def _model(row: Any) -> dict:
+    record = dict(row._mapping)
+    record["metrics"] = load_json(record["metrics"])
+    record["created_at"] = _utc(record["created_at"])
+    return record
+
+
+def _insert_sql(table: str, columns: Sequence[str], key: Sequence[str], mark: str) -> str:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` in the driver's own paramstyle."""
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    )

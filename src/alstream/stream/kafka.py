@@ -1,0 +1,166 @@
+"""KafkaStream: the Stream interface on Apache Kafka through confluent-kafka."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from confluent_kafka import Consumer as _KafkaConsumer
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from alstream.stream.base import Message, Record, StreamUnavailable, next_positions
+from alstream.stream.frames import check_topic
+
+log = logging.getLogger(__name__)
+
+DELIVERY_TIMEOUT_MS = 30_000
+SOCKET_TIMEOUT_MS = 10_000
+
+
+def client_config(bootstrap: str, client_id: str) -> dict[str, object]:
+    """Settings every client shares: fail fast and retry soon when the broker is away."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "client.id": client_id,
+        "socket.timeout.ms": SOCKET_TIMEOUT_MS,
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 2_000,
+        "logger": log,  # librdkafka's log lines go to Python logging, not stderr
+    }
+
+
+def producer_config(bootstrap: str, client_id: str) -> dict[str, object]:
+    """Idempotent, acknowledged by all in-sync replicas, lightly batched and compressed."""
+    return {
+        **client_config(bootstrap, client_id),
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "message.timeout.ms": DELIVERY_TIMEOUT_MS,
+    }
+
+
+class TopicCreator:
+    """Creates topics on first use (once per process and topic), leaving existing ones alone."""
+
+    def __init__(self, admin: AdminClient, partitions: int) -> None:
+        self._admin = admin
+        self._partitions = partitions
+        self._known: set[str] = set()
+        self._lock = threading.Lock()
+
+    def ensure(self, topics: Sequence[str], timeout: float) -> None:
+        with self._lock:
+            missing = [check_topic(t) for t in topics if t not in self._known]
+            if not missing:
+                return
+            new = [NewTopic(t, num_partitions=self._partitions) for t in missing]
+            futures = self._admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+            for topic, future in futures.items():
+                self._wait(topic, future, timeout)
+                self._known.add(topic)
+
+    @staticmethod
+    def _wait(topic: str, future, timeout: float) -> None:
+        try:
+            future.result(timeout=max(timeout, 0.1))
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StreamUnavailable(f"cannot create topic {topic!r}: {exc}") from exc
+        except Exception as exc:  # concurrent.futures.TimeoutError and friends
+            raise StreamUnavailable(f"cannot create topic {topic!r}: {exc!r}") from exc
+
+
+class KafkaStream:
+    """Publishes with an idempotent producer; consumers commit explicitly and synchronously."""
+
+    def __init__(self, bootstrap: str, *, client_id: str = "alstream", partitions: int = 1) -> None:
+        self.bootstrap = bootstrap
+        self._client_id = client_id
+        self._producer = Producer(producer_config(bootstrap, client_id))
+        self._topics = TopicCreator(AdminClient(client_config(bootstrap, client_id)), partitions)
+
+    def publish(self, topic: str, messages: Sequence[Message], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        self._topics.ensure([topic], timeout)
+        if not messages:
+            return
+        errors: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: object) -> None:
+            if err is not None:
+                errors.append(err)
+
+        try:
+            for key, value in messages:
+                self._produce(topic, key, value, on_delivery, deadline)
+        except KafkaException as exc:
+            raise StreamUnavailable(f"cannot publish to {topic!r}: {exc}") from exc
+        left = self._producer.flush(max(deadline - time.monotonic(), 0.0))
+        if left:
+            self._producer.purge()  # give up on them; some may still have been written
+            self._producer.flush(0)
+            raise StreamUnavailable(f"{left} messages to {topic!r} not acknowledged within {timeout}s")
+        if errors:
+            raise StreamUnavailable(f"{len(errors)} messages to {topic!r} failed: {errors[0]}")
+
+    def _produce(self, topic: str, key: bytes | None, value: bytes, on_delivery, deadline: float) -> None:
+        """Queue one message, serving delivery reports while the local queue is full."""
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                self._producer.poll(0)
+                return
+            except BufferError:
+                if time.monotonic() >= deadline:
+                    raise StreamUnavailable("producer queue full: the broker is not keeping up") from None
+                self._producer.poll(0.05)
+
+    def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
+        self._topics.ensure(topics, 10.0)
+        return KafkaConsumer(self.bootstrap, group, topics, client_id=self._client_id)
+
+    def close(self) -> None:
+        self._producer.flush(5.0)
+
+
+class KafkaConsumer:
+    """A group member reading from the committed offsets (earliest when there are none)."""
+
+    def __init__(self, bootstrap: str, group: str, topics: Sequence[str], *, client_id: str) -> None:
+        self._consumer = _KafkaConsumer(
+            {
+                **client_config(bootstrap, client_id),
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        self._consumer.subscribe(list(topics))
+
+    def poll(self, max_records: int = 1000, timeout: float = 1.0) -> list[Record]:
+        records: list[Record] = []
+        for msg in self._consumer.consume(num_messages=max_records, timeout=timeout):
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise StreamUnavailable(f"consumer failed: {err}")
+                continue
+            records.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+        return records
+
+    def commit(self, records: Sequence[Record]) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in next_positions(records).items()]
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            raise StreamUnavailable(f"commit failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,106 @@
+"""Label history, "latest wins", skipped labels, conflicts and counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from alstream.store import LabelRow, SampleRow, Store
+
+
+def seed(store: Store, n: int = 5) -> None:
+    store.add_samples([SampleRow(f"s{i}", np.zeros(2, dtype=np.float32), None, None) for i in range(n)])
+
+
+class Stream:
+    """Label events with consecutive offsets on one partition."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+
+    def __call__(self, sid: str, name: str | None, annotator: str | None = "ann") -> LabelRow:
+        self.offset += 1
+        return LabelRow(sid, name, annotator, name is None, "labels:0", self.offset)
+
+
+def test_latest_label_wins_and_history_is_kept(store: Store) -> None:
+    seed(store)
+    ev = Stream()
+    store.add_labels([ev("s0", "cat"), ev("s1", "dog")])
+    store.add_labels([ev("s0", "dog", "bob"), ev("s1", None)])
+    assert store.current_labels() == {"s0": ("dog", "bob", False), "s1": (None, "ann", True)}
+    history = store.labels_after(0)
+    assert [(sid, name) for _, sid, name, *_ in history] == [
+        ("s0", "cat"),
+        ("s1", "dog"),
+        ("s0", "dog"),
+        ("s1", None),
+    ]
+    assert [h[4] for h in history] == [False, False, False, True]
+    assert store.counts() == {"samples": 5, "labeled": 1, "skipped": 1, "labels_total": 4}
+
+
+def test_replayed_old_label_does_not_override_newer_one(store: Store) -> None:
+    seed(store)
+    old, new = (
+        LabelRow("s0", "cat", "a", False, "labels:0", 1),
+        LabelRow("s0", "dog", "a", False, "labels:0", 2),
+    )
+    store.add_labels([old, new])
+    assert store.add_labels([old]) == 0
+    assert store.current_labels()["s0"][0] == "dog"
+
+
+def test_same_offset_on_another_partition_is_another_label(store: Store) -> None:
+    seed(store)
+    assert store.add_labels([LabelRow("s0", "a", None, False, "labels:0", 7)]) == 1
+    assert store.add_labels([LabelRow("s1", "b", None, False, "labels:1", 7)]) == 1
+    assert store.counts()["labels_total"] == 2
+
+
+def test_labels_after_is_incremental(store: Store) -> None:
+    seed(store)
+    ev = Stream()
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    store.add_labels([ev(f"s{i}", "x") for i in range(5)])
+    first = store.labels_after(0, limit=2)
+    assert len(first) == 2
+    rest = store.labels_after(first[-1][0])
+    assert [r[1] for r in first + rest] == [f"s{i}" for i in range(5)]
+    assert all(r[5].tzinfo is not None and r[5] > before for r in rest)
+    assert store.labels_after(rest[-1][0]) == []
+
+
+def test_skipped_labels_stay_out_of_label_counts(store: Store) -> None:
+    seed(store)
+    ev = Stream()
+    store.add_labels([ev("s0", "cat"), ev("s1", "cat"), ev("s2", "dog"), ev("s3", None), ev("s2", None)])
+    assert store.label_counts() == {"cat": 2}
+    assert store.counts() == {"samples": 5, "labeled": 2, "skipped": 2, "labels_total": 5}
+
+
+def test_conflicts_list_disagreeing_annotators(store: Store) -> None:
+    seed(store)
+    ev = Stream()
+    store.add_labels(
+        [
+            ev("s0", "cat", "ann"),
+            ev("s0", "dog", "bob"),  # conflict
+            ev("s1", "cat", "ann"),
+            ev("s1", "cat", "bob"),  # agreement
+            ev("s2", "cat", "ann"),
+            ev("s2", "dog", "ann"),  # one annotator changing their mind
+            ev("s3", "cat", "ann"),
+            ev("s3", None, "bob"),  # a skip is no opinion
+            ev("s4", "cat", "ann"),
+            ev("s4", "dog", "bob"),
+            ev("s4", "cat", "bob"),  # resolved: bob's latest agrees
+        ]
+    )
+    assert store.conflicts() == [
+        {
+            "sample_id": "s0",
+            "labels": [{"annotator": "ann", "label": "cat"}, {"annotator": "bob", "label": "dog"}],
+        }
+    ]
