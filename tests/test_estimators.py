@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from alstream.estimators import MODELS, fit, make_model, supports_partial_fit, update
+from alstream.estimators import MODELS, fit, make_model, standardized, supports_partial_fit, update
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -43,3 +43,14 @@ def test_update_refuses_models_without_partial_fit():
 def test_unknown_model_lists_the_choices():
     with pytest.raises(ValueError, match="logreg, sgd, random_forest, gradient_boosting"):
         make_model("svm")
+
+
+def test_a_standardized_pipeline_updates_its_final_step_only():
+    X, y = load_iris(return_X_y=True)
+    pipeline = fit(standardized(make_model("sgd")), X[::5], y[::5])
+    assert supports_partial_fit(pipeline)
+    scale = pipeline[0].scale_.copy()
+    updated = update(pipeline, X, y, np.unique(y))
+    np.testing.assert_array_equal(updated[0].scale_, scale)
+    assert not np.array_equal(updated[-1].coef_, pipeline[-1].coef_)
+    assert (updated.predict(X) == y).mean() > 0.7

@@ -18,6 +18,8 @@ import numpy as np
 from sklearn.base import ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 Classifier = Any  # a scikit-learn classifier with fit and predict_proba
 
@@ -37,9 +39,15 @@ def make_model(name: str, seed: int = 0) -> Classifier:
     return MODELS[key](seed)
 
 
+def standardized(model: Classifier) -> Pipeline:
+    """``model`` behind a ``StandardScaler`` (fitted with the model, kept by online updates)."""
+    return make_pipeline(StandardScaler(), model)
+
+
 def supports_partial_fit(model: Classifier) -> bool:
-    """Whether ``model`` can learn from new labels without a refit."""
-    return callable(getattr(model, "partial_fit", None))
+    """Whether ``model`` (or a pipeline's final step) can learn from new labels without a refit."""
+    final = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    return callable(getattr(final, "partial_fit", None))
 
 
 def fit(model: Classifier, X: np.ndarray, y: np.ndarray) -> Classifier:
@@ -52,5 +60,8 @@ def update(model: Classifier, X: np.ndarray, y: np.ndarray, classes: np.ndarray)
     if not supports_partial_fit(model):
         raise TypeError(f"{type(model).__name__} has no partial_fit: retrain it instead")
     updated = copy.deepcopy(model)
-    updated.partial_fit(X, y, classes=classes)
+    if isinstance(updated, Pipeline):  # earlier steps stay as fitted; only the final step learns
+        updated.steps[-1][1].partial_fit(updated[:-1].transform(X), y, classes=classes)
+    else:
+        updated.partial_fit(X, y, classes=classes)
     return updated

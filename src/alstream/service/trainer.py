@@ -56,7 +56,7 @@ class Trainer:
     """Holds the serving model version and trains the next one."""
 
     def __init__(self, model_name: str, classes: list[str], policy: RetrainPolicy, seed: int = 0) -> None:
-        self.prototype = estimators.make_model(model_name, seed)
+        self.prototype = estimators.standardized(estimators.make_model(model_name, seed))
         self.classes = np.asarray(classes)
         self.policy = policy
         self.current: ModelVersion | None = None

@@ -1,0 +1,52 @@
+"""A running service (HTTP API, consumer, engine) on the embedded log and on Kafka."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from alstream.service.app import create_app
+from alstream.settings import Settings
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def service_settings(tmp_path, stream_kind: str, request: pytest.FixtureRequest, **overrides) -> Settings:
+    options = {
+        "data_dir": tmp_path / "data",
+        "database_url": f"sqlite:///{tmp_path}/alstream.db",
+        "retrain_after_labels": 10,
+        "retrain_interval_s": 3600.0,
+        "random_share": 0.2,
+    }
+    if stream_kind == "kafka":
+        suffix = uuid.uuid4().hex[:8]
+        options.update(
+            kafka_bootstrap=request.getfixturevalue("kafka_bootstrap"),
+            samples_topic=f"samples-{suffix}",
+            labels_topic=f"labels-{suffix}",
+            dead_letter_topic=f"dead-{suffix}",
+            consumer_group=f"group-{suffix}",
+        )
+    return Settings(**{**options, **overrides})
+
+
+@pytest.fixture(params=["embedded", "kafka"])
+def client(request: pytest.FixtureRequest, tmp_path) -> Iterator[TestClient]:
+    """The demo service (digits, 3 labels per class), ready: pool loaded, first model trained."""
+    settings = service_settings(tmp_path, request.param, request)
+    with TestClient(create_app(settings, track=False)) as client:
+        wait_for(lambda: client.get("/stats").json()["pool"] == 1437, what="the demo pool")
+        wait_for(lambda: client.get("/health").json()["model_version"] is not None, what="the first model")
+        yield client

@@ -1,0 +1,142 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+from alstream.stream import StreamUnavailable
+
+from .conftest import wait_for
+
+DIGITS_X, DIGITS_Y = load_digits(return_X_y=True)
+
+
+def _truth(sample_id: str) -> str:
+    return str(DIGITS_Y[int(sample_id.removeprefix("digit-"))])
+
+
+def test_send_accepts_a_batch_and_the_samples_reach_the_pool(client):
+    batch = [{"id": f"new-{i}", "features": DIGITS_X[i].tolist(), "meta": {"n": i}} for i in range(20)]
+    response = client.post("/send", json=batch)
+    assert response.status_code == 202, response.text
+    assert response.json()["ids"] == [f"new-{i}" for i in range(20)]
+    wait_for(lambda: client.get("/stats").json()["pool"] == 1437 + 20, what="the new samples")
+
+
+def test_send_generates_ids_and_takes_labeled_samples(client):
+    response = client.post("/send", json={"features": DIGITS_X[0].tolist(), "label": "0"})
+    assert response.status_code == 202
+    (new_id,) = response.json()["ids"]
+    assert len(new_id) == 32
+    wait_for(lambda: client.get("/stats").json()["labels_per_class"]["0"] == 4, what="the labeled sample")
+
+
+def test_invalid_items_are_named_and_nothing_is_accepted(client):
+    good = {"id": "fine", "features": DIGITS_X[0].tolist()}
+    bad = {"id": "short", "features": [1.0, 2.0]}
+    unknown = {"id": "x", "features": DIGITS_X[1].tolist(), "label": "cat"}
+    response = client.post("/send", json=[good, bad, unknown])
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [(e["index"], e["id"], e["field"]) for e in errors] == [
+        (1, "short", "features"),
+        (2, "x", "label"),
+    ]
+    assert "64" in errors[0]["message"]
+    time_to_ingest = client.get("/stats").json()["store"]["samples"]
+    assert time_to_ingest == 1437  # the valid item was not accepted either
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b'{"features": [NaN]}', b"[]", b"42"])
+def test_malformed_bodies_get_a_4xx_with_a_message(client, body):
+    response = client.post("/send", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+def test_a_stream_outage_answers_503_and_accepts_nothing(client, monkeypatch):
+    runtime = client.app.state.runtime
+
+    def down(*args, **kwargs):
+        raise StreamUnavailable("broker down")
+
+    monkeypatch.setattr(runtime.stream, "publish", down)
+    response = client.post("/send", json={"features": DIGITS_X[0].tolist()})
+    assert response.status_code == 503
+    assert "unavailable" in response.json()["detail"]
+
+
+def test_queue_leases_items_to_one_annotator_at_a_time(client):
+    first = client.get("/queue", params={"n": 10, "annotator": "ann"}).json()
+    second = client.get("/queue", params={"n": 10, "annotator": "bob"}).json()
+    assert len(first) == len(second) == 10
+    assert not {item["id"] for item in first} & {item["id"] for item in second}
+    again = client.get("/queue", params={"n": 10, "annotator": "ann"}).json()
+    assert {item["id"] for item in again} == {item["id"] for item in first}  # her lease, not new items
+
+
+def test_queue_items_say_why_they_were_chosen(client):
+    items = client.get("/queue", params={"n": 20, "annotator": "ann"}).json()
+    for item in items:
+        assert item["reason"] in {"uncertainty", "random"}
+        assert item["model_version"] >= 1
+        assert set(item["probabilities"]) == {str(c) for c in range(10)}
+        assert abs(sum(item["probabilities"].values()) - 1) < 1e-6
+        assert len(item["features"]) == 64
+    uncertain = [item["score"] for item in items if item["reason"] == "uncertainty"]
+    assert uncertain == sorted(uncertain, reverse=True)
+
+
+def test_the_queue_serves_the_most_uncertain_samples_first(client):
+    engine = client.app.state.runtime.engine
+    items = client.get("/queue", params={"n": 5, "annotator": "solo"}).json()
+    top = max(item["score"] for item in items if item["reason"] == "uncertainty")
+    pool = engine.pool
+    others = [p for p in pool.unlabeled() if pool.ids[p] not in {i["id"] for i in items}]
+    assert top >= pool.scores[others].max() - 1e-12
+
+
+def test_labels_alias_skip_and_bad_labels(client):
+    item = client.get("/queue", params={"n": 2, "annotator": "ann"}).json()
+    ok = client.post(
+        "/labels", json={"id": item[0]["id"], "label": _truth(item[0]["id"]), "annotator": "ann"}
+    )
+    skip = client.post("/labels", json={"id": item[1]["id"], "skipped": True, "annotator": "ann"})
+    assert ok.status_code == skip.status_code == 202
+    wait_for(lambda: client.get("/stats").json()["skipped"] == 1, what="the skip")
+    bad = client.post("/labels", json={"id": item[0]["id"], "label": "eleven"})
+    assert bad.status_code == 422 and "eleven" in bad.json()["errors"][0]["message"]
+
+
+def test_predict_models_health_and_openapi(client):
+    response = client.post("/predict", json={"features": DIGITS_X[:3].tolist()})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] >= 1 and len(body["predicted"]) == 3
+    assert client.post("/predict", json={"features": [[1.0, 2.0]]}).status_code == 422
+    wait_for(lambda: len(client.get("/models").json()) >= 1, what="the recorded model version")
+    assert client.get("/models").json()[0]["status"] == "ok"
+    assert client.get("/health").json()["status"] == "ok"
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/send", "/labels", "/queue", "/stats", "/models", "/predict", "/health"} <= set(paths)
+
+
+def test_labeling_with_an_oracle_makes_the_model_learn(client):
+    """End to end: label what the queue serves; versions advance, accuracy rises."""
+    stats = client.get("/stats").json()
+    first = stats["learning_curve"][0]["holdout_accuracy"]
+    start_version = stats["model_version"]
+    for _ in range(12):
+        items = client.get("/queue", params={"n": 10, "annotator": "oracle"}).json()
+        labels = [{"id": i["id"], "label": _truth(i["id"]), "annotator": "oracle"} for i in items]
+        assert client.post("/labels", json=labels).status_code == 202
+        target = client.get("/stats").json()["labeled"] + len(labels)
+        wait_for(lambda t=target: client.get("/stats").json()["labeled"] >= t, what="the labels")
+    wait_for(lambda: client.get("/stats").json()["labeled"] == 150, what="all labels")
+    wait_for(lambda: not client.app.state.runtime.engine._pending, what="a model with every label")
+    stats = client.get("/stats").json()
+    assert stats["model_version"] > start_version + 5
+    curve = stats["learning_curve"]
+    assert curve[-1]["n_labels"] == 150
+    assert curve[-1]["holdout_accuracy"] > first + 0.05, curve
+    assert stats["stream_accuracy_samples"] > 0
+    assert stats["label_to_model_s"]["p50"] < 5
+    assert np.isfinite(stats["stream_accuracy"])
