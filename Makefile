@@ -1,4 +1,5 @@
-# alstream: `make run` runs the main job, `make test` runs every test. Each installs what it needs.
+# alstream: `make run` runs the service (embedded defaults), `make test` runs every test.
+# Each installs what it needs.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ PREFECT_LOCAL := http://127.0.0.1:4200/api
 ALSTREAM = env $$(curl -sf -m 1 $(PREFECT_LOCAL)/health >/dev/null 2>&1 && echo PREFECT_API_URL=$(PREFECT_LOCAL)) $(VENV)/bin/alstream
 EXPERIMENT ?=
 
-.PHONY: install run test lint format bench prefect-server run-al run-al-entropy run-al-margin \
+.PHONY: install run serve test lint format bench prefect-server run-al run-al-entropy run-al-margin \
 	run-al-confident run-ct compare mlflow-ui clean
 
 install: $(STAMP)
@@ -20,7 +21,8 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,bench]'
 	touch $(STAMP)
 
-run: compare
+run: install
+	$(ALSTREAM) serve
 
 test: install
 	$(VENV)/bin/ruff check .
@@ -35,6 +37,7 @@ format: install
 
 bench: install
 	$(PY) bench/query_bench.py
+	$(PY) bench/service_bench.py
 
 prefect-server: install
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
@@ -60,7 +63,7 @@ mlflow-ui: install
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 clean:
-	rm -rf models metrics reports mlruns mlartifacts mlflow.db .pytest_cache .ruff_cache .hypothesis
+	rm -rf models metrics reports mlruns mlartifacts mlflow.db .alstream .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 # A local single-node Kafka broker (KRaft) in .kafka/; see scripts/kafka.sh for its settings.
