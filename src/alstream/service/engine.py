@@ -243,12 +243,12 @@ class Engine:
             except Exception:
                 log.exception("could not log model version %s to MLflow", version.version)
         self.store.record_model(kind=version.kind, n_labels=version.n_labels, metrics=metrics, status="ok",
-                                mlflow_run_id=run_id)  # fmt: skip
+                                mlflow_run_id=run_id, version=version.version)  # fmt: skip
 
     def _record_failure(self, kind: str, n_labels: int) -> None:
         self._tracking.submit(
             self.store.record_model, kind=kind, n_labels=n_labels, metrics={}, status="failed",
-            error=self.trainer.last_error,
+            error=self.trainer.last_error, version=self.trainer.failed_version,
         )  # fmt: skip
 
     # --- serving --------------------------------------------------------------------------

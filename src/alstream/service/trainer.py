@@ -62,6 +62,7 @@ class Trainer:
         self.current: ModelVersion | None = None
         self.last_error: str | None = None
         self.failures = 0
+        self.failed_version = 0
         self._lock = threading.Lock()
         self._next_version = 1
         self._online_since_full = 0
@@ -92,8 +93,13 @@ class Trainer:
         try:
             model = train()
         except Exception as error:  # keep serving the previous version, say why
+            with self._lock:
+                self.failed_version = self._next_version  # a failed version keeps its number
+                self._next_version += 1
             self.failures += 1
-            self.last_error = f"{kind} training failed: {type(error).__name__}: {error}"
+            self.last_error = (
+                f"version {self.failed_version} ({kind}) failed: {type(error).__name__}: {error}"
+            )
             raise
         with self._lock:
             version = ModelVersion(self._next_version, model, kind, n_labels, time.time())

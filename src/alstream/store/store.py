@@ -118,8 +118,9 @@ class Store:
         error: str | None = None,
         mlflow_run_id: str | None = None,
         path: str | None = None,
+        version: int | None = None,
     ) -> int:
-        """Record a model version; returns its number (1, 2, ...)."""
+        """Record a model version; returns its number (``version`` if given, else the next one)."""
         values = {
             "kind": kind,
             "n_labels": n_labels,
@@ -130,6 +131,8 @@ class Store:
             "path": path,
             "created_at": datetime.now(UTC),
         }
+        if version is not None:
+            values["version"] = version
         return self._write(lambda c: c.execute(models.insert().values(values)).inserted_primary_key[0])
 
     def _write(self, work):
