@@ -127,8 +127,8 @@ def test_labeling_with_an_oracle_makes_the_model_learn(client):
     for _ in range(12):
         items = client.get("/queue", params={"n": 10, "annotator": "oracle"}).json()
         labels = [{"id": i["id"], "label": _truth(i["id"]), "annotator": "oracle"} for i in items]
-        assert client.post("/labels", json=labels).status_code == 202
         target = client.get("/stats").json()["labeled"] + len(labels)
+        assert client.post("/labels", json=labels).status_code == 202
         wait_for(lambda t=target: client.get("/stats").json()["labeled"] >= t, what="the labels")
     wait_for(lambda: client.get("/stats").json()["labeled"] == 150, what="all labels")
     wait_for(lambda: not client.app.state.runtime.engine._pending, what="a model with every label")

@@ -196,7 +196,9 @@ class Engine:
         X = self.pool.features[self.pool.positions(ids)]
         y = np.array([self.labels[i] for i in ids], dtype=object).astype(str)
         try:
-            version = self.trainer.update_online(X, y)
+            version = self.trainer.update_online(
+                X, y, n_labels=sum(i in self.pool.index for i in self.labels)
+            )
         except Exception:
             log.exception("online update failed; the previous model keeps serving")
             self._record_failure("online", len(self.labels))
@@ -207,13 +209,13 @@ class Engine:
         """Re-score the pool with ``version``, then record it (store and MLflow, in the background)."""
         self.rescore(version)
         now = time.time()
-        for sample_id, stored_at in pending.items():
-            self.latencies.append(now - stored_at)
-            self._pending.pop(sample_id, None)
         metrics = self._evaluate(version)
         self.curve.append(
             {"version": version.version, "kind": version.kind, "n_labels": version.n_labels, **metrics}
         )
+        for sample_id, stored_at in pending.items():  # these labels now shape the queue
+            self.latencies.append(now - stored_at)
+            self._pending.pop(sample_id, None)
         self._tracking.submit(self._record, version, metrics)
         return version
 

@@ -8,18 +8,25 @@ any point replays at most the last batch, which the store's idempotent writes ab
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
-from alstream.messages import InvalidMessage, ProjectSchema, decode_label, decode_sample
+from alstream.messages import InvalidMessage, ProjectSchema, Sample, decode_label, decode_sample
 from alstream.store import LabelRow, SampleRow, Store
 from alstream.stream import Consumer, Record, Stream
 
 log = logging.getLogger("alstream.ingest")
+
+# The namespace of the ids given to samples that arrive without one (a uuid5 of the record's place).
+STREAM_ID_NAMESPACE = uuid.UUID("5f0c3f8e-8b4e-4d43-9a52-4f7a3c1b9d20")
+_GENERATED_ID = re.compile(r"[0-9a-f]{12}4[0-9a-f]{19}")  # what decode_sample makes up: uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class Ingestor:
                         LabelRow(label.id, label.label, label.annotator, label.skipped, source, record.offset)
                     )
                     continue
-                sample = decode_sample(record.value, self.schema)
+                sample = _with_stable_id(decode_sample(record.value, self.schema), record)
             except InvalidMessage as error:
                 dead.append((record.key, _dead_letter(record, str(error))))
                 continue
@@ -111,7 +118,17 @@ class Ingestor:
         self.consumer.close()
 
 
+def _with_stable_id(sample: Sample, record: Record) -> Sample:
+    """A sample sent without an id gets one derived from its place in the stream, not a random one:
+    a batch replayed after a crash then writes the same ids again, which the store ignores."""
+    if not _GENERATED_ID.fullmatch(sample.id) or orjson.loads(record.value).get("id") is not None:
+        return sample
+    place = f"{record.topic}:{record.partition}:{record.offset}"
+    return dataclasses.replace(sample, id=uuid.uuid5(STREAM_ID_NAMESPACE, place).hex)
+
+
 def _dead_letter(record: Record, reason: str) -> bytes:
-    value = record.value.decode("utf-8", errors="replace")
+    # A Kafka record may have no value at all (a tombstone): null, not a crash of the loop.
+    value = None if record.value is None else record.value.decode("utf-8", errors="replace")
     return orjson.dumps({"reason": reason, "topic": record.topic, "partition": record.partition,
                          "offset": record.offset, "value": value})  # fmt: skip

@@ -81,12 +81,12 @@ class Trainer:
         """A new version trained on all of ``X``, ``y``; becomes current if training succeeds."""
         return self._publish(lambda: fit(self.prototype, X, y), "full", len(y))
 
-    def update_online(self, X: np.ndarray, y: np.ndarray) -> ModelVersion:
-        """A new version updated from the newest labels only (``partial_fit`` on a copy)."""
+    def update_online(self, X: np.ndarray, y: np.ndarray, n_labels: int) -> ModelVersion:
+        """A new version updated from the newest labels only (``partial_fit`` on a copy);
+        ``n_labels`` is how many labels the model has now seen in all."""
         base = self.current
         if base is None:
             raise RuntimeError("no model to update yet: train one in full first")
-        n_labels = base.n_labels + len(y)
         return self._publish(lambda: estimators.update(base.model, X, y, self.classes), "online", n_labels)
 
     def _publish(self, train: Callable[[], Classifier], kind: str, n_labels: int) -> ModelVersion:
