@@ -135,6 +135,7 @@ class Engine:
             scores = self._score(self.pool.features[done:size], version)
             self.pool.set_scores(scores, version.version, start=done)
             done = size
+        self.pool.rank()
 
     # --- training -------------------------------------------------------------------------
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:

@@ -51,7 +51,9 @@ class Pool:
         self.scores = np.zeros(capacity)
         self.status = np.zeros(capacity, dtype=np.int8)
         self.lease_until = np.zeros(capacity)
-        self.lease_owner: list[str | None] = []
+        self._owner: dict[int, str] = {}  # leased position -> annotator
+        self._leased: dict[str, set[int]] = {}  # annotator -> positions leased to them
+        self._ranked = np.empty(0, dtype=np.int64)  # positions by descending score, from rank()
         self.version = 0
         self._keys = np.zeros(capacity, dtype=np.uint64)
 
@@ -83,7 +85,6 @@ class Pool:
             for offset, i in enumerate(fresh):
                 self.index[ids[i]] = start + offset
                 self.ids.append(ids[i])
-                self.lease_owner.append(None)
             self._keys[start:end] = tie_keys(np.arange(start, end), self.seed)
             self.size = end
             return len(fresh)
@@ -109,6 +110,16 @@ class Pool:
         """Positions of samples nobody has labeled or skipped."""
         return np.flatnonzero(self.status[: self.size] == UNLABELED)
 
+    def rank(self) -> None:
+        """Order every sample by score once (after a new version's scores are in), so that
+        serving the queue walks this order instead of searching the whole pool per request."""
+        with self._lock:
+            size = self.size
+            scores, keys = self.scores[:size].copy(), self._keys[:size].copy()
+        order = np.lexsort((keys, scores))[::-1]
+        with self._lock:
+            self._ranked = order
+
     def take(
         self,
         n: int,
@@ -125,46 +136,82 @@ class Pool:
         Items already leased to this annotator are returned again first.
         """
         now = time.monotonic() if now is None else now
+        rng = rng or np.random.default_rng()
         with self._lock:
-            size = self.size
-            free = (self.status[:size] == UNLABELED) & (self.lease_until[:size] <= now)
-            mine = np.flatnonzero(
-                (self.status[:size] == UNLABELED) & (self.lease_until[:size] > now)
-                & np.array([owner == annotator for owner in self.lease_owner], dtype=bool)
-            ) if annotator and size else np.empty(0, dtype=np.int64)  # fmt: skip
-            picked: list[tuple[int, str]] = [(int(p), "uncertainty") for p in mine[:n]]
+            mine = sorted(p for p in self._leased.get(annotator, ()) if self._available_to(p, annotator, now))
+            picked: list[tuple[int, str]] = [(p, "uncertainty") for p in mine[:n]]
+            taken = {p for p, _ in picked}
             wanted = n - len(picked)
-            rng = rng or np.random.default_rng()
             n_random = int(rng.binomial(wanted, random_share)) if wanted else 0
-            available = np.flatnonzero(free)
-            if n_random and len(available):
-                chosen = rng.choice(available, min(n_random, len(available)), replace=False)
-                picked += [(int(p), "random") for p in chosen]
-                free[chosen] = False
-            rest = n - len(picked)
-            if rest > 0:
-                picked += [(int(p), "uncertainty") for p in self._top(free, rest)]
+            for p in self._random_free(n_random, now, rng, taken):
+                picked.append((p, "random"))
+                taken.add(p)
+            for p in self._top_free(n - len(picked), now, taken):
+                picked.append((p, "uncertainty"))
             for position, _ in picked:
-                self.lease_until[position] = now + lease_s
-                self.lease_owner[position] = annotator
+                self._lease(position, annotator, now + lease_s)
             return [Taken(p, self.ids[p], float(self.scores[p]), why, self.version) for p, why in picked]
 
-    def _top(self, free: np.ndarray, k: int) -> np.ndarray:
-        candidates = np.flatnonzero(free)
-        if len(candidates) <= k:
-            order = np.lexsort((self._keys[candidates], self.scores[candidates]))[::-1]
-            return candidates[order]
-        scores = self.scores[candidates]
-        cut = np.partition(scores, len(scores) - k)[len(scores) - k]
-        best = candidates[scores >= cut]
-        order = np.lexsort((self._keys[best], self.scores[best]))[::-1]
-        return best[order][:k]
+    def _available_to(self, position: int, annotator: str, now: float) -> bool:
+        return (
+            self.status[position] == UNLABELED
+            and self.lease_until[position] > now
+            and self._owner.get(position) == annotator
+        )
+
+    def _is_free(self, positions: np.ndarray, now: float) -> np.ndarray:
+        return (self.status[positions] == UNLABELED) & (self.lease_until[positions] <= now)
+
+    def _random_free(self, k: int, now: float, rng: np.random.Generator, taken: set[int]) -> list[int]:
+        """Up to ``k`` free samples drawn uniformly (rejection sampling: no scan of the pool)."""
+        chosen: list[int] = []
+        for _ in range(50 * k):
+            if len(chosen) >= k or not self.size:
+                break
+            p = int(rng.integers(self.size))
+            if p not in taken and p not in chosen and self._is_free(np.array([p]), now)[0]:
+                chosen.append(p)
+        return chosen
+
+    def _top_free(self, k: int, now: float, taken: set[int]) -> list[int]:
+        """The ``k`` best-scored free samples: the ranked order, then any sample added since."""
+        if k <= 0:
+            return []
+        ranked = self._ranked
+        best: list[int] = []
+        step = max(256, 4 * k)
+        for start in range(0, len(ranked), step):
+            block = ranked[start : start + step]
+            block = block[self._is_free(block, now)]
+            best.extend(p for p in block.tolist() if p not in taken)
+            if len(best) >= k:
+                break
+        best = best[:k]
+        tail = np.arange(len(ranked), self.size)  # newer than the ranking, scored on arrival
+        tail = tail[self._is_free(tail, now)] if len(tail) else tail
+        tail = np.array([p for p in tail.tolist() if p not in taken], dtype=np.int64)
+        if len(tail) > 4 * k:  # keep the best of the tail only
+            scores = self.scores[tail]
+            tail = tail[scores >= np.partition(scores, len(scores) - k)[len(scores) - k]]
+        if len(tail):
+            both = np.concatenate([np.array(best, dtype=np.int64), tail])
+            order = np.lexsort((self._keys[both], self.scores[both]))[::-1]
+            best = both[order][:k].tolist()
+        return best
+
+    def _lease(self, position: int, annotator: str, until: float) -> None:
+        previous = self._owner.get(position)
+        if previous is not None:
+            self._leased.get(previous, set()).discard(position)
+        self._owner[position] = annotator
+        self._leased.setdefault(annotator, set()).add(position)
+        self.lease_until[position] = until
 
     def release(self, ids: list[str], annotator: str) -> None:
         """Give leased items back to the queue before their lease ends."""
         with self._lock:
-            for position in self.positions(ids):
-                if self.lease_owner[position] == annotator:
+            for position in self.positions(ids).tolist():
+                if self._owner.get(position) == annotator:
                     self.lease_until[position] = 0.0
 
     def counts(self) -> dict[str, int]:
