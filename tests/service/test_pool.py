@@ -34,7 +34,7 @@ def test_a_lease_keeps_an_item_from_others_until_it_expires():
     theirs = {t.id for t in pool.take(5, "bob", lease_s=10, now=1.0)}
     assert not mine & theirs
     assert {t.id for t in pool.take(5, "ann", lease_s=10, now=2.0)} == mine  # hers again
-    later = {t.id for t in pool.take(5, "cid", lease_s=10, now=11.0)}
+    later = {t.id for t in pool.take(5, "cid", lease_s=10, now=13.0)}  # her renewed lease ended at 12
     assert later == mine  # expired: back at the top of the queue
 
 
