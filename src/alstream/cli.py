@@ -159,18 +159,12 @@ def consume(
     import signal
     import threading
 
-    from alstream.service.ingest import Ingestor, Topics
+    from alstream.service.runtime import open_ingestor, open_parts
     from alstream.settings import Settings
-    from alstream.store import Store
-    from alstream.stream import open_stream
 
     settings = Settings.load(project)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.database_url)
-    store.create()
-    stream = open_stream(settings.kafka_bootstrap, settings.data_dir)
-    topics = Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
-    ingestor = Ingestor(stream, store, settings.project, topics, settings.consumer_group)
+    store, stream, topics = open_parts(settings)
+    ingestor = open_ingestor(settings, stream, store, topics)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -31,12 +31,17 @@ MODELS: dict[str, Callable[[int], ClassifierMixin]] = {
 }
 
 
-def make_model(name: str, seed: int = 0) -> Classifier:
-    """A fresh, unfitted classifier registered under ``name``."""
+def model_name(name: str) -> str:
+    """The registered name ``name`` stands for (``Random-Forest`` -> ``random_forest``)."""
     key = name.strip().lower().replace("-", "_")
     if key not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    return MODELS[key](seed)
+    return key
+
+
+def make_model(name: str, seed: int = 0) -> Classifier:
+    """A fresh, unfitted classifier registered under ``name``."""
+    return MODELS[model_name(name)](seed)
 
 
 def standardized(model: Classifier) -> Pipeline:

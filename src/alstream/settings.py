@@ -221,22 +221,16 @@ class Settings(BaseSettings):
     @field_validator("strategy")
     @classmethod
     def _check_strategy(cls, value: str) -> str:
-        from alstream.strategies import STRATEGIES
+        from alstream.strategies import strategy_name
 
-        key = value.strip().lower().replace("-", "_")
-        if key not in STRATEGIES:
-            raise ValueError(f"unknown strategy {value!r}: choose one of {', '.join(sorted(STRATEGIES))}")
-        return key
+        return strategy_name(value)
 
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str) -> str:
-        from alstream.estimators import MODELS  # imports scikit-learn: only when settings are built
+        from alstream.estimators import model_name  # imports scikit-learn: only when settings are built
 
-        key = value.strip().lower().replace("-", "_")
-        if key not in MODELS:
-            raise ValueError(f"unknown model {value!r}: choose one of {', '.join(MODELS)}")
-        return key
+        return model_name(value)
 
     @field_validator("log_level")
     @classmethod

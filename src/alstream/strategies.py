@@ -117,18 +117,25 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+def strategy_name(name: str) -> str:
+    """The registered name ``name`` stands for (``Least-Confident`` -> ``least_confident``).
+
+    >>> strategy_name(" Least-Confident ")
+    'least_confident'
+    """
+    key = name.strip().lower().replace("-", "_")
+    if key not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}: choose one of {', '.join(sorted(STRATEGIES))}")
+    return key
+
+
 def get_strategy(name: str) -> Strategy:
     """The strategy registered under ``name`` (``least-confident`` works too).
 
     >>> get_strategy("least-confident") is least_confident
     True
     """
-    key = name.strip().lower().replace("-", "_")
-    try:
-        return STRATEGIES[key]
-    except KeyError:
-        known = ", ".join(sorted(STRATEGIES))
-        raise ValueError(f"unknown strategy {name!r}: choose one of {known}") from None
+    return STRATEGIES[strategy_name(name)]
 
 
 def tie_keys(ids: np.ndarray, seed: int) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from alstream.datasets import check_source
-from alstream.estimators import MODELS
-from alstream.strategies import STRATEGIES, get_strategy
+from alstream.estimators import model_name
+from alstream.strategies import strategy_name
 
 BASELINE = "random"
 
@@ -39,12 +39,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         check_source(self.dataset)
-        names = tuple(dict.fromkeys(_canonical(s) for s in self.strategies))
+        names = tuple(dict.fromkeys(strategy_name(s) for s in self.strategies))
         object.__setattr__(self, "strategies", names)
         if not names:
             raise ValueError("choose at least one strategy")
-        if self.model.replace("-", "_") not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
+        model_name(self.model)  # a clear error for unknown names
         if not 0 < self.initial_fraction < 1:
             raise ValueError(f"initial_fraction must be in (0, 1), got {self.initial_fraction}")
         if not 0 < self.test_size < 1:
@@ -67,11 +66,6 @@ class ExperimentConfig:
         params["strategies"] = ",".join(self.strategies)
         params.update(params.pop("extra"))
         return params
-
-
-def _canonical(strategy: str) -> str:
-    get_strategy(strategy)  # raises a clear error for unknown names
-    return next(k for k, v in STRATEGIES.items() if v is get_strategy(strategy))
 
 
 def _stem(dataset: str) -> str:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,11 +140,13 @@ class Engine:
     # --- training -------------------------------------------------------------------------
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
         """Features and latest labels of every labeled sample the pool holds."""
-        ids = [i for i in self.labels if i in self.pool.index]
-        positions = self.pool.positions(ids)
-        return self.pool.features[positions], np.array([self.labels[i] for i in ids], dtype=object).astype(
-            str
-        )
+        return self._labeled(self.labels)
+
+    def _labeled(self, ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Features and latest labels of those ``ids`` that are labeled and in the pool."""
+        known = [i for i in ids if i in self.labels and i in self.pool.index]
+        y = np.array([self.labels[i] for i in known], dtype=object).astype(str)
+        return self.pool.features[self.pool.positions(known)], y
 
     def label_counts(self) -> dict[str, int]:
         counts = dict.fromkeys(self.config.classes, 0)
@@ -191,15 +193,11 @@ class Engine:
 
     def _online(self) -> ModelVersion | None:
         pending = dict(self._pending)
-        ids = [i for i in pending if i in self.pool.index and i in self.labels]
-        if not ids:
+        X, y = self._labeled(pending)
+        if not len(y):
             return None
-        X = self.pool.features[self.pool.positions(ids)]
-        y = np.array([self.labels[i] for i in ids], dtype=object).astype(str)
         try:
-            version = self.trainer.update_online(
-                X, y, n_labels=sum(i in self.pool.index for i in self.labels)
-            )
+            version = self.trainer.update_online(X, y, n_labels=sum(self.label_counts().values()))
         except Exception:
             log.exception("online update failed; the previous model keeps serving")
             self._record_failure("online", len(self.labels))

@@ -13,10 +13,24 @@ from alstream.service.ingest import Ingestor, Topics
 from alstream.service.trainer import ModelVersion, RetrainPolicy
 from alstream.settings import Settings
 from alstream.store import Store
-from alstream.stream import open_stream
+from alstream.stream import Stream, open_stream
 
 log = logging.getLogger("alstream.service")
 PUBLISH_CHUNK = 5000
+
+
+def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
+    """The store (tables created) and the stream the settings name, with the topic names."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database_url)
+    store.create()
+    stream = open_stream(settings.kafka_bootstrap, settings.data_dir)
+    return store, stream, Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
+
+
+def open_ingestor(settings: Settings, stream: Stream, store: Store, topics: Topics) -> Ingestor:
+    """The consumer of the settings' topics, as the settings' consumer group."""
+    return Ingestor(stream, store, settings.project, topics, settings.consumer_group)
 
 
 class Runtime:
@@ -25,11 +39,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, consume: bool = True, track: bool = True) -> None:
         self.settings = settings
         schema = settings.project
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.database_url)
-        self.store.create()
-        self.stream = open_stream(settings.kafka_bootstrap, settings.data_dir)
-        self.topics = Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
+        self.store, self.stream, self.topics = open_parts(settings)
         holdout = None
         if settings.demo:
             samples, holdout = digits_demo()
@@ -53,11 +63,7 @@ class Runtime:
             track=track,
         )
         self.engine = Engine(config, self.store, holdout=holdout, full_training=_full_training(track))
-        self.ingestor = (
-            Ingestor(self.stream, self.store, schema, self.topics, settings.consumer_group)
-            if consume
-            else None
-        )
+        self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics) if consume else None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
