@@ -1,7 +1,11 @@
 import json
 
+import mlflow  # noqa: F401
 from typer.testing import CliRunner
 
+# MLflow (imported above) and Prefect attach log handlers to sys.stderr when first imported: import
+# them here, not inside CliRunner, whose captured stream is closed after each invocation.
+import alstream.flows.active_learning_flow  # noqa: F401
 from alstream.cli import app
 
 runner = CliRunner()
