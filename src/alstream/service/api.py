@@ -160,7 +160,7 @@ def health(request: Request) -> dict[str, Any]:
     engine = _runtime(request).engine
     return {
         "status": "ok",
-        "model_version": engine.trainer.current.version if engine.trainer.current else None,
+        "model_version": engine.serving.version if engine.serving else None,
     }
 
 

@@ -76,6 +76,7 @@ class Engine:
         self.quality = StreamAccuracy()
         self.labels: dict[str, str] = {}  # latest non-skipped label per sample: the training set
         self.curve: list[dict[str, Any]] = []
+        self.serving: ModelVersion | None = None  # the version whose scores order the queue
         self.latencies: deque[float] = deque(maxlen=500)  # label stored -> model that includes it
         self._full_training = full_training or (lambda engine: engine.train_full())
         self._pending: dict[str, float] = {}  # labeled since the last version -> when stored
@@ -215,6 +216,7 @@ class Engine:
         for sample_id, stored_at in pending.items():  # these labels now shape the queue
             self.latencies.append(now - stored_at)
             self._pending.pop(sample_id, None)
+        self.serving = version
         self._tracking.submit(self._record, version, metrics)
         return version
 
@@ -302,7 +304,7 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         estimate, n = self.quality.estimate()
         latencies = np.array(self.latencies) if self.latencies else None
-        current = self.trainer.current
+        current = self.serving
         return {
             **self.pool.counts(),
             "labels_per_class": self.label_counts(),
