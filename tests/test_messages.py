@@ -72,11 +72,34 @@ def test_schema_derives_n_features_and_coerces_int_classes():
         ({"classes": ["a", "b"], "feature_names": ["x", "x"]}, "duplicate feature"),
         ({"classes": ["a", "b"], "data": "text", "n_features": 3}, "features' only"),
         ({"classes": ["a", "b"], "colour": "red"}, "Extra inputs"),
+        ({"classes": ["a", "b"], "n_features": 10, "image_shape": (3, 3)}, "needs n_features = 9"),
+        ({"classes": ["a", "b"], "n_features": 0 + 1, "image_shape": (0, 1)}, "positive"),
+        ({"classes": ["a", "b"], "keys": {"c": "x"}}, "unknown classes: 'c'"),
+        ({"classes": ["a", "b"], "keys": {"a": "xy"}}, "one printable character"),
+        ({"classes": ["a", "b"], "keys": {"a": "x", "b": "x"}}, "same key for several classes: 'x'"),
+        ({"classes": ["a", "b"], "keys": {"a": "?"}}, "the page's own"),
     ],
 )
 def test_schema_refuses(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         ProjectSchema(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("classes", "keys", "expected"),
+    [
+        ([str(d) for d in range(10)], None, {str(d): str(d) for d in range(10)}),  # digits: their own key
+        (["cat", "dog"], None, {"cat": "1", "dog": "2"}),
+        (
+            [f"c{i}" for i in range(11)],
+            None,
+            {**{f"c{i}": str(i + 1) for i in range(9)}, "c9": "a", "c10": "b"},
+        ),
+        (["cat", "dog"], {"cat": "c", "dog": "d"}, {"cat": "c", "dog": "d"}),
+    ],
+)
+def test_label_keys(classes, keys, expected):
+    assert ProjectSchema(classes=classes, keys=keys).label_keys() == expected
 
 
 def test_schema_is_frozen():

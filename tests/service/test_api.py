@@ -81,8 +81,27 @@ def test_queue_items_say_why_they_were_chosen(client):
         assert set(item["probabilities"]) == {str(c) for c in range(10)}
         assert abs(sum(item["probabilities"].values()) - 1) < 1e-6
         assert len(item["features"]) == 64
+        assert item["meta"]["source"] == "sklearn digits" and item["text"] is None
     uncertain = [item["score"] for item in items if item["reason"] == "uncertainty"]
     assert uncertain == sorted(uncertain, reverse=True)
+
+
+def test_released_items_go_back_to_the_queue(client):
+    mine = client.get("/queue", params={"n": 5, "annotator": "ann"}).json()
+    ids = [item["id"] for item in mine]
+    assert client.post("/queue/release", json={"annotator": "bob", "ids": ids}).json() == {"released": 5}
+    assert not {i["id"] for i in client.get("/queue", params={"n": 5, "annotator": "bob"}).json()} & set(ids)
+    assert client.get("/stats").json()["leased"] == 10
+    client.post("/queue/release", json={"annotator": "ann", "ids": ids})
+    assert client.get("/stats").json()["leased"] == 5  # free for anyone again
+    assert client.post("/queue/release", json={"annotator": "", "ids": ids}).status_code == 422
+
+
+def test_project_tells_the_page_what_to_draw(client):
+    project = client.get("/project").json()
+    assert project["classes"] == [str(d) for d in range(10)]
+    assert project["keys"]["7"] == "7" and project["image_shape"] == [8, 8]
+    assert project["data"] == "features" and len(project["feature_names"]) == 64
 
 
 def test_the_queue_serves_the_most_uncertain_samples_first(client):

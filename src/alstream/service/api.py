@@ -31,7 +31,25 @@ class QueueEntry(BaseModel):
     model_version: int = Field(description="The model version whose scores chose this item (0: none yet).")
     probabilities: dict[str, float]
     predicted: str | None
-    features: list[float]
+    features: list[float] | None = Field(description="The sample's features as stored (None: a text).")
+    text: str | None
+    meta: dict[str, Any] | None
+
+
+class ReleaseIn(BaseModel):
+    annotator: str = Field(min_length=1, max_length=200, description="Who holds the leases.")
+    ids: list[str] = Field(max_length=1000, description="Leased items to give back to the queue.")
+
+
+class ProjectOut(BaseModel):
+    classes: list[str]
+    keys: dict[str, str] = Field(description="The labeling page's key for each class.")
+    data: str = Field(description="'features' or 'text'.")
+    feature_names: list[str] | None
+    n_features: int | None
+    image_shape: tuple[int, int] | None = Field(description="(height, width) when features are pixels.")
+    strategy: str
+    model: str
 
 
 class PredictIn(BaseModel):
@@ -123,6 +141,23 @@ def queue(
 ) -> Any:
     """The most uncertain samples (and a random share), leased to ``annotator`` for a while."""
     return [item.__dict__ for item in _runtime(request).engine.queue(n, annotator)]
+
+
+@router.post("/queue/release", summary="Give leased items back to the queue")
+def release(request: Request, body: ReleaseIn) -> dict[str, int]:
+    """The page gives back the items it prefetched but did not show, e.g. after a new model."""
+    _runtime(request).engine.release(body.ids, body.annotator)
+    return {"released": len(body.ids)}
+
+
+@router.get("/project", response_model=ProjectOut, summary="The project: classes, keys, data shape")
+def project(request: Request) -> Any:
+    settings = _runtime(request).settings
+    schema = settings.project
+    return ProjectOut(classes=schema.classes, keys=schema.label_keys(), data=schema.data,
+                      feature_names=schema.feature_names, n_features=schema.n_features,
+                      image_shape=schema.image_shape, strategy=settings.strategy,
+                      model=settings.model)  # fmt: skip
 
 
 @router.get("/stats", summary="Pool, labels, model versions and the learning curve")

@@ -41,7 +41,9 @@ class QueueItem:
     model_version: int
     probabilities: dict[str, float]
     predicted: str | None
-    features: list[float]
+    features: list[float] | None
+    text: str | None
+    meta: dict | None
 
 
 @dataclass
@@ -264,15 +266,16 @@ class Engine:
             return []
         positions = np.array([t.position for t in taken])
         features = self.pool.features[positions]
-        version = self.trainer.current
+        version = self.serving or self.trainer.current  # the model whose scores are served
         if version is None:
             proba = np.full((len(taken), len(self.config.classes)), 1 / len(self.config.classes))
             classes = list(self.config.classes)
         else:
             proba = version.model.predict_proba(features)
             classes = [str(c) for c in version.model.classes_]
+        stored = {s["id"]: s for s in self.store.get_samples([t.id for t in taken])}
         items = []
-        for t, p, x in zip(taken, proba, features, strict=True):
+        for t, p in zip(taken, proba, strict=True):
             predicted = None if version is None else classes[int(np.argmax(p))]
             if t.reason == "random" and predicted is not None:
                 self.quality.served(t.id, t.version, predicted)
@@ -285,10 +288,16 @@ class Engine:
                     model_version=t.version,
                     probabilities=dict(zip(classes, map(float, p), strict=True)),
                     predicted=predicted,
-                    features=x.tolist(),
+                    features=stored.get(t.id, {}).get("features"),
+                    text=stored.get(t.id, {}).get("text"),
+                    meta=stored.get(t.id, {}).get("meta"),
                 )
             )
         return items
+
+    def release(self, ids: list[str], annotator: str) -> None:
+        """Give ``annotator``'s leased items back to the queue (the page does, after a new model)."""
+        self.pool.release(ids, annotator)
 
     def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
         """(version, classes, probabilities) of the current model; raises if there is none yet."""
