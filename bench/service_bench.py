@@ -15,18 +15,23 @@ Four measurements, each against the issue's one-core targets:
 * ``GET /queue`` latency with 10^5 and 10^6 samples in the pool: the pool is filled in-process
   (features, the scores of a trained sgd model), then ``engine.queue(10, annotator)`` is timed
   in-process and through real HTTP against a uvicorn server whose pool was filled the same way;
-  every call has a new annotator, so leases accumulate as with real people.
-* label -> updated queue: the digits demo plus extra samples sent through ``/send``, online
-  updates on (sgd): a label is POSTed to ``/labels`` and ``/health`` (the trainer's current
-  version) and ``GET /queue`` (the pool's scores' version) are polled until both move.
+  every call has a new annotator, so leases accumulate as with real people. ``GET /stats`` is
+  timed on the same server.
+* label -> updated queue, with 10^5 and 10^6 samples: the digits demo plus extra samples sent
+  through ``/send`` (the real path: stream, consumer, store, engine), online updates on (sgd): a
+  label is POSTed to ``/labels`` and ``/health`` (the trainer's current version) and ``GET /queue``
+  (the pool's scores' version) are polled until both move. ``GET /stats`` is timed on that
+  server too, beside what it cost before (``Store.counts()`` and ``Store.conflicts()`` on the
+  server's store; they grow with the samples and, more, with the label events).
 
 The Kafka broker is started with ``scripts/kafka.sh`` in a temporary home (skipped with a note
-when Java or the jars are missing, or with ``--no-kafka``). The results go to a rich table per
+when Java or the jars are missing, or with ``--no-kafka``); a first consumer group joins before
+any measure (a fresh broker creates its offsets topic then). The results go to a rich table per
 part, a PASS/FAIL table against the targets and ``bench/results/service.json``. The exit code
 is 0 even when a target fails: this is a report.
 
-    .venv/bin/python bench/service_bench.py             # full sizes (about 4-5 minutes)
-    .venv/bin/python bench/service_bench.py --quick     # smaller sizes (about 1-2 minutes)
+    .venv/bin/python bench/service_bench.py             # full sizes (about 3 minutes)
+    .venv/bin/python bench/service_bench.py --quick     # smaller sizes (about 1 minute)
 """
 
 from __future__ import annotations
@@ -59,13 +64,20 @@ BATCH = 500
 N_FEATURES = 64
 CLASSES = [str(d) for d in range(10)]
 ONE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+DEMO_POOL = 1437  # the digits demo's samples
+LABEL_POLL_S = 0.01  # how often label -> queue polls /health and /queue (each poll costs server CPU)
 
 # (key, what, threshold, higher is better)
 TARGETS = (
     ("send_kafka", "POST /send into Kafka >= 20,000 samples/s", 20_000.0, True),
-    ("consumer_sqlite", "consumer -> SQLite >= 20,000 samples/s", 20_000.0, True),
+    ("consumer_sqlite", "consumer -> SQLite from the embedded log >= 20,000 samples/s", 20_000.0, True),
+    ("consumer_kafka", "consumer -> SQLite from Kafka >= 20,000 samples/s", 20_000.0, True),
+    ("queue_p99_1e5", "GET /queue p99 <= 20 ms at 10^5 (HTTP)", 20.0, False),
     ("queue_p99_1e6", "GET /queue p99 <= 20 ms at 10^6 (HTTP)", 20.0, False),
-    ("label_to_queue_p99", "label -> updated queue <= 1 s (p99, online updates)", 1000.0, False),
+    ("stats_p99_1e5", "GET /stats p99 <= 20 ms at 10^5 (HTTP, store of 10^5)", 20.0, False),
+    ("stats_p99_1e6", "GET /stats p99 <= 20 ms at 10^6 (HTTP, store of 10^6)", 20.0, False),
+    ("label_p99_1e5", "label -> updated queue <= 1 s at 10^5 (p99, online updates)", 1000.0, False),
+    ("label_p99_1e6", "label -> updated queue <= 1 s at 10^6 (p99, online updates)", 1000.0, False),
 )
 
 
@@ -166,8 +178,9 @@ def trained_engine_fill(engine: Any, n: int, seed: int = 0) -> dict[str, float]:
     t2 = time.perf_counter()
     engine.pool.add(ids, X, scores)
     engine.pool.set_scores(engine.pool.scores[:n], engine.trainer.current.version)
+    engine.pool.rank()  # what the engine does after scoring a model version
     t3 = time.perf_counter()
-    return {"train_s": t1 - t0, "score_s": t2 - t1, "pool_add_s": t3 - t2}
+    return {"train_s": t1 - t0, "score_s": t2 - t1, "pool_add_and_rank_s": t3 - t2}
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,10 +221,31 @@ def kafka_broker(enabled: bool, console: Any) -> Iterator[tuple[str | None, str 
             yield None, f"scripts/kafka.sh up failed: {up.stderr.strip()[-300:]}"
             return
         console.print(f"Kafka broker up in {time.perf_counter() - started:.1f} s", highlight=False)
+        bootstrap = up.stdout.strip().splitlines()[-1]
         try:
-            yield up.stdout.strip().splitlines()[-1], None
+            with console.status("warming the group coordinator"):
+                warm_group_coordinator(bootstrap)
+            yield bootstrap, None
         finally:
             run("down", 120)
+
+
+def warm_group_coordinator(bootstrap: str, timeout: float = 60) -> None:
+    """A fresh broker creates its offsets topic when the first group joins (seconds): done here, so
+    that no measure pays it (a running cluster has it long since)."""
+    from confluent_kafka import Consumer
+
+    from alstream.stream.kafka import KafkaStream
+
+    stream = KafkaStream(bootstrap)
+    stream.publish("bench-warm-up", [(None, b"{}")])
+    stream.close()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-warm-up"})
+    consumer.subscribe(["bench-warm-up"])
+    deadline = time.monotonic() + timeout
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.2)
+    consumer.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,7 +407,8 @@ def child_ingest(cfg: dict[str, Any]) -> None:
 
 
 def child_queue(cfg: dict[str, Any]) -> None:
-    """engine.queue(10, annotator) in-process with a filled pool, plus where the time goes."""
+    """engine.queue(10, annotator) in-process with a filled pool; Pool.take alone; and what a new model
+    version costs before the queue serves it (re-scoring the whole pool, ranking it)."""
     pin(cfg["cpu"])
     from alstream.service.engine import Engine, EngineConfig
     from alstream.store import Store
@@ -386,27 +421,24 @@ def child_queue(cfg: dict[str, Any]) -> None:
     for i in range(5):
         engine.queue(10, f"warm-{i}")
     pool = engine.pool
-    queue_ms, take_ms, owner_ms, top_ms = [], [], [], []
+    queue_ms, take_ms, rescore_ms, rank_ms = [], [], [], []
     for i in range(cfg["calls"]):
-        annotator = f"annotator-{i}"
         t0 = time.perf_counter()
-        items = engine.queue(10, annotator)
+        items = engine.queue(10, f"annotator-{i}")
         queue_ms.append((time.perf_counter() - t0) * 1e3)
         assert len(items) == 10
-        # The parts of Pool.take, timed apart (read-only: same arrays, no lease taken).
-        t0 = time.perf_counter()
-        _ = np.array([owner == annotator for owner in pool.lease_owner], dtype=bool)
-        owner_ms.append((time.perf_counter() - t0) * 1e3)
-        now = time.monotonic()
-        t0 = time.perf_counter()
-        free = (pool.status[: pool.size] == 0) & (pool.lease_until[: pool.size] <= now)
-        pool._top(free, 10)
-        top_ms.append((time.perf_counter() - t0) * 1e3)
     # Pool.take alone, for annotators who have nothing leased yet.
     for i in range(min(100, cfg["calls"])):
         t0 = time.perf_counter()
         pool.take(10, f"take-{i}", 300.0, 0.1, engine._rng)
         take_ms.append((time.perf_counter() - t0) * 1e3)
+    for _ in range(5):  # a new version: the whole pool re-scored (then ranked), and the ranking alone
+        t0 = time.perf_counter()
+        engine.rescore(engine.trainer.current)
+        rescore_ms.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        pool.rank()
+        rank_ms.append((time.perf_counter() - t0) * 1e3)
     profile = None
     if cfg.get("profile"):
         import cProfile
@@ -428,8 +460,8 @@ def child_queue(cfg: dict[str, Any]) -> None:
                 "fill": fill,
                 "engine_queue": percentiles(queue_ms),
                 "pool_take": percentiles(take_ms),
-                "lease_owner_scan": percentiles(owner_ms),
-                "free_mask_and_top": percentiles(top_ms),
+                "rescore_and_rank": percentiles(rescore_ms),
+                "rank": percentiles(rank_ms),
                 "leased_at_end": pool.counts()["leased"],
                 "profile": profile,
             }
@@ -574,20 +606,32 @@ def bench_queue_http(home: Path, n: int, calls: int) -> dict[str, Any]:
             response = c.get("/queue", params={"n": 10, "annotator": f"http-{i}"})
             times.append((time.perf_counter() - t0) * 1e3)
             response.raise_for_status()
-        health = []
-        for _ in range(100):
-            t0 = time.perf_counter()
-            c.get("/health").raise_for_status()
-            health.append((time.perf_counter() - t0) * 1e3)
-    return {"n": n, "get_queue": percentiles(times), "get_health_floor": percentiles(health)}
+        health = timed_gets(c, "/health", 100)
+        stats = timed_gets(c, "/stats", 100)
+    return {"n": n, "get_queue": percentiles(times), "get_health_floor": percentiles(health),
+            "get_stats": percentiles(stats)}  # fmt: skip
 
 
-def bench_label(home: Path, kafka: str | None, extra: int, repeats: int) -> dict[str, Any]:
-    """Label -> new model version (/health) and -> queue served from the new scores (/queue)."""
+def timed_gets(client: Any, path: str, calls: int) -> list[float]:
+    """Milliseconds of ``calls`` GETs of ``path``, one after the other."""
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        client.get(path).raise_for_status()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def bench_label(home: Path, pool: int, repeats: int) -> dict[str, Any]:
+    """With ``pool`` samples (the digits demo, the rest sent through /send): label -> new model version
+    (/health) and -> queue served from the new scores (/queue); and GET /stats."""
     import httpx
 
+    from alstream.store import Store
+
+    extra = pool - DEMO_POOL
     settings = {"demo": True, "online_updates": True, "model": "sgd", "retrain_interval_s": 3600.0}
-    with server(home, kafka, consume=True, timeout=300, **settings) as url, httpx.Client(base_url=url) as c:
+    with server(home, None, consume=True, timeout=300, **settings) as url, httpx.Client(base_url=url) as c:
 
         def wait(cond: Callable[[], bool], what: str, timeout: float = 120) -> None:
             deadline = time.monotonic() + timeout
@@ -598,9 +642,11 @@ def bench_label(home: Path, kafka: str | None, extra: int, repeats: int) -> dict
 
         wait(lambda: c.get("/health").json()["model_version"] is not None, "the first model")
         headers = {"content-type": "application/json"}
-        for body in send_bodies(extra, f"extra-{uuid.uuid4().hex[:6]}", seed=5):
-            c.post("/send", content=body, headers=headers).raise_for_status()
-        wait(lambda: c.get("/stats").json()["pool"] >= 1437 + extra, "the extra samples in the pool", 300)
+        prefix = f"extra-{uuid.uuid4().hex[:6]}"
+        for part, start in enumerate(range(0, extra, 50_000)):  # built as sent: 10^6 at once is GBs
+            for body in send_bodies(min(50_000, extra - start), f"{prefix}-{part}", seed=5 + part):
+                c.post("/send", content=body, headers=headers).raise_for_status()
+        wait(lambda: c.get("/stats").json()["pool"] >= pool, "the extra samples in the pool", 900)
 
         def queue_version() -> int:
             return c.get("/queue", params={"n": 1, "annotator": "poller"}).json()[0]["model_version"]
@@ -609,6 +655,13 @@ def bench_label(home: Path, kafka: str | None, extra: int, repeats: int) -> dict
             return c.get("/health").json()["model_version"]
 
         wait(lambda: queue_version() == model_version(), "the first scores")
+        stats_ms = timed_gets(c, "/stats", 100)
+        with Store(f"sqlite:///{home}/alstream.db") as store:  # what /stats asked the store before
+            store_ms = []
+            for _ in range(20):
+                t0 = time.perf_counter()
+                store.counts(), len(store.conflicts())
+                store_ms.append((time.perf_counter() - t0) * 1e3)
         rows = []
         for i in range(repeats):
             item = c.get("/queue", params={"n": 1, "annotator": f"labeler-{i}"}).json()[0]
@@ -625,7 +678,7 @@ def bench_label(home: Path, kafka: str | None, extra: int, repeats: int) -> dict
                 if queue_version() > v_queue:
                     t_queue = time.perf_counter()
                     t_model = t_model or t_queue
-                time.sleep(0.002)
+                time.sleep(LABEL_POLL_S)
             rows.append({"ack_ms": (t_ack - t0) * 1e3,
                          "model_ms": None if t_model is None else (t_model - t0) * 1e3,
                          "queue_ms": None if t_queue is None else (t_queue - t0) * 1e3})  # fmt: skip
@@ -635,6 +688,7 @@ def bench_label(home: Path, kafka: str | None, extra: int, repeats: int) -> dict
     done = [r for r in rows if r["queue_ms"] is not None]
     return {
         "pool": stats["pool"],
+        "store": stats["store"],
         "repeats": repeats,
         "timed_out": repeats - len(done),
         "ack": percentiles([r["ack_ms"] for r in rows]),
@@ -642,6 +696,8 @@ def bench_label(home: Path, kafka: str | None, extra: int, repeats: int) -> dict
         "to_updated_queue": percentiles([r["queue_ms"] for r in done]) if done else None,
         "version_kinds": {k: kinds.count(k) for k in set(kinds)},
         "engine_label_to_model_s": stats["label_to_model_s"],
+        "get_stats": percentiles(stats_ms),
+        "store_counts_and_conflicts": percentiles(store_ms),
         "rows": rows,
     }
 
@@ -698,13 +754,22 @@ def source_info() -> dict[str, Any]:
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    def get(*path: str) -> float | None:
+        value: Any = results
+        for key in path:
+            value = (value or {}).get(key)
+        return value
+
     values = {
-        "send_kafka": (results.get("send", {}).get("kafka") or {}).get("samples_per_s"),
-        "consumer_sqlite": (results.get("ingest", {}).get("embedded") or {}).get("samples_per_s"),
-        "queue_p99_1e6": (results.get("queue_http", {}).get("1000000") or {})
-        .get("get_queue", {})
-        .get("p99_ms"),
-        "label_to_queue_p99": ((results.get("label") or {}).get("to_updated_queue") or {}).get("p99_ms"),
+        "send_kafka": get("send", "kafka", "samples_per_s"),
+        "consumer_sqlite": get("ingest", "embedded", "samples_per_s"),
+        "consumer_kafka": get("ingest", "kafka", "samples_per_s"),
+        "queue_p99_1e5": get("queue_http", "100000", "get_queue", "p99_ms"),
+        "queue_p99_1e6": get("queue_http", "1000000", "get_queue", "p99_ms"),
+        "stats_p99_1e5": get("label", "100000", "get_stats", "p99_ms"),
+        "stats_p99_1e6": get("label", "1000000", "get_stats", "p99_ms"),
+        "label_p99_1e5": get("label", "100000", "to_updated_queue", "p99_ms"),
+        "label_p99_1e6": get("label", "1000000", "to_updated_queue", "p99_ms"),
     }
     checks = []
     for key, what, threshold, higher in TARGETS:
@@ -739,7 +804,7 @@ def main() -> None:
         "ingest_samples": 50_000 if quick else 200_000,
         "pools": [100_000, 1_000_000] if not quick else [100_000, 300_000],
         "queue_calls": 200 if quick else 500,
-        "label_extra": 10_000 if quick else 100_000,
+        "label_pools": [20_000, 100_000] if quick else [100_000, 1_000_000],
         "label_repeats": 10 if quick else 20,
     }
     started = time.perf_counter()
@@ -748,7 +813,7 @@ def main() -> None:
         console.print(f"[yellow]note: load average {load_start[0]:.2f} before the run: timings may be noisy")
     os.sched_setaffinity(0, {client_cpu()})  # the client side; servers and children pin themselves
     results: dict[str, Any] = {"send": {}, "raw_producer": None, "ingest": {}, "queue_inprocess": {},
-                               "queue_http": {}, "label": None, "send_breakdown": None}  # fmt: skip
+                               "queue_http": {}, "label": {}, "send_breakdown": None}  # fmt: skip
     notes: list[str] = []
     with (
         tempfile.TemporaryDirectory(prefix="alstream-service-bench-") as tmp,
@@ -818,9 +883,10 @@ def main() -> None:
                     home(f"queue-http-{n}"), n, sizes["queue_calls"]
                 )
 
-        # 4. label -> updated queue
-        with console.status("label -> updated queue"):
-            results["label"] = bench_label(home("label"), None, sizes["label_extra"], sizes["label_repeats"])
+        # 4. label -> updated queue, and GET /stats, on a store of that size
+        for n in sizes["label_pools"]:
+            with console.status(f"label -> updated queue, pool of {n:,} (filled through /send)"):
+                results["label"][str(n)] = bench_label(home(f"label-{n}"), n, sizes["label_repeats"])
 
     # ---------------------------------------------------------------- tables
     table = Table(title=f"POST /send, batches of {BATCH} digits samples (64 features); server pinned to CPU "
@@ -871,38 +937,40 @@ def main() -> None:
         inproc, http = results["queue_inprocess"][str(n)], results["queue_http"][str(n)]
         rows = [("HTTP GET /queue", http["get_queue"]),
                 ("HTTP GET /health (floor)", http["get_health_floor"]),
+                ("HTTP GET /stats", http["get_stats"]),
                 ("engine.queue in-process", inproc["engine_queue"]), ("  Pool.take", inproc["pool_take"]),
-                ("  lease_owner scan (in take)", inproc["lease_owner_scan"]),
-                ("  free mask + _top (in take)", inproc["free_mask_and_top"])]  # fmt: skip
+                ("new version: re-score the pool + rank", inproc["rescore_and_rank"]),
+                ("  Pool.rank", inproc["rank"])]  # fmt: skip
         for what, p in rows:
             table.add_row(f"{n:,}", what, f"{p['p50_ms']:.2f}", f"{p['p90_ms']:.2f}", f"{p['p99_ms']:.2f}",
                           f"{p['max_ms']:.2f}")  # fmt: skip
         table.add_section()
     console.print(table)
 
-    label = results["label"]
-    table = Table(
-        title=f"label -> updated queue (embedded log, sgd online updates, pool {label['pool']:,}), ms"
-    )
-    for name in ("step", "p50", "p90", "p99", "max"):
+    table = Table(title="label -> updated queue (embedded log, sgd online updates; pool and store filled "
+                        "through /send), and GET /stats on that server, ms")  # fmt: skip
+    for name in ("pool", "step", "p50", "p90", "p99", "max"):
         table.add_column(name, justify="right" if name != "step" else "left")
     steps = (("POST /labels acknowledged", "ack"), ("new model version (/health)", "to_model_version"),
-             ("queue served from new scores", "to_updated_queue"))  # fmt: skip
-    for what, key in steps:
-        p = label[key]
-        if p:
-            table.add_row(
-                what, f"{p['p50_ms']:.0f}", f"{p['p90_ms']:.0f}", f"{p['p99_ms']:.0f}", f"{p['max_ms']:.0f}"
-            )
+             ("queue served from new scores", "to_updated_queue"), ("HTTP GET /stats", "get_stats"),
+             ("  before: Store.counts() + conflicts()", "store_counts_and_conflicts"))  # fmt: skip
+    for n, label in results["label"].items():
+        for what, key in steps:
+            if p := label[key]:
+                table.add_row(f"{int(n):,}", what, f"{p['p50_ms']:.1f}", f"{p['p90_ms']:.1f}",
+                              f"{p['p99_ms']:.1f}", f"{p['max_ms']:.1f}")  # fmt: skip
+        table.add_section()
     console.print(table)
-    console.print(f"versions: {label['version_kinds']}; timed out: {label['timed_out']}", highlight=False)
+    for n, label in results["label"].items():
+        console.print(f"pool {int(n):,}: versions {label['version_kinds']}; timed out: {label['timed_out']}; "
+                      f"store {label['store']}", highlight=False)  # fmt: skip
 
     checks = check_targets(results)
     table = Table(title="targets (one core)")
     for name in ("target", "measured", "verdict"):
         table.add_column(name)
     for c in checks:
-        unit = "samples/s" if c["key"] in ("send_kafka", "consumer_sqlite") else "ms"
+        unit = "samples/s" if c["key"].startswith(("send", "consumer")) else "ms"
         measured = "n/a" if c["value"] is None else f"{c['value']:,.1f} {unit}"
         verdict = {True: "[bold green]PASS[/]", False: "[bold red]FAIL[/]", None: "[yellow]SKIPPED[/]"}[
             c["passed"]
@@ -927,10 +995,12 @@ def main() -> None:
             "raw_producer": "confluent-kafka Producer with alstream's producer_config (acks=all, "
             "idempotence, lz4, linger 5 ms), pinned to server_cpu, same encoded messages",
             "ingest": "Ingestor.step() loop in a process pinned to server_cpu, fresh SQLite (WAL)",
-            "queue": "pool filled in-process (sgd trained on 300 digits, scores of every row); "
+            "queue": "pool filled in-process (sgd trained on 300 digits, scores of every row, ranked); "
             "n=10, a new annotator per call; HTTP client pinned to client_cpu",
-            "label": "digits demo + extra samples via /send, embedded log, sgd, online updates, "
-            "retrain_after_labels=20, full_retrain_every=5; polling /health and GET /queue every ~2 ms",
+            "label": "digits demo + extra samples via /send (pool and store of label_pools), embedded log, "
+            f"sgd, online updates, retrain_after_labels=20, full_retrain_every=5; polling /health and "
+            f"GET /queue every {LABEL_POLL_S * 1e3:.0f} ms; GET /stats 100 times before labeling, "
+            "Store.counts() + conflicts() 20 times on the same store from the client",
         },
         "alstream": source_info(),
         "machine": machine_info({"start": load_start, "end": os.getloadavg()}),

@@ -13,13 +13,14 @@ from alstream.stream.kafka import KafkaStream
 from alstream.stream.log import EmbeddedLog
 
 
-@pytest.fixture(params=["embedded", "kafka"])
+@pytest.fixture(params=["embedded", "kafka", "kafka-static"])
 def stream(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stream]:
-    """Each implementation of the Stream interface."""
+    """Each implementation of the Stream interface (Kafka with dynamic and static group members)."""
     if request.param == "embedded":
         impl: Stream = EmbeddedLog(tmp_path / "log")
     else:
-        impl = KafkaStream(request.getfixturevalue("kafka_bootstrap"))
+        member_dir = tmp_path / "members" if request.param == "kafka-static" else None
+        impl = KafkaStream(request.getfixturevalue("kafka_bootstrap"), member_dir=member_dir)
     try:
         yield impl
     finally:

@@ -1,14 +1,16 @@
-"""What only the Kafka implementation promises: interop with plain clients, failing fast."""
+"""What only the Kafka implementation promises: interop with plain clients, failing fast, static
+group members that never share an id."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
 
 from alstream.stream import StreamUnavailable
-from alstream.stream.kafka import KafkaStream
+from alstream.stream.kafka import KafkaStream, MemberSlot
 
 UNREACHABLE = "127.0.0.1:1"
 
@@ -46,3 +48,31 @@ def test_undelivered_messages_fail_fast_when_the_topic_is_known():
     with pytest.raises(StreamUnavailable, match="not acknowledged"):
         stream.publish("nowhere", [(b"k", b"x")] * 10, timeout=1.5)
     assert time.monotonic() - start < 5
+
+
+def test_static_member_ids_are_unique_on_a_host_and_taken_back_when_freed(tmp_path: Path):
+    first, second = MemberSlot(tmp_path, "group/a", "host"), MemberSlot(tmp_path, "group/a", "host")
+    other_group = MemberSlot(tmp_path, "group-b", "host")
+    assert (first.id, second.id, other_group.id) == ("host-0", "host-1", "host-0")
+    first.release()
+    assert MemberSlot(tmp_path, "group/a", "host").id == "host-0"  # a restarted consumer: the same id
+
+
+def test_two_static_members_of_a_group_share_its_partitions(
+    kafka_bootstrap: str, topic, group, tmp_path: Path
+):
+    stream = KafkaStream(kafka_bootstrap, partitions=2, member_dir=tmp_path)
+    stream.publish(topic, [(f"k{i}".encode(), f"v{i}".encode()) for i in range(40)])
+    a, b = stream.consumer(group, [topic]), stream.consumer(group, [topic])
+    seen: dict[str, set[int]] = {"a": set(), "b": set()}
+    try:
+        for _ in range(100):  # both poll (and so rejoin) until each has had partitions
+            for name, consumer in (("a", a), ("b", b)):
+                seen[name] |= {r.partition for r in consumer.poll(timeout=0.1)}
+            if seen["a"] and seen["b"] and len(seen["a"] | seen["b"]) == 2:
+                break
+    finally:
+        a.close()
+        b.close()
+        stream.close()
+    assert seen["a"] and seen["b"]  # neither fenced the other out: each read a partition

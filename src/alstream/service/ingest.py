@@ -9,16 +9,18 @@ any point replays at most the last batch, which the store's idempotent writes ab
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import re
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import orjson
 
-from alstream.messages import InvalidMessage, ProjectSchema, Sample, decode_label, decode_sample
+from alstream.messages import InvalidMessage, ProjectSchema, Sample, decode_label, decode_samples
 from alstream.store import LabelRow, SampleRow, Store
 from alstream.stream import Consumer, Record, Stream
 
@@ -59,7 +61,8 @@ class Ingestor:
         records = self.consumer.poll(max_records, timeout)
         if not records:
             return 0
-        samples, labels, dead = self._decode(records)
+        with _collector_paused():
+            samples, labels, dead = self._decode(records)
         if dead:
             self.stream.publish(self.topics.dead_letter, dead)
         new_samples, new_labels = self.store.write_batch(samples, labels)
@@ -74,6 +77,9 @@ class Ingestor:
         samples: list[SampleRow] = []
         labels: list[LabelRow] = []
         dead: list[tuple[bytes | None, bytes]] = []
+        # The samples' features are converted for the whole batch at once; labels stay in record order.
+        values = [r.value for r in records if r.topic != self.topics.labels]
+        decoded = iter(decode_samples(values, self.schema))
         for record in records:
             source = f"{record.topic}:{record.partition}"
             try:
@@ -83,7 +89,10 @@ class Ingestor:
                         LabelRow(label.id, label.label, label.annotator, label.skipped, source, record.offset)
                     )
                     continue
-                sample = _with_stable_id(decode_sample(record.value, self.schema), record)
+                sample = next(decoded)
+                if isinstance(sample, InvalidMessage):
+                    raise sample
+                sample = _with_stable_id(sample, record)
             except InvalidMessage as error:
                 dead.append((record.key, _dead_letter(record, str(error))))
                 continue
@@ -116,6 +125,21 @@ class Ingestor:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Decoding a batch makes ~10^4 containers that live until the batch is stored. Collecting
+    (scanning) them mid-batch finds no garbage but cost a quarter of the consumer's time; they are
+    freed by reference counting either way."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _with_stable_id(sample: Sample, record: Record) -> Sample:

@@ -7,12 +7,17 @@ from pathlib import Path
 from alstream.stream.base import Consumer, Message, Record, Stream, StreamUnavailable
 
 
-def open_stream(kafka_bootstrap: str | None, data_dir: Path) -> Stream:
-    """A KafkaStream when a bootstrap address is given, else an EmbeddedLog in `data_dir / "log"`."""
+def open_stream(kafka_bootstrap: str | None, data_dir: Path, *, instance_id: str | None = None) -> Stream:
+    """A KafkaStream when a bootstrap address is given, else an EmbeddedLog in `data_dir / "log"`.
+
+    Kafka consumers are static group members, their ids (prefixed ``instance_id``, default the host
+    name) held by lock files in `data_dir / "kafka-members"`."""
     if kafka_bootstrap:
         from alstream.stream.kafka import KafkaStream
 
-        return KafkaStream(kafka_bootstrap)
+        return KafkaStream(
+            kafka_bootstrap, member_dir=Path(data_dir) / "kafka-members", instance_id=instance_id
+        )
     from alstream.stream.log import EmbeddedLog
 
     return EmbeddedLog(Path(data_dir) / "log")

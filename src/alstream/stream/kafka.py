@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
 
 from confluent_kafka import Consumer as _KafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
@@ -18,6 +23,10 @@ log = logging.getLogger(__name__)
 
 DELIVERY_TIMEOUT_MS = 30_000
 SOCKET_TIMEOUT_MS = 10_000
+# A member that stops heartbeating (a killed process) leaves its group after this long, instead of
+# librdkafka's default 45 s; heartbeats come from librdkafka's own thread, so slow batches don't count.
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 2_000
 
 
 def client_config(bootstrap: str, client_id: str) -> dict[str, object]:
@@ -76,11 +85,26 @@ class TopicCreator:
 
 
 class KafkaStream:
-    """Publishes with an idempotent producer; consumers commit explicitly and synchronously."""
+    """Publishes with an idempotent producer; consumers commit explicitly and synchronously.
 
-    def __init__(self, bootstrap: str, *, client_id: str = "alstream", partitions: int = 1) -> None:
+    With ``member_dir``, consumers are static group members (``group.instance.id``, see
+    :class:`MemberSlot`): a consumer restarted after a crash gets its partitions back at once
+    instead of after the session timeout. ``instance_id`` prefixes their ids (default: host name).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "alstream",
+        partitions: int = 1,
+        member_dir: Path | None = None,
+        instance_id: str | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self._client_id = client_id
+        self._member_dir = member_dir
+        self._instance_id = instance_id or os.uname().nodename
         self._producer = Producer(producer_config(bootstrap, client_id))
         self._topics = TopicCreator(AdminClient(client_config(bootstrap, client_id)), partitions)
 
@@ -122,24 +146,58 @@ class KafkaStream:
 
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
         self._topics.ensure(topics, 10.0)
-        return KafkaConsumer(self.bootstrap, group, topics, client_id=self._client_id)
+        slot = None if self._member_dir is None else MemberSlot(self._member_dir, group, self._instance_id)
+        return KafkaConsumer(self.bootstrap, group, topics, client_id=self._client_id, slot=slot)
 
     def close(self) -> None:
         self._producer.flush(5.0)
 
 
-class KafkaConsumer:
-    """A group member reading from the committed offsets (earliest when there are none)."""
+class MemberSlot:
+    """A static member id of ``group`` that only this consumer holds: ``{prefix}-{n}`` for the lowest
+    ``n`` whose lock file under ``directory`` is free. The flock dies with the process (SIGKILL too),
+    so a restarted consumer takes the same id back, and two on one host never share one."""
 
-    def __init__(self, bootstrap: str, group: str, topics: Sequence[str], *, client_id: str) -> None:
-        self._consumer = _KafkaConsumer(
-            {
-                **client_config(bootstrap, client_id),
-                "group.id": group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-            }
-        )
+    def __init__(self, directory: Path, group: str, prefix: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count():
+            fd = os.open(directory / f"{quote(group, safe='')}.{n}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.id, self._fd = f"{prefix}-{n}", fd
+            return
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class KafkaConsumer:
+    """A group member reading from the committed offsets (earliest when there are none).
+
+    With a ``slot`` it is a static member: closing (or dying) does not leave the group, and the
+    next consumer with the same id resumes its partitions without waiting for a rebalance.
+    """
+
+    def __init__(
+        self, bootstrap: str, group: str, topics: Sequence[str], *, client_id: str, slot: MemberSlot | None
+    ) -> None:
+        config = {
+            **client_config(bootstrap, client_id),
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
+            "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+        }
+        if slot is not None:
+            config["group.instance.id"] = slot.id
+        self._slot = slot
+        self._consumer = _KafkaConsumer(config)
         self._consumer.subscribe(list(topics))
 
     def poll(self, max_records: int = 1000, timeout: float = 1.0) -> list[Record]:
@@ -163,4 +221,8 @@ class KafkaConsumer:
             raise StreamUnavailable(f"commit failed: {exc}") from exc
 
     def close(self) -> None:
-        self._consumer.close()
+        try:
+            self._consumer.close()
+        finally:
+            if self._slot is not None:  # only now may another consumer take this member id
+                self._slot.release()
