@@ -56,6 +56,10 @@ class Store:
             f"SELECT seq, id, features FROM {samples.name} WHERE seq > {mark} AND features IS NOT NULL "
             f"ORDER BY seq LIMIT {mark}"
         )
+        self._select_texts_after = (
+            f"SELECT seq, id, text FROM {samples.name} WHERE seq > {mark} AND features IS NULL "
+            f"AND text IS NOT NULL ORDER BY seq LIMIT {mark}"
+        )
         self._bind_time = labels.c.created_at.type.bind_processor(self.engine.dialect)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -160,6 +164,16 @@ class Store:
             raise ValueError(f"samples after seq {seq} have feature vectors of different lengths")
         features = np.frombuffer(joined, dtype="<f4").reshape(len(blobs), width // 4)
         return np.array(seqs, dtype=np.int64), list(ids), features
+
+    def texts_after(self, seq: int, limit: int) -> tuple[np.ndarray, list[str], list[str]]:
+        """Up to ``limit`` text samples with ``seq`` above the given one, in seq order.
+
+        Returns ``(seqs int64 (n,), ids, texts)``.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(self._select_texts_after, (seq, limit)).fetchall()
+        seqs = np.array([row[0] for row in rows], dtype=np.int64)
+        return seqs, [row[1] for row in rows], [row[2] for row in rows]
 
     def get_samples(self, ids: Sequence[str]) -> list[dict]:
         """The stored samples among ``ids``, in the order asked: id, features (list), text, meta."""
