@@ -38,6 +38,7 @@ format: install
 bench: install
 	$(PY) bench/query_bench.py
 	$(PY) bench/service_bench.py
+	$(PY) bench/page_bench.py
 
 prefect-server: install
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200

@@ -19,6 +19,7 @@ from alstream.messages import (
     SampleIn,
     decode_label,
     decode_sample,
+    decode_samples,
     digits_feature_names,
     encode_label,
     encode_sample,
@@ -460,6 +461,26 @@ def test_decode_wrong_shapes():
         decode_sample(b'{"features": [1, 2, NaN]}', SCHEMA)
     with pytest.raises(InvalidMessage, match=r"features: not numbers: \[2\] is null"):
         decode_sample(b'{"features": [1, 2, null]}', SCHEMA)
+
+
+def test_a_batch_decodes_like_each_message_alone():
+    good = [
+        Sample(f"s{i}", np.array([i, 0.5, -2], dtype=np.float32), label="dog" if i % 2 else None)
+        for i in range(5)
+    ]
+    beyond_float32 = b'{"features": [1, 2, 1e39]}'  # passes the checks, fails the batch's conversion
+    bad = [b"not json", None, b"[1]", b'{"features": [1, 2]}', beyond_float32,
+           b'{"features": [1, 2, 3], "label": "cow"}']  # fmt: skip
+    raws = [encode_sample(s) for s in good[:3]] + bad + [encode_sample(s) for s in good[3:]]
+    decoded = decode_samples(raws, SCHEMA)
+    assert [d for d in decoded if isinstance(d, Sample)] == good
+    for raw, got in zip(raws, decoded, strict=True):
+        try:
+            expected = decode_sample(raw, SCHEMA)
+        except InvalidMessage as error:
+            assert isinstance(got, InvalidMessage) and got.reason == error.reason
+        else:
+            assert got == expected and not got.features.flags.writeable
 
 
 def test_sample_equality():

@@ -141,6 +141,8 @@ def test_env_beats_file_and_file_beats_defaults(clean_env, monkeypatch):
         ({"retrain_after_labels": 0}, "retrain_after_labels", "greater than or equal to 1"),
         ({"full_retrain_every": 0}, "full_retrain_every", "greater than or equal to 1"),
         ({"min_labels_per_class": 0}, "min_labels_per_class", "greater than or equal to 1"),
+        ({"text_features": 8}, "text_features", "greater than or equal to 16"),
+        ({"text_features": 2**17}, "text_features", "less than or equal to 65536"),
         ({"strategy": "bald"}, "strategy", "unknown strategy 'bald': choose one of entropy"),
         ({"model": "svm"}, "model", "unknown model 'svm': choose one of logreg"),
         ({"samples_topic": "bad topic!"}, "samples_topic", "invalid Kafka topic name"),

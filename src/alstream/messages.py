@@ -49,7 +49,7 @@ import difflib
 import math
 import string
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -845,6 +845,31 @@ def decode_sample(value: bytes, schema: ProjectSchema) -> Sample:
     if problems:
         raise InvalidMessage(_reason(problems))
     return sample
+
+
+def decode_samples(values: Sequence[bytes], schema: ProjectSchema) -> list[Sample | InvalidMessage]:
+    """:func:`decode_sample` for a batch of messages, converting all their features in one go:
+    per message, the sample or the InvalidMessage that says what is wrong with it."""
+    checker = _Checker(schema)
+    out: list[Sample | InvalidMessage] = []
+    deferred: list[tuple[int, Sample]] = []
+    for index, value in enumerate(values):
+        try:
+            sample, _, problems = checker.sample(_load_object(value), defer=True)
+        except InvalidMessage as error:
+            out.append(error)
+            continue
+        if problems:
+            out.append(InvalidMessage(_reason(problems)))
+            continue
+        out.append(sample)
+        if isinstance(sample.features, _Deferred):
+            deferred.append((index, sample))
+    errors = _Errors()
+    checker.fill_features(deferred, errors)  # sets the features of the samples in ``out``
+    for error in errors.all:
+        out[error.index] = InvalidMessage(f"{error.field}: {error.message}")
+    return out
 
 
 def decode_label(value: bytes, schema: ProjectSchema) -> Label:

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         "alstream.dead-letter", description="Topic where malformed messages go, with the reason."
     )
     consumer_group: str = Field("alstream", description="Kafka consumer group of the service.")
+    consumer_instance_id: str | None = Field(
+        None,
+        description="Kafka static membership: consumers are group members '<this>-<n>' (n: the lowest "
+        "slot free under data_dir), so a restarted one resumes at once; None: the host name. Hosts that "
+        "share a host name need their own.",
+    )
 
     # HTTP
     host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
@@ -124,6 +130,12 @@ class Settings(BaseSettings):
     project: ProjectSchema = Field(
         default_factory=ProjectSchema.digits,
         description="The data contract: classes and sample shape (default: the digits demo).",
+    )
+    text_features: int = Field(
+        2**10,
+        ge=16,
+        le=2**16,
+        description="Columns each text is hashed into (word unigrams and bigrams), for data = 'text'.",
     )
     strategy: str = Field(
         "entropy",

@@ -1,3 +1,6 @@
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
@@ -64,6 +67,30 @@ def test_a_stream_outage_answers_503_and_accepts_nothing(client, monkeypatch):
     assert "unavailable" in response.json()["detail"]
 
 
+def test_a_slow_stream_does_not_hold_up_other_requests(client, monkeypatch):
+    runtime = client.app.state.runtime
+    publish = runtime.stream.publish
+    entered, release = threading.Event(), threading.Event()
+    released: list[bool] = []
+
+    def slow(*args, **kwargs):  # the first publish waits, like a broker slow to acknowledge
+        if not entered.is_set():
+            entered.set()
+            released.append(release.wait(30))  # False: the other requests never got through
+        return publish(*args, **kwargs)
+
+    monkeypatch.setattr(runtime.stream, "publish", slow)
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(client.post, "/send", json={"id": "slow", "features": DIGITS_X[0].tolist()})
+        assert entered.wait(30)
+        health = client.get("/health")
+        labels = client.post("/labels", json={"id": "digit-0", "label": "0"})  # publishes meanwhile
+        release.set()
+        assert sending.result().status_code == 202
+    assert health.status_code == 200 and labels.status_code == 202
+    assert released == [True]  # both were answered while /send still waited for the stream
+
+
 def test_queue_leases_items_to_one_annotator_at_a_time(client):
     first = client.get("/queue", params={"n": 10, "annotator": "ann"}).json()
     second = client.get("/queue", params={"n": 10, "annotator": "bob"}).json()
@@ -71,6 +98,8 @@ def test_queue_leases_items_to_one_annotator_at_a_time(client):
     assert not {item["id"] for item in first} & {item["id"] for item in second}
     again = client.get("/queue", params={"n": 10, "annotator": "ann"}).json()
     assert {item["id"] for item in again} == {item["id"] for item in first}  # her lease, not new items
+    more = client.get("/queue", params={"n": 10, "annotator": "ann", "fresh": True}).json()
+    assert len(more) == 10 and not {item["id"] for item in more} & {item["id"] for item in first + second}
 
 
 def test_queue_items_say_why_they_were_chosen(client):

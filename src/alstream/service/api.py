@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from alstream.messages import InvalidBatch, LabelIn, SampleIn, parse_labels, parse_messages
 from alstream.service.runtime import Runtime
@@ -53,7 +54,10 @@ class ProjectOut(BaseModel):
 
 
 class PredictIn(BaseModel):
-    features: list[list[float]] = Field(description="Rows of features, in the project's feature order.")
+    features: list[list[float]] | None = Field(
+        None, description="Projects of features: rows of features, in the project's feature order."
+    )
+    texts: list[str] | None = Field(None, description="Projects of texts: the texts.")
 
 
 class PredictOut(BaseModel):
@@ -82,12 +86,17 @@ def _invalid(error: InvalidBatch) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": str(error), "errors": errors})
 
 
-def _publish(runtime: Runtime, samples: list, labels: list) -> None:
-    try:
+async def _publish(runtime: Runtime, samples: list, labels: list) -> None:
+    """Publish in the threadpool: waiting for the broker (or an fsync) must not stall other requests."""
+
+    def publish() -> None:
         if samples:
             runtime.publish_samples(samples)
         if labels:
             runtime.publish_labels(labels)
+
+    try:
+        await run_in_threadpool(publish)
     except StreamUnavailable as error:
         raise HTTPException(503, f"the stream is unavailable, nothing was accepted: {error}") from None
 
@@ -111,7 +120,7 @@ async def send(request: Request) -> Any:
         samples, labels = parse_messages(payload, runtime.settings.project)
     except InvalidBatch as error:
         return _invalid(error)
-    _publish(runtime, samples, labels)
+    await _publish(runtime, samples, labels)
     return Accepted(ids=[s.id for s in samples] + [label.id for label in labels], samples=len(samples),
                     labels=len(labels))  # fmt: skip
 
@@ -127,7 +136,7 @@ async def labels(request: Request, _doc: Annotated[LabelIn | list[LabelIn] | Non
         parsed = parse_labels(payload, runtime.settings.project)
     except InvalidBatch as error:
         return _invalid(error)
-    _publish(runtime, [], parsed)
+    await _publish(runtime, [], parsed)
     return Accepted(ids=[label.id for label in parsed], samples=0, labels=len(parsed))
 
 
@@ -138,9 +147,13 @@ def queue(
     annotator: Annotated[
         str, Query(min_length=1, max_length=200, description="Who labels them.")
     ] = "anonymous",
+    fresh: Annotated[
+        bool, Query(description="Only items not already leased to this annotator (to prefetch more).")
+    ] = False,
 ) -> Any:
-    """The most uncertain samples (and a random share), leased to ``annotator`` for a while."""
-    return [item.__dict__ for item in _runtime(request).engine.queue(n, annotator)]
+    """The most uncertain samples (and a random share), leased to ``annotator`` for a while.
+    Items she already holds come first, unless ``fresh``."""
+    return [item.__dict__ for item in _runtime(request).engine.queue(n, annotator, fresh)]
 
 
 @router.post("/queue/release", summary="Give leased items back to the queue")
@@ -162,9 +175,11 @@ def project(request: Request) -> Any:
 
 @router.get("/stats", summary="Pool, labels, model versions and the learning curve")
 def stats(request: Request) -> dict[str, Any]:
+    """``store`` and ``conflicts`` count the rows the engine has followed (at most a moment behind
+    the store): tallied as they arrive, not counted per request."""
     runtime = _runtime(request)
-    store = runtime.store
-    return {**runtime.engine.stats(), "store": store.counts(), "conflicts": len(store.conflicts()),
+    tally = runtime.engine.tally
+    return {**runtime.engine.stats(), "store": tally.counts(), "conflicts": tally.conflicts(),
             "ingest": runtime.ingestor.counts.__dict__ if runtime.ingestor else None}  # fmt: skip
 
 
@@ -175,13 +190,23 @@ def models(request: Request) -> list[dict[str, Any]]:
 
 @router.post("/predict", response_model=PredictOut, summary="Predict with the current model")
 def predict(request: Request, body: PredictIn) -> Any:
+    """``{"features": [[...], ...]}`` for a project of features, ``{"texts": [...]}`` for one of texts."""
     runtime = _runtime(request)
-    features = np.asarray(body.features, dtype=np.float64)
-    expected = runtime.engine.config.n_features
-    if features.ndim != 2 or features.shape[1] != expected or not len(features):
-        raise HTTPException(422, f"features must be rows of {expected} numbers")
-    if not np.isfinite(features).all():
-        raise HTTPException(422, "features must be finite numbers")
+    if runtime.settings.project.data == "text":
+        if body.texts is None or body.features is not None:
+            raise HTTPException(422, 'this project\'s samples are texts: send {"texts": ["...", ...]}')
+        if not body.texts:
+            raise HTTPException(422, "texts must be a non-empty list of strings")
+        features = runtime.featurizer(body.texts)
+    else:
+        if body.features is None or body.texts is not None:
+            raise HTTPException(422, 'this project\'s samples are features: send {"features": [[...], ...]}')
+        features = np.asarray(body.features, dtype=np.float64)
+        expected = runtime.engine.config.n_features
+        if features.ndim != 2 or features.shape[1] != expected or not len(features):
+            raise HTTPException(422, f"features must be rows of {expected} numbers")
+        if not np.isfinite(features).all():
+            raise HTTPException(422, "features must be finite numbers")
     try:
         version, classes, proba = runtime.engine.predict(features)
     except LookupError as error:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from alstream.service.api import router
+from alstream.service.page import mount_page
 from alstream.service.runtime import Runtime
 from alstream.settings import Settings
 
@@ -33,4 +34,5 @@ def create_app(settings: Settings | None = None, *, consume: bool = True, track:
         lifespan=lifespan,
     )
     app.include_router(router)
+    mount_page(app)
     return app

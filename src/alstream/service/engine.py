@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from alstream.evaluation import evaluate
+from alstream.featurize import Featurizer, StoredFeatures
 from alstream.scoring import probability_chunks
 from alstream.service.pool import LABELED, SKIPPED, UNLABELED, Pool
 from alstream.service.quality import StreamAccuracy
+from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.strategies import get_strategy
 
@@ -70,12 +72,15 @@ class Engine:
         store: Any,
         holdout: tuple[np.ndarray, np.ndarray] | None = None,
         full_training: Callable[[Engine], ModelVersion | None] | None = None,
+        featurizer: Featurizer | None = None,
     ) -> None:
         self.config, self.store, self.holdout = config, store, holdout
+        self.featurizer = featurizer or StoredFeatures(config.n_features)  # stored samples -> pool rows
         self.strategy = get_strategy(config.strategy)
         self.pool = Pool(config.n_features)
         self.trainer = Trainer(config.model, config.classes, config.policy)
         self.quality = StreamAccuracy()
+        self.tally = StoreTally()  # the store's counts, as followed
         self.labels: dict[str, str] = {}  # latest non-skipped label per sample: the training set
         self.curve: list[dict[str, Any]] = []
         self.serving: ModelVersion | None = None  # the version whose scores order the queue
@@ -98,17 +103,19 @@ class Engine:
         """Bring new samples and labels from the store into the pool; returns how many of each."""
         new_samples = 0
         while True:
-            seqs, ids, features = self.store.samples_after(self._last_seq, 50_000)
+            seqs, ids, features = self.featurizer.after(self.store, self._last_seq, 50_000)
             if not len(seqs):
                 break
             self._last_seq = int(seqs[-1])
+            self.tally.add_samples(len(seqs))
             new_samples += self.pool.add(list(ids), features, self._score(features))
             known = [i for i in ids if i in self.labels]
             if known:
                 self.pool.mark(known, LABELED)
         rows = self.store.labels_after(self._last_label_id)
-        for row_id, sample_id, label, _annotator, skipped, _created in rows:
+        for row_id, sample_id, label, annotator, skipped, _created in rows:
             self._last_label_id = max(self._last_label_id, int(row_id))
+            self.tally.add_label(sample_id, label, annotator, skipped)
             if skipped:
                 self.labels.pop(sample_id, None)
                 self._pending.pop(sample_id, None)
@@ -257,11 +264,12 @@ class Engine:
         )  # fmt: skip
 
     # --- serving --------------------------------------------------------------------------
-    def queue(self, n: int, annotator: str) -> list[QueueItem]:
-        """Lease up to ``n`` samples to ``annotator``: the most uncertain, and a random share."""
+    def queue(self, n: int, annotator: str, fresh: bool = False) -> list[QueueItem]:
+        """Lease up to ``n`` samples to ``annotator``: the most uncertain, and a random share
+        (``fresh``: none she already holds)."""
         cold = self.trainer.current is None
-        taken = self.pool.take(n, annotator, self.config.lease_s, 0.0 if cold else self.config.random_share,
-                               self._rng)  # fmt: skip
+        share = 0.0 if cold else self.config.random_share
+        taken = self.pool.take(n, annotator, self.config.lease_s, share, self._rng, fresh=fresh)
         if not taken:
             return []
         positions = np.array([t.position for t in taken])

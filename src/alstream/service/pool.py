@@ -128,17 +128,20 @@ class Pool:
         random_share: float = 0.0,
         rng: np.random.Generator | None = None,
         now: float | None = None,
+        fresh: bool = False,
     ) -> list[Taken]:
         """Lease the ``n`` most uncertain available samples to ``annotator``.
 
         A share of the items (``random_share``, drawn per item) is picked uniformly at random
         instead, so accuracy can be estimated without the bias of uncertainty sampling.
-        Items already leased to this annotator are returned again first.
+        Items already leased to this annotator are returned again first, unless ``fresh``: then
+        only items she does not hold yet (a page that prefetches asks for more this way).
         """
         now = time.monotonic() if now is None else now
         rng = rng or np.random.default_rng()
         with self._lock:
-            mine = sorted(p for p in self._leased.get(annotator, ()) if self._available_to(p, annotator, now))
+            held = () if fresh else self._leased.get(annotator, ())
+            mine = sorted(p for p in held if self._available_to(p, annotator, now))
             picked: list[tuple[int, str]] = [(p, "uncertainty") for p in mine[:n]]
             taken = {p for p, _ in picked}
             wanted = n - len(picked)

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from alstream.featurize import featurizer
 from alstream.messages import Label, Sample, encode_label, encode_sample
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine, EngineConfig
@@ -24,7 +25,9 @@ def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_url)
     store.create()
-    stream = open_stream(settings.kafka_bootstrap, settings.data_dir)
+    stream = open_stream(
+        settings.kafka_bootstrap, settings.data_dir, instance_id=settings.consumer_instance_id
+    )
     return store, stream, Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
 
 
@@ -50,10 +53,10 @@ class Runtime:
             online=settings.online_updates, full_every=settings.full_retrain_every,
             min_per_class=settings.min_labels_per_class,
         )  # fmt: skip
-        n_features = schema.n_features or len(schema.feature_names or [])
+        self.featurizer = featurizer(schema, settings.text_features)  # texts: hashed on arrival
         config = EngineConfig(
             classes=list(schema.classes),
-            n_features=n_features,
+            n_features=self.featurizer.width,
             strategy=settings.strategy,
             model=settings.model,
             policy=policy,
@@ -62,7 +65,8 @@ class Runtime:
             project="demo-digits" if settings.demo else "project",
             track=track,
         )
-        self.engine = Engine(config, self.store, holdout=holdout, full_training=_full_training(track))
+        self.engine = Engine(config, self.store, holdout=holdout, full_training=_full_training(track),
+                             featurizer=self.featurizer)  # fmt: skip
         self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics) if consume else None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

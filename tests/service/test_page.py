@@ -1,0 +1,262 @@
+"""The labeling page in a real browser (Debian's Chromium, headless) against a running service."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sklearn.datasets import load_digits
+
+from alstream.store import Store
+
+from .conftest import wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+DIGITS_Y = load_digits().target
+
+
+def truth(sample_id: str) -> str:
+    return str(DIGITS_Y[int(sample_id.removeprefix("digit-"))])
+
+
+class Service:
+    """``alstream serve`` in its own process, on the digits demo; can be killed and started again."""
+
+    def __init__(self, home: Path, wait_for_model: bool = True, **settings: str) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.home = home
+        self.env = {
+            **os.environ,
+            "ALSTREAM_DATA_DIR": str(home / "data"),
+            "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db",
+            "ALSTREAM_RETRAIN_AFTER_LABELS": "10",
+            "ALSTREAM_RETRAIN_INTERVAL_S": "3600",
+            **{f"ALSTREAM_{k.upper()}": v for k, v in settings.items()},
+        }
+        self.process: subprocess.Popen | None = None
+        self.wait_for_model = wait_for_model
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "alstream", "serve", "--port", str(self.port), "--no-mlflow"]
+        log = open(self.home / "service.log", "ab")  # noqa: SIM115 - the process owns it
+        self.process = subprocess.Popen(command, env=self.env, cwd=self.home, stdout=log, stderr=log)
+        wait_for(self._ready, timeout=120, what=f"the service (log: {self.home / 'service.log'})")
+
+    def _ready(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, "the service died"
+        try:
+            health = httpx.get(f"{self.url}/health", timeout=2).json()
+            return health["model_version"] is not None or not self.wait_for_model
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def labels(self) -> dict[str, tuple[str | None, str | None, bool]]:
+        """sample id -> (label, annotator, skipped), latest wins, straight from the store."""
+        store = Store(self.env["ALSTREAM_DATABASE_URL"])
+        try:
+            return {k: v for k, v in store.current_labels().items() if v[1] != "demo"}
+        finally:
+            store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true needs the browser tests to run, but /usr/bin/chromium is missing")
+        pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def service(tmp_path) -> Iterator[Service]:
+    service = Service(tmp_path)
+    service.start()
+    yield service
+    if service.process and service.process.poll() is None:
+        service.process.terminate()
+        try:
+            service.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            raise AssertionError(f"the service ignored SIGTERM for 30 s: {tmp_path}/service.log") from None
+
+
+@pytest.fixture
+def open_page(browser, service: Service) -> Iterator:
+    """``open_page(annotator)``: the page in a fresh browser context (own storage), item shown."""
+    contexts = []
+
+    def open_(annotator: str, url: str = service.url, first: str = "#item[data-id^='digit-']"):
+        contexts.append(browser.new_context(viewport={"width": 1280, "height": 860}))
+        page = contexts[-1].new_page()
+        page.goto(f"{url}/?annotator={annotator}")
+        page.wait_for_selector(first)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def shown(page) -> str:
+    return page.get_attribute("#item", "data-id")
+
+
+def press(page, key: str) -> str:
+    """Press ``key`` on the item shown; returns that item's id once the next one is shown."""
+    before = shown(page)
+    page.keyboard.press(key)
+    page.wait_for_function("id => ![id, ''].includes(document.querySelector('#item').dataset.id)", arg=before)
+    return before
+
+
+def test_label_thirty_digits_by_keyboard_only(open_page, service):
+    requests: list[str] = []
+    page = open_page("alice")
+    page.on("request", lambda request: requests.append(request.url))
+    page.reload()
+    page.wait_for_selector("#item[data-id^='digit-']")
+    done = [press(page, truth(shown(page))) for _ in range(30)]
+    assert len(set(done)) == 30
+    wait_for(lambda: len(service.labels()) == 30, what="30 stored labels")
+    stored = service.labels()
+    assert {i: stored[i] for i in done} == {i: (truth(i), "alice", False) for i in done}
+    page.wait_for_function("document.querySelector('#session-count').textContent === '30'")
+    page.wait_for_function("document.querySelector('#outbox-count').textContent === '0'")
+    page.wait_for_function("document.querySelector('#model-badge').textContent !== 'model v1'")
+    page.wait_for_function(  # the next poll draws the learning curve, one point per version
+        "document.querySelector('#curve polyline.holdout').getAttribute('points').split(' ').length >= 2"
+    )
+    assert requests and all(url.startswith(service.url) for url in requests), requests  # no CDN
+    for button in page.locator("button").all():  # every button says what it does
+        assert (button.get_attribute("aria-label") or button.inner_text()).strip()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "labeling-page.png"))
+
+
+def test_undo_and_history_change_the_stored_label(open_page, service):
+    page = open_page("ann")
+    first = shown(page)
+    wrong = "0" if truth(first) != "0" else "1"
+    press(page, wrong)
+    wait_for(lambda: service.labels().get(first) == (wrong, "ann", False), what="the wrong label")
+    page.keyboard.press("Backspace")
+    page.wait_for_function("id => document.querySelector('#item').dataset.id === id", arg=first)
+    assert "was: " + wrong in page.inner_text("#relabel")
+    press(page, truth(first))
+    wait_for(lambda: service.labels().get(first) == (truth(first), "ann", False), what="the corrected label")
+    second = press(page, "Enter")  # accept the model's guess
+    wait_for(lambda: second in service.labels(), what="the accepted guess")
+    other = "9" if service.labels()[second][0] != "9" else "8"
+    page.locator("#history button", has_text=f"{second} →").click()  # change a decision by mouse
+    page.wait_for_function("id => document.querySelector('#item').dataset.id === id", arg=second)
+    page.click(f"#choices button[aria-label^='Label {other} ']")
+    wait_for(lambda: service.labels()[second][0] == other, what="the changed decision")
+
+
+def test_skip_stores_a_skip(open_page, service):
+    page = open_page("sam")
+    skipped = press(page, " ")
+    wait_for(lambda: service.labels().get(skipped) == (None, "sam", True), what="the skip")
+    assert page.inner_text("#session-count") == "0"  # a skip is not a label
+
+
+def test_two_people_labeling_at_once_never_get_the_same_item(open_page, service):
+    pages = [open_page(name) for name in ("bob", "cy")]
+    seen: list[set[str]] = [set(), set()]
+    for _ in range(15):
+        for page, ids in zip(pages, seen, strict=True):
+            ids.add(press(page, truth(shown(page))))
+    assert len(seen[0]) == len(seen[1]) == 15
+    assert not seen[0] & seen[1]
+    wait_for(lambda: len(service.labels()) == 30, what="both people's labels")
+    assert {a for _, a, _ in service.labels().values()} == {"bob", "cy"}
+
+
+def test_the_model_badge_changes_after_the_retrain_threshold(open_page, service):
+    page = open_page("dee")
+    page.wait_for_function("document.querySelector('#model-badge').textContent.startsWith('model v')")
+    badge = page.inner_text("#model-badge")
+    for _ in range(10):
+        press(page, truth(shown(page)))
+    page.wait_for_function("b => document.querySelector('#model-badge').textContent !== b", arg=badge)
+    newer = int(page.inner_text("#model-badge").removeprefix("model v"))
+    assert newer > int(badge.removeprefix("model v"))
+    page.wait_for_timeout(2500)  # a poll of /stats: the prefetched items are swapped for new ones
+    versions = []
+    for _ in range(8):  # within the prefetch depth, the items come scored by the new model
+        versions.append(int(page.inner_text("#why").rsplit("model v", 1)[1]))
+        press(page, truth(shown(page)))
+    assert max(versions) >= newer, versions
+
+
+def test_no_label_is_lost_when_the_service_restarts_mid_session(open_page, service):
+    page = open_page("eve")
+    before = [press(page, truth(shown(page))) for _ in range(5)]
+    wait_for(lambda: len(service.labels()) == 5, what="the first labels")
+    service.kill()
+    during = [press(page, truth(shown(page))) for _ in range(3)]  # from the prefetched items
+    page.wait_for_selector("#connection:not([hidden])")
+    assert page.inner_text("#outbox-count") != "0"
+    time.sleep(1)  # let the page fail a retry or two against the dead port
+    service.start()
+    page.wait_for_function("document.querySelector('#outbox-count').textContent === '0'", timeout=60_000)
+    wait_for(lambda: len(service.labels()) == 8, what="every label, after the restart")
+    assert {i: service.labels()[i] for i in before + during} == {
+        i: (truth(i), "eve", False) for i in before + during
+    }
+    page.wait_for_selector("#connection[hidden]", state="attached")
+    press(page, truth(shown(page)))  # and labeling goes on
+
+
+def test_text_items_keep_their_whitespace_and_an_empty_queue_says_so(open_page, tmp_path):
+    project = '{"classes": ["spam", "ham"], "data": "text"}'
+    texts = Service(tmp_path / "texts", wait_for_model=False, demo="false", project=project)
+    (tmp_path / "texts").mkdir()
+    texts.start()
+    try:
+        poem = "first line\n    indented second line\n\nafter a blank line"
+        sent = [{"id": "t1", "text": poem}, {"id": "t2", "text": "win money now"}, {"id": "t3", "text": "hi"}]
+        assert httpx.post(f"{texts.url}/send", json=sent).status_code == 202
+        page = open_page("tess", url=texts.url, first="#item[data-id^='t']")
+        page.wait_for_selector("#choices button >> text=spam")
+        assert "Cold start" in page.inner_text("#why")  # no model yet: items come at random
+        seen = {}
+        for _ in range(3):
+            item = shown(page)
+            seen[item] = page.eval_on_selector(
+                "#view pre.text", "e => [e.textContent, getComputedStyle(e).whiteSpace]"
+            )
+            page.keyboard.press("1")  # "spam": classes without one-character names get 1, 2, ...
+            page.wait_for_function("id => document.querySelector('#item').dataset.id !== id", arg=item)
+        assert seen["t1"] == [poem, "pre-wrap"]
+        page.wait_for_selector("text=Nothing left to label: stream more data or lower the threshold.")
+        wait_for(lambda: len(texts.labels()) == 3, what="the three labels")
+        assert {label for label, _, _ in texts.labels().values()} == {"spam"}
+    finally:
+        texts.process.terminate()
+        texts.process.wait(timeout=30)
