@@ -41,6 +41,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TARGET_MEDIAN_MS = 50.0
+ADMIN_TOKEN = "bench-admin-token-0123456789"
 DIGITS_Y = load_digits().target
 
 
@@ -51,7 +52,7 @@ def free_port() -> int:
 
 
 def start_service(home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "ALSTREAM_DATA_DIR": str(home / "data"),
+    env = {**os.environ, "ALSTREAM_DATA_DIR": str(home / "data"), "ALSTREAM_ADMIN_TOKEN": ADMIN_TOKEN,
            "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db"}  # fmt: skip
     log = open(home / "service.log", "wb")  # noqa: SIM115 - the process owns it
     command = [sys.executable, "-m", "alstream", "serve", "--port", str(port), "--no-mlflow"]
@@ -77,7 +78,7 @@ def measure(url: str, decisions: int, pace_ms: float) -> dict[str, object]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
-        page.goto(f"{url}/?annotator=bench")
+        page.goto(f"{url}/?annotator=bench#token={ADMIN_TOKEN}")
         page.wait_for_selector("#item[data-id^='digit-']")
         stalls = 0
         for _ in track(range(decisions), description="labeling by keyboard"):
@@ -91,16 +92,17 @@ def measure(url: str, decisions: int, pace_ms: float) -> dict[str, object]:
         page.wait_for_function("n => performance.getEntriesByName('next-item').length >= n", arg=decisions)
         next_item = page.evaluate("performance.getEntriesByName('next-item').map(e => e.duration)")
         peer = page.evaluate(
-            """async (n) => {
+            """async ([n, token]) => {
                 const times = [];
                 for (let i = 0; i < n; i++) {
                     const start = performance.now();
-                    await (await fetch('/queue?n=1&annotator=peer&fresh=true')).json();
+                    const headers = {Authorization: `Bearer ${token}`};
+                    await (await fetch('/queue?n=1&annotator=peer&fresh=true', {headers})).json();
                     times.push(performance.now() - start);
                 }
                 return times;
             }""",
-            100,
+            [100, ADMIN_TOKEN],
         )
         browser.close()
     return {"next_item": percentiles(next_item), "fetch_per_item": percentiles(peer), "stalls": stalls}

@@ -58,6 +58,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+ADMIN_TOKEN = "bench-admin-token-0123456789"  # the servers' configured admin token
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 KAFKA_SH = ROOT / "scripts" / "kafka.sh"
 KAFKA_LIB = ROOT / ".kafka" / "lib"
 BATCH = 500
@@ -161,7 +163,8 @@ def settings_for(home: Path, kafka: str | None, **overrides: Any):
         "consumer_group": f"bench-{suffix}",
         "log_level": "WARNING",
     }
-    return Settings(**{**options, **overrides})
+    access = {"admin_token": ADMIN_TOKEN, "send_rate_per_s": 1e9}  # throughput, not the rate limit
+    return Settings(**{**options, **access, **overrides})
 
 
 def trained_engine_fill(engine: Any, n: int, seed: int = 0) -> dict[str, float]:
@@ -535,7 +538,10 @@ def bench_send(home: Path, kafka: str | None, bodies: list[bytes], budget_s: flo
     """POST the bodies (``BATCH`` samples each) for up to ``budget_s``; samples/s at the client."""
     import httpx
 
-    with server(home, kafka, consume=False) as url, httpx.Client(base_url=url, timeout=60) as client:
+    with (
+        server(home, kafka, consume=False) as url,
+        httpx.Client(base_url=url, timeout=60, headers=AUTH) as client,
+    ):
         headers = {"content-type": "application/json"}
         for body in bodies[:2]:  # warm-up: topic creation, first connection
             client.post("/send", content=body, headers=headers).raise_for_status()
@@ -597,7 +603,10 @@ def send_breakdown(bodies: list[bytes], home: Path) -> dict[str, float]:
 def bench_queue_http(home: Path, n: int, calls: int) -> dict[str, Any]:
     import httpx
 
-    with server(home, None, consume=False, fill_pool=n, timeout=300) as url, httpx.Client(base_url=url) as c:
+    with (
+        server(home, None, consume=False, fill_pool=n, timeout=300) as url,
+        httpx.Client(base_url=url, headers=AUTH) as c,
+    ):
         for i in range(5):
             c.get("/queue", params={"n": 10, "annotator": f"warm-{i}"}).raise_for_status()
         times = []
@@ -631,7 +640,10 @@ def bench_label(home: Path, pool: int, repeats: int) -> dict[str, Any]:
 
     extra = pool - DEMO_POOL
     settings = {"demo": True, "online_updates": True, "model": "sgd", "retrain_interval_s": 3600.0}
-    with server(home, None, consume=True, timeout=300, **settings) as url, httpx.Client(base_url=url) as c:
+    with (
+        server(home, None, consume=True, timeout=300, **settings) as url,
+        httpx.Client(base_url=url, headers=AUTH) as c,
+    ):
 
         def wait(cond: Callable[[], bool], what: str, timeout: float = 120) -> None:
             deadline = time.monotonic() + timeout

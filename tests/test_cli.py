@@ -54,3 +54,25 @@ def test_bad_options_are_refused_before_anything_runs(local_mlflow):
         assert result.exit_code == 2, (args, result.output)
         assert message in " ".join(result.output.split()), result.output
     assert not (local_mlflow / "models").exists()
+
+
+def test_tokens_are_made_listed_and_revoked(tmp_path, monkeypatch):
+    from alstream.auth import hash_token, token_key
+    from alstream.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALSTREAM_DATABASE_URL", f"sqlite:///{tmp_path}/alstream.db")
+    made = runner.invoke(app, ["token", "create", "--role", "annotator", "--name", "ann"])
+    assert made.exit_code == 0, made.output
+    token = next(word for word in made.output.split() if word.startswith("als_"))
+    key = token_key(token)
+    store = Store(f"sqlite:///{tmp_path}/alstream.db")
+    assert store.tokens.find(key)["digest"] == hash_token(token)
+    listed = runner.invoke(app, ["token", "list"])
+    assert key in listed.output and "annotator" in listed.output and token not in listed.output
+    assert runner.invoke(app, ["token", "revoke", key]).exit_code == 0
+    assert store.tokens.find(key) is None
+    assert runner.invoke(app, ["token", "revoke", key]).exit_code == 1
+    refused = runner.invoke(app, ["token", "create", "--role", "boss"])
+    assert refused.exit_code == 2 and "unknown role 'boss'" in refused.output
+    store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -144,11 +145,12 @@ def serve(
     for key, value in {**QUIET_PREFECT, **QUIET_SERVER_PROCESS}.items():
         os.environ.setdefault(key, value)
     settings = Settings.load(project)
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alstream").setLevel(settings.log_level)  # others' chatter stays at warnings
     app_ = create_app(settings, consume=consumer, track=mlflow)
-    console.print(
-        f"alstream on [bold]http://{host or settings.host}:{port or settings.port}[/]  (API docs at /docs)"
-    )
-    uvicorn.run(app_, host=host or settings.host, port=port or settings.port, log_level="warning")
+    console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
+    uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
 
 
 @app.command()
@@ -186,6 +188,9 @@ def send(
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="Messages per request.")] = 500,
     label_column: Annotated[str, typer.Option(help="CSV: the label column, if any.")] = "label",
     id_column: Annotated[str, typer.Option(help="CSV: the id column, if any.")] = "id",
+    token: Annotated[
+        str, typer.Option(envvar="ALSTREAM_TOKEN", help="A producer (or admin) token.", show_default=False)
+    ] = "",
 ) -> None:
     """Push a CSV or JSONL file into the stream through POST /send, with a progress bar."""
     import httpx
@@ -198,12 +203,19 @@ def send(
     except (OSError, ValueError) as error:
         raise typer.BadParameter(str(error)) from None
     sent = 0
-    with httpx.Client(base_url=url, timeout=60) as client, Progress(console=console) as progress:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with (
+        httpx.Client(base_url=url, timeout=60, headers=headers) as client,
+        Progress(console=console) as progress,
+    ):
         bar = progress.add_task(f"sending {file.name}", total=len(messages))
         for start in range(0, len(messages), batch_size):
             batch = messages[start : start + batch_size]
             try:
                 response = client.post("/send", json=batch)
+                while response.status_code == 429:  # over this token's rate: wait as told, then again
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
+                    response = client.post("/send", json=batch)
             except httpx.HTTPError as error:
                 console.print(f"[red]cannot reach {url}:[/] {error}")
                 raise typer.Exit(1) from None
@@ -215,3 +227,55 @@ def send(
             sent += len(batch)
             progress.update(bar, advance=len(batch))
     console.print(f"sent {sent} messages to {url}")
+
+
+tokens_app = typer.Typer(help="API tokens: producer (send), annotator (queue and labels), admin (all).")
+app.add_typer(tokens_app, name="token")
+
+
+def _gatekeeper(project: Path | None):
+    from alstream.service.security import Gatekeeper
+    from alstream.settings import Settings
+    from alstream.store import Store
+
+    settings = Settings.load(project)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database_url)
+    store.create()
+    return Gatekeeper(store.tokens)
+
+
+@tokens_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="producer, annotator or admin.")],
+    name: Annotated[str, typer.Option(help="Who or what the token is for.")] = "",
+    project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None,
+) -> None:
+    """Make a token; it is printed once (only its hash is kept)."""
+    try:
+        token = _gatekeeper(project).issue(role, name or role)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--role") from None
+    console.print(f"{role} token (shown only now): [bold]{token}[/]", soft_wrap=True)
+
+
+@tokens_app.command("list")
+def token_list(project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None) -> None:
+    """Every token's key, name, role and state (never the tokens themselves)."""
+    table = Table("key", "name", "role", "created", "revoked")
+    for t in _gatekeeper(project).tokens.all():
+        revoked = t["revoked_at"].strftime("%Y-%m-%d %H:%M") if t["revoked_at"] else ""
+        table.add_row(t["key"], t["name"], t["role"], t["created_at"].strftime("%Y-%m-%d %H:%M"), revoked)
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def token_revoke(
+    key: Annotated[str, typer.Argument(help="The token's key (from `alstream token list`).")],
+    project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None,
+) -> None:
+    """Revoke a token: it stops working within seconds, also in a running service."""
+    if not _gatekeeper(project).tokens.revoke(key):
+        console.print(f"[red]no active token with key {key!r}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key}")

@@ -24,7 +24,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -125,6 +125,31 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest stream message accepted, in bytes (larger: dead letter)."
     )
+    publish_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="How long /send and /labels wait for the stream to take a batch before answering 503, "
+        "seconds.",
+    )
+
+    # access
+    admin_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="An admin token to accept besides the stored ones (e.g. from a secret store). When "
+        "it is unset and the store has no token, the first start makes an admin token and prints it once.",
+    )
+    send_rate_per_s: float = Field(
+        50.0, gt=0, allow_inf_nan=False, description="Requests per second each token may make to /send."
+    )
+    send_burst: int = Field(
+        100, ge=1, description="Requests to /send a token may make at once, above the rate."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins allowed to call the API from a browser (CORS); empty: none (same origin).",
+    )
 
     # the data and the learning
     project: ProjectSchema = Field(
@@ -142,6 +167,9 @@ class Settings(BaseSettings):
         description="Query strategy: entropy, margin, least_confident (or least-confident), random.",
     )
     model: str = Field("sgd", description="Classifier: one of alstream.estimators.MODELS.")
+    keep_model_files: int = Field(
+        20, ge=1, description="Model versions kept as files under data_dir/models (the newest; for restarts)."
+    )
     retrain_after_labels: int = Field(20, ge=1, description="Retrain after this many new labels.")
     retrain_interval_s: float = Field(
         30.0, gt=0, allow_inf_nan=False, description="Retrain at least this often when labels wait, seconds."

@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits
 from alstream.service.app import create_app
 from alstream.settings import Settings
 
-from ..service.conftest import wait_for
+from ..service.conftest import ADMIN_TOKEN, AUTH, wait_for
 
 Y = load_digits().target
 
@@ -18,8 +18,9 @@ def test_full_retrains_run_as_prefect_flows_and_every_version_is_an_mlflow_run(p
         database_url=f"sqlite:///{local_mlflow}/alstream.db",
         retrain_after_labels=10,
         retrain_interval_s=3600.0,
+        admin_token=ADMIN_TOKEN,
     )
-    with TestClient(create_app(settings, track=True)) as client:
+    with TestClient(create_app(settings, track=True), headers=AUTH) as client:
         wait_for(lambda: client.get("/health").json()["model_version"] is not None, 120, "the first model")
         items = client.get("/queue", params={"n": 12, "annotator": "oracle"}).json()
         labels = [{"id": i["id"], "label": str(Y[int(i["id"].split("-")[1])])} for i in items]

@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
 
 from alstream.service.app import create_app
 from alstream.settings import Settings
+
+ADMIN_TOKEN = "test-admin-token-0123456789"  # the settings' configured admin token in these tests
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
@@ -29,6 +33,7 @@ def service_settings(tmp_path, stream_kind: str, request: pytest.FixtureRequest,
         "retrain_after_labels": 10,
         "retrain_interval_s": 3600.0,
         "random_share": 0.2,
+        "admin_token": ADMIN_TOKEN,
     }
     if stream_kind == "kafka":
         suffix = uuid.uuid4().hex[:8]
@@ -42,11 +47,18 @@ def service_settings(tmp_path, stream_kind: str, request: pytest.FixtureRequest,
     return Settings(**{**options, **overrides})
 
 
-@pytest.fixture(params=["embedded", "kafka"])
-def client(request: pytest.FixtureRequest, tmp_path) -> Iterator[TestClient]:
-    """The demo service (digits, 3 labels per class), ready: pool loaded, first model trained."""
-    settings = service_settings(tmp_path, request.param, request)
-    with TestClient(create_app(settings, track=False)) as client:
+@contextmanager
+def demo_service(settings: Settings) -> Iterator[TestClient]:
+    """The demo service (digits, 3 labels per class) on ``settings``, ready: pool loaded, first model
+    trained; the client carries the admin token."""
+    with TestClient(create_app(settings, track=False), headers=AUTH) as client:
         wait_for(lambda: client.get("/stats").json()["pool"] == 1437, what="the demo pool")
         wait_for(lambda: client.get("/health").json()["model_version"] is not None, what="the first model")
+        yield client
+
+
+@pytest.fixture(params=["embedded", "kafka"])
+def client(request: pytest.FixtureRequest, tmp_path) -> Iterator[TestClient]:
+    """The demo service on the embedded log and on Kafka (see :func:`demo_service`)."""
+    with demo_service(service_settings(tmp_path, request.param, request)) as client:
         yield client

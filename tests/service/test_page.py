@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +12,8 @@ import httpx
 import pytest
 from sklearn.datasets import load_digits
 
-from alstream.store import Store
-
-from .conftest import wait_for
+from .conftest import ADMIN_TOKEN, AUTH, wait_for
+from .processes import Service
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -27,54 +23,6 @@ DIGITS_Y = load_digits().target
 
 def truth(sample_id: str) -> str:
     return str(DIGITS_Y[int(sample_id.removeprefix("digit-"))])
-
-
-class Service:
-    """``alstream serve`` in its own process, on the digits demo; can be killed and started again."""
-
-    def __init__(self, home: Path, wait_for_model: bool = True, **settings: str) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.home = home
-        self.env = {
-            **os.environ,
-            "ALSTREAM_DATA_DIR": str(home / "data"),
-            "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db",
-            "ALSTREAM_RETRAIN_AFTER_LABELS": "10",
-            "ALSTREAM_RETRAIN_INTERVAL_S": "3600",
-            **{f"ALSTREAM_{k.upper()}": v for k, v in settings.items()},
-        }
-        self.process: subprocess.Popen | None = None
-        self.wait_for_model = wait_for_model
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "alstream", "serve", "--port", str(self.port), "--no-mlflow"]
-        log = open(self.home / "service.log", "ab")  # noqa: SIM115 - the process owns it
-        self.process = subprocess.Popen(command, env=self.env, cwd=self.home, stdout=log, stderr=log)
-        wait_for(self._ready, timeout=120, what=f"the service (log: {self.home / 'service.log'})")
-
-    def _ready(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, "the service died"
-        try:
-            health = httpx.get(f"{self.url}/health", timeout=2).json()
-            return health["model_version"] is not None or not self.wait_for_model
-        except httpx.HTTPError:
-            return False
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def labels(self) -> dict[str, tuple[str | None, str | None, bool]]:
-        """sample id -> (label, annotator, skipped), latest wins, straight from the store."""
-        store = Store(self.env["ALSTREAM_DATABASE_URL"])
-        try:
-            return {k: v for k, v in store.current_labels().items() if v[1] != "demo"}
-        finally:
-            store.close()
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +61,7 @@ def open_page(browser, service: Service) -> Iterator:
     def open_(annotator: str, url: str = service.url, first: str = "#item[data-id^='digit-']"):
         contexts.append(browser.new_context(viewport={"width": 1280, "height": 860}))
         page = contexts[-1].new_page()
-        page.goto(f"{url}/?annotator={annotator}")
+        page.goto(f"{url}/?annotator={annotator}#token={ADMIN_TOKEN}")
         page.wait_for_selector(first)
         return page
 
@@ -241,7 +189,7 @@ def test_text_items_keep_their_whitespace_and_an_empty_queue_says_so(open_page, 
     try:
         poem = "first line\n    indented second line\n\nafter a blank line"
         sent = [{"id": "t1", "text": poem}, {"id": "t2", "text": "win money now"}, {"id": "t3", "text": "hi"}]
-        assert httpx.post(f"{texts.url}/send", json=sent).status_code == 202
+        assert httpx.post(f"{texts.url}/send", json=sent, headers=AUTH).status_code == 202
         page = open_page("tess", url=texts.url, first="#item[data-id^='t']")
         page.wait_for_selector("#choices button >> text=spam")
         assert "Cold start" in page.inner_text("#why")  # no model yet: items come at random
@@ -260,3 +208,26 @@ def test_text_items_keep_their_whitespace_and_an_empty_queue_says_so(open_page, 
     finally:
         texts.process.terminate()
         texts.process.wait(timeout=30)
+
+
+def test_the_page_asks_for_a_token_and_keeps_it_for_the_session(browser, service):
+    token = httpx.post(
+        f"{service.url}/tokens", json={"role": "annotator", "name": "fay"}, headers=AUTH
+    ).json()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{service.url}/?annotator=fay")
+        page.wait_for_selector("#token-form:not([hidden])")
+        assert page.locator("#item[data-id^='digit-']").count() == 0  # nothing without a token
+        page.fill("#token", token["token"])
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#item[data-id^='digit-']")
+        labeled = press(page, truth(shown(page)))
+        wait_for(lambda: service.labels().get(labeled) == (truth(labeled), "fay", False), what="fay's label")
+        page.reload()  # the same browser session: no need to ask again
+        page.wait_for_selector("#item[data-id^='digit-']")
+        assert page.locator("#token-form").is_hidden()
+        assert token["token"] not in page.url
+    finally:
+        context.close()

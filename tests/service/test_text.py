@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from alstream.service.app import create_app
 
-from .conftest import service_settings, wait_for
+from .conftest import AUTH, service_settings, wait_for
 
 VOCABULARY = {
     "sport": ["match", "goal", "team", "coach", "league", "striker", "referee", "season", "score", "stadium"],
@@ -36,7 +36,7 @@ def corpus(n: int, seed: int) -> list[tuple[str, str]]:
 def client(request, tmp_path):
     project = {"classes": CLASSES, "data": "text"}
     settings = service_settings(tmp_path, "embedded", request, demo=False, project=project, text_features=256)
-    with TestClient(create_app(settings, track=False)) as client:
+    with TestClient(create_app(settings, track=False), headers=AUTH) as client:
         yield client
 
 

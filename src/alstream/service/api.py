@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from alstream.messages import InvalidBatch, LabelIn, SampleIn, parse_labels, parse_messages
+from alstream.auth import Role, token_key
+from alstream.messages import (
+    InvalidBatch,
+    SampleIn,
+    labels_openapi_extra,
+    parse_labels,
+    parse_messages,
+    send_openapi_extra,
+)
 from alstream.service.runtime import Runtime
+from alstream.service.security import Caller, require
 from alstream.stream import StreamUnavailable
 
 router = APIRouter()
@@ -78,7 +88,21 @@ async def _json(request: Request) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise HTTPException(422, f"body is not valid JSON: {error}") from None
+        raise HTTPException(422, f"body is not valid JSON: {_json_problem(body, error)}") from None
+
+
+def _json_problem(body: bytes, error: orjson.JSONDecodeError) -> str:
+    """orjson's message, plainer for the usual mistakes: bytes that are not UTF-8, NaN and infinities."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError as bad:
+        return f"not UTF-8: byte {body[bad.start]:#04x} at offset {bad.start}"
+    if text.startswith(("NaN", "Infinity"), error.pos):
+        return (
+            f"NaN and Infinity are not JSON numbers (line {error.lineno} column {error.colno}): send finite "
+            "numbers (Python's json.dumps writes NaN unless allow_nan=False)"
+        )
+    return str(error)
 
 
 def _invalid(error: InvalidBatch) -> JSONResponse:
@@ -98,22 +122,30 @@ async def _publish(runtime: Runtime, samples: list, labels: list) -> None:
     try:
         await run_in_threadpool(publish)
     except StreamUnavailable as error:
-        raise HTTPException(503, f"the stream is unavailable, nothing was accepted: {error}") from None
+        raise HTTPException(503, f"the stream is unavailable and the batch was not accepted; send it again "
+                                 f"(a sample is stored once per id): {error}") from None  # fmt: skip
+
+
+def _rate_limited(request: Request, caller: Annotated[Caller, require("send")]) -> Caller:
+    wait = _runtime(request).send_limiter.wait(caller.key)
+    if wait:
+        raise HTTPException(429, f"too many requests to /send with this token: retry in {wait:.1f} s",
+                            headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
+    return caller
 
 
 @router.post(
     "/send",
     status_code=202,
+    dependencies=[Depends(_rate_limited)],
     response_model=Accepted,
     summary="Send samples and labels into the stream",
-    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"anyOf": [
-        {"$ref": "#/components/schemas/SampleIn"}, {"$ref": "#/components/schemas/LabelIn"},
-        {"type": "array", "items": {"anyOf": [{"$ref": "#/components/schemas/SampleIn"},
-                                              {"$ref": "#/components/schemas/LabelIn"}]}}]}}}}},
-)  # fmt: skip
+    openapi_extra=send_openapi_extra(),
+)
 async def send(request: Request) -> Any:
     """One message or a batch of up to 10,000. Every item is validated first; if any is invalid
-    nothing is accepted (422 lists each bad item and why). 202 once the stream holds them all."""
+    nothing is accepted (422 lists each bad item and why). 202 once the stream holds them all; 503 when
+    it does not take them within ``publish_timeout_s``: send the batch again, with the same ids."""
     payload = await _json(request)
     runtime = _runtime(request)
     try:
@@ -126,9 +158,14 @@ async def send(request: Request) -> Any:
 
 
 @router.post(
-    "/labels", status_code=202, response_model=Accepted, summary="Label samples (for people and the page)"
+    "/labels",
+    status_code=202,
+    response_model=Accepted,
+    summary="Label samples (for people and the page)",
+    dependencies=[require("label")],
+    openapi_extra=labels_openapi_extra(),  # documented only: parse_labels checks the body, as on /send
 )
-async def labels(request: Request, _doc: Annotated[LabelIn | list[LabelIn] | None, Body()] = None) -> Any:
+async def labels(request: Request) -> Any:
     """One label or a list: ``{"id": ..., "label": ...}`` or ``{"id": ..., "skipped": true}``."""
     payload = await _json(request)
     runtime = _runtime(request)
@@ -140,7 +177,12 @@ async def labels(request: Request, _doc: Annotated[LabelIn | list[LabelIn] | Non
     return Accepted(ids=[label.id for label in parsed], samples=0, labels=len(parsed))
 
 
-@router.get("/queue", response_model=list[QueueEntry], summary="The next samples to label")
+@router.get(
+    "/queue",
+    response_model=list[QueueEntry],
+    summary="The next samples to label",
+    dependencies=[require("label")],
+)
 def queue(
     request: Request,
     n: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
@@ -156,14 +198,19 @@ def queue(
     return [item.__dict__ for item in _runtime(request).engine.queue(n, annotator, fresh)]
 
 
-@router.post("/queue/release", summary="Give leased items back to the queue")
+@router.post("/queue/release", summary="Give leased items back to the queue", dependencies=[require("label")])
 def release(request: Request, body: ReleaseIn) -> dict[str, int]:
     """The page gives back the items it prefetched but did not show, e.g. after a new model."""
     _runtime(request).engine.release(body.ids, body.annotator)
     return {"released": len(body.ids)}
 
 
-@router.get("/project", response_model=ProjectOut, summary="The project: classes, keys, data shape")
+@router.get(
+    "/project",
+    response_model=ProjectOut,
+    summary="The project: classes, keys, data shape",
+    dependencies=[require("read")],
+)
 def project(request: Request) -> Any:
     settings = _runtime(request).settings
     schema = settings.project
@@ -173,7 +220,9 @@ def project(request: Request) -> Any:
                       model=settings.model)  # fmt: skip
 
 
-@router.get("/stats", summary="Pool, labels, model versions and the learning curve")
+@router.get(
+    "/stats", summary="Pool, labels, model versions and the learning curve", dependencies=[require("read")]
+)
 def stats(request: Request) -> dict[str, Any]:
     """``store`` and ``conflicts`` count the rows the engine has followed (at most a moment behind
     the store): tallied as they arrive, not counted per request."""
@@ -183,12 +232,17 @@ def stats(request: Request) -> dict[str, Any]:
             "ingest": runtime.ingestor.counts.__dict__ if runtime.ingestor else None}  # fmt: skip
 
 
-@router.get("/models", summary="Every model version with its metrics")
+@router.get("/models", summary="Every model version with its metrics", dependencies=[require("admin")])
 def models(request: Request) -> list[dict[str, Any]]:
     return _runtime(request).store.models()
 
 
-@router.post("/predict", response_model=PredictOut, summary="Predict with the current model")
+@router.post(
+    "/predict",
+    response_model=PredictOut,
+    summary="Predict with the current model",
+    dependencies=[require("read")],
+)
 def predict(request: Request, body: PredictIn) -> Any:
     """``{"features": [[...], ...]}`` for a project of features, ``{"texts": [...]}`` for one of texts."""
     runtime = _runtime(request)
@@ -201,10 +255,10 @@ def predict(request: Request, body: PredictIn) -> Any:
     else:
         if body.features is None or body.texts is not None:
             raise HTTPException(422, 'this project\'s samples are features: send {"features": [[...], ...]}')
-        features = np.asarray(body.features, dtype=np.float64)
         expected = runtime.engine.config.n_features
-        if features.ndim != 2 or features.shape[1] != expected or not len(features):
+        if not body.features or any(len(row) != expected for row in body.features):  # ragged: no array
             raise HTTPException(422, f"features must be rows of {expected} numbers")
+        features = np.asarray(body.features, dtype=np.float64)
         if not np.isfinite(features).all():
             raise HTTPException(422, "features must be finite numbers")
     try:
@@ -213,6 +267,40 @@ def predict(request: Request, body: PredictIn) -> Any:
         raise HTTPException(409, str(error)) from None
     return PredictOut(model_version=version, classes=classes, probabilities=proba.tolist(),
                       predicted=[classes[i] for i in proba.argmax(axis=1)])  # fmt: skip
+
+
+class TokenIn(BaseModel):
+    role: Role = Field(description="producer (send samples), annotator (queue and labels) or admin (all).")
+    name: str = Field(min_length=1, max_length=200, description="Who or what the token is for.")
+
+
+class TokenOut(BaseModel):
+    key: str = Field(description="The token's public key: how to name it to revoke it.")
+    name: str
+    role: str
+    token: str | None = Field(None, description="The token itself: shown only when it is created.")
+
+
+@router.post("/tokens", status_code=201, response_model=TokenOut, summary="Create an API token",
+             dependencies=[require("admin")])  # fmt: skip
+def create_token(request: Request, body: TokenIn) -> Any:
+    token = _runtime(request).gatekeeper.issue(body.role, body.name)
+    return TokenOut(key=token_key(token), name=body.name, role=body.role, token=token)
+
+
+@router.get("/tokens", response_model=list[TokenOut], summary="Every API token (never the tokens themselves)",
+            dependencies=[require("admin")])  # fmt: skip
+def list_tokens(request: Request) -> Any:
+    active = [t for t in _runtime(request).store.tokens.all() if t["revoked_at"] is None]
+    return [TokenOut(key=t["key"], name=t["name"], role=t["role"]) for t in active]
+
+
+@router.delete(
+    "/tokens/{key}", status_code=204, summary="Revoke an API token", dependencies=[require("admin")]
+)
+def revoke_token(request: Request, key: Annotated[str, Path(max_length=64)]) -> None:
+    if not _runtime(request).store.tokens.revoke(key):
+        raise HTTPException(404, f"no active token with key {key!r}")
 
 
 @router.get("/health", summary="Liveness")

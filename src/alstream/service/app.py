@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 
 from alstream.service.api import router
+from alstream.service.limits import BodySizeLimit
 from alstream.service.page import mount_page
 from alstream.service.runtime import Runtime
 from alstream.settings import Settings
@@ -21,6 +28,11 @@ def create_app(settings: Settings | None = None, *, consume: bool = True, track:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime(settings, consume=consume, track=track)
         app.state.runtime = runtime
+        if runtime.first_token:  # first start: the one time this token is shown (as Jupyter does)
+            token = runtime.first_token
+            url = f"http://{settings.host}:{settings.port}/#token={token}"
+            print(f"alstream made an admin token; it is shown only now:\n    {token}\nLabel at {url}\n"
+                  "More tokens: alstream token create --role annotator", flush=True)  # fmt: skip
         runtime.start()
         try:
             yield
@@ -34,5 +46,26 @@ def create_app(settings: Settings | None = None, *, consume: bool = True, track:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     mount_page(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # off by default: the page is served from the same origin
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])  # fmt: skip
     return app
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422, but an input JSON cannot carry (NaN or an infinity, which Python's json reads
+    from a body) is shown as a string instead of failing the answer with a 500."""
+    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(error.errors()))})
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value

@@ -11,6 +11,9 @@ from alstream.messages import Label, Sample, encode_label, encode_sample
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine, EngineConfig
 from alstream.service.ingest import Ingestor, Topics
+from alstream.service.limits import RateLimiter
+from alstream.service.model_files import ModelFiles
+from alstream.service.security import Gatekeeper
 from alstream.service.trainer import ModelVersion, RetrainPolicy
 from alstream.settings import Settings
 from alstream.store import Store
@@ -43,6 +46,10 @@ class Runtime:
         self.settings = settings
         schema = settings.project
         self.store, self.stream, self.topics = open_parts(settings)
+        admin = settings.admin_token.get_secret_value() if settings.admin_token else None
+        self.gatekeeper = Gatekeeper(self.store.tokens, admin)
+        self.first_token = self.gatekeeper.first_start()  # shown once, never logged
+        self.send_limiter = RateLimiter(settings.send_rate_per_s, settings.send_burst)
         holdout = None
         if settings.demo:
             samples, holdout = digits_demo()
@@ -65,21 +72,22 @@ class Runtime:
             project="demo-digits" if settings.demo else "project",
             track=track,
         )
+        models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
         self.engine = Engine(config, self.store, holdout=holdout, full_training=_full_training(track),
-                             featurizer=self.featurizer)  # fmt: skip
+                             featurizer=self.featurizer, model_files=models)  # fmt: skip
         self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics) if consume else None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def publish_samples(self, samples: list[Sample]) -> None:
+        """Into the stream, durably; StreamUnavailable when it does not take them in time."""
         for start in range(0, len(samples), PUBLISH_CHUNK):
-            chunk = samples[start : start + PUBLISH_CHUNK]
-            self.stream.publish(self.topics.samples, [(s.id.encode(), encode_sample(s)) for s in chunk])
+            chunk = [(s.id.encode(), encode_sample(s)) for s in samples[start : start + PUBLISH_CHUNK]]
+            self.stream.publish(self.topics.samples, chunk, timeout=self.settings.publish_timeout_s)
 
     def publish_labels(self, labels: list[Label]) -> None:
-        self.stream.publish(
-            self.topics.labels, [(label.id.encode(), encode_label(label)) for label in labels]
-        )
+        messages = [(label.id.encode(), encode_label(label)) for label in labels]
+        self.stream.publish(self.topics.labels, messages, timeout=self.settings.publish_timeout_s)
 
     def start(self) -> None:
         workers = [("alstream-engine", self.engine.run)]

@@ -1,4 +1,4 @@
-"""Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``."""
+"""Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``."""
 
 from __future__ import annotations
 
@@ -60,4 +60,15 @@ models = Table(
     Column("mlflow_run_id", String),
     Column("path", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("key", String, primary_key=True),  # the public part of the token, safe to show
+    Column("name", String, nullable=False),
+    Column("role", String, nullable=False),
+    Column("digest", String, nullable=False),  # SHA-256 of the whole token; the token is never stored
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
 )

@@ -15,6 +15,7 @@ from alstream.store.engine import SQLITE_BEGIN, make_engine
 from alstream.store.retry import retry
 from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
 from alstream.store.schema import labels, metadata, models, samples
+from alstream.store.tokens import Tokens
 
 LabelEvent = tuple[int, str, str | None, str | None, bool, datetime]
 _IN_CHUNK = 500  # ids per ``IN (...)``: well under SQLite's variable limit
@@ -44,6 +45,7 @@ class Store:
         self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         self.dialect = self.engine.dialect.name
         self._retry = {"attempts": attempts, "base_delay": base_delay, "max_delay": max_delay}
+        self.tokens = Tokens(self.engine)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_samples = _insert_sql(samples.name, ("id", "features", "text", "meta"), ("id",), mark)
         self._insert_labels = _insert_sql(

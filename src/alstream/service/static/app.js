@@ -11,6 +11,7 @@ const RETRY_MAX_MS = 4000;
 const MIN_STREAM = 10; // random draws the stream estimate must rest on before it is drawn
 const OUTBOX_KEY = "alstream.outbox";
 const NAME_KEY = "alstream.annotator";
+const TOKEN_KEY = "alstream.token"; // kept for this browser session only
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
@@ -36,6 +37,8 @@ const state = {
   online: true,
   empty: false,
   modelVersion: undefined, // the newest model version seen
+  token: sessionStorage.getItem(TOKEN_KEY) || "",
+  tokenWaiters: [], // resolved when a token is entered
   stats: null,
 };
 
@@ -47,16 +50,43 @@ class HttpError extends Error {
 }
 
 async function api(path, body) {
-  const options = body === undefined ? {} : {
-    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+  const headers = state.token ? {Authorization: `Bearer ${state.token}`} : {};
+  const options = body === undefined ? {headers} : {
+    method: "POST", headers: {...headers, "Content-Type": "application/json"}, body: JSON.stringify(body),
   };
   const response = await fetch(path, options);
   if (!response.ok) {
     const detail = await response.json().then((b) => b.detail, () => response.statusText);
-    throw new HttpError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail));
+    const error = new HttpError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail));
+    if (response.status === 401 || response.status === 403) askForToken(error.message);
+    throw error;
   }
   return response.json();
 }
+
+// --- the token: from a link (#token=...), or typed in; kept for the browser session --------------
+
+function askForToken(reason) {
+  state.token = "";
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("token-reason").textContent = `This alstream needs an access token (${reason}).`;
+  const form = $("token-form");
+  if (form.hidden) {
+    form.hidden = false;
+    $("token").focus();
+  }
+}
+
+function useToken(token) {
+  state.token = token.trim();
+  sessionStorage.setItem(TOKEN_KEY, state.token);
+  $("token-form").hidden = true;
+  state.tokenWaiters.splice(0).forEach((resolve) => resolve());
+  flush();
+  refill();
+}
+
+const tokenEntered = () => new Promise((resolve) => state.tokenWaiters.push(resolve));
 
 const queuePath = (n, fresh) =>
   `/queue?n=${n}&annotator=${encodeURIComponent(state.annotator)}${fresh ? "&fresh=true" : ""}`;
@@ -85,7 +115,7 @@ async function refill() {
     showVersion(Math.max(0, ...items.map((item) => item.model_version)) || null);
     setOnline(true);
   } catch (error) {
-    setOnline(false, error);
+    failed(error);
   } finally {
     state.fetching = false;
   }
@@ -114,7 +144,7 @@ async function takeNewModel() {
     state.buffer = items.filter((item) => !skip.has(item.id));
     showVersion(Math.max(0, ...items.map((item) => item.model_version)) || null);
   } catch (error) {
-    setOnline(false, error);
+    failed(error);
   } finally {
     state.fetching = false;
   }
@@ -188,12 +218,13 @@ async function flush() {
     state.retryMs = 250;
     setOnline(true);
   } catch (error) {
-    if (error instanceof HttpError && error.status < 500 && error.status !== 408 && error.status !== 429) {
+    const keep = [401, 403, 408, 429]; // no or wrong token, or busy: kept until it can go
+    if (error instanceof HttpError && error.status < 500 && !keep.includes(error.status)) {
       state.outbox.splice(0, batch.length); // refused for good: say why, never resend
       showError(`The service refused ${batch.length} label(s): ${error.message}`);
     } else {
       retry = true;
-      setOnline(false, error);
+      failed(error);
     }
   } finally {
     state.sending = 0;
@@ -225,7 +256,7 @@ async function poll() {
     renderCounts();
     if (!state.current || state.buffer.length < REFILL_BELOW) refill();
   } catch (error) {
-    setOnline(false, error);
+    failed(error);
   }
   if (state.outbox.length && !state.sending) flush();
   setTimeout(poll, STATS_EVERY_MS);
@@ -249,6 +280,11 @@ function setOnline(online) {
   state.online = online;
   renderState();
   renderCounts();
+}
+
+function failed(error) {
+  // Unreachable, or failing (5xx): say so. A missing token is asked for instead (askForToken).
+  if (!(error instanceof HttpError) || error.status >= 500) setOnline(false);
 }
 
 function showError(message) {
@@ -436,13 +472,25 @@ async function start() {
   $("accept").addEventListener("click", (event) => accept(false, event));
   $("skip").addEventListener("click", (event) => decide(null, event));
   $("undo").addEventListener("click", () => undo());
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    useToken($("token").value);
+  });
+  const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromLink) {
+    useToken(fromLink);
+    history.replaceState(null, "", location.pathname + location.search); // out of sight and history
+  }
   for (;;) {
     try {
       state.project = await api("/project");
       break;
     } catch (error) {
-      setOnline(false, error);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (error instanceof HttpError && (error.status === 401 || error.status === 403)) await tokenEntered();
+      else {
+        failed(error);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
     }
   }
   for (const label of state.project.classes) {

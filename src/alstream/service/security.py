@@ -1,0 +1,103 @@
+"""Who is calling: bearer tokens checked against the store, and each route's permission.
+
+Every route but ``/health``, the page and the API docs depends on :func:`require`. A missing or
+unknown token gets 401, a token whose role lacks the permission 403 (see :mod:`alstream.auth`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Annotated, NamedTuple
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from alstream import auth
+from alstream.store.tokens import Tokens
+
+CACHE_S = 2.0  # a revoked token stops working within this long
+DOING = {"send": "send samples", "label": "read the queue or label", "read": "read", "admin": "do this"}
+
+
+class Caller(NamedTuple):
+    key: str
+    role: str
+
+
+class Gatekeeper:
+    """Checks tokens: the stored ones (by key, then hash in constant time) and the configured admin token."""
+
+    def __init__(self, tokens: Tokens, admin_token: str | None = None) -> None:
+        self.tokens = tokens
+        self._admin_digest = auth.hash_token(admin_token) if admin_token else None
+        self._cache: dict[str, tuple[float, dict | None]] = {}
+        self._lock = threading.Lock()
+
+    def first_start(self) -> str | None:
+        """With no configured admin token and none stored: make an admin token, store its hash,
+        and return it (for the caller to show once). Otherwise None."""
+        if self._admin_digest is not None or self.tokens.any_active():
+            return None
+        return self.issue("admin", "admin (first start)")
+
+    def issue(self, role: str, name: str) -> str:
+        """A new token with ``role``; only its hash is stored, so this is the one time it is seen."""
+        if role not in auth.ROLES:
+            raise ValueError(f"unknown role {role!r}: one of {', '.join(auth.ROLES)}")
+        token = auth.new_token()
+        self.tokens.add(auth.token_key(token), name, role, auth.hash_token(token))
+        return token
+
+    def check(self, token: str) -> Caller | None:
+        """The caller a token stands for, or None when it is unknown, malformed or revoked."""
+        if self._admin_digest is not None and auth.matches(token, self._admin_digest):
+            return Caller("configured-admin", "admin")
+        key = auth.token_key(token)
+        if key is None:
+            return None
+        record = self._record(key)
+        if record is None or not auth.matches(token, record["digest"]):
+            return None
+        return Caller(key, record["role"])
+
+    def _record(self, key: str) -> dict | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < CACHE_S:
+            return cached[1]
+        record = self.tokens.find(key)
+        with self._lock:
+            if len(self._cache) > 10_000:  # unknown keys must not grow it without bound
+                self._cache.clear()
+            self._cache[key] = (now, record)
+        return record
+
+
+_bearer = HTTPBearer(auto_error=False, description="An alstream API token: `Authorization: Bearer als_...`")
+
+
+def require(permission: str) -> Depends:
+    """A route dependency: the caller must hold a token whose role allows ``permission``."""
+
+    def caller(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+    ) -> Caller:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None:
+            raise HTTPException(401, "this endpoint needs a token: send 'Authorization: Bearer <token>'",
+                                headers=challenge)  # fmt: skip
+        found = request.app.state.runtime.gatekeeper.check(credentials.credentials)
+        if found is None:
+            raise HTTPException(
+                401, "the token is not valid: unknown, malformed or revoked", headers=challenge
+            )
+        if not auth.allows(found.role, permission):
+            raise HTTPException(403, f"a {found.role} token may not {DOING[permission]}")
+        return found
+
+    return Depends(caller)
+
+
+__all__ = ["Caller", "Gatekeeper", "require"]

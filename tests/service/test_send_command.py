@@ -1,0 +1,53 @@
+"""`alstream send` end to end: a CSV file into a running service, with a producer token."""
+
+from __future__ import annotations
+
+import httpx
+import pandas as pd
+from sklearn.datasets import load_digits
+from typer.testing import CliRunner
+
+from alstream.cli import app
+from alstream.messages import digits_feature_names
+from alstream.store import Store
+
+from .conftest import AUTH, wait_for
+from .processes import Service
+
+
+def test_a_csv_file_reaches_the_store_through_send(tmp_path):
+    service = Service(tmp_path, send_rate_per_s="2", send_burst="1")  # a slow token: 429s to wait out
+    service.start()
+    try:
+        made = httpx.post(f"{service.url}/tokens", json={"role": "producer", "name": "csv"}, headers=AUTH)
+        producer = made.json()["token"]
+        X, y = load_digits(return_X_y=True)
+        frame = pd.DataFrame(X[:300], columns=digits_feature_names())
+        frame.insert(0, "id", [f"csv-{i}" for i in range(300)])
+        frame["label"] = [str(v) if i < 30 else None for i, v in enumerate(y[:300])]
+        path = tmp_path / "digits.csv"
+        frame.to_csv(path, index=False)
+
+        refused = CliRunner().invoke(app, ["send", str(path), "--url", service.url])
+        assert refused.exit_code == 1 and "401" in refused.output  # no token, nothing sent
+        result = CliRunner().invoke(
+            app, ["send", str(path), "--url", service.url, "--token", producer, "--batch-size", "100"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "sent 300 messages" in result.output
+
+        store = Store(service.env["ALSTREAM_DATABASE_URL"])
+        try:
+            wait_for(
+                lambda: len(store.get_samples([f"csv-{i}" for i in range(300)])) == 300, what="the samples"
+            )
+            labels = store.current_labels()
+            assert {f"csv-{i}": labels[f"csv-{i}"][0] for i in range(30)} == {
+                f"csv-{i}": str(y[i]) for i in range(30)
+            }
+            assert "csv-30" not in labels
+        finally:
+            store.close()
+    finally:
+        service.process.terminate()
+        service.process.wait(timeout=30)
