@@ -3,11 +3,13 @@
 The store is the source of truth (the consumer writes it); the engine follows it into the
 in-memory pool, keeps the current model version, re-scores the pool in the background after
 each new version (the previous scores keep serving until the new ones are complete), and leases
-the most uncertain samples to people.
+the most uncertain samples to people. Each finished version is saved as a file; a restarted engine
+serves the newest one that loads, at once, before it trains again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -22,6 +24,7 @@ import numpy as np
 from alstream.evaluation import evaluate
 from alstream.featurize import Featurizer, StoredFeatures
 from alstream.scoring import probability_chunks
+from alstream.service.model_files import ModelFiles
 from alstream.service.pool import LABELED, SKIPPED, UNLABELED, Pool
 from alstream.service.quality import StreamAccuracy
 from alstream.service.tally import StoreTally
@@ -73,8 +76,10 @@ class Engine:
         holdout: tuple[np.ndarray, np.ndarray] | None = None,
         full_training: Callable[[Engine], ModelVersion | None] | None = None,
         featurizer: Featurizer | None = None,
+        model_files: ModelFiles | None = None,
     ) -> None:
         self.config, self.store, self.holdout = config, store, holdout
+        self.model_files = model_files  # None: versions live in memory only
         self.featurizer = featurizer or StoredFeatures(config.n_features)  # stored samples -> pool rows
         self.strategy = get_strategy(config.strategy)
         self.pool = Pool(config.n_features)
@@ -84,6 +89,7 @@ class Engine:
         self.labels: dict[str, str] = {}  # latest non-skipped label per sample: the training set
         self.curve: list[dict[str, Any]] = []
         self.serving: ModelVersion | None = None  # the version whose scores order the queue
+        self.training: int | None = None  # the number of the version being trained now
         self.latencies: deque[float] = deque(maxlen=500)  # label stored -> model that includes it
         self._full_training = full_training or (lambda engine: engine.train_full())
         self._pending: dict[str, float] = {}  # labeled since the last version -> when stored
@@ -91,12 +97,15 @@ class Engine:
         self._last_full = time.monotonic()
         self._last_seq = 0
         self._last_label_id = 0
+        self._failed_at: int | None = None  # the last label seen when training last failed
         self._train_lock = threading.Lock()
         self._rng = np.random.default_rng()
         self._tracking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alstream-tracking")
-        latest = store.latest_model()
+        latest = store.latest_model(status=None)
         if latest is not None:
             self.trainer.start_at(int(latest["version"]))
+        if model_files is not None:
+            self._restore()
 
     # --- following the store --------------------------------------------------------------
     def sync(self) -> tuple[int, int]:
@@ -166,17 +175,27 @@ class Engine:
         return counts
 
     def train_step(self) -> ModelVersion | None:
-        """Train the next version if the policy says so: online update or full retrain."""
+        """Train the next version if the policy says so: online update or full retrain.
+        After a failure, training waits for a new label (no retrying the same failure in a loop)."""
         policy, trainer = self.config.policy, self.trainer
-        if not self._pending or policy.cold(self.label_counts(), self.config.classes):
+        if (
+            not self._pending
+            or self._failed_at == self._last_label_id
+            or policy.cold(self.label_counts(), self.config.classes)
+        ):
             return None
         with self._train_lock:
             since = time.monotonic() - self._last_full
-            if trainer.current is None or policy.wants_full(
+            full = trainer.current is None or policy.wants_full(
                 self._new_since_full, since, trainer.online_since_full
-            ):
-                return self._full_training(self)
-            return self._online() if trainer.online else None
+            )
+            if not full and not trainer.online:
+                return None
+            self.training = trainer.next_version
+            try:
+                return self._full_training(self) if full else self._online()
+            finally:
+                self.training = None
 
     def train_full(self) -> ModelVersion | None:
         """Refit on every current label and publish it (``flows.retrain_flow`` does the same as tasks)."""
@@ -188,6 +207,7 @@ class Engine:
     def fit_full(self, X: np.ndarray, y: np.ndarray) -> ModelVersion | None:
         """A version refit on ``X``, ``y``; on failure, None (the previous version keeps serving)."""
         self._last_full = time.monotonic()
+        log.info("training version %d in full on %d labels", self.trainer.next_version, len(y))
         try:
             version = self.trainer.train_full(X, y)
         except Exception:
@@ -206,6 +226,7 @@ class Engine:
         X, y = self._labeled(pending)
         if not len(y):
             return None
+        log.info("updating to version %d online with %d labels", self.trainer.next_version, len(y))
         try:
             version = self.trainer.update_online(X, y, n_labels=sum(self.label_counts().values()))
         except Exception:
@@ -241,6 +262,13 @@ class Engine:
         return metrics
 
     def _record(self, version: ModelVersion, metrics: dict[str, float]) -> None:
+        """Save the version's file, log it to MLflow, then record it in the store (with the file's name)."""
+        path = None
+        if self.model_files is not None:
+            try:
+                path = self.model_files.save(dataclasses.replace(version, metrics=metrics))
+            except Exception:
+                log.exception("could not save model version %s: a restart will not serve it", version.version)
         run_id = None
         if self.config.track:
             try:
@@ -255,13 +283,47 @@ class Engine:
             except Exception:
                 log.exception("could not log model version %s to MLflow", version.version)
         self.store.record_model(kind=version.kind, n_labels=version.n_labels, metrics=metrics, status="ok",
-                                mlflow_run_id=run_id, version=version.version)  # fmt: skip
+                                mlflow_run_id=run_id, path=path, version=version.version)  # fmt: skip
 
     def _record_failure(self, kind: str, n_labels: int) -> None:
+        self._failed_at = self._last_label_id
         self._tracking.submit(
             self.store.record_model, kind=kind, n_labels=n_labels, metrics={}, status="failed",
             error=self.trainer.last_error, version=self.trainer.failed_version,
         )  # fmt: skip
+
+    # --- restarting -----------------------------------------------------------------------
+    def _restore(self) -> None:
+        """Serve the newest saved version whose file loads and fits the project; log each one skipped."""
+        assert self.model_files is not None
+        for row in reversed(self.store.models()):
+            if row["status"] != "ok" or not row["path"]:
+                continue
+            try:
+                version = self.model_files.load(row["path"])
+                self._check_restorable(version, int(row["version"]))
+            except Exception as error:
+                log.warning("model version %s is not restored from %s: %s: %s",
+                            row["version"], row["path"], type(error).__name__, error)  # fmt: skip
+                continue
+            self.trainer.restore(version)
+            self.pool.set_scores(np.empty(0), version.version)  # the pool is scored by it as it fills
+            self.serving = version
+            log.info("serving model version %d, restored from %s", version.version, row["path"])
+            return
+
+    def _check_restorable(self, version: ModelVersion, number: int) -> None:
+        """Raise unless ``version`` is the one recorded as ``number`` and fits today's settings."""
+        model, expected = version.model, type(self.trainer.prototype[-1])
+        if version.version != number:
+            raise ValueError(f"the file holds version {version.version}, not {number}")
+        if type(model[-1]) is not expected:
+            raise ValueError(f"it is a {type(model[-1]).__name__}; the settings ask for {expected.__name__}")
+        if model.n_features_in_ != self.config.n_features:
+            raise ValueError(f"it takes {model.n_features_in_} features, not {self.config.n_features}")
+        unknown = {str(c) for c in model.classes_} - set(self.config.classes)
+        if unknown:
+            raise ValueError(f"it knows classes the project does not: {sorted(unknown)}")
 
     # --- serving --------------------------------------------------------------------------
     def queue(self, n: int, annotator: str, fresh: bool = False) -> list[QueueItem]:
@@ -328,6 +390,7 @@ class Engine:
             "cold_start": current is None,
             "strategy": self.config.strategy,
             "model_version": current.version if current else None,
+            "training_version": self.training,
             "last_training_error": self.trainer.last_error,
             "training_failures": self.trainer.failures,
             "stream_accuracy": estimate,

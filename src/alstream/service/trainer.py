@@ -2,7 +2,8 @@
 
 A version is trained in full from every current label, or updated online (``partial_fit``) from
 the newest labels only. Selection always uses the newest *finished* version: a new one becomes
-``current`` only after training succeeded; a failed training leaves the previous one serving.
+``current`` only after training succeeded; a failed training (an estimator error, labels of one
+class only, probabilities that are not finite) leaves the previous one serving.
 """
 
 from __future__ import annotations
@@ -79,7 +80,15 @@ class Trainer:
         self, X: np.ndarray, y: np.ndarray, fit: Callable[..., Classifier] = estimators.fit
     ) -> ModelVersion:
         """A new version trained on all of ``X``, ``y``; becomes current if training succeeds."""
-        return self._publish(lambda: fit(self.prototype, X, y), "full", len(y))
+
+        def train() -> Classifier:
+            classes = np.unique(y)
+            if len(classes) < 2:
+                found = f"every label is {str(classes[0])!r}" if len(classes) else "there are no labels"
+                raise ValueError(f"{found}: a model needs labels of at least two classes")
+            return fit(self.prototype, X, y)
+
+        return self._publish(train, "full", len(y), X)
 
     def update_online(self, X: np.ndarray, y: np.ndarray, n_labels: int) -> ModelVersion:
         """A new version updated from the newest labels only (``partial_fit`` on a copy);
@@ -87,11 +96,26 @@ class Trainer:
         base = self.current
         if base is None:
             raise RuntimeError("no model to update yet: train one in full first")
-        return self._publish(lambda: estimators.update(base.model, X, y, self.classes), "online", n_labels)
+        return self._publish(lambda: estimators.update(base.model, X, y, self.classes), "online", n_labels, X)
 
-    def _publish(self, train: Callable[[], Classifier], kind: str, n_labels: int) -> ModelVersion:
+    def restore(self, version: ModelVersion) -> None:
+        """Serve ``version`` (saved by an earlier run) and number the next ones after it."""
+        with self._lock:
+            self.current = version
+            self._next_version = max(self._next_version, version.version + 1)
+            self._online_since_full = 0
+
+    @property
+    def next_version(self) -> int:
+        """The number the next version (trained or failed) gets."""
+        return self._next_version
+
+    def _publish(
+        self, train: Callable[[], Classifier], kind: str, n_labels: int, X: np.ndarray
+    ) -> ModelVersion:
         try:
             model = train()
+            _check_finite(model, X)
         except Exception as error:  # keep serving the previous version, say why
             with self._lock:
                 self.failed_version = self._next_version  # a failed version keeps its number
@@ -112,3 +136,9 @@ class Trainer:
     @property
     def online_since_full(self) -> int:
         return self._online_since_full
+
+
+def _check_finite(model: Classifier, X: np.ndarray) -> None:
+    """Refuse a model whose probabilities on its own training data are not all finite."""
+    if len(X) and not np.isfinite(model.predict_proba(X)).all():
+        raise FloatingPointError("the model diverged: its probabilities on the training data are not finite")
