@@ -1,11 +1,17 @@
+import glob
 import os
+import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 from threadpoolctl import threadpool_limits
 
 
@@ -58,28 +64,192 @@ def _kafka_sh(command: str, env: dict[str, str], timeout: float) -> subprocess.C
     )
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real single-node broker on free ports in a temporary home; jars come from the repo's cache.
-
-    Skipped when Java is missing, except under CI=true, where that is a failure."""
+def _require_kafka() -> None:
+    """Skips when Java is missing, except under CI=true, where that is a failure."""
     reason = _missing_kafka_prerequisite()
     if reason:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true needs the Kafka tests to run, but {reason}")
         pytest.skip(reason)
-    env = {
-        **os.environ,
-        "KAFKA_HOME_DIR": str(tmp_path_factory.mktemp("kafka-home")),
-        "KAFKA_LIB": str(REPO / ".kafka" / "lib"),
-        "KAFKA_PORT": str(_free_port()),
-        "KAFKA_CONTROLLER_PORT": str(_free_port()),
-    }
-    up = _kafka_sh("up", env, timeout=600)
-    if up.returncode != 0:
-        _kafka_sh("down", env, timeout=120)
-        pytest.fail(f"scripts/kafka.sh up failed:\n{up.stdout}\n{up.stderr}")
+
+
+class KafkaBroker:
+    """A real single-node broker (scripts/kafka.sh) in its own home on free ports; jars come from the
+    repo's cache. ``stop`` and ``start`` it at will: its storage, and so its topics, stay."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = {
+            **os.environ,
+            "KAFKA_HOME_DIR": str(home),
+            "KAFKA_LIB": str(REPO / ".kafka" / "lib"),
+            "KAFKA_PORT": str(_free_port()),
+            "KAFKA_CONTROLLER_PORT": str(_free_port()),
+        }
+        self.bootstrap = f"127.0.0.1:{self.env['KAFKA_PORT']}"
+
+    def start(self) -> str:
+        up = _kafka_sh("up", self.env, timeout=600)
+        if up.returncode != 0:
+            _kafka_sh("down", self.env, timeout=120)
+            pytest.fail(f"scripts/kafka.sh up failed:\n{up.stdout}\n{up.stderr}")
+        return up.stdout.strip().splitlines()[-1]
+
+    def stop(self) -> None:
+        down = _kafka_sh("down", self.env, timeout=120)
+        assert down.returncode == 0, f"scripts/kafka.sh down failed:\n{down.stdout}\n{down.stderr}"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's broker (see :class:`KafkaBroker`)."""
+    _require_kafka()
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-home"))
     try:
-        yield up.stdout.strip().splitlines()[-1]
+        yield broker.start()
     finally:
-        _kafka_sh("down", env, timeout=120)
+        _kafka_sh("down", broker.env, timeout=120)
+
+
+@pytest.fixture
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A started broker of the test's own, to stop and start (never the shared one)."""
+    _require_kafka()
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka-own"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        _kafka_sh("down", broker.env, timeout=120)
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------------
+# ``ALSTREAM_TEST_POSTGRES_URL`` (a server where the user may CREATE DATABASE) if set, otherwise a
+# private server started from the local binaries (``initdb``/``pg_ctl``, found on PATH, in
+# ``ALSTREAM_PG_BINDIR`` or under ``/usr/lib/postgresql/*/bin``). As root, the server runs as the
+# ``postgres`` user (or ``nobody``) through ``runuser``. Without binaries the PostgreSQL tests skip,
+# except when ``CI=true``, where they fail.
+
+
+def _pg_bindir() -> Path | None:
+    candidates = [os.environ.get("ALSTREAM_PG_BINDIR", "")]
+    if found := shutil.which("pg_ctl"):
+        candidates.append(str(Path(found).resolve().parent))
+    candidates += sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+    )
+    candidates.append("/usr/local/pgsql/bin")
+    for candidate in filter(None, candidates):
+        if all((Path(candidate) / tool).is_file() for tool in ("initdb", "pg_ctl")):
+            return Path(candidate)
+    return None
+
+
+def _as_server_user() -> tuple[list[str], int | None, int | None]:
+    """Command prefix, uid and gid to run the server as (initdb refuses root)."""
+    if os.geteuid() != 0:
+        return [], None, None
+    for name in ("postgres", "nobody"):
+        try:
+            user = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return ["runuser", "-u", name, "--"], user.pw_uid, user.pw_gid
+    raise RuntimeError("running as root and found neither a 'postgres' nor a 'nobody' user")
+
+
+class PostgresServer:
+    """A private PostgreSQL server in a temporary folder on a free port; ``stop`` and ``start`` it
+    at will (the data stays), ``remove`` it for good."""
+
+    def __init__(self, bindir: Path) -> None:
+        self._bindir = bindir
+        self._prefix, uid, gid = _as_server_user()
+        self.root = Path(tempfile.mkdtemp(prefix="alstream-pg-"))
+        if uid is not None:
+            os.chown(self.root, uid, gid)
+        self._data, self._log, port = self.root / "data", self.root / "server.log", _free_port()
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self._options = (
+            f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run("initdb", "-D", str(self._data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                  "--locale=C", "--no-sync")  # fmt: skip
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> None:
+        done = subprocess.run([*self._prefix, str(self._bindir / tool), *args], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        if done.returncode != 0:
+            tail = self._log.read_text()[-3000:] if self._log.exists() else ""
+            raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}\n{tail}")
+
+    def start(self) -> None:
+        data, log = str(self._data), str(self._log)
+        self._run("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", self._options, "start")
+
+    def stop(self) -> None:
+        """A fast shutdown: open sessions are cut off, new connections refused."""
+        self._run("pg_ctl", "-D", str(self._data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _postgres_bindir() -> Path:
+    """The local PostgreSQL binaries; skips (fails under CI=true) without them."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        message = "PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return bindir
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A URL to the ``postgres`` database of a server this session may create databases on."""
+    if url := os.environ.get("ALSTREAM_TEST_POSTGRES_URL"):
+        yield url
+        return
+    server = PostgresServer(_postgres_bindir())
+    try:
+        yield server.admin_url
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresServer]:
+    """A server of the test's own, to stop and start (never the shared one)."""
+    server = PostgresServer(_postgres_bindir())
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy-style URL as libpq (psycopg.connect) takes it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_database(admin_url: str) -> str:
+    """A fresh, empty database on the server of ``admin_url``; returns its URL."""
+    name = f"alstream_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh database on the session's PostgreSQL server, dropped after the test."""
+    url = create_database(postgres_admin_url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(libpq_url(postgres_admin_url), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")

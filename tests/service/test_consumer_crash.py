@@ -1,5 +1,6 @@
 """The consumer killed mid-stream (SIGKILL, a real `alstream consume` process) loses nothing and
-stores nothing twice: the store ends with exactly the published samples and label events."""
+stores nothing twice: after every restart the store holds a gapless prefix of each topic, and in the
+end exactly the published samples and label events."""
 
 from __future__ import annotations
 
@@ -26,15 +27,14 @@ from alstream.store.schema import samples as samples_table
 from alstream.stream import Stream, open_stream
 
 ALSTREAM = Path(sys.executable).parent / "alstream"
-N_BEFORE = 15_000  # published before the first consumer starts
-N_LIVE = 5_000  # published while the consumers run and get killed
+N_BEFORE = 80_000  # published before the first consumer starts
+N_LIVE = 20_000  # published while the consumers run and get killed
 N = N_BEFORE + N_LIVE
 BATCH = 500
-N_LABELS = 500
-# Stored samples at which a consumer is killed (all below N_BEFORE, so each kill lands mid-stream).
+N_LABELS = 2_000
+KILLS = 10
 # On Kafka the restarted consumer takes the killed one's static member id back (group.instance.id),
 # so it resumes the partitions at once instead of waiting for the dead member's session to expire.
-KILL_AT = (3_000, 8_000, 13_000)
 PHASE_TIMEOUT = 30.0
 
 
@@ -128,14 +128,32 @@ def stored_label_events(store: Store) -> list[tuple[str, str, str, int]]:
         return [tuple(row) for row in conn.execute(select(*cols))]
 
 
-@pytest.mark.timeout(300)
+def kill_points(rng: np.random.Generator) -> list[int]:
+    """Stored-sample counts at which to kill a consumer: one at random in each tenth of the samples
+    published up front, at least a fifth of a tenth apart, so each consumer stores some and dies."""
+    step = N_BEFORE / KILLS
+    return [int((n + rng.uniform(0.2, 1.0)) * step) for n in range(KILLS)]
+
+
+def assert_gapless_prefix(store: Store) -> tuple[int, int]:
+    """Both topics have one partition, published in order, so the store must hold samples s-0..s-(k-1)
+    and the label events at offsets 0..m-1: nothing skipped, nothing twice. Returns (k, m)."""
+    ids, _ = stored_ids(store)
+    numbers = sorted(int(sid.removeprefix("s-")) for sid in ids)
+    offsets = sorted(offset for *_, offset in stored_label_events(store))
+    assert numbers == list(range(len(numbers))), "stored samples skip some or repeat some"
+    assert offsets == list(range(len(offsets))), "stored label events skip some or repeat some"
+    return len(numbers), len(offsets)
+
+
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("kind", ["embedded", "kafka"])
-def test_a_consumer_killed_mid_stream_loses_and_duplicates_nothing(
+def test_a_consumer_killed_ten_times_mid_stream_loses_and_duplicates_nothing(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest, consumers_cleanup: list[Consumers]
 ):
     env, values = stream_env(tmp_path, kind, request)
     rng = np.random.default_rng(7)
-    labeled = sorted(rng.choice(N_BEFORE, size=N_LABELS, replace=False).tolist())
+    labeled = rng.choice(N, size=N_LABELS, replace=False).tolist()
     classes = rng.integers(0, 10, size=N_LABELS).tolist()
     label_messages = [
         (f"s-{i}".encode(), encode_label(Label(id=f"s-{i}", label=str(c), annotator="alice")))
@@ -150,14 +168,15 @@ def test_a_consumer_killed_mid_stream_loses_and_duplicates_nothing(
     consumers_cleanup.append(consumers)
     publisher_error: list[BaseException] = []
     live = digits_samples(N_BEFORE, N, rng)
+    live_labels = label_messages[N_LABELS // 2 :]
+    per_batch = len(live_labels) * BATCH // N_LIVE
 
-    def publish_live() -> None:  # samples and the other labels arrive while consumers come and go
+    def publish_live() -> None:  # samples and the other half of the labels arrive while consumers die
         try:
             for n, start in enumerate(range(0, N_LIVE, BATCH)):
                 stream.publish(values["samples_topic"], live[start : start + BATCH], timeout=30.0)
-                if n % 2 == 0:
-                    chunk = label_messages[N_LABELS // 2 :][n * 25 : n * 25 + 50]
-                    stream.publish(values["labels_topic"], chunk, timeout=30.0)
+                stream.publish(values["labels_topic"], live_labels[n * per_batch : (n + 1) * per_batch],
+                               timeout=30.0)  # fmt: skip
                 time.sleep(0.3)
         except BaseException as error:  # pragma: no cover - reported by the main thread
             publisher_error.append(error)
@@ -166,8 +185,8 @@ def test_a_consumer_killed_mid_stream_loses_and_duplicates_nothing(
     try:
         publish_batches(stream, values["samples_topic"], digits_samples(0, N_BEFORE, rng))
         publish_batches(stream, values["labels_topic"], label_messages[: N_LABELS // 2])
-        kills: list[int] = []
-        for n, threshold in enumerate(KILL_AT):
+        kills: list[tuple[int, int]] = []  # (samples, label events) stored when each consumer died
+        for n, threshold in enumerate(kill_points(rng)):
             proc = consumers.start()
             if n == 0:
                 publisher.start()
@@ -179,12 +198,16 @@ def test_a_consumer_killed_mid_stream_loses_and_duplicates_nothing(
                         f"{stored} samples stored after {PHASE_TIMEOUT} s, waiting for {threshold}:\n"
                         + consumers.output()
                     )
-                time.sleep(0.002)
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.02))  # a random moment of the poll-store-commit cycle
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
             assert proc.returncode == -signal.SIGKILL
-            kills.append(store.counts()["samples"])
-        assert all(0 < k < N for k in kills), kills  # every kill landed mid-stream
+            kills.append(assert_gapless_prefix(store))
+        assert len(kills) == KILLS
+        stored_at_kills = [samples for samples, _ in kills]
+        assert stored_at_kills == sorted(set(stored_at_kills)), kills  # each consumer stored more
+        assert stored_at_kills[-1] < N, kills  # every kill landed mid-stream
 
         final = consumers.start()
         deadline = time.monotonic() + PHASE_TIMEOUT + 30
@@ -201,21 +224,20 @@ def test_a_consumer_killed_mid_stream_loses_and_duplicates_nothing(
         assert final.wait(timeout=30) == 0, consumers.output()
     finally:
         if publisher.is_alive():
-            publisher.join(timeout=30)
+            publisher.join(timeout=60)
         consumers.kill_all()
         stream.close()
     assert not publisher_error, publisher_error
 
+    assert assert_gapless_prefix(store) == (N, N_LABELS)
     ids, distinct = stored_ids(store)
     counts = store.counts()
     events = stored_label_events(store)
     current = store.current_labels()
     store.close()
     assert len(ids) == distinct == N
-    assert set(ids) == {f"s-{i}" for i in range(N)}
     assert counts["samples"] == N
     assert counts["labels_total"] == len(events) == N_LABELS
-    assert len({(source, offset) for _, _, source, offset in events}) == N_LABELS
     assert {source for _, _, source, _ in events} == {f"{values['labels_topic']}:0"}
     assert {sid: label for sid, (label, _, _) in current.items()} == expected_labels
     assert counts["labeled"] == N_LABELS

@@ -109,28 +109,38 @@ class KafkaStream:
         self._topics = TopicCreator(AdminClient(client_config(bootstrap, client_id)), partitions)
 
     def publish(self, topic: str, messages: Sequence[Message], timeout: float = 10.0) -> None:
+        """Wait (up to ``timeout``) for the broker to acknowledge each of these messages, not the
+        other threads' ones. When it does not, the producer's queue is purged: a message not sent yet
+        never will be, so it cannot land behind the caller's back; one already sent may have landed."""
         deadline = time.monotonic() + timeout
         self._topics.ensure([topic], timeout)
         if not messages:
             return
-        errors: list[KafkaError] = []
+        reports: list[KafkaError | None] = []  # one per message; appended by whichever thread polls
 
         def on_delivery(err: KafkaError | None, _msg: object) -> None:
-            if err is not None:
-                errors.append(err)
+            reports.append(err)
 
         try:
             for key, value in messages:
                 self._produce(topic, key, value, on_delivery, deadline)
-        except KafkaException as exc:
+            while len(reports) < len(messages) and (left := deadline - time.monotonic()) > 0:
+                self._producer.flush(min(left, 0.01))  # sends at once (ignores linger.ms), serves reports
+        except (KafkaException, StreamUnavailable) as exc:
+            self._give_up()
             raise StreamUnavailable(f"cannot publish to {topic!r}: {exc}") from exc
-        left = self._producer.flush(max(deadline - time.monotonic(), 0.0))
-        if left:
-            self._producer.purge()  # give up on them; some may still have been written
-            self._producer.flush(0)
+        if len(reports) < len(messages):
+            self._give_up()
+            left = len(messages) - len(reports)
             raise StreamUnavailable(f"{left} messages to {topic!r} not acknowledged within {timeout}s")
+        errors = [err for err in reports if err is not None]
         if errors:
             raise StreamUnavailable(f"{len(errors)} messages to {topic!r} failed: {errors[0]}")
+
+    def _give_up(self) -> None:
+        """Drop every queued and in-flight message (their publishers fail too: the broker is away)."""
+        self._producer.purge()
+        self._producer.poll(0)  # serve the purged messages' delivery reports
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, on_delivery, deadline: float) -> None:
         """Queue one message, serving delivery reports while the local queue is full."""
