@@ -39,6 +39,7 @@ bench: install
 	$(PY) bench/query_bench.py
 	$(PY) bench/service_bench.py
 	$(PY) bench/page_bench.py
+	$(PY) bench/load_bench.py
 
 prefect-server: install
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200

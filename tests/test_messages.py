@@ -23,6 +23,7 @@ from alstream.messages import (
     digits_feature_names,
     encode_label,
     encode_sample,
+    labels_openapi_extra,
     parse_labels,
     parse_messages,
     parse_samples,
@@ -499,6 +500,8 @@ def test_openapi_models():
     assert LabelIn.model_json_schema()["examples"]
     body = send_openapi_extra(max_batch=10)["requestBody"]["content"]["application/json"]["schema"]
     assert body["oneOf"][1]["maxItems"] == 10
+    labels = labels_openapi_extra()["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]
+    assert len(parse_labels(labels["examples"], ProjectSchema(classes=["3", "4"]))) == 2  # no "kind" there
     # the documented examples are themselves valid messages
     schema = ProjectSchema(classes=["3", "complaint"], n_features=3)
     samples = SampleIn.model_json_schema()["examples"]

@@ -73,6 +73,7 @@ __all__ = [
     "digits_feature_names",
     "encode_label",
     "encode_sample",
+    "labels_openapi_extra",
     "parse_labels",
     "parse_messages",
     "parse_samples",
@@ -954,5 +955,14 @@ class LabelIn(BaseModel):
 def send_openapi_extra(max_batch: int = 10_000) -> dict[str, Any]:
     """``openapi_extra`` for ``POST /send``: one item, or a list of items, each a sample or a label."""
     item = {"oneOf": [SampleIn.model_json_schema(), LabelIn.model_json_schema()]}
+    body = {"oneOf": [item, {"type": "array", "items": item, "minItems": 1, "maxItems": max_batch}]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+
+def labels_openapi_extra(max_batch: int = 10_000) -> dict[str, Any]:
+    """``openapi_extra`` for ``POST /labels``: one label, or a list of labels (no ``kind`` there)."""
+    item = LabelIn.model_json_schema()
+    del item["properties"]["kind"]
+    item["examples"] = [{k: v for k, v in example.items() if k != "kind"} for example in item["examples"]]
     body = {"oneOf": [item, {"type": "array", "items": item, "minItems": 1, "maxItems": max_batch}]}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}

@@ -25,6 +25,7 @@ import numpy as np
 from alstream.strategies import tie_keys
 
 UNLABELED, LABELED, SKIPPED = 0, 1, 2
+RERANK_TAIL = 20_000  # add() ranks again past this many unranked samples (or a tenth of the ranked)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,10 @@ class Pool:
                 self.ids.append(ids[i])
             self._keys[start:end] = tie_keys(np.arange(start, end), self.seed)
             self.size = end
-            return len(fresh)
+            stale = end - len(self._ranked) > max(RERANK_TAIL, len(self._ranked) // 10)
+        if stale:  # take() scans the samples added since the last ranking: keep them few
+            self.rank()
+        return len(fresh)
 
     def positions(self, ids: list[str]) -> np.ndarray:
         """Positions of the known ids among ``ids`` (unknown ones are left out)."""
