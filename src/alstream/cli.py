@@ -146,8 +146,12 @@ def serve(
         os.environ.setdefault(key, value)
     settings = Settings.load(project)
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alstream").setLevel(settings.log_level)  # others' chatter stays at warnings
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log = logging.getLogger("alstream")  # alstream's own lines; the libraries keep their own settings
+    log.addHandler(handler)
+    log.setLevel(settings.log_level)
+    log.propagate = False
     app_ = create_app(settings, consume=consumer, track=mlflow)
     console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
     uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
