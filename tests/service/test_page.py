@@ -231,3 +231,35 @@ def test_the_page_asks_for_a_token_and_keeps_it_for_the_session(browser, service
         assert token["token"] not in page.url
     finally:
         context.close()
+
+
+def test_two_classes_accept_and_reject_the_guess_with_enter(open_page, tmp_path):
+    project = '{"classes": ["spam", "ham"], "data": "text"}'
+    home = tmp_path / "binary"
+    home.mkdir()
+    binary = Service(home, wait_for_model=False, demo="false", project=project, min_labels_per_class="2")
+    binary.start()
+    try:
+        words = {"spam": "win money prize cash offer", "ham": "meeting lunch notes project agenda"}
+        sent = [{"id": f"l-{c}-{i}", "text": words[c], "label": c} for c in words for i in range(3)]
+        sent += [{"id": f"u-{i}", "text": words["spam" if i % 2 else "ham"]} for i in range(10)]
+        assert httpx.post(f"{binary.url}/send", json=sent, headers=AUTH).status_code == 202
+        wait_for(
+            lambda: httpx.get(f"{binary.url}/health").json()["model_version"] is not None, what="a model"
+        )
+        page = open_page("hal", url=binary.url, first="#item[data-id^='u-']")
+        page.wait_for_function("!document.querySelector('#accept').disabled")
+        guesses = {}
+        for key in ("Enter", "Shift+Enter"):
+            item = shown(page)
+            guesses[item] = page.get_attribute("#choices button.guess", "aria-label").split()[1]
+            page.keyboard.press(key)
+            page.wait_for_function("id => document.querySelector('#item').dataset.id !== id", arg=item)
+        (accepted, guess_a), (rejected, guess_r) = guesses.items()
+        other = {"spam": "ham", "ham": "spam"}
+        wait_for(lambda: {accepted, rejected} <= set(binary.labels()), what="both decisions")
+        assert binary.labels()[accepted][0] == guess_a
+        assert binary.labels()[rejected][0] == other[guess_r]
+    finally:
+        binary.process.terminate()
+        binary.process.wait(timeout=30)
