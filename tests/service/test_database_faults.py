@@ -187,3 +187,31 @@ def test_postgres_stopped_under_the_consumer_loses_nothing(
         feed.assert_stored_exactly_once(store)
     finally:
         store.close()
+
+
+def test_a_consumer_that_cannot_reopen_keeps_trying_instead_of_dying(
+    tmp_path: Path, stream: EmbeddedLog, topics: Topics, caplog: pytest.LogCaptureFixture, monkeypatch
+):
+    caplog.set_level(logging.WARNING)
+    store = Store(f"sqlite:///{tmp_path}/alstream.db", busy_timeout_ms=50, attempts=2, max_delay=0.1)
+    store.create()
+    feed = Feed(stream, topics)
+    try:
+        with consuming(stream, store, topics) as ingestor:
+            opened = ingestor._open
+            refusals = iter([True, True])  # the stream refuses the first two reopenings
+
+            def flaky_open():
+                if next(refusals, False):
+                    raise RuntimeError("stream not reachable")
+                return opened()
+
+            monkeypatch.setattr(ingestor, "_open", flaky_open)
+            with write_lock(tmp_path / "alstream.db"):
+                feed.publish()
+                wait_for(lambda: logged(caplog, FAILED, logging.ERROR), what="a failed batch")
+            wait_for(lambda: len(logged(caplog, "cannot reopen", logging.ERROR)) == 2, what="two refusals")
+            wait_for(lambda: feed.all_stored(store), what="the batch, after the stream came back")
+        feed.assert_stored_exactly_once(store)
+    finally:
+        store.close()

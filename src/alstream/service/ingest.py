@@ -110,8 +110,16 @@ class Ingestor:
                 self.step()
             except Exception:
                 log.exception("ingest batch failed; it will be consumed again")
-                stop.wait(1.0)
+                self._reopen_until_done(stop)
+
+    def _reopen_until_done(self, stop: threading.Event) -> None:
+        """Reopen the consumer after a failed batch; if the stream itself is down, keep trying."""
+        while not stop.wait(1.0):
+            try:
                 self._reopen()
+                return
+            except Exception:
+                log.exception("cannot reopen the stream consumer; trying again")
 
     def _open(self) -> Consumer:
         return self.stream.consumer(self.group, [self.topics.samples, self.topics.labels])
