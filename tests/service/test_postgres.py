@@ -43,8 +43,8 @@ def test_the_demo_service_runs_on_postgresql(tmp_path, request, postgres_url: st
 
     with TestClient(create_app(settings, track=False), headers=AUTH) as client:  # a restart
         wait_for(lambda: client.get("/stats").json()["pool"] == POOL + SENT, what="the pool from PostgreSQL")
-        stats = client.get("/stats").json()
-        assert stats["labeled"] == labeled + len(given)
+        expected = labeled + len(given)  # the labels are read right after the samples
+        wait_for(lambda: client.get("/stats").json()["labeled"] == expected, what="the labels from PG")
         wait_for(lambda: client.get("/health").json()["model_version"] is not None, what="a model")
 
 
