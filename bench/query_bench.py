@@ -32,7 +32,6 @@ import os
 import pickle
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,6 +56,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from alstream.scoring import query_model
 from alstream.strategies import query_proba
+from provenance import source_info
 
 N_FEATURES, N_CLASSES, N_LABELED, K = 50, 10, 2_000, 100
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -436,26 +436,6 @@ def machine_info(threadpools: list[dict[str, Any]], cpu: int, load: dict) -> dic
         "environment": {var: os.environ.get(var) for var in (*ONE_THREAD_VARS, "OPENBLAS_CORETYPE")},
         "threadpools_in_cases": threadpools,
         "load_average": load,
-    }
-
-
-def source_info() -> dict[str, Any]:
-    """Which alstream code ran: the commit and whether src/ differs from it (read-only git)."""
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*argv: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *argv], cwd=root, capture_output=True, text=True)
-        except OSError:
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    changed = git("status", "--porcelain", "--", "src")
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "src_changed_since_commit": None if changed is None else changed.splitlines(),
-        "query_model": f"{query_model.__module__}.query_model",
-        "query_proba": f"{query_proba.__module__}.query_proba",
     }
 
 

@@ -56,6 +56,8 @@ from typing import Any
 
 import numpy as np
 
+from provenance import source_info
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 ADMIN_TOKEN = "bench-admin-token-0123456789"  # the servers' configured admin token
@@ -750,19 +752,6 @@ def _has(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(module) is not None
-
-
-def source_info() -> dict[str, Any]:
-    def git(*argv: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
-        except OSError:
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    changed = git("status", "--porcelain", "--", "src")
-    return {"commit": git("rev-parse", "HEAD"),
-            "src_changed_since_commit": None if changed is None else changed.splitlines()}  # fmt: skip
 
 
 def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
