@@ -78,6 +78,7 @@ def test_a_restarted_engine_serves_the_last_saved_version_and_numbers_on(store, 
         assert {item.reason for item in items} <= {"uncertainty", "random"}
         _, _, proba = engine.predict(PROBE)
         np.testing.assert_array_equal(proba, seen[2])
+        assert engine.train_step() is None  # the stored labels are all in the restored version
         label(store, range(1, 40, 2), offset=1000)
         engine.sync()
         assert engine.train_step().version == 3

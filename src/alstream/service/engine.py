@@ -98,6 +98,7 @@ class Engine:
         self._last_seq = 0
         self._last_label_id = 0
         self._failed_at: int | None = None  # the last label seen when training last failed
+        self._restored_label_id = 0  # labels up to this one are in the version restored at start
         self._train_lock = threading.Lock()
         self._rng = np.random.default_rng()
         self._tracking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alstream-tracking")
@@ -131,8 +132,9 @@ class Engine:
                 self.pool.mark([sample_id], SKIPPED)
                 continue
             self.labels[sample_id] = label
-            self._pending.setdefault(sample_id, time.time())
-            self._new_since_full += 1
+            if row_id > self._restored_label_id:  # else the restored version was trained with it
+                self._pending.setdefault(sample_id, time.time())
+                self._new_since_full += 1
             self.pool.mark([sample_id], LABELED)
             self.quality.labeled(sample_id, label, len(self.labels))
         return new_samples, len(rows)
@@ -237,6 +239,7 @@ class Engine:
 
     def publish(self, version: ModelVersion, pending: dict[str, float]) -> ModelVersion:
         """Re-score the pool with ``version``, then record it (store and MLflow, in the background)."""
+        version = dataclasses.replace(version, last_label_id=self._last_label_id)  # read in this thread
         self.rescore(version)
         now = time.time()
         metrics = self._evaluate(version)
@@ -307,6 +310,7 @@ class Engine:
                             row["version"], row["path"], type(error).__name__, error)  # fmt: skip
                 continue
             self.trainer.restore(version)
+            self._restored_label_id = version.last_label_id
             self.pool.set_scores(np.empty(0), version.version)  # the pool is scored by it as it fills
             self.serving = version
             log.info("serving model version %d, restored from %s", version.version, row["path"])

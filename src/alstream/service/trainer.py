@@ -29,6 +29,7 @@ class ModelVersion:
     n_labels: int
     created_at: float
     metrics: dict[str, float] = field(default_factory=dict)
+    last_label_id: int = 0  # the newest stored label event it was trained with (0: unknown)
 
 
 @dataclass(frozen=True)
