@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Producer
 
 from alstream.stream import StreamUnavailable
-from alstream.stream.kafka import KafkaStream, MemberSlot
+from alstream.stream.kafka import KafkaConsumer, KafkaStream, MemberSlot
 
 UNREACHABLE = "127.0.0.1:1"
 
@@ -76,3 +76,33 @@ def test_two_static_members_of_a_group_share_its_partitions(
         b.close()
         stream.close()
     assert seen["a"] and seen["b"]  # neither fenced the other out: each read a partition
+
+
+class SharedSlot:
+    """Two consumers claiming one static member id: what a second host with the same name would do."""
+
+    id = "twin-0"
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_fenced_consumer_says_so_instead_of_going_quiet(kafka_bootstrap: str, topic, group):
+    stream = KafkaStream(kafka_bootstrap)
+    stream.publish(topic, [(b"k", b"v")])
+    first = KafkaConsumer(kafka_bootstrap, group, [topic], client_id="first", slot=SharedSlot())
+    second = None
+    try:
+        for _ in range(60):  # until the first holds the id
+            if first.poll(timeout=0.5):
+                break
+        second = KafkaConsumer(kafka_bootstrap, group, [topic], client_id="second", slot=SharedSlot())
+        with pytest.raises(StreamUnavailable, match="fenced"):
+            for _ in range(120):  # the broker fences the first; it must raise, so it can be reopened
+                second.poll(timeout=0.25)
+                first.poll(timeout=0.25)
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+        stream.close()

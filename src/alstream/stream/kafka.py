@@ -211,11 +211,14 @@ class KafkaConsumer:
         self._consumer.subscribe(list(topics))
 
     def poll(self, max_records: int = 1000, timeout: float = 1.0) -> list[Record]:
+        """The next records; raises StreamUnavailable once the consumer has failed for good (reopen it)."""
         records: list[Record] = []
         for msg in self._consumer.consume(num_messages=max_records, timeout=timeout):
             err = msg.error()
             if err is not None:
-                if err.fatal():
+                # A fatal error (e.g. fenced by another member with this static id) comes as a _FATAL
+                # event whose fatal() is False: either way this consumer is done and must be reopened.
+                if err.fatal() or err.code() == KafkaError._FATAL:
                     raise StreamUnavailable(f"consumer failed: {err}")
                 continue
             records.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
