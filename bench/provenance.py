@@ -1,4 +1,4 @@
-"""Which alstream code a benchmark ran: the commit, and whether src/ differed from it."""
+"""What a benchmark ran: the alstream commit (and whether src/ differed from it), on which machine."""
 
 from __future__ import annotations
 
@@ -23,4 +23,27 @@ def source_info() -> dict[str, Any]:
     return {
         "commit": git("rev-parse", "HEAD"),
         "src_changed_since_commit": None if changed is None else changed.splitlines(),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """The platform, Python, CPU model, logical CPUs and memory a benchmark ran on."""
+    import platform
+
+    import psutil
+
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": cpu_model,
+        "logical_cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
     }

@@ -30,7 +30,6 @@ import gc
 import json
 import os
 import pickle
-import platform
 import statistics
 import sys
 import tempfile
@@ -56,7 +55,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from alstream.scoring import query_model
 from alstream.strategies import query_proba
-from provenance import source_info
+from provenance import machine, source_info
 
 N_FEATURES, N_CLASSES, N_LABELED, K = 50, 10, 2_000, 100
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -414,20 +413,8 @@ def verdict_table(targets: dict[str, Any]) -> Table:
 
 
 def machine_info(threadpools: list[dict[str, Any]], cpu: int, load: dict) -> dict[str, Any]:
-    cpu_model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": cpu_model,
-        "logical_cpus": psutil.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        **machine(),
         "measuring_cpu": cpu,
         "versions": {
             name: version(name)

@@ -40,7 +40,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -56,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from provenance import source_info
+from provenance import machine, source_info
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -721,22 +720,11 @@ def bench_label(home: Path, pool: int, repeats: int) -> dict[str, Any]:
 
 
 def machine_info(load: dict[str, Any]) -> dict[str, Any]:
-    import psutil
-
-    cpu_model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
     names = ("numpy", "scikit-learn", "fastapi", "starlette", "uvicorn", "httpx", "confluent-kafka", "orjson",
              "SQLAlchemy", "pydantic")  # fmt: skip
     java = shutil.which("java")
     return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_model": cpu_model,
-        "logical_cpus": psutil.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+        **machine(),
         "server_cpu": server_cpu(),
         "client_cpu": client_cpu(),
         "versions": {name: version(name) for name in names},
