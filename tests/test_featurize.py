@@ -1,15 +1,8 @@
-import doctest
-
 import numpy as np
 
-from alstream import featurize
 from alstream.featurize import HashedText, StoredFeatures, featurizer
 from alstream.messages import ProjectSchema
 from alstream.store import SampleRow, Store
-
-
-def test_the_docstring_example_runs():
-    assert doctest.testmod(featurize).failed == 0
 
 
 def test_texts_hash_to_fixed_width_unit_rows_without_fitting():

@@ -1,11 +1,4 @@
-import doctest
-
-from alstream.service import limits
 from alstream.service.limits import RateLimiter
-
-
-def test_the_examples_run():
-    assert doctest.testmod(limits).failed == 0
 
 
 def test_each_key_has_its_own_bucket_and_refills_at_the_rate():
