@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-PREFECT_LOCAL := http://127.0.0.1:4200/api
+PREFECT_PORT ?= 4200
+PREFECT_LOCAL = http://127.0.0.1:$(PREFECT_PORT)/api
 # Use `make prefect-server` when it is up, else Prefect's ephemeral mode.
 ALSTREAM = env $$(curl -sf -m 1 $(PREFECT_LOCAL)/health >/dev/null 2>&1 && echo PREFECT_API_URL=$(PREFECT_LOCAL)) $(VENV)/bin/alstream
 EXPERIMENT ?=
@@ -42,7 +43,7 @@ bench: install
 	$(PY) bench/load_bench.py
 
 prefect-server: install
-	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 run-al: run-al-entropy
 
@@ -64,8 +65,9 @@ compare: install
 mlflow-ui: install
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
+# The service's data (.alstream/: samples, labels, tokens, model files) is never cleaned.
 clean:
-	rm -rf models metrics reports mlruns mlartifacts mlflow.db .alstream .pytest_cache .ruff_cache .hypothesis
+	rm -rf models metrics reports mlruns mlartifacts mlflow.db .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 # A local single-node Kafka broker (KRaft) in .kafka/; see scripts/kafka.sh for its settings.
