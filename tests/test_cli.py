@@ -76,3 +76,11 @@ def test_tokens_are_made_listed_and_revoked(tmp_path, monkeypatch):
     refused = runner.invoke(app, ["token", "create", "--role", "boss"])
     assert refused.exit_code == 2 and "unknown role 'boss'" in refused.output
     store.close()
+
+
+def test_an_unreachable_tracking_server_stops_the_run_before_it_starts(local_mlflow, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # the discard port: nobody answers
+    result = runner.invoke(app, ["experiment", *SMALL])
+    assert result.exit_code == 2, result.output
+    assert "no MLflow tracking server answers at http://127.0.0.1:9" in " ".join(result.output.split())
+    assert not (local_mlflow / "models").exists()

@@ -6,9 +6,12 @@ the tests read it back with ``MlflowClient``.
 
 from __future__ import annotations
 
+import http.server
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -270,3 +273,23 @@ def test_importing_alstream_does_not_import_mlflow():
     code = "import sys, alstream, alstream.tracking; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_unreachable_tracking_server_is_named_at_once(monkeypatch):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(ConnectionError, match=f"no MLflow tracking server answers at {uri}.*--no-mlflow"):
+        tracking.check_reachable(timeout_s=2.0)
+
+
+def test_a_server_that_answers_and_local_stores_pass(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tracking.check_reachable(f"http://127.0.0.1:{server.server_port}")  # answers 501: it is there
+    finally:
+        server.shutdown()
+    tracking.check_reachable(f"sqlite:///{tmp_path}/mlflow.db")
+    tracking.check_reachable(tmp_path.as_uri())

@@ -77,8 +77,20 @@ def experiment(
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None
+    if mlflow:
+        _check_tracking()
     outcome = _run_flow(config, output_dir, mlflow)
     _print_summary(outcome)
+
+
+def _check_tracking() -> None:
+    from alstream.tracking import check_reachable
+
+    try:
+        check_reachable()
+    except ConnectionError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
 
 
 def _run_flow(config: ExperimentConfig, output_dir: Path, track: bool) -> dict:
@@ -152,6 +164,13 @@ def serve(
     log.addHandler(handler)
     log.setLevel(settings.log_level)
     log.propagate = False
+    if mlflow:
+        from alstream.tracking import check_reachable
+
+        try:
+            check_reachable()
+        except ConnectionError as error:  # the service still serves; versions reach MLflow once it answers
+            log.warning("%s; until it answers, recording each model version waits on MLflow's retries", error)
     app_ = create_app(settings, consume=consumer, track=mlflow)
     console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
     uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")

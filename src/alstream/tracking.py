@@ -80,6 +80,28 @@ def configure() -> str:
     return uri
 
 
+def check_reachable(uri: str | None = None, timeout_s: float = 5.0) -> None:
+    """Raise ``ConnectionError`` saying what to do when a tracking server does not answer.
+
+    Local stores (SQLite, files) always pass; a server passes when it answers at all. Without this
+    check MLflow's own retries would hold a run for minutes before failing.
+
+    >>> check_reachable("sqlite:///mlflow.db")
+    """
+    uri = uri or tracking_uri()
+    if not uri.startswith(("http://", "https://")):
+        return
+    import httpx
+
+    try:
+        httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+    except httpx.HTTPError as error:
+        raise ConnectionError(
+            f"no MLflow tracking server answers at {uri} ({error or type(error).__name__}): start it, "
+            "point MLFLOW_TRACKING_URI at another store, or run without MLflow (--no-mlflow)"
+        ) from None
+
+
 def metric_name(name: str) -> str:
     """A name MLflow accepts for a metric or parameter: ``%`` -> ``pct``, ``@`` -> ``_at_``."""
     name = name.replace("%", "pct").replace("@", "_at_")
