@@ -1,4 +1,5 @@
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -30,6 +31,30 @@ def test_send_generates_ids_and_takes_labeled_samples(client):
     (new_id,) = response.json()["ids"]
     assert len(new_id) == 32
     wait_for(lambda: client.get("/stats").json()["labels_per_class"]["0"] == 4, what="the labeled sample")
+
+
+def test_a_batch_resent_with_its_idempotency_key_is_stored_once(client):
+    batch = [{"features": DIGITS_X[i].tolist()} for i in range(5)] + [
+        {"id": "mine", "features": DIGITS_X[5].tolist()}
+    ]
+    first = client.post("/send", json=batch, headers={"Idempotency-Key": "batch-1"})
+    again = client.post("/send", json=batch, headers={"Idempotency-Key": "batch-1"})  # no answer came: resend
+    other = client.post("/send", json=batch[:5], headers={"Idempotency-Key": "batch-2"})
+    assert first.status_code == again.status_code == other.status_code == 202, first.text
+    ids = first.json()["ids"]
+    assert again.json()["ids"] == ids and ids[-1] == "mine" and len(set(ids)) == 6
+    assert not set(other.json()["ids"]) & set(ids)
+    stored = lambda: client.get("/stats").json()["store"]["samples"]  # noqa: E731
+    wait_for(lambda: stored() >= 1437 + 6 + 5, what="the sent samples")
+    time.sleep(1.0)  # the resent copies, had they new ids, would land by now
+    assert stored() == 1437 + 6 + 5
+
+
+@pytest.mark.parametrize("key", ["", "   ", "x" * 201])
+def test_a_bad_idempotency_key_is_refused_with_why(client, key):
+    response = client.post("/send", json={"features": DIGITS_X[0].tolist()}, headers={"Idempotency-Key": key})
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["detail"]
 
 
 def test_invalid_items_are_named_and_nothing_is_accepted(client):

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from alstream.auth import Role, token_key
+from alstream.idempotency import HEADER, check_key, with_ids_from_key
 from alstream.messages import (
     InvalidBatch,
     SampleIn,
@@ -126,6 +127,12 @@ async def _publish(runtime: Runtime, samples: list, labels: list) -> None:
                                  f"(a sample is stored once per id): {error}") from None  # fmt: skip
 
 
+IDEMPOTENCY_HELP = (
+    "Any unique string per batch (a UUID). Samples without an id get ids derived from it and their "
+    "place in the batch, so sending the batch again with the same key stores nothing twice."
+)
+
+
 def _rate_limited(request: Request, caller: Annotated[Caller, require("send")]) -> Caller:
     wait = _runtime(request).send_limiter.wait(caller.key)
     if wait:
@@ -137,16 +144,26 @@ def _rate_limited(request: Request, caller: Annotated[Caller, require("send")]) 
 @router.post(
     "/send",
     status_code=202,
-    dependencies=[Depends(_rate_limited)],
     response_model=Accepted,
     summary="Send samples and labels into the stream",
     openapi_extra=send_openapi_extra(),
 )
-async def send(request: Request) -> Any:
+async def send(
+    request: Request,
+    caller: Annotated[Caller, Depends(_rate_limited)],
+    idempotency_key: Annotated[str | None, Header(alias=HEADER, description=IDEMPOTENCY_HELP)] = None,
+) -> Any:
     """One message or a batch of up to 10,000. Every item is validated first; if any is invalid
     nothing is accepted (422 lists each bad item and why). 202 once the stream holds them all; 503 when
-    it does not take them within ``publish_timeout_s``: send the batch again, with the same ids."""
+    it does not take them within ``publish_timeout_s``: send the batch again, with the same ids (or
+    the same ``Idempotency-Key``)."""
     payload = await _json(request)
+    if idempotency_key is not None:
+        try:
+            check_key(idempotency_key)
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from None
+        payload = with_ids_from_key(payload, key=idempotency_key, scope=caller.key)
     runtime = _runtime(request)
     try:
         samples, labels = parse_messages(payload, runtime.settings.project)
