@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -219,38 +218,42 @@ def send(
     import httpx
     from rich.progress import Progress
 
-    from alstream.sending import read_messages
+    from alstream.sending import RETRYABLE, batch_key, file_digest, post_batch, read_messages
 
     try:
         messages = read_messages(file, label_column=label_column, id_column=id_column)
     except (OSError, ValueError) as error:
         raise typer.BadParameter(str(error)) from None
+    digest = file_digest(file)
     sent = 0
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with (
         httpx.Client(base_url=url, timeout=60, headers=headers) as client,
         Progress(console=console) as progress,
     ):
+        try:  # a wrong address fails now, not after the retries meant for a service that went away
+            client.get("/health", timeout=10)
+        except httpx.HTTPError as error:
+            console.print(f"[red]cannot reach {url}:[/] {error}")
+            raise typer.Exit(1) from None
         bar = progress.add_task(f"sending {file.name}", total=len(messages))
         for start in range(0, len(messages), batch_size):
             batch = messages[start : start + batch_size]
-            try:
-                response = client.post("/send", json=batch)
-                while response.status_code == 429:  # over this token's rate: wait as told, then again
-                    time.sleep(float(response.headers.get("Retry-After", "1")))
-                    response = client.post("/send", json=batch)
+            try:  # waits out 429s, retries 503s and lost connections with the same Idempotency-Key
+                response = post_batch(client, batch, batch_key(digest, start, len(batch)))
             except httpx.HTTPError as error:
-                console.print(f"[red]cannot reach {url}:[/] {error}")
+                console.print(f"[red]cannot reach {url}:[/] {error}{AGAIN}")
                 raise typer.Exit(1) from None
             if response.status_code != 202:
-                console.print(
-                    f"[red]refused ({response.status_code}) at message {start}:[/] {response.text[:2000]}"
-                )
+                status, again = response.status_code, AGAIN if response.status_code in RETRYABLE else ""
+                console.print(f"[red]refused ({status}) at message {start}:[/] {response.text[:2000]}{again}")
                 raise typer.Exit(1)
             sent += len(batch)
             progress.update(bar, advance=len(batch))
     console.print(f"sent {sent} messages to {url}")
 
+
+AGAIN = "\nRun the same command again when the service is back: nothing already stored is stored twice."
 
 tokens_app = typer.Typer(help="API tokens: producer (send), annotator (queue and labels), admin (all).")
 app.add_typer(tokens_app, name="token")

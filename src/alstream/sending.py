@@ -1,12 +1,24 @@
-"""Reading a user's file into stream messages (CSV rows or JSONL lines)."""
+"""Sending a user's file: its rows or lines as stream messages, posted batch by batch to ``/send``.
+
+Each batch carries an ``Idempotency-Key`` made from the file's digest and the batch's place, so a
+batch posted again (after a 503, a lost connection, or the whole command run again) is stored once.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pandas as pd
+
+from alstream.idempotency import HEADER
+
+RETRYABLE = frozenset({502, 503, 504})
 
 
 def read_messages(path: Path, *, label_column: str = "label", id_column: str = "id") -> list[dict[str, Any]]:
@@ -34,3 +46,50 @@ def read_messages(path: Path, *, label_column: str = "label", id_column: str = "
             message["label"] = str(row[label_column])
         messages.append(message)
     return messages
+
+
+def batch_key(digest: str, start: int, size: int) -> str:
+    """The ``Idempotency-Key`` of the batch of ``size`` messages from ``start`` in a file.
+
+    >>> batch_key("3f2a", 500, 500)
+    '3f2a-500-500'
+    """
+    return f"{digest}-{start}-{size}"
+
+
+def file_digest(path: Path) -> str:
+    """A short SHA-256 of the file's bytes: the same file gives the same batch keys."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
+
+
+def post_batch(
+    client: httpx.Client,
+    batch: list[dict[str, Any]],
+    key: str,
+    *,
+    give_up_after_s: float = 120.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> httpx.Response:
+    """POST one batch until the service answers for good, with the same key every time.
+
+    429: waits ``Retry-After``. 502/503/504 and lost connections: backs off 0.5 s, 1 s, 2 s ... up
+    to 10 s, for at most ``give_up_after_s``; then returns the last answer or raises the last
+    ``httpx.TransportError``. Any other answer (202, 4xx) is returned at once.
+    """
+    deadline = clock() + give_up_after_s
+    backoff = 0.5
+    while True:
+        try:
+            response = client.post("/send", json=batch, headers={HEADER: key})
+        except httpx.TransportError:
+            if clock() + backoff > deadline:
+                raise
+        else:
+            if response.status_code == 429:  # over this token's rate: not a failure, wait as told
+                sleep(float(response.headers.get("Retry-After", "1")))
+                continue
+            if response.status_code not in RETRYABLE or clock() + backoff > deadline:
+                return response
+        sleep(backoff)
+        backoff = min(backoff * 2, 10.0)
