@@ -26,3 +26,11 @@ def test_versions_count_up_and_latest_ignores_failures(store: Store) -> None:
     assert [m["version"] for m in store.models()] == [1, 2, 3]
     assert store.models()[0]["path"] == "m/1"
     assert all(m["created_at"].tzinfo is not None for m in store.models())
+
+
+def test_the_mlflow_run_is_attached_after_the_version_is_recorded(store: Store) -> None:
+    v1 = store.record_model(kind="online", n_labels=10, metrics={}, status="ok")
+    v2 = store.record_model(kind="full", n_labels=20, metrics={}, status="ok")
+    assert [m["mlflow_run_id"] for m in store.models()] == [None, None]
+    store.set_mlflow_run(v2, "run-2")
+    assert [(m["version"], m["mlflow_run_id"]) for m in store.models()] == [(v1, None), (v2, "run-2")]

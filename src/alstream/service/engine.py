@@ -24,6 +24,7 @@ import numpy as np
 from alstream.evaluation import evaluate
 from alstream.featurize import Featurizer, StoredFeatures
 from alstream.scoring import probability_chunks
+from alstream.service.background import Worker
 from alstream.service.model_files import ModelFiles
 from alstream.service.pool import LABELED, SKIPPED, UNLABELED, Pool
 from alstream.service.quality import StreamAccuracy
@@ -33,6 +34,7 @@ from alstream.strategies import get_strategy
 
 log = logging.getLogger("alstream.service")
 CHUNK = 16384
+MLFLOW_CLOSE_WAIT_S = 10.0  # at shutdown, how long model versions may still wait for MLflow
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Engine:
         self._train_lock = threading.Lock()
         self._rng = np.random.default_rng()
         self._tracking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alstream-tracking")
+        self._mlflow = Worker("alstream-mlflow")  # may stall for minutes when MLflow does not answer
         latest = store.latest_model(status=None)
         if latest is not None:
             self.trainer.start_at(int(latest["version"]))
@@ -265,28 +268,35 @@ class Engine:
         return metrics
 
     def _record(self, version: ModelVersion, metrics: dict[str, float]) -> None:
-        """Save the version's file, log it to MLflow, then record it in the store (with the file's name)."""
+        """Save the version's file and record it in the store, then hand it to MLflow.
+
+        MLflow logs on a thread of its own: a tracking server that is down (its client retries for
+        minutes) delays only the run id, which fills in once logged, never the store's record.
+        """
         path = None
         if self.model_files is not None:
             try:
                 path = self.model_files.save(dataclasses.replace(version, metrics=metrics))
             except Exception:
                 log.exception("could not save model version %s: a restart will not serve it", version.version)
-        run_id = None
-        if self.config.track:
-            try:
-                from alstream import tracking
-
-                params = {"model": self.config.model, "strategy": self.config.strategy, "kind": version.kind,
-                          "n_labels": version.n_labels}  # fmt: skip
-                run_id = tracking.log_model_version(
-                    version.model, project=self.config.project, version=version.version, kind=version.kind,
-                    params=params, metrics=metrics, register=version.kind == "full",
-                )  # fmt: skip
-            except Exception:
-                log.exception("could not log model version %s to MLflow", version.version)
         self.store.record_model(kind=version.kind, n_labels=version.n_labels, metrics=metrics, status="ok",
-                                mlflow_run_id=run_id, path=path, version=version.version)  # fmt: skip
+                                path=path, version=version.version)  # fmt: skip
+        if self.config.track:
+            self._mlflow.submit(self._log_to_mlflow, version, metrics)
+
+    def _log_to_mlflow(self, version: ModelVersion, metrics: dict[str, float]) -> None:
+        try:
+            from alstream import tracking
+
+            params = {"model": self.config.model, "strategy": self.config.strategy, "kind": version.kind,
+                      "n_labels": version.n_labels}  # fmt: skip
+            run_id = tracking.log_model_version(
+                version.model, project=self.config.project, version=version.version, kind=version.kind,
+                params=params, metrics=metrics, register=version.kind == "full",
+            )  # fmt: skip
+            self.store.set_mlflow_run(version.version, run_id)
+        except Exception:
+            log.exception("could not log model version %s to MLflow", version.version)
 
     def _record_failure(self, kind: str, n_labels: int) -> None:
         self._failed_at = self._last_label_id
@@ -407,6 +417,10 @@ class Engine:
 
     def close(self) -> None:
         self._tracking.shutdown(wait=True)
+        left = self._mlflow.close(timeout_s=MLFLOW_CLOSE_WAIT_S)
+        if left:
+            log.warning("MLflow did not answer: %d model version(s) not logged there (their files and store "
+                        "records are kept)", left)  # fmt: skip
 
     # --- the background loop --------------------------------------------------------------
     def run(self, stop: threading.Event, idle_s: float = 0.05) -> None:

@@ -141,6 +141,11 @@ class Store:
             values["version"] = version
         return self._write(lambda c: c.execute(models.insert().values(values)).inserted_primary_key[0])
 
+    def set_mlflow_run(self, version: int, run_id: str) -> None:
+        """Attach the MLflow run a model version was logged as (logged after it was recorded)."""
+        statement = models.update().where(models.c.version == version).values(mlflow_run_id=run_id)
+        self._write(lambda c: c.execute(statement))
+
     def _write(self, work):
         def attempt():
             with self.transaction() as conn:

@@ -1,0 +1,50 @@
+"""A background worker for slow, optional side effects (logging to MLflow): one daemon thread.
+
+Jobs run in order, a failing job is logged and the next one runs, and closing waits a bounded
+time, so a tracking server that does not answer never holds up a shutdown.
+
+>>> done = []
+>>> worker = Worker("example")
+>>> worker.submit(done.append, 1)
+>>> worker.submit(done.append, 2)
+>>> worker.close(timeout_s=5.0), done
+(0, [1, 2])
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Runs submitted calls one after the other on a daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._jobs.put((fn, args))
+
+    def close(self, timeout_s: float) -> int:
+        """Finish the jobs within ``timeout_s``; return how many were left undone (0: all done)."""
+        self._jobs.put(None)
+        self._thread.join(timeout_s)
+        if not self._thread.is_alive():
+            return 0
+        return self._jobs.qsize()  # the one running, less the stop marker still queued: the same count
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args = job
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("background job %s failed", getattr(fn, "__name__", fn))
