@@ -1,0 +1,90 @@
+"""Messages in and out: the project's data contract, and the checks every sample and label passes.
+
+Samples and labels reach alstream through ``POST /send``, ``POST /labels`` and Kafka topics that
+any client may write. All of them go through this package, so the rules are the same everywhere:
+
+* :mod:`~alstream.messages.schema`: the data contract, :class:`ProjectSchema`.
+* :mod:`~alstream.messages.values`: the checked :class:`Sample` and :class:`Label`, and the errors.
+* :mod:`~alstream.messages.validation`: ``parse_samples`` / ``parse_labels`` / ``parse_messages``
+  check a decoded JSON payload (one object or a list of objects) and raise :class:`InvalidBatch`
+  naming **every** bad item and why; nothing is half-accepted.
+* :mod:`~alstream.messages.wire`: ``decode_sample`` / ``decode_label`` check the raw bytes of one
+  stream message and raise :class:`InvalidMessage` with the reason (the consumer sends those to
+  the dead-letter topic); ``encode_sample`` / ``encode_label`` write the JSON the topics carry.
+* :mod:`~alstream.messages.openapi`: the request bodies as the API documentation shows them.
+
+Rules (the README repeats them for clients):
+
+Sample
+    ``id``: optional; a uuid4 hex is generated when it is absent or null. A non-empty string of
+    at most ``max_id_chars`` characters, not only whitespace. Integers are accepted and converted
+    to their decimal string (``7`` -> ``"7"``; so ``7`` and ``"7"`` are the same id); floats and
+    booleans are refused. Exactly one of ``features`` or ``text``, whichever ``schema.data``
+    says. ``features``: a list of numbers (``n_features`` of them when the schema fixes a count)
+    or, when the schema names its features, an object with exactly those names. Numbers are JSON
+    integers or floats, finite, within float32 range; booleans and strings are not numbers.
+    Features are stored as float32 in ``feature_names`` order. ``text``: a non-empty string (not
+    only whitespace) of at most ``max_text_chars`` characters. ``meta``: optional JSON object of
+    at most ``max_meta_bytes`` bytes once encoded, with finite numbers only. ``label``: optional,
+    one of ``schema.classes``; integers are converted (``3`` -> ``"3"``). ``annotator``:
+    optional non-empty string of at most 200 characters. Any other field is an error (so typos
+    such as ``"featurs"`` are caught).
+Label
+    ``id`` (required, same rules as a sample id), then either ``label`` (one of the classes) or
+    ``"skipped": true`` with no label; ``annotator`` optional. The same id may appear several
+    times in one batch of labels (two annotators, or a correction): they are kept in order.
+Batch
+    One object or a non-empty list of at most ``max_batch`` objects. Duplicate sample ids within
+    one batch are refused on the later items. Errors are collected for all items; at most
+    :data:`MAX_ERRORS` are listed, ``InvalidBatch.total`` counts them all. Errors about the
+    batch as a whole (not a list, empty, too long) carry ``index = -1``.
+``/send`` (``parse_messages``)
+    Each item may carry ``"kind": "sample"`` or ``"kind": "label"``. **An item without
+    ``kind`` is a sample** -- never guessed from its other fields. An item that looks like a
+    label (``label``/``skipped`` but no features or text) and has no ``kind`` fails as a sample
+    with a hint to add ``"kind": "label"``.
+"""
+
+from alstream.messages.openapi import LabelIn, SampleIn, labels_openapi_extra, send_openapi_extra
+from alstream.messages.schema import (
+    MAX_ANNOTATOR_CHARS,
+    RESERVED_KEYS,
+    ProjectSchema,
+    digits_feature_names,
+)
+from alstream.messages.validation import (
+    LABEL_FIELDS,
+    SAMPLE_FIELDS,
+    parse_labels,
+    parse_messages,
+    parse_samples,
+)
+from alstream.messages.values import MAX_ERRORS, InvalidBatch, InvalidMessage, ItemError, Label, Sample
+from alstream.messages.wire import decode_label, decode_sample, decode_samples, encode_label, encode_sample
+
+__all__ = [
+    "LABEL_FIELDS",
+    "MAX_ANNOTATOR_CHARS",
+    "MAX_ERRORS",
+    "RESERVED_KEYS",
+    "SAMPLE_FIELDS",
+    "InvalidBatch",
+    "InvalidMessage",
+    "ItemError",
+    "Label",
+    "LabelIn",
+    "ProjectSchema",
+    "Sample",
+    "SampleIn",
+    "decode_label",
+    "decode_sample",
+    "decode_samples",
+    "digits_feature_names",
+    "encode_label",
+    "encode_sample",
+    "labels_openapi_extra",
+    "parse_labels",
+    "parse_messages",
+    "parse_samples",
+    "send_openapi_extra",
+]

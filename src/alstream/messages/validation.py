@@ -1,0 +1,493 @@
+"""The checks every sample and label passes: ``parse_samples`` / ``parse_labels`` /
+``parse_messages`` take a decoded JSON payload and accept all of it or raise :class:`InvalidBatch`
+naming every bad item (the rules are in :mod:`alstream.messages`)."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from alstream.messages.schema import _MAX_LISTED, MAX_ANNOTATOR_CHARS, ProjectSchema
+from alstream.messages.values import MAX_ERRORS, InvalidBatch, ItemError, Label, Sample
+
+_NUMBER_TYPES = frozenset(
+    {int, float, np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8}
+    | {np.uint64, np.uint32, np.uint16, np.uint8}
+)
+
+SAMPLE_FIELDS = ("id", "features", "text", "meta", "label", "annotator")
+LABEL_FIELDS = ("id", "label", "skipped", "annotator")
+
+
+class _Problem(Exception):
+    """One bad field of one item (internal; turned into an ItemError)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _listing(items: list[str], limit: int = _MAX_LISTED) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+class _Checker:
+    """The per-batch state of the checks: the schema's lookups computed once."""
+
+    def __init__(self, schema: ProjectSchema):
+        self.schema = schema
+        self.classes = frozenset(schema.classes)
+        self.names = schema.feature_names
+        self.name_set = frozenset(self.names) if self.names is not None else None
+        self.n = schema.n_features
+
+    # ------------------------------------------------------------------ fields
+
+    def unknown_fields(self, item: Mapping, allowed: tuple[str, ...]) -> list[_Problem]:
+        problems = []
+        for key in item:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), allowed, n=1)
+                why = f"did you mean {hint[0]!r}?" if hint else f"allowed fields: {', '.join(allowed)}"
+                problems.append(_Problem(str(key), f"unknown field ({why})"))
+        return problems
+
+    def id(self, value: Any, *, required: bool) -> str:
+        if value is None:
+            if required:
+                raise _Problem("id", "missing: the id of the sample is required")
+            return uuid.uuid4().hex
+        if type(value) is int:
+            value = str(value)
+        elif not isinstance(value, str):
+            raise _Problem("id", f"expected a string (or an integer), got {_type_name(value)}")
+        if not value.strip():
+            raise _Problem("id", "must be a non-empty string")
+        if len(value) > self.schema.max_id_chars:
+            raise _Problem("id", f"too long: {len(value)} characters, at most {self.schema.max_id_chars}")
+        return value
+
+    def label(self, value: Any) -> str:
+        if type(value) is int:
+            value = str(value)
+        elif not isinstance(value, str):
+            raise _Problem("label", f"expected a class name (string), got {_type_name(value)}")
+        if value not in self.classes:
+            known = _listing([repr(c) for c in self.schema.classes], limit=20)
+            raise _Problem("label", f"unknown class {_short(value)}: known classes are {known}")
+        return value
+
+    def annotator(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise _Problem("annotator", f"expected a string, got {_type_name(value)}")
+        if not value.strip():
+            raise _Problem("annotator", "must be a non-empty string (or absent)")
+        if len(value) > MAX_ANNOTATOR_CHARS:
+            raise _Problem("annotator", f"too long: {len(value)} characters, at most {MAX_ANNOTATOR_CHARS}")
+        return value
+
+    def text(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise _Problem("text", f"expected a string, got {_type_name(value)}")
+        if not value.strip():
+            raise _Problem("text", "must not be empty")
+        if len(value) > self.schema.max_text_chars:
+            raise _Problem("text", f"too long: {len(value)} characters, at most {self.schema.max_text_chars}")
+        return value
+
+    def meta(self, value: Any) -> dict | None:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise _Problem("meta", f"expected a JSON object, got {_type_name(value)}")
+        try:
+            encoded = orjson.dumps(value)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise _Problem("meta", f"not plain JSON: {exc}") from None
+        if len(encoded) > self.schema.max_meta_bytes:
+            raise _Problem(
+                "meta", f"too large: {len(encoded)} bytes of JSON, at most {self.schema.max_meta_bytes}"
+            )
+        plain = orjson.loads(encoded)
+        if plain != value:  # NaN/inf (written as null), tuples, non-string keys...
+            raise _Problem(
+                "meta",
+                "not plain JSON: only objects with string keys, lists, strings, "
+                "finite numbers, booleans and null",
+            )
+        return plain
+
+    def features(self, value: Any) -> np.ndarray:
+        return self.to_float32(*self.feature_values(value))
+
+    def feature_values(self, value: Any) -> tuple[list, list[str] | None]:
+        """The numbers of ``value`` in schema order, type- and count-checked; and their names."""
+        if isinstance(value, list | tuple):  # the common case first
+            values = list(value) if isinstance(value, tuple) else value
+            labels = None
+            if self.n is not None and len(values) != self.n:
+                raise _Problem("features", f"expected {self.n} numbers, got {len(values)}")
+            if not values:
+                raise _Problem("features", "must not be empty")
+        elif isinstance(value, Mapping):
+            if self.names is None:
+                raise _Problem("features", "this project has no feature_names: send features as a list")
+            keys = value.keys()
+            if keys != self.name_set:
+                missing = [n for n in self.names if n not in value]
+                unknown = [repr(k) for k in keys if k not in self.name_set]
+                parts = []
+                if missing:
+                    parts.append(f"missing {_listing([repr(n) for n in missing])}")
+                if unknown:
+                    parts.append(f"unknown {_listing(unknown)}")
+                raise _Problem("features", "wrong feature names: " + "; ".join(parts))
+            values = [value[n] for n in self.names]
+            labels: list[str] | None = self.names
+        elif isinstance(value, np.ndarray):
+            if value.ndim != 1 or value.dtype.kind not in "iuf":
+                raise _Problem("features", f"expected a 1-d numeric array, got {value.dtype} {value.shape}")
+            values = value.tolist()
+            labels = None
+            if self.n is not None and len(values) != self.n:
+                raise _Problem("features", f"expected {self.n} numbers, got {len(values)}")
+            if not values:
+                raise _Problem("features", "must not be empty")
+        else:
+            expected = "a list of numbers" + (" or an object of name: number" if self.names else "")
+            raise _Problem("features", f"expected {expected}, got {_type_name(value)}")
+
+        def where(i: int) -> str:
+            return repr(labels[i]) if labels is not None else f"[{i}]"
+
+        if not set(map(type, values)) <= _NUMBER_TYPES:
+            bad = [
+                f"{where(i)} is {_type_name(v)}" for i, v in enumerate(values) if type(v) not in _NUMBER_TYPES
+            ]
+            raise _Problem("features", f"not numbers: {_listing(bad)}")
+        return values, labels
+
+    @staticmethod
+    def to_float32(values: list, labels: list[str] | None) -> np.ndarray:
+        """Checked numbers as a read-only float32 vector: finite, within float32's range."""
+
+        def where(i: int) -> str:
+            return repr(labels[i]) if labels is not None else f"[{i}]"
+
+        try:
+            array = np.array(values, dtype=np.float64)
+        except OverflowError:
+            bad = [where(i) for i, v in enumerate(values) if type(v) is int and not _fits_float(v)]
+            raise _Problem("features", f"numbers out of range at {_listing(bad)}") from None
+        if not np.isfinite(array).all():
+            bad = [f"{where(i)} is {values[i]}" for i in np.flatnonzero(~np.isfinite(array)).tolist()]
+            raise _Problem("features", f"not finite numbers: {_listing(bad)}")
+        with np.errstate(over="ignore"):
+            out = array.astype(np.float32)
+        if not np.isfinite(out).all():  # beyond float32 (what rounds to float32's max is fine)
+            bad = [where(i) for i in np.flatnonzero(~np.isfinite(out)).tolist()]
+            raise _Problem("features", f"numbers out of float32 range at {_listing(bad)}")
+        out.flags.writeable = False
+        return out
+
+    def fill_features(self, pending: list[tuple[int, Sample]], errors: _Errors) -> dict[int, Sample]:
+        """Convert the deferred features of many samples at once (one numpy call for the batch).
+
+        ``pending``: (index, sample whose ``features`` is a :class:`_Deferred`). Returns the
+        finished samples by index; a sample whose numbers fail is reported to ``errors``.
+        """
+        done: dict[int, Sample] = {}
+        rows = [s.features.values for _, s in pending]
+        matrix = None
+        if rows and self.n is not None:
+            try:
+                array = np.array(rows, dtype=np.float64)
+            except (OverflowError, ValueError):
+                array = None  # a huge integer somewhere: go row by row for the messages
+            if array is not None:
+                with np.errstate(over="ignore"):
+                    matrix = array.astype(np.float32)
+                ok = (np.isfinite(array).all(axis=1) & np.isfinite(matrix).all(axis=1)).tolist()
+                matrix.flags.writeable = False
+        for row, (index, sample) in enumerate(pending):
+            if matrix is not None and ok[row]:
+                features = matrix[row]
+            else:
+                try:
+                    features = self.to_float32(sample.features.values, sample.features.labels)
+                except _Problem as p:
+                    errors.add(index, sample.id, [p])
+                    continue
+            object.__setattr__(sample, "features", features)
+            done[index] = sample
+        return done
+
+    # ------------------------------------------------------------------ items
+
+    def sample(
+        self, item: Any, *, allowed: tuple[str, ...] = SAMPLE_FIELDS, defer: bool = False
+    ) -> tuple[Sample | None, str | None, list[_Problem]]:
+        """(sample or None, the id if known, problems)."""
+        if not isinstance(item, dict | Mapping):
+            return None, None, [_Problem("", f"expected a JSON object, got {_type_name(item)}")]
+        problems = self.unknown_fields(item, allowed)
+        sample_id = None
+        try:
+            sample_id = self.id(item.get("id"), required=False)
+        except _Problem as p:
+            problems.append(p)
+        fields: dict[str, Any] = {}
+        data = self.schema.data
+        other = "text" if data == "features" else "features"
+        if item.get(other) is not None:
+            problems.append(_Problem(other, f"this project's samples carry {data}, not {other}"))
+        if item.get(data) is None:
+            hint = ""
+            if "kind" in allowed and "kind" not in item and ("label" in item or "skipped" in item):
+                hint = '; to label an existing sample, add "kind": "label"'
+            problems.append(_Problem(data, f"missing: this project's samples need {data}{hint}"))
+        else:
+            try:
+                if data == "text":
+                    fields["text"] = self.text(item["text"])
+                elif defer:
+                    fields["features"] = _Deferred(*self.feature_values(item["features"]))
+                else:
+                    fields["features"] = self.features(item["features"])
+            except _Problem as p:
+                problems.append(p)
+        for name in ("meta", "annotator"):
+            try:
+                fields[name] = getattr(self, name)(item.get(name))
+            except _Problem as p:
+                problems.append(p)
+        if item.get("label") is not None:
+            try:
+                fields["label"] = self.label(item["label"])
+            except _Problem as p:
+                problems.append(p)
+        if problems:
+            deferred = fields.get("features")
+            if isinstance(deferred, _Deferred):
+                try:
+                    self.to_float32(deferred.values, deferred.labels)
+                except _Problem as p:
+                    problems.append(p)
+            return None, sample_id, problems
+        return Sample(id=sample_id, **fields), sample_id, []
+
+    def label_item(
+        self, item: Any, *, allowed: tuple[str, ...] = LABEL_FIELDS
+    ) -> tuple[Label | None, str | None, list[_Problem]]:
+        if not isinstance(item, dict | Mapping):
+            return None, None, [_Problem("", f"expected a JSON object, got {_type_name(item)}")]
+        problems = self.unknown_fields(item, allowed)
+        label_id = label = annotator = None
+        try:
+            label_id = self.id(item.get("id"), required=True)
+        except _Problem as p:
+            problems.append(p)
+        skipped = item.get("skipped", False)
+        if skipped is None:
+            skipped = False
+        if not isinstance(skipped, bool):
+            problems.append(_Problem("skipped", f"expected true or false, got {_type_name(skipped)}"))
+            skipped = False
+        raw = item.get("label")
+        if skipped and raw is not None:
+            problems.append(
+                _Problem("label", "a skipped item carries no label: drop one of label and skipped")
+            )
+        elif not skipped and raw is None:
+            problems.append(_Problem("label", 'missing: give a label, or "skipped": true'))
+        elif raw is not None:
+            try:
+                label = self.label(raw)
+            except _Problem as p:
+                problems.append(p)
+        try:
+            annotator = self.annotator(item.get("annotator"))
+        except _Problem as p:
+            problems.append(p)
+        if problems:
+            return None, label_id, problems
+        return Label(id=label_id, label=label, annotator=annotator, skipped=skipped), label_id, []
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """Type-checked feature values waiting for the batch's numeric conversion."""
+
+    values: list
+    labels: list[str] | None
+
+
+def _fits_float(value: int) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+# ------------------------------------------------------------------------------------ batches
+
+
+def _items(payload: Any, schema: ProjectSchema) -> list[Any]:
+    if isinstance(payload, Mapping):
+        return [payload]
+    if isinstance(payload, list | tuple):
+        if not payload:
+            raise InvalidBatch([ItemError(-1, None, "", "empty batch")])
+        if len(payload) > schema.max_batch:
+            raise InvalidBatch(
+                [
+                    ItemError(
+                        -1, None, "", f"batch has {len(payload)} items, at most {schema.max_batch} allowed"
+                    )
+                ]
+            )
+        return list(payload)
+    raise InvalidBatch(
+        [ItemError(-1, None, "", f"expected a JSON object or a list of objects, got {_type_name(payload)}")]
+    )
+
+
+class _Errors:
+    """Collects ItemErrors; the raised InvalidBatch lists the first MAX_ERRORS by index."""
+
+    def __init__(self) -> None:
+        self.all: list[ItemError] = []
+
+    @property
+    def total(self) -> int:
+        return len(self.all)
+
+    def add(self, index: int, item_id: str | None, problems: list[_Problem]) -> None:
+        self.all.extend(ItemError(index, item_id, p.field, p.message) for p in problems)
+
+    def raise_if_any(self) -> None:
+        if self.all:
+            ordered = sorted(self.all, key=lambda e: e.index)  # stable: an item's errors keep their order
+            raise InvalidBatch(ordered[:MAX_ERRORS], len(ordered))
+
+
+def _duplicate(first_seen: dict[str, int], sample_id: str | None, index: int) -> _Problem | None:
+    if sample_id is None:
+        return None
+    first = first_seen.setdefault(sample_id, index)
+    if first != index:
+        return _Problem("id", f"duplicate id {_short(sample_id)} in this batch (first at index {first})")
+    return None
+
+
+def _finish(checker: _Checker, found: list[tuple[int, Sample]], errors: _Errors) -> list[Sample]:
+    """The samples in batch order, their features converted in one go (errors reported)."""
+    pending = [(i, s) for i, s in found if isinstance(s.features, _Deferred)]
+    done = checker.fill_features(pending, errors)
+    return [done.get(i, s) for i, s in found]
+
+
+def parse_samples(payload: Any, schema: ProjectSchema) -> list[Sample]:
+    """Check one sample object or a list of them; raise InvalidBatch listing every bad item."""
+    checker = _Checker(schema)
+    items = _items(payload, schema)
+    errors = _Errors()
+    found: list[tuple[int, Sample]] = []
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        sample, sample_id, problems = checker.sample(item, defer=True)
+        duplicate = _duplicate(first_seen, sample_id, index)
+        if duplicate is not None:
+            problems.insert(0, duplicate)
+        if problems:
+            errors.add(index, sample_id, problems)
+        else:
+            found.append((index, sample))
+    samples = _finish(checker, found, errors)
+    errors.raise_if_any()
+    return samples
+
+
+def parse_labels(payload: Any, schema: ProjectSchema) -> list[Label]:
+    """Check one label object or a list of them; raise InvalidBatch listing every bad item."""
+    checker = _Checker(schema)
+    items = _items(payload, schema)
+    errors = _Errors()
+    labels: list[Label] = []
+    for index, item in enumerate(items):
+        label, label_id, problems = checker.label_item(item)
+        if problems:
+            errors.add(index, label_id, problems)
+        elif not errors.total:
+            labels.append(label)
+    errors.raise_if_any()
+    return labels
+
+
+def parse_messages(payload: Any, schema: ProjectSchema) -> tuple[list[Sample], list[Label]]:
+    """The ``/send`` body: samples and labels mixed, told apart by ``kind`` (absent: "sample").
+
+    Returns (samples, labels), each in batch order. Duplicate sample ids are refused as in
+    :func:`parse_samples`; labels may refer to samples of the same batch.
+    """
+    checker = _Checker(schema)
+    items = _items(payload, schema)
+    errors = _Errors()
+    found: list[tuple[int, Sample]] = []
+    labels: list[Label] = []
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        kind = item.get("kind", "sample") if isinstance(item, Mapping) else "sample"
+        if kind is None:
+            kind = "sample"
+        if kind == "sample":
+            sample, item_id, problems = checker.sample(item, allowed=(*SAMPLE_FIELDS, "kind"), defer=True)
+            duplicate = _duplicate(first_seen, item_id, index)
+            if duplicate is not None:
+                problems.insert(0, duplicate)
+            if not problems:
+                found.append((index, sample))
+        elif kind == "label":
+            label, item_id, problems = checker.label_item(item, allowed=(*LABEL_FIELDS, "kind"))
+            if not problems:
+                labels.append(label)
+        else:
+            raw_id = item.get("id")
+            item_id = raw_id if isinstance(raw_id, str) else None
+            problems = [_Problem("kind", f'expected "sample" or "label", got {_short(kind)}')]
+        if problems:
+            errors.add(index, item_id, problems)
+    samples = _finish(checker, found, errors)
+    errors.raise_if_any()
+    return samples, labels

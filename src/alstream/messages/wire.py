@@ -1,0 +1,100 @@
+"""What the topics carry: ``encode_sample`` / ``encode_label`` write the JSON of a sample or a label;
+``decode_sample`` / ``decode_samples`` / ``decode_label`` check any client's bytes and raise (or
+return) :class:`InvalidMessage` with the reason. Decoding what was encoded gives an equal object."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from alstream.messages.schema import ProjectSchema
+from alstream.messages.validation import _Checker, _Deferred, _Errors, _Problem, _type_name
+from alstream.messages.values import InvalidMessage, Label, Sample
+
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def encode_sample(s: Sample) -> bytes:
+    """The JSON of a sample on a topic; null fields are left out, features are a list of floats."""
+    body: dict[str, Any] = {"id": s.id}
+    if s.features is not None:
+        body["features"] = np.ascontiguousarray(s.features, dtype=np.float32)
+    for name in ("text", "meta", "label", "annotator"):
+        value = getattr(s, name)
+        if value is not None:
+            body[name] = value
+    return orjson.dumps(body, option=_DUMPS_OPTIONS)
+
+
+def encode_label(label: Label) -> bytes:
+    """The JSON of a label on a topic; null fields are left out, ``skipped`` only when true."""
+    body: dict[str, Any] = {"id": label.id}
+    if label.label is not None:
+        body["label"] = label.label
+    if label.annotator is not None:
+        body["annotator"] = label.annotator
+    if label.skipped:
+        body["skipped"] = True
+    return orjson.dumps(body)
+
+
+def _load_object(value: Any) -> dict:
+    if value is None:
+        raise InvalidMessage("empty message (no value)")
+    if not isinstance(value, bytes | bytearray | memoryview | str):
+        raise InvalidMessage(f"expected bytes, got {type(value).__name__}")
+    try:
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidMessage(f"not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidMessage(f"expected a JSON object, got {_type_name(body)}")
+    return body
+
+
+def _reason(problems: list[_Problem]) -> str:
+    return "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+
+
+def decode_sample(value: bytes, schema: ProjectSchema) -> Sample:
+    """One sample from a topic message, written by any client; InvalidMessage says what is wrong."""
+    sample, _, problems = _Checker(schema).sample(_load_object(value))
+    if problems:
+        raise InvalidMessage(_reason(problems))
+    return sample
+
+
+def decode_samples(values: Sequence[bytes], schema: ProjectSchema) -> list[Sample | InvalidMessage]:
+    """:func:`decode_sample` for a batch of messages, converting all their features in one go:
+    per message, the sample or the InvalidMessage that says what is wrong with it."""
+    checker = _Checker(schema)
+    out: list[Sample | InvalidMessage] = []
+    deferred: list[tuple[int, Sample]] = []
+    for index, value in enumerate(values):
+        try:
+            sample, _, problems = checker.sample(_load_object(value), defer=True)
+        except InvalidMessage as error:
+            out.append(error)
+            continue
+        if problems:
+            out.append(InvalidMessage(_reason(problems)))
+            continue
+        out.append(sample)
+        if isinstance(sample.features, _Deferred):
+            deferred.append((index, sample))
+    errors = _Errors()
+    checker.fill_features(deferred, errors)  # sets the features of the samples in ``out``
+    for error in errors.all:
+        out[error.index] = InvalidMessage(f"{error.field}: {error.message}")
+    return out
+
+
+def decode_label(value: bytes, schema: ProjectSchema) -> Label:
+    """One label from a topic message, written by any client; InvalidMessage says what is wrong."""
+    label, _, problems = _Checker(schema).label_item(_load_object(value))
+    if problems:
+        raise InvalidMessage(_reason(problems))
+    return label
