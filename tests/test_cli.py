@@ -49,6 +49,7 @@ def test_bad_options_are_refused_before_anything_runs(local_mlflow):
         (["--dataset", "missing.csv"], "no such data file"),
         (["--model", "svm"], "unknown model 'svm'"),
         (["--initial-fraction", "1.5"], "initial_fraction"),
+        (["--online"], "'logreg' has no partial_fit"),
     ]:
         result = runner.invoke(app, ["experiment", *args])
         assert result.exit_code == 2, (args, result.output)

@@ -97,6 +97,9 @@ def test_an_impossible_initial_set_is_refused():
         ({"batch_size": 0}, "batch_size"),
         ({"seeds": 0}, "seeds"),
         ({"strategies": ()}, "at least one"),
+        ({"online": True}, "'logreg' has no partial_fit.*use sgd"),
+        ({"model": "random_forest", "online": True}, "no partial_fit"),
+        ({"refit_every": 3}, "online updates only"),
     ],
 )
 def test_bad_configs_say_what_is_wrong(options, message):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from alstream.datasets import check_source
-from alstream.estimators import model_name
+from alstream.estimators import MODELS, make_model, model_name, supports_partial_fit
 from alstream.strategies import strategy_name
 
 BASELINE = "random"
@@ -44,6 +44,14 @@ class ExperimentConfig:
         if not names:
             raise ValueError("choose at least one strategy")
         model_name(self.model)  # a clear error for unknown names
+        if self.online and not supports_partial_fit(make_model(self.model)):
+            online = [name for name in MODELS if supports_partial_fit(make_model(name))]
+            raise ValueError(
+                f"model {self.model!r} has no partial_fit, so it cannot learn online: "
+                f"use {' or '.join(online)} for online updates, or refit (no --online)"
+            )
+        if self.refit_every and not self.online:
+            raise ValueError("refit_every applies to online updates only: add --online")
         if not 0 < self.initial_fraction < 1:
             raise ValueError(f"initial_fraction must be in (0, 1), got {self.initial_fraction}")
         if not 0 < self.test_size < 1:
