@@ -98,7 +98,8 @@ def _run_flow(config: ExperimentConfig, output_dir: Path, track: bool) -> dict:
     from alstream.flows.active_learning_flow import active_learning_flow
     from alstream.progress import experiment_progress
 
-    logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
+    for name in ("prefect.task_runs", "prefect.flow_runs"):  # the progress bars say it; their lines would
+        logging.getLogger(name).setLevel(logging.WARNING)  # cut through the bars (Prefect's own stderr)
     for key, value in QUIET_SERVER_PROCESS.items():  # only the server subprocess reads these now
         os.environ.setdefault(key, value)
     with experiment_progress(config) as advance:
