@@ -2,7 +2,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from alstream.sending import batch_key, file_digest, post_batch, read_messages
+from alstream.sending import file_digest, post_batch, read_messages, with_row_ids
 
 
 def test_csv_rows_become_samples_with_named_features_ids_and_labels(tmp_path):
@@ -32,10 +32,10 @@ class Script:
     """A service that answers from a script (status codes, or an exception to raise), and what it saw."""
 
     def __init__(self, *answers):
-        self.answers, self.keys, self.slept, self.now = list(answers), [], [], 0.0
+        self.answers, self.bodies, self.slept, self.now = list(answers), [], [], 0.0
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        self.keys.append(request.headers["Idempotency-Key"])
+        self.bodies.append(request.content)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -43,7 +43,7 @@ class Script:
 
     def post(self, **options) -> httpx.Response:
         client = httpx.Client(base_url="http://alstream", transport=httpx.MockTransport(self.handle))
-        return post_batch(client, [{"features": [1.0]}], "key-0", sleep=self.sleep, clock=lambda: self.now,
+        return post_batch(client, [{"id": "a", "features": [1.0]}], sleep=self.sleep, clock=lambda: self.now,
                           **options)  # fmt: skip
 
     def sleep(self, seconds: float) -> None:
@@ -51,10 +51,10 @@ class Script:
         self.now += seconds
 
 
-def test_a_batch_is_retried_with_the_same_key_until_the_service_takes_it():
+def test_a_batch_is_retried_as_it_was_until_the_service_takes_it():
     script = Script(503, httpx.ConnectError("refused"), 429, 502, 202)
     assert script.post().status_code == 202
-    assert script.keys == ["key-0"] * 5
+    assert len(script.bodies) == 5 and len(set(script.bodies)) == 1
     assert script.slept == [0.5, 1.0, 3.0, 2.0]  # backs off, and waits as long as a 429 says
 
 
@@ -62,15 +62,19 @@ def test_refusals_come_back_at_once_and_retries_give_up_in_time():
     assert Script(422).post().status_code == 422
     script = Script(*[503] * 20)
     assert script.post(give_up_after_s=30).status_code == 503
-    assert script.now <= 30 and len(script.keys) == 7  # 0.5 + 1 + 2 + 4 + 8 + 10 s of waiting
+    assert script.now <= 30 and len(script.bodies) == 7  # 0.5 + 1 + 2 + 4 + 8 + 10 s of waiting
     script = Script(*[httpx.ConnectError("refused")] * 20)
     with pytest.raises(httpx.ConnectError):
         script.post(give_up_after_s=5)
 
 
-def test_batch_keys_follow_the_file_and_the_batch(tmp_path):
+def test_row_ids_follow_the_file_and_the_row_never_the_batch(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"features": [1]}\n')
     (tmp_path / "b.jsonl").write_text('{"features": [2]}\n')
     digest = file_digest(tmp_path / "a.jsonl")
     assert digest == file_digest(tmp_path / "a.jsonl") != file_digest(tmp_path / "b.jsonl")
-    assert len({batch_key(digest, 0, 500), batch_key(digest, 500, 500), batch_key(digest, 0, 100)}) == 3
+    rows = [{"features": [float(i)]} for i in range(10)] + [{"id": "kept", "features": [0.0]}]
+    ids = [m["id"] for m in with_row_ids(rows, digest)]
+    assert len(set(ids)) == 11 and ids[-1] == "kept"
+    assert [m["id"] for m in with_row_ids(rows[:4], digest)] == ids[:4]  # the same rows, the same ids
+    assert [m["id"] for m in with_row_ids(rows, file_digest(tmp_path / "b.jsonl"))] != ids

@@ -219,13 +219,13 @@ def send(
     import httpx
     from rich.progress import Progress
 
-    from alstream.sending import RETRYABLE, batch_key, file_digest, post_batch, read_messages
+    from alstream.sending import RETRYABLE, file_digest, post_batch, read_messages, with_row_ids
 
     try:
-        messages = read_messages(file, label_column=label_column, id_column=id_column)
+        messages = with_row_ids(read_messages(file, label_column=label_column, id_column=id_column),
+                                file_digest(file))  # fmt: skip
     except (OSError, ValueError) as error:
         raise typer.BadParameter(str(error)) from None
-    digest = file_digest(file)
     sent = 0
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with (
@@ -240,8 +240,8 @@ def send(
         bar = progress.add_task(f"sending {file.name}", total=len(messages))
         for start in range(0, len(messages), batch_size):
             batch = messages[start : start + batch_size]
-            try:  # waits out 429s, retries 503s and lost connections with the same Idempotency-Key
-                response = post_batch(client, batch, batch_key(digest, start, len(batch)))
+            try:  # waits out 429s, retries 503s and lost connections: ids make resending safe
+                response = post_batch(client, batch)
             except httpx.HTTPError as error:
                 console.print(f"[red]cannot reach {url}:[/] {error}{AGAIN}")
                 raise typer.Exit(1) from None

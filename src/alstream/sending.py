@@ -1,7 +1,8 @@
 """Sending a user's file: its rows or lines as stream messages, posted batch by batch to ``/send``.
 
-Each batch carries an ``Idempotency-Key`` made from the file's digest and the batch's place, so a
-batch posted again (after a 503, a lost connection, or the whole command run again) is stored once.
+A sample without an id gets one made from the file's digest and its row, whatever the batch size,
+so a batch posted again (after a 503, a lost connection, or the whole command run again) is stored
+once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import httpx
 import orjson
 import pandas as pd
 
-from alstream.idempotency import HEADER
+from alstream.idempotency import with_ids_from_key
 
 RETRYABLE = frozenset({502, 503, 504})
 
@@ -48,30 +49,30 @@ def read_messages(path: Path, *, label_column: str = "label", id_column: str = "
     return messages
 
 
-def batch_key(digest: str, start: int, size: int) -> str:
-    """The ``Idempotency-Key`` of the batch of ``size`` messages from ``start`` in a file.
-
-    >>> batch_key("3f2a", 500, 500)
-    '3f2a-500-500'
-    """
-    return f"{digest}-{start}-{size}"
-
-
 def file_digest(path: Path) -> str:
-    """A short SHA-256 of the file's bytes: the same file gives the same batch keys."""
+    """A short SHA-256 of the file's bytes: the same file gives the same ids."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:20]
+
+
+def with_row_ids(messages: list[dict[str, Any]], digest: str) -> list[dict[str, Any]]:
+    """The messages, each sample without an id given one from ``digest`` and its row.
+
+    >>> rows = with_row_ids([{"features": [1.0]}, {"id": "a", "features": [2.0]}], "3f2a")
+    >>> rows[0]["id"] == with_row_ids([{"features": [9.0]}], "3f2a")[0]["id"], rows[1]["id"]
+    (True, 'a')
+    """
+    return with_ids_from_key(messages, key=digest, scope="file")
 
 
 def post_batch(
     client: httpx.Client,
     batch: list[dict[str, Any]],
-    key: str,
     *,
     give_up_after_s: float = 120.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> httpx.Response:
-    """POST one batch until the service answers for good, with the same key every time.
+    """POST one batch until the service answers for good (give every sample an id first).
 
     429: waits ``Retry-After``. 502/503/504 and lost connections: backs off 0.5 s, 1 s, 2 s ... up
     to 10 s, for at most ``give_up_after_s``; then returns the last answer or raises the last
@@ -81,7 +82,7 @@ def post_batch(
     backoff = 0.5
     while True:
         try:
-            response = client.post("/send", json=batch, headers={HEADER: key})
+            response = client.post("/send", json=batch)
         except httpx.TransportError:
             if clock() + backoff > deadline:
                 raise

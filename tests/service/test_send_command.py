@@ -51,12 +51,22 @@ def test_a_csv_file_reaches_the_store_through_send(tmp_path):
         finally:
             store.close()
 
-        # A file without ids, sent twice (as after a crash mid-way): each row is stored once.
+        # A file without ids, sent twice in other batches (as after a crash mid-way): each row is stored once.
         frame.drop(columns=["id", "label"]).iloc[:120].to_csv(no_ids := tmp_path / "no-ids.csv", index=False)
         stored = lambda: httpx.get(f"{service.url}/stats", headers=AUTH).json()["store"]["samples"]  # noqa: E731
         before = stored()  # the demo's digits and the first file
-        for _ in range(2):
-            result = CliRunner().invoke(app, ["send", str(no_ids), "--url", service.url, "--token", producer])
+        for batch_size in ("500", "7"):
+            command = [
+                "send",
+                str(no_ids),
+                "--url",
+                service.url,
+                "--token",
+                producer,
+                "--batch-size",
+                batch_size,
+            ]
+            result = CliRunner().invoke(app, command)
             assert result.exit_code == 0, result.output
         wait_for(lambda: stored() >= before + 120, what="the file without ids")
         time.sleep(1.0)  # copies sent the second time would land by now
