@@ -1,7 +1,7 @@
-"""A background worker for slow, optional side effects (logging to MLflow): one daemon thread.
+"""A background worker: jobs run in order on one daemon thread, off the thread that submits them.
 
-Jobs run in order, a failing job is logged and the next one runs, and closing waits a bounded
-time, so a tracking server that does not answer never holds up a shutdown.
+A failing job is logged and the next one runs. Closing may wait a bounded time, so a slow
+optional side effect (a tracking server that does not answer) never holds up a shutdown.
 
 >>> done = []
 >>> worker = Worker("example")
@@ -26,15 +26,15 @@ class Worker:
     """Runs submitted calls one after the other on a daemon thread."""
 
     def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple, dict] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._jobs.put((fn, args))
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._jobs.put((fn, args, kwargs))
 
-    def close(self, timeout_s: float) -> int:
-        """Finish the jobs within ``timeout_s``; return how many were left undone (0: all done)."""
+    def close(self, timeout_s: float | None) -> int:
+        """Finish the jobs within ``timeout_s`` (None: however long); return how many were left undone."""
         self._jobs.put(None)
         self._thread.join(timeout_s)
         if not self._thread.is_alive():
@@ -43,8 +43,8 @@ class Worker:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            fn, args = job
+            fn, args, kwargs = job
             try:
-                fn(*args)
+                fn(*args, **kwargs)
             except Exception:
                 log.exception("background job %s failed", getattr(fn, "__name__", fn))

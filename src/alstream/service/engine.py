@@ -15,7 +15,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +102,7 @@ class Engine:
         self._restored_label_id = 0  # labels up to this one are in the version restored at start
         self._train_lock = threading.Lock()
         self._rng = np.random.default_rng()
-        self._tracking = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alstream-tracking")
+        self._records = Worker("alstream-records")  # model files and store rows, in version order
         self._mlflow = Worker("alstream-mlflow")  # may stall for minutes when MLflow does not answer
         latest = store.latest_model(status=None)
         if latest is not None:
@@ -253,7 +252,7 @@ class Engine:
             self.latencies.append(now - stored_at)
             self._pending.pop(sample_id, None)
         self.serving = version
-        self._tracking.submit(self._record, version, metrics)
+        self._records.submit(self._record, version, metrics)
         return version
 
     def _evaluate(self, version: ModelVersion) -> dict[str, float]:
@@ -300,7 +299,7 @@ class Engine:
 
     def _record_failure(self, kind: str, n_labels: int) -> None:
         self._failed_at = self._last_label_id
-        self._tracking.submit(
+        self._records.submit(
             self.store.record_model, kind=kind, n_labels=n_labels, metrics={}, status="failed",
             error=self.trainer.last_error, version=self.trainer.failed_version,
         )  # fmt: skip
@@ -416,7 +415,7 @@ class Engine:
         }
 
     def close(self) -> None:
-        self._tracking.shutdown(wait=True)
+        self._records.close(timeout_s=None)
         left = self._mlflow.close(timeout_s=MLFLOW_CLOSE_WAIT_S)
         if left:
             log.warning("MLflow did not answer: %d model version(s) not logged there (their files and store "
