@@ -49,6 +49,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (for a server to start on, or to be refused)."""
+    return _free_port()
+
+
 def _missing_kafka_prerequisite() -> str | None:
     if shutil.which("java") is None:
         return "java is not installed: the Kafka broker cannot run"

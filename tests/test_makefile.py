@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -10,12 +9,6 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_healthy(url: str, server: subprocess.Popen, timeout: float = 180.0) -> None:
@@ -31,15 +24,14 @@ def _wait_until_healthy(url: str, server: subprocess.Popen, timeout: float = 180
     raise AssertionError(f"no Prefect server at {url} after {timeout:.0f} s")
 
 
-def test_run_al_margin_sends_its_flow_to_make_prefect_server(tmp_path):
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
+def test_run_al_margin_sends_its_flow_to_make_prefect_server(tmp_path, free_port):
+    api = f"http://127.0.0.1:{free_port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env |= {
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
     }
-    make = ["make", "--no-print-directory", f"PREFECT_PORT={port}"]
+    make = ["make", "--no-print-directory", f"PREFECT_PORT={free_port}"]
     with (tmp_path / "server.log").open("w") as log:
         server = subprocess.Popen(
             [*make, "prefect-server"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -275,10 +274,8 @@ def test_importing_alstream_does_not_import_mlflow():
     assert out.stdout.strip() == "False"
 
 
-def test_an_unreachable_tracking_server_is_named_at_once(monkeypatch):
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+def test_an_unreachable_tracking_server_is_named_at_once(monkeypatch, free_port):
+    uri = f"http://127.0.0.1:{free_port}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     with pytest.raises(ConnectionError, match=f"no MLflow tracking server answers at {uri}.*--no-mlflow"):
         tracking.check_reachable(timeout_s=2.0)

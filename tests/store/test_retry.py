@@ -62,13 +62,8 @@ def test_what_counts_as_transient() -> None:
     assert not is_transient(ValueError())
 
 
-def test_postgres_connection_failure_is_transient() -> None:
-    import socket
-
-    with socket.socket() as sock:  # a port with nothing listening
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    engine = create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none?connect_timeout=2")
+def test_postgres_connection_failure_is_transient(free_port: int) -> None:
+    engine = create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port}/none?connect_timeout=2")
     with pytest.raises(OperationalError) as info:
         engine.connect()
     assert is_transient(info.value)
