@@ -41,7 +41,7 @@ def client(request, tmp_path):
 
 
 def test_a_text_project_learns_from_the_stream(client):
-    labeled, unlabeled = corpus(8, seed=1), corpus(120, seed=2)
+    labeled, unlabeled = corpus(16, seed=1), corpus(120, seed=2)
     truth = {f"u{i}": label for i, (label, _) in enumerate(unlabeled)}
     texts = {f"u{i}": text for i, (_, text) in enumerate(unlabeled)}
     batch = [{"id": f"l{i}", "text": text, "label": label} for i, (label, text) in enumerate(labeled)]
@@ -49,7 +49,8 @@ def test_a_text_project_learns_from_the_stream(client):
     response = client.post("/send", json=batch)
     assert response.status_code == 202, response.text
 
-    wait_for(lambda: client.get("/stats").json()["pool"] == 128, what="the texts in the pool")
+    in_pool = len(labeled) + len(unlabeled)
+    wait_for(lambda: client.get("/stats").json()["pool"] == in_pool, what="the texts in the pool")
     wait_for(lambda: client.get("/health").json()["model_version"] is not None, what="the first model")
     first = client.get("/health").json()["model_version"]
 
@@ -63,14 +64,19 @@ def test_a_text_project_learns_from_the_stream(client):
 
     labels = [{"id": item["id"], "label": truth[item["id"]], "annotator": "ana"} for item in items]
     assert client.post("/labels", json=labels).status_code == 202
-    wait_for(
-        lambda: client.get("/health").json()["model_version"] > first, what="a model with the new labels"
-    )
+    every_label = len(labeled) + len(labels)
 
-    clear = [" ".join(VOCABULARY[c][part]) for c in CLASSES for part in (slice(5), slice(5, None))]
-    response = client.post("/predict", json={"texts": clear})
+    def serving_every_label() -> bool:  # not only the first version after the labels: the one with them all
+        versions = [m["version"] for m in client.get("/models").json() if m["n_labels"] == every_label]
+        return bool(versions) and client.get("/health").json()["model_version"] >= min(versions) > first
+
+    wait_for(serving_every_label, what="a model with the new labels")
+
+    fresh = corpus(60, seed=3)  # texts it has never seen
+    response = client.post("/predict", json={"texts": [text for _, text in fresh]})
     assert response.status_code == 200, response.text
-    assert response.json()["predicted"] == ["sport", "sport", "food", "food"]
+    right = sum(p == label for p, (label, _) in zip(response.json()["predicted"], fresh, strict=True))
+    assert right / len(fresh) >= 0.85  # measured 0.88-0.98 over 20 runs; standardized hashed texts got ~0.8
 
 
 def test_predict_says_which_input_a_text_project_takes(client):

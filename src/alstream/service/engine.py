@@ -65,6 +65,7 @@ class EngineConfig:
     random_share: float = 0.1
     project: str = "alstream"
     track: bool = True
+    standardize: bool = True  # off for hashed texts: already normalized, and scaling inflates rare columns
 
 
 class Engine:
@@ -84,7 +85,7 @@ class Engine:
         self.featurizer = featurizer or StoredFeatures(config.n_features)  # stored samples -> pool rows
         self.strategy = get_strategy(config.strategy)
         self.pool = Pool(config.n_features)
-        self.trainer = Trainer(config.model, config.classes, config.policy)
+        self.trainer = Trainer(config.model, config.classes, config.policy, standardize=config.standardize)
         self.quality = StreamAccuracy()
         self.tally = StoreTally()  # the store's counts, as followed
         self.labels: dict[str, str] = {}  # latest non-skipped label per sample: the training set

@@ -71,6 +71,7 @@ class Runtime:
             random_share=settings.random_share,
             project="demo-digits" if settings.demo else "project",
             track=track,
+            standardize=schema.data != "text",
         )
         models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
         self.engine = Engine(config, self.store, holdout=holdout, full_training=_full_training(track),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.pipeline import make_pipeline
 
 from alstream import estimators
 from alstream.estimators import Classifier
@@ -57,8 +58,19 @@ class RetrainPolicy:
 class Trainer:
     """Holds the serving model version and trains the next one."""
 
-    def __init__(self, model_name: str, classes: list[str], policy: RetrainPolicy, seed: int = 0) -> None:
-        self.prototype = estimators.standardized(estimators.make_model(model_name, seed))
+    def __init__(
+        self,
+        model_name: str,
+        classes: list[str],
+        policy: RetrainPolicy,
+        seed: int = 0,
+        *,
+        standardize: bool = True,
+    ) -> None:
+        model = estimators.make_model(model_name, seed)  # a pipeline either way: its last step is the model
+        self.prototype = (
+            estimators.standardized(model) if standardize else make_pipeline("passthrough", model)
+        )
         self.classes = np.asarray(classes)
         self.policy = policy
         self.current: ModelVersion | None = None
