@@ -104,6 +104,25 @@ def write_lock(path: Path) -> Iterator[None]:
         conn.close()
 
 
+@contextmanager
+def consumed_into(
+    store: Store, stream: EmbeddedLog, topics: Topics, first_batch: bool = True
+) -> Iterator[tuple[Feed, Ingestor]]:
+    """``store`` created and fed by the consumer (``first_batch``: one batch already stored); at the
+    end, every published sample and label must be in it exactly once."""
+    store.create()
+    feed = Feed(stream, topics)
+    try:
+        with consuming(stream, store, topics) as ingestor:
+            if first_batch:
+                feed.publish()
+                wait_for(lambda: feed.all_stored(store), what="the first batch")
+            yield feed, ingestor
+        feed.assert_stored_exactly_once(store)
+    finally:
+        store.close()
+
+
 def logged(caplog: pytest.LogCaptureFixture, text: str, level: int) -> list[logging.LogRecord]:
     return [r for r in caplog.records if text in r.getMessage() and r.levelno == level]
 
@@ -115,22 +134,14 @@ def test_a_write_waits_out_a_brief_lock_and_loses_nothing(
     # A retry budget of 10 tries, each waiting 0.2 s for the lock, with 1.6 to 3.3 s of backoff between;
     # the lock is let go as soon as the first try has failed.
     store = Store(f"sqlite:///{tmp_path}/alstream.db", busy_timeout_ms=200, attempts=10, max_delay=0.5)
-    store.create()
-    feed = Feed(stream, topics)
-    try:
-        with consuming(stream, store, topics) as ingestor:
+    with consumed_into(store, stream, topics) as (feed, ingestor):
+        with write_lock(tmp_path / "alstream.db"):
             feed.publish()
-            wait_for(lambda: feed.all_stored(store), what="the first batch")
-            with write_lock(tmp_path / "alstream.db"):
-                feed.publish()
-                wait_for(lambda: logged(caplog, RETRYING, logging.WARNING), what="a retried write")
-                assert store.counts()["samples"] == BATCH  # the lock held the write back
-            wait_for(lambda: feed.all_stored(store), what="the batch written under the lock")
-            assert ingestor.counts.samples == 2 * BATCH
-        assert not logged(caplog, FAILED, logging.ERROR)  # the retries absorbed the lock
-        feed.assert_stored_exactly_once(store)
-    finally:
-        store.close()
+            wait_for(lambda: logged(caplog, RETRYING, logging.WARNING), what="a retried write")
+            assert store.counts()["samples"] == BATCH  # the lock held the write back
+        wait_for(lambda: feed.all_stored(store), what="the batch written under the lock")
+        assert ingestor.counts.samples == 2 * BATCH
+    assert not logged(caplog, FAILED, logging.ERROR)  # the retries absorbed the lock
 
 
 def test_a_lock_longer_than_the_retry_budget_fails_the_batch_loudly_then_it_is_stored_once(
@@ -138,28 +149,20 @@ def test_a_lock_longer_than_the_retry_budget_fails_the_batch_loudly_then_it_is_s
 ):
     caplog.set_level(logging.WARNING)
     store = Store(f"sqlite:///{tmp_path}/alstream.db", busy_timeout_ms=50, attempts=3, max_delay=0.1)
-    store.create()
-    feed = Feed(stream, topics)
-    try:
-        with consuming(stream, store, topics) as ingestor:
+    with consumed_into(store, stream, topics) as (feed, ingestor):
+        with write_lock(tmp_path / "alstream.db"):
             feed.publish()
-            wait_for(lambda: feed.all_stored(store), what="the first batch")
-            with write_lock(tmp_path / "alstream.db"):
-                feed.publish()
-                wait_for(lambda: len(logged(caplog, FAILED, logging.ERROR)) >= 2, what="two failed tries")
-                assert logged(caplog, "giving up after 3 attempts", logging.ERROR)
-                failure = logged(caplog, FAILED, logging.ERROR)[0]
-                assert isinstance(failure.exc_info[1], OperationalError)
-                assert "database is locked" in str(failure.exc_info[1])
-                assert store.counts()["samples"] == ingestor.counts.samples == BATCH
-            # The consumer reopens from the committed offsets after each failure: the batch comes back
-            # only because its offsets were not committed.
-            feed.publish()
-            wait_for(lambda: feed.all_stored(store), what="everything, once the lock is gone")
-            assert ingestor.counts.samples == 3 * BATCH
-        feed.assert_stored_exactly_once(store)
-    finally:
-        store.close()
+            wait_for(lambda: len(logged(caplog, FAILED, logging.ERROR)) >= 2, what="two failed tries")
+            assert logged(caplog, "giving up after 3 attempts", logging.ERROR)
+            failure = logged(caplog, FAILED, logging.ERROR)[0]
+            assert isinstance(failure.exc_info[1], OperationalError)
+            assert "database is locked" in str(failure.exc_info[1])
+            assert store.counts()["samples"] == ingestor.counts.samples == BATCH
+        # The consumer reopens from the committed offsets after each failure: the batch comes back
+        # only because its offsets were not committed.
+        feed.publish()
+        wait_for(lambda: feed.all_stored(store), what="everything, once the lock is gone")
+        assert ingestor.counts.samples == 3 * BATCH
 
 
 def test_postgres_stopped_under_the_consumer_loses_nothing(
@@ -167,26 +170,18 @@ def test_postgres_stopped_under_the_consumer_loses_nothing(
 ):
     caplog.set_level(logging.WARNING)
     store = Store(create_database(postgres_server.admin_url))  # the default retry budget
-    store.create()
-    feed = Feed(stream, topics)
-    try:
-        with consuming(stream, store, topics) as ingestor:
+    with consumed_into(store, stream, topics) as (feed, ingestor):
+        postgres_server.stop()
+        try:
             feed.publish()
-            wait_for(lambda: feed.all_stored(store), what="the first batch")
-            postgres_server.stop()
-            try:
-                feed.publish()
-                wait_for(lambda: logged(caplog, FAILED, logging.ERROR), what="a batch failing loudly")
-            finally:
-                postgres_server.start()
-            assert logged(caplog, RETRYING, logging.WARNING)  # retried before it gave up
-            assert logged(caplog, "giving up after 6 attempts", logging.ERROR)
-            feed.publish()
-            wait_for(lambda: feed.all_stored(store), what="everything, once the server is back")
-            assert ingestor.counts.samples == 3 * BATCH
-        feed.assert_stored_exactly_once(store)
-    finally:
-        store.close()
+            wait_for(lambda: logged(caplog, FAILED, logging.ERROR), what="a batch failing loudly")
+        finally:
+            postgres_server.start()
+        assert logged(caplog, RETRYING, logging.WARNING)  # retried before it gave up
+        assert logged(caplog, "giving up after 6 attempts", logging.ERROR)
+        feed.publish()
+        wait_for(lambda: feed.all_stored(store), what="everything, once the server is back")
+        assert ingestor.counts.samples == 3 * BATCH
 
 
 def test_a_consumer_that_cannot_reopen_keeps_trying_instead_of_dying(
@@ -194,24 +189,18 @@ def test_a_consumer_that_cannot_reopen_keeps_trying_instead_of_dying(
 ):
     caplog.set_level(logging.WARNING)
     store = Store(f"sqlite:///{tmp_path}/alstream.db", busy_timeout_ms=50, attempts=2, max_delay=0.1)
-    store.create()
-    feed = Feed(stream, topics)
-    try:
-        with consuming(stream, store, topics) as ingestor:
-            opened = ingestor._open
-            refusals = iter([True, True])  # the stream refuses the first two reopenings
+    with consumed_into(store, stream, topics, first_batch=False) as (feed, ingestor):
+        opened = ingestor._open
+        refusals = iter([True, True])  # the stream refuses the first two reopenings
 
-            def flaky_open():
-                if next(refusals, False):
-                    raise RuntimeError("stream not reachable")
-                return opened()
+        def flaky_open():
+            if next(refusals, False):
+                raise RuntimeError("stream not reachable")
+            return opened()
 
-            monkeypatch.setattr(ingestor, "_open", flaky_open)
-            with write_lock(tmp_path / "alstream.db"):
-                feed.publish()
-                wait_for(lambda: logged(caplog, FAILED, logging.ERROR), what="a failed batch")
-            wait_for(lambda: len(logged(caplog, "cannot reopen", logging.ERROR)) == 2, what="two refusals")
-            wait_for(lambda: feed.all_stored(store), what="the batch, after the stream came back")
-        feed.assert_stored_exactly_once(store)
-    finally:
-        store.close()
+        monkeypatch.setattr(ingestor, "_open", flaky_open)
+        with write_lock(tmp_path / "alstream.db"):
+            feed.publish()
+            wait_for(lambda: logged(caplog, FAILED, logging.ERROR), what="a failed batch")
+        wait_for(lambda: len(logged(caplog, "cannot reopen", logging.ERROR)) == 2, what="two refusals")
+        wait_for(lambda: feed.all_stored(store), what="the batch, after the stream came back")
