@@ -262,6 +262,60 @@ def test_annotator_rules():
     assert "expected a string" in only_error({"features": [1, 2, 3], "annotator": 5}).message
 
 
+CONTROLS = ["\x00", "\x07", "\n", "\x1b", "\x7f", "\x85", "\x9f"]
+
+
+@pytest.mark.parametrize("char", CONTROLS)
+def test_names_refuse_control_characters(char):
+    """Ids, annotators, labels and meta keys end up in database keys and logs: no control characters,
+    whether they come through /send, /labels or a topic."""
+    bad = f"a{char}b"
+    for item, field in [
+        ({"id": bad, "features": [1, 2, 3]}, "id"),
+        ({"features": [1, 2, 3], "annotator": bad}, "annotator"),
+        ({"features": [1, 2, 3], "meta": {"ok": {"deep": [{bad: 1}]}}}, "meta"),
+    ]:
+        error = only_error(item)
+        assert error.field == field and "control character" in error.message, error
+        with pytest.raises(InvalidMessage, match="control character"):
+            decode_sample(orjson.dumps(item), SCHEMA)
+    error = only_error({"features": [1, 2, 3], "label": bad})  # no class name holds one
+    assert error.field == "label" and "unknown class" in error.message
+    for item in [{"id": bad, "label": "cat"}, {"id": "s", "label": "cat", "annotator": bad}]:
+        assert "control character" in only_error(item, parse=parse_labels).message
+        with pytest.raises(InvalidMessage, match="control character"):
+            decode_label(orjson.dumps(item), SCHEMA)
+
+
+def test_control_characters_are_named_by_their_escape_and_position():
+    assert only_error({"id": "ab\x00", "features": [1, 2, 3]}).message == (
+        "holds a control character (\\x00 at position 2)"
+    )
+
+
+def test_meta_values_and_texts_may_hold_control_characters_but_texts_no_nul():
+    [sample] = parse_samples({"features": [1, 2, 3], "meta": {"note": "a\x00b\n"}}, SCHEMA)
+    assert sample.meta == {"note": "a\x00b\n"}  # stored as JSON, where it is an escape
+    [text] = parse_samples({"text": "line 1\n\tline 2\x1b"}, TEXT)
+    assert text.text == "line 1\n\tline 2\x1b"
+    error = only_error({"text": "ab\x00c"}, TEXT)
+    assert error.field == "text" and "NUL" in error.message and "position 2" in error.message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"classes": ["a", "b\x00"]}, "class names must not hold control characters"),
+        ({"classes": ["a", "x" * 201]}, "at most 200 characters"),
+        ({"classes": ["a", "b"], "feature_names": ["x", "y\n"]}, "feature names must not hold control"),
+        ({"classes": ["a", "b"], "max_id_chars": 1001}, "less than or equal to 1000"),
+    ],
+)
+def test_schema_refuses_names_the_store_cannot_keep(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        ProjectSchema(**kwargs)
+
+
 def test_unknown_fields_are_refused_with_a_hint():
     error = only_error({"featurs": [1, 2, 3], "features": [1, 2, 3]})
     assert error.field == "featurs" and "did you mean 'features'" in error.message
@@ -548,10 +602,11 @@ def test_random_bytes_only_raise_invalid_message(raw):
 
 
 finite32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
-ids = st.text(min_size=1, max_size=20).filter(str.strip)
-optional_text = st.none() | st.text(min_size=1, max_size=10).filter(str.strip)
+names = st.characters(exclude_categories=("Cc", "Cs"))  # what a name may hold: no control characters
+ids = st.text(names, min_size=1, max_size=20).filter(str.strip)
+optional_text = st.none() | st.text(names, min_size=1, max_size=10).filter(str.strip)
 metas = st.none() | st.dictionaries(
-    st.text(max_size=5),
+    st.text(names, max_size=5),
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5),
     max_size=3,
 )

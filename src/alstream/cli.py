@@ -149,9 +149,8 @@ def serve(
     ] = True,
 ) -> None:
     """Run the service: the HTTP API, the stream consumer and the learning loop."""
-    import uvicorn
-
     from alstream.service.app import create_app
+    from alstream.service.server import route_server_log, serve
     from alstream.settings import Settings
 
     for key, value in {**QUIET_PREFECT, **QUIET_SERVER_PROCESS}.items():
@@ -164,6 +163,7 @@ def serve(
     log.addHandler(handler)
     log.setLevel(settings.log_level)
     log.propagate = False
+    route_server_log(handler)
     if mlflow:
         from alstream.tracking import check_reachable
 
@@ -173,7 +173,7 @@ def serve(
             log.warning("%s; until it answers, recording each model version waits on MLflow's retries", error)
     app_ = create_app(settings, consume=consumer, track=mlflow)
     console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
+    serve(app_, settings)
 
 
 @app.command()

@@ -19,7 +19,7 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 Classifier = Any  # a scikit-learn classifier with fit and predict_proba
 
@@ -44,9 +44,22 @@ def make_model(name: str, seed: int = 0) -> Classifier:
     return MODELS[model_name(name)](seed)
 
 
+def as_float64(X: np.ndarray) -> np.ndarray:
+    """Features in float64: standardizing float32 overflows for values near float32's limit."""
+    return np.asarray(X, dtype=np.float64)
+
+
 def standardized(model: Classifier) -> Pipeline:
-    """``model`` behind a ``StandardScaler`` (fitted with the model, kept by online updates)."""
-    return make_pipeline(StandardScaler(), model)
+    """``model`` behind a ``StandardScaler`` (fitted with the model, kept by online updates), in float64:
+    any finite float32 features stay finite once scaled.
+
+    >>> import warnings; X = np.array([[0.0], [1.0], [3e38], [-3e38]], dtype=np.float32)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error")  # no overflow
+    ...     bool(np.isfinite(standardized(LogisticRegression()).fit(X, [0, 0, 1, 1]).predict_proba(X)).all())
+    True
+    """
+    return make_pipeline(FunctionTransformer(as_float64), StandardScaler(), model)
 
 
 def supports_partial_fit(model: Classifier) -> bool:

@@ -122,8 +122,26 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted, in bytes."
     )
+    max_predict_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest /predict body accepted, in bytes."
+    )
+    body_timeout_s: float = Field(
+        60.0, gt=0, allow_inf_nan=False,
+        description="A request body must arrive whole within this long, seconds (else 408).",
+    )  # fmt: skip
+    header_timeout_s: float = Field(
+        10.0, gt=0, allow_inf_nan=False,
+        description="A request's headers must arrive whole within this long, seconds (else the "
+        "connection is closed).",
+    )  # fmt: skip
+    max_connections: int = Field(
+        1000, ge=1, description="Open connections at most; past it, new ones are answered 503 at once."
+    )
     max_message_bytes: int = Field(
-        1024 * 1024, ge=1024, description="Largest stream message accepted, in bytes (larger: dead letter)."
+        1024 * 1024,
+        ge=1024,
+        description="Largest stream message, in bytes: /send refuses a larger one (422), the consumer "
+        "dead-letters one from another client.",
     )
     publish_timeout_s: float = Field(
         10.0,

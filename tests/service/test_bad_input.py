@@ -306,7 +306,40 @@ def test_a_label_may_travel_with_its_sample_in_one_batch(api):
 def test_predict_refuses_ragged_rows(api):
     response = api.post("/predict", json={"features": [[], [0.0] * N_FEATURES]})
     assert response.status_code == 422
-    assert response.json()["detail"] == f"features must be rows of {N_FEATURES} numbers"
+    assert response.json()["errors"] == [
+        {"index": 0, "id": None, "field": "features", "message": f"expected {N_FEATURES} numbers, got 0"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [(1e308, "out of float32 range"), (1e39, "out of float32 range"), ("1", "is a string"),
+     (True, "is a boolean"), (None, "is null")],
+)  # fmt: skip
+def test_predict_checks_features_as_send_does(api, value, words):
+    """One validation for every route that takes features: what /send refuses, /predict refuses, by row."""
+    row = [0.0] * N_FEATURES
+    response = api.post("/predict", json={"features": [row, [*row[:-1], value]]})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["index"] == 1 and error["field"] == "features" and words in error["message"], error
+    send = api.post("/send", json={"features": [*row[:-1], value]})
+    assert send.status_code == 422 and words in send.json()["errors"][0]["message"]
+
+
+def test_predict_scores_features_at_the_edge_of_float32(api):
+    """Standardizing float32 features near float32's limit overflowed (a 500): it runs in float64."""
+    row = [3.4e38 if i % 2 else -3.4e38 for i in range(N_FEATURES)]
+    response = api.post("/predict", json={"features": [row]})
+    assert response.status_code == 200, response.text
+    assert abs(sum(response.json()["probabilities"][0]) - 1) < 1e-6
+
+
+def test_predict_takes_at_most_max_batch_rows(api):
+    limit = api.app.state.runtime.settings.project.max_batch
+    response = api.post("/predict", json={"features": [[0.0] * N_FEATURES] * (limit + 1)})
+    assert response.status_code == 422
+    assert f"{limit + 1} rows, at most {limit} allowed" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -322,4 +355,5 @@ def test_values_json_answers_cannot_carry_get_a_422_not_a_500(api, path, body):
     """FastAPI's own checks echo the bad input; NaN, infinities and huge integers must not break it."""
     response = post(api, path, body)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["msg"]
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["message"]

@@ -7,7 +7,8 @@ any client may write. All of them go through this package, so the rules are the 
 * :mod:`~alstream.messages.values`: the checked :class:`Sample` and :class:`Label`, and the errors.
 * :mod:`~alstream.messages.validation`: ``parse_samples`` / ``parse_labels`` / ``parse_messages``
   check a decoded JSON payload (one object or a list of objects) and raise :class:`InvalidBatch`
-  naming **every** bad item and why; nothing is half-accepted.
+  naming **every** bad item and why; nothing is half-accepted. ``parse_predict`` checks the rows
+  ``/predict`` scores with the same rules for features and texts.
 * :mod:`~alstream.messages.wire`: ``decode_sample`` / ``decode_label`` check the raw bytes of one
   stream message and raise :class:`InvalidMessage` with the reason (the consumer sends those to
   the dead-letter topic); ``encode_sample`` / ``encode_label`` write the JSON the topics carry.
@@ -29,7 +30,10 @@ Sample
     at most ``max_meta_bytes`` bytes once encoded, with finite numbers only. ``label``: optional,
     one of ``schema.classes``; integers are converted (``3`` -> ``"3"``). ``annotator``:
     optional non-empty string of at most 200 characters. Any other field is an error (so typos
-    such as ``"featurs"`` are caught).
+    such as ``"featurs"`` are caught). Names -- ids, annotators, labels, class and feature names,
+    ``meta`` keys at any depth -- hold no control character (C0, DEL, C1: ``\\x00``-``\\x1f``,
+    ``\\x7f``-``\\x9f``); texts and ``meta`` values may (tabs, newlines), but a text holds no NUL,
+    which PostgreSQL cannot store.
 Label
     ``id`` (required, same rules as a sample id), then either ``label`` (one of the classes) or
     ``"skipped": true`` with no label; ``annotator`` optional. The same id may appear several
@@ -58,6 +62,7 @@ from alstream.messages.validation import (
     SAMPLE_FIELDS,
     parse_labels,
     parse_messages,
+    parse_predict,
     parse_samples,
 )
 from alstream.messages.values import MAX_ERRORS, InvalidBatch, InvalidMessage, ItemError, Label, Sample
@@ -86,6 +91,7 @@ __all__ = [
     "labels_openapi_extra",
     "parse_labels",
     "parse_messages",
+    "parse_predict",
     "parse_samples",
     "send_openapi_extra",
 ]

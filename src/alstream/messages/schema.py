@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_ANNOTATOR_CHARS = 200
+MAX_ID_CHARS = 1000  # the most ``max_id_chars`` may be; the store refuses longer ids too
+MAX_CLASS_CHARS = 200
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: never part of a name
 _MAX_LISTED = 5  # bad positions / names / classes named in one message
 
 
@@ -49,7 +53,9 @@ class ProjectSchema(BaseModel):
     )
     max_text_chars: int = Field(100_000, ge=1, description="Longest text accepted, in characters.")
     max_meta_bytes: int = Field(16_384, ge=2, description="Largest `meta` accepted, in bytes of JSON.")
-    max_id_chars: int = Field(200, ge=1, description="Longest sample id accepted, in characters.")
+    max_id_chars: int = Field(
+        200, ge=1, le=MAX_ID_CHARS, description="Longest sample id accepted, in characters."
+    )
     max_batch: int = Field(10_000, ge=1, description="Most items accepted in one batch.")
 
     @field_validator("classes", mode="before")
@@ -67,6 +73,7 @@ class ProjectSchema(BaseModel):
             raise ValueError(f"need at least 2 classes, got {len(classes)}")
         if any(not c.strip() for c in classes):
             raise ValueError("class names must be non-empty strings")
+        _check_names("class names", classes, MAX_CLASS_CHARS)
         duplicates = sorted({c for c in classes if classes.count(c) > 1})
         if duplicates:
             raise ValueError(f"duplicate class names: {', '.join(map(repr, duplicates))}")
@@ -81,6 +88,7 @@ class ProjectSchema(BaseModel):
             raise ValueError("feature_names, when given, must not be empty")
         if any(not n.strip() for n in names):
             raise ValueError("feature names must be non-empty strings")
+        _check_names("feature names", names, MAX_CLASS_CHARS)
         seen: set[str] = set()
         duplicates = sorted({n for n in names if n in seen or seen.add(n)})
         if duplicates:
@@ -134,6 +142,20 @@ class ProjectSchema(BaseModel):
             return {c: c for c in self.classes}
         free = [str(d) for d in range(1, 10)] + [k for k in string.ascii_lowercase if k not in RESERVED_KEYS]
         return dict(zip(self.classes, free, strict=False))
+
+
+def _check_names(what: str, names: list[str], max_chars: int) -> None:
+    controlled = [n for n in names if _CONTROL.search(n)]
+    if controlled:
+        shown = ", ".join(ascii(n) for n in controlled[:_MAX_LISTED])
+        raise ValueError(f"{what} must not hold control characters: {shown}")
+    long = [n for n in names if len(n) > max_chars]
+    if long:
+        raise ValueError(f"{what} are at most {max_chars} characters: {_short_names(long)}")
+
+
+def _short_names(names: list[str]) -> str:
+    return ", ".join(repr(n[:20] + "...") for n in names[:_MAX_LISTED])
 
 
 RESERVED_KEYS = frozenset("?")  # the page's own keys besides Enter, Space, Backspace and arrows

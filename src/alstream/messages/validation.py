@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ _NUMBER_TYPES = frozenset(
 )
 
 SAMPLE_FIELDS = ("id", "features", "text", "meta", "label", "annotator")
+# Names (ids, annotators, labels, meta keys) hold no control characters (C0, DEL, C1): they end up in logs,
+# file names and database keys, where they are invisible or break things (PostgreSQL refuses NUL).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 LABEL_FIELDS = ("id", "label", "skipped", "annotator")
 
 
@@ -92,6 +96,7 @@ class _Checker:
             raise _Problem("id", f"expected a string (or an integer), got {_type_name(value)}")
         if not value.strip():
             raise _Problem("id", "must be a non-empty string")
+        _no_control("id", value)
         if len(value) > self.schema.max_id_chars:
             raise _Problem("id", f"too long: {len(value)} characters, at most {self.schema.max_id_chars}")
         return value
@@ -101,7 +106,7 @@ class _Checker:
             value = str(value)
         elif not isinstance(value, str):
             raise _Problem("label", f"expected a class name (string), got {_type_name(value)}")
-        if value not in self.classes:
+        if value not in self.classes:  # class names hold no control characters: neither does a label
             known = _listing([repr(c) for c in self.schema.classes], limit=20)
             raise _Problem("label", f"unknown class {_short(value)}: known classes are {known}")
         return value
@@ -113,6 +118,7 @@ class _Checker:
             raise _Problem("annotator", f"expected a string, got {_type_name(value)}")
         if not value.strip():
             raise _Problem("annotator", "must be a non-empty string (or absent)")
+        _no_control("annotator", value)
         if len(value) > MAX_ANNOTATOR_CHARS:
             raise _Problem("annotator", f"too long: {len(value)} characters, at most {MAX_ANNOTATOR_CHARS}")
         return value
@@ -122,6 +128,8 @@ class _Checker:
             raise _Problem("text", f"expected a string, got {_type_name(value)}")
         if not value.strip():
             raise _Problem("text", "must not be empty")
+        if "\x00" in value:  # PostgreSQL cannot store it; other control characters (tabs, newlines) are text
+            raise _Problem("text", f"holds a NUL character (\\u0000) at position {value.index(chr(0))}")
         if len(value) > self.schema.max_text_chars:
             raise _Problem("text", f"too long: {len(value)} characters, at most {self.schema.max_text_chars}")
         return value
@@ -139,6 +147,9 @@ class _Checker:
             raise _Problem(
                 "meta", f"too large: {len(encoded)} bytes of JSON, at most {self.schema.max_meta_bytes}"
             )
+        bad_key = _control_key(value)
+        if bad_key is not None:
+            raise _Problem("meta", f"key {_short(bad_key)} holds a control character")
         plain = orjson.loads(encoded)
         if plain != value:  # NaN/inf (written as null), tuples, non-string keys...
             raise _Problem(
@@ -353,6 +364,31 @@ class _Deferred:
     labels: list[str] | None
 
 
+def _no_control(field: str, value: str) -> None:
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise _Problem(
+            field, f"holds a control character ({ascii(found.group())[1:-1]} at position {found.start()})"
+        )
+
+
+def _control_key(value: Any) -> str | None:
+    """The first key, at any depth of a JSON value, that holds a control character."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and _CONTROL.search(key):
+                return key
+            found = _control_key(item)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _control_key(item)
+            if found is not None:
+                return found
+    return None
+
+
 def _fits_float(value: int) -> bool:
     try:
         return math.isfinite(float(value))
@@ -491,3 +527,40 @@ def parse_messages(payload: Any, schema: ProjectSchema) -> tuple[list[Sample], l
     samples = _finish(checker, found, errors)
     errors.raise_if_any()
     return samples, labels
+
+
+def parse_predict(payload: Any, schema: ProjectSchema) -> np.ndarray | list[str]:
+    """The body of ``/predict``: ``{"features": [row, ...]}`` (each row as a sample's ``features``)
+    for a project of features, as one float32 matrix; ``{"texts": [...]}`` for one of texts, as
+    checked texts. At most ``max_batch`` rows; InvalidBatch names every bad row by its index."""
+    key = "texts" if schema.data == "text" else "features"
+    if not isinstance(payload, Mapping) or set(payload) != {key}:
+        example = '["...", ...]' if key == "texts" else "[[...], ...]"
+        hint = f'this project\'s samples are {schema.data}: send {{"{key}": {example}}}'
+        raise InvalidBatch([ItemError(-1, None, "", hint)])
+    rows = payload[key]
+    if not isinstance(rows, list) or not rows:
+        raise InvalidBatch([ItemError(-1, None, key, f"expected a non-empty list, got {_type_name(rows)}")])
+    if len(rows) > schema.max_batch:
+        too_many = f"{len(rows)} rows, at most {schema.max_batch} allowed"
+        raise InvalidBatch([ItemError(-1, None, key, too_many)])
+    checker = _Checker(schema)
+    errors = _Errors()
+    if key == "texts":
+        texts = []
+        for index, text in enumerate(rows):
+            try:
+                texts.append(checker.text(text))
+            except _Problem as p:
+                errors.add(index, None, [p])
+        errors.raise_if_any()
+        return texts
+    pending = []
+    for index, row in enumerate(rows):
+        try:
+            pending.append((index, Sample(id=str(index), features=_Deferred(*checker.feature_values(row)))))
+        except _Problem as p:
+            errors.add(index, None, [p])
+    done = checker.fill_features(pending, errors)
+    errors.raise_if_any()
+    return np.stack([done[index].features for index in range(len(rows))])

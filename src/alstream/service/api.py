@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -16,10 +17,12 @@ from alstream.auth import Role, token_key
 from alstream.idempotency import HEADER, check_key, with_ids_from_key
 from alstream.messages import (
     InvalidBatch,
+    ItemError,
     SampleIn,
     labels_openapi_extra,
     parse_labels,
     parse_messages,
+    parse_predict,
     send_openapi_extra,
 )
 from alstream.service.runtime import Runtime
@@ -27,6 +30,7 @@ from alstream.service.security import Caller, require
 from alstream.stream import StreamUnavailable
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 class Accepted(BaseModel):
@@ -82,22 +86,21 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-async def _json(request: Request) -> Any:
-    body = await request.body()
+def _json(body: bytes) -> Any:
+    """The decoded JSON of a request body (call it off the event loop: a body may be 64 MB)."""
     if not body:
-        raise HTTPException(422, "empty body: send a JSON object or a list of them")
+        raise InvalidBatch([ItemError(-1, None, "", "empty body: send a JSON object or a list of them")])
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise HTTPException(422, f"body is not valid JSON: {_json_problem(body, error)}") from None
+        problem = f"body is not valid JSON: {_json_problem(body, error)}"
+        raise InvalidBatch([ItemError(-1, None, "", problem)]) from None
 
 
 def _json_problem(body: bytes, error: orjson.JSONDecodeError) -> str:
-    """orjson's message, plainer for the usual mistakes: bytes that are not UTF-8, NaN and infinities."""
-    try:
-        text = body.decode()
-    except UnicodeDecodeError as bad:
-        return f"not UTF-8: byte {body[bad.start]:#04x} at offset {bad.start}"
+    """orjson's message, plainer for the usual mistake: NaN and infinities (the edge refused bytes
+    that are not UTF-8 already: :mod:`alstream.service.bodies`)."""
+    text = body.decode(errors="replace")
     if text.startswith(("NaN", "Infinity"), error.pos):
         return (
             f"NaN and Infinity are not JSON numbers (line {error.lineno} column {error.colno}): send finite "
@@ -106,7 +109,24 @@ def _json_problem(body: bytes, error: orjson.JSONDecodeError) -> str:
     return str(error)
 
 
-def _invalid(error: InvalidBatch) -> JSONResponse:
+async def _off_loop(request: Request, parse: Callable[[Any], T]) -> T:
+    """``parse(decoded body)`` in the threadpool: decoding and checking a large body must not
+    stall the event loop (and with it every other request, ``/health`` included)."""
+    body = await request.body()  # already read whole by the edge (WholeBody)
+    return await run_in_threadpool(lambda: parse(_json(body)))
+
+
+class _Refused(Exception):
+    """A batch the stream would not carry (after validation): answered as a 422 like one."""
+
+    def __init__(self, error: InvalidBatch) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _invalid(error: InvalidBatch | _Refused) -> JSONResponse:
+    if isinstance(error, _Refused):
+        error = error.error
     errors = [{"index": e.index, "id": e.id, "field": e.field, "message": e.message} for e in error.errors]
     return JSONResponse(status_code=422, content={"detail": str(error), "errors": errors})
 
@@ -122,6 +142,8 @@ async def _publish(runtime: Runtime, samples: list, labels: list) -> None:
 
     try:
         await run_in_threadpool(publish)
+    except InvalidBatch as error:  # a message over max_message_bytes: nothing was published
+        raise _Refused(error) from None
     except StreamUnavailable as error:
         raise HTTPException(503, f"the stream is unavailable and the batch was not accepted; send it again "
                                  f"(a sample is stored once per id): {error}") from None  # fmt: skip
@@ -157,19 +179,23 @@ async def send(
     nothing is accepted (422 lists each bad item and why). 202 once the stream holds them all; 503 when
     it does not take them within ``publish_timeout_s``: send the batch again, with the same ids (or
     the same ``Idempotency-Key``)."""
-    payload = await _json(request)
     if idempotency_key is not None:
         try:
             check_key(idempotency_key)
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
-        payload = with_ids_from_key(payload, key=idempotency_key, scope=caller.key)
     runtime = _runtime(request)
+
+    def parse(payload: Any) -> tuple[list, list]:
+        if idempotency_key is not None:
+            payload = with_ids_from_key(payload, key=idempotency_key, scope=caller.key)
+        return parse_messages(payload, runtime.settings.project)
+
     try:
-        samples, labels = parse_messages(payload, runtime.settings.project)
-    except InvalidBatch as error:
+        samples, labels = await _off_loop(request, parse)
+        await _publish(runtime, samples, labels)
+    except (InvalidBatch, _Refused) as error:
         return _invalid(error)
-    await _publish(runtime, samples, labels)
     return Accepted(ids=[s.id for s in samples] + [label.id for label in labels], samples=len(samples),
                     labels=len(labels))  # fmt: skip
 
@@ -184,13 +210,12 @@ async def send(
 )
 async def labels(request: Request) -> Any:
     """One label or a list: ``{"id": ..., "label": ...}`` or ``{"id": ..., "skipped": true}``."""
-    payload = await _json(request)
     runtime = _runtime(request)
     try:
-        parsed = parse_labels(payload, runtime.settings.project)
-    except InvalidBatch as error:
+        parsed = await _off_loop(request, lambda payload: parse_labels(payload, runtime.settings.project))
+        await _publish(runtime, [], parsed)
+    except (InvalidBatch, _Refused) as error:
         return _invalid(error)
-    await _publish(runtime, [], parsed)
     return Accepted(ids=[label.id for label in parsed], samples=0, labels=len(parsed))
 
 
@@ -259,27 +284,26 @@ def models(request: Request) -> list[dict[str, Any]]:
     response_model=PredictOut,
     summary="Predict with the current model",
     dependencies=[require("read")],
-)
-def predict(request: Request, body: PredictIn) -> Any:
-    """``{"features": [[...], ...]}`` for a project of features, ``{"texts": [...]}`` for one of texts."""
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": PredictIn.model_json_schema()}}}},
+)  # fmt: skip
+async def predict(request: Request) -> Any:
+    """``{"features": [[...], ...]}`` for a project of features, ``{"texts": [...]}`` for one of texts:
+    at most ``max_batch`` rows, each checked as the features (or the text) of a sample on ``/send``."""
     runtime = _runtime(request)
-    if runtime.settings.project.data == "text":
-        if body.texts is None or body.features is not None:
-            raise HTTPException(422, 'this project\'s samples are texts: send {"texts": ["...", ...]}')
-        if not body.texts:
-            raise HTTPException(422, "texts must be a non-empty list of strings")
-        features = runtime.featurizer(body.texts)
-    else:
-        if body.features is None or body.texts is not None:
-            raise HTTPException(422, 'this project\'s samples are features: send {"features": [[...], ...]}')
-        expected = runtime.engine.config.n_features
-        if not body.features or any(len(row) != expected for row in body.features):  # ragged: no array
-            raise HTTPException(422, f"features must be rows of {expected} numbers")
-        features = np.asarray(body.features, dtype=np.float64)
-        if not np.isfinite(features).all():
-            raise HTTPException(422, "features must be finite numbers")
+    schema = runtime.settings.project
+    if schema.data == "features" and schema.n_features is None:  # the model's width fixes the count
+        schema = schema.model_copy(update={"n_features": runtime.engine.config.n_features})
+
+    def score(payload: Any) -> tuple[int, list[str], np.ndarray]:
+        rows = parse_predict(payload, schema)
+        features = runtime.featurizer(rows) if isinstance(rows, list) else rows
+        return runtime.engine.predict(features)
+
     try:
-        version, classes, proba = runtime.engine.predict(features)
+        version, classes, proba = await _off_loop(request, score)
+    except InvalidBatch as error:
+        return _invalid(error)
     except LookupError as error:
         raise HTTPException(409, str(error)) from None
     return PredictOut(model_version=version, classes=classes, probabilities=proba.tolist(),

@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from alstream.service.api import router
-from alstream.service.limits import BodySizeLimit
+from alstream.service.bodies import WholeBody
 from alstream.service.page import mount_page
 from alstream.service.runtime import Runtime
 from alstream.settings import Settings
@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None, *, consume: bool = True, track:
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     mount_page(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(WholeBody, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
+                       limits={"/predict": settings.max_predict_bytes})  # fmt: skip
     if settings.cors_origins:  # off by default: the page is served from the same origin
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])  # fmt: skip
@@ -56,9 +57,13 @@ def create_app(settings: Settings | None = None, *, consume: bool = True, track:
 
 
 async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422, but an input JSON cannot carry (NaN or an infinity, which Python's json reads
-    from a body) is shown as a string instead of failing the answer with a 500."""
-    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(error.errors()))})
+    """FastAPI's checks of a query or body, answered in the shape of every 422 (``detail``, then
+    ``errors`` naming each field); the bad input itself is not echoed (NaN, an infinity or a huge
+    integer could not be written back as JSON)."""
+    errors = [{"index": -1, "id": None, "field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
+              for e in _json_safe(jsonable_encoder(error.errors()))]  # fmt: skip
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
+    return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 
 
 def _json_safe(value: Any) -> Any:

@@ -22,6 +22,7 @@ import numpy as np
 
 from alstream.evaluation import evaluate
 from alstream.featurize import Featurizer, StoredFeatures
+from alstream.messages import InvalidBatch, ItemError
 from alstream.scoring import probability_chunks
 from alstream.service.background import Worker
 from alstream.service.model_files import ModelFiles
@@ -121,7 +122,7 @@ class Engine:
                 break
             self._last_seq = int(seqs[-1])
             self.tally.add_samples(len(seqs))
-            new_samples += self.pool.add(list(ids), features, self._score(features))
+            new_samples += self.pool.add(list(ids), features, self._arrival_scores(features))
             known = [i for i in ids if i in self.labels]
             if known:
                 self.pool.mark(known, LABELED)
@@ -150,6 +151,15 @@ class Engine:
         return np.concatenate(
             [self.strategy(p) for _, p in probability_chunks(version.model, features, CHUNK)]
         )
+
+    def _arrival_scores(self, features: np.ndarray) -> np.ndarray:
+        """Scores of new samples; a model that cannot score them must not keep them out of the pool
+        (they enter unscored, and the next version's re-score ranks them)."""
+        try:
+            return self._score(features)
+        except Exception:
+            log.exception("the model cannot score %d new samples: they join unscored", len(features))
+            return np.zeros(len(features))
 
     def rescore(self, version: ModelVersion) -> None:
         """Score the whole pool with ``version`` in chunks, then swap the scores in at once."""
@@ -388,11 +398,12 @@ class Engine:
         version = self.trainer.current
         if version is None:
             raise LookupError("no model yet: label a few samples of every class first")
-        return (
-            version.version,
-            [str(c) for c in version.model.classes_],
-            version.model.predict_proba(features),
-        )
+        proba = version.model.predict_proba(features)
+        unscored = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
+        if unscored:  # a custom model may overflow: say which rows, never answer NaN
+            why = "the model gives no finite probabilities for this row (far outside what it learned from)"
+            raise InvalidBatch([ItemError(i, None, "features", why) for i in unscored])
+        return version.version, [str(c) for c in version.model.classes_], proba
 
     def stats(self) -> dict[str, Any]:
         estimate, n = self.quality.estimate()

@@ -4,6 +4,21 @@ Records are decoded and validated against the project's schema; a malformed one 
 dead-letter topic with the reason and never stops the loop. Each polled batch is written in one
 database transaction, and the stream offsets are committed only after that commit: a crash at
 any point replays at most the last batch, which the store's idempotent writes absorb.
+
+A record that passes validation but that the database refuses (a poison record: a value the
+validation let through) must not stop the stream either. When a batch fails with an error that is
+not transient, it is split in halves, recursively, until each failing record is alone: the store's
+refusal of that one record is its reason on the dead-letter topic, and every other record is
+stored. A record that fails alone with an error that is not about its values (the disk is full, a
+table is missing) is not dead-lettered: the batch is read again, as after a transient error.
+
+The order of one step:
+
+1. poll a batch; decode it (malformed records become dead letters);
+2. write it in one transaction (transient errors: bounded retries, then the batch is read again;
+   other errors: bisect, as above);
+3. publish the dead letters (at least once: a crash before step 4 publishes them again);
+4. commit the batch's offsets.
 """
 
 from __future__ import annotations
@@ -22,6 +37,7 @@ import orjson
 
 from alstream.messages import InvalidMessage, ProjectSchema, Sample, decode_label, decode_samples
 from alstream.store import LabelRow, SampleRow, Store
+from alstream.store.retry import is_bad_record, is_transient
 from alstream.stream import Consumer, Record, Stream
 
 log = logging.getLogger("alstream.ingest")
@@ -39,6 +55,18 @@ class Topics:
 
 
 @dataclass
+class _Entry:
+    """A decoded record and the rows it becomes (a sample that arrives with its label: two)."""
+
+    record: Record
+    samples: list[SampleRow]
+    labels: list[LabelRow]
+
+
+DeadLetter = tuple[bytes | None, bytes]  # key, value
+
+
+@dataclass
 class IngestCounts:
     samples: int = 0
     labels: int = 0
@@ -50,9 +78,16 @@ class Ingestor:
     """Consumes the samples and labels topics into the store as one consumer group."""
 
     def __init__(
-        self, stream: Stream, store: Store, schema: ProjectSchema, topics: Topics, group: str
+        self,
+        stream: Stream,
+        store: Store,
+        schema: ProjectSchema,
+        topics: Topics,
+        group: str,
+        max_message_bytes: int = 1024 * 1024,
     ) -> None:
         self.stream, self.store, self.schema, self.topics, self.group = stream, store, schema, topics, group
+        self.max_message_bytes = max_message_bytes
         self.consumer = self._open()
         self.counts = IngestCounts()
 
@@ -62,10 +97,11 @@ class Ingestor:
         if not records:
             return 0
         with _collector_paused():
-            samples, labels, dead = self._decode(records)
+            entries, dead = self._decode(records)
+        new_samples, new_labels, refused = self._write(entries)
+        dead += refused
         if dead:
             self.stream.publish(self.topics.dead_letter, dead)
-        new_samples, new_labels = self.store.write_batch(samples, labels)
         self.consumer.commit(records)
         self.counts.samples += new_samples
         self.counts.labels += new_labels
@@ -73,21 +109,50 @@ class Ingestor:
         self.counts.batches += 1
         return len(records)
 
-    def _decode(self, records: Sequence[Record]) -> tuple[list[SampleRow], list[LabelRow], list[tuple]]:
-        samples: list[SampleRow] = []
-        labels: list[LabelRow] = []
-        dead: list[tuple[bytes | None, bytes]] = []
+    def _write(self, entries: list[_Entry]) -> tuple[int, int, list[DeadLetter]]:
+        """Store ``entries`` in one transaction: (new samples, new labels, dead letters). When the
+        database refuses the batch, bisect it to dead-letter only the records it refuses alone."""
+        if not entries:
+            return 0, 0, []
+        try:
+            samples = [row for entry in entries for row in entry.samples]
+            labels = [row for entry in entries for row in entry.labels]
+            new_samples, new_labels = self.store.write_batch(samples, labels)
+            return new_samples, new_labels, []
+        except Exception as error:
+            if is_transient(error):  # the retries are spent: read the batch again later
+                raise
+            if len(entries) == 1:
+                if not is_bad_record(error):  # not the record's fault: never dead-letter it for that
+                    raise
+                record = entries[0].record
+                reason = f"the store refused it: {_first_line(error)}"
+                where = f"{record.topic}:{record.partition}@{record.offset}"
+                log.warning("dead-lettering %s: %s", where, reason)
+                return 0, 0, [(record.key, _dead_letter(record, reason))]
+            half = len(entries) // 2
+            first, second = self._write(entries[:half]), self._write(entries[half:])
+            return first[0] + second[0], first[1] + second[1], first[2] + second[2]
+
+    def _decode(self, records: Sequence[Record]) -> tuple[list[_Entry], list[DeadLetter]]:
+        entries: list[_Entry] = []
+        dead: list[DeadLetter] = []
+        oversized = {id(r) for r in records if r.value is not None and len(r.value) > self.max_message_bytes}
         # The samples' features are converted for the whole batch at once; labels stay in record order.
-        values = [r.value for r in records if r.topic != self.topics.labels]
+        values = [r.value for r in records if r.topic != self.topics.labels and id(r) not in oversized]
         decoded = iter(decode_samples(values, self.schema))
         for record in records:
             source = f"{record.topic}:{record.partition}"
             try:
+                if id(record) in oversized:
+                    raise InvalidMessage(
+                        f"{len(record.value)} bytes, over max_message_bytes ({self.max_message_bytes})"
+                    )
                 if record.topic == self.topics.labels:
                     label = decode_label(record.value, self.schema)
-                    labels.append(
-                        LabelRow(label.id, label.label, label.annotator, label.skipped, source, record.offset)
-                    )
+                    row = LabelRow(label.id, label.label, label.annotator, label.skipped, source,
+                                   record.offset)  # fmt: skip
+                    entries.append(_Entry(record, [], [row]))
                     continue
                 sample = next(decoded)
                 if isinstance(sample, InvalidMessage):
@@ -96,12 +161,13 @@ class Ingestor:
             except InvalidMessage as error:
                 dead.append((record.key, _dead_letter(record, str(error))))
                 continue
-            samples.append(SampleRow(sample.id, sample.features, sample.text, sample.meta))
+            entry = _Entry(record, [SampleRow(sample.id, sample.features, sample.text, sample.meta)], [])
             if sample.label is not None:  # a sample that arrives with its label is a labeled sample
-                labels.append(
+                entry.labels.append(
                     LabelRow(sample.id, sample.label, sample.annotator, False, source, record.offset)
                 )
-        return samples, labels, dead
+            entries.append(entry)
+        return entries, dead
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; a failing batch is retried (its offsets stay uncommitted)."""
@@ -157,6 +223,13 @@ def _with_stable_id(sample: Sample, record: Record) -> Sample:
         return sample
     place = f"{record.topic}:{record.partition}:{record.offset}"
     return dataclasses.replace(sample, id=uuid.uuid5(STREAM_ID_NAMESPACE, place).hex)
+
+
+def _first_line(error: BaseException, limit: int = 500) -> str:
+    """The database's own words (not SQLAlchemy's wrapping with the statement and its parameters)."""
+    cause = getattr(error, "orig", None) or error
+    line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return f"{type(cause).__name__}: {line[:limit]}"
 
 
 def _dead_letter(record: Record, reason: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Request limits: the size of a body, and how often a token may send.
+"""Request limits: how often a token may call (the size of a body: :mod:`alstream.service.bodies`).
 
 >>> bucket = RateLimiter(rate_per_s=1.0, burst=2)
 >>> [bucket.wait("k", now=0.0) for _ in range(3)]
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class RateLimiter:
@@ -36,51 +34,4 @@ class RateLimiter:
             return (1.0 - tokens) / self.rate
 
 
-class BodySizeLimit:
-    """ASGI middleware: a request body over ``max_bytes`` gets 413, whether it says its length or not."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(send)
-            return
-        seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
-            return message
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = f'{{"detail":"the request body is over the limit of {self.max_bytes} bytes"}}'.encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
-
-
-__all__ = ["BodySizeLimit", "RateLimiter"]
+__all__ = ["RateLimiter"]

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 from alstream.featurize import featurizer
-from alstream.messages import Label, Sample, encode_label, encode_sample
+from alstream.messages import InvalidBatch, ItemError, Label, Sample, encode_label, encode_sample
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine, EngineConfig
 from alstream.service.ingest import Ingestor, Topics
@@ -36,7 +36,8 @@ def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
 
 def open_ingestor(settings: Settings, stream: Stream, store: Store, topics: Topics) -> Ingestor:
     """The consumer of the settings' topics, as the settings' consumer group."""
-    return Ingestor(stream, store, settings.project, topics, settings.consumer_group)
+    return Ingestor(stream, store, settings.project, topics, settings.consumer_group,
+                    max_message_bytes=settings.max_message_bytes)  # fmt: skip
 
 
 class Runtime:
@@ -81,14 +82,28 @@ class Runtime:
         self._threads: list[threading.Thread] = []
 
     def publish_samples(self, samples: list[Sample]) -> None:
-        """Into the stream, durably; StreamUnavailable when it does not take them in time."""
-        for start in range(0, len(samples), PUBLISH_CHUNK):
-            chunk = [(s.id.encode(), encode_sample(s)) for s in samples[start : start + PUBLISH_CHUNK]]
+        """Into the stream, durably; StreamUnavailable when it does not take them in time.
+        InvalidBatch, and nothing published, when a message would be over ``max_message_bytes``
+        (the consumer would dead-letter it)."""
+        messages = self._sized([(s.id.encode(), encode_sample(s)) for s in samples])
+        for start in range(0, len(messages), PUBLISH_CHUNK):
+            chunk = messages[start : start + PUBLISH_CHUNK]
             self.stream.publish(self.topics.samples, chunk, timeout=self.settings.publish_timeout_s)
 
     def publish_labels(self, labels: list[Label]) -> None:
-        messages = [(label.id.encode(), encode_label(label)) for label in labels]
+        messages = self._sized([(label.id.encode(), encode_label(label)) for label in labels])
         self.stream.publish(self.topics.labels, messages, timeout=self.settings.publish_timeout_s)
+
+    def _sized(self, messages: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        limit = self.settings.max_message_bytes
+        errors = [
+            ItemError(i, key.decode(), "", f"{len(value)} bytes encoded, over max_message_bytes ({limit})")
+            for i, (key, value) in enumerate(messages)
+            if len(value) > limit
+        ]
+        if errors:
+            raise InvalidBatch(errors)
+        return messages
 
     def start(self) -> None:
         workers = [("alstream-engine", self.engine.run)]

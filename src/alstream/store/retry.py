@@ -34,6 +34,19 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, psycopg.OperationalError)
 
 
+def is_bad_record(error: BaseException) -> bool:
+    """True for errors a record's own values cause, which no retry cures: a value the database
+    cannot hold (PostgreSQL: NUL in a text, a string too long, a number out of range), a broken
+    CHECK constraint, a value the driver cannot send. A trouble of the database as a whole (full
+    disk, missing table, lost connection) is not one."""
+    if isinstance(error, exc.StatementError) and error.orig is not None:
+        error = error.orig
+    import psycopg
+
+    record_errors = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.DataError, psycopg.IntegrityError)
+    return isinstance(error, (*record_errors, ValueError, OverflowError, TypeError))
+
+
 def retry(
     fn: Callable[[], T],
     *,
