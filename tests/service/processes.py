@@ -51,6 +51,13 @@ class Service:
         except httpx.HTTPError:
             return False
 
+    def create_token(self, role: str, name: str) -> str:
+        """A new token made through the admin API."""
+        answer = httpx.post(f"{self.url}/tokens", json={"role": role, "name": name},
+                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
+        answer.raise_for_status()
+        return answer.json()["token"]
+
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
