@@ -1,6 +1,6 @@
 """Service benchmark: the HTTP API, the stream, the consumer and the queue of a running alstream.
 
-Four measurements, each against the issue's one-core targets:
+Five measurements, each against the issue's one-core targets:
 
 * ``POST /send`` throughput: the real app under uvicorn (one worker, a subprocess pinned to one
   CPU, consumer off so only the HTTP -> stream path is measured), fed batches of 500 digits-shaped
@@ -17,6 +17,9 @@ Four measurements, each against the issue's one-core targets:
   in-process and through real HTTP against a uvicorn server whose pool was filled the same way;
   every call has a new annotator, so leases accumulate as with real people. ``GET /stats`` is
   timed on the same server.
+* ``GET /health`` latency while another connection sends, again and again, the costliest batch each
+  of ``/send``, ``/labels`` and ``/predict`` accepts (10,000 items), beside /health on the idle
+  server: decoding and checking run off the event loop, so the other requests go on.
 * label -> updated queue, with 10^5 and 10^6 samples: the digits demo plus extra samples sent
   through ``/send`` (the real path: stream, consumer, store, engine), online updates on (sgd): a
   label is POSTed to ``/labels`` and ``/health`` (the trainer's current version) and ``GET /queue``
@@ -81,6 +84,7 @@ TARGETS = (
     ("stats_p99_1e6", "GET /stats p99 <= 20 ms at 10^6 (HTTP, store of 10^6)", 20.0, False),
     ("label_p99_1e5", "label -> updated queue <= 1 s at 10^5 (p99, online updates)", 1000.0, False),
     ("label_p99_1e6", "label -> updated queue <= 1 s at 10^6 (p99, online updates)", 1000.0, False),
+    ("health_p99_busy", "GET /health p99 <= 200 ms while the largest batches are checked", 200.0, False),
 )
 
 
@@ -261,9 +265,8 @@ def child_serve(cfg: dict[str, Any]) -> None:
     pin(cfg["cpu"])
     import logging
 
-    import uvicorn
-
     from alstream.service.app import create_app
+    from alstream.service.server import serve
 
     logging.basicConfig(level=logging.WARNING)
     settings = settings_for(Path(cfg["home"]), cfg["kafka"], **cfg.get("settings", {}))
@@ -279,10 +282,7 @@ def child_serve(cfg: dict[str, Any]) -> None:
                 yield
 
         app.router.lifespan_context = lifespan
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=cfg["port"], workers=1, log_level="warning", access_log=False
-    )
-    uvicorn.Server(config).run()
+    serve(app, settings.model_copy(update={"host": "127.0.0.1", "port": cfg["port"]}))  # as `alstream serve`
 
 
 def child_raw(cfg: dict[str, Any]) -> None:
@@ -622,6 +622,55 @@ def bench_queue_http(home: Path, n: int, calls: int) -> dict[str, Any]:
             "get_stats": percentiles(stats)}  # fmt: skip
 
 
+def largest_bodies() -> dict[str, bytes]:
+    """Per route, the costliest body it accepts to check: a full batch (10,000 items) of 64 numbers
+    each (``/send``: one bad label at the end, so all is checked and nothing is published)."""
+    row = b"[" + b",".join([b"1"] * N_FEATURES) + b"]"
+    label = json.dumps({"id": "x" * 200, "label": "3", "annotator": "a" * 200}).encode()
+    items = [b'{"features": ' + row + b', "label": "3"}'] * 9_999 + [
+        b'{"features": ' + row + b', "label": "?"}'
+    ]
+    return {
+        "/send": b"[" + b",".join(items) + b"]",
+        "/labels": b"[" + b",".join([label] * 10_000) + b"]",
+        "/predict": b'{"features": [' + b",".join([row] * 10_000) + b"]}",
+    }
+
+
+def bench_health_busy(home: Path, rounds: int) -> dict[str, Any]:
+    """``GET /health`` latency while, on another connection, the largest batch each route takes is
+    sent and checked ``rounds`` times in a row; beside it, /health on the idle server (the floor)."""
+    import threading
+
+    import httpx
+
+    bodies = largest_bodies()
+    out: dict[str, Any] = {}
+    with server(home, None, consume=True, demo=True, timeout=300) as url, httpx.Client(base_url=url) as c:
+        while c.get("/health").json()["model_version"] is None:  # /predict needs the first model
+            time.sleep(0.2)
+        out["idle"] = percentiles(timed_gets(c, "/health", 300))
+        for path, body in bodies.items():
+            statuses: list[int] = []
+
+            def post(path: str = path, body: bytes = body, statuses: list[int] = statuses) -> None:
+                headers = {**AUTH, "Content-Type": "application/json"}
+                with httpx.Client(base_url=url, headers=headers, timeout=600) as big:
+                    statuses.extend(big.post(path, content=body).status_code for _ in range(rounds))
+
+            thread = threading.Thread(target=post)
+            thread.start()
+            times = []
+            while thread.is_alive():
+                t0 = time.perf_counter()
+                c.get("/health").raise_for_status()
+                times.append((time.perf_counter() - t0) * 1e3)
+            thread.join()
+            out[path] = {**percentiles(times), "body_mb": round(len(body) / 1e6, 1), "answers": statuses}
+        out["all"] = {"p99_ms": max(out[path]["p99_ms"] for path in bodies)}
+    return out
+
+
 def timed_gets(client: Any, path: str, calls: int) -> list[float]:
     """Milliseconds of ``calls`` GETs of ``path``, one after the other."""
     times = []
@@ -759,6 +808,7 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "stats_p99_1e6": get("label", "1000000", "get_stats", "p99_ms"),
         "label_p99_1e5": get("label", "100000", "to_updated_queue", "p99_ms"),
         "label_p99_1e6": get("label", "1000000", "to_updated_queue", "p99_ms"),
+        "health_p99_busy": get("health_busy", "all", "p99_ms"),
     }
     checks = []
     for key, what, threshold, higher in TARGETS:
@@ -795,6 +845,7 @@ def main() -> None:
         "queue_calls": 200 if quick else 500,
         "label_pools": [20_000, 100_000] if quick else [100_000, 1_000_000],
         "label_repeats": 10 if quick else 20,
+        "busy_rounds": 2 if quick else 5,
     }
     started = time.perf_counter()
     load_start = os.getloadavg()
@@ -802,7 +853,8 @@ def main() -> None:
         console.print(f"[yellow]note: load average {load_start[0]:.2f} before the run: timings may be noisy")
     os.sched_setaffinity(0, {client_cpu()})  # the client side; servers and children pin themselves
     results: dict[str, Any] = {"send": {}, "raw_producer": None, "ingest": {}, "queue_inprocess": {},
-                               "queue_http": {}, "label": {}, "send_breakdown": None}  # fmt: skip
+                               "queue_http": {}, "label": {}, "send_breakdown": None,
+                               "health_busy": {}}  # fmt: skip
     notes: list[str] = []
     with (
         tempfile.TemporaryDirectory(prefix="alstream-service-bench-") as tmp,
@@ -872,7 +924,11 @@ def main() -> None:
                     home(f"queue-http-{n}"), n, sizes["queue_calls"]
                 )
 
-        # 4. label -> updated queue, and GET /stats, on a store of that size
+        # 4. /health while the largest batches are checked
+        with console.status("GET /health while the largest batch of each route is checked"):
+            results["health_busy"] = bench_health_busy(home("health-busy"), sizes["busy_rounds"])
+
+        # 5. label -> updated queue, and GET /stats, on a store of that size
         for n in sizes["label_pools"]:
             with console.status(f"label -> updated queue, pool of {n:,} (filled through /send)"):
                 results["label"][str(n)] = bench_label(home(f"label-{n}"), n, sizes["label_repeats"])
@@ -953,6 +1009,20 @@ def main() -> None:
     for n, label in results["label"].items():
         console.print(f"pool {int(n):,}: versions {label['version_kinds']}; timed out: {label['timed_out']}; "
                       f"store {label['store']}", highlight=False)  # fmt: skip
+
+    busy = results["health_busy"]
+    table = Table(title="GET /health while another connection sends the largest batch a route takes, ms")
+    for name in ("while", "body MB", "answers", "p50", "p90", "p99", "max"):
+        table.add_column(name, justify="right" if name not in ("while", "answers") else "left")
+    p = busy["idle"]
+    table.add_row(
+        "nothing (the floor)", "", "", *(f"{p[k]:.1f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
+    )
+    for path in largest_bodies():
+        p = busy[path]
+        table.add_row(f"POST {path}", f"{p['body_mb']}", ",".join(map(str, sorted(set(p["answers"])))),
+                      *(f"{p[k]:.1f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")))  # fmt: skip
+    console.print(table)
 
     checks = check_targets(results)
     table = Table(title="targets (one core)")

@@ -5,8 +5,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -37,6 +38,27 @@ def local_mlflow(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def wait_while_progressing(
+    done: Callable[[], bool],
+    progress: Callable[[], object],
+    *,
+    stall_s: float = 30.0,
+    what: str = "the system",
+    detail: Callable[[], str] = lambda: "",
+    poll_s: float = 0.02,
+) -> None:
+    """Wait until ``done()``. Fail only when ``progress()`` (a count, a tuple of counts) has not
+    changed for ``stall_s`` seconds: a system that stopped, never one that is slower than usual."""
+    last, moved = progress(), time.monotonic()
+    while not done():
+        time.sleep(poll_s)
+        now = progress()
+        if now != last:
+            last, moved = now, time.monotonic()
+        elif time.monotonic() - moved > stall_s:
+            raise AssertionError(f"{what} made no progress for {stall_s:g} s (stuck at {now}){detail()}")
 
 
 REPO = Path(__file__).resolve().parents[1]

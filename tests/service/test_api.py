@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 
 from alstream.stream import StreamUnavailable
 
-from .conftest import wait_for
+from .conftest import demo_service, service_settings, wait_for
 
 DIGITS_X, DIGITS_Y = load_digits(return_X_y=True)
 
@@ -213,3 +213,19 @@ def test_labeling_with_an_oracle_makes_the_model_learn(client):
     assert stats["stream_accuracy_samples"] > 0
     assert stats["label_to_model_s"]["p50"] < 5
     assert np.isfinite(stats["stream_accuracy"])
+
+
+def test_the_seed_setting_fixes_the_queue_and_the_model(tmp_path, request):
+    """``seed`` drives every random choice: the same seed serves the same first queue and the same
+    model's predictions; another seed, another queue."""
+
+    def first_queue(seed: int, home: str) -> tuple[list[str], list[list[float]]]:
+        settings = service_settings(tmp_path / home, "embedded", request, seed=seed)
+        with demo_service(settings) as client:
+            ids = [item["id"] for item in client.get("/queue", params={"n": 30}).json()]
+            proba = client.post("/predict", json={"features": [[8.0] * 64]}).json()["probabilities"]
+            return ids, proba
+
+    first, again, other = first_queue(1, "a"), first_queue(1, "b"), first_queue(2, "c")
+    assert first == again
+    assert first[0] != other[0]

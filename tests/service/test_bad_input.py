@@ -357,3 +357,20 @@ def test_values_json_answers_cannot_carry_get_a_422_not_a_500(api, path, body):
     assert response.status_code == 422
     assert response.status_code == 422
     assert response.json()["errors"][0]["message"]
+
+
+def test_a_message_over_max_message_bytes_is_refused_not_dead_lettered_later(tmp_path, request):
+    """What /send accepts, the consumer stores: a sample whose message would be over
+    ``max_message_bytes`` gets a 422 naming it, and nothing of its batch is published."""
+    settings_ = service_settings(tmp_path, "embedded", request, max_message_bytes=4096, demo=False)
+    with TestClient(create_app(settings_, track=False), headers=AUTH) as client:
+        small, big = sample(new_id("small")), {**sample(new_id("big")), "meta": {"note": "x" * 5000}}
+        response = client.post("/send", json=[small, big])
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        assert error["index"] == 1 and error["id"] == big["id"]
+        assert "over max_message_bytes (4096)" in error["message"]
+        assert client.post("/send", json=small).status_code == 202
+        store = client.app.state.runtime.store
+        wait_for(lambda: store.counts()["samples"] == 1, what="the small sample")
+        assert [s["id"] for s in store.get_samples([small["id"], big["id"]])] == [small["id"]]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,22 +22,10 @@ from alstream.service.ingest import Ingestor, Topics
 from alstream.store import Store
 from alstream.stream import Stream, open_stream
 
-from ..conftest import create_database
+from ..conftest import create_database, wait_while_progressing
 
 GOOD_PER_BATCH = 300
 LONG_ID = "x" * 1500  # over the store's 1000 characters; the schema below lets it through
-
-
-def until_quiet(progress: Callable[[], int], done: Callable[[], bool], stall_s: float = 30.0) -> None:
-    """Wait for ``done``; fail only when ``progress`` has not moved for ``stall_s`` seconds."""
-    last, moved = progress(), time.monotonic()
-    while not done():
-        time.sleep(0.05)
-        now = progress()
-        if now != last:
-            last, moved = now, time.monotonic()
-        elif time.monotonic() - moved > stall_s:
-            raise AssertionError(f"no progress for {stall_s} s (at {now})")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -110,9 +98,12 @@ def dead_letters(stream: Stream, topics: Topics, expected: int) -> list[dict]:
     consumer = stream.consumer(f"reader-{uuid.uuid4().hex[:6]}", [topics.dead_letter])
     found: list[dict] = []
     try:
-        until_quiet(lambda: len(found), lambda: len(found) >= expected or bool(
-            found.extend(orjson.loads(r.value) for r in consumer.poll(100, 0.5)))
-        )  # fmt: skip
+
+        def done() -> bool:
+            found.extend(orjson.loads(r.value) for r in consumer.poll(100, 0.5))
+            return len(found) >= expected
+
+        wait_while_progressing(done, lambda: len(found), what="the dead-letter topic")
         time.sleep(1.0)
         found.extend(orjson.loads(r.value) for r in consumer.poll(100, 1.0))  # nothing more may come
     finally:
@@ -132,7 +123,7 @@ def test_poison_records_are_dead_lettered_and_the_rest_stored_once(
     thread.start()
     try:
         stored = lambda: store.counts()["samples"] + store.counts()["labels_total"]  # noqa: E731
-        until_quiet(stored, lambda: stored() >= len(good) + len(labels))
+        wait_while_progressing(lambda: stored() >= len(good) + len(labels), stored, what="the consumer")
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -177,6 +168,29 @@ def test_a_database_wide_failure_is_never_dead_lettered(tmp_path: Path) -> None:
             ingestor.step(timeout=1.0)
         ingestor.close()
         assert stream.consumer("reader", [topics.dead_letter]).poll(10, 0.5) == []
+    finally:
+        stream.close()
+        store.close()
+
+
+def test_a_record_over_max_message_bytes_is_dead_lettered(tmp_path: Path) -> None:
+    from alstream.stream.log import EmbeddedLog
+
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+    stream = EmbeddedLog(tmp_path / "log")
+    topics = Topics("s", "l", "d")
+    try:
+        features = np.zeros(64, dtype=np.float32)
+        big = Sample(id="big", features=features, meta={"note": "x" * 3000})
+        ok = Sample(id="ok", features=features)
+        stream.publish(topics.samples, [(b"big", encode_sample(big)), (b"ok", encode_sample(ok))])
+        ingestor = Ingestor(stream, store, ProjectSchema.digits(), topics, "g", max_message_bytes=2048)
+        assert ingestor.step(timeout=1.0) == 2
+        ingestor.close()
+        assert [s["id"] for s in store.get_samples(["big", "ok"])] == ["ok"]
+        [letter] = stream.consumer("reader", [topics.dead_letter]).poll(10, 1.0)
+        assert "over max_message_bytes (2048)" in orjson.loads(letter.value)["reason"]
     finally:
         stream.close()
         store.close()

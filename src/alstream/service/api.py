@@ -6,10 +6,9 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -295,19 +294,22 @@ async def predict(request: Request) -> Any:
     if schema.data == "features" and schema.n_features is None:  # the model's width fixes the count
         schema = schema.model_copy(update={"n_features": runtime.engine.config.n_features})
 
-    def score(payload: Any) -> tuple[int, list[str], np.ndarray]:
+    def score(payload: Any) -> Response:  # the answer too is written off the loop (10,000 rows of it)
         rows = parse_predict(payload, schema)
         features = runtime.featurizer(rows) if isinstance(rows, list) else rows
-        return runtime.engine.predict(features)
+        version, classes, proba = runtime.engine.predict(features)
+        answer = {"model_version": version, "classes": classes, "probabilities": proba,
+                  "predicted": [classes[i] for i in proba.argmax(axis=1)]}  # fmt: skip
+        return Response(
+            orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+        )
 
     try:
-        version, classes, proba = await _off_loop(request, score)
+        return await _off_loop(request, score)
     except InvalidBatch as error:
         return _invalid(error)
     except LookupError as error:
         raise HTTPException(409, str(error)) from None
-    return PredictOut(model_version=version, classes=classes, probabilities=proba.tolist(),
-                      predicted=[classes[i] for i in proba.argmax(axis=1)])  # fmt: skip
 
 
 class TokenIn(BaseModel):

@@ -60,8 +60,10 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
     """FastAPI's checks of a query or body, answered in the shape of every 422 (``detail``, then
     ``errors`` naming each field); the bad input itself is not echoed (NaN, an infinity or a huge
     integer could not be written back as JSON)."""
-    errors = [{"index": -1, "id": None, "field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
-              for e in _json_safe(jsonable_encoder(error.errors()))]  # fmt: skip
+    errors = [
+        {"index": -1, "id": None, "field": ".".join(map(str, e["loc"])), "message": e["msg"]}
+        for e in _json_safe(jsonable_encoder(error.errors()))
+    ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
     return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
 

@@ -67,6 +67,7 @@ class EngineConfig:
     project: str = "alstream"
     track: bool = True
     standardize: bool = True  # off for hashed texts: already normalized, and scaling inflates rare columns
+    seed: int = 0  # of the model, the random share, and the ties in the queue's order
 
 
 class Engine:
@@ -85,8 +86,9 @@ class Engine:
         self.model_files = model_files  # None: versions live in memory only
         self.featurizer = featurizer or StoredFeatures(config.n_features)  # stored samples -> pool rows
         self.strategy = get_strategy(config.strategy)
-        self.pool = Pool(config.n_features)
-        self.trainer = Trainer(config.model, config.classes, config.policy, standardize=config.standardize)
+        self.pool = Pool(config.n_features, seed=config.seed)
+        self.trainer = Trainer(config.model, config.classes, config.policy, standardize=config.standardize,
+                               seed=config.seed)  # fmt: skip
         self.quality = StreamAccuracy()
         self.tally = StoreTally()  # the store's counts, as followed
         self.labels: dict[str, str] = {}  # latest non-skipped label per sample: the training set
@@ -103,7 +105,7 @@ class Engine:
         self._failed_at: int | None = None  # the last label seen when training last failed
         self._restored_label_id = 0  # labels up to this one are in the version restored at start
         self._train_lock = threading.Lock()
-        self._rng = np.random.default_rng()
+        self._rng = np.random.default_rng(config.seed)
         self._records = Worker("alstream-records")  # model files and store rows, in version order
         self._mlflow = Worker("alstream-mlflow")  # may stall for minutes when MLflow does not answer
         latest = store.latest_model(status=None)

@@ -53,7 +53,7 @@ class Runtime:
         self.send_limiter = RateLimiter(settings.send_rate_per_s, settings.send_burst)
         holdout = None
         if settings.demo:
-            samples, holdout = digits_demo()
+            samples, holdout = digits_demo(settings.seed)
             if not self.store.counts()["samples"]:
                 self.publish_samples(samples)
         policy = RetrainPolicy(
@@ -73,6 +73,7 @@ class Runtime:
             project="demo-digits" if settings.demo else "project",
             track=track,
             standardize=schema.data != "text",
+            seed=settings.seed,
         )
         models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
         self.engine = Engine(config, self.store, holdout=holdout, full_training=_full_training(track),
