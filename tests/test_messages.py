@@ -1,6 +1,7 @@
 import json
 import math
 
+import jsonschema
 import numpy as np
 import orjson
 import pytest
@@ -13,21 +14,19 @@ from alstream.messages import (
     InvalidMessage,
     ItemError,
     Label,
-    LabelIn,
     ProjectSchema,
     Sample,
-    SampleIn,
     decode_label,
     decode_sample,
     decode_samples,
     digits_feature_names,
     encode_label,
     encode_sample,
-    labels_openapi_extra,
+    openapi,
     parse_labels,
     parse_messages,
+    parse_predict,
     parse_samples,
-    send_openapi_extra,
 )
 
 SCHEMA = ProjectSchema(classes=["cat", "dog", "3"], n_features=3)
@@ -137,11 +136,18 @@ def test_int_id_and_int_label_become_strings():
         ("x" * 201, "too long: 201"),
         (1.5, "string"),
         (True, "boolean"),
+        (2**53 + 1, "at most 9007199254740992 either way"),
+        (-(2.0**60), "send it as a string"),
     ],
 )
 def test_bad_ids(item_id, needle):
     error = only_error({"id": item_id, "features": [1, 2, 3]})
     assert error.field == "id" and needle in error.message
+
+
+def test_integral_numbers_are_integer_ids():
+    batch = [{"id": 7.0, "features": [1, 2, 3]}, {"id": -(2**53), "features": [1, 2, 3]}]
+    assert [s.id for s in parse_samples(batch, SCHEMA)] == ["7", str(-(2**53))]
 
 
 def test_id_at_max_length_is_fine():
@@ -251,7 +257,8 @@ def test_unknown_class_names_the_known_ones():
     many = ProjectSchema(classes=[f"c{i}" for i in range(50)], n_features=1)
     message = only_error({"features": [1], "label": "zz"}, many).message
     assert "'c19'" in message and "'c20'" not in message and "(and 30 more)" in message
-    assert "class name" in only_error({"features": [1, 2, 3], "label": 3.0}).message
+    assert "class name" in only_error({"features": [1, 2, 3], "label": 3.5}).message
+    assert parse_samples({"features": [1, 2, 3], "label": 3.0}, SCHEMA)[0].label == "3"  # JSON's 3.0 is 3
     assert "class name" in only_error({"features": [1, 2, 3], "label": True}).message
 
 
@@ -351,23 +358,14 @@ def test_batch_too_long_is_one_error():
     assert error.index == -1 and "4 items, at most 3" in error.message
 
 
-def test_duplicate_ids_flag_the_later_items():
-    errors = errors_of(
-        [
-            {"id": "x", "features": [1, 2, 3]},
-            {"id": "y", "features": [1, 2, 3]},
-            {"id": "x", "features": [1, 2, 3]},
-            {"id": "x", "features": [1, 2, 3]},
-        ]
-    )
-    assert [(e.index, e.message) for e in errors] == [
-        (2, "duplicate id 'x' in this batch (first at index 0)"),
-        (3, "duplicate id 'x' in this batch (first at index 0)"),
+def test_a_repeated_id_is_accepted_like_a_resend():
+    """The store keeps the first sample of an id and ignores the later ones, in a batch as across batches."""
+    batch = [
+        {"id": "x", "features": [1, 2, 3]},
+        {"id": 1, "features": [4, 5, 6]},
+        {"id": "1", "features": [7, 8, 9]},
     ]
-    assert (
-        "first at index 0"
-        in only_error([{"id": 1, "features": [1, 2, 3]}, {"id": "1", "features": [1, 2, 3]}]).message
-    )
+    assert [s.id for s in parse_samples(batch, SCHEMA)] == ["x", "1", "1"]
 
 
 def test_errors_are_capped_but_counted():
@@ -469,11 +467,11 @@ def test_send_bad_kind_and_errors_from_both_kinds():
     )
 
 
-def test_send_duplicate_sample_ids():
-    error = only_error(
-        [{"id": "a", "features": [1, 2, 3]}, {"id": "a", "features": [1, 2, 3]}], parse=parse_messages
+def test_send_takes_repeated_sample_ids():
+    samples, _ = parse_messages(
+        [{"id": "a", "features": [1, 2, 3]}, {"id": "a", "features": [1, 2, 4]}], SCHEMA
     )
-    assert error.index == 1 and "duplicate id" in error.message
+    assert [s.id for s in samples] == ["a", "a"]
 
 
 # -------------------------------------------------------------------- encode / decode
@@ -549,17 +547,14 @@ def test_sample_equality():
 # ----------------------------------------------------------------------- OpenAPI docs
 
 
-def test_openapi_models():
-    assert SampleIn.model_json_schema()["properties"]["features"]["description"]
-    assert LabelIn.model_json_schema()["examples"]
-    body = send_openapi_extra(max_batch=10)["requestBody"]["content"]["application/json"]["schema"]
-    assert body["oneOf"][1]["maxItems"] == 10
-    labels = labels_openapi_extra()["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]
-    assert len(parse_labels(labels["examples"], ProjectSchema(classes=["3", "4"]))) == 2  # no "kind" there
-    # the documented examples are themselves valid messages
-    schema = ProjectSchema(classes=["3", "complaint"], n_features=3)
-    samples = SampleIn.model_json_schema()["examples"]
-    assert len(parse_messages([samples[0], {"kind": "label", "id": "s-1", "label": "3"}], schema)[0]) == 1
+def test_documented_examples_are_valid_messages():
+    from alstream.service.contract import _examples
+
+    for project in (SCHEMA, DIGITS, TEXT):
+        examples = _examples(project)
+        assert parse_messages(examples["/send"][0], project)
+        assert len(parse_labels(examples["/labels"], project)) == 2
+        assert len(parse_predict(examples["/predict"][0], project)) == 1
 
 
 # --------------------------------------------------------------------------- hypothesis
@@ -676,3 +671,61 @@ def test_errors_are_listed_in_index_order():
     ]
     errors = errors_of(batch)
     assert [e.index for e in errors] == [0, 1, 2, 2]
+
+
+# ------------------------------------------------------- the OpenAPI schema says what is accepted
+
+
+def schema_accepts(body: dict, payload) -> bool:
+    root = {**body, "components": {"schemas": {"MetaValue": openapi.meta_value()}}}
+    return jsonschema.Draft202012Validator(root).is_valid(payload)
+
+
+def parser_accepts(parse, payload, project) -> bool:
+    try:
+        parse(payload, project)
+    except InvalidBatch:
+        return False
+    return True
+
+
+good_samples = st.fixed_dictionaries(
+    {"features": st.lists(finite32, min_size=3, max_size=3)},
+    optional={
+        "id": st.none() | ids | st.integers(-(2**63), 2**64 - 1),
+        "meta": metas,
+        "label": st.none() | st.sampled_from(["cat", "dog", "3", 3]),
+        "annotator": optional_text,
+        "kind": st.sampled_from(["sample", None]),
+        "text": st.none(),
+    },
+)
+good_labels = st.fixed_dictionaries(
+    {"id": ids | st.integers(0, 10)},
+    optional={
+        "label": st.none() | st.sampled_from(["cat", 3]),
+        "skipped": st.none() | st.booleans(),
+        "annotator": optional_text,
+    },
+)
+bad_values = [None, "", " ", "a\x00", "\u2003", 3, -1, 3.5, True, [], {}, "cat", "label", "sample"]
+bad_values += [[1, 2, 3], [1, 2, 1e39], [1, 2, 3.4028235e38], {"x": 1}, {"a\x01": 1}, 2**70, "x" * 201]
+mutations = st.dictionaries(field_names, st.sampled_from(bad_values), max_size=1)
+near_valid_items = st.builds(
+    lambda base, change: {**base, **change},
+    good_samples | good_labels | good_labels.map(lambda label: {**label, "kind": "label"}),
+    mutations,
+)
+near_valid = near_valid_items | st.lists(near_valid_items, max_size=3) | payloads
+
+
+@given(near_valid)
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+def test_the_openapi_bodies_accept_exactly_what_the_checks_accept(payload):
+    for project in (SCHEMA, NAMED):
+        assert schema_accepts(openapi.send_body(project), payload) == parser_accepts(
+            parse_messages, payload, project
+        ), payload
+        assert schema_accepts(openapi.labels_body(project), payload) == parser_accepts(
+            parse_labels, payload, project
+        ), payload

@@ -1,9 +1,9 @@
 """Bad input through the API: each gets a 4xx naming the problem, and no valid data is lost.
 
 The rules under test (README, "Message rules"): a batch with any bad item is refused as a whole
-(422 listing each bad item), so none of its valid items is stored; duplicate sample ids in one
-batch are refused; several labels for one id in a batch are all kept, in order; a label for a
-sample not seen yet is kept until the sample arrives, which then counts as labeled.
+(422 listing each bad item), so none of its valid items is stored; a sample id repeated in a
+batch stores the first (as a resend does); several labels for one id in a batch are all kept, in
+order; a label for a sample not seen yet is kept until the sample arrives, which then counts as labeled.
 """
 
 from __future__ import annotations
@@ -258,12 +258,13 @@ def test_batches_are_one_to_max_batch_items(api, path):
 # --------------------------------------------------------------------- ids and labels
 
 
-def test_duplicate_sample_ids_in_one_batch_refuse_the_batch(api):
+def test_a_sample_id_repeated_in_a_batch_stores_the_first(api):
     first, other = new_id("dup"), new_id("dup")
     batch = [sample(first), sample(other), sample(first, 2.0)]
-    response = api.post("/send", json=batch)
-    assert_names_only(response, 2, "id", f"duplicate id '{first}' in this batch (first at index 0)")
-    assert stored_samples(api, [first, other]) == []
+    assert api.post("/send", json=batch).status_code == 202
+    assert stored_samples(api, [first, other]) == [first, other]
+    [stored] = api.app.state.runtime.store.get_samples([first])
+    assert stored["features"] == [1.0] * N_FEATURES  # the first one, as for a resend
 
 
 def test_several_labels_for_one_sample_in_a_batch_are_all_kept_in_order(api):

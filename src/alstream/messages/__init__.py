@@ -12,7 +12,8 @@ any client may write. All of them go through this package, so the rules are the 
 * :mod:`~alstream.messages.wire`: ``decode_sample`` / ``decode_label`` check the raw bytes of one
   stream message and raise :class:`InvalidMessage` with the reason (the consumer sends those to
   the dead-letter topic); ``encode_sample`` / ``encode_label`` write the JSON the topics carry.
-* :mod:`~alstream.messages.openapi`: the request bodies as the API documentation shows them.
+* :mod:`~alstream.messages.openapi`: the same rules as JSON Schema, for one project: the request
+  bodies of the OpenAPI document.
 
 Rules (the README repeats them for clients):
 
@@ -39,10 +40,11 @@ Label
     ``"skipped": true`` with no label; ``annotator`` optional. The same id may appear several
     times in one batch of labels (two annotators, or a correction): they are kept in order.
 Batch
-    One object or a non-empty list of at most ``max_batch`` objects. Duplicate sample ids within
-    one batch are refused on the later items. Errors are collected for all items; at most
-    :data:`MAX_ERRORS` are listed, ``InvalidBatch.total`` counts them all. Errors about the
-    batch as a whole (not a list, empty, too long) carry ``index = -1``.
+    One object or a non-empty list of at most ``max_batch`` objects. A sample id repeated in a
+    batch is like a sample sent again: the first is stored, the later ones are ignored (JSON Schema
+    cannot say "unique ids", and the OpenAPI document says exactly what is accepted). Errors are
+    collected for all items; at most :data:`MAX_ERRORS` are listed, ``InvalidBatch.total`` counts
+    them all. Errors about the batch as a whole (not a list, empty, too long) carry ``index = -1``.
 ``/send`` (``parse_messages``)
     Each item may carry ``"kind": "sample"`` or ``"kind": "label"``. **An item without
     ``kind`` is a sample** -- never guessed from its other fields. An item that looks like a
@@ -50,7 +52,6 @@ Batch
     with a hint to add ``"kind": "label"``.
 """
 
-from alstream.messages.openapi import LabelIn, SampleIn, labels_openapi_extra, send_openapi_extra
 from alstream.messages.schema import (
     MAX_ANNOTATOR_CHARS,
     RESERVED_KEYS,
@@ -78,20 +79,16 @@ __all__ = [
     "InvalidMessage",
     "ItemError",
     "Label",
-    "LabelIn",
     "ProjectSchema",
     "Sample",
-    "SampleIn",
     "decode_label",
     "decode_sample",
     "decode_samples",
     "digits_feature_names",
     "encode_label",
     "encode_sample",
-    "labels_openapi_extra",
     "parse_labels",
     "parse_messages",
     "parse_predict",
     "parse_samples",
-    "send_openapi_extra",
 ]

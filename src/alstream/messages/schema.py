@@ -12,6 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 MAX_ANNOTATOR_CHARS = 200
 MAX_ID_CHARS = 1000  # the most ``max_id_chars`` may be; the store refuses longer ids too
 MAX_CLASS_CHARS = 200
+MAX_SAFE_INTEGER = (
+    2**53
+)  # integer ids, either sign: beyond, a JSON reader (JavaScript's, or a float) may round
+# Features are stored as float32: a number of this size or more (either sign) would become infinite.
+# It is halfway between float32's largest (3.4028234663852886e38) and the next power of two; below
+# it, numbers round to float32's largest, as does 3.4028235e38, the way float32's largest is written.
+FLOAT32_LIMIT = 3.4028235677973366e38
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: never part of a name
 _MAX_LISTED = 5  # bad positions / names / classes named in one message
 

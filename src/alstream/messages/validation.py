@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 import orjson
 
-from alstream.messages.schema import _MAX_LISTED, MAX_ANNOTATOR_CHARS, ProjectSchema
+from alstream.messages.schema import (
+    _MAX_LISTED,
+    FLOAT32_LIMIT,
+    MAX_ANNOTATOR_CHARS,
+    MAX_SAFE_INTEGER,
+    ProjectSchema,
+)
 from alstream.messages.values import MAX_ERRORS, InvalidBatch, ItemError, Label, Sample
 
 _NUMBER_TYPES = frozenset(
@@ -90,8 +96,12 @@ class _Checker:
             if required:
                 raise _Problem("id", "missing: the id of the sample is required")
             return uuid.uuid4().hex
-        if type(value) is int:
-            value = str(value)
+        if type(value) is int or _integral(value):  # JSON cannot tell 7 from 7.0: both are the id "7"
+            if abs(value) > MAX_SAFE_INTEGER:
+                raise _Problem(
+                    "id", f"integer ids are at most {MAX_SAFE_INTEGER} either way: send it as a string"
+                )
+            value = str(int(value))
         elif not isinstance(value, str):
             raise _Problem("id", f"expected a string (or an integer), got {_type_name(value)}")
         if not value.strip():
@@ -102,8 +112,8 @@ class _Checker:
         return value
 
     def label(self, value: Any) -> str:
-        if type(value) is int:
-            value = str(value)
+        if type(value) is int or _integral(value):
+            value = str(int(value))
         elif not isinstance(value, str):
             raise _Problem("label", f"expected a class name (string), got {_type_name(value)}")
         if value not in self.classes:  # class names hold no control characters: neither does a label
@@ -224,11 +234,11 @@ class _Checker:
         if not np.isfinite(array).all():
             bad = [f"{where(i)} is {values[i]}" for i in np.flatnonzero(~np.isfinite(array)).tolist()]
             raise _Problem("features", f"not finite numbers: {_listing(bad)}")
-        with np.errstate(over="ignore"):
-            out = array.astype(np.float32)
-        if not np.isfinite(out).all():  # beyond float32 (what rounds to float32's max is fine)
-            bad = [where(i) for i in np.flatnonzero(~np.isfinite(out)).tolist()]
+        beyond = np.abs(array) >= FLOAT32_LIMIT  # float32 would make them infinite
+        if beyond.any():
+            bad = [where(i) for i in np.flatnonzero(beyond).tolist()]
             raise _Problem("features", f"numbers out of float32 range at {_listing(bad)}")
+        out = array.astype(np.float32)
         out.flags.writeable = False
         return out
 
@@ -247,9 +257,9 @@ class _Checker:
             except (OverflowError, ValueError):
                 array = None  # a huge integer somewhere: go row by row for the messages
             if array is not None:
+                ok = (np.abs(array) < FLOAT32_LIMIT).all(axis=1).tolist()  # NaN compares False: not ok
                 with np.errstate(over="ignore"):
                     matrix = array.astype(np.float32)
-                ok = (np.isfinite(array).all(axis=1) & np.isfinite(matrix).all(axis=1)).tolist()
                 matrix.flags.writeable = False
         for row, (index, sample) in enumerate(pending):
             if matrix is not None and ok[row]:
@@ -364,6 +374,11 @@ class _Deferred:
     labels: list[str] | None
 
 
+def _integral(value: Any) -> bool:
+    """A float that JSON Schema counts as an integer (``7.0``)."""
+    return type(value) is float and value.is_integer()
+
+
 def _no_control(field: str, value: str) -> None:
     found = _CONTROL.search(value)
     if found is not None:
@@ -438,15 +453,6 @@ class _Errors:
             raise InvalidBatch(ordered[:MAX_ERRORS], len(ordered))
 
 
-def _duplicate(first_seen: dict[str, int], sample_id: str | None, index: int) -> _Problem | None:
-    if sample_id is None:
-        return None
-    first = first_seen.setdefault(sample_id, index)
-    if first != index:
-        return _Problem("id", f"duplicate id {_short(sample_id)} in this batch (first at index {first})")
-    return None
-
-
 def _finish(checker: _Checker, found: list[tuple[int, Sample]], errors: _Errors) -> list[Sample]:
     """The samples in batch order, their features converted in one go (errors reported)."""
     pending = [(i, s) for i, s in found if isinstance(s.features, _Deferred)]
@@ -460,12 +466,8 @@ def parse_samples(payload: Any, schema: ProjectSchema) -> list[Sample]:
     items = _items(payload, schema)
     errors = _Errors()
     found: list[tuple[int, Sample]] = []
-    first_seen: dict[str, int] = {}
     for index, item in enumerate(items):
         sample, sample_id, problems = checker.sample(item, defer=True)
-        duplicate = _duplicate(first_seen, sample_id, index)
-        if duplicate is not None:
-            problems.insert(0, duplicate)
         if problems:
             errors.add(index, sample_id, problems)
         else:
@@ -494,24 +496,19 @@ def parse_labels(payload: Any, schema: ProjectSchema) -> list[Label]:
 def parse_messages(payload: Any, schema: ProjectSchema) -> tuple[list[Sample], list[Label]]:
     """The ``/send`` body: samples and labels mixed, told apart by ``kind`` (absent: "sample").
 
-    Returns (samples, labels), each in batch order. Duplicate sample ids are refused as in
-    :func:`parse_samples`; labels may refer to samples of the same batch.
+    Returns (samples, labels), each in batch order; labels may refer to samples of the same batch.
     """
     checker = _Checker(schema)
     items = _items(payload, schema)
     errors = _Errors()
     found: list[tuple[int, Sample]] = []
     labels: list[Label] = []
-    first_seen: dict[str, int] = {}
     for index, item in enumerate(items):
         kind = item.get("kind", "sample") if isinstance(item, Mapping) else "sample"
         if kind is None:
             kind = "sample"
         if kind == "sample":
             sample, item_id, problems = checker.sample(item, allowed=(*SAMPLE_FIELDS, "kind"), defer=True)
-            duplicate = _duplicate(first_seen, item_id, index)
-            if duplicate is not None:
-                problems.insert(0, duplicate)
             if not problems:
                 found.append((index, sample))
         elif kind == "label":

@@ -9,27 +9,60 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from alstream.auth import Role, token_key
-from alstream.idempotency import HEADER, check_key, with_ids_from_key
-from alstream.messages import (
-    InvalidBatch,
-    ItemError,
-    SampleIn,
-    labels_openapi_extra,
-    parse_labels,
-    parse_messages,
-    parse_predict,
-    send_openapi_extra,
-)
+from alstream.idempotency import HEADER, MAX_KEY_CHARS, check_key, with_ids_from_key
+from alstream.messages import InvalidBatch, ItemError, parse_labels, parse_messages, parse_predict
 from alstream.service.runtime import Runtime
 from alstream.service.security import Caller, require
 from alstream.stream import StreamUnavailable
 
 router = APIRouter()
 T = TypeVar("T")
+
+
+class ItemProblem(BaseModel):
+    index: int = Field(description="The item's place in the batch; -1: the request as a whole.")
+    id: str | None = Field(description="The item's id, when it has one.")
+    field: str = Field(description="The field at fault ('' for the item or the request as a whole).")
+    message: str
+
+
+class Problem(BaseModel):
+    """Every error answer: what is wrong, in words."""
+
+    detail: str = Field(description="What is wrong, and what to do.")
+
+
+class Invalid(Problem):
+    """A 422: the request names each bad item and field in ``errors``."""
+
+    errors: list[ItemProblem]
+
+
+_WHY = {
+    400: "A header that cannot be used (the Idempotency-Key).",
+    401: "No token, or one that is unknown, malformed or revoked.",
+    403: "The token's role (or name) may not do this.",
+    404: "No such resource.",
+    408: "The request body did not arrive in time.",
+    409: "The request conflicts with the service's state.",
+    413: "The request body is over the limit.",
+    422: "The request is not valid: each bad item and field named.",
+    429: "Too many requests with this token: retry after Retry-After seconds.",
+    503: "The stream did not take the batch in time: send it again (ids make it safe).",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of a route."""
+    return {code: {"model": Invalid if code == 422 else Problem, "description": _WHY[code]} for code in codes}
+
+
+TOKEN = (401, 403)
+BODY = (408, 413, 422)
 
 
 class Accepted(BaseModel):
@@ -52,8 +85,12 @@ class QueueEntry(BaseModel):
 
 
 class ReleaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     annotator: str = Field(min_length=1, max_length=200, description="Who holds the leases.")
-    ids: list[str] = Field(max_length=1000, description="Leased items to give back to the queue.")
+    ids: list[Annotated[str, Field(max_length=1000)]] = Field(
+        max_length=1000, description="Leased items to give back to the queue."
+    )
 
 
 class ProjectOut(BaseModel):
@@ -62,16 +99,11 @@ class ProjectOut(BaseModel):
     data: str = Field(description="'features' or 'text'.")
     feature_names: list[str] | None
     n_features: int | None
-    image_shape: tuple[int, int] | None = Field(description="(height, width) when features are pixels.")
+    image_shape: list[int] | None = Field(
+        min_length=2, max_length=2, description="[height, width] when features are pixels."
+    )
     strategy: str
     model: str
-
-
-class PredictIn(BaseModel):
-    features: list[list[float]] | None = Field(
-        None, description="Projects of features: rows of features, in the project's feature order."
-    )
-    texts: list[str] | None = Field(None, description="Projects of texts: the texts.")
 
 
 class PredictOut(BaseModel):
@@ -148,6 +180,7 @@ async def _publish(runtime: Runtime, samples: list, labels: list) -> None:
                                  f"(a sample is stored once per id): {error}") from None  # fmt: skip
 
 
+KEY_PATTERN = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"  # printable ASCII, not blank: as check_key
 IDEMPOTENCY_HELP = (
     "Any unique string per batch (a UUID). Samples without an id get ids derived from it and their "
     "place in the batch, so sending the batch again with the same key stores nothing twice."
@@ -167,12 +200,21 @@ def _rate_limited(request: Request, caller: Annotated[Caller, require("send")]) 
     status_code=202,
     response_model=Accepted,
     summary="Send samples and labels into the stream",
-    openapi_extra=send_openapi_extra(),
+    responses=errors(400, *TOKEN, *BODY, 429, 503),  # the body's schema: alstream.service.contract
 )
 async def send(
     request: Request,
     caller: Annotated[Caller, Depends(_rate_limited)],
-    idempotency_key: Annotated[str | None, Header(alias=HEADER, description=IDEMPOTENCY_HELP)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            description=IDEMPOTENCY_HELP,
+            min_length=1,
+            max_length=MAX_KEY_CHARS,
+            pattern=KEY_PATTERN,
+        ),
+    ] = None,
 ) -> Any:
     """One message or a batch of up to 10,000. Every item is validated first; if any is invalid
     nothing is accepted (422 lists each bad item and why). 202 once the stream holds them all; 503 when
@@ -205,7 +247,7 @@ async def send(
     response_model=Accepted,
     summary="Label samples (for people and the page)",
     dependencies=[require("label")],
-    openapi_extra=labels_openapi_extra(),  # documented only: parse_labels checks the body, as on /send
+    responses=errors(*TOKEN, *BODY, 503),
 )
 async def labels(request: Request) -> Any:
     """One label or a list: ``{"id": ..., "label": ...}`` or ``{"id": ..., "skipped": true}``."""
@@ -223,6 +265,7 @@ async def labels(request: Request) -> Any:
     response_model=list[QueueEntry],
     summary="The next samples to label",
     dependencies=[require("label")],
+    responses=errors(*TOKEN, 422),
 )
 def queue(
     request: Request,
@@ -239,7 +282,12 @@ def queue(
     return [item.__dict__ for item in _runtime(request).engine.queue(n, annotator, fresh)]
 
 
-@router.post("/queue/release", summary="Give leased items back to the queue", dependencies=[require("label")])
+@router.post(
+    "/queue/release",
+    summary="Give leased items back to the queue",
+    dependencies=[require("label")],
+    responses=errors(*TOKEN, *BODY),
+)
 def release(request: Request, body: ReleaseIn) -> dict[str, int]:
     """The page gives back the items it prefetched but did not show, e.g. after a new model."""
     _runtime(request).engine.release(body.ids, body.annotator)
@@ -251,6 +299,7 @@ def release(request: Request, body: ReleaseIn) -> dict[str, int]:
     response_model=ProjectOut,
     summary="The project: classes, keys, data shape",
     dependencies=[require("read")],
+    responses=errors(*TOKEN),
 )
 def project(request: Request) -> Any:
     settings = _runtime(request).settings
@@ -262,7 +311,10 @@ def project(request: Request) -> Any:
 
 
 @router.get(
-    "/stats", summary="Pool, labels, model versions and the learning curve", dependencies=[require("read")]
+    "/stats",
+    summary="Pool, labels, model versions and the learning curve",
+    dependencies=[require("read")],
+    responses=errors(*TOKEN),
 )
 def stats(request: Request) -> dict[str, Any]:
     """``store`` and ``conflicts`` count the rows the engine has followed (at most a moment behind
@@ -273,7 +325,12 @@ def stats(request: Request) -> dict[str, Any]:
             "ingest": runtime.ingestor.counts.__dict__ if runtime.ingestor else None}  # fmt: skip
 
 
-@router.get("/models", summary="Every model version with its metrics", dependencies=[require("admin")])
+@router.get(
+    "/models",
+    summary="Every model version with its metrics",
+    dependencies=[require("admin")],
+    responses=errors(*TOKEN),
+)
 def models(request: Request) -> list[dict[str, Any]]:
     return _runtime(request).store.models()
 
@@ -283,9 +340,8 @@ def models(request: Request) -> list[dict[str, Any]]:
     response_model=PredictOut,
     summary="Predict with the current model",
     dependencies=[require("read")],
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": PredictIn.model_json_schema()}}}},
-)  # fmt: skip
+    responses=errors(*TOKEN, 409, *BODY),
+)
 async def predict(request: Request) -> Any:
     """``{"features": [[...], ...]}`` for a project of features, ``{"texts": [...]}`` for one of texts:
     at most ``max_batch`` rows, each checked as the features (or the text) of a sample on ``/send``."""
@@ -324,22 +380,37 @@ class TokenOut(BaseModel):
     token: str | None = Field(None, description="The token itself: shown only when it is created.")
 
 
-@router.post("/tokens", status_code=201, response_model=TokenOut, summary="Create an API token",
-             dependencies=[require("admin")])  # fmt: skip
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=TokenOut,
+    summary="Create an API token",
+    dependencies=[require("admin")],
+    responses=errors(*TOKEN, *BODY),
+)
 def create_token(request: Request, body: TokenIn) -> Any:
     token = _runtime(request).gatekeeper.issue(body.role, body.name)
     return TokenOut(key=token_key(token), name=body.name, role=body.role, token=token)
 
 
-@router.get("/tokens", response_model=list[TokenOut], summary="Every API token (never the tokens themselves)",
-            dependencies=[require("admin")])  # fmt: skip
+@router.get(
+    "/tokens",
+    response_model=list[TokenOut],
+    summary="Every API token (never the tokens themselves)",
+    dependencies=[require("admin")],
+    responses=errors(*TOKEN),
+)
 def list_tokens(request: Request) -> Any:
     active = [t for t in _runtime(request).store.tokens.all() if t["revoked_at"] is None]
     return [TokenOut(key=t["key"], name=t["name"], role=t["role"]) for t in active]
 
 
 @router.delete(
-    "/tokens/{key}", status_code=204, summary="Revoke an API token", dependencies=[require("admin")]
+    "/tokens/{key}",
+    status_code=204,
+    summary="Revoke an API token",
+    dependencies=[require("admin")],
+    responses=errors(*TOKEN, 404, 409, 422),
 )
 def revoke_token(request: Request, key: Annotated[str, Path(max_length=64)]) -> None:
     if not _runtime(request).store.tokens.revoke(key):
@@ -355,4 +426,4 @@ def health(request: Request) -> dict[str, Any]:
     }
 
 
-__all__ = ["SampleIn", "router"]
+__all__ = ["Invalid", "Problem", "errors", "router"]

@@ -12,9 +12,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from alstream.service.api import router
 from alstream.service.bodies import WholeBody
+from alstream.service.contract import document
 from alstream.service.page import mount_page
 from alstream.service.runtime import Runtime
 from alstream.settings import Settings
@@ -46,7 +48,9 @@ def create_app(settings: Settings | None = None, *, consume: bool = True, track:
         lifespan=lifespan,
     )
     app.include_router(router)
+    document(app, settings.project)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(405, _method_not_allowed)
     mount_page(app)
     app.add_middleware(WholeBody, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
                        limits={"/predict": settings.max_predict_bytes})  # fmt: skip
@@ -66,6 +70,15 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
     return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+
+
+async def _method_not_allowed(request: Request, error: Exception) -> JSONResponse:
+    """405 with every method the path takes in ``Allow`` (Starlette names only the first route's)."""
+    path = request.url.path
+    routes = [r for r in request.app.routes if isinstance(r, APIRoute) and r.path_regex.match(path)]
+    allowed = {method for route in routes for method in route.methods}
+    return JSONResponse(status_code=405, content={"detail": "Method Not Allowed"},
+                        headers={"Allow": ", ".join(sorted(allowed))})  # fmt: skip
 
 
 def _json_safe(value: Any) -> Any:
