@@ -66,6 +66,17 @@ def client(request: pytest.FixtureRequest, tmp_path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """A umask that lets everyone read new files (Debian's default, 022), for this process and the
+    processes it starts: the modes of what alstream writes are then alstream's own doing."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+
 import httpx
 import psutil
 
@@ -10,7 +12,7 @@ from .processes import Service
 PREFECT_SERVER = "prefect.server.api.server:create_app"
 
 
-def test_sigterm_stops_the_service_and_prefects_temporary_server(tmp_path):
+def test_sigterm_stops_the_service_and_prefects_temporary_server(open_umask, tmp_path):
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PREFECT_HOME": f"{tmp_path}/prefect"}
     service = Service(tmp_path, mlflow=True, env=env)
     service.env.pop("PREFECT_API_URL", None)  # Prefect's ephemeral mode: a temporary server of its own
@@ -24,6 +26,8 @@ def test_sigterm_stops_the_service_and_prefects_temporary_server(tmp_path):
         api = f"http://127.0.0.1:{command[command.index('--port') + 1]}/api"
         runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=30).json()
         assert "COMPLETED" in [run["state_type"] for run in runs], runs
+        prefect_home = stat.S_IMODE((tmp_path / "prefect").stat().st_mode)  # made under the service's umask
+        assert oct(prefect_home) == "0o700"
         service.process.terminate()
         service.process.wait(timeout=60)
         _, alive = psutil.wait_procs(started, timeout=30)

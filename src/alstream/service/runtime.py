@@ -13,6 +13,7 @@ from alstream.service.engine import Engine, EngineConfig
 from alstream.service.ingest import Ingestor, Topics
 from alstream.service.limits import RateLimiter
 from alstream.service.model_files import ModelFiles
+from alstream.service.private import create_private
 from alstream.service.security import Gatekeeper
 from alstream.service.trainer import ModelVersion, RetrainPolicy
 from alstream.settings import Settings
@@ -25,7 +26,7 @@ PUBLISH_CHUNK = 5000
 
 def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
     """The store (tables created) and the stream the settings name, with the topic names."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    create_private(settings)
     store = Store(settings.database_url)
     store.create()
     stream = open_stream(
