@@ -87,7 +87,7 @@ def browser() -> Iterator:
     if not CHROMIUM.exists():
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true needs the browser tests to run, but /usr/bin/chromium is missing")
-        pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)")
+        pytest.skip("/usr/bin/chromium is missing (bash scripts/system-packages.sh)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
