@@ -11,7 +11,7 @@ PREFECT_LOCAL = http://127.0.0.1:$(PREFECT_PORT)/api
 ALSTREAM = env $$(curl -sf -m 1 $(PREFECT_LOCAL)/health >/dev/null 2>&1 && echo PREFECT_API_URL=$(PREFECT_LOCAL)) $(VENV)/bin/alstream
 EXPERIMENT ?=
 
-.PHONY: install run serve test lint format bench prefect-server run-al run-al-entropy run-al-margin \
+.PHONY: install system-packages run serve test lint format bench prefect-server run-al run-al-entropy run-al-margin \
 	run-al-confident run-ct compare mlflow-ui clean
 
 install: $(STAMP)
@@ -25,7 +25,12 @@ $(STAMP): pyproject.toml
 run: install
 	$(ALSTREAM) serve
 
-test: install
+# The system packages the tests drive (PostgreSQL, Java and Maven, Chromium): installed when
+# missing and it can (root and apt-get), else it stops with the command to run.
+system-packages:
+	PYTHON=$(PYTHON) bash scripts/system-packages.sh
+
+test: system-packages install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest

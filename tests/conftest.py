@@ -15,6 +15,29 @@ import pytest
 from sqlalchemy.engine import make_url
 from threadpoolctl import threadpool_limits
 
+SKIPS_FAIL = (
+    "{n} test(s) skipped, reasons above: a skipped test fails the run (exit 1), since what it proves went "
+    "unproved. Install what they name (bash scripts/system-packages.sh) and run them again."
+)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that skipped any test fails: nothing is skipped silently (the reasons show with -ra)."""
+    if exitstatus == pytest.ExitCode.OK and _skipped(session.config):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: after the short summary with the reasons
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> Iterator[None]:
+    yield
+    if skipped := _skipped(config):
+        terminalreporter.write_line(SKIPS_FAIL.format(n=skipped), red=True, bold=True)
+
+
+def _skipped(config: pytest.Config) -> int:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    return len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_blas_thread():
@@ -79,10 +102,10 @@ def free_port() -> int:
 
 def _missing_kafka_prerequisite() -> str | None:
     if shutil.which("java") is None:
-        return "java is not installed: the Kafka broker cannot run"
+        return "java is not installed: the Kafka broker cannot run (bash scripts/system-packages.sh)"
     has_jars = any((REPO / ".kafka" / "lib").glob("kafka_2.13-*.jar"))
     if not has_jars and shutil.which("mvn") is None:
-        return "mvn is not installed and .kafka/lib has no Kafka jars"
+        return "mvn is not installed and .kafka/lib has no Kafka jars (bash scripts/system-packages.sh)"
     return None
 
 
@@ -229,7 +252,7 @@ def _postgres_bindir() -> Path:
     """The local PostgreSQL binaries; skips (fails under CI=true) without them."""
     bindir = _pg_bindir()
     if bindir is None:
-        message = "PostgreSQL binaries (initdb, pg_ctl) not found: apt-get install postgresql"
+        message = "PostgreSQL binaries (initdb, pg_ctl) not found (bash scripts/system-packages.sh)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -149,6 +149,11 @@ def test_env_beats_file_and_file_beats_defaults(clean_env, monkeypatch):
         ({"database_url": "alstream.db"}, "database_url", "expected a URL"),
         ({"log_level": "LOUD"}, "log_level", "unknown log level"),
         ({"consumer_group": " "}, "consumer_group", "must not be empty"),
+        ({"image_origins": ["cdn.example.org"]}, "image_origins", "'cdn.example.org' is not an origin"),
+        ({"image_origins": ["https://cdn.example.org/img"]}, "image_origins", "with no path"),
+        ({"image_origins": ["https://x.org; script-src *"]}, "image_origins", "is not an origin"),
+        ({"image_origins": ["ftp://x.org"]}, "image_origins", "expected http(s)://host[:port]"),
+        ({"image_origins": ["https://x.org:70000"]}, "image_origins", "is not an origin"),
         ({"colour": "red"}, "colour", "Extra inputs"),
         ({"project": {"classes": ["a"]}, "demo": False}, "project.classes", "at least 2 classes"),
     ],
@@ -168,6 +173,14 @@ def test_together_checks():
         Settings(project={"classes": ["a", "b"], "n_features": 2})
     assert Settings(project={"classes": ["a", "b"], "n_features": 2}, demo=False).demo is False
     assert Settings(project={"classes": list("0123456789"), "n_features": 64, "max_batch": 10}).demo
+
+
+def test_image_origins_are_kept_as_browsers_write_origins(monkeypatch):
+    monkeypatch.setenv(
+        "ALSTREAM_IMAGE_ORIGINS", '["https://CDN.Example.org/", "https://x.org:443", "http://[::1]:81"]'
+    )
+    assert Settings().image_origins == ["https://cdn.example.org", "https://x.org", "http://[::1]:81"]
+    assert Settings.model_fields["image_origins"].get_default(call_default_factory=True) == []
 
 
 def test_strategy_and_model_aliases():

@@ -25,6 +25,9 @@ QUIET_PREFECT = {
     "PREFECT_LOGGING_SERVER_LEVEL": "CRITICAL",
 }
 QUIET_SERVER_PROCESS = {"PREFECT_LOGGING_ROOT_LEVEL": "CRITICAL"}  # set after this process's logging
+# The service's files (its data, MLflow's database and model artifacts, Prefect's temporary server's)
+# are its owner's only, as PostgreSQL does; alstream's own files set their modes explicitly too.
+PRIVATE_UMASK = 0o077
 
 
 @app.callback()
@@ -155,6 +158,7 @@ def serve(
 
     for key, value in {**QUIET_PREFECT, **QUIET_SERVER_PROCESS}.items():
         os.environ.setdefault(key, value)
+    os.umask(PRIVATE_UMASK)
     settings = Settings.load(project)
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
     handler = logging.StreamHandler()
@@ -187,6 +191,7 @@ def consume(
     from alstream.service.runtime import open_ingestor, open_parts
     from alstream.settings import Settings
 
+    os.umask(PRIVATE_UMASK)
     settings = Settings.load(project)
     store, stream, topics = open_parts(settings)
     ingestor = open_ingestor(settings, stream, store, topics)
@@ -261,12 +266,13 @@ app.add_typer(tokens_app, name="token")
 
 
 def _gatekeeper(project: Path | None):
+    from alstream.service.private import create_private
     from alstream.service.security import Gatekeeper
     from alstream.settings import Settings
     from alstream.store import Store
 
     settings = Settings.load(project)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    create_private(settings)
     store = Store(settings.database_url)
     store.create()
     return Gatekeeper(store.tokens)

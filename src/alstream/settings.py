@@ -39,6 +39,12 @@ __all__ = ["DEFAULT_PROJECT_FILE", "PROJECT_FILE_ENV", "Settings", "SettingsErro
 DEFAULT_PROJECT_FILE = "alstream.toml"
 PROJECT_FILE_ENV = "ALSTREAM_PROJECT_FILE"
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_ORIGIN = re.compile(
+    rf"^(?P<scheme>https?)://(?P<host>{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?/?$",
+    re.IGNORECASE,
+)
 
 
 class SettingsError(ValueError):
@@ -168,6 +174,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Web origins allowed to call the API from a browser (CORS); empty: none (same origin).",
     )
+    image_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins the labeling page may show `meta.image` URLs from, such as "
+        "'https://cdn.example.org' (the service's own and data: images always show); empty: none.",
+    )
 
     # the data and the learning
     project: ProjectSchema = Field(
@@ -269,6 +280,11 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("image_origins")
+    @classmethod
+    def _check_origins(cls, values: list[str]) -> list[str]:
+        return [_origin(value) for value in values]
+
     @field_validator("consumer_group", "host")
     @classmethod
     def _not_empty(cls, value: str) -> str:
@@ -311,6 +327,19 @@ class Settings(BaseSettings):
                 "set demo = false (ALSTREAM_DEMO=false) for your own project"
             )
         return self
+
+
+def _origin(value: str) -> str:
+    """``value`` as a web origin (scheme://host[:port], lower case), or ValueError saying why not."""
+    match = _ORIGIN.match(value.strip())
+    if not match or int(match["port"] or 1) > 65535:
+        raise ValueError(
+            f"{value!r} is not an origin: expected http(s)://host[:port] with no path, "
+            "such as 'https://cdn.example.org'"
+        )
+    scheme, host, port = match["scheme"].lower(), match["host"].lower(), match["port"]
+    default = {"http": "80", "https": "443"}[scheme]
+    return f"{scheme}://{host}" + (f":{int(port)}" if port and int(port) != int(default) else "")
 
 
 def _fits_digits(project: ProjectSchema) -> bool:

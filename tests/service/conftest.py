@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -62,3 +64,33 @@ def client(request: pytest.FixtureRequest, tmp_path) -> Iterator[TestClient]:
     """The demo service on the embedded log and on Kafka (see :func:`demo_service`)."""
     with demo_service(service_settings(tmp_path, request.param, request)) as client:
         yield client
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """A umask that lets everyone read new files (Debian's default, 022), for this process and the
+    processes it starts: the modes of what alstream writes are then alstream's own doing."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true needs the browser tests to run, but /usr/bin/chromium is missing")
+        pytest.skip("/usr/bin/chromium is missing (bash scripts/system-packages.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()

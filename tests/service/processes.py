@@ -19,7 +19,16 @@ from .conftest import ADMIN_TOKEN, wait_for
 class Service:
     """``alstream serve`` in its own process, on the digits demo; can be killed and started again."""
 
-    def __init__(self, home: Path, wait_for_model: bool = True, **settings: str) -> None:
+    def __init__(
+        self,
+        home: Path,
+        wait_for_model: bool = True,
+        mlflow: bool = False,
+        env: dict[str, str] | None = None,
+        **settings: str,
+    ) -> None:
+        """``mlflow``: record versions in MLflow, full retrains through Prefect (as ``alstream serve``
+        does), else ``--no-mlflow``; ``env``: more environment variables; ``settings``: ``ALSTREAM_*``."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -33,12 +42,15 @@ class Service:
             "ALSTREAM_RETRAIN_INTERVAL_S": "3600",
             "ALSTREAM_ADMIN_TOKEN": ADMIN_TOKEN,
             **{f"ALSTREAM_{k.upper()}": v for k, v in settings.items()},
+            **(env or {}),
         }
         self.process: subprocess.Popen | None = None
         self.wait_for_model = wait_for_model
+        self.mlflow = mlflow
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "alstream", "serve", "--port", str(self.port), "--no-mlflow"]
+        command = [sys.executable, "-m", "alstream", "serve", "--port", str(self.port)]
+        command += [] if self.mlflow else ["--no-mlflow"]
         log = open(self.home / "service.log", "ab")  # noqa: SIM115 - the process owns it
         self.process = subprocess.Popen(command, env=self.env, cwd=self.home, stdout=log, stderr=log)
         wait_for(self._ready, timeout=120, what=f"the service (log: {self.home / 'service.log'})")

@@ -17,6 +17,8 @@ from fastapi.routing import APIRoute
 from alstream.service.api import router
 from alstream.service.bodies import WholeBody
 from alstream.service.contract import document
+from alstream.service.docs import mount_docs
+from alstream.service.headers import SecurityHeaders
 from alstream.service.page import mount_page
 from alstream.service.runtime import Runtime
 from alstream.settings import Settings
@@ -46,17 +48,21 @@ def create_app(settings: Settings | None = None, *, consume: bool = True, track:
         summary="Active learning on a live data stream: pick what people label, learn faster.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from the package instead of a CDN (mount_docs)
+        redoc_url=None,  # ReDoc would come from a CDN: off
     )
     app.include_router(router)
     document(app, settings.project)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(405, _method_not_allowed)
-    mount_page(app)
+    mount_page(app, settings.image_origins)
+    mount_docs(app)
     app.add_middleware(WholeBody, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
                        limits={"/predict": settings.max_predict_bytes})  # fmt: skip
     if settings.cors_origins:  # off by default: the page is served from the same origin
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+    app.add_middleware(SecurityHeaders, image_origins=settings.image_origins)  # outermost: on every answer
     return app
 
 

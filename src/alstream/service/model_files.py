@@ -32,9 +32,9 @@ class ModelFiles:
 
     def save(self, version: ModelVersion) -> str:
         """Write ``version`` atomically; returns its name, relative to the folder."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = f"v{version.version:08d}-{version.kind}{SUFFIX}"
-        fd, temp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
+        fd, temp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)  # 0600: the owner's only
         try:
             with os.fdopen(fd, "wb") as f:
                 joblib.dump(version, f)

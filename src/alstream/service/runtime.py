@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from typing import Any
 
 from alstream.featurize import featurizer
 from alstream.messages import InvalidBatch, ItemError, Label, Sample, encode_label, encode_sample
@@ -13,6 +13,7 @@ from alstream.service.engine import Engine, EngineConfig
 from alstream.service.ingest import Ingestor, Topics
 from alstream.service.limits import RateLimiter
 from alstream.service.model_files import ModelFiles
+from alstream.service.private import create_private
 from alstream.service.security import Gatekeeper
 from alstream.service.trainer import ModelVersion, RetrainPolicy
 from alstream.settings import Settings
@@ -25,7 +26,7 @@ PUBLISH_CHUNK = 5000
 
 def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
     """The store (tables created) and the stream the settings name, with the topic names."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    create_private(settings)
     store = Store(settings.database_url)
     store.create()
     stream = open_stream(
@@ -76,7 +77,8 @@ class Runtime:
             seed=settings.seed,
         )
         models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
-        self.engine = Engine(config, self.store, holdout=holdout, full_training=_full_training(track),
+        self.flows = PrefectFlows() if track else None  # else full retrains run directly
+        self.engine = Engine(config, self.store, holdout=holdout, full_training=self.flows,
                              featurizer=self.featurizer, model_files=models)  # fmt: skip
         self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics) if consume else None
         self._stop = threading.Event()
@@ -122,19 +124,53 @@ class Runtime:
         if self.ingestor is not None:
             self.ingestor.close()
         self.engine.close()
+        if self.flows is not None:
+            self.flows.close()
         self.stream.close()
         self.store.close()
 
 
-def _full_training(track: bool) -> Callable[[Engine], ModelVersion | None] | None:
-    """Full retrains through the Prefect flow when tracking (the real service), else directly."""
-    if not track:
-        return None
+class PrefectFlows:
+    """Full retrains through the Prefect flow (the real service; with ``track``).
 
-    def run(engine: Engine) -> ModelVersion | None:
+    Without ``PREFECT_API_URL``, Prefect runs a temporary server in a subprocess. It is started
+    here, once, before the first flow, with time to start on a loaded machine (Prefect's own 20 s
+    leave a stray server behind when they run out), and :meth:`close` stops it: Prefect's atexit
+    hook never runs, since uvicorn ends the process with the SIGTERM it caught.
+    """
+
+    START_TIMEOUT_S = 180
+
+    def __init__(self) -> None:
+        self._server: Any = None  # the temporary server this service started, if any
+
+    def __call__(self, engine: Engine) -> ModelVersion | None:
         from alstream.flows.retrain_flow import retrain_flow
 
+        self._start_server()
         retrain_flow(engine)
         return engine.trainer.current
 
-    return run
+    def _start_server(self) -> None:
+        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+        ephemeral = not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value()
+        if self._server is not None or not ephemeral:
+            return
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()  # the one Prefect's client uses too
+        if server.running:  # someone else's (a test harness): theirs to stop
+            return
+        try:
+            server.start(timeout=self.START_TIMEOUT_S)
+        except BaseException:
+            server.stop()  # no half-started server left behind
+            raise
+        self._server = server
+
+    def close(self) -> None:
+        """Stop the temporary server, if this service started one."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None

@@ -169,9 +169,9 @@ class MemberSlot:
     so a restarted consumer takes the same id back, and two on one host never share one."""
 
     def __init__(self, directory: Path, group: str, prefix: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         for n in itertools.count():
-            fd = os.open(directory / f"{quote(group, safe='')}.{n}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(directory / f"{quote(group, safe='')}.{n}.lock", os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

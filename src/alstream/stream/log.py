@@ -31,7 +31,7 @@ class EmbeddedLog:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # the owner's only, as its files
         self._writers: dict[str, SegmentWriter] = {}
         self._lock = threading.Lock()
 

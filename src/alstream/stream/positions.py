@@ -24,11 +24,11 @@ class GroupPositions:
     """`<dir>/<group>.json`, plus a `<group>.lock` that keeps a second consumer of the group out."""
 
     def __init__(self, directory: Path, group: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._dir = directory
         name = quote(group, safe="")
         self._path = directory / f"{name}.json"
-        self._lock_fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_fd = os.open(directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -46,7 +46,7 @@ class GroupPositions:
         """Write to a temporary file, fsync it, rename it over the old one, fsync the folder."""
         data = json.dumps({t: {"offset": p.offset, "byte": p.byte} for t, p in positions.items()})
         tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data.encode())
             os.fsync(fd)

@@ -92,9 +92,9 @@ class SegmentWriter:
     """Appends framed batches under an exclusive flock and fsyncs them; truncates a torn tail."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         existed = path.exists()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         if not existed:
             fsync_dir(path.parent)
         self._end = 0  # byte position after the last valid record known to this writer

@@ -12,6 +12,9 @@ const MIN_STREAM = 10; // random draws the stream estimate must rest on before i
 const OUTBOX_KEY = "alstream.outbox";
 const NAME_KEY = "alstream.annotator";
 const TOKEN_KEY = "alstream.token"; // kept for this browser session only
+// Origins besides this one that meta.image may come from, as the service names them (image_origins).
+const IMAGE_ORIGINS = new Set(
+  (document.querySelector("meta[name='alstream-image-origins']")?.content ?? "").split(" ").filter(Boolean));
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, props = {}, ...children) => {
@@ -338,9 +341,29 @@ function view(item) {
   const shape = state.project.image_shape;
   if (shape && item.features) return pixels(item.features, shape[0], shape[1]);
   const image = item.meta && (item.meta.image || item.meta.image_url);
-  if (typeof image === "string" && /^(data:image\/|https?:\/\/)/.test(image)) {
-    return el("img", {src: image, alt: `item ${item.id}`});
+  if (typeof image === "string" && /^(data:image\/|https?:\/\/)/i.test(image)) {
+    const origin = imageOrigin(image);
+    if (origin === "data:" || origin === location.origin || IMAGE_ORIGINS.has(origin)) {
+      return el("img", {src: image, alt: `item ${item.id}`});
+    }
+    // Never requested: the browser of each annotator would tell that origin who labels what, and when.
+    const notice = el("p", {className: "blocked", role: "note", textContent: `Image not shown: its origin `
+      + `${origin ?? "(not a valid URL)"} is not allowed (image_origins in the project).`});
+    return el("div", {}, notice, data(item));
   }
+  return data(item);
+}
+
+function imageOrigin(url) {
+  if (/^data:/i.test(url)) return "data:";
+  try {
+    return new URL(url).origin;
+  } catch {
+    return null;
+  }
+}
+
+function data(item) {
   if (item.text !== null && item.text !== undefined) return el("pre", {className: "text", textContent: item.text});
   const names = state.project.feature_names || item.features.map((_, i) => `feature ${i + 1}`);
   const rows = item.features.map((value, i) =>
