@@ -263,3 +263,26 @@ def test_two_classes_accept_and_reject_the_guess_with_enter(open_page, tmp_path)
     finally:
         binary.process.terminate()
         binary.process.wait(timeout=30)
+
+
+def test_an_annotator_token_starts_in_its_own_name_and_cannot_pick_another(browser, service):
+    token = httpx.post(
+        f"{service.url}/tokens", json={"role": "annotator", "name": "gus"}, headers=AUTH
+    ).json()["token"]
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{service.url}/?annotator=ida#token={token}")  # a name it may not act as: ignored
+        page.wait_for_selector("#item[data-id^='digit-']")
+        assert (
+            page.input_value("#annotator") == "gus"
+            and page.locator("#annotator").get_attribute("readonly") is not None
+        )
+        labeled = press(page, truth(shown(page)))
+        wait_for(lambda: service.labels().get(labeled) == (truth(labeled), "gus", False), what="gus's label")
+        page.evaluate("setAnnotator('ida')")  # what typing would do, were the field not read-only
+        assert page.input_value("#annotator") == "gus"
+        labeled = press(page, truth(shown(page)))
+        wait_for(lambda: service.labels().get(labeled) == (truth(labeled), "gus", False), what="gus's label")
+    finally:
+        context.close()

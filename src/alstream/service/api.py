@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Annotated, Any
 
@@ -16,14 +17,17 @@ from alstream.auth import Role, token_key
 from alstream.idempotency import HEADER, check_key, with_ids_from_key
 from alstream.messages import (
     InvalidBatch,
+    Label,
+    Sample,
     SampleIn,
     labels_openapi_extra,
     parse_labels,
     parse_messages,
     send_openapi_extra,
 )
+from alstream.service.limits import RateLimiter
 from alstream.service.runtime import Runtime
-from alstream.service.security import Caller, require
+from alstream.service.security import Caller, LastAdmin, require
 from alstream.stream import StreamUnavailable
 
 router = APIRouter()
@@ -49,7 +53,9 @@ class QueueEntry(BaseModel):
 
 
 class ReleaseIn(BaseModel):
-    annotator: str = Field(min_length=1, max_length=200, description="Who holds the leases.")
+    annotator: str | None = Field(
+        None, min_length=1, max_length=200, description="Who holds the leases (absent: the token's name)."
+    )
     ids: list[str] = Field(max_length=1000, description="Leased items to give back to the queue.")
 
 
@@ -141,6 +147,28 @@ def _rate_limited(request: Request, caller: Annotated[Caller, require("send")]) 
     return caller
 
 
+def _throttle(limiter: RateLimiter, route: str, caller: Caller) -> None:
+    """429 with Retry-After when ``caller``'s token called ``route`` too often."""
+    wait = limiter.wait(caller.key)
+    if wait:
+        raise HTTPException(429, f"too many requests to {route} with this token: retry in {wait:.1f} s",
+                            headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
+
+
+def _in_callers_name(caller: Caller, samples: list[Sample], labels: list[Label]) -> tuple[list, list]:
+    """Labels (and labeled samples) in the caller's name: an annotator named must be one the token may
+    act as (else 403), none named is the token's name; each carries the token's key."""
+    named = [x.annotator for x in (*labels, *samples) if x.annotator is not None]
+    refused = [name for name in named if not caller.may_act_as(name)]
+    if refused:
+        raise HTTPException(403, caller.refusal(refused))
+
+    def own(item: Any) -> Any:
+        return dataclasses.replace(item, annotator=item.annotator or caller.name, token_key=caller.key)
+
+    return [own(s) if s.label is not None else s for s in samples], [own(label) for label in labels]
+
+
 @router.post(
     "/send",
     status_code=202,
@@ -169,6 +197,7 @@ async def send(
         samples, labels = parse_messages(payload, runtime.settings.project)
     except InvalidBatch as error:
         return _invalid(error)
+    samples, labels = _in_callers_name(caller, samples, labels)
     await _publish(runtime, samples, labels)
     return Accepted(ids=[s.id for s in samples] + [label.id for label in labels], samples=len(samples),
                     labels=len(labels))  # fmt: skip
@@ -179,17 +208,27 @@ async def send(
     status_code=202,
     response_model=Accepted,
     summary="Label samples (for people and the page)",
-    dependencies=[require("label")],
     openapi_extra=labels_openapi_extra(),  # documented only: parse_labels checks the body, as on /send
 )
-async def labels(request: Request) -> Any:
-    """One label or a list: ``{"id": ..., "label": ...}`` or ``{"id": ..., "skipped": true}``."""
+async def labels(request: Request, caller: Annotated[Caller, require("label")]) -> Any:
+    """One label or a list: ``{"id": ..., "label": ...}`` or ``{"id": ..., "skipped": true}``, for
+    samples the store holds. ``annotator``: one of the names the token may act as (absent: its name)."""
     payload = await _json(request)
     runtime = _runtime(request)
+    _throttle(runtime.labels_limiter, "/labels", caller)
     try:
         parsed = parse_labels(payload, runtime.settings.project)
     except InvalidBatch as error:
         return _invalid(error)
+    _, parsed = _in_callers_name(caller, [], parsed)
+    ids = list(dict.fromkeys(label.id for label in parsed))
+    missing = sorted(set(ids) - await run_in_threadpool(runtime.store.known_ids, ids))
+    if missing:
+        shown = ", ".join(repr(i) for i in missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
+        raise HTTPException(422, f"no stored sample has the id {shown}: label only samples the service holds "
+                                 "(send a sample with its label through /send)")  # fmt: skip
     await _publish(runtime, [], parsed)
     return Accepted(ids=[label.id for label in parsed], samples=0, labels=len(parsed))
 
@@ -198,28 +237,49 @@ async def labels(request: Request) -> Any:
     "/queue",
     response_model=list[QueueEntry],
     summary="The next samples to label",
-    dependencies=[require("label")],
 )
 def queue(
     request: Request,
+    caller: Annotated[Caller, require("label")],
     n: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
     annotator: Annotated[
-        str, Query(min_length=1, max_length=200, description="Who labels them.")
-    ] = "anonymous",
+        str | None,
+        Query(min_length=1, max_length=200, description="Who labels them (absent: the token's name)."),
+    ] = None,
     fresh: Annotated[
         bool, Query(description="Only items not already leased to this annotator (to prefetch more).")
     ] = False,
 ) -> Any:
     """The most uncertain samples (and a random share), leased to ``annotator`` for a while.
-    Items she already holds come first, unless ``fresh``."""
-    return [item.__dict__ for item in _runtime(request).engine.queue(n, annotator, fresh)]
+    Items she already holds come first, unless ``fresh``. An annotator holds at most
+    ``max_leases_per_annotator`` items and a (non-admin) token ``max_leases_per_token``: past them,
+    fewer than ``n`` come back."""
+    runtime = _runtime(request)
+    _throttle(runtime.queue_limiter, "/queue", caller)
+    name = caller.annotator(annotator)
+    taken = runtime.engine.queue(n, name, fresh, token=caller.key, token_capped=not caller.any_name)
+    return [item.__dict__ for item in taken]
 
 
-@router.post("/queue/release", summary="Give leased items back to the queue", dependencies=[require("label")])
-def release(request: Request, body: ReleaseIn) -> dict[str, int]:
-    """The page gives back the items it prefetched but did not show, e.g. after a new model."""
-    _runtime(request).engine.release(body.ids, body.annotator)
-    return {"released": len(body.ids)}
+@router.post("/queue/release", summary="Give leased items back to the queue")
+def release(request: Request, body: ReleaseIn, caller: Annotated[Caller, require("label")]) -> dict[str, int]:
+    """The page gives back the items it prefetched but did not show, e.g. after a new model.
+    ``released``: how many of them the annotator held."""
+    return {"released": _runtime(request).engine.release(body.ids, caller.annotator(body.annotator))}
+
+
+class Me(BaseModel):
+    key: str = Field(description="The token's public key.")
+    name: str = Field(description="The token's name: the annotator a request that names none acts as.")
+    role: str
+    annotators: list[str] = Field(description="The names this token may lease, release and label as.")
+    any_name: bool = Field(description="Whether it may act in any name (admin tokens).")
+
+
+@router.get("/me", response_model=Me, summary="Who this token is, and the names it may label as")
+def me(caller: Annotated[Caller, require(None)]) -> Any:
+    return Me(key=caller.key, name=caller.name, role=caller.role, annotators=list(caller.annotators),
+              any_name=caller.any_name)  # fmt: skip
 
 
 @router.get(
@@ -286,37 +346,56 @@ def predict(request: Request, body: PredictIn) -> Any:
                       predicted=[classes[i] for i in proba.argmax(axis=1)])  # fmt: skip
 
 
+AnnotatorName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+
+
 class TokenIn(BaseModel):
     role: Role = Field(description="producer (send samples), annotator (queue and labels) or admin (all).")
-    name: str = Field(min_length=1, max_length=200, description="Who or what the token is for.")
+    name: AnnotatorName = Field(description="Who or what the token is for: the annotator it labels as.")
+    annotators: list[AnnotatorName] = Field(
+        default_factory=list, max_length=100, description="Other names it may label as (admins: any name)."
+    )
 
 
 class TokenOut(BaseModel):
     key: str = Field(description="The token's public key: how to name it to revoke it.")
     name: str
     role: str
+    annotators: list[str] = Field(
+        description="The names it may lease, release and label as (its name first)."
+    )
     token: str | None = Field(None, description="The token itself: shown only when it is created.")
 
 
 @router.post("/tokens", status_code=201, response_model=TokenOut, summary="Create an API token",
              dependencies=[require("admin")])  # fmt: skip
 def create_token(request: Request, body: TokenIn) -> Any:
-    token = _runtime(request).gatekeeper.issue(body.role, body.name)
-    return TokenOut(key=token_key(token), name=body.name, role=body.role, token=token)
+    token = _runtime(request).gatekeeper.issue(body.role, body.name, body.annotators)
+    names = list(dict.fromkeys([body.name, *body.annotators]))
+    return TokenOut(key=token_key(token), name=body.name, role=body.role, annotators=names, token=token)
 
 
 @router.get("/tokens", response_model=list[TokenOut], summary="Every API token (never the tokens themselves)",
             dependencies=[require("admin")])  # fmt: skip
 def list_tokens(request: Request) -> Any:
     active = [t for t in _runtime(request).store.tokens.all() if t["revoked_at"] is None]
-    return [TokenOut(key=t["key"], name=t["name"], role=t["role"]) for t in active]
+    return [
+        TokenOut(key=t["key"], name=t["name"], role=t["role"], annotators=t["annotators"]) for t in active
+    ]
 
 
 @router.delete(
     "/tokens/{key}", status_code=204, summary="Revoke an API token", dependencies=[require("admin")]
 )
 def revoke_token(request: Request, key: Annotated[str, Path(max_length=64)]) -> None:
-    if not _runtime(request).store.tokens.revoke(key):
+    """The last admin token is not revoked (409) unless an ``admin_token`` is configured: nobody could
+    make or revoke tokens any more."""
+    try:
+        revoked = _runtime(request).gatekeeper.revoke(key)
+    except LastAdmin:
+        raise HTTPException(409, f"{key!r} is the last admin token: make another admin token first (or "
+                                 "configure admin_token), then revoke this one") from None  # fmt: skip
+    if not revoked:
         raise HTTPException(404, f"no active token with key {key!r}")
 
 

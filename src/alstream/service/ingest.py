@@ -85,9 +85,8 @@ class Ingestor:
             try:
                 if record.topic == self.topics.labels:
                     label = decode_label(record.value, self.schema)
-                    labels.append(
-                        LabelRow(label.id, label.label, label.annotator, label.skipped, source, record.offset)
-                    )
+                    labels.append(LabelRow(label.id, label.label, label.annotator, label.skipped, source,
+                                           record.offset, label.token_key))  # fmt: skip
                     continue
                 sample = next(decoded)
                 if isinstance(sample, InvalidMessage):
@@ -98,9 +97,8 @@ class Ingestor:
                 continue
             samples.append(SampleRow(sample.id, sample.features, sample.text, sample.meta))
             if sample.label is not None:  # a sample that arrives with its label is a labeled sample
-                labels.append(
-                    LabelRow(sample.id, sample.label, sample.annotator, False, source, record.offset)
-                )
+                labels.append(LabelRow(sample.id, sample.label, sample.annotator, False, source,
+                                       record.offset, sample.token_key))  # fmt: skip
         return samples, labels, dead
 
     def run(self, stop: threading.Event) -> None:

@@ -1,6 +1,6 @@
 """Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``.
 
-These are the models the migrations (:mod:`alstream.store.migrations`) build: a change here needs
+These are the models the migrations (``store/migrations/``, Alembic) build: a change here needs
 a new revision there, and the tests check that a migrated database equals these models.
 """
 
