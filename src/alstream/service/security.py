@@ -28,8 +28,8 @@ class Caller(NamedTuple):
 
     key: str
     role: str
-    name: str = "admin"
-    annotators: tuple[str, ...] = ("admin",)
+    name: str
+    annotators: tuple[str, ...]
 
     @property
     def any_name(self) -> bool:
