@@ -198,8 +198,8 @@ def make_tokens(url: str, clients: int) -> list[tuple[str, str]]:
     with admin(url) as client:
         for k in range(clients):
             made = [
-                client.post("/tokens", json={"role": role, "name": f"load-{role}-{k}"})
-                for role in ("producer", "annotator")
+                client.post("/tokens", json={"role": role, "name": name})
+                for role, name in (("producer", f"load-producer-{k}"), ("annotator", f"annotator-{k}"))
             ]
             for response in made:
                 response.raise_for_status()

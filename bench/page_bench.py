@@ -53,7 +53,8 @@ def free_port() -> int:
 
 def start_service(home: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "ALSTREAM_DATA_DIR": str(home / "data"), "ALSTREAM_ADMIN_TOKEN": ADMIN_TOKEN,
-           "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db"}  # fmt: skip
+           "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db",
+           "ALSTREAM_QUEUE_RATE_PER_S": "1e9"}  # the peer asks per item, faster than people  # fmt: skip
     log = open(home / "service.log", "wb")  # noqa: SIM115 - the process owns it
     command = [sys.executable, "-m", "alstream", "serve", "--port", str(port), "--no-mlflow"]
     process = subprocess.Popen(command, env=env, cwd=home, stdout=log, stderr=log)

@@ -168,7 +168,8 @@ def settings_for(home: Path, kafka: str | None, **overrides: Any):
         "consumer_group": f"bench-{suffix}",
         "log_level": "WARNING",
     }
-    access = {"admin_token": ADMIN_TOKEN, "send_rate_per_s": 1e9}  # throughput, not the rate limit
+    access = {"admin_token": ADMIN_TOKEN, "send_rate_per_s": 1e9, "queue_rate_per_s": 1e9,
+              "labels_rate_per_s": 1e9}  # throughput, not the rate limits  # fmt: skip
     return Settings(**{**options, **access, **overrides})
 
 

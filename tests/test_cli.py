@@ -85,3 +85,31 @@ def test_an_unreachable_tracking_server_stops_the_run_before_it_starts(local_mlf
     assert result.exit_code == 2, result.output
     assert "no MLflow tracking server answers at http://127.0.0.1:9" in " ".join(result.output.split())
     assert not (local_mlflow / "models").exists()
+
+
+def test_a_token_may_label_as_the_names_given_and_the_last_admin_token_stays(tmp_path, monkeypatch):
+    from alstream.auth import token_key
+    from alstream.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALSTREAM_DATABASE_URL", f"sqlite:///{tmp_path}/alstream.db")
+    monkeypatch.delenv("ALSTREAM_ADMIN_TOKEN", raising=False)
+
+    def create(*args: str) -> str:
+        made = runner.invoke(app, ["token", "create", *args])
+        assert made.exit_code == 0, made.output
+        return token_key(next(word for word in made.output.split() if word.startswith("als_")))
+
+    desk = create("--role", "annotator", "--name", "desk", "--annotator", "ann", "--annotator", "bob")
+    store = Store(f"sqlite:///{tmp_path}/alstream.db")
+    assert store.tokens.find(desk)["annotators"] == ["desk", "ann", "bob"]
+    assert "desk, ann, bob" in " ".join(runner.invoke(app, ["token", "list"]).output.split())
+    admin = create("--role", "admin", "--name", "root")
+    refused = runner.invoke(app, ["token", "revoke", admin])
+    assert refused.exit_code == 1 and "last admin token" in " ".join(refused.output.split())
+    assert store.tokens.find(admin) is not None
+    other = create("--role", "admin", "--name", "other")
+    assert runner.invoke(app, ["token", "revoke", admin]).exit_code == 0
+    monkeypatch.setenv("ALSTREAM_ADMIN_TOKEN", "a-configured-admin-token-0123")
+    assert runner.invoke(app, ["token", "revoke", other]).exit_code == 0  # the configured one remains
+    store.close()

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -488,6 +489,24 @@ def test_round_trip_sample_and_label():
         assert decode_label(encode_label(label), SCHEMA) == label
     [t] = parse_samples({"text": "héllo ✓", "annotator": "b", "label": "ham"}, TEXT)
     assert decode_sample(encode_sample(t), TEXT) == t
+
+
+def test_the_token_key_travels_on_the_topics_but_no_client_may_send_it():
+    label = Label("s", "cat", "ana", token_key="k1234567")
+    assert decode_label(encode_label(label), SCHEMA) == label
+    [s] = parse_samples({"id": "s", "features": [0.1, 0.2, 0.3], "label": "dog"}, SCHEMA)
+    s = dataclasses.replace(s, annotator="ana", token_key="k1234567")
+    assert decode_sample(encode_sample(s), SCHEMA).token_key == "k1234567"
+    for parse, item in (
+        (parse_labels, {"id": "s", "label": "cat", "token_key": "x"}),
+        (parse_samples, {"id": "s", "features": [0.1, 0.2, 0.3], "token_key": "x"}),
+        (parse_messages, {"kind": "label", "id": "s", "label": "cat", "token_key": "x"}),
+    ):
+        with pytest.raises(InvalidBatch) as refused:
+            parse(item, SCHEMA)
+        assert [e.field for e in refused.value.errors] == ["token_key"]
+    with pytest.raises(InvalidMessage, match="token_key"):
+        decode_label(b'{"id": "s", "label": "cat", "token_key": 7}', SCHEMA)
 
 
 @pytest.mark.parametrize(

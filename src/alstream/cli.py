@@ -275,18 +275,26 @@ def _gatekeeper(project: Path | None):
     create_private(settings)
     store = Store(settings.database_url)
     store.create()
-    return Gatekeeper(store.tokens)
+    return Gatekeeper(store.tokens, settings.admin_token.get_secret_value() if settings.admin_token else None)
 
 
 @tokens_app.command("create")
 def token_create(
     role: Annotated[str, typer.Option(help="producer, annotator or admin.")],
-    name: Annotated[str, typer.Option(help="Who or what the token is for.")] = "",
+    name: Annotated[str, typer.Option(help="Who or what the token is for: the annotator it labels as.")] = "",
+    annotator: Annotated[
+        list[str] | None,
+        typer.Option(help="Another name it may label as (repeat for several; admins: any name)."),
+    ] = None,
     project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None,
 ) -> None:
     """Make a token; it is printed once (only its hash is kept)."""
+    names = annotator or []
+    for given in [name, *names]:
+        if len(given) > 200 or (given and not given.strip()):
+            raise typer.BadParameter(f"{given[:40]!r}...: a name is 1-200 characters, not only spaces")
     try:
-        token = _gatekeeper(project).issue(role, name or role)
+        token = _gatekeeper(project).issue(role, name or role, names)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--role") from None
     console.print(f"{role} token (shown only now): [bold]{token}[/]", soft_wrap=True)
@@ -295,10 +303,13 @@ def token_create(
 @tokens_app.command("list")
 def token_list(project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None) -> None:
     """Every token's key, name, role and state (never the tokens themselves)."""
-    table = Table("key", "name", "role", "created", "revoked")
+    table = Table("key", "name", "role", "labels as", "created", "revoked")
     for t in _gatekeeper(project).tokens.all():
         revoked = t["revoked_at"].strftime("%Y-%m-%d %H:%M") if t["revoked_at"] else ""
-        table.add_row(t["key"], t["name"], t["role"], t["created_at"].strftime("%Y-%m-%d %H:%M"), revoked)
+        names = "any name" if t["role"] == "admin" else ", ".join(t["annotators"])
+        table.add_row(
+            t["key"], t["name"], t["role"], names, t["created_at"].strftime("%Y-%m-%d %H:%M"), revoked
+        )
     console.print(table)
 
 
@@ -307,8 +318,17 @@ def token_revoke(
     key: Annotated[str, typer.Argument(help="The token's key (from `alstream token list`).")],
     project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None,
 ) -> None:
-    """Revoke a token: it stops working within seconds, also in a running service."""
-    if not _gatekeeper(project).tokens.revoke(key):
+    """Revoke a token: it stops working within seconds, also in a running service. The last admin
+    token is kept unless an admin_token is configured."""
+    from alstream.store.tokens import LastAdmin
+
+    try:
+        revoked = _gatekeeper(project).revoke(key)
+    except LastAdmin:
+        console.print(f"[red]{key} is the last admin token: make another (alstream token create --role "
+                      "admin) or configure admin_token first[/]")  # fmt: skip
+        raise typer.Exit(1) from None
+    if not revoked:
         console.print(f"[red]no active token with key {key!r}[/]")
         raise typer.Exit(1)
     console.print(f"revoked {key}")

@@ -170,6 +170,33 @@ class Settings(BaseSettings):
     send_burst: int = Field(
         100, ge=1, description="Requests to /send a token may make at once, above the rate."
     )
+    queue_rate_per_s: float = Field(
+        10.0, gt=0, allow_inf_nan=False, description="Requests per second each token may make to /queue."
+    )
+    queue_burst: int = Field(
+        30, ge=1, description="Requests to /queue a token may make at once, above the rate."
+    )
+    labels_rate_per_s: float = Field(
+        50.0, gt=0, allow_inf_nan=False, description="Requests per second each token may make to /labels."
+    )
+    labels_burst: int = Field(
+        100, ge=1, description="Requests to /labels a token may make at once, above the rate."
+    )
+    max_leases_per_annotator: int = Field(
+        100, ge=1, description="Most queue items leased to one annotator at once (the page holds 7)."
+    )
+    max_leases_per_token: int = Field(
+        200,
+        ge=1,
+        description="Most queue items leased through one producer or annotator token at once, "
+        "whatever the names (admin tokens: only the per-annotator cap).",
+    )
+    max_waiting_labels: int = Field(
+        100_000,
+        ge=1,
+        description="Labels kept in memory for samples that have not arrived yet (the newest; "
+        "older ones stay in the store, counted in /stats as dropped).",
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Web origins allowed to call the API from a browser (CORS); empty: none (same origin).",

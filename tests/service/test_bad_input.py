@@ -62,9 +62,12 @@ def stored_samples(api: TestClient, ids: list[str]) -> list[str]:
 
 
 def stored_labels(api: TestClient, ids: list[str]) -> dict[str, list[tuple]]:
-    """The label events the store holds for ``ids``, in order, once every label sent so far is in."""
+    """The label events the store holds for ``ids``, in order, once every label sent so far is in
+    (a marker goes last, through /send: /labels takes labels of stored samples only)."""
     marker = new_id("marker")
-    assert api.post("/labels", json={"id": marker, "label": "0"}).status_code == 202
+    assert (
+        api.post("/send", json={"kind": "label", "id": marker, "label": "0"}).status_code == 202
+    )  # no sample
     store = api.app.state.runtime.store
     wait_for(lambda: marker in store.current_labels(), what="the marker label")
     events: dict[str, list[tuple]] = {}
@@ -247,8 +250,11 @@ def test_batches_are_one_to_max_batch_items(api, path):
     empty = api.post(path, json=[])
     assert empty.status_code == 422 and empty.json()["errors"][0]["message"] == "empty batch"
     full = batch(MAX_BATCH)
-    assert api.post(path, json=full).status_code == 202
     ids = [item["id"] for item in full]
+    if path == "/labels":  # labels of stored samples only
+        assert api.post("/send", json=[sample(i) for i in ids]).status_code == 202
+        assert stored_samples(api, ids) == ids
+    assert api.post(path, json=full).status_code == 202
     if path == "/send":
         assert stored_samples(api, ids) == ids
     else:
@@ -269,6 +275,8 @@ def test_a_sample_id_repeated_in_a_batch_stores_the_first(api):
 
 def test_several_labels_for_one_sample_in_a_batch_are_all_kept_in_order(api):
     target = new_id("twice")
+    assert api.post("/send", json=sample(target)).status_code == 202
+    assert stored_samples(api, [target]) == [target]
     batch = [
         {"id": target, "label": "1", "annotator": "ana"},
         {"id": target, "label": "7", "annotator": "bob"},
@@ -281,7 +289,12 @@ def test_several_labels_for_one_sample_in_a_batch_are_all_kept_in_order(api):
 def test_a_label_before_its_sample_is_kept_and_labels_the_sample_when_it_arrives(api):
     early = new_id("early")
     before = api.get("/stats").json()
-    assert api.post("/labels", json={"id": early, "label": "6", "annotator": "ana"}).status_code == 202
+    label = {"id": early, "label": "6", "annotator": "ana"}
+    refused = api.post("/labels", json=label)  # people label what they were shown: stored samples
+    assert refused.status_code == 422 and early in refused.json()["detail"]
+    assert (
+        api.post("/send", json={"kind": "label", **label}).status_code == 202
+    )  # a producer's may come first
     assert stored_labels(api, [early]) == {early: [("6", "ana", False)]}
     stats = api.get("/stats").json()
     assert stats["labels_per_class"]["6"] == before["labels_per_class"]["6"]  # no sample yet: not counted

@@ -343,3 +343,26 @@ def test_images_show_only_from_the_allowed_origins_and_others_are_never_requeste
         other.close()
         images.process.terminate()
         images.process.wait(timeout=30)
+
+
+def test_an_annotator_token_starts_in_its_own_name_and_cannot_pick_another(browser, service):
+    token = httpx.post(
+        f"{service.url}/tokens", json={"role": "annotator", "name": "gus"}, headers=AUTH
+    ).json()["token"]
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{service.url}/?annotator=ida#token={token}")  # a name it may not act as: ignored
+        page.wait_for_selector("#item[data-id^='digit-']")
+        assert (
+            page.input_value("#annotator") == "gus"
+            and page.locator("#annotator").get_attribute("readonly") is not None
+        )
+        labeled = press(page, truth(shown(page)))
+        wait_for(lambda: service.labels().get(labeled) == (truth(labeled), "gus", False), what="gus's label")
+        page.evaluate("setAnnotator('ida')")  # what typing would do, were the field not read-only
+        assert page.input_value("#annotator") == "gus"
+        labeled = press(page, truth(shown(page)))
+        wait_for(lambda: service.labels().get(labeled) == (truth(labeled), "gus", False), what="gus's label")
+    finally:
+        context.close()

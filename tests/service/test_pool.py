@@ -57,3 +57,34 @@ def test_a_share_of_random_items_is_drawn_uniformly():
     random = [t for t in taken if t.reason == "random"]
     assert 0.2 < len(random) / len(taken) < 0.4
     assert 0.35 < np.mean([scores[t.position] for t in random]) < 0.65  # not biased to the top
+
+
+def test_an_annotator_and_a_token_lease_at_most_their_caps():
+    pool, _ = _pool()
+    caps = {"lease_s": 60, "now": 0.0, "max_per_annotator": 10, "max_per_holder": 25}
+    assert len(pool.take(8, "ann", holder="t1", **caps)) == 8
+    assert len(pool.take(8, "ann", holder="t1", fresh=True, **caps)) == 2  # she holds 10: her cap
+    assert len(pool.take(100, "ann", holder="t1", **caps)) == 10  # what she holds, nothing more
+    names = [f"fake-{i}" for i in range(64)]
+    served = sum(len(pool.take(100, name, holder="t1", **caps)) for name in names)
+    assert served == 15  # the token's cap: 25 in all, whatever names it asks in
+    assert len(pool.take(100, "bob", holder="t2", **caps)) == 10  # others still get theirs
+    assert pool.lease_state()["leases"] == 35
+
+
+def test_leases_of_annotators_who_went_away_are_forgotten():
+    pool, _ = _pool(n=20_000)
+    pool.rank()
+    empty = pool.lease_state()
+    for i in range(10_000):
+        pool.take(1, f"ann-{i}", lease_s=60, now=i / 1000, holder=f"token-{i % 100}")
+    assert pool.lease_state()["annotators"] == 10_000
+    renewed = {t.id for t in pool.take(5, "ann-0", lease_s=60, now=30.0, holder="token-0")}  # she stays
+    pool.take(1, "late", lease_s=60, now=75.0)  # all but ann-0's renewed leases (to 90) have ended
+    assert pool.lease_state() == {"leases": 6, "annotators": 2, "holders": 1, "lease_ends": 6}
+    assert len(renewed) == 5
+    assert {t.id for t in pool.take(5, "ann-0", lease_s=60, now=80.0)} == renewed
+    pool.release(list(renewed), "ann-0")
+    assert pool.lease_state()["annotators"] == 1  # "late"
+    pool.take(0, "nobody", lease_s=60, now=200.0)
+    assert pool.lease_state() == empty

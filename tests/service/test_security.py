@@ -20,13 +20,14 @@ PROTECTED = [
     ("POST", "/send", SAMPLE),
     ("POST", "/labels", {"id": "digit-1", "label": "1"}),
     ("GET", "/queue", None),
-    ("POST", "/queue/release", {"annotator": "a", "ids": []}),
+    ("POST", "/queue/release", {"ids": []}),
     ("GET", "/project", None),
     ("GET", "/stats", None),
     ("GET", "/models", None),
     ("POST", "/predict", {"features": [X[0].tolist()]}),
     ("GET", "/tokens", None),
     ("POST", "/tokens", {"role": "annotator", "name": "x"}),
+    ("GET", "/me", None),
 ]
 
 
@@ -65,8 +66,8 @@ def test_health_the_page_and_the_docs_need_none(client, path):
 def test_each_role_does_its_own_job_only(client):
     producer, annotator = token(client, "producer"), token(client, "annotator")
     allowed = {
-        producer: {"/send"},
-        annotator: {"/labels", "/queue", "/queue/release", "/project", "/stats", "/predict"},
+        producer: {"/send", "/me"},
+        annotator: {"/labels", "/queue", "/queue/release", "/project", "/stats", "/predict", "/me"},
     }
     for who, paths in allowed.items():
         for method, path, body in PROTECTED:
@@ -82,7 +83,13 @@ def test_tokens_are_shown_once_stored_as_hashes_and_can_be_revoked(client):
     created = client.post("/tokens", json={"role": "annotator", "name": "gil"}, headers=AUTH).json()
     secret = created["token"]
     listed = client.get("/tokens", headers=AUTH).json()
-    assert {"key": created["key"], "name": "gil", "role": "annotator", "token": None} in listed
+    assert {
+        "key": created["key"],
+        "name": "gil",
+        "role": "annotator",
+        "annotators": ["gil"],
+        "token": None,
+    } in listed
     store = client.app.state.runtime.store
     with store.engine.connect() as conn:
         rows = [tuple(map(str, row)) for row in conn.execute(select(tokens_table))]

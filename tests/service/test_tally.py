@@ -41,3 +41,28 @@ def test_the_engine_tally_matches_the_store_counts_and_conflicts(tmp_path: Path)
     finally:
         engine.close()
         store.close()
+
+
+def test_labels_waiting_for_their_samples_are_bounded_and_none_is_lost(tmp_path: Path):
+    """Labels may precede their samples (through /send or Kafka): the engine keeps the newest
+    ``max_waiting_labels`` in memory, counts the others, and finds them in the store on arrival."""
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+    config = EngineConfig(classes=CLASSES, n_features=2, track=False, max_waiting_labels=10)
+    engine = Engine(config, store)
+    try:
+        ids = [f"early-{i}" for i in range(30)]
+        truth = {sample_id: CLASSES[i % 3] for i, sample_id in enumerate(ids)}
+        store.add_labels([LabelRow(i, truth[i], "ann", False, "labels:0", n) for n, i in enumerate(ids)])
+        engine.sync()
+        assert engine.stats()["waiting_labels"] == {"held": 10, "dropped": 20}
+        assert len(engine.labels) == 10 and engine.label_counts() == dict.fromkeys(CLASSES, 0)
+        store.add_samples([SampleRow(i, np.zeros(2, dtype=np.float32), None, None) for i in ids])
+        engine.sync()
+        assert engine.labels == truth  # the 20 forgotten ones came back from the store
+        assert engine.label_counts() == {"a": 10, "b": 10, "c": 10}
+        assert engine.stats()["waiting_labels"] == {"held": 0, "dropped": 20}
+        assert engine.pool.counts()["labeled"] == 30 and set(engine.pending()) == set(ids)
+    finally:
+        engine.close()
+        store.close()

@@ -18,13 +18,14 @@ BACKENDS = ["sqlite", "postgresql"]
 
 @pytest.fixture
 def make_store(request, tmp_path) -> Iterator[Callable[[], Store]]:
-    """A factory of fresh, empty, created stores of the test's backend; all closed and dropped after."""
+    """A factory of fresh, empty, created stores of the test's backend (``create=False``: an empty
+    database, no tables); all closed and dropped after."""
     backend = request.param
     stores: list[Store] = []
     databases: list[str] = []
     admin = request.getfixturevalue("postgres_admin_url") if backend == "postgresql" else None
 
-    def make(**options) -> Store:
+    def make(*, create: bool = True, **options) -> Store:
         if backend == "sqlite":
             url = f"sqlite:///{tmp_path}/db{len(stores)}/store.db"
         else:
@@ -34,7 +35,8 @@ def make_store(request, tmp_path) -> Iterator[Callable[[], Store]]:
             databases.append(name)
             url = make_url(admin).set(database=name).render_as_string(hide_password=False)
         store = Store(url, **options)
-        store.create()
+        if create:
+            store.create()
         stores.append(store)
         return store
 

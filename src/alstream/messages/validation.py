@@ -133,6 +133,14 @@ class _Checker:
             raise _Problem("annotator", f"too long: {len(value)} characters, at most {MAX_ANNOTATOR_CHARS}")
         return value
 
+    def token_key(self, value: Any) -> str | None:
+        """The key of the token that sent a label: only on the topics, where the service writes it."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not 0 < len(value) <= 64:
+            raise _Problem("token_key", f"expected a token key (a short string), got {_short(value)}")
+        return value
+
     def text(self, value: Any) -> str:
         if not isinstance(value, str):
             raise _Problem("text", f"expected a string, got {_type_name(value)}")
@@ -308,11 +316,12 @@ class _Checker:
                     fields["features"] = self.features(item["features"])
             except _Problem as p:
                 problems.append(p)
-        for name in ("meta", "annotator"):
-            try:
-                fields[name] = getattr(self, name)(item.get(name))
-            except _Problem as p:
-                problems.append(p)
+        for name in ("meta", "annotator", "token_key"):
+            if name in allowed:
+                try:
+                    fields[name] = getattr(self, name)(item.get(name))
+                except _Problem as p:
+                    problems.append(p)
         if item.get("label") is not None:
             try:
                 fields["label"] = self.label(item["label"])
@@ -334,7 +343,7 @@ class _Checker:
         if not isinstance(item, dict | Mapping):
             return None, None, [_Problem("", f"expected a JSON object, got {_type_name(item)}")]
         problems = self.unknown_fields(item, allowed)
-        label_id = label = annotator = None
+        label_id = label = annotator = token_key = None
         try:
             label_id = self.id(item.get("id"), required=True)
         except _Problem as p:
@@ -359,11 +368,13 @@ class _Checker:
                 problems.append(p)
         try:
             annotator = self.annotator(item.get("annotator"))
+            token_key = self.token_key(item.get("token_key")) if "token_key" in allowed else None
         except _Problem as p:
             problems.append(p)
         if problems:
             return None, label_id, problems
-        return Label(id=label_id, label=label, annotator=annotator, skipped=skipped), label_id, []
+        label_ = Label(id=label_id, label=label, annotator=annotator, skipped=skipped, token_key=token_key)
+        return label_, label_id, []
 
 
 @dataclass(frozen=True)

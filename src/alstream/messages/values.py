@@ -22,16 +22,18 @@ class Sample:
     meta: dict | None = None
     label: str | None = None
     annotator: str | None = None
+    token_key: str | None = None  # the token that sent its label: set by the service, never by a client
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sample):
             return NotImplemented
-        if (self.id, self.text, self.meta, self.label, self.annotator) != (
+        if (self.id, self.text, self.meta, self.label, self.annotator, self.token_key) != (
             other.id,
             other.text,
             other.meta,
             other.label,
             other.annotator,
+            other.token_key,
         ):
             return False
         if self.features is None or other.features is None:
@@ -49,6 +51,7 @@ class Label:
     label: str | None = None
     annotator: str | None = None
     skipped: bool = False
+    token_key: str | None = None  # the token that sent it: set by the service, never by a client
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,21 @@ import numpy as np
 import orjson
 
 from alstream.messages.schema import ProjectSchema
-from alstream.messages.validation import _Checker, _Deferred, _Errors, _Problem, _type_name
+from alstream.messages.validation import (
+    LABEL_FIELDS,
+    SAMPLE_FIELDS,
+    _Checker,
+    _Deferred,
+    _Errors,
+    _Problem,
+    _type_name,
+)
 from alstream.messages.values import InvalidMessage, Label, Sample
 
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+# The service writes the key of the token that sent a label; ``/send`` and ``/labels`` refuse the field.
+_TOPIC_SAMPLE_FIELDS = (*SAMPLE_FIELDS, "token_key")
+_TOPIC_LABEL_FIELDS = (*LABEL_FIELDS, "token_key")
 
 
 def encode_sample(s: Sample) -> bytes:
@@ -22,7 +33,7 @@ def encode_sample(s: Sample) -> bytes:
     body: dict[str, Any] = {"id": s.id}
     if s.features is not None:
         body["features"] = np.ascontiguousarray(s.features, dtype=np.float32)
-    for name in ("text", "meta", "label", "annotator"):
+    for name in ("text", "meta", "label", "annotator", "token_key"):
         value = getattr(s, name)
         if value is not None:
             body[name] = value
@@ -38,6 +49,8 @@ def encode_label(label: Label) -> bytes:
         body["annotator"] = label.annotator
     if label.skipped:
         body["skipped"] = True
+    if label.token_key is not None:
+        body["token_key"] = label.token_key
     return orjson.dumps(body)
 
 
@@ -61,7 +74,7 @@ def _reason(problems: list[_Problem]) -> str:
 
 def decode_sample(value: bytes, schema: ProjectSchema) -> Sample:
     """One sample from a topic message, written by any client; InvalidMessage says what is wrong."""
-    sample, _, problems = _Checker(schema).sample(_load_object(value))
+    sample, _, problems = _Checker(schema).sample(_load_object(value), allowed=_TOPIC_SAMPLE_FIELDS)
     if problems:
         raise InvalidMessage(_reason(problems))
     return sample
@@ -75,7 +88,8 @@ def decode_samples(values: Sequence[bytes], schema: ProjectSchema) -> list[Sampl
     deferred: list[tuple[int, Sample]] = []
     for index, value in enumerate(values):
         try:
-            sample, _, problems = checker.sample(_load_object(value), defer=True)
+            body = _load_object(value)
+            sample, _, problems = checker.sample(body, allowed=_TOPIC_SAMPLE_FIELDS, defer=True)
         except InvalidMessage as error:
             out.append(error)
             continue
@@ -94,7 +108,7 @@ def decode_samples(values: Sequence[bytes], schema: ProjectSchema) -> list[Sampl
 
 def decode_label(value: bytes, schema: ProjectSchema) -> Label:
     """One label from a topic message, written by any client; InvalidMessage says what is wrong."""
-    label, _, problems = _Checker(schema).label_item(_load_object(value))
+    label, _, problems = _Checker(schema).label_item(_load_object(value), allowed=_TOPIC_LABEL_FIELDS)
     if problems:
         raise InvalidMessage(_reason(problems))
     return label

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -14,9 +15,19 @@ from starlette.concurrency import run_in_threadpool
 
 from alstream.auth import Role, token_key
 from alstream.idempotency import HEADER, MAX_KEY_CHARS, check_key, with_ids_from_key
-from alstream.messages import InvalidBatch, ItemError, parse_labels, parse_messages, parse_predict
+from alstream.messages import (
+    InvalidBatch,
+    ItemError,
+    Label,
+    Sample,
+    parse_labels,
+    parse_messages,
+    parse_predict,
+)
+from alstream.messages.openapi import NAME_PATTERN
+from alstream.service.limits import RateLimiter
 from alstream.service.runtime import Runtime
-from alstream.service.security import Caller, require
+from alstream.service.security import Caller, LastAdmin, require
 from alstream.stream import StreamUnavailable
 
 router = APIRouter()
@@ -87,7 +98,10 @@ class QueueEntry(BaseModel):
 class ReleaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    annotator: str = Field(min_length=1, max_length=200, description="Who holds the leases.")
+    annotator: str | None = Field(
+        None, min_length=1, max_length=200, pattern=NAME_PATTERN,
+        description="Who holds the leases (absent: the token's name).",
+    )  # fmt: skip
     ids: list[Annotated[str, Field(max_length=1000)]] = Field(
         max_length=1000, description="Leased items to give back to the queue."
     )
@@ -195,6 +209,28 @@ def _rate_limited(request: Request, caller: Annotated[Caller, require("send")]) 
     return caller
 
 
+def _throttle(limiter: RateLimiter, route: str, caller: Caller) -> None:
+    """429 with Retry-After when ``caller``'s token called ``route`` too often."""
+    wait = limiter.wait(caller.key)
+    if wait:
+        raise HTTPException(429, f"too many requests to {route} with this token: retry in {wait:.1f} s",
+                            headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
+
+
+def _in_callers_name(caller: Caller, samples: list[Sample], labels: list[Label]) -> tuple[list, list]:
+    """Labels (and labeled samples) in the caller's name: an annotator named must be one the token may
+    act as (else 403), none named is the token's name; each carries the token's key."""
+    named = [x.annotator for x in (*labels, *samples) if x.annotator is not None]
+    refused = [name for name in named if not caller.may_act_as(name)]
+    if refused:
+        raise HTTPException(403, caller.refusal(refused))
+
+    def own(item: Any) -> Any:
+        return dataclasses.replace(item, annotator=item.annotator or caller.name, token_key=caller.key)
+
+    return [own(s) if s.label is not None else s for s in samples], [own(label) for label in labels]
+
+
 @router.post(
     "/send",
     status_code=202,
@@ -234,6 +270,7 @@ async def send(
 
     try:
         samples, labels = await _off_loop(request, parse)
+        samples, labels = _in_callers_name(caller, samples, labels)
         await _publish(runtime, samples, labels)
     except (InvalidBatch, _Refused) as error:
         return _invalid(error)
@@ -246,14 +283,25 @@ async def send(
     status_code=202,
     response_model=Accepted,
     summary="Label samples (for people and the page)",
-    dependencies=[require("label")],
-    responses=errors(*TOKEN, *BODY, 503),
+    responses=errors(*TOKEN, 404, *BODY, 429, 503),
 )
-async def labels(request: Request) -> Any:
-    """One label or a list: ``{"id": ..., "label": ...}`` or ``{"id": ..., "skipped": true}``."""
+async def labels(request: Request, caller: Annotated[Caller, require("label")]) -> Any:
+    """One label or a list: ``{"id": ..., "label": ...}`` or ``{"id": ..., "skipped": true}``, for
+    samples the store holds (404 names the others). ``annotator``: one of the names the token may act
+    as (absent: its name)."""
     runtime = _runtime(request)
+    _throttle(runtime.labels_limiter, "/labels", caller)
     try:
         parsed = await _off_loop(request, lambda payload: parse_labels(payload, runtime.settings.project))
+        _, parsed = _in_callers_name(caller, [], parsed)
+        ids = list(dict.fromkeys(label.id for label in parsed))
+        missing = sorted(set(ids) - await run_in_threadpool(runtime.store.known_ids, ids))
+        if missing:
+            shown = ", ".join(repr(i) for i in missing[:10]) + (
+                f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            )
+            raise HTTPException(404, f"no stored sample has the id {shown}: label only samples the service "
+                                     "holds (send a sample with its label through /send)")  # fmt: skip
         await _publish(runtime, [], parsed)
     except (InvalidBatch, _Refused) as error:
         return _invalid(error)
@@ -264,34 +312,60 @@ async def labels(request: Request) -> Any:
     "/queue",
     response_model=list[QueueEntry],
     summary="The next samples to label",
-    dependencies=[require("label")],
-    responses=errors(*TOKEN, 422),
+    responses=errors(*TOKEN, 422, 429),
 )
 def queue(
     request: Request,
+    caller: Annotated[Caller, require("label")],
     n: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
     annotator: Annotated[
-        str, Query(min_length=1, max_length=200, description="Who labels them.")
-    ] = "anonymous",
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=NAME_PATTERN,
+            description="Who labels them (absent: the token's name).",
+        ),
+    ] = None,
     fresh: Annotated[
         bool, Query(description="Only items not already leased to this annotator (to prefetch more).")
     ] = False,
 ) -> Any:
     """The most uncertain samples (and a random share), leased to ``annotator`` for a while.
-    Items she already holds come first, unless ``fresh``."""
-    return [item.__dict__ for item in _runtime(request).engine.queue(n, annotator, fresh)]
+    Items she already holds come first, unless ``fresh``. An annotator holds at most
+    ``max_leases_per_annotator`` items and a (non-admin) token ``max_leases_per_token``: past them,
+    fewer than ``n`` come back."""
+    runtime = _runtime(request)
+    _throttle(runtime.queue_limiter, "/queue", caller)
+    name = caller.annotator(annotator)
+    taken = runtime.engine.queue(n, name, fresh, token=caller.key, token_capped=not caller.any_name)
+    return [item.__dict__ for item in taken]
 
 
-@router.post(
-    "/queue/release",
-    summary="Give leased items back to the queue",
-    dependencies=[require("label")],
-    responses=errors(*TOKEN, *BODY),
+@router.post("/queue/release", summary="Give leased items back to the queue", responses=errors(*TOKEN, *BODY))
+def release(request: Request, body: ReleaseIn, caller: Annotated[Caller, require("label")]) -> dict[str, int]:
+    """The page gives back the items it prefetched but did not show, e.g. after a new model.
+    ``released``: how many of them the annotator held."""
+    return {"released": _runtime(request).engine.release(body.ids, caller.annotator(body.annotator))}
+
+
+class Me(BaseModel):
+    key: str = Field(description="The token's public key.")
+    name: str = Field(description="The token's name: the annotator a request that names none acts as.")
+    role: str
+    annotators: list[str] = Field(description="The names this token may lease, release and label as.")
+    any_name: bool = Field(description="Whether it may act in any name (admin tokens).")
+
+
+@router.get(
+    "/me",
+    response_model=Me,
+    summary="Who this token is, and the names it may label as",
+    responses=errors(401),
 )
-def release(request: Request, body: ReleaseIn) -> dict[str, int]:
-    """The page gives back the items it prefetched but did not show, e.g. after a new model."""
-    _runtime(request).engine.release(body.ids, body.annotator)
-    return {"released": len(body.ids)}
+def me(caller: Annotated[Caller, require(None)]) -> Any:
+    return Me(key=caller.key, name=caller.name, role=caller.role, annotators=list(caller.annotators),
+              any_name=caller.any_name)  # fmt: skip
 
 
 @router.get(
@@ -368,15 +442,24 @@ async def predict(request: Request) -> Any:
         raise HTTPException(409, str(error)) from None
 
 
+AnnotatorName = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+
+
 class TokenIn(BaseModel):
     role: Role = Field(description="producer (send samples), annotator (queue and labels) or admin (all).")
-    name: str = Field(min_length=1, max_length=200, description="Who or what the token is for.")
+    name: AnnotatorName = Field(description="Who or what the token is for: the annotator it labels as.")
+    annotators: list[AnnotatorName] = Field(
+        default_factory=list, max_length=100, description="Other names it may label as (admins: any name)."
+    )
 
 
 class TokenOut(BaseModel):
     key: str = Field(description="The token's public key: how to name it to revoke it.")
     name: str
     role: str
+    annotators: list[str] = Field(
+        description="The names it may lease, release and label as (its name first)."
+    )
     token: str | None = Field(None, description="The token itself: shown only when it is created.")
 
 
@@ -389,8 +472,9 @@ class TokenOut(BaseModel):
     responses=errors(*TOKEN, *BODY),
 )
 def create_token(request: Request, body: TokenIn) -> Any:
-    token = _runtime(request).gatekeeper.issue(body.role, body.name)
-    return TokenOut(key=token_key(token), name=body.name, role=body.role, token=token)
+    token = _runtime(request).gatekeeper.issue(body.role, body.name, body.annotators)
+    names = list(dict.fromkeys([body.name, *body.annotators]))
+    return TokenOut(key=token_key(token), name=body.name, role=body.role, annotators=names, token=token)
 
 
 @router.get(
@@ -402,7 +486,9 @@ def create_token(request: Request, body: TokenIn) -> Any:
 )
 def list_tokens(request: Request) -> Any:
     active = [t for t in _runtime(request).store.tokens.all() if t["revoked_at"] is None]
-    return [TokenOut(key=t["key"], name=t["name"], role=t["role"]) for t in active]
+    return [
+        TokenOut(key=t["key"], name=t["name"], role=t["role"], annotators=t["annotators"]) for t in active
+    ]
 
 
 @router.delete(
@@ -413,7 +499,14 @@ def list_tokens(request: Request) -> Any:
     responses=errors(*TOKEN, 404, 409, 422),
 )
 def revoke_token(request: Request, key: Annotated[str, Path(max_length=64)]) -> None:
-    if not _runtime(request).store.tokens.revoke(key):
+    """The last admin token is not revoked (409) unless an ``admin_token`` is configured: nobody could
+    make or revoke tokens any more."""
+    try:
+        revoked = _runtime(request).gatekeeper.revoke(key)
+    except LastAdmin:
+        raise HTTPException(409, f"{key!r} is the last admin token: make another admin token first (or "
+                                 "configure admin_token), then revoke this one") from None  # fmt: skip
+    if not revoked:
         raise HTTPException(404, f"no active token with key {key!r}")
 
 

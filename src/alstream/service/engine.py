@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,10 +68,18 @@ class EngineConfig:
     track: bool = True
     standardize: bool = True  # off for hashed texts: already normalized, and scaling inflates rare columns
     seed: int = 0  # of the model, the random share, and the ties in the queue's order
+    max_leases_per_annotator: int | None = None  # None: no cap
+    max_leases_per_token: int | None = None
+    max_waiting_labels: int = 100_000  # labels kept for samples not arrived yet (the newest)
 
 
 class Engine:
-    """Owns the pool, the trainer and the honest accuracy estimate; thread-safe entry points."""
+    """Owns the pool, the trainer and the honest accuracy estimate; thread-safe entry points.
+
+    One thread (the engine's loop: :meth:`run`) writes the labels, the curve and the latencies;
+    it publishes what ``/stats`` shows as a new snapshot after each change (:meth:`stats` reads
+    the latest, never the state being written).
+    """
 
     def __init__(
         self,
@@ -92,6 +100,9 @@ class Engine:
         self.quality = StreamAccuracy()
         self.tally = StoreTally()  # the store's counts, as followed
         self.labels: dict[str, str] = {}  # latest non-skipped label per sample: the training set
+        self._class_counts = dict.fromkeys(config.classes, 0)  # of self.labels, over samples in the pool
+        self._waiting: OrderedDict[str, None] = OrderedDict()  # labeled, sample not arrived: oldest first
+        self._dropped_waiting = 0  # labels forgotten from _waiting (the store keeps them)
         self.curve: list[dict[str, Any]] = []
         self.serving: ModelVersion | None = None  # the version whose scores order the queue
         self.training: int | None = None  # the number of the version being trained now
@@ -108,11 +119,13 @@ class Engine:
         self._rng = np.random.default_rng(config.seed)
         self._records = Worker("alstream-records")  # model files and store rows, in version order
         self._mlflow = Worker("alstream-mlflow")  # may stall for minutes when MLflow does not answer
+        self._view: dict[str, Any] = {}
         latest = store.latest_model(status=None)
         if latest is not None:
             self.trainer.start_at(int(latest["version"]))
         if model_files is not None:
             self._restore()
+        self._publish_view()
 
     # --- following the store --------------------------------------------------------------
     def sync(self) -> tuple[int, int]:
@@ -125,25 +138,65 @@ class Engine:
             self._last_seq = int(seqs[-1])
             self.tally.add_samples(len(seqs))
             new_samples += self.pool.add(list(ids), features, self._arrival_scores(features))
-            known = [i for i in ids if i in self.labels]
-            if known:
-                self.pool.mark(known, LABELED)
+            self._arrived(list(ids))
         rows = self.store.labels_after(self._last_label_id)
+        dropped = self._dropped_waiting
         for row_id, sample_id, label, annotator, skipped, _created in rows:
             self._last_label_id = max(self._last_label_id, int(row_id))
             self.tally.add_label(sample_id, label, annotator, skipped)
-            if skipped:
-                self.labels.pop(sample_id, None)
-                self._pending.pop(sample_id, None)
-                self.pool.mark([sample_id], SKIPPED)
-                continue
-            self.labels[sample_id] = label
-            if row_id > self._restored_label_id:  # else the restored version was trained with it
-                self._pending.setdefault(sample_id, time.time())
-                self._new_since_full += 1
-            self.pool.mark([sample_id], LABELED)
-            self.quality.labeled(sample_id, label, len(self.labels))
+            self._set_label(sample_id, None if skipped else label, new=row_id > self._restored_label_id)
+        if self._dropped_waiting > dropped:
+            log.warning("%d labels for samples that have not arrived were forgotten (the newest %d are kept; "
+                        "max_waiting_labels): they stay in the store", self._dropped_waiting - dropped,
+                        self.config.max_waiting_labels)  # fmt: skip
+        if new_samples or rows:
+            self._publish_view()
         return new_samples, len(rows)
+
+    def _set_label(self, sample_id: str, label: str | None, new: bool) -> None:
+        """A sample's latest label (None: skipped); ``new``: not in the version restored at start."""
+        in_pool = sample_id in self.pool.index
+        previous = self.labels.pop(sample_id, None)
+        if previous is not None and in_pool:
+            self._class_counts[previous] -= 1
+        if label is None:
+            self._pending.pop(sample_id, None)
+            self._waiting.pop(sample_id, None)
+            self.pool.mark([sample_id], SKIPPED)
+            return
+        self.labels[sample_id] = label
+        if in_pool:
+            self._class_counts[label] = self._class_counts.get(label, 0) + 1
+        else:
+            self._wait_for(sample_id)
+        if new:
+            self._pending.setdefault(sample_id, time.time())
+            self._new_since_full += 1
+        self.pool.mark([sample_id], LABELED)
+        self.quality.labeled(sample_id, label, len(self.labels))
+
+    def _wait_for(self, sample_id: str) -> None:
+        """Keep a label until its sample arrives; past ``max_waiting_labels``, forget the oldest."""
+        self._waiting[sample_id] = None
+        self._waiting.move_to_end(sample_id)
+        while len(self._waiting) > self.config.max_waiting_labels:
+            oldest, _ = self._waiting.popitem(last=False)
+            self.labels.pop(oldest, None)
+            self._pending.pop(oldest, None)
+            self._dropped_waiting += 1
+
+    def _arrived(self, ids: list[str]) -> None:
+        """Samples just added to the pool: the labels that waited for them count now."""
+        for sample_id in ids:
+            if sample_id in self._waiting:
+                del self._waiting[sample_id]
+                label = self.labels[sample_id]
+                self._class_counts[label] = self._class_counts.get(label, 0) + 1
+                self.pool.mark([sample_id], LABELED)
+        if self._dropped_waiting:  # some waiting labels were forgotten: the store has them
+            unknown = [i for i in ids if i not in self.labels]
+            for sample_id, (label, _annotator, skipped) in self.store.current_labels(unknown).items():
+                self._set_label(sample_id, None if skipped else label, new=True)
 
     # --- scoring --------------------------------------------------------------------------
     def _score(self, features: np.ndarray, version: ModelVersion | None = None) -> np.ndarray:
@@ -185,11 +238,8 @@ class Engine:
         return self.pool.features[self.pool.positions(known)], y
 
     def label_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(self.config.classes, 0)
-        for sample_id, label in self.labels.items():
-            if sample_id in self.pool.index:
-                counts[label] = counts.get(label, 0) + 1
-        return counts
+        """Current labels per class, over the samples in the pool (as of the latest snapshot)."""
+        return dict(self._view["labels_per_class"])
 
     def train_step(self) -> ModelVersion | None:
         """Train the next version if the policy says so: online update or full retrain.
@@ -265,6 +315,7 @@ class Engine:
             self.latencies.append(now - stored_at)
             self._pending.pop(sample_id, None)
         self.serving = version
+        self._publish_view()
         self._records.submit(self._record, version, metrics)
         return version
 
@@ -352,12 +403,19 @@ class Engine:
             raise ValueError(f"it knows classes the project does not: {sorted(unknown)}")
 
     # --- serving --------------------------------------------------------------------------
-    def queue(self, n: int, annotator: str, fresh: bool = False) -> list[QueueItem]:
-        """Lease up to ``n`` samples to ``annotator``: the most uncertain, and a random share
-        (``fresh``: none she already holds)."""
+    def queue(
+        self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
+    ) -> list[QueueItem]:
+        """Lease up to ``n`` samples to ``annotator`` through ``token``: the most uncertain, and a
+        random share (``fresh``: none she already holds); within the caps per annotator and, when
+        ``token_capped``, per token."""
         cold = self.trainer.current is None
         share = 0.0 if cold else self.config.random_share
-        taken = self.pool.take(n, annotator, self.config.lease_s, share, self._rng, fresh=fresh)
+        config = self.config
+        per_token = config.max_leases_per_token if token_capped else None
+        taken = self.pool.take(n, annotator, config.lease_s, share, self._rng, fresh=fresh, holder=token,
+                               max_per_annotator=config.max_leases_per_annotator,
+                               max_per_holder=per_token)  # fmt: skip
         if not taken:
             return []
         positions = np.array([t.position for t in taken])
@@ -391,9 +449,10 @@ class Engine:
             )
         return items
 
-    def release(self, ids: list[str], annotator: str) -> None:
-        """Give ``annotator``'s leased items back to the queue (the page does, after a new model)."""
-        self.pool.release(ids, annotator)
+    def release(self, ids: list[str], annotator: str) -> int:
+        """Give ``annotator``'s leased items back to the queue (the page does, after a new model);
+        returns how many she held."""
+        return self.pool.release(ids, annotator)
 
     def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
         """(version, classes, probabilities) of the current model; raises if there is none yet."""
@@ -407,13 +466,24 @@ class Engine:
             raise InvalidBatch([ItemError(i, None, "features", why) for i in unscored])
         return version.version, [str(c) for c in version.model.classes_], proba
 
+    def _publish_view(self) -> None:
+        """Snapshot what /stats shows of the state this thread writes; readers take the whole of one."""
+        latencies = np.array(self.latencies) if self.latencies else None
+        self._view = {
+            "labels_per_class": dict(self._class_counts),
+            "waiting_labels": {"held": len(self._waiting), "dropped": self._dropped_waiting},
+            "learning_curve": list(self.curve),
+            "label_to_model_s": None
+            if latencies is None
+            else {"p50": float(np.median(latencies)), "p90": float(np.quantile(latencies, 0.9))},
+        }
+
     def stats(self) -> dict[str, Any]:
         estimate, n = self.quality.estimate()
-        latencies = np.array(self.latencies) if self.latencies else None
-        current = self.serving
+        current, view = self.serving, self._view
         return {
             **self.pool.counts(),
-            "labels_per_class": self.label_counts(),
+            "labels_per_class": dict(view["labels_per_class"]),
             "cold_start": current is None,
             "strategy": self.config.strategy,
             "model_version": current.version if current else None,
@@ -422,10 +492,10 @@ class Engine:
             "training_failures": self.trainer.failures,
             "stream_accuracy": estimate,
             "stream_accuracy_samples": n,
-            "learning_curve": list(self.curve),
-            "label_to_model_s": None
-            if latencies is None
-            else {"p50": float(np.median(latencies)), "p90": float(np.quantile(latencies, 0.9))},
+            "learning_curve": list(view["learning_curve"]),
+            "label_to_model_s": view["label_to_model_s"],
+            "waiting_labels": dict(view["waiting_labels"]),
+            "leases": self.pool.lease_state(),
         }
 
     def close(self) -> None:

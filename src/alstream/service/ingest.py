@@ -151,7 +151,7 @@ class Ingestor:
                 if record.topic == self.topics.labels:
                     label = decode_label(record.value, self.schema)
                     row = LabelRow(label.id, label.label, label.annotator, label.skipped, source,
-                                   record.offset)  # fmt: skip
+                                   record.offset, label.token_key)  # fmt: skip
                     entries.append(_Entry(record, [], [row]))
                     continue
                 sample = next(decoded)
@@ -163,9 +163,8 @@ class Ingestor:
                 continue
             entry = _Entry(record, [SampleRow(sample.id, sample.features, sample.text, sample.meta)], [])
             if sample.label is not None:  # a sample that arrives with its label is a labeled sample
-                entry.labels.append(
-                    LabelRow(sample.id, sample.label, sample.annotator, False, source, record.offset)
-                )
+                entry.labels.append(LabelRow(sample.id, sample.label, sample.annotator, False, source,
+                                             record.offset, sample.token_key))  # fmt: skip
             entries.append(entry)
         return entries, dead
 

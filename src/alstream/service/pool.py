@@ -4,6 +4,10 @@ The store is the source of truth; the pool is rebuilt from it at start-up and fo
 Serving the queue reads the newest finished scores only: a new model version's scores
 replace the old ones in one swap, so selection never mixes versions mid-way.
 
+Leases are bounded: an annotator holds at most ``max_per_annotator`` items and a token
+(``holder``) at most ``max_per_holder``; a lease that ended (expired, released, labeled) is
+forgotten, so annotators who went away leave nothing behind.
+
 >>> pool = Pool(n_features=2)
 >>> pool.add(["a", "b", "c"], np.array([[0, 0], [1, 1], [2, 2]], dtype=np.float32))
 3
@@ -16,6 +20,7 @@ replace the old ones in one swap, so selection never mixes versions mid-way.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from dataclasses import dataclass
@@ -52,8 +57,11 @@ class Pool:
         self.scores = np.zeros(capacity)
         self.status = np.zeros(capacity, dtype=np.int8)
         self.lease_until = np.zeros(capacity)
-        self._owner: dict[int, str] = {}  # leased position -> annotator
+        self._owner: dict[int, tuple[str, str | None]] = {}  # leased position -> (annotator, holder)
         self._leased: dict[str, set[int]] = {}  # annotator -> positions leased to them
+        self._held: dict[str, set[int]] = {}  # holder (a token's key) -> positions leased through it
+        self._ends: list[tuple[float, int]] = []  # heap of (lease end, position): finds expired leases
+        self._scheduled: dict[int, float] = {}  # position -> its one entry in _ends
         self._ranked = np.empty(0, dtype=np.int64)  # positions by descending score, from rank()
         self.version = 0
         self._keys = np.zeros(capacity, dtype=np.uint64)
@@ -103,6 +111,8 @@ class Pool:
             where = self.positions(ids)
             self.status[where] = status
             self.lease_until[where] = 0.0
+            for position in where.tolist():
+                self._unlease(position)
 
     def set_scores(self, scores: np.ndarray, version: int, start: int = 0) -> None:
         """Swap in a model version's scores for positions ``start..start+len(scores)``."""
@@ -133,37 +143,50 @@ class Pool:
         rng: np.random.Generator | None = None,
         now: float | None = None,
         fresh: bool = False,
+        holder: str | None = None,
+        max_per_annotator: int | None = None,
+        max_per_holder: int | None = None,
     ) -> list[Taken]:
-        """Lease the ``n`` most uncertain available samples to ``annotator``.
+        """Lease the ``n`` most uncertain available samples to ``annotator`` (through ``holder``).
 
         A share of the items (``random_share``, drawn per item) is picked uniformly at random
         instead, so accuracy can be estimated without the bias of uncertainty sampling.
         Items already leased to this annotator are returned again first, unless ``fresh``: then
-        only items she does not hold yet (a page that prefetches asks for more this way).
+        only items she does not hold yet (a page that prefetches asks for more this way). New
+        items are leased only while she holds fewer than ``max_per_annotator`` and ``holder``
+        fewer than ``max_per_holder`` (None: no cap); so fewer than ``n`` may come back.
         """
         now = time.monotonic() if now is None else now
         rng = rng or np.random.default_rng()
         with self._lock:
-            held = () if fresh else self._leased.get(annotator, ())
-            mine = sorted(p for p in held if self._available_to(p, annotator, now))
+            self._expire(now)
+            held = self._leased.get(annotator, set())
+            mine = [] if fresh else sorted(p for p in held if self._available_to(p, annotator, now))
             picked: list[tuple[int, str]] = [(p, "uncertainty") for p in mine[:n]]
             taken = {p for p, _ in picked}
             wanted = n - len(picked)
+            if max_per_annotator is not None:
+                wanted = min(wanted, max_per_annotator - len(held))
+            if max_per_holder is not None and holder is not None:
+                wanted = min(wanted, max_per_holder - len(self._held.get(holder, ())))
+            wanted = max(wanted, 0)
             n_random = int(rng.binomial(wanted, random_share)) if wanted else 0
             for p in self._random_free(n_random, now, rng, taken):
                 picked.append((p, "random"))
                 taken.add(p)
-            for p in self._top_free(n - len(picked), now, taken):
+            for p in self._top_free(wanted - (len(picked) - len(mine[:n])), now, taken):
                 picked.append((p, "uncertainty"))
             for position, _ in picked:
-                self._lease(position, annotator, now + lease_s)
+                self._lease(position, annotator, holder, now + lease_s)
             return [Taken(p, self.ids[p], float(self.scores[p]), why, self.version) for p, why in picked]
 
     def _available_to(self, position: int, annotator: str, now: float) -> bool:
+        owner = self._owner.get(position)
         return (
             self.status[position] == UNLABELED
             and self.lease_until[position] > now
-            and self._owner.get(position) == annotator
+            and owner is not None
+            and owner[0] == annotator
         )
 
     def _is_free(self, positions: np.ndarray, now: float) -> np.ndarray:
@@ -206,20 +229,61 @@ class Pool:
             best = both[order][:k].tolist()
         return best
 
-    def _lease(self, position: int, annotator: str, until: float) -> None:
-        previous = self._owner.get(position)
-        if previous is not None:
-            self._leased.get(previous, set()).discard(position)
-        self._owner[position] = annotator
-        self._leased.setdefault(annotator, set()).add(position)
+    def _lease(self, position: int, annotator: str, holder: str | None, until: float) -> None:
+        if self._owner.get(position) != (annotator, holder):
+            self._unlease(position)
+            self._owner[position] = (annotator, holder)
+            self._leased.setdefault(annotator, set()).add(position)
+            if holder is not None:
+                self._held.setdefault(holder, set()).add(position)
         self.lease_until[position] = until
+        if position not in self._scheduled:  # a renewal moves the entry when it comes up (_expire)
+            self._scheduled[position] = until
+            heapq.heappush(self._ends, (until, position))
 
-    def release(self, ids: list[str], annotator: str) -> None:
-        """Give leased items back to the queue before their lease ends."""
+    def _unlease(self, position: int) -> None:
+        """Forget a position's lease, and its annotator and holder once they hold nothing."""
+        owner = self._owner.pop(position, None)
+        if owner is None:
+            return
+        for index, key in ((self._leased, owner[0]), (self._held, owner[1])):
+            positions = index.get(key) if key is not None else None
+            if positions is not None:
+                positions.discard(position)
+                if not positions:
+                    del index[key]
+
+    def _expire(self, now: float) -> None:
+        """Forget the leases that ended by ``now``; a renewed one is looked at again at its new end."""
+        ends = self._ends
+        while ends and ends[0][0] <= now:
+            _, position = heapq.heappop(ends)
+            until = float(self.lease_until[position])
+            if position in self._owner and until > now:
+                self._scheduled[position] = until
+                heapq.heappush(ends, (until, position))
+            else:
+                self._unlease(position)
+                del self._scheduled[position]
+
+    def release(self, ids: list[str], annotator: str) -> int:
+        """Give ``annotator``'s leased items back to the queue before their lease ends; returns how
+        many were hers."""
+        released = 0
         with self._lock:
             for position in self.positions(ids).tolist():
-                if self._owner.get(position) == annotator:
+                owner = self._owner.get(position)
+                if owner is not None and owner[0] == annotator:
                     self.lease_until[position] = 0.0
+                    self._unlease(position)
+                    released += 1
+        return released
+
+    def lease_state(self) -> dict[str, int]:
+        """How much lease bookkeeping is held: leases, annotators and holders with one, lease ends."""
+        with self._lock:
+            return {"leases": len(self._owner), "annotators": len(self._leased), "holders": len(self._held),
+                    "lease_ends": len(self._ends)}  # fmt: skip
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -52,6 +52,8 @@ class Runtime:
         self.gatekeeper = Gatekeeper(self.store.tokens, admin)
         self.first_token = self.gatekeeper.first_start()  # shown once, never logged
         self.send_limiter = RateLimiter(settings.send_rate_per_s, settings.send_burst)
+        self.queue_limiter = RateLimiter(settings.queue_rate_per_s, settings.queue_burst)
+        self.labels_limiter = RateLimiter(settings.labels_rate_per_s, settings.labels_burst)
         holdout = None
         if settings.demo:
             samples, holdout = digits_demo(settings.seed)
@@ -75,6 +77,9 @@ class Runtime:
             track=track,
             standardize=schema.data != "text",
             seed=settings.seed,
+            max_leases_per_annotator=settings.max_leases_per_annotator,
+            max_leases_per_token=settings.max_leases_per_token,
+            max_waiting_labels=settings.max_waiting_labels,
         )
         models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
         self.flows = PrefectFlows() if track else None  # else full retrains run directly

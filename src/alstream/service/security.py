@@ -2,6 +2,9 @@
 
 Every route but ``/health``, the page and the API docs depends on :func:`require`. A missing or
 unknown token gets 401, a token whose role lacks the permission 403 (see :mod:`alstream.auth`).
+
+A token also stands for a person (or a program): it may lease, release and label only in its own
+name, or in the names an admin allowed it (:meth:`Caller.may_act_as`); an admin token in any name.
 """
 
 from __future__ import annotations
@@ -14,15 +17,45 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from alstream import auth
-from alstream.store.tokens import Tokens
+from alstream.store.tokens import LastAdmin, Tokens
 
 CACHE_S = 2.0  # a revoked token stops working within this long
 DOING = {"send": "send samples", "label": "read the queue or label", "read": "read", "admin": "do this"}
 
 
 class Caller(NamedTuple):
+    """Who calls: the token's key, role, name and the names it may label as (its own first)."""
+
     key: str
     role: str
+    name: str
+    annotators: tuple[str, ...]
+
+    @property
+    def any_name(self) -> bool:
+        """Admins may act in anyone's name."""
+        return self.role == "admin"
+
+    def may_act_as(self, annotator: str) -> bool:
+        return self.any_name or annotator in self.annotators
+
+    def annotator(self, named: str | None) -> str:
+        """The name a request acts in: the one it names (which this token must be allowed), else
+        the token's own; raises 403 otherwise."""
+        if named is None:
+            return self.name
+        if not self.may_act_as(named):
+            raise HTTPException(403, self.refusal([named]))
+        return named
+
+    def refusal(self, names: list[str]) -> str:
+        allowed = ", ".join(repr(n) for n in self.annotators)
+        asked = ", ".join(repr(n) for n in dict.fromkeys(names))
+        return (f"this {self.role} token acts only as {allowed}, not as {asked}: leave the annotator out (it "
+                "is then the token's name), or ask an admin for a token in that name")  # fmt: skip
+
+
+CONFIGURED_ADMIN = Caller("configured-admin", "admin", "admin", ("admin",))
 
 
 class Gatekeeper:
@@ -41,25 +74,34 @@ class Gatekeeper:
             return None
         return self.issue("admin", "admin (first start)")
 
-    def issue(self, role: str, name: str) -> str:
-        """A new token with ``role``; only its hash is stored, so this is the one time it is seen."""
+    def issue(self, role: str, name: str, annotators: list[str] | None = None) -> str:
+        """A new token with ``role`` in the name ``name`` (and ``annotators``: the other names it may
+        label as); only its hash is stored, so this is the one time it is seen."""
         if role not in auth.ROLES:
             raise ValueError(f"unknown role {role!r}: one of {', '.join(auth.ROLES)}")
         token = auth.new_token()
-        self.tokens.add(auth.token_key(token), name, role, auth.hash_token(token))
+        self.tokens.add(auth.token_key(token), name, role, auth.hash_token(token), annotators)
         return token
+
+    def revoke(self, key: str) -> bool:
+        """Revoke a stored token; False when there is none. Raises :class:`LastAdmin` for the last
+        admin token unless an admin token is configured."""
+        revoked = self.tokens.revoke(key, keep_an_admin=self._admin_digest is None)
+        with self._lock:
+            self._cache.pop(key, None)  # stops working at once here (other processes: within CACHE_S)
+        return revoked
 
     def check(self, token: str) -> Caller | None:
         """The caller a token stands for, or None when it is unknown, malformed or revoked."""
         if self._admin_digest is not None and auth.matches(token, self._admin_digest):
-            return Caller("configured-admin", "admin")
+            return CONFIGURED_ADMIN
         key = auth.token_key(token)
         if key is None:
             return None
         record = self._record(key)
         if record is None or not auth.matches(token, record["digest"]):
             return None
-        return Caller(key, record["role"])
+        return Caller(key, record["role"], record["name"], tuple(record["annotators"]))
 
     def _record(self, key: str) -> dict | None:
         now = time.monotonic()
@@ -78,8 +120,9 @@ class Gatekeeper:
 _bearer = HTTPBearer(auto_error=False, description="An alstream API token: `Authorization: Bearer als_...`")
 
 
-def require(permission: str) -> Depends:
-    """A route dependency: the caller must hold a token whose role allows ``permission``."""
+def require(permission: str | None) -> Depends:
+    """A route dependency: the caller must hold a token whose role allows ``permission`` (None: any
+    valid token)."""
 
     def caller(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
@@ -93,11 +136,11 @@ def require(permission: str) -> Depends:
             raise HTTPException(
                 401, "the token is not valid: unknown, malformed or revoked", headers=challenge
             )
-        if not auth.allows(found.role, permission):
+        if permission is not None and not auth.allows(found.role, permission):
             raise HTTPException(403, f"a {found.role} token may not {DOING[permission]}")
         return found
 
     return Depends(caller)
 
 
-__all__ = ["Caller", "Gatekeeper", "require"]
+__all__ = ["CONFIGURED_ADMIN", "Caller", "Gatekeeper", "LastAdmin", "require"]

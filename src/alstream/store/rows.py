@@ -31,6 +31,7 @@ class LabelRow:
     skipped: bool
     source: str  # "topic:partition"
     offset: int
+    token_key: str | None = None  # the key of the token that sent it (set by the service, not a client)
 
 
 def encode_features(features: Any) -> bytes | None:

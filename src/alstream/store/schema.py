@@ -1,10 +1,15 @@
-"""Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``."""
+"""Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``.
+
+These are the models the migrations (``store/migrations/``, Alembic) build: a change here needs
+a new revision there, and the tests check that a migrated database equals these models.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Index,
@@ -31,6 +36,7 @@ samples = Table(
     Column("text", Text),
     Column("meta", Text),  # JSON
     UniqueConstraint("id", name="uq_samples_id"),
+    CheckConstraint("length(id) <= 1000", name="ck_samples_id_length"),
 )
 
 labels = Table(
@@ -44,8 +50,12 @@ labels = Table(
     Column("source", String, nullable=False),  # "topic:partition"
     Column("stream_offset", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("token_key", String),  # the key of the token that sent it (NULL: sent before keys were kept)
     UniqueConstraint("source", "stream_offset", name="uq_labels_source_offset"),
     Index("ix_labels_sample_id_id", "sample_id", "id"),
+    CheckConstraint("length(sample_id) <= 1000", name="ck_labels_sample_id_length"),
+    CheckConstraint("length(annotator) <= 200", name="ck_labels_annotator_length"),
+    CheckConstraint("length(label) <= 200", name="ck_labels_label_length"),
 )
 
 models = Table(
@@ -69,6 +79,7 @@ tokens = Table(
     Column("name", String, nullable=False),
     Column("role", String, nullable=False),
     Column("digest", String, nullable=False),  # SHA-256 of the whole token; the token is never stored
+    Column("annotators", Text),  # JSON list of the names it may label as; NULL: its name only
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
 )

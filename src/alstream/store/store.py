@@ -5,20 +5,26 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, distinct, false, func, select
+from sqlalchemy import Connection, distinct, false, func, inspect, select
 from sqlalchemy.engine import URL
 
 from alstream.store.engine import SQLITE_BEGIN, make_engine
 from alstream.store.retry import retry
 from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
-from alstream.store.schema import labels, metadata, models, samples
+from alstream.store.schema import labels, models, samples
 from alstream.store.tokens import Tokens
 
 LabelEvent = tuple[int, str, str | None, str | None, bool, datetime]
 _IN_CHUNK = 500  # ids per ``IN (...)``: well under SQLite's variable limit
+_MIGRATION_LOCK = 0x616C7374  # PostgreSQL advisory lock held while migrating ("alst")
+# Alembic's scripts (not a package: alembic runs them). Revision 0001 is the schema as it was before
+# migrations existed; each later one changes the tables, and ``schema.py`` holds the result.
+MIGRATIONS = Path(__file__).with_name("migrations")
+BASELINE = "0001"
 
 
 def _utc(value: datetime) -> datetime:
@@ -48,12 +54,9 @@ class Store:
         self.tokens = Tokens(self.engine)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         self._insert_samples = _insert_sql(samples.name, ("id", "features", "text", "meta"), ("id",), mark)
-        self._insert_labels = _insert_sql(
-            labels.name,
-            ("sample_id", "label", "annotator", "skipped", "source", "stream_offset", "created_at"),
-            ("source", "stream_offset"),
-            mark,
-        )
+        label_columns = ("sample_id", "label", "annotator", "skipped", "source", "stream_offset",
+                         "created_at", "token_key")  # fmt: skip
+        self._insert_labels = _insert_sql(labels.name, label_columns, ("source", "stream_offset"), mark)
         self._select_after = (
             f"SELECT seq, id, features FROM {samples.name} WHERE seq > {mark} AND features IS NOT NULL "
             f"ORDER BY seq LIMIT {mark}"
@@ -67,8 +70,28 @@ class Store:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def create(self) -> None:
-        """Create the tables that are missing."""
-        retry(lambda: metadata.create_all(self.engine, checkfirst=True), **self._retry)
+        """Bring the schema to the newest revision (creating the tables in an empty database).
+
+        A database made before migrations existed (tables, no ``alembic_version``) is stamped at
+        the baseline first. The whole upgrade is one transaction, held under a lock, so stores
+        created at once in several processes migrate once.
+        """
+        retry(self._migrate, **self._retry)
+
+    def _migrate(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":  # SQLite: the transaction's write lock does this
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            config.attributes["connection"] = conn
+            tables = set(inspect(conn).get_table_names())
+            if "alembic_version" not in tables and samples.name in tables:
+                command.stamp(config, BASELINE)
+            command.upgrade(config, "head")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -107,7 +130,10 @@ class Store:
         now: Any = datetime.now(UTC)
         if self._bind_time is not None:
             now = self._bind_time(now)
-        params = [(r.sample_id, r.label, r.annotator, bool(r.skipped), r.source, r.offset, now) for r in rows]
+        params = [
+            (r.sample_id, r.label, r.annotator, bool(r.skipped), r.source, r.offset, now, r.token_key)
+            for r in rows
+        ]
         return conn.exec_driver_sql(self._insert_labels, params).rowcount
 
     def write_batch(self, samples: Sequence[SampleRow], labels: Sequence[LabelRow]) -> tuple[int, int]:
@@ -195,12 +221,33 @@ class Store:
                     found[sid] = {"id": sid, "features": features, "text": text, "meta": load_json(meta)}
         return [found[i] for i in ids if i in found]
 
-    def current_labels(self) -> dict[str, tuple[str | None, str | None, bool]]:
-        """sample_id -> (label, annotator, skipped) of its latest label event ("latest wins")."""
-        current = _current()
-        query = select(current.c.sample_id, current.c.label, current.c.annotator, current.c.skipped)
+    def current_labels(
+        self, ids: Sequence[str] | None = None
+    ) -> dict[str, tuple[str | None, str | None, bool]]:
+        """sample_id -> (label, annotator, skipped) of its latest label event ("latest wins"), for
+        every labeled sample or those among ``ids``."""
+        if ids is None:
+            current = _current()
+            query = select(current.c.sample_id, current.c.label, current.c.annotator, current.c.skipped)
+            with self.engine.connect() as conn:
+                return {sid: (label, ann, bool(skipped)) for sid, label, ann, skipped in conn.execute(query)}
+        found: dict[str, tuple[str | None, str | None, bool]] = {}
+        unique = list(dict.fromkeys(ids))
         with self.engine.connect() as conn:
-            return {sid: (label, ann, bool(skipped)) for sid, label, ann, skipped in conn.execute(query)}
+            for start in range(0, len(unique), _IN_CHUNK):
+                current = _current(labels.c.sample_id.in_(unique[start : start + _IN_CHUNK]))
+                query = select(current.c.sample_id, current.c.label, current.c.annotator, current.c.skipped)
+                found.update((sid, (lab, ann, bool(sk))) for sid, lab, ann, sk in conn.execute(query))
+        return found
+
+    def known_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of ``ids`` that a stored sample has."""
+        unique, known = list(dict.fromkeys(ids)), set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(unique), _IN_CHUNK):
+                chunk = unique[start : start + _IN_CHUNK]
+                known.update(conn.execute(select(samples.c.id).where(samples.c.id.in_(chunk))).scalars())
+        return known
 
     def labels_after(self, label_id: int, limit: int | None = None) -> list[LabelEvent]:
         """Label events with row id above ``label_id``, oldest first:
@@ -297,9 +344,9 @@ class Store:
         return None if row is None else _model(row)
 
 
-def _current():
-    """Subquery: each sample's latest label event."""
-    latest = select(func.max(labels.c.id).label("id")).group_by(labels.c.sample_id).subquery()
+def _current(*where: Any):
+    """Subquery: each sample's latest label event (of the samples ``where`` picks)."""
+    latest = select(func.max(labels.c.id).label("id")).where(*where).group_by(labels.c.sample_id).subquery()
     return (
         select(labels.c.sample_id, labels.c.label, labels.c.annotator, labels.c.skipped)
         .join(latest, labels.c.id == latest.c.id)

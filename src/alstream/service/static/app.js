@@ -42,6 +42,7 @@ const state = {
   modelVersion: undefined, // the newest model version seen
   token: sessionStorage.getItem(TOKEN_KEY) || "",
   tokenWaiters: [], // resolved when a token is entered
+  me: null, // the token's identity (GET /me): its name and the names it may label as
   stats: null,
 };
 
@@ -85,8 +86,26 @@ function useToken(token) {
   sessionStorage.setItem(TOKEN_KEY, state.token);
   $("token-form").hidden = true;
   state.tokenWaiters.splice(0).forEach((resolve) => resolve());
+  if (state.me) loadIdentity().catch(failed); // another token: perhaps another name
   flush();
   refill();
+}
+
+// --- who labels: the token's name, or one of the names an admin allowed it (an admin: any) -------
+
+const mayActAs = (name) => !state.me || state.me.any_name || state.me.annotators.includes(name);
+
+async function loadIdentity(choose = true) {
+  state.me = await api("/me");
+  const input = $("annotator");
+  const names = state.me.any_name ? [] : state.me.annotators;
+  $("annotators").replaceChildren(...names.map((name) => el("option", {value: name})));
+  input.readOnly = names.length === 1; // one name: nothing to choose
+  input.title = state.me.any_name ? "An admin token may label in any name"
+    : `This token labels as ${names.join(" or ")}`;
+  if (!choose) return;
+  if (state.annotator && !mayActAs(state.annotator)) state.annotator = ""; // its items are not ours to release
+  if (!state.annotator && !state.me.any_name) setAnnotator(state.me.name);
 }
 
 const tokenEntered = () => new Promise((resolve) => state.tokenWaiters.push(resolve));
@@ -471,7 +490,15 @@ function onKey(event) {
 
 function setAnnotator(name) {
   name = name.trim();
+  const input = $("annotator");
+  input.setCustomValidity("");
   if (!name || name === state.annotator) return;
+  if (!mayActAs(name)) {
+    input.value = state.annotator;
+    input.setCustomValidity(`This token labels only as ${state.me.annotators.join(" or ")}`);
+    input.reportValidity();
+    return;
+  }
   const previous = state.annotator;
   const mine = state.buffer.map((item) => item.id).concat(state.current ? [state.current.item.id] : []);
   if (previous && mine.length) api("/queue/release", {annotator: previous, ids: mine}).catch(() => {});
@@ -507,6 +534,7 @@ async function start() {
   for (;;) {
     try {
       state.project = await api("/project");
+      await loadIdentity(false); // the name is chosen below, once the page is built
       break;
     } catch (error) {
       if (error instanceof HttpError && (error.status === 401 || error.status === 403)) await tokenEntered();
@@ -525,7 +553,8 @@ async function start() {
     state.buttons.set(label, button);
   }
   $("choices").replaceChildren(...state.buttons.values());
-  const name = new URLSearchParams(location.search).get("annotator") || localStorage.getItem(NAME_KEY);
+  const asked = [new URLSearchParams(location.search).get("annotator"), localStorage.getItem(NAME_KEY)];
+  const name = asked.find((n) => n && mayActAs(n)) || (state.me.any_name ? "" : state.me.name);
   if (name) setAnnotator(name);
   else {
     renderState();
