@@ -55,8 +55,9 @@ def stream(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stream]:
 @pytest.fixture
 def lenient(monkeypatch: pytest.MonkeyPatch) -> ProjectSchema:
     """The digits project with gaps in its checks, as a bug would leave them: control characters
-    pass, and ids up to 5000 characters (the store keeps at most 1000)."""
+    pass, ids up to 5000 characters and annotators up to 1000 (the store keeps 1000 and 200)."""
     monkeypatch.setattr(checks, "_no_control", lambda field, value: None)
+    monkeypatch.setattr(checks, "MAX_ANNOTATOR_CHARS", 1000)
     return ProjectSchema.digits().model_copy(update={"max_id_chars": 5000})  # no validation: a gap
 
 
