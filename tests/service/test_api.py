@@ -53,7 +53,7 @@ def test_a_batch_resent_with_its_idempotency_key_is_stored_once(client):
 @pytest.mark.parametrize("key", ["", "   ", "x" * 201])
 def test_a_bad_idempotency_key_is_refused_with_why(client, key):
     response = client.post("/send", json={"features": DIGITS_X[0].tolist()}, headers={"Idempotency-Key": key})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "Idempotency-Key" in response.json()["detail"]
 
 

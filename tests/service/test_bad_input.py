@@ -291,7 +291,7 @@ def test_a_label_before_its_sample_is_kept_and_labels_the_sample_when_it_arrives
     before = api.get("/stats").json()
     label = {"id": early, "label": "6", "annotator": "ana"}
     refused = api.post("/labels", json=label)  # people label what they were shown: stored samples
-    assert refused.status_code == 422 and early in refused.json()["detail"]
+    assert refused.status_code == 404 and early in refused.json()["detail"]
     assert (
         api.post("/send", json={"kind": "label", **label}).status_code == 202
     )  # a producer's may come first
