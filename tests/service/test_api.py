@@ -229,3 +229,13 @@ def test_the_seed_setting_fixes_the_queue_and_the_model(tmp_path, request):
     first, again, other = first_queue(1, "a"), first_queue(1, "b"), first_queue(2, "c")
     assert first == again
     assert first[0] != other[0]
+
+
+@pytest.mark.parametrize("model", ["logreg", "random_forest", "gradient_boosting"])
+def test_predict_answers_with_every_model(tmp_path, request, model):
+    """Whatever the classifier returns (a Fortran-ordered array from gradient boosting), /predict answers."""
+    with demo_service(service_settings(tmp_path, "embedded", request, model=model)) as client:
+        response = client.post("/predict", json={"features": DIGITS_X[:20].tolist()})
+        assert response.status_code == 200, response.text
+        proba = np.array(response.json()["probabilities"])
+        assert proba.shape == (20, 10) and np.allclose(proba.sum(axis=1), 1)

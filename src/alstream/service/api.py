@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -428,6 +429,7 @@ async def predict(request: Request) -> Any:
         rows = parse_predict(payload, schema)
         features = runtime.featurizer(rows) if isinstance(rows, list) else rows
         version, classes, proba = runtime.engine.predict(features)
+        proba = np.ascontiguousarray(proba, dtype=np.float64)  # orjson writes C-ordered arrays only
         answer = {"model_version": version, "classes": classes, "probabilities": proba,
                   "predicted": [classes[i] for i in proba.argmax(axis=1)]}  # fmt: skip
         return Response(
