@@ -49,8 +49,8 @@ def test_a_standardized_pipeline_updates_its_final_step_only():
     X, y = load_iris(return_X_y=True)
     pipeline = fit(standardized(make_model("sgd")), X[::5], y[::5])
     assert supports_partial_fit(pipeline)
-    scale = pipeline[0].scale_.copy()
+    scale = pipeline[-2].scale_.copy()
     updated = update(pipeline, X, y, np.unique(y))
-    np.testing.assert_array_equal(updated[0].scale_, scale)
+    np.testing.assert_array_equal(updated[-2].scale_, scale)
     assert not np.array_equal(updated[-1].coef_, pipeline[-1].coef_)
     assert (updated.predict(X) == y).mean() > 0.7

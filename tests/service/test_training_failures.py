@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 from alstream import estimators
 
@@ -30,6 +30,14 @@ class OutOfMemory(LogisticRegression):
         return super().fit(X, y, sample_weight)
 
 
+class Overflowing(SGDClassifier):
+    """A test-only estimator: SGD that sees its online updates' features a 10^300 times larger, so that
+    its weights overflow for real (features the service accepts, within float32, no longer do)."""
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        return super().partial_fit(np.asarray(X) * 1e300, y, classes=classes, sample_weight=sample_weight)
+
+
 class SilentlyDiverging(LogisticRegression):
     """A test-only estimator: trains on the demo's labels; on more, ends with coefficients that are not
     finite, and says nothing."""
@@ -46,6 +54,8 @@ def service(request, tmp_path, monkeypatch, caplog) -> Callable:
     """``service(model=...)``: the demo service on the embedded log, first version serving."""
     monkeypatch.setitem(estimators.MODELS, "out_of_memory", lambda seed: OutOfMemory())
     monkeypatch.setitem(estimators.MODELS, "silently_diverging", lambda seed: SilentlyDiverging())
+    monkeypatch.setitem(estimators.MODELS, "overflowing",
+                        lambda seed: Overflowing(loss="log_loss", alpha=1e-3, random_state=seed))  # fmt: skip
     caplog.set_level(logging.ERROR, logger="alstream.service")
 
     @contextmanager
@@ -100,12 +110,23 @@ def test_an_estimator_error_keeps_the_previous_version_and_says_why(service, cap
         assert_serving(client, first)
 
 
-def test_a_model_that_diverges_in_sgd_keeps_the_previous_version(service, caplog):
+def test_features_near_float32_limit_train_without_overflow(service):
+    """Standardizing runs in float64: samples at the edge of float32 train a version like any other."""
     with service() as client:  # SGD, updated online between full refits
         first = client.get("/health").json()["model_version"]
-        huge = [{"id": f"huge-{c}", "features": [(-1) ** i * 1e25 for i in range(64)], "label": str(c)}
+        huge = [{"id": f"huge-{c}", "features": [(-1) ** i * 3.4e38 for i in range(64)], "label": str(c)}
                 for c in range(3)]  # fmt: skip
         assert client.post("/send", json=huge).status_code == 202
+        wait_for(lambda: client.get("/health").json()["model_version"] > first, what="a version with them")
+        assert client.get("/stats").json()["training_failures"] == 0
+        predicted = client.post("/predict", json={"features": [huge[0]["features"]]})
+        assert predicted.status_code == 200 and np.isfinite(predicted.json()["probabilities"]).all()
+
+
+def test_a_model_that_diverges_in_sgd_keeps_the_previous_version(service, caplog):
+    with service(model="overflowing") as client:  # SGD, updated online between full refits
+        first = client.get("/health").json()["model_version"]
+        label_from_queue(client, 3)
         failed = failed_versions(client)
         assert "(online) failed: ValueError: Floating-point under-/overflow" in failed[0]["error"]
         assert "Floating-point under-/overflow" in client.get("/stats").json()["last_training_error"]
