@@ -126,7 +126,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the HTTP API listens on.")
     max_body_bytes: int = Field(
-        64 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted, in bytes."
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest HTTP request body accepted, in bytes (the bodies held at once, all requests "
+        "together, are at most 8 times this: past it, 503).",
     )
     max_predict_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Largest /predict body accepted, in bytes."

@@ -388,3 +388,18 @@ def test_a_message_over_max_message_bytes_is_refused_not_dead_lettered_later(tmp
         store = client.app.state.runtime.store
         wait_for(lambda: store.counts()["samples"] == 1, what="the small sample")
         assert [s["id"] for s in store.get_samples([small["id"], big["id"]])] == [small["id"]]
+
+
+def test_a_label_over_max_message_bytes_refuses_its_samples_too(tmp_path, request):
+    """Samples and labels of one /send are checked before either is published: no 422 for a batch
+    whose samples were stored anyway."""
+    settings_ = service_settings(tmp_path, "embedded", request, max_message_bytes=1024, demo=False,
+                                 project={"max_id_chars": 1000})  # fmt: skip
+    with TestClient(create_app(settings_, track=False), headers=AUTH) as client:
+        batch = [sample("fits"), {"kind": "label", "id": "x" * 1000, "label": "3"}]
+        response = client.post("/send", json=batch)
+        assert response.status_code == 422 and "over max_message_bytes (1024)" in response.text
+        assert client.post("/send", json=sample("marker")).status_code == 202
+        store = client.app.state.runtime.store
+        wait_for(lambda: store.counts()["samples"] == 1, what="the marker")
+        assert [s["id"] for s in store.get_samples(["fits", "marker"])] == ["marker"]

@@ -161,11 +161,12 @@ def test_a_database_wide_failure_is_never_dead_lettered(tmp_path: Path) -> None:
     stream = EmbeddedLog(tmp_path / "log")
     topics = Topics("s", "l", "d")
     try:
-        stream.publish(topics.samples, [(b"a", encode_sample(Sample(id="a", features=np.zeros(64, "f4"))))])
+        samples = [Sample(id=f"s-{i}", features=np.zeros(64, "f4")) for i in range(50)]
+        stream.publish(topics.samples, [(s.id.encode(), encode_sample(s)) for s in samples])  # bisected
         with store.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE samples")
         ingestor = Ingestor(stream, store, ProjectSchema.digits(), topics, "g")
-        with pytest.raises(Exception, match="no such table"):
+        with pytest.raises(Exception, match="no such table"):  # halved down to one record, then raised
             ingestor.step(timeout=1.0)
         ingestor.close()
         assert stream.consumer("reader", [topics.dead_letter]).poll(10, 0.5) == []

@@ -124,3 +124,17 @@ def test_write_batch_fails_loudly_when_the_lock_persists(
     time.sleep(0.1)
     assert store.counts()["samples"] == 0
     store.close()
+
+
+def test_a_value_too_large_for_an_index_is_the_records_fault_not_transient():
+    """PostgreSQL's program limits (SQLSTATE 54: an id too long for the index) are OperationalErrors to
+    psycopg, but no retry cures them: the consumer must dead-letter the record, not retry it forever."""
+    import psycopg
+
+    from alstream.store.retry import is_bad_record, is_transient
+
+    error = psycopg.errors.ProgramLimitExceeded("index row size 3016 exceeds btree version 4 maximum 2704")
+    assert not is_transient(error) and is_bad_record(error)
+    assert is_transient(psycopg.OperationalError("connection lost")) and not is_bad_record(
+        psycopg.OperationalError("connection lost")
+    )

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 MAX_ANNOTATOR_CHARS = 200
 MAX_ID_CHARS = 1000  # the most ``max_id_chars`` may be; the store refuses longer ids too
+MAX_ID_BYTES = 2000  # an id's UTF-8 bytes at most: PostgreSQL's index entries hold at most 2704
 MAX_CLASS_CHARS = 200
 MAX_SAFE_INTEGER = (
     2**53

@@ -19,6 +19,7 @@ from alstream.messages.schema import (
     _MAX_LISTED,
     FLOAT32_LIMIT,
     MAX_ANNOTATOR_CHARS,
+    MAX_ID_BYTES,
     MAX_SAFE_INTEGER,
     ProjectSchema,
 )
@@ -109,6 +110,8 @@ class _Checker:
         _no_control("id", value)
         if len(value) > self.schema.max_id_chars:
             raise _Problem("id", f"too long: {len(value)} characters, at most {self.schema.max_id_chars}")
+        if len(value) * 4 > MAX_ID_BYTES and len(value.encode()) > MAX_ID_BYTES:  # PostgreSQL's index limit
+            raise _Problem("id", f"too long: {len(value.encode())} bytes in UTF-8, at most {MAX_ID_BYTES}")
         return value
 
     def label(self, value: Any) -> str:
@@ -383,6 +386,11 @@ class _Deferred:
 
     values: list
     labels: list[str] | None
+
+
+def is_name(value: str) -> bool:
+    """Whether ``value`` may name an annotator: not blank, no control character, at most 200 characters."""
+    return bool(value.strip()) and len(value) <= MAX_ANNOTATOR_CHARS and not _CONTROL.search(value)
 
 
 def _integral(value: Any) -> bool:

@@ -26,6 +26,7 @@ from alstream.messages import (
     parse_predict,
 )
 from alstream.messages.openapi import NAME_PATTERN
+from alstream.messages.validation import is_name
 from alstream.service.limits import RateLimiter
 from alstream.service.runtime import Runtime
 from alstream.service.security import Caller, LastAdmin, require
@@ -180,14 +181,8 @@ def _invalid(error: InvalidBatch | _Refused) -> JSONResponse:
 async def _publish(runtime: Runtime, samples: list, labels: list) -> None:
     """Publish in the threadpool: waiting for the broker (or an fsync) must not stall other requests."""
 
-    def publish() -> None:
-        if samples:
-            runtime.publish_samples(samples)
-        if labels:
-            runtime.publish_labels(labels)
-
     try:
-        await run_in_threadpool(publish)
+        await run_in_threadpool(runtime.publish, samples, labels)
     except InvalidBatch as error:  # a message over max_message_bytes: nothing was published
         raise _Refused(error) from None
     except StreamUnavailable as error:
@@ -225,6 +220,10 @@ def _in_callers_name(caller: Caller, samples: list[Sample], labels: list[Label])
     refused = [name for name in named if not caller.may_act_as(name)]
     if refused:
         raise HTTPException(403, caller.refusal(refused))
+    if len(named) < len(labels) + sum(s.label is not None for s in samples) and not is_name(caller.name):
+        raise HTTPException(403, f"this token's name {caller.name!r} cannot be an annotator's (a control "
+                                 "character, or over 200 characters): name the annotator, or use a token "
+                                 "made with a plain name")  # fmt: skip
 
     def own(item: Any) -> Any:
         return dataclasses.replace(item, annotator=item.annotator or caller.name, token_key=caller.key)
@@ -513,7 +512,7 @@ def revoke_token(request: Request, key: Annotated[str, Path(max_length=64)]) -> 
 
 
 @router.get("/health", summary="Liveness")
-def health(request: Request) -> dict[str, Any]:
+async def health(request: Request) -> dict[str, Any]:  # on the loop: never queued behind the threadpool
     engine = _runtime(request).engine
     return {
         "status": "ok",

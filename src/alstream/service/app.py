@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -57,8 +54,10 @@ def create_app(settings: Settings | None = None, *, consume: bool = True, track:
     app.add_exception_handler(405, _method_not_allowed)
     mount_page(app, settings.image_origins)
     mount_docs(app)
+    # Small bodies where the route takes small ones: FastAPI decodes those on the event loop.
+    limits = {"/predict": settings.max_predict_bytes, "/tokens": 64 * 1024, "/queue/release": 2 * 1024 * 1024}
     app.add_middleware(WholeBody, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
-                       limits={"/predict": settings.max_predict_bytes})  # fmt: skip
+                       limits=limits)  # fmt: skip
     if settings.cors_origins:  # off by default: the page is served from the same origin
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])  # fmt: skip
@@ -70,9 +69,9 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
     """FastAPI's checks of a query or body, answered in the shape of every 422 (``detail``, then
     ``errors`` naming each field); the bad input itself is not echoed (NaN, an infinity or a huge
     integer could not be written back as JSON)."""
-    errors = [
-        {"index": -1, "id": None, "field": ".".join(map(str, e["loc"])), "message": e["msg"]}
-        for e in _json_safe(jsonable_encoder(error.errors()))
+    errors = [  # loc and msg only: the input (bytes that are not UTF-8, NaN) is never written back
+        {"index": -1, "id": None, "field": ".".join(map(str, e["loc"])), "message": str(e["msg"])}
+        for e in error.errors()
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
     return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
@@ -85,13 +84,3 @@ async def _method_not_allowed(request: Request, error: Exception) -> JSONRespons
     allowed = {method for route in routes for method in route.methods}
     return JSONResponse(status_code=405, content={"detail": "Method Not Allowed"},
                         headers={"Allow": ", ".join(sorted(allowed))})  # fmt: skip
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    return value

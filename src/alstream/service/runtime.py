@@ -89,18 +89,24 @@ class Runtime:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def publish_samples(self, samples: list[Sample]) -> None:
-        """Into the stream, durably; StreamUnavailable when it does not take them in time.
-        InvalidBatch, and nothing published, when a message would be over ``max_message_bytes``
-        (the consumer would dead-letter it)."""
-        messages = self._sized([(s.id.encode(), encode_sample(s)) for s in samples])
-        for start in range(0, len(messages), PUBLISH_CHUNK):
-            chunk = messages[start : start + PUBLISH_CHUNK]
+    def publish(self, samples: list[Sample], labels: list[Label]) -> None:
+        """Samples, then labels, into the stream, durably; StreamUnavailable when it does not take them
+        in time. InvalidBatch, and nothing published, when a message would be over
+        ``max_message_bytes`` (the consumer would dead-letter it)."""
+        sample_messages = [(s.id.encode(), encode_sample(s)) for s in samples]
+        label_messages = [(label.id.encode(), encode_label(label)) for label in labels]
+        self._sized(sample_messages + label_messages)  # both checked before either is published
+        for start in range(0, len(sample_messages), PUBLISH_CHUNK):
+            chunk = sample_messages[start : start + PUBLISH_CHUNK]
             self.stream.publish(self.topics.samples, chunk, timeout=self.settings.publish_timeout_s)
+        if label_messages:
+            self.stream.publish(self.topics.labels, label_messages, timeout=self.settings.publish_timeout_s)
+
+    def publish_samples(self, samples: list[Sample]) -> None:
+        self.publish(samples, [])
 
     def publish_labels(self, labels: list[Label]) -> None:
-        messages = self._sized([(label.id.encode(), encode_label(label)) for label in labels])
-        self.stream.publish(self.topics.labels, messages, timeout=self.settings.publish_timeout_s)
+        self.publish([], labels)
 
     def _sized(self, messages: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         limit = self.settings.max_message_bytes

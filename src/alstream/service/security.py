@@ -17,6 +17,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from alstream import auth
+from alstream.messages.validation import is_name
 from alstream.store.tokens import LastAdmin, Tokens
 
 CACHE_S = 2.0  # a revoked token stops working within this long
@@ -79,6 +80,10 @@ class Gatekeeper:
         label as); only its hash is stored, so this is the one time it is seen."""
         if role not in auth.ROLES:
             raise ValueError(f"unknown role {role!r}: one of {', '.join(auth.ROLES)}")
+        bad = [n for n in [name, *(annotators or [])] if not is_name(n)]
+        if bad:
+            raise ValueError(f"names must be non-blank, without control characters, at most 200 characters: "
+                             f"{', '.join(map(ascii, bad[:5]))}")  # fmt: skip
         token = auth.new_token()
         self.tokens.add(auth.token_key(token), name, role, auth.hash_token(token), annotators)
         return token

@@ -30,8 +30,11 @@ def is_transient(error: BaseException) -> bool:
     except ImportError:  # pragma: no cover - psycopg is a dependency
         return False
     # psycopg maps connection failures (08), serialization/deadlock (40), resources (53),
-    # operator intervention (57: admin shutdown, ...) and system errors (58) to OperationalError.
-    return isinstance(error, psycopg.OperationalError)
+    # operator intervention (57: admin shutdown, ...) and system errors (58) to OperationalError;
+    # program limits (54: a value too large for an index) too, which no retry cures.
+    return isinstance(error, psycopg.OperationalError) and not isinstance(
+        error, psycopg.errors.ProgramLimitExceeded
+    )
 
 
 def is_bad_record(error: BaseException) -> bool:
@@ -43,7 +46,8 @@ def is_bad_record(error: BaseException) -> bool:
         error = error.orig
     import psycopg
 
-    record_errors = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.DataError, psycopg.IntegrityError)
+    record_errors = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.DataError, psycopg.IntegrityError,
+                     psycopg.errors.ProgramLimitExceeded)  # fmt: skip
     return isinstance(error, (*record_errors, ValueError, OverflowError, TypeError))
 
 
