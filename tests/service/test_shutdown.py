@@ -7,6 +7,7 @@ import stat
 import httpx
 import psutil
 
+from .conftest import wait_for
 from .processes import Service
 
 PREFECT_SERVER = "prefect.server.api.server:create_app"
@@ -24,8 +25,12 @@ def test_sigterm_stops_the_service_and_prefects_temporary_server(open_umask, tmp
         assert len(servers) == 1, [p.cmdline() for p in started]
         command = servers[0].cmdline()
         api = f"http://127.0.0.1:{command[command.index('--port') + 1]}/api"
-        runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=30).json()
-        assert "COMPLETED" in [run["state_type"] for run in runs], runs
+
+        def completed() -> bool:  # the version serves from inside the flow: it ends a moment later
+            runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=30).json()
+            return "COMPLETED" in [run["state_type"] for run in runs]
+
+        wait_for(completed, what="the retrain's flow run completed")
         prefect_home = stat.S_IMODE((tmp_path / "prefect").stat().st_mode)  # made under the service's umask
         assert oct(prefect_home) == "0o700"
         service.process.terminate()
