@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from .conftest import AUTH
+from .conftest import AUTH, wait_for
 from .processes import Service
 
 PREDICT_LIMIT = 4 * 1024 * 1024
@@ -133,12 +133,7 @@ def test_open_connections_are_bounded(service: Service) -> None:
         for sock in sockets:
             sock.close()
     # Once they are gone (closed, or cut off at the header deadline), the service answers again.
-    for _ in range(100):
-        if httpx.get(f"{service.url}/health", timeout=30).status_code == 200:
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the service did not answer again once the connections closed")
+    wait_for(lambda: httpx.get(f"{service.url}/health", timeout=30).status_code == 200, what="/health again")
 
 
 @pytest.mark.parametrize("path", ["/predict", "/tokens", "/send", "/labels", "/queue/release"])
@@ -212,8 +207,4 @@ def test_uvicorn_errors_reach_the_service_log(service: Service) -> None:
         sock.settimeout(30)
         assert sock.recv(1024).startswith(b"HTTP/1.1 400")
     log = Path(service.home / "service.log")
-    for _ in range(100):
-        if "Invalid HTTP request received" in log.read_text():
-            return
-        time.sleep(0.05)
-    raise AssertionError("uvicorn's warning is not in the service's log")
+    wait_for(lambda: "Invalid HTTP request received" in log.read_text(), what="uvicorn's warning in the log")

@@ -163,17 +163,7 @@ async def _off_loop(request: Request, parse: Callable[[Any], T]) -> T:
     return await run_in_threadpool(lambda: parse(_json(body)))
 
 
-class _Refused(Exception):
-    """A batch the stream would not carry (after validation): answered as a 422 like one."""
-
-    def __init__(self, error: InvalidBatch) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _invalid(error: InvalidBatch | _Refused) -> JSONResponse:
-    if isinstance(error, _Refused):
-        error = error.error
+def _invalid(error: InvalidBatch) -> JSONResponse:
     errors = [{"index": e.index, "id": e.id, "field": e.field, "message": e.message} for e in error.errors]
     return JSONResponse(status_code=422, content={"detail": str(error), "errors": errors})
 
@@ -182,9 +172,7 @@ async def _publish(runtime: Runtime, samples: list, labels: list) -> None:
     """Publish in the threadpool: waiting for the broker (or an fsync) must not stall other requests."""
 
     try:
-        await run_in_threadpool(runtime.publish, samples, labels)
-    except InvalidBatch as error:  # a message over max_message_bytes: nothing was published
-        raise _Refused(error) from None
+        await run_in_threadpool(runtime.publish, samples, labels)  # InvalidBatch: too large, none published
     except StreamUnavailable as error:
         raise HTTPException(503, f"the stream is unavailable and the batch was not accepted; send it again "
                                  f"(a sample is stored once per id): {error}") from None  # fmt: skip
@@ -198,10 +186,7 @@ IDEMPOTENCY_HELP = (
 
 
 def _rate_limited(request: Request, caller: Annotated[Caller, require("send")]) -> Caller:
-    wait = _runtime(request).send_limiter.wait(caller.key)
-    if wait:
-        raise HTTPException(429, f"too many requests to /send with this token: retry in {wait:.1f} s",
-                            headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
+    _throttle(_runtime(request).send_limiter, "/send", caller)
     return caller
 
 
@@ -272,7 +257,7 @@ async def send(
         samples, labels = await _off_loop(request, parse)
         samples, labels = _in_callers_name(caller, samples, labels)
         await _publish(runtime, samples, labels)
-    except (InvalidBatch, _Refused) as error:
+    except InvalidBatch as error:
         return _invalid(error)
     return Accepted(ids=[s.id for s in samples] + [label.id for label in labels], samples=len(samples),
                     labels=len(labels))  # fmt: skip
@@ -303,7 +288,7 @@ async def labels(request: Request, caller: Annotated[Caller, require("label")]) 
             raise HTTPException(404, f"no stored sample has the id {shown}: label only samples the service "
                                      "holds (send a sample with its label through /send)")  # fmt: skip
         await _publish(runtime, [], parsed)
-    except (InvalidBatch, _Refused) as error:
+    except InvalidBatch as error:
         return _invalid(error)
     return Accepted(ids=[label.id for label in parsed], samples=0, labels=len(parsed))
 

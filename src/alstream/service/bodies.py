@@ -87,11 +87,8 @@ class WholeBody:
 
     async def _checked(self, body: bytes, headers: dict, scope: Scope, receive: Receive, send: Send) -> None:
         if body and b"json" in headers.get(b"content-type", b"application/json"):
-            problem = (
-                await run_in_threadpool(_utf8_problem, body)
-                if len(body) > OFF_LOOP_BYTES
-                else (_utf8_problem(body))
-            )
+            large = len(body) > OFF_LOOP_BYTES
+            problem = await run_in_threadpool(_utf8_problem, body) if large else _utf8_problem(body)
             if problem:
                 await _refuse(send, 422, f"body is not valid JSON: {problem}")
                 return
