@@ -35,10 +35,11 @@ def new_id(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[TestClient]:
-    """The digits demo with batches of at most 50, /send not rate limited; pool loaded."""
+    """The digits demo with batches of at most 50, /send and /labels not rate limited; pool loaded."""
     tmp_path = tmp_path_factory.mktemp("bad-input")
     settings_ = service_settings(tmp_path, "embedded", request, project={"max_batch": MAX_BATCH},
-                                 send_rate_per_s=1e6, send_burst=10**6)  # fmt: skip
+                                 send_rate_per_s=1e6, send_burst=10**6, labels_rate_per_s=1e6,
+                                 labels_burst=10**6)  # fmt: skip
     with TestClient(create_app(settings_, track=False), headers=AUTH) as client:
         wait_for(lambda: client.get("/stats").json()["pool"] == 1437, what="the demo pool")
         yield client
@@ -83,6 +84,7 @@ numbers = st.floats(-1e6, 1e6, allow_nan=False)
 not_numbers = st.one_of(st.text(max_size=5), st.booleans(), st.none(), st.lists(numbers, max_size=2),
                         st.dictionaries(st.text(max_size=3), numbers, max_size=2))  # fmt: skip
 not_objects = st.one_of(numbers, st.text(max_size=5), st.booleans(), st.lists(numbers, max_size=3))
+fractions = numbers.filter(lambda x: not x.is_integer())
 unknown_classes = st.text(min_size=1, max_size=10).filter(lambda c: c not in CLASSES)
 
 
@@ -127,7 +129,7 @@ BAD_SAMPLES = st.one_of(
 )
 BAD_LABELS = st.one_of(
     unknown_classes.map(lambda c: (bad_label(label=c), "label", "unknown class")),
-    (numbers | st.booleans() | st.lists(numbers, max_size=2)).map(
+    (fractions | st.booleans() | st.lists(numbers, max_size=2)).map(  # 3.0 is the class "3", as JSON says
         lambda v: (bad_label(label=v), "label", "expected a class name")
     ),
     st.just(({"id": "no-label"}, "label", 'missing: give a label, or "skipped": true')),
