@@ -25,7 +25,7 @@ Classifier = Any  # a scikit-learn classifier with fit and predict_proba
 
 MODELS: dict[str, Callable[[int], ClassifierMixin]] = {
     "logreg": lambda seed: LogisticRegression(max_iter=1000),
-    "sgd": lambda seed: SGDClassifier(loss="log_loss", alpha=1e-3, random_state=seed),
+    "sgd": lambda seed: SGDClassifier(loss="log_loss", alpha=1e-2, random_state=seed),
     "random_forest": lambda seed: RandomForestClassifier(n_estimators=100, random_state=seed),
     "gradient_boosting": lambda seed: HistGradientBoostingClassifier(random_state=seed),
 }
