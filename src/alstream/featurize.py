@@ -33,6 +33,10 @@ class Featurizer(Protocol):
 
     def after(self, store: Any, seq: int, limit: int) -> Rows: ...
 
+    def of(self, store: Any, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The stored samples among ``ids`` (those found, in the order asked) and their rows."""
+        ...
+
 
 @dataclass(frozen=True)
 class StoredFeatures:
@@ -43,6 +47,12 @@ class StoredFeatures:
     def after(self, store: Any, seq: int, limit: int) -> Rows:
         """Up to ``limit`` samples with ``seq`` above the given one, in seq order."""
         return store.samples_after(seq, limit)
+
+    def of(self, store: Any, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The stored samples among ``ids`` (those found, in the order asked) and their features."""
+        found = [s for s in store.get_samples(ids) if s["features"] is not None]
+        rows = np.array([s["features"] for s in found], dtype=np.float32).reshape(len(found), self.width)
+        return [s["id"] for s in found], rows
 
 
 class HashedText:
@@ -64,6 +74,11 @@ class HashedText:
         """Up to ``limit`` text samples with ``seq`` above the given one, in seq order, hashed."""
         seqs, ids, texts = store.texts_after(seq, limit)
         return seqs, ids, self(texts)
+
+    def of(self, store: Any, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The stored texts among ``ids`` (those found, in the order asked), hashed."""
+        found = [s for s in store.get_samples(ids) if s["text"] is not None]
+        return [s["id"] for s in found], self([s["text"] for s in found])
 
 
 def featurizer(project: ProjectSchema, text_features: int) -> StoredFeatures | HashedText:

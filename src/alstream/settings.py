@@ -246,6 +246,28 @@ class Settings(BaseSettings):
     lease_s: float = Field(
         300.0, gt=0, allow_inf_nan=False, description="How long a served query item is reserved, seconds."
     )
+    max_pool: int | None = Field(
+        None,
+        ge=10,
+        description="Most unlabeled samples held in memory to ask about; an arrival then competes for a "
+        "place (the least informative leaves). Default: what fits in max_pool_mb.",
+    )
+    max_pool_mb: float = Field(
+        1024.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Memory budget of the pool, MiB (unless max_pool is set).",
+    )
+    reservoir_share: float = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="Share of the pool kept as a uniform sample of the stream (the random queue items come "
+        "from it).",
+    )
+    max_age_s: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Unlabeled samples older than this leave the pool (s)."
+    )
     min_labels_per_class: int = Field(
         2, ge=1, description="Below this many labels in some class: cold start, the queue is random."
     )

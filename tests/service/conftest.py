@@ -54,7 +54,7 @@ def demo_service(settings: Settings) -> Iterator[TestClient]:
     """The demo service (digits, 3 labels per class) on ``settings``, ready: pool loaded, first model
     trained; the client carries the admin token."""
     with TestClient(create_app(settings, track=False), headers=AUTH) as client:
-        wait_for(lambda: client.get("/stats").json()["pool"] == 1437, what="the demo pool")
+        wait_for(lambda: client.get("/stats").json()["store"]["samples"] == 1437, what="the demo pool")
         wait_for(lambda: client.get("/health").json()["model_version"] is not None, what="the first model")
         yield client
 

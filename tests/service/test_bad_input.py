@@ -41,7 +41,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
                                  send_rate_per_s=1e6, send_burst=10**6, labels_rate_per_s=1e6,
                                  labels_burst=10**6)  # fmt: skip
     with TestClient(create_app(settings_, track=False), headers=AUTH) as client:
-        wait_for(lambda: client.get("/stats").json()["pool"] == 1437, what="the demo pool")
+        wait_for(lambda: client.get("/stats").json()["store"]["samples"] == 1437, what="the demo pool")
         yield client
 
 
@@ -304,8 +304,8 @@ def test_a_label_before_its_sample_is_kept_and_labels_the_sample_when_it_arrives
     assert api.post("/send", json=sample(early)).status_code == 202
     wait_for(lambda: api.get("/stats").json()["labeled"] == before["labeled"] + 1, what="the sample labeled")
     after = api.get("/stats").json()
-    assert after["pool"] == before["pool"] + 1
-    assert after["unlabeled"] == before["unlabeled"]
+    assert after["store"]["samples"] == before["store"]["samples"] + 1
+    assert after["pool"] == before["pool"]  # labeled on arrival: straight to the training set
     assert after["labels_per_class"]["6"] == before["labels_per_class"]["6"] + 1
 
 
@@ -314,7 +314,8 @@ def test_a_label_may_travel_with_its_sample_in_one_batch(api):
     before = api.get("/stats").json()
     batch = [sample(new), {"kind": "label", "id": new, "label": "8", "annotator": "ana"}]
     assert api.post("/send", json=batch).json() == {"ids": [new, new], "samples": 1, "labels": 1}
-    wait_for(lambda: api.get("/stats").json()["pool"] == before["pool"] + 1, what="the sample in the pool")
+    wait_for(lambda: api.get("/stats").json()["store"]["samples"] == before["store"]["samples"] + 1,
+             what="the sample")  # fmt: skip
     assert stored_labels(api, [new]) == {new: [("8", "ana", False)]}
     wait_for(lambda: api.get("/stats").json()["labeled"] == before["labeled"] + 1, what="the sample labeled")
 

@@ -21,7 +21,7 @@ X, Y = load_digits(return_X_y=True)
 def client(tmp_path_factory, request) -> TestClient:
     settings = service_settings(tmp_path_factory.mktemp("identity"), "embedded", request)
     with TestClient(create_app(settings, track=False), headers=AUTH) as client:
-        wait_for(lambda: client.get("/stats").json()["pool"] == 1437, what="the demo pool")
+        wait_for(lambda: client.get("/stats").json()["store"]["samples"] == 1437, what="the demo pool")
         yield client
 
 
@@ -198,7 +198,7 @@ def test_queue_and_labels_are_rate_limited_per_token(tmp_path, request):
     limits = {"queue_rate_per_s": 0.5, "queue_burst": 2, "labels_rate_per_s": 0.5, "labels_burst": 2}
     settings = service_settings(tmp_path, "embedded", request, **limits)
     with TestClient(create_app(settings, track=False), headers=AUTH) as client:
-        wait_for(lambda: client.get("/stats").json()["pool"] == 1437, what="the demo pool")
+        wait_for(lambda: client.get("/stats").json()["store"]["samples"] == 1437, what="the demo pool")
         first, _ = make_token(client, "annotator", "first")
         second, _ = make_token(client, "annotator", "second")
         for route, call in {

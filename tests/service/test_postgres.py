@@ -22,7 +22,9 @@ def test_the_demo_service_runs_on_postgresql(tmp_path, request, postgres_url: st
         first = client.get("/health").json()["model_version"]
         batch = [{"id": f"pg-{i}", "features": DIGITS_X[i].tolist()} for i in range(SENT)]
         assert client.post("/send", json=batch).status_code == 202
-        wait_for(lambda: client.get("/stats").json()["pool"] == POOL + SENT, what="the sent samples")
+        wait_for(
+            lambda: client.get("/stats").json()["store"]["samples"] == POOL + SENT, what="the sent samples"
+        )
 
         labeled = client.get("/stats").json()["labeled"]
         given: dict[str, str] = {}
@@ -42,7 +44,10 @@ def test_the_demo_service_runs_on_postgresql(tmp_path, request, postgres_url: st
         assert [sample["id"] for sample in store.get_samples(sent)] == sent
 
     with TestClient(create_app(settings, track=False), headers=AUTH) as client:  # a restart
-        wait_for(lambda: client.get("/stats").json()["pool"] == POOL + SENT, what="the pool from PostgreSQL")
+        wait_for(
+            lambda: client.get("/stats").json()["store"]["samples"] == POOL + SENT,
+            what="the samples from PostgreSQL",
+        )
         expected = labeled + len(given)  # the labels are read right after the samples
         wait_for(lambda: client.get("/stats").json()["labeled"] == expected, what="the labels from PG")
         wait_for(lambda: client.get("/health").json()["model_version"] is not None, what="a model")

@@ -48,7 +48,7 @@ def test_a_service_killed_mid_retrain_serves_its_last_finished_version(tmp_path)
         assert http.post("/predict", json={"features": PROBE}).json() == before
         wait_for(lambda: http.get("/stats").json()["labeled"] == 30 + N_LABELS, what="the pool and labels")
         stats = http.get("/stats").json()
-        assert (stats["pool"], stats["model_version"], stats["cold_start"]) == (1437, 1, False)
+        assert (stats["store"]["samples"], stats["model_version"], stats["cold_start"]) == (1437, 1, False)
         items = http.get("/queue", params={"n": 10, "annotator": "ann"}).json()
         assert len(items) == 10 and {i["model_version"] for i in items} == {1}  # the pool is scored by it
     finally:

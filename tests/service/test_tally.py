@@ -62,7 +62,7 @@ def test_labels_waiting_for_their_samples_are_bounded_and_none_is_lost(tmp_path:
         assert engine.labels == truth  # the 20 forgotten ones came back from the store
         assert engine.label_counts() == {"a": 10, "b": 10, "c": 10}
         assert engine.stats()["waiting_labels"] == {"held": 0, "dropped": 20}
-        assert engine.pool.counts()["labeled"] == 30 and set(engine.pending()) == set(ids)
+        assert len(engine.train_set) == 30 and set(engine.pending()) == set(ids)
     finally:
         engine.close()
         store.close()

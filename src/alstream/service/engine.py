@@ -26,10 +26,11 @@ from alstream.messages import InvalidBatch, ItemError
 from alstream.scoring import probability_chunks
 from alstream.service.background import Worker
 from alstream.service.model_files import ModelFiles
-from alstream.service.pool import LABELED, SKIPPED, UNLABELED, Pool
+from alstream.service.pool import Pool
 from alstream.service.quality import StreamAccuracy
 from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
+from alstream.service.training_set import TrainingSet
 from alstream.strategies import get_strategy
 
 log = logging.getLogger("alstream.service")
@@ -71,6 +72,9 @@ class EngineConfig:
     max_leases_per_annotator: int | None = None  # None: no cap
     max_leases_per_token: int | None = None
     max_waiting_labels: int = 100_000  # labels kept for samples not arrived yet (the newest)
+    max_pool: int | None = None  # unlabeled samples held at most (None: no bound)
+    reservoir_share: float = 0.1  # of the pool: a uniform sample of the stream
+    max_age_s: float | None = None  # unlabeled samples older than this leave the pool
 
 
 class Engine:
@@ -94,13 +98,16 @@ class Engine:
         self.model_files = model_files  # None: versions live in memory only
         self.featurizer = featurizer or StoredFeatures(config.n_features)  # stored samples -> pool rows
         self.strategy = get_strategy(config.strategy)
-        self.pool = Pool(config.n_features, seed=config.seed)
+        self.pool = Pool(config.n_features, seed=config.seed, max_size=config.max_pool,
+                         reservoir_share=config.reservoir_share)  # fmt: skip
+        self.train_set = TrainingSet(config.n_features)  # labeled samples: they left the pool
         self.trainer = Trainer(config.model, config.classes, config.policy, standardize=config.standardize,
                                seed=config.seed)  # fmt: skip
         self.quality = StreamAccuracy()
         self.tally = StoreTally()  # the store's counts, as followed
-        self.labels: dict[str, str] = {}  # latest non-skipped label per sample: the training set
-        self._class_counts = dict.fromkeys(config.classes, 0)  # of self.labels, over samples in the pool
+        self.labels: dict[str, str] = {}  # latest non-skipped label per sample (arrived or waiting)
+        self._missing: list[str] = []  # labeled, in neither the pool nor the training set: ask the store
+        self._aged_at = 0.0  # when samples past max_age_s last left the pool
         self._waiting: OrderedDict[str, None] = OrderedDict()  # labeled, sample not arrived: oldest first
         self._dropped_waiting = 0  # labels forgotten from _waiting (the store keeps them)
         self.curve: list[dict[str, Any]] = []
@@ -129,7 +136,8 @@ class Engine:
 
     # --- following the store --------------------------------------------------------------
     def sync(self) -> tuple[int, int]:
-        """Bring new samples and labels from the store into the pool; returns how many of each."""
+        """Bring new samples and labels from the store into the pool and the training set; returns how
+        many of each."""
         new_samples = 0
         while True:
             seqs, ids, features = self.featurizer.after(self.store, self._last_seq, 50_000)
@@ -137,43 +145,75 @@ class Engine:
                 break
             self._last_seq = int(seqs[-1])
             self.tally.add_samples(len(seqs))
-            new_samples += self.pool.add(list(ids), features, self._arrival_scores(features))
-            self._arrived(list(ids))
+            new_samples += len(seqs)
+            ids = list(ids)
+            labeled = np.array([sample_id in self._waiting for sample_id in ids])
+            for i in np.flatnonzero(labeled).tolist():  # their labels came first: straight to training
+                del self._waiting[ids[i]]
+                self.train_set.put(ids[i], features[i], self.labels[ids[i]])
+            rest = np.flatnonzero(~labeled)
+            if len(rest):
+                unlabeled = [ids[i] for i in rest.tolist()]
+                X = features[rest]
+                self.pool.add(unlabeled, X, self._arrival_scores(X), seqs=seqs[rest])
+                self._arrived(unlabeled)
         rows = self.store.labels_after(self._last_label_id)
         dropped = self._dropped_waiting
         for row_id, sample_id, label, annotator, skipped, _created in rows:
             self._last_label_id = max(self._last_label_id, int(row_id))
             self.tally.add_label(sample_id, label, annotator, skipped)
             self._set_label(sample_id, None if skipped else label, new=row_id > self._restored_label_id)
+        self._fetch_missing()
         if self._dropped_waiting > dropped:
             log.warning("%d labels for samples that have not arrived were forgotten (the newest %d are kept; "
                         "max_waiting_labels): they stay in the store", self._dropped_waiting - dropped,
                         self.config.max_waiting_labels)  # fmt: skip
+        self._age_out()
         if new_samples or rows:
             self._publish_view()
         return new_samples, len(rows)
 
+    def _age_out(self) -> None:
+        """Once a second at most, let the unlabeled samples older than ``max_age_s`` leave the pool."""
+        max_age, now = self.config.max_age_s, time.time()
+        if max_age is not None and now - self._aged_at >= min(1.0, max_age / 4):
+            self._aged_at = now
+            self.pool.expire(max_age, now)
+
     def _set_label(self, sample_id: str, label: str | None, new: bool) -> None:
         """A sample's latest label (None: skipped); ``new``: not in the version restored at start."""
-        in_pool = sample_id in self.pool.index
-        previous = self.labels.pop(sample_id, None)
-        if previous is not None and in_pool:
-            self._class_counts[previous] -= 1
         if label is None:
+            self.labels.pop(sample_id, None)
+            self.train_set.drop(sample_id)
+            self.pool.remove([sample_id])
             self._pending.pop(sample_id, None)
             self._waiting.pop(sample_id, None)
-            self.pool.mark([sample_id], SKIPPED)
             return
         self.labels[sample_id] = label
-        if in_pool:
-            self._class_counts[label] = self._class_counts.get(label, 0) + 1
-        else:
-            self._wait_for(sample_id)
+        if not self.train_set.relabel(sample_id, label) and sample_id not in self._waiting:
+            found, X = self.pool.remove([sample_id])
+            if found:
+                self.train_set.put(sample_id, X[0], label)
+            else:  # evicted from the pool, or not arrived yet
+                self._missing.append(sample_id)
         if new:
             self._pending.setdefault(sample_id, time.time())
             self._new_since_full += 1
-        self.pool.mark([sample_id], LABELED)
         self.quality.labeled(sample_id, label, len(self.labels))
+
+    def _fetch_missing(self) -> None:
+        """Labeled samples the pool no longer (or never) held: their features from the store, or wait."""
+        if not self._missing:
+            return
+        missing = [i for i in dict.fromkeys(self._missing) if i in self.labels and i not in self.train_set]
+        self._missing = []
+        found, X = self.featurizer.of(self.store, missing) if missing else ([], None)
+        for row, sample_id in enumerate(found):
+            self.train_set.put(sample_id, X[row], self.labels[sample_id])
+        stored = set(found)
+        for sample_id in missing:
+            if sample_id not in stored:
+                self._wait_for(sample_id)
 
     def _wait_for(self, sample_id: str) -> None:
         """Keep a label until its sample arrives; past ``max_waiting_labels``, forget the oldest."""
@@ -186,14 +226,8 @@ class Engine:
             self._dropped_waiting += 1
 
     def _arrived(self, ids: list[str]) -> None:
-        """Samples just added to the pool: the labels that waited for them count now."""
-        for sample_id in ids:
-            if sample_id in self._waiting:
-                del self._waiting[sample_id]
-                label = self.labels[sample_id]
-                self._class_counts[label] = self._class_counts.get(label, 0) + 1
-                self.pool.mark([sample_id], LABELED)
-        if self._dropped_waiting:  # some waiting labels were forgotten: the store has them
+        """Samples just added to the pool: when waiting labels were forgotten, the store may have theirs."""
+        if self._dropped_waiting:
             unknown = [i for i in ids if i not in self.labels]
             for sample_id, (label, _annotator, skipped) in self.store.current_labels(unknown).items():
                 self._set_label(sample_id, None if skipped else label, new=True)
@@ -217,25 +251,20 @@ class Engine:
             return np.zeros(len(features))
 
     def rescore(self, version: ModelVersion) -> None:
-        """Score the whole pool with ``version`` in chunks, then swap the scores in at once."""
-        done = 0
-        while done < len(self.pool):
-            size = len(self.pool)
-            scores = self._score(self.pool.features[done:size], version)
-            self.pool.set_scores(scores, version.version, start=done)
-            done = size
+        """Score the whole pool with ``version`` in chunks, then swap the scores in at once (this thread
+        alone adds to the pool: no sample arrives meanwhile)."""
+        places = len(self.pool.scores)  # empty places too: cheaper than gathering the held ones
+        self.pool.set_scores(self._score(self.pool.features[:places], version), version.version)
         self.pool.rank()
 
     # --- training -------------------------------------------------------------------------
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """Features and latest labels of every labeled sample the pool holds."""
-        return self._labeled(self.labels)
+        """Features and latest labels of every labeled sample that arrived."""
+        return self.train_set.data()
 
     def _labeled(self, ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Features and latest labels of those ``ids`` that are labeled and in the pool."""
-        known = [i for i in ids if i in self.labels and i in self.pool.index]
-        y = np.array([self.labels[i] for i in known], dtype=object).astype(str)
-        return self.pool.features[self.pool.positions(known)], y
+        """Features and latest labels of those ``ids`` in the training set."""
+        return self.train_set.data(ids)
 
     def label_counts(self) -> dict[str, int]:
         """Current labels per class, over the samples in the pool (as of the latest snapshot)."""
@@ -470,7 +499,8 @@ class Engine:
         """Snapshot what /stats shows of the state this thread writes; readers take the whole of one."""
         latencies = np.array(self.latencies) if self.latencies else None
         self._view = {
-            "labels_per_class": dict(self._class_counts),
+            "labels_per_class": {**dict.fromkeys(self.config.classes, 0), **self.train_set.class_counts()},
+            "labeled": len(self.train_set),
             "waiting_labels": {"held": len(self._waiting), "dropped": self._dropped_waiting},
             "learning_curve": list(self.curve),
             "label_to_model_s": None
@@ -481,8 +511,12 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         estimate, n = self.quality.estimate()
         current, view = self.serving, self._view
+        pool = self.pool.counts()
         return {
-            **self.pool.counts(),
+            **pool,
+            "unlabeled": pool["pool"],
+            "labeled": view["labeled"],
+            "skipped": self.tally.counts()["skipped"],
             "labels_per_class": dict(view["labels_per_class"]),
             "cold_start": current is None,
             "strategy": self.config.strategy,
@@ -520,4 +554,4 @@ class Engine:
                 stop.wait(idle_s)
 
 
-__all__ = ["LABELED", "SKIPPED", "UNLABELED", "Engine", "EngineConfig", "QueueItem"]
+__all__ = ["Engine", "EngineConfig", "QueueItem"]

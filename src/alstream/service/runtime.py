@@ -13,6 +13,7 @@ from alstream.service.engine import Engine, EngineConfig
 from alstream.service.ingest import Ingestor, Topics
 from alstream.service.limits import RateLimiter
 from alstream.service.model_files import ModelFiles
+from alstream.service.pool import bytes_per_sample, size_for
 from alstream.service.private import create_private
 from alstream.service.security import Gatekeeper
 from alstream.service.trainer import ModelVersion, RetrainPolicy
@@ -80,7 +81,14 @@ class Runtime:
             max_leases_per_annotator=settings.max_leases_per_annotator,
             max_leases_per_token=settings.max_leases_per_token,
             max_waiting_labels=settings.max_waiting_labels,
+            max_pool=settings.max_pool or size_for(settings.max_pool_mb, self.featurizer.width),
+            reservoir_share=settings.reservoir_share,
+            max_age_s=settings.max_age_s,
         )
+        mib = config.max_pool * bytes_per_sample(config.n_features) / 2**20
+        share = round(100 * settings.reservoir_share)
+        log.info("the pool holds at most %d unlabeled samples (about %.0f MiB), %d%% of them a uniform "
+                 "sample of the stream", config.max_pool, mib, share)  # fmt: skip
         models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
         self.flows = PrefectFlows() if track else None  # else full retrains run directly
         self.engine = Engine(config, self.store, holdout=holdout, full_training=self.flows,
