@@ -268,6 +268,13 @@ class Settings(BaseSettings):
     max_age_s: float | None = Field(
         None, gt=0, allow_inf_nan=False, description="Unlabeled samples older than this leave the pool (s)."
     )
+    retention_s: float | None = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Unlabeled samples are deleted from the store this long after they arrived, once out of "
+        "the pool (seconds; labeled samples and labels are kept forever). None: keep every sample.",
+    )
     min_labels_per_class: int = Field(
         2, ge=1, description="Below this many labels in some class: cold start, the queue is random."
     )

@@ -169,3 +169,12 @@ def test_samples_leave_the_pool_when_too_old():
     assert pool.expire(max_age_s=30.0, now=1_060.0) == 1 and list(pool.index) == ["new"]
     pool.add(["newer"], np.zeros((1, 2), dtype=np.float32), now=1_060.0)
     assert sorted(pool.index) == ["new", "newer"] and len(pool) == 2  # the place is reused
+
+
+def test_the_same_stream_keeps_the_same_pool_whatever_its_batches():
+    scores = np.random.default_rng(8).random(30_000)
+    pools = [Pool(n_features=2, max_size=3_000, reservoir_share=0.2, seed=8) for _ in range(2)]
+    _stream(pools[0], scores, batch=1000)
+    _stream(pools[1], scores, batch=777)
+    assert set(pools[0].index) == set(pools[1].index)
+    assert set(_arrival(pools[0], pools[0].reservoir())) == set(_arrival(pools[1], pools[1].reservoir()))

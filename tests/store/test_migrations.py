@@ -96,14 +96,17 @@ def assert_checks_refuse_long_values(store: Store) -> None:
     store.add_labels([LabelRow("s" * 1000, "l" * 200, "n" * 200, False, "labels:0", 903)])  # at the limits
 
 
+HEAD = "0003"
+
+
 def test_a_fresh_database_equals_the_models(make_store) -> None:
     store = make_store()
     assert differences(store) == []
     assert check_names(store) == CHECKS
-    assert version(store) == "0002"
+    assert version(store) == HEAD
     assert_checks_refuse_long_values(store)
     store.create()  # again: nothing to do
-    assert version(store) == "0002"
+    assert version(store) == HEAD
 
 
 def test_a_database_made_before_migrations_keeps_its_rows_and_gains_the_new_columns(make_store) -> None:
@@ -126,11 +129,13 @@ def test_a_database_made_before_migrations_keeps_its_rows_and_gains_the_new_colu
 
     store.create()
 
-    assert version(store) == "0002"
+    assert version(store) == HEAD
     assert differences(store) == []
     assert check_names(store) == CHECKS
     assert store.counts() == {"samples": 3, "labeled": 1, "skipped": 0, "labels_total": 1}
     assert [s["text"] for s in store.get_samples(["s0", "s1", "s2"])] == ["text 0", "text 1", "text 2"]
+    _, old = store.arrivals_after(0, now, 10)
+    assert old.tolist() == [True] * 3  # stored before arrival times were kept: as old as can be
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT sample_id, annotator, token_key FROM labels")).all() == [
             ("s1", "ann", None)
@@ -165,4 +170,4 @@ def test_stores_created_at_once_migrate_once(make_store) -> None:
     for store in others:
         store.close()
     assert errors == []
-    assert version(first) == "0002" and differences(first) == []
+    assert version(first) == HEAD and differences(first) == []

@@ -28,6 +28,7 @@ from alstream.service.background import Worker
 from alstream.service.model_files import ModelFiles
 from alstream.service.pool import Pool
 from alstream.service.quality import StreamAccuracy
+from alstream.service.retention import Retention
 from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
@@ -75,6 +76,8 @@ class EngineConfig:
     max_pool: int | None = None  # unlabeled samples held at most (None: no bound)
     reservoir_share: float = 0.1  # of the pool: a uniform sample of the stream
     max_age_s: float | None = None  # unlabeled samples older than this leave the pool
+    retention_s: float | None = None  # unlabeled samples out of the pool and older: deleted (None: kept)
+    retention_every_s: float = 2.0
 
 
 class Engine:
@@ -108,6 +111,8 @@ class Engine:
         self.labels: dict[str, str] = {}  # latest non-skipped label per sample (arrived or waiting)
         self._missing: list[str] = []  # labeled, in neither the pool nor the training set: ask the store
         self._aged_at = 0.0  # when samples past max_age_s last left the pool
+        self.retention = None if config.retention_s is None else Retention(config.retention_s)
+        self._retained_at = 0.0
         self._waiting: OrderedDict[str, None] = OrderedDict()  # labeled, sample not arrived: oldest first
         self._dropped_waiting = 0  # labels forgotten from _waiting (the store keeps them)
         self.curve: list[dict[str, Any]] = []
@@ -169,6 +174,7 @@ class Engine:
                         "max_waiting_labels): they stay in the store", self._dropped_waiting - dropped,
                         self.config.max_waiting_labels)  # fmt: skip
         self._age_out()
+        self._retain()
         if new_samples or rows:
             self._publish_view()
         return new_samples, len(rows)
@@ -179,6 +185,17 @@ class Engine:
         if max_age is not None and now - self._aged_at >= min(1.0, max_age / 4):
             self._aged_at = now
             self.pool.expire(max_age, now)
+
+    def _retain(self) -> None:
+        """Every ``retention_every_s``, delete from the store what retention says is due."""
+        now = time.monotonic()
+        if self.retention is None or now - self._retained_at < self.config.retention_every_s:
+            return
+        self._retained_at = now
+        try:
+            self.retention.step(self.store, self._last_seq, self.pool.seq[self.pool.held()])
+        except Exception:  # the store is down or busy: the next step goes on from where this one was
+            log.exception("retention could not delete old samples; it tries again")
 
     def _set_label(self, sample_id: str, label: str | None, new: bool) -> None:
         """A sample's latest label (None: skipped); ``new``: not in the version restored at start."""
@@ -530,6 +547,7 @@ class Engine:
             "label_to_model_s": view["label_to_model_s"],
             "waiting_labels": dict(view["waiting_labels"]),
             "leases": self.pool.lease_state(),
+            "retention": None if self.retention is None else self.retention.state(),
         }
 
     def close(self) -> None:

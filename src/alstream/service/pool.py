@@ -3,13 +3,17 @@
 The stream never ends, so the pool holds at most ``max_size`` samples. Two parts share it:
 
 - a **reservoir** (``reservoir_share`` of the places): a uniform sample of every arrival so far
-  (reservoir sampling, Algorithm R). The random share of the queue is drawn from it, so the
-  accuracy measured on random items stays an unbiased estimate of the accuracy on the stream.
+  (reservoir sampling with random keys: it keeps the arrivals whose seeded key is largest). The
+  random share of the queue is drawn from it, so the accuracy measured on random items stays an
+  unbiased estimate of the accuracy on the stream.
 - the **candidates** (the other places): when they are full, an arrival enters only if it beats
   the least informative candidate (higher score; equal scores: a seeded random key per arrival),
   which then leaves. Before a model exists every score is 0 and the keys alone decide: the
   candidates are then a uniform sample too. A sample a reservoir arrival displaces competes
   as a candidate.
+
+Both keys are seeded hashes of the arrival number, so the same stream always keeps the same
+pool, whatever the batches it came in: a restart that reads the store again rebuilds it.
 
 Samples leave the pool when they are labeled or skipped (they join the training set: the engine
 keeps it), evicted, or older than ``max_age_s``. A leased sample is never evicted nor aged out
@@ -74,6 +78,11 @@ def size_for(budget_mb: float, n_features: int) -> int:
     return max(10, int(budget_mb * 2**20 // bytes_per_sample(n_features)))
 
 
+def _reservoir_keys(seq: np.ndarray, seed: int) -> np.ndarray:
+    """A second seeded key per arrival, independent of the tie keys: orders the reservoir."""
+    return tie_keys(seq, seed ^ 0x5EED_0F_7E5E)
+
+
 def top_k(scores: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` largest ``(score, key)`` pairs, in no order; O(n), no sort.
 
@@ -116,7 +125,7 @@ class Pool:
         self.reservoir_size = 0 if max_size is None else round(max_size * reservoir_share)
         self._unbounded_share = reservoir_share  # without max_size, every arrival is both
         self._lock = threading.RLock()
-        self._rng = np.random.default_rng([seed, 0x7E5E])
+        self._rng = np.random.default_rng([seed, 0x7E5E])  # unbounded pools: which arrivals are random items
         capacity = max(1, capacity if max_size is None else min(capacity, max_size))
         self.size = 0  # samples held
         self.ids: list[str | None] = [None] * capacity
@@ -267,33 +276,16 @@ class Pool:
             self._join_reservoir(position)  # a uniform share, for the random items
 
     def _admit(self, ids: list[str], X: np.ndarray, s: np.ndarray, seq: np.ndarray, now: float) -> None:
-        """Reservoir sampling first, then the candidates' competition; the pool never exceeds max_size."""
+        """The reservoir first, then the candidates' competition; the pool never exceeds max_size."""
         assert self.max_size is not None
         n = len(ids)
-        to_reservoir = self._reservoir_draws(n)
-        # arrivals that join the reservoir displace a uniform member, which becomes a candidate
-        joiners = np.flatnonzero(to_reservoir)
-        entering = ~to_reservoir
-        reservoir_new: list[int] = []  # arrival indices in the reservoir after this batch
-        for i in joiners.tolist():
-            if self._n_reservoir + len(reservoir_new) < self.reservoir_size:
-                reservoir_new.append(i)
-                continue
-            victim = self._reservoir_victim(reservoir_new)
-            if victim is None:  # every member is leased: this arrival competes as a candidate
-                entering[i] = True
-            elif victim[0] == "arrival":
-                entering[reservoir_new.pop(victim[1])] = True
-                reservoir_new.append(i)
-            else:
-                self._leave_reservoir(victim[1])
-                reservoir_new.append(i)
+        to_reservoir = self._reservoir_competition(seq)
         # the candidates: those held and free to leave, and the arrivals, compete for the places left
-        arrivals = np.flatnonzero(entering)
+        arrivals = np.flatnonzero(~to_reservoir)
         held = np.flatnonzero(self._candidate[: len(self.scores)])
-        leased = held[self.lease_until[held] > time.monotonic()] if len(self._owner) else held[:0]
+        leased = held[self.lease_until[held] > time.monotonic()] if self._owner else held[:0]
         movable = np.setdiff1d(held, leased, assume_unique=True) if len(leased) else held
-        places = self.max_size - self._n_reservoir - len(reservoir_new) - len(leased)
+        places = self.max_size - self._n_reservoir - int(to_reservoir.sum()) - len(leased)
         if len(movable) + len(arrivals) > places:
             scores = np.concatenate([self.scores[movable], s[arrivals]])
             keys = np.concatenate([self._keys[movable], tie_keys(seq[arrivals], self.seed)])
@@ -304,33 +296,35 @@ class Pool:
             self._vacate(leaving)
             self.rejected += int((~keep[len(movable) :]).sum())
             arrivals = arrivals[keep[len(movable) :]]
-        self._grow(self.size + len(arrivals) + len(reservoir_new))
-        into_reservoir = np.array(reservoir_new, dtype=np.int64)
-        for position in self._place([ids[i] for i in reservoir_new], X[into_reservoir], s[into_reservoir],
-                                    seq[into_reservoir], now).tolist():  # fmt: skip
+        joining = np.flatnonzero(to_reservoir)
+        self._grow(self.size + len(arrivals) + len(joining))
+        for position in self._place([ids[i] for i in joining.tolist()], X[joining], s[joining], seq[joining],
+                                    now).tolist():  # fmt: skip
             self._join_reservoir(position)
         self._place([ids[i] for i in arrivals.tolist()], X[arrivals], s[arrivals], seq[arrivals], now)
         self.arrivals += n
 
-    def _reservoir_draws(self, n: int) -> np.ndarray:
-        """Which of ``n`` arrivals join the reservoir (Algorithm R: the k-th, with chance R / k)."""
+    def _reservoir_competition(self, seq: np.ndarray) -> np.ndarray:
+        """Which arrivals join the reservoir: it keeps the ``reservoir_size`` largest reservoir keys (a
+        seeded hash of the arrival number) of all arrivals, a uniform sample of the stream that the
+        same stream always rebuilds. Members an arrival displaces become candidates (leased ones stay)."""
+        joins = np.zeros(len(seq), dtype=bool)
         if not self.reservoir_size:
-            return np.zeros(n, dtype=bool)
-        k = np.arange(self.arrivals + 1, self.arrivals + n + 1)
-        return self._rng.random(n) * k < self.reservoir_size
-
-    def _reservoir_victim(self, pending: list[int]) -> tuple[str, int] | None:
-        """A uniform member of the reservoir (held, or arrived in this batch) that is not leased."""
-        members = self._n_reservoir + len(pending)
-        now = time.monotonic()
-        for _ in range(32):
-            pick = int(self._rng.integers(members))
-            if pick >= self._n_reservoir:
-                return "arrival", pick - self._n_reservoir
-            position = int(self._reservoir[pick])
-            if self.lease_until[position] <= now:
-                return "held", position
-        return None
+            return joins
+        keys = _reservoir_keys(seq, self.seed)
+        members = self._reservoir[: self._n_reservoir]
+        leased = members[self.lease_until[members] > time.monotonic()] if self._owner else members[:0]
+        movable = np.setdiff1d(members, leased, assume_unique=True) if len(leased) else members
+        places = self.reservoir_size - len(leased)
+        if len(movable) + len(seq) <= places:
+            joins[:] = True
+            return joins
+        both = np.concatenate([_reservoir_keys(self.seq[movable], self.seed), keys])
+        keep = np.zeros(len(both), dtype=bool)
+        keep[top_k(np.zeros(len(both)), both, max(places, 0))] = True
+        for position in movable[~keep[: len(movable)]].tolist():
+            self._leave_reservoir(position)  # a candidate now, competing with the arrivals
+        return keep[len(movable) :]
 
     # --- leaving --------------------------------------------------------------------------
     def remove(self, ids: list[str]) -> tuple[list[str], np.ndarray]:

@@ -84,6 +84,7 @@ class Runtime:
             max_pool=settings.max_pool or size_for(settings.max_pool_mb, self.featurizer.width),
             reservoir_share=settings.reservoir_share,
             max_age_s=settings.max_age_s,
+            retention_s=settings.retention_s,
         )
         mib = config.max_pool * bytes_per_sample(config.n_features) / 2**20
         share = round(100 * settings.reservoir_share)

@@ -35,6 +35,7 @@ samples = Table(
     Column("features", LargeBinary),  # raw little-endian float32; NULL for text samples
     Column("text", Text),
     Column("meta", Text),  # JSON
+    Column("arrived_at", DateTime(timezone=True)),  # when stored; NULL: before 0003 (counted as old)
     UniqueConstraint("id", name="uq_samples_id"),
     CheckConstraint("length(id) <= 1000", name="ck_samples_id_length"),
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, distinct, false, func, inspect, select
+from sqlalchemy import Connection, delete, distinct, exists, false, func, inspect, or_, select
 from sqlalchemy.engine import URL
 
 from alstream.store.engine import SQLITE_BEGIN, make_engine
@@ -53,7 +53,8 @@ class Store:
         self._retry = {"attempts": attempts, "base_delay": base_delay, "max_delay": max_delay}
         self.tokens = Tokens(self.engine)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        self._insert_samples = _insert_sql(samples.name, ("id", "features", "text", "meta"), ("id",), mark)
+        sample_columns = ("id", "features", "text", "meta", "arrived_at")
+        self._insert_samples = _insert_sql(samples.name, sample_columns, ("id",), mark)
         label_columns = ("sample_id", "label", "annotator", "skipped", "source", "stream_offset",
                          "created_at", "token_key")  # fmt: skip
         self._insert_labels = _insert_sql(labels.name, label_columns, ("source", "stream_offset"), mark)
@@ -118,8 +119,14 @@ class Store:
             return self._write(lambda c: self.add_samples(rows, c))
         if not rows:
             return 0
-        params = [(r.id, encode_features(r.features), r.text, dump_json(r.meta)) for r in rows]
+        now = self._now()
+        params = [(r.id, encode_features(r.features), r.text, dump_json(r.meta), now) for r in rows]
         return conn.exec_driver_sql(self._insert_samples, params).rowcount
+
+    def _now(self) -> Any:
+        """The time now, as the driver binds a timezone-aware column."""
+        now: Any = datetime.now(UTC)
+        return now if self._bind_time is None else self._bind_time(now)
 
     def add_labels(self, rows: Sequence[LabelRow], conn: Connection | None = None) -> int:
         """Insert label events not stored yet (by ``(source, offset)``); returns how many were new."""
@@ -127,9 +134,7 @@ class Store:
             return self._write(lambda c: self.add_labels(rows, c))
         if not rows:
             return 0
-        now: Any = datetime.now(UTC)
-        if self._bind_time is not None:
-            now = self._bind_time(now)
+        now = self._now()
         params = [
             (r.sample_id, r.label, r.annotator, bool(r.skipped), r.source, r.offset, now, r.token_key)
             for r in rows
@@ -312,6 +317,28 @@ class Store:
                 entry = out.setdefault(sid, {"sample_id": sid, "labels": []})
                 entry["labels"].append({"annotator": annotator, "label": label})
         return list(out.values())
+
+    def arrivals_after(self, seq: int, before: datetime, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(seqs, old)`` of up to ``limit`` samples after ``seq``, in seq order: ``old`` when the
+        sample arrived before ``before`` (or before arrival times were kept)."""
+        old = or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
+        query = select(samples.c.seq, old).where(samples.c.seq > seq).order_by(samples.c.seq).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return np.array([r[0] for r in rows], dtype=np.int64), np.array(
+            [bool(r[1]) for r in rows], dtype=bool
+        )
+
+    def delete_unlabeled(self, seqs: Sequence[int]) -> int:
+        """Delete the samples at ``seqs`` that no label event names (labeled samples are kept forever);
+        returns how many were deleted. One short transaction per chunk: ingestion never waits long."""
+        deleted = 0
+        unlabeled = ~exists().where(labels.c.sample_id == samples.c.id)
+        for start in range(0, len(seqs), _IN_CHUNK):
+            chunk = [int(s) for s in seqs[start : start + _IN_CHUNK]]
+            query = delete(samples).where(samples.c.seq.in_(chunk), unlabeled)
+            deleted += self._write(lambda c, q=query: c.execute(q).rowcount)
+        return deleted
 
     def counts(self) -> dict[str, int]:
         """samples, labeled (latest label not skipped), skipped (latest label skipped), labels_total."""

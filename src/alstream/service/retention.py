@@ -1,0 +1,74 @@
+"""Retention: the store does not grow forever either.
+
+An unlabeled sample is deleted from the store once it arrived over ``retention_s`` ago and is not
+in the pool (it lost its place, or never won one); a sample still in the pool then is deleted when
+it leaves. Labeled samples and every label event are kept forever. The work is done in bounded
+batches, each delete a short transaction of its own, so ingestion never waits long behind it; only
+samples the engine has followed are looked at, so none is deleted before the pool had its chance.
+
+The engine's thread alone calls :meth:`Retention.step`.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+BATCH = 5_000  # samples looked at per store query
+STEP_BUDGET_S = 0.25  # a step stops after this long; the next one goes on
+
+
+class Retention:
+    """Looks at the stored samples in arrival order, once each; remembers the ones the pool held."""
+
+    def __init__(self, retention_s: float, batch: int = BATCH) -> None:
+        self.retention_s, self.batch = retention_s, batch
+        self.looked_at = 0  # the samples up to this seq have been looked at
+        self._kept = np.empty(0, dtype=np.int64)  # looked at while in the pool: deleted once they leave it
+        self.deleted = 0
+
+    def step(self, store: Any, followed: int, pool_seqs: np.ndarray, now: datetime | None = None) -> int:
+        """Delete what is due, up to ``followed`` (the last seq the pool has seen), holding
+        ``pool_seqs``; returns how many samples were deleted."""
+        cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.retention_s)
+        inside = np.sort(pool_seqs)
+        deleted = 0
+        if len(self._kept):  # they were in the pool when looked at: those that left it go now
+            held = _member(self._kept, inside)
+            deleted += store.delete_unlabeled(self._kept[~held].tolist())
+            self._kept = self._kept[held]
+        started = time.monotonic()
+        while time.monotonic() - started < STEP_BUDGET_S:
+            seqs, old = store.arrivals_after(self.looked_at, cutoff, self.batch)
+            full = len(seqs) == self.batch
+            due = old & (seqs <= followed)
+            if not due.all():  # stop at the first sample not due: the rest arrived later
+                seqs, full = seqs[: int(np.argmin(due))], False
+            if not len(seqs):
+                break
+            self.looked_at = int(seqs[-1])
+            held = _member(seqs, inside)
+            self._kept = np.concatenate([self._kept, seqs[held]])
+            deleted += store.delete_unlabeled(seqs[~held].tolist())
+            if not full:
+                break
+        self.deleted += deleted
+        return deleted
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "retention_s": self.retention_s,
+            "deleted": self.deleted,
+            "waiting_to_leave_pool": len(self._kept),
+        }
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Which ``values`` are in ``sorted_set``."""
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=bool)
+    where = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[where] == values

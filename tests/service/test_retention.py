@@ -1,0 +1,99 @@
+"""Retention: the store keeps the pool, every labeled sample and what the pool has not seen yet;
+the rest goes once old enough. A restart rebuilds the same bounded pool from what is left."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from alstream.service.engine import Engine, EngineConfig
+from alstream.store import LabelRow, SampleRow, Store
+
+CLASSES = ["a", "b"]
+LATER = datetime.now(UTC) + timedelta(days=30)  # every sample stored in this test is old by then
+
+
+def _engine(store: Store) -> Engine:
+    config = EngineConfig(classes=CLASSES, n_features=2, track=False, max_pool=500, retention_s=3600.0)
+    return Engine(config, store)
+
+
+def _send(store: Store, start: int, n: int) -> None:
+    rng = np.random.default_rng(start)
+    store.add_samples(
+        [SampleRow(f"s{i}", rng.random(2, dtype=np.float32), None, None) for i in range(start, start + n)]
+    )
+
+
+def _retain(engine: Engine, now: datetime) -> int:
+    """Retention's steps until it looked at every sample followed (a step does a bounded part)."""
+    assert engine.retention is not None
+    deleted = engine.retention.step(engine.store, engine._last_seq, engine.pool.seq[engine.pool.held()], now)
+    for _ in range(100):
+        if engine.retention.looked_at >= engine._last_seq:
+            break
+        deleted += engine.retention.step(
+            engine.store, engine._last_seq, engine.pool.seq[engine.pool.held()], now
+        )
+    return deleted
+
+
+def _stored(store: Store) -> set[str]:
+    with store.engine.connect() as conn:
+        return {row[0] for row in conn.exec_driver_sql("SELECT id FROM samples")}
+
+
+def test_old_samples_out_of_the_pool_leave_the_store_and_the_rest_stay(tmp_path: Path):
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+    engine = _engine(store)
+    try:
+        _send(store, 0, 5_000)
+        engine.sync()
+        labels = ["s3", "s4000", engine.queue(1, "ann")[0].id]  # two long evicted, one from the pool
+        store.add_labels([LabelRow(i, "a", "ann", False, "labels:0", n) for n, i in enumerate(labels)])
+        engine.sync()
+        _send(store, 5_000, 100)  # stored, not followed yet
+        assert _retain(engine, datetime.now(UTC)) == 0 and len(_stored(store)) == 5_100  # nothing is old yet
+        deleted = _retain(engine, LATER)
+        in_pool = set(engine.pool.index)
+        assert len(in_pool) == 499  # one was labeled
+        assert _stored(store) == in_pool | set(labels) | {f"s{i}" for i in range(5_000, 5_100)}
+        assert deleted == 5_000 - 499 - 3 == engine.retention.deleted
+        assert store.current_labels(labels).keys() == set(labels)  # label events stay
+
+        engine.sync()  # the 100 arrive and take places: the samples they push out go at the next step
+        pushed_out = in_pool - set(engine.pool.index)
+        assert pushed_out
+        _retain(engine, LATER)
+        assert not pushed_out & _stored(store)
+        assert _stored(store) == set(engine.pool.index) | set(labels)
+    finally:
+        engine.close()
+        store.close()
+
+
+def test_a_restart_rebuilds_the_same_bounded_pool(tmp_path: Path):
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+    first = _engine(store)
+    try:
+        for start in range(0, 20_000, 2_000):
+            _send(store, start, 2_000)
+            first.sync()
+        _retain(first, LATER)
+        assert len(_stored(store)) == 500  # the store holds no more than the pool
+    finally:
+        first.close()
+    again = _engine(store)
+    try:
+        again.sync()
+        assert set(again.pool.index) == set(first.pool.index)
+        assert set(again.pool.reservoir()) and {again.pool.ids[p] for p in again.pool.reservoir()} == {
+            first.pool.ids[p] for p in first.pool.reservoir()
+        }
+    finally:
+        again.close()
+        store.close()

@@ -1,0 +1,28 @@
+"""What retention asks of the store, on SQLite and PostgreSQL: arrival times, and deleting only
+samples no label names."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from alstream.store import LabelRow, SampleRow
+
+
+def test_arrivals_are_timed_and_only_unlabeled_samples_are_deleted(store):
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    store.add_samples([SampleRow(f"s{i}", np.zeros(2, dtype=np.float32), None, None) for i in range(10)])
+    store.add_labels(
+        [LabelRow("s2", "a", "ann", False, "labels:0", 0), LabelRow("s3", None, "ann", True, "labels:0", 1)]
+    )
+    seqs, old = store.arrivals_after(0, before, 100)
+    assert len(seqs) == 10 and not old.any()  # arrived after `before`
+    seqs, old = store.arrivals_after(int(seqs[4]), datetime.now(UTC) + timedelta(seconds=5), 3)
+    assert len(seqs) == 3 and old.all()  # in seq order, after the one given
+    everything, _ = store.arrivals_after(0, before, 100)
+    assert store.delete_unlabeled(everything[:5].tolist()) == 3  # s2 is labeled, s3 skipped: both stay
+    assert {s["id"] for s in store.get_samples([f"s{i}" for i in range(10)])} == {
+        f"s{i}" for i in (2, 3, *range(5, 10))
+    }
+    assert store.counts()["labels_total"] == 2
