@@ -20,6 +20,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.validation import has_fit_parameter
 
 Classifier = Any  # a scikit-learn classifier with fit and predict_proba
 
@@ -64,9 +65,16 @@ def supports_partial_fit(model: Classifier) -> bool:
     return callable(getattr(final, "partial_fit", None))
 
 
-def fit(model: Classifier, X: np.ndarray, y: np.ndarray) -> Classifier:
-    """A fresh copy of ``model`` trained on all of ``X``, ``y`` (the input is not modified)."""
-    return clone(model).fit(X, y)
+def fit(
+    model: Classifier, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+) -> Classifier:
+    """A fresh copy of ``model`` trained on all of ``X``, ``y`` (the input is not modified), each row
+    weighted by ``sample_weight`` when given and the model takes weights (else unweighted)."""
+    final = model.steps[-1] if isinstance(model, Pipeline) else None
+    if sample_weight is None or not has_fit_parameter(model if final is None else final[1], "sample_weight"):
+        return clone(model).fit(X, y)
+    key = "sample_weight" if final is None else f"{final[0]}__sample_weight"
+    return clone(model).fit(X, y, **{key: sample_weight})
 
 
 def update(model: Classifier, X: np.ndarray, y: np.ndarray, classes: np.ndarray) -> Classifier:

@@ -275,6 +275,32 @@ class Settings(BaseSettings):
         description="Unlabeled samples are deleted from the store this long after they arrived, once out of "
         "the pool (seconds; labeled samples and labels are kept forever). None: keep every sample.",
     )
+    drift_reaction: bool = Field(
+        True,
+        description="On a drift (river's ADWIN on the audit accuracy and the arrivals' scores): retrain at "
+        "once with older labels weighing drift_old_weight, and raise the random share for drift_boost_s.",
+    )
+    drift_delta: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="ADWIN's delta on the audit stream: smaller, fewer false alarms, slower.",
+    )
+    drift_boost_s: float = Field(
+        600.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="How long the random share stays raised after a drift (s).",
+    )
+    drift_random_share: float = Field(
+        0.3, ge=0.0, le=1.0, description="The random share of the queue for drift_boost_s after a drift."
+    )
+    drift_old_weight: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="After a drift, the weight of the labels given before it in retrains.",
+    )
     min_labels_per_class: int = Field(
         2, ge=1, description="Below this many labels in some class: cold start, the queue is random."
     )

@@ -22,8 +22,8 @@ def collect_labels(engine: Engine) -> tuple[Any, Any]:
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train(engine: Engine, X: Any, y: Any) -> ModelVersion | None:
-    return engine.fit_full(X, y)
+def train(engine: Engine, X: Any, y: Any, weights: Any = None) -> ModelVersion | None:
+    return engine.fit_full(X, y, weights)
 
 
 @task(name="score pool and publish", cache_policy=NO_CACHE)
@@ -36,7 +36,7 @@ def retrain_flow(engine: Engine) -> int | None:
     """Refit on every current label; returns the new version number (None if training failed)."""
     pending = engine.pending()
     X, y = collect_labels(engine)
-    version = train(engine, X, y)
+    version = train(engine, X, y, engine.training_weights())  # after a drift, older labels weigh less
     if version is None:
         return None
     return publish(engine, version, pending).version

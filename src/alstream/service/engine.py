@@ -25,6 +25,7 @@ from alstream.featurize import Featurizer, StoredFeatures
 from alstream.messages import InvalidBatch, ItemError
 from alstream.scoring import probability_chunks
 from alstream.service.background import Worker
+from alstream.service.drift import DriftWatch
 from alstream.service.model_files import ModelFiles
 from alstream.service.pool import Pool
 from alstream.service.quality import StreamAccuracy
@@ -78,6 +79,11 @@ class EngineConfig:
     max_age_s: float | None = None  # unlabeled samples older than this leave the pool
     retention_s: float | None = None  # unlabeled samples out of the pool and older: deleted (None: kept)
     retention_every_s: float = 2.0
+    drift_delta: float = 0.05  # ADWIN's on the audit stream: smaller, fewer false alarms, slower to see
+    drift_reaction: bool = True  # on a drift: retrain at once favouring new labels, audit more for a while
+    drift_boost_s: float = 600.0  # how long the random share stays raised after a drift
+    drift_random_share: float = 0.3  # the random share meanwhile (at least random_share)
+    drift_old_weight: float = 0.05  # in retrains after a drift, the weight of labels given before it
 
 
 class Engine:
@@ -112,6 +118,11 @@ class Engine:
         self._missing: list[str] = []  # labeled, in neither the pool nor the training set: ask the store
         self._aged_at = 0.0  # when samples past max_age_s last left the pool
         self.retention = None if config.retention_s is None else Retention(config.retention_s)
+        self.drift = DriftWatch(config.drift_delta)
+        self._drift_clock: int | None = None  # the training set's clock at the last drift
+        self._boost_until = 0.0  # monotonic time until which the random share stays raised
+        self._force_full = False  # a drift asks for a full retrain now
+        self._drift_since_version = False
         self._retained_at = 0.0
         self._waiting: OrderedDict[str, None] = OrderedDict()  # labeled, sample not arrived: oldest first
         self._dropped_waiting = 0  # labels forgotten from _waiting (the store keeps them)
@@ -160,7 +171,10 @@ class Engine:
             if len(rest):
                 unlabeled = [ids[i] for i in rest.tolist()]
                 X = features[rest]
-                self.pool.add(unlabeled, X, self._arrival_scores(X), seqs=seqs[rest])
+                scores = self._arrival_scores(X)
+                self.pool.add(unlabeled, X, scores, seqs=seqs[rest])
+                if self.serving is not None and self.drift.arrivals(scores):
+                    self._drifted("scores")
                 self._arrived(unlabeled)
         rows = self.store.labels_after(self._last_label_id)
         dropped = self._dropped_waiting
@@ -216,7 +230,28 @@ class Engine:
         if new:
             self._pending.setdefault(sample_id, time.time())
             self._new_since_full += 1
-        self.quality.labeled(sample_id, label, len(self.labels))
+        correct = self.quality.labeled(sample_id, label, len(self.labels))
+        if correct is not None and self.drift.audit(correct):
+            self._drifted("accuracy")
+
+    def _drifted(self, signal: str) -> None:
+        """A drift: say so; unless told not to, retrain now favouring the labels to come, and audit
+        more for a while (more random items: the accuracy estimate recovers sooner)."""
+        self._drift_since_version = True
+        log.warning("drift detected in the %s (model version %s, %d labels)%s", signal,
+                    self.serving.version if self.serving else None, len(self.train_set),
+                    "" if self.config.drift_reaction else "; drift_reaction is off")  # fmt: skip
+        if self.config.drift_reaction:
+            self._drift_clock = self.train_set.clock
+            self._boost_until = time.monotonic() + self.config.drift_boost_s
+            self._force_full = True
+
+    def random_share(self) -> float:
+        """The queue's random share now: raised for ``drift_boost_s`` after a drift."""
+        share = self.config.random_share
+        if time.monotonic() < self._boost_until:
+            share = max(share, self.config.drift_random_share)
+        return share
 
     def _fetch_missing(self) -> None:
         """Labeled samples the pool no longer (or never) held: their features from the store, or wait."""
@@ -279,6 +314,13 @@ class Engine:
         """Features and latest labels of every labeled sample that arrived."""
         return self.train_set.data()
 
+    def training_weights(self) -> np.ndarray | None:
+        """Per row of :meth:`training_data`: labels given before the last drift weigh
+        ``drift_old_weight``, newer ones 1 (None: no drift yet, every label weighs the same)."""
+        if self._drift_clock is None:
+            return None
+        return np.where(self.train_set.labeled_after(self._drift_clock), 1.0, self.config.drift_old_weight)
+
     def _labeled(self, ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Features and latest labels of those ``ids`` in the training set."""
         return self.train_set.data(ids)
@@ -292,16 +334,19 @@ class Engine:
         After a failure, training waits for a new label (no retrying the same failure in a loop)."""
         policy, trainer = self.config.policy, self.trainer
         if (
-            not self._pending
+            not (self._pending or self._force_full)
             or self._failed_at == self._last_label_id
             or policy.cold(self.label_counts(), self.config.classes)
         ):
             return None
         with self._train_lock:
             since = time.monotonic() - self._last_full
-            full = trainer.current is None or policy.wants_full(
-                self._new_since_full, since, trainer.online_since_full
+            full = (
+                trainer.current is None
+                or self._force_full
+                or policy.wants_full(self._new_since_full, since, trainer.online_since_full)
             )
+            self._force_full = False
             if not full and not trainer.online:
                 return None
             self.training = trainer.next_version
@@ -314,15 +359,18 @@ class Engine:
         """Refit on every current label and publish it (``flows.retrain_flow`` does the same as tasks)."""
         pending = dict(self._pending)
         X, y = self.training_data()
-        version = self.fit_full(X, y)
+        version = self.fit_full(X, y, self.training_weights())
         return None if version is None else self.publish(version, pending)
 
-    def fit_full(self, X: np.ndarray, y: np.ndarray) -> ModelVersion | None:
-        """A version refit on ``X``, ``y``; on failure, None (the previous version keeps serving)."""
+    def fit_full(
+        self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> ModelVersion | None:
+        """A version refit on ``X``, ``y`` (rows weighted by ``sample_weight``); on failure, None (the
+        previous version keeps serving)."""
         self._last_full = time.monotonic()
         log.info("training version %d in full on %d labels", self.trainer.next_version, len(y))
         try:
-            version = self.trainer.train_full(X, y)
+            version = self.trainer.train_full(X, y, sample_weight=sample_weight)
         except Exception:
             log.exception("full training failed; the previous model keeps serving")
             self._record_failure("full", len(y))
@@ -354,9 +402,11 @@ class Engine:
         self.rescore(version)
         now = time.time()
         metrics = self._evaluate(version)
-        self.curve.append(
-            {"version": version.version, "kind": version.kind, "n_labels": version.n_labels, **metrics}
-        )
+        self.curve.append({"version": version.version, "kind": version.kind, "n_labels": version.n_labels,
+                           "drift": self._drift_since_version, **metrics})  # fmt: skip
+        self._drift_since_version = False
+        self.drift.new_model()
+        self.drift.context = {"model_version": version.version, "n_labels": version.n_labels}
         for sample_id, stored_at in pending.items():  # these labels now shape the queue
             self.latencies.append(now - stored_at)
             self._pending.pop(sample_id, None)
@@ -456,7 +506,7 @@ class Engine:
         random share (``fresh``: none she already holds); within the caps per annotator and, when
         ``token_capped``, per token."""
         cold = self.trainer.current is None
-        share = 0.0 if cold else self.config.random_share
+        share = 0.0 if cold else self.random_share()
         config = self.config
         per_token = config.max_leases_per_token if token_capped else None
         taken = self.pool.take(n, annotator, config.lease_s, share, self._rng, fresh=fresh, holder=token,
@@ -548,6 +598,7 @@ class Engine:
             "waiting_labels": dict(view["waiting_labels"]),
             "leases": self.pool.lease_state(),
             "retention": None if self.retention is None else self.retention.state(),
+            "drift": {**self.drift.state(), "random_share": self.random_share()},
         }
 
     def close(self) -> None:

@@ -14,14 +14,15 @@ guess for those, made when they were served, is compared with the label people g
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 
 
 class StreamAccuracy:
     """Running accuracy over the latest ``window`` randomly drawn, labeled samples."""
 
-    def __init__(self, window: int = 200) -> None:
-        self._guesses: dict[str, tuple[int, str]] = {}
+    def __init__(self, window: int = 200, max_guesses: int = 100_000) -> None:
+        self.max_guesses = max_guesses  # random draws served and not labeled yet: the newest are kept
+        self._guesses: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._recent: deque[bool] = deque(maxlen=window)
         self._by_version: dict[int, list[int]] = {}
         self._lock = threading.Lock()
@@ -30,19 +31,23 @@ class StreamAccuracy:
         """Remember the guess of model ``version`` for a randomly drawn sample."""
         with self._lock:
             self._guesses.setdefault(sample_id, (version, predicted))
+            while len(self._guesses) > self.max_guesses:  # served and never labeled: forgotten
+                self._guesses.popitem(last=False)
 
-    def labeled(self, sample_id: str, label: str | None, n_labels: int) -> None:
-        """A person labeled ``sample_id``: score the guess if it was a random draw."""
+    def labeled(self, sample_id: str, label: str | None, n_labels: int) -> bool | None:
+        """A person labeled ``sample_id``: score the guess if it was a random draw (returns whether
+        the guess was right; None when it was not a random draw)."""
         with self._lock:
             guess = self._guesses.pop(sample_id, None)
             if guess is None or label is None:
-                return
+                return None
             version, predicted = guess
             correct = predicted == label
             self._recent.append(correct)
             tally = self._by_version.setdefault(version, [0, 0])
             tally[0] += int(correct)
             tally[1] += 1
+            return correct
 
     def estimate(self) -> tuple[float | None, int]:
         """(accuracy over the window, how many samples it rests on)."""

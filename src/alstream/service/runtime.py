@@ -85,6 +85,11 @@ class Runtime:
             reservoir_share=settings.reservoir_share,
             max_age_s=settings.max_age_s,
             retention_s=settings.retention_s,
+            drift_reaction=settings.drift_reaction,
+            drift_delta=settings.drift_delta,
+            drift_boost_s=settings.drift_boost_s,
+            drift_random_share=settings.drift_random_share,
+            drift_old_weight=settings.drift_old_weight,
         )
         mib = config.max_pool * bytes_per_sample(config.n_features) / 2**20
         share = round(100 * settings.reservoir_share)

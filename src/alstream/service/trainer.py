@@ -90,16 +90,25 @@ class Trainer:
         self._next_version = max(self._next_version, version + 1)
 
     def train_full(
-        self, X: np.ndarray, y: np.ndarray, fit: Callable[..., Classifier] = estimators.fit
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        fit: Callable[..., Classifier] = estimators.fit,
+        sample_weight: np.ndarray | None = None,
     ) -> ModelVersion:
-        """A new version trained on all of ``X``, ``y``; becomes current if training succeeds."""
+        """A new version trained on all of ``X``, ``y`` (rows weighted by ``sample_weight``); becomes
+        current if training succeeds."""
 
         def train() -> Classifier:
             classes = np.unique(y)
             if len(classes) < 2:
                 found = f"every label is {str(classes[0])!r}" if len(classes) else "there are no labels"
                 raise ValueError(f"{found}: a model needs labels of at least two classes")
-            return fit(self.prototype, X, y)
+            return (
+                fit(self.prototype, X, y)
+                if sample_weight is None
+                else fit(self.prototype, X, y, sample_weight)
+            )
 
         return self._publish(train, "full", len(y), X)
 

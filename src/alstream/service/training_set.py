@@ -24,6 +24,8 @@ class TrainingSet:
         self.labels: list[str] = []
         self.ids: list[str] = []
         self.row: dict[str, int] = {}
+        self.stamp = np.zeros(capacity, dtype=np.int64)  # when each row was last labeled (clock)
+        self.clock = 0  # labels put so far
         self._counts: dict[str, int] = {}
 
     def __len__(self) -> int:
@@ -41,6 +43,7 @@ class TrainingSet:
                 grown = np.zeros((2 * len(self.features), self.features.shape[1]), dtype=np.float32)
                 grown[:row] = self.features
                 self.features = grown
+                self.stamp = np.concatenate([self.stamp, np.zeros(row, dtype=np.int64)])
             self.features[row] = features
             self.ids.append(sample_id)
             self.labels.append(label)
@@ -49,6 +52,8 @@ class TrainingSet:
             self._count(self.labels[row], -1)
             self.labels[row] = label
         self._count(label, +1)
+        self.clock += 1
+        self.stamp[row] = self.clock
 
     def relabel(self, sample_id: str, label: str) -> bool:
         """Give a sample already here its new label; False when it is not here."""
@@ -66,6 +71,7 @@ class TrainingSet:
         last = len(self.ids) - 1
         if row != last:
             self.features[row] = self.features[last]
+            self.stamp[row] = self.stamp[last]
             self.ids[row], self.labels[row] = self.ids[last], self.labels[last]
             self.row[self.ids[row]] = row
         self.ids.pop()
@@ -73,12 +79,18 @@ class TrainingSet:
 
     def data(self, ids: Iterable[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Features and labels of every sample (or of those ``ids`` that are here), as a copy."""
-        if ids is None:
-            rows = np.arange(len(self.ids))
-        else:
-            rows = np.array([self.row[i] for i in ids if i in self.row], dtype=np.int64)
+        rows = self._rows(ids)
         y = np.array([self.labels[r] for r in rows.tolist()], dtype=object).astype(str)
         return self.features[rows], y
+
+    def labeled_after(self, clock: int) -> np.ndarray:
+        """For each row of :meth:`data` (all samples): was it labeled after ``clock``."""
+        return self.stamp[: len(self.ids)] > clock
+
+    def _rows(self, ids: Iterable[str] | None) -> np.ndarray:
+        if ids is None:
+            return np.arange(len(self.ids))
+        return np.array([self.row[i] for i in ids if i in self.row], dtype=np.int64)
 
     def class_counts(self) -> dict[str, int]:
         """Samples per label (labels no sample has any more are left out)."""

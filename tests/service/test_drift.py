@@ -1,0 +1,79 @@
+"""Drift: an abrupt change of concept (the same inputs now mean other labels) is detected on the
+audit stream within a bounded number of arrivals, and the reaction (retrain at once favouring new
+labels, audit more) brings the accuracy back sooner than the same service without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.datasets import make_classification
+
+from alstream.service.engine import Engine, EngineConfig
+from alstream.service.trainer import RetrainPolicy
+from alstream.store import LabelRow, SampleRow, Store
+
+CLASSES = ["a", "b", "c"]
+STEPS, CHANGE, BATCH, ASKED = 80, 30, 500, 10  # the concept changes before step CHANGE
+
+
+def _concept(y: np.ndarray, changed: bool) -> np.ndarray:
+    return np.array(CLASSES)[(y + 1) % 3 if changed else y]
+
+
+def _run(tmp_path: Path, reaction: bool) -> tuple[list[float], list[int]]:
+    """Holdout accuracy (of the concept at the time) after each step, and the steps with a drift."""
+    X, y = make_classification(STEPS * BATCH + 2_000, n_features=8, n_informative=6, n_redundant=0,
+                               n_classes=3, class_sep=2.0, random_state=1)  # fmt: skip
+    X = X.astype(np.float32)
+    held_X, held_y = X[-2_000:], y[-2_000:]
+    store = Store(f"sqlite:///{tmp_path}/{reaction}.db")
+    store.create()
+    policy = RetrainPolicy(after_labels=30, interval_s=3600.0, online=True, full_every=3, min_per_class=2)
+    config = EngineConfig(classes=CLASSES, n_features=8, track=False, policy=policy, max_pool=5_000,
+                          random_share=0.3, drift_reaction=reaction, seed=1)  # fmt: skip
+    engine = Engine(config, store)
+    accuracy, drifts, offset = [], [], 0
+    try:
+        for step in range(STEPS):
+            changed = step >= CHANGE
+            rows = range(step * BATCH, (step + 1) * BATCH)
+            store.add_samples([SampleRow(f"s{i}", X[i], None, None) for i in rows])
+            engine.sync()
+            items = engine.queue(ASKED, annotator="ann")
+            truth = _concept(y[[int(item.id[1:]) for item in items]], changed)
+            store.add_labels([LabelRow(item.id, label, "ann", False, "labels:0", offset + n)
+                              for n, (item, label) in enumerate(zip(items, truth, strict=True))])  # fmt: skip
+            offset += len(items)
+            before = engine.drift.detected
+            engine.sync()
+            engine.train_step()
+            if engine.drift.detected > before:
+                drifts.append(step)
+            current = engine.trainer.current  # None while some class has too few labels
+            right = (
+                0.0
+                if current is None
+                else (current.model.predict(held_X) == _concept(held_y, changed)).mean()
+            )
+            accuracy.append(float(right))
+    finally:
+        engine.close()
+        store.close()
+    return accuracy, drifts
+
+
+def test_a_concept_change_is_detected_and_the_reaction_recovers_sooner(tmp_path: Path):
+    reacting, drifts = _run(tmp_path, reaction=True)
+    still, still_drifts = _run(tmp_path, reaction=False)
+    assert min(reacting[CHANGE - 5 : CHANGE]) > 0.8  # it had learned the first concept
+    assert drifts and drifts[0] >= CHANGE and not [d for d in drifts if d < CHANGE]  # no false alarm before
+    assert drifts[0] - CHANGE <= 15  # within 15 * 500 arrivals (about 30 audited labels)
+    assert still_drifts and still_drifts[0] == drifts[0]  # detected alike; only the reaction differs
+
+    def recovered(curve: list[float]) -> int:
+        return next((i for i in range(CHANGE, STEPS) if min(curve[i : i + 3]) > 0.75), STEPS) - CHANGE
+
+    print(f"steps to recover: {recovered(reacting)} with the reaction, {recovered(still)} without")
+    assert recovered(reacting) + 5 <= recovered(still)
+    assert np.mean(reacting[CHANGE:]) > np.mean(still[CHANGE:]) + 0.05
