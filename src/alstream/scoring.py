@@ -164,14 +164,14 @@ def linear_form(model: Classifier, dtype: np.dtype | type = np.float32) -> Linea
     coef = np.asarray(final.coef_, dtype=np.float64)
     intercept = np.broadcast_to(np.asarray(final.intercept_, dtype=np.float64), len(coef))
     scale, shift = np.ones(coef.shape[1]), np.zeros(coef.shape[1])  # the steps map x to x * scale + shift
-    mean = None  # of the raw features, as the first scaler saw them
+    mean = None  # of the raw features: the first scaler with a mean_ (even without with_mean) saw them
     for step in transforms:
         if _is_cast(step):
             continue
         if type(step) is not StandardScaler or getattr(step, "n_features_in_", None) != coef.shape[1]:
             return None
-        if mean is None and step.mean_ is not None:  # fitted even without with_mean, unless neither
-            mean = step.mean_ / scale - shift / scale
+        if mean is None:
+            mean = step.mean_
         if step.with_mean:
             shift -= step.mean_
         if step.with_std:
