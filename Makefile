@@ -43,6 +43,7 @@ format: install
 
 bench: install
 	$(PY) bench/query_bench.py
+	$(PY) bench/rescore_bench.py
 	$(PY) bench/service_bench.py
 	$(PY) bench/page_bench.py
 	$(PY) bench/load_bench.py
