@@ -17,14 +17,14 @@ True
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from skactiveml import stream
 from skactiveml.base import SkactivemlClassifier
 from skactiveml.stream import budgetmanager
 
 from alstream.selective import DEFAULT_BUDGET, DEFAULT_WINDOW, BudgetManager, selector_name
-
-PREFIX = "skactiveml:"
 
 
 class KnownProbabilities(SkactivemlClassifier):
@@ -86,12 +86,12 @@ class SkactivemlSelector:
                 manager = budgetmanager.FixedUncertaintyBudgetManager(classes, budget=self.budget, w=w)
                 self._strategy = stream.FixedUncertainty(classes, budget_manager=manager, budget=self.budget)
         asked = np.zeros(len(proba), dtype=bool)
-        for i in range(len(proba)):
-            row = proba[i : i + 1]
-            if self.name == "random":
-                queried = self._strategy.query(row)
-            else:
-                queried = self._strategy.query(row, self._clf)
-            self._strategy.update(row, queried)
-            asked[i] = len(queried) > 0
+        with warnings.catch_warnings():  # its RandomState.get_state warns on a PCG64 (it restores it as is)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for i in range(len(proba)):
+                row = proba[i : i + 1]
+                clf = () if self.name == "random" else (self._clf,)
+                queried = self._strategy.query(row, *clf)
+                self._strategy.update(row, queried)
+                asked[i] = len(queried) > 0
         return asked
