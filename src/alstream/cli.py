@@ -39,7 +39,7 @@ def main() -> None:
 @app.command()
 def experiment(
     dataset: Annotated[
-        str, typer.Option(help="digits, breast_cancer, wine, iris, generated, or a CSV/Parquet path.")
+        str, typer.Option(help="digits, breast_cancer, wine, iris, generated, drift, or a CSV/Parquet path.")
     ] = "digits",
     protocol: Annotated[
         str,
