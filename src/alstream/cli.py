@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from alstream.estimators import MODELS
-from alstream.experiment.config import BASELINE, ExperimentConfig
+from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
+from alstream.selective import SELECTORS
 from alstream.strategies import STRATEGIES
 
 app = typer.Typer(help="alstream: active learning that picks what people label.", no_args_is_help=True)
@@ -38,13 +39,23 @@ def main() -> None:
 @app.command()
 def experiment(
     dataset: Annotated[
-        str, typer.Option(help="digits, breast_cancer, wine, iris, generated, or a CSV/Parquet path.")
+        str, typer.Option(help="digits, breast_cancer, wine, iris, generated, drift, or a CSV/Parquet path.")
     ] = "digits",
+    protocol: Annotated[
+        str,
+        typer.Option(help="pool: rounds of queries from a pool; stream: arrivals in order, a label budget."),
+    ] = "pool",
     strategy: Annotated[
-        list[str], typer.Option(help=f"Repeat to compare; 'all' = {', '.join(STRATEGIES)}.")
-    ] = ["entropy"],  # noqa: B006
+        list[str],
+        typer.Option(
+            help=f"Repeat to compare. pool: {', '.join(STRATEGIES)} (default entropy); stream: "
+            f"{', '.join(SELECTORS)} (default all). 'all' = every one."
+        ),
+    ] = [],  # noqa: B006
     baseline: Annotated[bool, typer.Option(help="Also run continuous training (random sampling).")] = True,
-    model: Annotated[str, typer.Option(help=f"One of {', '.join(MODELS)}.")] = "logreg",
+    model: Annotated[
+        str, typer.Option(help=f"One of {', '.join(MODELS)} (default logreg; stream: sgd).")
+    ] = "",
     initial_fraction: Annotated[
         float, typer.Option(help="Share of the training pool labeled at start.")
     ] = 0.1,
@@ -65,17 +76,43 @@ def experiment(
     n_samples: Annotated[int, typer.Option(help="Generated data: samples.")] = 10_000,
     n_features: Annotated[int, typer.Option(help="Generated data: features.")] = 20,
     n_classes: Annotated[int, typer.Option(help="Generated data: classes.")] = 2,
+    budget: Annotated[float, typer.Option(help="Stream: share of the arrivals people may label.")] = 0.1,
+    initial: Annotated[int, typer.Option(help="Stream: first arrivals labeled before the rest.")] = 20,
+    update_every: Annotated[int, typer.Option(help="Stream: arrivals between model updates.")] = 10,
+    drifts: Annotated[int, typer.Option(help="--dataset drift: how many times the classes move.")] = 1,
+    skactiveml: Annotated[
+        bool, typer.Option(help="Stream: also run scikit-activeml's strategies on the same stream.")
+    ] = True,
 ) -> None:
     """Simulate active learning on labeled data and compare strategies with continuous training."""
-    strategies = list(STRATEGIES) if "all" in strategy else list(strategy)
+    if protocol not in ("pool", "stream"):
+        raise typer.BadParameter(
+            f"unknown protocol {protocol!r}: choose pool or stream", param_hint="--protocol"
+        )
+    names = SELECTORS if protocol == "stream" else STRATEGIES
+    default = [s for s in SELECTORS if s != BASELINE] if protocol == "stream" else ["entropy"]
+    strategies = list(names) if "all" in strategy else list(strategy) or default
     if baseline:
         strategies.append(BASELINE)
+    if protocol == "stream":
+        try:
+            stream_config = StreamConfig(
+                dataset=dataset, strategies=tuple(strategies), model=model or "sgd", budget=budget,
+                initial=initial, update_every=update_every, seeds=seeds, skactiveml=skactiveml, name=name,
+                label_column=label_column, n_samples=n_samples, n_features=n_features, n_classes=n_classes,
+                drifts=drifts,
+            )  # fmt: skip
+        except (ValueError, FileNotFoundError) as error:
+            raise typer.BadParameter(str(error)) from None
+        _run_stream(stream_config, output_dir)
+        return
+    model = model or "logreg"
     try:
         config = ExperimentConfig(
             dataset=dataset, strategies=tuple(strategies), model=model, initial_fraction=initial_fraction,
             batch_size=batch_size, iterations=iterations, seeds=seeds, test_size=test_size, online=online,
             refit_every=refit_every, name=name, label_column=label_column, n_samples=n_samples,
-            n_features=n_features, n_classes=n_classes,
+            n_features=n_features, n_classes=n_classes, drifts=drifts,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None
@@ -83,6 +120,41 @@ def experiment(
         _check_tracking()
     outcome = _run_flow(config, output_dir, mlflow)
     _print_summary(outcome)
+
+
+def _run_stream(config: StreamConfig, output_dir: Path) -> None:
+    from alstream.experiment.outputs import write_metrics
+    from alstream.experiment.report import write_report
+    from alstream.experiment.stream import run_stream_experiment, summarize_stream
+    from alstream.progress import stream_progress
+
+    with stream_progress(config) as advance:
+        try:
+            result = run_stream_experiment(config, on_point=advance)
+        except ValueError as error:  # e.g. a stream too short for its initial set
+            console.print(f"[red]error:[/] {error}")
+            raise typer.Exit(2) from None
+    write_metrics(output_dir, result)
+    markdown, plot = write_report(result, output_dir / "reports")
+    summary = summarize_stream(result).set_index("strategy")
+    full = float(result.reference["accuracy"].mean())
+    table = Table(
+        title=f"{config.name}: prequential accuracy {full:.3f} with every label",
+        caption=f"budget {config.budget:g} of the arrivals; gain over {BASELINE} in points",
+    )
+    columns = ["strategy", "labels", "prequential acc.", f"vs {BASELINE}"]
+    columns += ["scikit-activeml acc."] if config.skactiveml else []
+    for column in columns:
+        table.add_column(column, justify="left" if column == "strategy" else "right", no_wrap=True)
+    for strategy in sorted(config.strategies, key=lambda s: -summary.loc[s, "accuracy"]):
+        row = summary.loc[strategy]
+        cells = [strategy, f"{row['labels']:.0f} ({row['share']:.1%})",
+                 f"{row['accuracy']:.3f} ± {row['accuracy_std']:.3f}", f"{row['gain']:+.1f}"]  # fmt: skip
+        if config.skactiveml:
+            cells.append(f"{summary.loc[PREFIX + strategy, 'accuracy']:.3f}")
+        table.add_row(*cells)
+    console.print(table)
+    console.print(f"report: [bold]{markdown}[/]  plot: {plot}")
 
 
 def _check_tracking() -> None:

@@ -7,6 +7,8 @@ Nothing is downloaded: every source is on disk or made on the spot.
 ((150, 4), [0, 1, 2])
 >>> load_dataset("generated", n_samples=500, n_features=8, n_classes=3).X.shape
 (500, 8)
+>>> load_dataset("drift", n_samples=1000, drifts=3).name  # a stream whose classes move 3 times
+'drift-1000x20-2c-3drifts'
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ BUNDLED: dict[str, Callable[..., object]] = {
     "iris": sk_datasets.load_iris,
 }
 GENERATED = "generated"
+DRIFT = "drift"
 FILE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
@@ -45,7 +48,7 @@ class Dataset:
 
 def dataset_names() -> list[str]:
     """The names ``load_dataset`` knows, besides file paths."""
-    return [*BUNDLED, GENERATED]
+    return [*BUNDLED, GENERATED, DRIFT]
 
 
 def load_dataset(
@@ -55,9 +58,10 @@ def load_dataset(
     n_samples: int = 10_000,
     n_features: int = 20,
     n_classes: int = 2,
+    drifts: int = 1,
     seed: int = 0,
 ) -> Dataset:
-    """Load a bundled set by name, ``"generated"`` data, or a CSV/Parquet file.
+    """Load a bundled set by name, ``"generated"`` data, a ``"drift"`` stream, or a CSV/Parquet file.
 
     A file needs a ``label_column``; every other column must be numeric.
     """
@@ -68,12 +72,14 @@ def load_dataset(
         return Dataset(key, bunch.data.astype(np.float64), bunch.target, tuple(bunch.feature_names))
     if key == GENERATED:
         return _generated(n_samples, n_features, n_classes, seed)
+    if key == DRIFT:
+        return drifting_stream(n_samples, n_features, n_classes, drifts=drifts, seed=seed)
     return _from_file(Path(source), label_column)
 
 
 def check_source(source: str) -> None:
     """Raise a clear error unless ``source`` names a known dataset or an existing data file."""
-    if _key(source) in (*BUNDLED, GENERATED):
+    if _key(source) in dataset_names():
         return
     path = Path(source)
     if path.suffix.lower() not in FILE_SUFFIXES:
@@ -90,8 +96,53 @@ def _key(source: str) -> str:
 
 
 def _generated(n_samples: int, n_features: int, n_classes: int, seed: int) -> Dataset:
+    X, y = _classification(n_samples, n_features, n_classes, seed)
+    names = tuple(f"x{i}" for i in range(n_features))
+    return Dataset(f"generated-{n_samples}x{n_features}-{n_classes}c", X, y, names)
+
+
+def drifting_stream(
+    n_samples: int = 10_000, n_features: int = 20, n_classes: int = 2, *, drifts: int = 1, seed: int = 0
+) -> Dataset:
+    """A stream in ``drifts + 1`` equal blocks, each from its own ``make_classification`` draw (one
+    cluster per class): at each drift the class centres, and the features that tell them apart,
+    change at once. ``drifts=0`` is a stream that does not change.
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> stream = drifting_stream(600, 5, 2, drifts=1, seed=1)
+    >>> before = LogisticRegression().fit(stream.X[:200], stream.y[:200])
+    >>> X, y = stream.X, stream.y
+    >>> round(before.score(X[200:300], y[200:300]), 2), round(before.score(X[300:], y[300:]), 2)
+    (0.97, 0.55)
+    """
+    if drifts < 0 or n_samples < 2 * (drifts + 1):
+        raise ValueError(f"{n_samples} samples cannot make {drifts + 1} blocks of 2 or more: fewer drifts")
+    sizes = np.diff(np.linspace(0, n_samples, drifts + 2).round().astype(int))
+    seeds = np.random.SeedSequence(seed).generate_state(len(sizes))
+    blocks = [
+        sk_datasets.make_classification(  # one cluster per class: each class has one centre, that moves
+            n_samples=int(size),
+            n_features=n_features,
+            n_informative=max(2, n_features * 2 // 5),
+            n_redundant=0,
+            n_classes=n_classes,
+            n_clusters_per_class=1,
+            flip_y=0.0,
+            random_state=int(block_seed),
+        )
+        for size, block_seed in zip(sizes, seeds, strict=True)
+    ]
+    X = np.vstack([X for X, _ in blocks])
+    y = np.concatenate([y for _, y in blocks])
+    names = tuple(f"x{i}" for i in range(n_features))
+    return Dataset(f"drift-{n_samples}x{n_features}-{n_classes}c-{drifts}drifts", X, y, names)
+
+
+def _classification(
+    n_samples: int, n_features: int, n_classes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     informative = max(2, min(n_features, n_features * 3 // 5))
-    X, y = sk_datasets.make_classification(
+    return sk_datasets.make_classification(
         n_samples=n_samples,
         n_features=n_features,
         n_informative=informative,
@@ -100,8 +151,6 @@ def _generated(n_samples: int, n_features: int, n_classes: int, seed: int) -> Da
         n_clusters_per_class=1 if n_classes * 2 > 2**informative else 2,
         random_state=seed,
     )
-    names = tuple(f"x{i}" for i in range(n_features))
-    return Dataset(f"generated-{n_samples}x{n_features}-{n_classes}c", X, y, names)
 
 
 def _from_file(path: Path, label_column: str) -> Dataset:

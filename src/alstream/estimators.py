@@ -22,6 +22,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.validation import has_fit_parameter
 
+from alstream.names import registered
+
 Classifier = Any  # a scikit-learn classifier with fit and predict_proba
 
 MODELS: dict[str, Callable[[int], ClassifierMixin]] = {
@@ -34,10 +36,7 @@ MODELS: dict[str, Callable[[int], ClassifierMixin]] = {
 
 def model_name(name: str) -> str:
     """The registered name ``name`` stands for (``Random-Forest`` -> ``random_forest``)."""
-    key = name.strip().lower().replace("-", "_")
-    if key not in MODELS:
-        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    return key
+    return registered(name, MODELS, "model")
 
 
 def make_model(name: str, seed: int = 0) -> Classifier:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from alstream.names import registered
+
 Strategy = Callable[[np.ndarray], np.ndarray]
 DEFAULT_CHUNK_SIZE = 8192
 
@@ -123,10 +125,7 @@ def strategy_name(name: str) -> str:
     >>> strategy_name(" Least-Confident ")
     'least_confident'
     """
-    key = name.strip().lower().replace("-", "_")
-    if key not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}: choose one of {', '.join(sorted(STRATEGIES))}")
-    return key
+    return registered(name, sorted(STRATEGIES), "strategy")
 
 
 def get_strategy(name: str) -> Strategy:

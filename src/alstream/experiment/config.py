@@ -1,4 +1,5 @@
-"""What an experiment runs: one object, readable by the CLI, the flow and MLflow."""
+"""What an experiment runs: one object, readable by the CLI, the flow and MLflow; ``StreamConfig`` for
+the stream protocol."""
 
 from __future__ import annotations
 
@@ -6,13 +7,42 @@ from dataclasses import asdict, dataclass, field
 
 from alstream.datasets import check_source
 from alstream.estimators import MODELS, make_model, model_name, supports_partial_fit
+from alstream.selective import SELECTORS, BudgetManager, selector_name
 from alstream.strategies import strategy_name
 
 BASELINE = "random"
+PREFIX = "skactiveml:"  # scikit-activeml's run of a selective strategy, beside alstream's
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class Knobs:
+    """What both protocols share: the data, the seeds, the run's name and free-form extras."""
+
+    dataset: str = "digits"
+    label_column: str = "label"
+    n_samples: int = 10_000
+    n_features: int = 20
+    n_classes: int = 2
+    drifts: int = 1
+    seeds: int = 5
+    name: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+    strategies: tuple[str, ...] = ()
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+    def params(self) -> dict[str, object]:
+        """Flat parameters, as MLflow and reports show them."""
+        params = asdict(self)
+        params["strategies"] = ",".join(self.strategies)
+        params.update(params.pop("extra"))
+        return params
+
+
+@dataclass(frozen=True)
+class ExperimentConfig(Knobs):
     """The protocol's knobs. ``strategies`` are compared with each other on the same splits.
 
     >>> ExperimentConfig(strategies=("margin", "least-confident")).strategies
@@ -30,12 +60,6 @@ class ExperimentConfig:
     standardize: bool = True
     online: bool = False
     refit_every: int = 0
-    label_column: str = "label"
-    n_samples: int = 10_000
-    n_features: int = 20
-    n_classes: int = 2
-    name: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_source(self.dataset)
@@ -64,16 +88,49 @@ class ExperimentConfig:
         if not self.name:
             object.__setattr__(self, "name", f"{_stem(self.dataset)}-{self.model}")
 
-    @property
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds))
 
-    def params(self) -> dict[str, object]:
-        """Flat parameters, as MLflow and reports show them."""
-        params = asdict(self)
-        params["strategies"] = ",".join(self.strategies)
-        params.update(params.pop("extra"))
-        return params
+@dataclass(frozen=True)
+class StreamConfig(Knobs):
+    """The stream protocol's knobs.
+
+    >>> StreamConfig(strategies=("Split", "random"), skactiveml=False).runs
+    ('split', 'random')
+    """
+
+    dataset: str = "drift"
+    strategies: tuple[str, ...] = tuple(SELECTORS)
+    model: str = "sgd"
+    budget: float = 0.1
+    window: int | None = None
+    initial: int = 20
+    update_every: int = 10
+    points: int = 40
+    seeds: int = 3
+    standardize: bool = True
+    skactiveml: bool = True
+
+    def __post_init__(self) -> None:
+        check_source(self.dataset)
+        names = tuple(dict.fromkeys(selector_name(s) for s in self.strategies))
+        if not names:
+            raise ValueError("choose at least one strategy")
+        object.__setattr__(self, "strategies", names)
+        if not supports_partial_fit(make_model(self.model)):
+            raise ValueError(
+                f"model {self.model!r} has no partial_fit, so it cannot learn from a stream: use sgd"
+            )
+        BudgetManager(self.budget, self.window).check()
+        for knob in ("initial", "update_every", "points", "seeds"):
+            if getattr(self, knob) < 1:
+                raise ValueError(f"{knob} must be at least 1, got {getattr(self, knob)}")
+        if not self.name:
+            object.__setattr__(self, "name", f"{_stem(self.dataset)}-stream-{self.model}")
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Every curve: alstream's strategies, then scikit-activeml's (``skactiveml:<name>``)."""
+        theirs = tuple(f"{PREFIX}{s}" for s in self.strategies) if self.skactiveml else ()
+        return self.strategies + theirs
 
 
 def _stem(dataset: str) -> str:

@@ -18,7 +18,7 @@ from alstream.loop import Round
 
 def run_name(experiment: str, strategy: str) -> str:
     """The name of one strategy's run within an experiment."""
-    return f"{experiment}-{strategy}"
+    return f"{experiment}-{strategy.replace(':', '-')}"  # skactiveml:split -> skactiveml-split
 
 
 def save_model(root: Path, run: str, seed: int, rnd: Round) -> Path:

@@ -17,7 +17,7 @@ from sklearn.preprocessing import LabelEncoder, StandardScaler
 
 from alstream.datasets import Dataset, load_dataset
 from alstream.estimators import make_model
-from alstream.experiment.config import ExperimentConfig
+from alstream.experiment.config import ExperimentConfig, StreamConfig
 from alstream.loop import PLAIN_STEPS, Oracle, Round, Steps, run_loop
 
 RoundCallback = Callable[[str, int, Round], None]
@@ -45,14 +45,16 @@ class ExperimentResult:
     classes: tuple[str, ...]
 
 
-def load_experiment_data(config: ExperimentConfig) -> Dataset:
-    """The dataset named by ``config``."""
+def load_experiment_data(config: ExperimentConfig | StreamConfig, seed: int = 0) -> Dataset:
+    """The dataset named by ``config``; generated data differ by ``seed``, files and bundled sets do not."""
     return load_dataset(
         config.dataset,
         label_column=config.label_column,
         n_samples=config.n_samples,
         n_features=config.n_features,
         n_classes=config.n_classes,
+        drifts=config.drifts,
+        seed=seed,
     )
 
 

@@ -10,8 +10,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from alstream.experiment.config import BASELINE, ExperimentConfig
+from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
 from alstream.experiment.protocol import ExperimentResult
+from alstream.experiment.stream import ALL_LABELS, summarize_stream
 from alstream.experiment.summary import TARGETS, aulc, mean_curves, summarize
 
 # Okabe-Ito, a colour-blind-safe palette; the baseline gets its own dark grey dashes.
@@ -31,12 +32,48 @@ DASH = "—"
 
 def plot_learning_curves(result: ExperimentResult, path: Path, metric: str = "accuracy") -> Path:
     """Save a PNG of ``metric`` against labels: one line per strategy, mean over seeds ± 1 std."""
+    if isinstance(result.config, StreamConfig):
+        return plot_stream(result, path)
     config, curves = result.config, result.curves
+    full = float(result.reference[metric].mean())
+    lines = [(full, f"full pool {full:.3f}", "#222222", "-", 1.1)]
+    if metric not in LOWER_IS_BETTER:
+        lines.append((0.99 * full, f"99% of full pool {0.99 * full:.3f}", "#9A9A9A", ":", 1.3))
+    texts = (_title(config), _subtitle(config, curves), METRIC_NAMES.get(metric, metric), "AULC")
+    return _plot(curves, path, metric, _rank_by_aulc(curves, metric), lines, texts)
+
+
+def plot_stream(result: ExperimentResult, path: Path) -> Path:
+    """Save a PNG of prequential accuracy against labels used, scikit-activeml's runs dotted."""
+    config, curves = result.config, result.curves
+    full = float(result.reference["accuracy"].mean())
+    lines = [(full, f"{ALL_LABELS} {full:.3f}", "#222222", "-", 1.1)]
+    scores = summarize_stream(result).set_index("strategy")["accuracy"].sort_values(ascending=False)
+    seeds = curves["seed"].nunique()
+    subtitle = (
+        f"{seeds} seed{'s' if seeds != 1 else ''} · budget {config.budget:g} of the arrivals · "  # type: ignore[union-attr]
+        f"prequential accuracy over each {_point_size(result)} arrivals · "
+        "lines: mean over seeds, bands: ± 1 std"
+    )
+    texts = (f"Stream active learning on {_dataset(config)} · {_model(config)}", subtitle,
+             "prequential accuracy", "overall")  # fmt: skip
+    return _plot(curves, path, "accuracy", scores.to_dict(), lines, texts)
+
+
+def _plot(
+    curves: pd.DataFrame,
+    path: Path,
+    metric: str,
+    ranked: dict[str, float],
+    lines: list[tuple[float, str, str, str, float]],
+    texts: tuple[str, str, str, str],
+) -> Path:
+    """The figure: mean curves with ± 1 std bands, reference ``lines`` and the gain over the baseline
+    below; ``texts`` are the title, subtitle, y label and the name of the score in the legend."""
+    title, subtitle, ylabel, score_name = texts
     higher = metric not in LOWER_IS_BETTER
     means = mean_curves(curves, metric)
-    ranked = _rank_by_aulc(curves, metric)
     colors = _colors(ranked)
-    full = float(result.reference[metric].mean())
     show_gain = BASELINE in ranked and len(ranked) > 1
 
     fig = Figure(figsize=(9, 6.2 if show_gain else 5.5), dpi=150, layout="constrained")
@@ -49,23 +86,21 @@ def plot_learning_curves(result: ExperimentResult, path: Path, metric: str = "ac
         curve = means[means["strategy"] == strategy]
         x, mean = curve["n_labeled"].to_numpy(), curve["mean"].to_numpy()
         std = curve["std"].to_numpy()
-        is_base = strategy == BASELINE
-        label = f"{strategy}{' (baseline)' if is_base else ''} · AULC {score:.3f}"
-        top.fill_between(x, mean - std, mean + std, color=colors[strategy], alpha=0.10, lw=0, zorder=2)
+        is_base, theirs = strategy.removeprefix(PREFIX) == BASELINE, strategy.startswith(PREFIX)
+        label = f"{strategy}{' (baseline)' if strategy == BASELINE else ''} · {score_name} {score:.3f}"
+        if not theirs:
+            top.fill_between(x, mean - std, mean + std, color=colors[strategy], alpha=0.10, lw=0, zorder=2)
         top.plot(
             x,
             mean,
             color=colors[strategy],
-            lw=2.2 if is_base else 2.0,
-            ls=(0, (5, 2.5)) if is_base else "-",
+            lw=1.4 if theirs else 2.2 if is_base else 2.0,
+            ls=(0, (1, 1.5)) if theirs else (0, (5, 2.5)) if is_base else "-",
             marker="o" if len(x) == 1 else None,
             label=label,
-            zorder=4 if is_base else 3,
+            zorder=5 if theirs else 4 if is_base else 3,
         )
 
-    lines = [(full, f"full pool {full:.3f}", "#222222", "-", 1.1)]
-    if higher:
-        lines.append((0.99 * full, f"99% of full pool {0.99 * full:.3f}", "#9A9A9A", ":", 1.3))
     for level, _, color, style, width in lines:
         top.axhline(level, color=color, ls=style, lw=width, zorder=1)
     x_min, x_max = float(means["n_labeled"].min()), float(means["n_labeled"].max())
@@ -84,18 +119,20 @@ def plot_learning_curves(result: ExperimentResult, path: Path, metric: str = "ac
             color=color if i == 0 else "#6E6E6E",
         )
 
-    top.set_ylabel(METRIC_NAMES.get(metric, metric))
+    top.set_ylabel(ylabel)
     top.legend(
         loc="lower right" if higher else "upper right",
-        title="sorted by AULC, best first" if higher else "sorted by AULC, best (lowest) first",
+        title=f"sorted by {score_name}, best first"
+        if higher
+        else f"sorted by {score_name}, best (lowest) first",
         title_fontsize=8.5,
         fontsize=9,
         frameon=True,
         framealpha=0.92,
         edgecolor="#DDDDDD",
     )
-    top.set_title(_subtitle(config, curves), loc="left", fontsize=9.5, color="#555555", pad=8)
-    fig.suptitle(_title(config), x=0.01, ha="left", fontsize=13, fontweight="bold")
+    top.set_title(subtitle, loc="left", fontsize=9.5, color="#555555", pad=8)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=13, fontweight="bold")
     _tidy(top)
 
     if bottom is not None:
@@ -179,6 +216,72 @@ def render_markdown(result: ExperimentResult, image_name: str) -> str:
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
+def render_stream_markdown(result: ExperimentResult, image_name: str) -> str:
+    """The stream protocol's Markdown report: protocol, figure, and alstream's strategies side by side
+    with scikit-activeml's."""
+    config = result.config
+    assert isinstance(config, StreamConfig)
+    summary = summarize_stream(result).set_index("strategy")
+    ours = summary.loc[list(config.strategies)].sort_values("accuracy", ascending=False, kind="stable")
+    full = result.reference["accuracy"]
+    arrivals = int(result.curves["n_seen"].max()) + config.initial
+    header = [
+        "Strategy",
+        "labels used (share)",
+        "prequential accuracy (mean ± std)",
+        f"vs {BASELINE} (points)",
+    ]
+    if config.skactiveml:
+        header += ["scikit-activeml: labels used", "scikit-activeml: prequential accuracy"]
+    rows = []
+    for strategy, record in ours.iterrows():
+        is_base = strategy == BASELINE
+        cells = [f"**{strategy}** (baseline)" if is_base else str(strategy)]
+        cells += [_used(record), f"{record['accuracy']:.3f} ± {record['accuracy_std']:.3f}"]
+        cells.append(DASH if is_base or pd.isna(record["gain"]) else f"{record['gain']:+.1f}")
+        if config.skactiveml:
+            theirs = summary.loc[f"{PREFIX}{strategy}"]
+            cells += [_used(theirs), f"{theirs['accuracy']:.3f} ± {theirs['accuracy_std']:.3f}"]
+        rows.append(cells)
+    table = [_row(header), _row(["---"] + ["--:"] * (len(header) - 1)), *map(_row, rows)]
+    seeds = len(config.seed_list)
+    protocol = (
+        f"Every strategy sees the same stream of {arrivals} arrivals of **{_dataset(config)}** "
+        f"({len(result.classes)} classes), in order, for each of {seeds} seed{'s' if seeds != 1 else ''}"
+        f" (generated streams differ by seed). The first {config.initial} arrivals are labeled; then, "
+        f"{config.update_every} arrivals at a time, the {_model(config)} predicts each arrival before its "
+        f"label may be asked for (prequential, test-then-train), the strategy decides which to ask about "
+        f"within a budget of {config.budget:g} of the arrivals, and the model learns those labels online "
+        f"(`partial_fit`). `{BASELINE}` asks about each arrival with probability {config.budget:g}. The same "
+        f"model learning every arrival's label reaches "
+        f"**{float(full.mean()):.3f} ± {float(np.std(full)):.3f}** prequential accuracy."
+    )
+    notes = (
+        "Prequential accuracy: the share of arrivals (after the initial set) the model predicted right "
+        "before learning anything about them; mean ± std over seeds, rows sorted by it. Labels used include "
+        "the initial set; the share is of the arrivals after it asked about. "
+        f"vs {BASELINE}: mean paired difference (same seed). "
+        "The uncertainty strategies share one budget manager (Žliobaitė et al., 2014), which lets through a "
+        "little more than the budget (at most 1/window more per arrival)."
+    )
+    if config.skactiveml:
+        notes += (
+            " scikit-activeml's implementation of each strategy runs on the same stream with the same budget "
+            "and seed (its random numbers from the same PCG64 stream); given the same probabilities it asks "
+            "about the very same arrivals as alstream's except randomized variable uncertainty, whose noise "
+            "it draws differently, so its columns match but for that row. Its runs are dotted in the figure."
+        )
+    parts = [
+        f"# Stream active learning report: {_dataset(config)} · {_model(config)}",
+        protocol,
+        f"![Prequential accuracy against labels used, mean over seeds]({image_name})",
+        "## Comparison",
+        "\n".join(table),
+        notes,
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
 def write_report(result: ExperimentResult, directory: Path) -> tuple[Path, Path]:
     """Write ``<name>.md`` and ``<name>.png`` into ``directory`` (created); return both paths."""
     directory = Path(directory)
@@ -186,8 +289,18 @@ def write_report(result: ExperimentResult, directory: Path) -> tuple[Path, Path]
     name = result.config.name
     png = plot_learning_curves(result, directory / f"{name}.png")
     markdown = directory / f"{name}.md"
-    markdown.write_text(render_markdown(result, png.name), encoding="utf-8")
+    render = render_stream_markdown if isinstance(result.config, StreamConfig) else render_markdown
+    markdown.write_text(render(result, png.name), encoding="utf-8")
     return markdown, png
+
+
+def _used(record: pd.Series) -> str:
+    return f"{record['labels']:.0f} ({record['share']:.1%})"
+
+
+def _point_size(result: ExperimentResult) -> int:
+    seen = np.sort(result.curves["n_seen"].unique())
+    return int(seen[0])
 
 
 def _rank_by_aulc(curves: pd.DataFrame, metric: str) -> dict[str, float]:
@@ -203,10 +316,12 @@ def _rank_by_aulc(curves: pd.DataFrame, metric: str) -> dict[str, float]:
 
 
 def _colors(ranked: dict[str, float]) -> dict[str, str]:
-    others = [s for s in ranked if s != BASELINE]
+    """A colour per strategy; scikit-activeml's run of a strategy gets the colour of alstream's."""
+    names = list(dict.fromkeys(s.removeprefix(PREFIX) for s in ranked))
+    others = [s for s in names if s != BASELINE]
     colors = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(others)}
     colors[BASELINE] = BASELINE_COLOR
-    return colors
+    return {s: colors[s.removeprefix(PREFIX)] for s in ranked}
 
 
 def _zoom(means: pd.DataFrame, levels: list[float], metric: str) -> tuple[float, float]:
@@ -229,7 +344,7 @@ def _plot_gain(
     base = curves.loc[curves["strategy"] == BASELINE, ["seed", "iteration", metric]]
     ax.axhline(0, color=BASELINE_COLOR, ls=(0, (5, 2.5)), lw=1.4)
     for strategy in ranked:
-        if strategy == BASELINE:
+        if strategy == BASELINE or strategy.startswith(PREFIX):
             continue
         runs = curves.loc[curves["strategy"] == strategy, ["seed", "iteration", "n_labeled", metric]]
         paired = runs.merge(base, on=["seed", "iteration"], suffixes=("", "_base"))
