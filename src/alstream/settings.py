@@ -22,7 +22,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -33,6 +33,7 @@ from pydantic_settings import (
 )
 
 from alstream.messages import ProjectSchema
+from alstream.selective import selector_name
 
 __all__ = ["DEFAULT_PROJECT_FILE", "PROJECT_FILE_ENV", "Settings", "SettingsError"]
 
@@ -275,6 +276,17 @@ class Settings(BaseSettings):
         description="Unlabeled samples are deleted from the store this long after they arrived, once out of "
         "the pool (seconds; labeled samples and labels are kept forever). None: keep every sample.",
     )
+    selector: str | None = Field(
+        None,
+        description="A selective strategy that decides, per arrival, whether it may enter the queue within "
+        "label_budget: variable_uncertainty, randomized_variable_uncertainty, split, fixed_uncertainty or "
+        "random (the others only feed the reservoir). None: every arrival competes by its score.",
+    )
+    label_budget: float | Literal["auto"] = Field(
+        "auto",
+        description="Labels an hour people give, for the selector: a number > 0, or 'auto' (measured from "
+        "the labels of the last 15 minutes).",
+    )
     drift_reaction: bool = Field(
         True,
         description="On a drift (river's ADWIN on the audit accuracy and the arrivals' scores): retrain at "
@@ -383,6 +395,18 @@ class Settings(BaseSettings):
         from alstream.strategies import strategy_name
 
         return strategy_name(value)
+
+    @field_validator("selector")
+    @classmethod
+    def _check_selector(cls, value: str | None) -> str | None:
+        return None if value is None else selector_name(value)
+
+    @field_validator("label_budget")
+    @classmethod
+    def _check_budget(cls, value: float | str) -> float | str:
+        if value != "auto" and not (isinstance(value, int | float) and 0 < value < float("inf")):
+            raise ValueError(f"label_budget is a number of labels an hour above 0, or 'auto', not {value!r}")
+        return value
 
     @field_validator("model")
     @classmethod

@@ -23,8 +23,10 @@ import numpy as np
 from alstream.evaluation import evaluate
 from alstream.featurize import Featurizer, StoredFeatures
 from alstream.messages import InvalidBatch, ItemError
-from alstream.scoring import probability_chunks
+from alstream.scoring import probability_chunks, score_pool
+from alstream.selective import get_selector
 from alstream.service.background import Worker
+from alstream.service.budget import LabelBudget
 from alstream.service.drift import DriftWatch
 from alstream.service.model_files import ModelFiles
 from alstream.service.pool import Pool
@@ -84,6 +86,8 @@ class EngineConfig:
     drift_boost_s: float = 600.0  # how long the random share stays raised after a drift
     drift_random_share: float = 0.3  # the random share meanwhile (at least random_share)
     drift_old_weight: float = 0.05  # in retrains after a drift, the weight of labels given before it
+    selector: str | None = None  # a selective strategy decides which arrivals may enter the queue
+    labels_per_hour: float | None = None  # its label budget (None: auto, what people label)
 
 
 class Engine:
@@ -119,6 +123,10 @@ class Engine:
         self._aged_at = 0.0  # when samples past max_age_s last left the pool
         self.retention = None if config.retention_s is None else Retention(config.retention_s)
         self.drift = DriftWatch(config.drift_delta)
+        self.selector = (
+            None if config.selector is None else get_selector(config.selector, 1.0, seed=config.seed)
+        )
+        self.budget = LabelBudget(config.labels_per_hour)
         self._drift_clock: int | None = None  # the training set's clock at the last drift
         self._boost_until = 0.0  # monotonic time until which the random share stays raised
         self._force_full = False  # a drift asks for a full retrain now
@@ -171,8 +179,9 @@ class Engine:
             if len(rest):
                 unlabeled = [ids[i] for i in rest.tolist()]
                 X = features[rest]
-                scores = self._arrival_scores(X)
-                self.pool.add(unlabeled, X, scores, seqs=seqs[rest])
+                scores, asked = self._arrival_scores(X)
+                self.budget.arrived(len(X), time.time())
+                self.pool.add(unlabeled, X, scores, seqs=seqs[rest], asked=asked)
                 if self.serving is not None and self.drift.arrivals(scores):
                     self._drifted("scores")
                 self._arrived(unlabeled)
@@ -230,6 +239,7 @@ class Engine:
         if new:
             self._pending.setdefault(sample_id, time.time())
             self._new_since_full += 1
+            self.budget.labeled(1, time.time())
         correct = self.quality.labeled(sample_id, label, len(self.labels))
         if correct is not None and self.drift.audit(correct):
             self._drifted("accuracy")
@@ -289,18 +299,24 @@ class Engine:
         version = version or self.trainer.current
         if version is None or not len(features):
             return np.zeros(len(features))
-        return np.concatenate(
-            [self.strategy(p) for _, p in probability_chunks(version.model, features, CHUNK)]
-        )
+        return score_pool(version.model, features, self.strategy)
 
-    def _arrival_scores(self, features: np.ndarray) -> np.ndarray:
-        """Scores of new samples; a model that cannot score them must not keep them out of the pool
-        (they enter unscored, and the next version's re-score ranks them)."""
+    def _arrival_scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores of new samples, and which of them the selective strategy (if any) asks about. A
+        model that cannot score them must not keep them out of the pool (they enter unscored, and
+        the next version's re-score ranks them)."""
+        version = self.trainer.current
         try:
-            return self._score(features)
+            if self.selector is None or version is None or not len(features):
+                return self._score(features), None
+            proba = np.concatenate([p for _, p in probability_chunks(version.model, features, CHUNK)])
+            self.selector.budget = share = self.budget.share(time.time())
+            if hasattr(self.selector, "budget_manager_"):
+                self.selector.budget_manager_.budget = share
+            return self.strategy(proba), self.selector.ask(proba)
         except Exception:
             log.exception("the model cannot score %d new samples: they join unscored", len(features))
-            return np.zeros(len(features))
+            return np.zeros(len(features)), None
 
     def rescore(self, version: ModelVersion) -> None:
         """Score the whole pool with ``version`` in chunks, then swap the scores in at once (this thread
@@ -599,6 +615,9 @@ class Engine:
             "leases": self.pool.lease_state(),
             "retention": None if self.retention is None else self.retention.state(),
             "drift": {**self.drift.state(), "random_share": self.random_share()},
+            "selective": None
+            if self.selector is None
+            else {"strategy": self.config.selector, **self.budget.state(time.time())},
         }
 
     def close(self) -> None:

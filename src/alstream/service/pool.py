@@ -152,6 +152,7 @@ class Pool:
         self.version = 0
         self.arrivals = 0  # samples offered to the pool, ever
         self.evicted = self.rejected = self.aged_out = self.removed = 0  # how the arrivals left, or not
+        self.passed = 0  # arrivals a selective strategy did not ask about (nor the reservoir took)
 
     def __len__(self) -> int:
         return self.size
@@ -239,11 +240,13 @@ class Pool:
         scores: np.ndarray | None = None,
         seqs: np.ndarray | None = None,
         now: float | None = None,
+        asked: np.ndarray | None = None,
     ) -> int:
         """Offer new samples (ids already held are ignored); returns how many were new.
 
         ``seqs``: each sample's arrival number (the store's order), which seeds its tie key, so the
-        same stream always keeps the same pool; by default, the count of arrivals so far.
+        same stream always keeps the same pool; by default, the count of arrivals so far. ``asked``:
+        which arrivals a selective strategy would ask about; the others may only join the reservoir.
         """
         now = time.time() if now is None else now
         with self._lock:
@@ -257,10 +260,11 @@ class Pool:
                 seq = np.arange(self.arrivals, self.arrivals + len(fresh), dtype=np.int64)
             else:
                 seq = np.asarray(seqs, dtype=np.int64)[fresh]
+            may = np.ones(len(fresh), dtype=bool) if asked is None else np.asarray(asked, dtype=bool)[fresh]
             if self.max_size is None:
                 self._add_unbounded(fresh_ids, X, s, seq, now)
             else:
-                self._admit(fresh_ids, X, s, seq, now)
+                self._admit(fresh_ids, X, s, seq, now, may)
             stale = len(self._added_since_rank) > max(RERANK_TAIL, len(self._ranked) // 10)
         if stale:  # take() scans the samples added since the last ranking: keep them few
             self.rank()
@@ -275,13 +279,18 @@ class Pool:
         for position in positions[self._rng.random(len(ids)) < self._unbounded_share].tolist():
             self._join_reservoir(position)  # a uniform share, for the random items
 
-    def _admit(self, ids: list[str], X: np.ndarray, s: np.ndarray, seq: np.ndarray, now: float) -> None:
-        """The reservoir first, then the candidates' competition; the pool never exceeds max_size."""
+    def _admit(
+        self, ids: list[str], X: np.ndarray, s: np.ndarray, seq: np.ndarray, now: float, may: np.ndarray
+    ) -> None:
+        """The reservoir first, then the candidates' competition (of the arrivals that ``may`` compete);
+        the pool never exceeds max_size."""
         assert self.max_size is not None
         n = len(ids)
         to_reservoir = self._reservoir_competition(seq)
+        passed = ~to_reservoir & ~may
+        self.passed += int(passed.sum())
         # the candidates: those held and free to leave, and the arrivals, compete for the places left
-        arrivals = np.flatnonzero(~to_reservoir)
+        arrivals = np.flatnonzero(~to_reservoir & may)
         held = np.flatnonzero(self._candidate[: len(self.scores)])
         leased = held[self.lease_until[held] > time.monotonic()] if self._owner else held[:0]
         movable = np.setdiff1d(held, leased, assume_unique=True) if len(leased) else held
@@ -524,7 +533,7 @@ class Pool:
 
     def counts(self) -> dict[str, int | None]:
         """The pool's size and bound, its reservoir, leases, and what arrived and left: every arrival is
-        held, or was rejected, evicted, aged out or removed (labeled or skipped)."""
+        held, passed (not asked about), rejected, evicted, aged out or removed (labeled or skipped)."""
         with self._lock:
             now = time.monotonic()
             held = self.seq[: len(self.scores)] >= 0
@@ -538,6 +547,7 @@ class Pool:
                 "rejected": int(self.rejected),
                 "aged_out": int(self.aged_out),
                 "removed": int(self.removed),
+                "passed": int(self.passed),
             }
 
     def reservoir(self) -> np.ndarray:

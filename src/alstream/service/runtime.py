@@ -90,6 +90,8 @@ class Runtime:
             drift_boost_s=settings.drift_boost_s,
             drift_random_share=settings.drift_random_share,
             drift_old_weight=settings.drift_old_weight,
+            selector=settings.selector,
+            labels_per_hour=None if settings.label_budget == "auto" else float(settings.label_budget),
         )
         mib = config.max_pool * bytes_per_sample(config.n_features) / 2**20
         share = round(100 * settings.reservoir_share)
