@@ -217,3 +217,23 @@ def test_env_errors_are_clear(monkeypatch):
     monkeypatch.setenv("ALSTREAM_PORT", "eighty")
     with pytest.raises(SettingsError, match=r"port: Input should be a valid integer.*'eighty'"):
         Settings.load()
+
+
+def test_the_stream_settings_say_what_is_wrong(monkeypatch):
+    settings = Settings(selector=" Variable-Uncertainty ", label_budget=120)
+    assert (settings.selector, settings.label_budget, settings.retention_s) == (
+        "variable_uncertainty",
+        120.0,
+        604800.0,
+    )
+    monkeypatch.setenv("ALSTREAM_RETENTION_S", "forever")
+    assert Settings().retention_s is None and Settings().label_budget == "auto"
+    refused = [
+        ({"selector": "best"}, "unknown selective strategy"),
+        ({"label_budget": 0}, "above 0"),
+        ({"max_pool": 3}, "greater than or equal to 10"),
+        ({"reservoir_share": 1.0}, "less than 1"),
+    ]
+    for bad, why in refused:
+        with pytest.raises(ValidationError, match=why):
+            Settings(**bad)

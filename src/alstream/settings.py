@@ -274,7 +274,7 @@ class Settings(BaseSettings):
         gt=0,
         allow_inf_nan=False,
         description="Unlabeled samples are deleted from the store this long after they arrived, once out of "
-        "the pool (seconds; labeled samples and labels are kept forever). None: keep every sample.",
+        "the pool (seconds; labeled samples and labels are kept forever). 'forever': keep every sample.",
     )
     selector: str | None = Field(
         None,
@@ -395,6 +395,13 @@ class Settings(BaseSettings):
         from alstream.strategies import strategy_name
 
         return strategy_name(value)
+
+    @field_validator("retention_s", mode="before")
+    @classmethod
+    def _forever_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "forever"):
+            return None
+        return value
 
     @field_validator("selector")
     @classmethod

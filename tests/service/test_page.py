@@ -366,3 +366,20 @@ def test_an_annotator_token_starts_in_its_own_name_and_cannot_pick_another(brows
         wait_for(lambda: service.labels().get(labeled) == (truth(labeled), "gus", False), what="gus's label")
     finally:
         context.close()
+
+
+def test_a_drift_is_marked_on_the_learning_curve(open_page, service):
+    """A version trained after a drift carries ``drift``: the curve marks where it took over."""
+    page = open_page("ann")
+    page.wait_for_selector("#item[data-id^='digit-']")
+    curve = [
+        {"version": 1, "n_labels": 30, "holdout_accuracy": 0.80},
+        {"version": 2, "n_labels": 60, "holdout_accuracy": 0.40, "drift": True},
+        {"version": 3, "n_labels": 90, "holdout_accuracy": 0.85},
+    ]
+    drawn = (
+        "curve => { renderCurve(curve); return [...document.querySelectorAll('#curve line.drift')]"
+        ".map((mark) => [mark.getAttribute('x1'), mark.textContent]); }"
+    )  # at once: a poll redraws it
+    marks = page.evaluate(drawn, curve)
+    assert marks == [["160.0", "drift detected (version 2)"]]  # halfway between 30 and 90 labels

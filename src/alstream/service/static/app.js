@@ -458,7 +458,10 @@ function renderCurve(curve) {
   const y = (v) => 135 - ((v - y0) / (1 - y0 || 1)) * 125;
   const line = (key) => points.filter((p) => trusted(p, key))
     .map((p) => `${x(p.n_labels).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
-  svg.innerHTML = `
+  // a drift was detected before this version: a dashed mark where it took over
+  const drifts = points.filter((p) => p.drift).map((p) => `<line class="drift" x1="${x(p.n_labels).toFixed(1)}"
+    y1="10" x2="${x(p.n_labels).toFixed(1)}" y2="135"><title>drift detected (version ${p.version})</title></line>`);
+  svg.innerHTML = `${drifts.join("")}
     <line class="axis" x1="30" y1="135" x2="290" y2="135"/><line class="axis" x1="30" y1="10" x2="30" y2="135"/>
     <text x="26" y="14" text-anchor="end">1.0</text><text x="26" y="138" text-anchor="end">${y0.toFixed(1)}</text>
     <text x="30" y="148">${x0} labels</text><text x="290" y="148" text-anchor="end">${x1}</text>
