@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +23,9 @@ import numpy as np
 from alstream.evaluation import evaluate
 from alstream.featurize import Featurizer, StoredFeatures
 from alstream.messages import InvalidBatch, ItemError
-from alstream.scoring import probability_chunks, score_pool
-from alstream.selective import get_selector
-from alstream.service.background import Worker
-from alstream.service.budget import LabelBudget
+from alstream.service.admission import Admission
 from alstream.service.drift import DriftWatch
+from alstream.service.labels import LabelBook
 from alstream.service.model_files import ModelFiles
 from alstream.service.pool import Pool
 from alstream.service.quality import StreamAccuracy
@@ -35,11 +33,10 @@ from alstream.service.retention import Retention
 from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
+from alstream.service.versions import VersionRecords
 from alstream.strategies import get_strategy
 
 log = logging.getLogger("alstream.service")
-CHUNK = 16384
-MLFLOW_CLOSE_WAIT_S = 10.0  # at shutdown, how long model versions may still wait for MLflow
 
 
 @dataclass(frozen=True)
@@ -108,32 +105,29 @@ class Engine:
         model_files: ModelFiles | None = None,
     ) -> None:
         self.config, self.store, self.holdout = config, store, holdout
-        self.model_files = model_files  # None: versions live in memory only
         self.featurizer = featurizer or StoredFeatures(config.n_features)  # stored samples -> pool rows
-        self.strategy = get_strategy(config.strategy)
         self.pool = Pool(config.n_features, seed=config.seed, max_size=config.max_pool,
                          reservoir_share=config.reservoir_share)  # fmt: skip
-        self.train_set = TrainingSet(config.n_features)  # labeled samples: they left the pool
+        self.book = LabelBook(store, self.featurizer, config.n_features, config.max_waiting_labels)
+        self.train_set: TrainingSet = self.book.train_set  # labeled samples: they left the pool
+        self.labels = self.book.labels  # latest non-skipped label per sample (arrived or waiting)
+        self.admission = Admission(get_strategy(config.strategy), config.selector, config.labels_per_hour,
+                                   config.seed)  # fmt: skip
+        params = {"model": config.model, "strategy": config.strategy}
+        self.records = VersionRecords(store, model_files, track=config.track, project=config.project,
+                                      params=params)  # fmt: skip
         self.trainer = Trainer(config.model, config.classes, config.policy, standardize=config.standardize,
                                seed=config.seed)  # fmt: skip
         self.quality = StreamAccuracy()
         self.tally = StoreTally()  # the store's counts, as followed
-        self.labels: dict[str, str] = {}  # latest non-skipped label per sample (arrived or waiting)
-        self._missing: list[str] = []  # labeled, in neither the pool nor the training set: ask the store
         self._aged_at = 0.0  # when samples past max_age_s last left the pool
         self.retention = None if config.retention_s is None else Retention(config.retention_s)
         self.drift = DriftWatch(config.drift_delta)
-        self.selector = (
-            None if config.selector is None else get_selector(config.selector, 1.0, seed=config.seed)
-        )
-        self.budget = LabelBudget(config.labels_per_hour)
         self._drift_clock: int | None = None  # the training set's clock at the last drift
         self._boost_until = 0.0  # monotonic time until which the random share stays raised
         self._force_full = False  # a drift asks for a full retrain now
         self._drift_since_version = False
         self._retained_at = 0.0
-        self._waiting: OrderedDict[str, None] = OrderedDict()  # labeled, sample not arrived: oldest first
-        self._dropped_waiting = 0  # labels forgotten from _waiting (the store keeps them)
         self.curve: list[dict[str, Any]] = []
         self.serving: ModelVersion | None = None  # the version whose scores order the queue
         self.training: int | None = None  # the number of the version being trained now
@@ -148,14 +142,11 @@ class Engine:
         self._restored_label_id = 0  # labels up to this one are in the version restored at start
         self._train_lock = threading.Lock()
         self._rng = np.random.default_rng(config.seed)
-        self._records = Worker("alstream-records")  # model files and store rows, in version order
-        self._mlflow = Worker("alstream-mlflow")  # may stall for minutes when MLflow does not answer
         self._view: dict[str, Any] = {}
         latest = store.latest_model(status=None)
         if latest is not None:
             self.trainer.start_at(int(latest["version"]))
-        if model_files is not None:
-            self._restore()
+        self._restore()
         self._publish_view()
 
     # --- following the store --------------------------------------------------------------
@@ -171,31 +162,22 @@ class Engine:
             self.tally.add_samples(len(seqs))
             new_samples += len(seqs)
             ids = list(ids)
-            labeled = np.array([sample_id in self._waiting for sample_id in ids])
-            for i in np.flatnonzero(labeled).tolist():  # their labels came first: straight to training
-                del self._waiting[ids[i]]
-                self.train_set.put(ids[i], features[i], self.labels[ids[i]])
-            rest = np.flatnonzero(~labeled)
+            rest = np.flatnonzero(~self.book.arrived(ids, features))  # labeled ones went to training
             if len(rest):
                 unlabeled = [ids[i] for i in rest.tolist()]
-                X = features[rest]
-                scores, asked = self._arrival_scores(X)
-                self.budget.arrived(len(X), time.time())
-                self.pool.add(unlabeled, X, scores, seqs=seqs[rest], asked=asked)
-                if self.serving is not None and self.drift.arrivals(scores):
+                model = None if self.serving is None else self.serving.model
+                scores = self.admission.offer(self.pool, unlabeled, features[rest], seqs[rest], model)
+                if model is not None and self.drift.arrivals(scores):
                     self._drifted("scores")
-                self._arrived(unlabeled)
+                for sample_id, (label, _annotator, skipped) in self.book.forgotten_labels(unlabeled).items():
+                    self._set_label(sample_id, None if skipped else label, new=True)
         rows = self.store.labels_after(self._last_label_id)
-        dropped = self._dropped_waiting
         for row_id, sample_id, label, annotator, skipped, _created in rows:
             self._last_label_id = max(self._last_label_id, int(row_id))
             self.tally.add_label(sample_id, label, annotator, skipped)
             self._set_label(sample_id, None if skipped else label, new=row_id > self._restored_label_id)
-        self._fetch_missing()
-        if self._dropped_waiting > dropped:
-            log.warning("%d labels for samples that have not arrived were forgotten (the newest %d are kept; "
-                        "max_waiting_labels): they stay in the store", self._dropped_waiting - dropped,
-                        self.config.max_waiting_labels)  # fmt: skip
+        for sample_id in self.book.resolve():  # forgotten while waiting: no model will have them soon
+            self._pending.pop(sample_id, None)
         self._age_out()
         self._retain()
         if new_samples or rows:
@@ -222,24 +204,14 @@ class Engine:
 
     def _set_label(self, sample_id: str, label: str | None, new: bool) -> None:
         """A sample's latest label (None: skipped); ``new``: not in the version restored at start."""
+        self.book.set(sample_id, label, self.pool)
         if label is None:
-            self.labels.pop(sample_id, None)
-            self.train_set.drop(sample_id)
-            self.pool.remove([sample_id])
             self._pending.pop(sample_id, None)
-            self._waiting.pop(sample_id, None)
             return
-        self.labels[sample_id] = label
-        if not self.train_set.relabel(sample_id, label) and sample_id not in self._waiting:
-            found, X = self.pool.remove([sample_id])
-            if found:
-                self.train_set.put(sample_id, X[0], label)
-            else:  # evicted from the pool, or not arrived yet
-                self._missing.append(sample_id)
         if new:
             self._pending.setdefault(sample_id, time.time())
             self._new_since_full += 1
-            self.budget.labeled(1, time.time())
+            self.admission.labeled(1)
         correct = self.quality.labeled(sample_id, label, len(self.labels))
         if correct is not None and self.drift.audit(correct):
             self._drifted("accuracy")
@@ -263,66 +235,13 @@ class Engine:
             share = max(share, self.config.drift_random_share)
         return share
 
-    def _fetch_missing(self) -> None:
-        """Labeled samples the pool no longer (or never) held: their features from the store, or wait."""
-        if not self._missing:
-            return
-        missing = [i for i in dict.fromkeys(self._missing) if i in self.labels and i not in self.train_set]
-        self._missing = []
-        found, X = self.featurizer.of(self.store, missing) if missing else ([], None)
-        for row, sample_id in enumerate(found):
-            self.train_set.put(sample_id, X[row], self.labels[sample_id])
-        stored = set(found)
-        for sample_id in missing:
-            if sample_id not in stored:
-                self._wait_for(sample_id)
-
-    def _wait_for(self, sample_id: str) -> None:
-        """Keep a label until its sample arrives; past ``max_waiting_labels``, forget the oldest."""
-        self._waiting[sample_id] = None
-        self._waiting.move_to_end(sample_id)
-        while len(self._waiting) > self.config.max_waiting_labels:
-            oldest, _ = self._waiting.popitem(last=False)
-            self.labels.pop(oldest, None)
-            self._pending.pop(oldest, None)
-            self._dropped_waiting += 1
-
-    def _arrived(self, ids: list[str]) -> None:
-        """Samples just added to the pool: when waiting labels were forgotten, the store may have theirs."""
-        if self._dropped_waiting:
-            unknown = [i for i in ids if i not in self.labels]
-            for sample_id, (label, _annotator, skipped) in self.store.current_labels(unknown).items():
-                self._set_label(sample_id, None if skipped else label, new=True)
-
     # --- scoring --------------------------------------------------------------------------
-    def _score(self, features: np.ndarray, version: ModelVersion | None = None) -> np.ndarray:
-        version = version or self.trainer.current
-        if version is None or not len(features):
-            return np.zeros(len(features))
-        return score_pool(version.model, features, self.strategy)
-
-    def _arrival_scores(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Scores of new samples, and which of them the selective strategy (if any) asks about. A
-        model that cannot score them must not keep them out of the pool (they enter unscored, and
-        the next version's re-score ranks them)."""
-        version = self.trainer.current
-        try:
-            if self.selector is None or version is None or not len(features):
-                return self._score(features), None
-            proba = np.concatenate([p for _, p in probability_chunks(version.model, features, CHUNK)])
-            self.selector.budget = share = self.budget.share(time.time())
-            if hasattr(self.selector, "budget_manager_"):
-                self.selector.budget_manager_.budget = share
-            return self.strategy(proba), self.selector.ask(proba)
-        except Exception:
-            log.exception("the model cannot score %d new samples: they join unscored", len(features))
-            return np.zeros(len(features)), None
-
     def rescore(self, version: ModelVersion) -> None:
         """Score the whole pool with ``version`` in chunks, then swap the scores in at once (this thread
         alone adds to the pool: no sample arrives meanwhile)."""
         places = len(self.pool.scores)  # empty places too: cheaper than gathering the held ones
-        self.pool.set_scores(self._score(self.pool.features[:places], version), version.version)
+        scores = self.admission.score(version.model, self.pool.features[:places])
+        self.pool.set_scores(scores, version.version)
         self.pool.rank()
 
     # --- training -------------------------------------------------------------------------
@@ -428,7 +347,7 @@ class Engine:
             self._pending.pop(sample_id, None)
         self.serving = version
         self._publish_view()
-        self._records.submit(self._record, version, metrics)
+        self.records.record(version, metrics)
         return version
 
     def _evaluate(self, version: ModelVersion) -> dict[str, float]:
@@ -442,64 +361,20 @@ class Engine:
             metrics.update({f"holdout_{k}": v for k, v in held.items()})
         return metrics
 
-    def _record(self, version: ModelVersion, metrics: dict[str, float]) -> None:
-        """Save the version's file and record it in the store, then hand it to MLflow.
-
-        MLflow logs on a thread of its own: a tracking server that is down (its client retries for
-        minutes) delays only the run id, which fills in once logged, never the store's record.
-        """
-        path = None
-        if self.model_files is not None:
-            try:
-                path = self.model_files.save(dataclasses.replace(version, metrics=metrics))
-            except Exception:
-                log.exception("could not save model version %s: a restart will not serve it", version.version)
-        self.store.record_model(kind=version.kind, n_labels=version.n_labels, metrics=metrics, status="ok",
-                                path=path, version=version.version)  # fmt: skip
-        if self.config.track:
-            self._mlflow.submit(self._log_to_mlflow, version, metrics)
-
-    def _log_to_mlflow(self, version: ModelVersion, metrics: dict[str, float]) -> None:
-        try:
-            from alstream import tracking
-
-            params = {"model": self.config.model, "strategy": self.config.strategy, "kind": version.kind,
-                      "n_labels": version.n_labels}  # fmt: skip
-            run_id = tracking.log_model_version(
-                version.model, project=self.config.project, version=version.version, kind=version.kind,
-                params=params, metrics=metrics, register=version.kind == "full",
-            )  # fmt: skip
-            self.store.set_mlflow_run(version.version, run_id)
-        except Exception:
-            log.exception("could not log model version %s to MLflow", version.version)
-
     def _record_failure(self, kind: str, n_labels: int) -> None:
         self._failed_at = self._last_label_id
-        self._records.submit(
-            self.store.record_model, kind=kind, n_labels=n_labels, metrics={}, status="failed",
-            error=self.trainer.last_error, version=self.trainer.failed_version,
-        )  # fmt: skip
+        self.records.failed(kind, n_labels, self.trainer.last_error, self.trainer.failed_version)
 
     # --- restarting -----------------------------------------------------------------------
     def _restore(self) -> None:
-        """Serve the newest saved version whose file loads and fits the project; log each one skipped."""
-        assert self.model_files is not None
-        for row in reversed(self.store.models()):
-            if row["status"] != "ok" or not row["path"]:
-                continue
-            try:
-                version = self.model_files.load(row["path"])
-                self._check_restorable(version, int(row["version"]))
-            except Exception as error:
-                log.warning("model version %s is not restored from %s: %s: %s",
-                            row["version"], row["path"], type(error).__name__, error)  # fmt: skip
-                continue
-            self.trainer.restore(version)
-            self._restored_label_id = version.last_label_id
-            self.pool.set_scores(np.empty(0), version.version)  # the pool is scored by it as it fills
-            self.serving = version
-            log.info("serving model version %d, restored from %s", version.version, row["path"])
+        """Serve the newest saved version whose file loads and fits the project."""
+        version = self.records.newest_restorable(self._check_restorable)
+        if version is None:
             return
+        self.trainer.restore(version)
+        self._restored_label_id = version.last_label_id
+        self.pool.set_scores(np.empty(0), version.version)  # the pool is scored by it as it fills
+        self.serving = version
 
     def _check_restorable(self, version: ModelVersion, number: int) -> None:
         """Raise unless ``version`` is the one recorded as ``number`` and fits today's settings."""
@@ -521,7 +396,7 @@ class Engine:
         """Lease up to ``n`` samples to ``annotator`` through ``token``: the most uncertain, and a
         random share (``fresh``: none she already holds); within the caps per annotator and, when
         ``token_capped``, per token."""
-        cold = self.trainer.current is None
+        cold = self.serving is None
         share = 0.0 if cold else self.random_share()
         config = self.config
         per_token = config.max_leases_per_token if token_capped else None
@@ -532,7 +407,7 @@ class Engine:
             return []
         positions = np.array([t.position for t in taken])
         features = self.pool.features[positions]
-        version = self.serving or self.trainer.current  # the model whose scores are served
+        version = self.serving  # the model whose scores are served
         if version is None:
             proba = np.full((len(taken), len(self.config.classes)), 1 / len(self.config.classes))
             classes = list(self.config.classes)
@@ -568,7 +443,7 @@ class Engine:
 
     def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
         """(version, classes, probabilities) of the current model; raises if there is none yet."""
-        version = self.trainer.current
+        version = self.serving  # the version /queue and /health name too
         if version is None:
             raise LookupError("no model yet: label a few samples of every class first")
         proba = version.model.predict_proba(features)
@@ -582,9 +457,9 @@ class Engine:
         """Snapshot what /stats shows of the state this thread writes; readers take the whole of one."""
         latencies = np.array(self.latencies) if self.latencies else None
         self._view = {
-            "labels_per_class": {**dict.fromkeys(self.config.classes, 0), **self.train_set.class_counts()},
+            "labels_per_class": self.book.class_counts(self.config.classes),
             "labeled": len(self.train_set),
-            "waiting_labels": {"held": len(self._waiting), "dropped": self._dropped_waiting},
+            "waiting_labels": self.book.waiting(),
             "learning_curve": list(self.curve),
             "label_to_model_s": None
             if latencies is None
@@ -615,17 +490,11 @@ class Engine:
             "leases": self.pool.lease_state(),
             "retention": None if self.retention is None else self.retention.state(),
             "drift": {**self.drift.state(), "random_share": self.random_share()},
-            "selective": None
-            if self.selector is None
-            else {"strategy": self.config.selector, **self.budget.state(time.time())},
+            "selective": self.admission.state(),
         }
 
     def close(self) -> None:
-        self._records.close(timeout_s=None)
-        left = self._mlflow.close(timeout_s=MLFLOW_CLOSE_WAIT_S)
-        if left:
-            log.warning("MLflow did not answer: %d model version(s) not logged there (their files and store "
-                        "records are kept)", left)  # fmt: skip
+        self.records.close()
 
     # --- the background loop --------------------------------------------------------------
     def run(self, stop: threading.Event, idle_s: float = 0.05) -> None:

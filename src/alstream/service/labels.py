@@ -1,0 +1,107 @@
+"""Every sample's latest label, and where its features are for training.
+
+A label may name a sample in the pool (the sample moves to the training set), one the pool let go
+(its features come from the store), or one that has not arrived yet: that label waits, and the
+newest ``max_waiting`` of those are kept in memory (the store keeps them all; one forgotten here is
+found again there when its sample arrives). A skip, the latest word on a sample, takes it out of
+the training set and the pool. One writer: the engine's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from alstream.featurize import Featurizer
+from alstream.service.pool import Pool
+from alstream.service.training_set import TrainingSet
+
+log = logging.getLogger("alstream.service")
+
+
+class LabelBook:
+    """The labels followed from the store, the training set they make, and the labels still waiting."""
+
+    def __init__(self, store: Any, featurizer: Featurizer, n_features: int, max_waiting: int) -> None:
+        self.store, self.featurizer, self.max_waiting = store, featurizer, max_waiting
+        self.labels: dict[str, str] = {}  # latest non-skipped label per sample (arrived or waiting)
+        self.train_set = TrainingSet(n_features)
+        self._waiting: OrderedDict[str, None] = OrderedDict()  # labeled, sample not arrived: oldest first
+        self._missing: list[str] = []  # labeled, in neither the pool nor the training set: ask the store
+        self.dropped = 0  # waiting labels forgotten (the store keeps them)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def arrived(self, ids: list[str], features: np.ndarray) -> np.ndarray:
+        """New samples: those whose labels came first go straight to the training set; returns which."""
+        labeled = np.array([sample_id in self._waiting for sample_id in ids], dtype=bool)
+        for i in np.flatnonzero(labeled).tolist():
+            del self._waiting[ids[i]]
+            self.train_set.put(ids[i], features[i], self.labels[ids[i]])
+        return labeled
+
+    def forgotten_labels(self, ids: list[str]) -> dict[str, tuple[str | None, str | None, bool]]:
+        """For new samples, once waiting labels were forgotten: their current labels in the store."""
+        if not self.dropped:
+            return {}
+        return self.store.current_labels([i for i in ids if i not in self.labels])
+
+    def set(self, sample_id: str, label: str | None, pool: Pool) -> None:
+        """A sample's latest label (None: skipped)."""
+        if label is None:
+            self.labels.pop(sample_id, None)
+            self.train_set.drop(sample_id)
+            pool.remove([sample_id])
+            self._waiting.pop(sample_id, None)
+            return
+        self.labels[sample_id] = label
+        if self.train_set.relabel(sample_id, label) or sample_id in self._waiting:
+            return
+        found, X = pool.remove([sample_id])
+        if found:
+            self.train_set.put(sample_id, X[0], label)
+        else:  # evicted from the pool, or not arrived yet
+            self._missing.append(sample_id)
+
+    def resolve(self) -> list[str]:
+        """Labeled samples the pool no longer (or never) held: their features from the store, else they
+        wait. Returns the samples whose waiting labels were forgotten to keep within ``max_waiting``."""
+        if not self._missing:
+            return []
+        missing = [i for i in dict.fromkeys(self._missing) if i in self.labels and i not in self.train_set]
+        self._missing = []
+        found, X = self.featurizer.of(self.store, missing) if missing else ([], None)
+        for row, sample_id in enumerate(found):
+            self.train_set.put(sample_id, X[row], self.labels[sample_id])
+        stored = set(found)
+        forgotten: list[str] = []
+        for sample_id in missing:
+            if sample_id not in stored:
+                forgotten += self._wait_for(sample_id)
+        if forgotten:
+            log.warning("%d labels for samples that have not arrived were forgotten (the newest %d are "
+                        "kept; max_waiting_labels): they stay in the store", len(forgotten),
+                        self.max_waiting)  # fmt: skip
+        return forgotten
+
+    def _wait_for(self, sample_id: str) -> list[str]:
+        self._waiting[sample_id] = None
+        self._waiting.move_to_end(sample_id)
+        forgotten = []
+        while len(self._waiting) > self.max_waiting:
+            oldest, _ = self._waiting.popitem(last=False)
+            self.labels.pop(oldest, None)
+            forgotten.append(oldest)
+        self.dropped += len(forgotten)
+        return forgotten
+
+    def class_counts(self, classes: list[str]) -> dict[str, int]:
+        """Labeled samples per class, of those that arrived (every class named, 0 if none)."""
+        return {**dict.fromkeys(classes, 0), **self.train_set.class_counts()}
+
+    def waiting(self) -> dict[str, int]:
+        return {"held": len(self._waiting), "dropped": self.dropped}

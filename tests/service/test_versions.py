@@ -1,0 +1,46 @@
+"""Version records: each version in the store (and its file), and the newest good one at start."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from alstream.service.model_files import ModelFiles
+from alstream.service.trainer import ModelVersion
+from alstream.service.versions import VersionRecords
+from alstream.store import Store
+
+
+def _version(number: int) -> ModelVersion:
+    model = LogisticRegression().fit(np.array([[0.0], [1.0]]), ["a", "b"])
+    return ModelVersion(number, model, "full", 2, time.time())
+
+
+def test_versions_are_recorded_in_order_and_the_newest_that_passes_is_restored(tmp_path: Path):
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+    records = VersionRecords(store, ModelFiles(tmp_path / "models"), track=False, project="p", params={})
+    for number in (1, 2, 3):
+        records.record(_version(number), {"holdout_accuracy": 0.5 + number / 10})
+    records.failed("online", 3, "it diverged", 4)
+    records.close()  # waits for the records
+    rows = store.models()
+    assert [(r["version"], r["status"]) for r in rows] == [(1, "ok"), (2, "ok"), (3, "ok"), (4, "failed")]
+    assert rows[2]["metrics"] == {"holdout_accuracy": 0.8} and rows[3]["error"] == "it diverged"
+
+    def no_version_3(version: ModelVersion, number: int) -> None:
+        if number == 3:
+            raise ValueError("the settings ask for another model")
+
+    again = VersionRecords(store, ModelFiles(tmp_path / "models"), track=False, project="p", params={})
+    restored = again.newest_restorable(no_version_3)
+    assert restored is not None and restored.version == 2
+    assert (
+        VersionRecords(store, None, track=False, project="p", params={}).newest_restorable(no_version_3)
+        is None
+    )
+    again.close()
+    store.close()
