@@ -62,6 +62,14 @@ def stored_samples(api: TestClient, ids: list[str]) -> list[str]:
     return [s["id"] for s in store.get_samples(ids)]
 
 
+def caught_up(api: TestClient) -> dict:
+    """/stats once the engine has followed every sample and label the store holds (markers sent by
+    earlier checks included), so that a difference of two snapshots is this test's doing."""
+    store = api.app.state.runtime.store
+    wait_for(lambda: api.get("/stats").json()["store"] == store.counts(), what="the engine caught up")
+    return api.get("/stats").json()
+
+
 def stored_labels(api: TestClient, ids: list[str]) -> dict[str, list[tuple]]:
     """The label events the store holds for ``ids``, in order, once every label sent so far is in
     (a marker goes last, through /send: /labels takes labels of stored samples only)."""
@@ -290,7 +298,7 @@ def test_several_labels_for_one_sample_in_a_batch_are_all_kept_in_order(api):
 
 def test_a_label_before_its_sample_is_kept_and_labels_the_sample_when_it_arrives(api):
     early = new_id("early")
-    before = api.get("/stats").json()
+    before = caught_up(api)
     label = {"id": early, "label": "6", "annotator": "ana"}
     refused = api.post("/labels", json=label)  # people label what they were shown: stored samples
     assert refused.status_code == 404 and early in refused.json()["detail"]
@@ -303,7 +311,7 @@ def test_a_label_before_its_sample_is_kept_and_labels_the_sample_when_it_arrives
 
     assert api.post("/send", json=sample(early)).status_code == 202
     wait_for(lambda: api.get("/stats").json()["labeled"] == before["labeled"] + 1, what="the sample labeled")
-    after = api.get("/stats").json()
+    after = caught_up(api)
     assert after["store"]["samples"] == before["store"]["samples"] + 1
     assert after["pool"] == before["pool"]  # labeled on arrival: straight to the training set
     assert after["labels_per_class"]["6"] == before["labels_per_class"]["6"] + 1
@@ -311,7 +319,7 @@ def test_a_label_before_its_sample_is_kept_and_labels_the_sample_when_it_arrives
 
 def test_a_label_may_travel_with_its_sample_in_one_batch(api):
     new = new_id("pair")
-    before = api.get("/stats").json()
+    before = caught_up(api)
     batch = [sample(new), {"kind": "label", "id": new, "label": "8", "annotator": "ana"}]
     assert api.post("/send", json=batch).json() == {"ids": [new, new], "samples": 1, "labels": 1}
     wait_for(lambda: api.get("/stats").json()["store"]["samples"] == before["store"]["samples"] + 1,

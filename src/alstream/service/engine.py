@@ -37,6 +37,7 @@ from alstream.service.versions import VersionRecords
 from alstream.strategies import get_strategy
 
 log = logging.getLogger("alstream.service")
+CURVE_POINTS = 1_000  # the learning curve /stats shows: the newest versions (the store keeps every one)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Engine:
         self._force_full = False  # a drift asks for a full retrain now
         self._drift_since_version = False
         self._retained_at = 0.0
-        self.curve: list[dict[str, Any]] = []
+        self.curve: deque[dict[str, Any]] = deque(maxlen=CURVE_POINTS)  # the newest versions' points
         self.serving: ModelVersion | None = None  # the version whose scores order the queue
         self.training: int | None = None  # the number of the version being trained now
         self.latencies: deque[float] = deque(maxlen=500)  # label stored -> model that includes it

@@ -6,7 +6,8 @@ guess for those, made when they were served, is compared with the label people g
 
 >>> quality = StreamAccuracy()
 >>> quality.served("a", version=1, predicted="cat")
->>> quality.labeled("a", "cat", n_labels=10)
+>>> quality.labeled("a", "cat", n_labels=10)  # the guess was right
+True
 >>> quality.estimate()
 (1.0, 1)
 """
