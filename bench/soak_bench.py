@@ -29,8 +29,8 @@ Verdicts, each printed as PASS or FAIL: RSS at the end within 10% of RSS when th
 ``FLAT_FACTOR`` of the first full-pool segment's; the store (rows, and file size) of the last
 segment within 10% of the first full-pool segment that starts ``retention_s`` after the first
 sample (before that nothing can be deleted yet); samples/s sustained over the run >= 20,000.
-Results: the per-segment table and ``bench/results/soak.json``; the exit code is 0 even when a
-verdict fails (this is a report).
+Results: the per-segment table and ``bench/results/soak.json`` (``soak-quick.json`` with
+``--quick``); the exit code is 0 even when a verdict fails (this is a report).
 
     .venv/bin/python bench/soak_bench.py            # 10^7 samples, pool 10^6 (`make soak`)
     .venv/bin/python bench/soak_bench.py --quick    # 200,000 samples, pool 20,000 (`make bench`)
@@ -85,7 +85,7 @@ class Bank:
         X, y = make_classification(
             n_samples=n, n_features=N_FEATURES, n_informative=32, n_classes=N_CLASSES, random_state=seed
         )
-        self.rows = [orjson.dumps(row) for row in np.round(X, 2).tolist()]
+        self.rows = [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) for row in np.round(X, 2)]
         self.y = y
 
     def body(self, start: int, n: int) -> bytes:
@@ -479,11 +479,12 @@ def main() -> None:
     parser.add_argument("--label-n", type=int, default=5, help="items per GET /queue, each labeled")
     parser.add_argument("--bank", type=int, default=200_000, help="distinct generated rows")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the service and this process")
-    parser.add_argument("--out", type=Path, default=RESULTS / "soak.json")
+    parser.add_argument("--out", type=Path, help="default bench/results/soak.json (--quick: soak-quick.json)")
     args = parser.parse_args()
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
+    args.out = args.out or RESULTS / ("soak-quick.json" if args.quick else "soak.json")
     segment = args.segment or min(1_000_000, max(1, args.samples // 10))
     poll_s = POLL_S if segment >= 1_000_000 else POLL_S / 2.5  # several polls per segment
     server_cpu, client_cpu = (None, None) if args.no_pin or len(CPUS) < 2 else (CPUS[-1], CPUS[0])
