@@ -11,7 +11,7 @@ PREFECT_LOCAL = http://127.0.0.1:$(PREFECT_PORT)/api
 ALSTREAM = env $$(curl -sf -m 1 $(PREFECT_LOCAL)/health >/dev/null 2>&1 && echo PREFECT_API_URL=$(PREFECT_LOCAL)) $(VENV)/bin/alstream
 EXPERIMENT ?=
 
-.PHONY: install system-packages run serve test lint format bench prefect-server run-al run-al-entropy run-al-margin \
+.PHONY: install system-packages run serve test lint format bench soak prefect-server run-al run-al-entropy run-al-margin \
 	run-al-confident run-ct compare mlflow-ui clean
 
 install: $(STAMP)
@@ -41,12 +41,19 @@ lint: install
 format: install
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
+# The soak runs --quick here (the harness, about a minute); `make soak` runs the issue's size.
 bench: install
 	$(PY) bench/query_bench.py
 	$(PY) bench/rescore_bench.py
 	$(PY) bench/service_bench.py
 	$(PY) bench/page_bench.py
 	$(PY) bench/load_bench.py
+	$(PY) bench/selective_bench.py
+	$(PY) bench/soak_bench.py --quick
+
+# The soak at the issue's size, 10^7 samples into a pool of 10^6 (about 25 minutes on 2 cores).
+soak: install
+	$(PY) bench/soak_bench.py
 
 prefect-server: install
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)

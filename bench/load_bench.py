@@ -26,18 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,8 +41,8 @@ import httpx
 import numpy as np
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import RESULTS, console, service, wait, write_report
+
 ADMIN_TOKEN = "load-bench-admin-token-0123456789"
 CLASSES = ["a", "b", "c"]
 N_FEATURES = 8
@@ -65,63 +59,6 @@ WEIGHTS = np.random.default_rng(7).normal(size=(N_FEATURES, len(CLASSES)))  # th
 def truth(features: np.ndarray) -> np.ndarray:
     """The true class of each row: a fixed linear rule the model can learn."""
     return np.asarray(CLASSES)[(np.atleast_2d(features) @ WEIGHTS).argmax(axis=1)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def service(home: Path, cpu: int) -> Iterator[str]:
-    """``alstream serve`` in its own process, pinned to ``cpu``; yields its URL, then stops it (SIGTERM)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "ALSTREAM_DATA_DIR": str(home / "data"),
-        "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db",
-        "ALSTREAM_DEMO": "false",
-        "ALSTREAM_PROJECT": json.dumps({"classes": CLASSES, "n_features": N_FEATURES}),
-        "ALSTREAM_ADMIN_TOKEN": ADMIN_TOKEN,
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
-    command = [sys.executable, "-m", "alstream", "serve", "--port", str(port), "--no-mlflow"]
-    with open(home / "service.log", "wb") as log:
-        process = subprocess.Popen(command, env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)
-    os.sched_setaffinity(process.pid, {cpu})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait(lambda: _answers(url, process, home), 120, "the service")
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _answers(url: str, process: subprocess.Popen, home: Path) -> bool:
-    if process.poll() is not None:
-        raise RuntimeError(f"the service exited: {(home / 'service.log').read_text()[-3000:]}")
-    try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def wait(condition: Any, timeout: float, what: str, every: float = 0.2) -> float:
-    """Poll ``condition`` until true; the seconds it took. RuntimeError after ``timeout``."""
-    start = time.perf_counter()
-    while not condition():
-        if time.perf_counter() - start > timeout:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
-    return time.perf_counter() - start
 
 
 def admin(url: str) -> httpx.Client:
@@ -153,7 +90,8 @@ def fill(url: str, n: int, seed: int = 0) -> dict[str, Any]:
             if response.status_code != 202:
                 raise RuntimeError(f"filling the pool: {response.status_code} {response.text[:300]}")
         sent_s = time.perf_counter() - start
-        wait(lambda: stats(client)["pool"] >= n, 600, f"{n} samples in the pool", every=0.5)
+        # labeled samples leave the pool: wait until the engine followed every sample
+        wait(lambda: stats(client)["store"]["samples"] >= n, 600, f"{n} samples in the pool", every=0.5)
         pooled_s = time.perf_counter() - start
         wait(lambda: client.get("/health").json()["model_version"] is not None, 300, "the first model")
         wait(lambda: stats(client)["model_version"] is not None, 300, "the pool scored by it")
@@ -323,12 +261,11 @@ def check_limits(endpoints: dict[str, Any], lost: dict[str, Any]) -> list[dict[s
 
 
 def print_report(result: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 130)
+    out = console(130)
     f, load, writes = result["fill"], result["load"], result["writes"]
-    console.print(
+    out.print(
         f"Fill: {f['samples']:,} samples through POST /send in {f['sent_s']:.1f} s, all in the pool "
         f"after {f['in_pool_s']:.1f} s ({f['samples_per_s']:,.0f} samples/s), a model serving after "
         f"{f['ready_s']:.1f} s"
@@ -339,9 +276,9 @@ def print_report(result: dict[str, Any]) -> None:
     for endpoint, e in result["endpoints"].items():
         numbers = (f"{e['per_s']:.0f}", f"{e['p50_ms']:.1f}", f"{e['p99_ms']:.1f}", f"{e['max_ms']:.0f}")
         table.add_row(endpoint, f"{e['requests']:,}", *numbers, str(e["errors"]))
-    console.print(table)
+    out.print(table)
     drain = "not within 180 s" if writes["drain_s"] is None else f"{writes['drain_s']:.1f} s"
-    console.print(
+    out.print(
         f"Accepted {writes['accepted_samples']:,} samples and {writes['accepted_labels']:,} labels; "
         f"drained in {drain}; lost {writes['lost_samples']} samples and {writes['lost_labels']} labels, "
         f"{writes['extra_label_events']} label events stored twice; "
@@ -354,9 +291,9 @@ def print_report(result: dict[str, Any]) -> None:
         value = check["value"]
         shown = f"{value:.1f}" if isinstance(value, float) else str(value)
         limits.add_row(check["limit"], shown, "[green]PASS" if check["passed"] else "[red]FAIL")
-    console.print(limits)
+    out.print(limits)
     for example in result["error_examples"]:
-        console.print(f"[red]error: {example}")
+        out.print(f"[red]error: {example}")
 
 
 def main() -> None:
@@ -371,7 +308,14 @@ def main() -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="alstream-load-") as tmp:
         home = Path(tmp)
-        with service(home, server_cpu) as url:
+        project = json.dumps({"classes": CLASSES, "n_features": N_FEATURES})
+        settings = {
+            "ALSTREAM_DEMO": "false",
+            "ALSTREAM_PROJECT": project,
+            "ALSTREAM_ADMIN_TOKEN": ADMIN_TOKEN,
+        }
+        with service(home, server_cpu, settings) as running:
+            url = running.url
             filled = fill(url, args.pool)
             tokens = make_tokens(url, args.clients)
             tally, wall_s, client_cpu_s = asyncio.run(run_load(url, tokens, args.seconds))
@@ -405,8 +349,7 @@ def main() -> None:
         "error_examples": tally.error_examples,
     }
     print_report(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(args.out, result)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,12 +29,13 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 from playwright.sync_api import sync_playwright
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 from sklearn.datasets import load_digits
+
+from common import free_port, percentiles
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHROMIUM = "/usr/bin/chromium"
@@ -43,12 +43,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 TARGET_MEDIAN_MS = 50.0
 ADMIN_TOKEN = "bench-admin-token-0123456789"
 DIGITS_Y = load_digits().target
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_service(home: Path, port: int) -> subprocess.Popen:
@@ -67,12 +61,6 @@ def start_service(home: Path, port: int) -> subprocess.Popen:
             time.sleep(0.2)
     process.kill()
     raise SystemExit(f"the service did not start; see {home / 'service.log'}")
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    a = np.asarray(values)
-    return {"n": len(a), "p50_ms": float(np.median(a)), "p90_ms": float(np.quantile(a, 0.9)),
-            "p99_ms": float(np.quantile(a, 0.99)), "max_ms": float(a.max())}  # fmt: skip
 
 
 def measure(url: str, decisions: int, pace_ms: float) -> dict[str, object]:

@@ -44,7 +44,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from common import free_port, percentiles
 from provenance import machine, source_info
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,24 +109,6 @@ def pin(cpu: int) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentiles(values_ms: list[float]) -> dict[str, float]:
-    a = np.asarray(values_ms, dtype=float)
-    return {
-        "n": len(a),
-        "p50_ms": float(np.percentile(a, 50)),
-        "p90_ms": float(np.percentile(a, 90)),
-        "p99_ms": float(np.percentile(a, 99)),
-        "max_ms": float(a.max()),
-        "mean_ms": float(a.mean()),
-    }
 
 
 def digits_like(n: int, seed: int) -> np.ndarray:

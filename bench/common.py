@@ -1,0 +1,114 @@
+"""What the benchmarks share: ports, percentiles, waiting, a running ``alstream serve``, the report file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentiles(values_ms: list[float]) -> dict[str, float]:
+    """n, p50, p90, p99, max and mean of ``values_ms`` (milliseconds)."""
+    a = np.asarray(values_ms, dtype=float)
+    return {
+        "n": len(a),
+        "p50_ms": float(np.percentile(a, 50)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "max_ms": float(a.max()),
+        "mean_ms": float(a.mean()),
+    }
+
+
+def wait(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.2) -> float:
+    """Poll ``condition`` until true; the seconds it took. RuntimeError after ``timeout``."""
+    start = time.perf_counter()
+    while not condition():
+        if time.perf_counter() - start > timeout:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+    return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running ``alstream serve``: its URL and process."""
+
+    url: str
+    process: subprocess.Popen
+
+
+@contextlib.contextmanager
+def service(home: Path, cpu: int | None, settings: dict[str, str], timeout: float = 120) -> Iterator[Service]:
+    """``alstream serve`` in its own process (embedded log and SQLite under ``home``, no MLflow, one BLAS
+    thread, ``settings`` as ``ALSTREAM_*`` variables), pinned to ``cpu`` unless None; stopped with SIGTERM."""
+    import httpx
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "ALSTREAM_DATA_DIR": str(home / "data"),
+        "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db",
+        **ONE_THREAD,
+        **settings,
+    }
+    command = [sys.executable, "-m", "alstream", "serve", "--port", str(port), "--no-mlflow"]
+    with open(home / "service.log", "wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)
+    if cpu is not None:
+        os.sched_setaffinity(process.pid, {cpu})
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited: {(home / 'service.log').read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait(answers, timeout, "the service")
+        yield Service(url, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def console(width: int) -> Any:
+    """A rich console: the terminal's width, or ``width`` columns when the output is not a terminal."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else width)
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write ``report`` as JSON to ``path`` at once (a partial file never replaces a whole one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    partial.replace(path)
