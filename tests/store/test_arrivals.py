@@ -26,3 +26,22 @@ def test_arrivals_are_timed_and_only_unlabeled_samples_are_deleted(store):
         f"s{i}" for i in (2, 3, *range(5, 10))
     }
     assert store.counts()["labels_total"] == 2
+
+
+def test_a_range_is_deleted_in_one_statement_but_the_kept_labeled_and_recent_ones(store):
+    store.add_samples([SampleRow(f"s{i}", np.zeros(2, dtype=np.float32), None, None) for i in range(20)])
+    store.add_labels([LabelRow("s5", "a", "ann", False, "labels:0", 0)])
+    seqs, _ = store.arrivals_after(0, datetime.now(UTC), 100)
+    keep = [int(seqs[7]), int(seqs[8])]
+    assert (
+        store.delete_unlabeled_between(
+            int(seqs[0]), int(seqs[14]), datetime.now(UTC) - timedelta(hours=1), keep
+        )
+        == 0
+    )
+    deleted = store.delete_unlabeled_between(
+        int(seqs[0]), int(seqs[14]), datetime.now(UTC) + timedelta(seconds=5), keep
+    )
+    assert deleted == 15 - 2 - 1  # s7 and s8 kept (in the pool), s5 labeled
+    left = {s["id"] for s in store.get_samples([f"s{i}" for i in range(20)])}
+    assert left == {"s5", "s7", "s8", *(f"s{i}" for i in range(15, 20))}

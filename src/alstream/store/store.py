@@ -329,6 +329,20 @@ class Store:
             [bool(r[1]) for r in rows], dtype=bool
         )
 
+    def delete_unlabeled_between(
+        self, first: int, last: int, before: datetime, keep: Sequence[int] = ()
+    ) -> int:
+        """Delete the samples with ``first <= seq <= last``, arrived before ``before``, that no label
+        event names, but those at ``keep``; one statement, one short transaction. Returns how many
+        were deleted."""
+        unlabeled = ~exists().where(labels.c.sample_id == samples.c.id)
+        old = or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
+        where = [samples.c.seq >= int(first), samples.c.seq <= int(last), old, unlabeled]
+        if len(keep):
+            where.append(samples.c.seq.not_in([int(s) for s in keep]))
+        query = delete(samples).where(*where)
+        return self._write(lambda c: c.execute(query).rowcount)
+
     def delete_unlabeled(self, seqs: Sequence[int]) -> int:
         """Delete the samples at ``seqs`` that no label event names (labeled samples are kept forever);
         returns how many were deleted. One short transaction per chunk: ingestion never waits long."""
