@@ -161,11 +161,13 @@ def trained_engine_fill(engine: Any, n: int, seed: int = 0) -> dict[str, float]:
 
     digits = load_digits()
     t0 = time.perf_counter()
-    engine.trainer.train_full(digits.data[:300].astype(np.float32), digits.target[:300].astype(str))
+    engine.serving = engine.trainer.train_full(
+        digits.data[:300].astype(np.float32), digits.target[:300].astype(str)
+    )
     X = digits_like(n, seed)
     ids = [f"pool-{i}" for i in range(n)]
     t1 = time.perf_counter()
-    scores = engine._score(X)
+    scores = engine.admission.score(engine.serving.model, X)
     t2 = time.perf_counter()
     engine.pool.add(ids, X, scores)
     engine.pool.set_scores(engine.pool.scores[:n], engine.trainer.current.version)
@@ -691,7 +693,8 @@ def bench_label(home: Path, pool: int, repeats: int) -> dict[str, Any]:
         for part, start in enumerate(range(0, extra, 50_000)):  # built as sent: 10^6 at once is GBs
             for body in send_bodies(min(50_000, extra - start), f"{prefix}-{part}", seed=5 + part):
                 c.post("/send", content=body, headers=headers).raise_for_status()
-        wait(lambda: c.get("/stats").json()["pool"] >= pool, "the extra samples in the pool", 900)
+        # every sample offered to the pool (the labeled ones left it for the training set)
+        wait(lambda: c.get("/stats").json()["arrivals"] >= pool, "the extra samples in the pool", 900)
 
         def queue_version() -> int:
             return c.get("/queue", params={"n": 1, "annotator": "poller"}).json()[0]["model_version"]

@@ -77,7 +77,27 @@ def configure() -> str:
     _quiet()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
+    _migrated(uri)
     return uri
+
+
+_MIGRATED: set[str] = set()
+
+
+def _migrated(uri: str) -> None:
+    """A local tracking database (not a server) is migrated on first use, with Alembic: do that now,
+    under the lock alstream's store migrates under too (Alembic's context is global)."""
+    if uri in _MIGRATED or uri.split(":", 1)[0] in ("http", "https", "databricks", "file"):
+        return
+    import mlflow
+
+    from alstream.migrating import MIGRATING
+
+    with MIGRATING:
+        client = mlflow.MlflowClient(uri)
+        client.search_experiments(max_results=1)  # the tracking store's tables
+        client.search_registered_models(max_results=1)  # the registry's
+        _MIGRATED.add(uri)
 
 
 def check_reachable(uri: str | None = None, timeout_s: float = 5.0) -> None:

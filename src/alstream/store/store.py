@@ -12,6 +12,7 @@ import numpy as np
 from sqlalchemy import Connection, delete, distinct, exists, false, func, inspect, or_, select
 from sqlalchemy.engine import URL
 
+from alstream.migrating import MIGRATING
 from alstream.store.engine import SQLITE_BEGIN, make_engine
 from alstream.store.retry import retry
 from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
@@ -85,7 +86,7 @@ class Store:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.transaction() as conn:
+        with MIGRATING, self.transaction() as conn:  # Alembic's context is global: one at a time
             if self.dialect == "postgresql":  # SQLite: the transaction's write lock does this
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             config.attributes["connection"] = conn
