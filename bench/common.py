@@ -112,3 +112,12 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     partial = path.with_name(path.name + ".tmp")
     partial.write_text(json.dumps(report, indent=2, default=str) + "\n")
     partial.replace(path)
+
+
+def print_verdict(console: Any, checks: list[dict[str, Any]]) -> None:
+    """One line: every target met, or how many were missed (each check has ``passed``)."""
+    failed = [c for c in checks if not c["passed"]]
+    if failed:
+        console.print(f"[bold red]FAIL: {len(failed)} of {len(checks)} targets missed")
+    else:
+        console.print(f"[bold green]PASS: all {len(checks)} targets met")

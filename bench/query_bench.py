@@ -55,6 +55,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from alstream.scoring import query_model
 from alstream.strategies import query_proba
+from common import print_verdict
 from provenance import machine, source_info
 
 N_FEATURES, N_CLASSES, N_LABELED, K = 50, 10, 2_000, 100
@@ -512,11 +513,7 @@ def main() -> None:
 
     targets = check_targets(rows, args.strategies)
     console.print(verdict_table(targets))
-    failed = [c for c in targets["checks"] if not c["passed"]]
-    if failed:
-        console.print(f"[bold red]FAIL: {len(failed)} of {len(targets['checks'])} targets missed")
-    else:
-        console.print(f"[bold green]PASS: all {len(targets['checks'])} targets met")
+    print_verdict(console, targets["checks"])
 
     report = {
         "benchmark": "query",

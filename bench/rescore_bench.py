@@ -51,6 +51,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from alstream.estimators import make_model, standardized
 from alstream.scoring import POOL_CHUNK, linear_form, probability_chunks, score_pool
 from alstream.strategies import get_strategy
+from common import print_verdict
 from provenance import machine, source_info
 
 ONE_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -332,11 +333,7 @@ def main() -> None:
         console.print(sweep_table(sweep, sizes[-1]))
     targets = check_targets(rows)
     console.print(verdict_table(targets, min(passes[targets["size"]])))
-    failed = [c for c in targets["checks"] if not c["passed"]]
-    if failed:
-        console.print(f"[bold red]FAIL: {len(failed)} of {len(targets['checks'])} targets missed")
-    else:
-        console.print(f"[bold green]PASS: all {len(targets['checks'])} targets met")
+    print_verdict(console, targets["checks"])
 
     report = {
         "benchmark": "rescore",

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from alstream.service.app import create_app
 
+from ..conftest import wait_while_progressing
 from .conftest import AUTH, service_settings, wait_for
 
 MAX_BATCH = 50
@@ -65,8 +66,10 @@ def stored_samples(api: TestClient, ids: list[str]) -> list[str]:
 def caught_up(api: TestClient) -> dict:
     """/stats once the engine has followed every sample and label the store holds (markers sent by
     earlier checks included), so that a difference of two snapshots is this test's doing."""
-    store = api.app.state.runtime.store
-    wait_for(lambda: api.get("/stats").json()["store"] == store.counts(), what="the engine caught up")
+    store, tally = api.app.state.runtime.store, api.app.state.runtime.engine.tally
+    wait_while_progressing(
+        lambda: tally.counts() == store.counts(), tally.counts, what="the engine catching up"
+    )
     return api.get("/stats").json()
 
 
