@@ -222,6 +222,10 @@ def test_the_seed_setting_fixes_the_queue_and_the_model(tmp_path, request):
     def first_queue(seed: int, home: str) -> tuple[list[str], list[list[float]]]:
         settings = service_settings(tmp_path / home, "embedded", request, seed=seed)
         with demo_service(settings) as client:
+            # a model on all 30 demo labels (a first one may come from those followed so far)
+            engine = client.app.state.runtime.engine
+            on_all = lambda: bool(engine.curve) and engine.curve[-1]["n_labels"] == 30  # noqa: E731
+            wait_for(lambda: on_all() and not engine.pending(), what="a model on every demo label")
             ids = [item["id"] for item in client.get("/queue", params={"n": 30}).json()]
             proba = client.post("/predict", json={"features": [[8.0] * 64]}).json()["probabilities"]
             return ids, proba

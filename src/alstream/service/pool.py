@@ -140,6 +140,7 @@ class Pool:
         self._candidate = np.zeros(capacity, dtype=bool)  # held and not in the reservoir
         self._reservoir = np.zeros(capacity, dtype=np.int64)  # positions in the reservoir: [:_n_reservoir]
         self._n_reservoir = 0
+        self._reservoir_order: np.ndarray | None = None  # members in arrival order, for the random draws
         self._where = np.full(capacity, -1, dtype=np.int64)  # position -> index in _reservoir, or -1
         self._owner: dict[int, tuple[str, str | None]] = {}  # leased position -> (annotator, holder)
         self._leased: dict[str, set[int]] = {}  # annotator -> positions leased to them
@@ -215,6 +216,7 @@ class Pool:
         self.size -= len(positions)
 
     def _join_reservoir(self, position: int) -> None:
+        self._reservoir_order = None
         self._reservoir[self._n_reservoir] = position
         self._where[position] = self._n_reservoir
         self._n_reservoir += 1
@@ -225,6 +227,7 @@ class Pool:
         where = int(self._where[position])
         if where < 0:
             return
+        self._reservoir_order = None
         last = int(self._reservoir[self._n_reservoir - 1])
         self._reservoir[where] = last
         self._where[last] = where
@@ -440,10 +443,13 @@ class Pool:
         """Up to ``k`` free reservoir members drawn uniformly (rejection sampling: no scan of the pool)."""
         chosen: list[int] = []
         members = self._n_reservoir
+        if k and members and self._reservoir_order is None:  # the same members, the same draws
+            held = self._reservoir[:members]
+            self._reservoir_order = held[np.argsort(self.seq[held])]
         for _ in range(50 * k):
             if len(chosen) >= k or not members:
                 break
-            p = int(self._reservoir[rng.integers(members)])
+            p = int(self._reservoir_order[rng.integers(members)])  # type: ignore[index]
             if p not in taken and p not in chosen and self._is_free(np.array([p]), now)[0]:
                 chosen.append(p)
         return chosen
