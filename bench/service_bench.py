@@ -171,7 +171,7 @@ def trained_engine_fill(engine: Any, n: int, seed: int = 0) -> dict[str, float]:
     t2 = time.perf_counter()
     engine.pool.add(ids, X, scores)
     engine.pool.set_scores(engine.pool.scores[:n], engine.trainer.current.version)
-    engine.pool.rank()  # what the engine does after scoring a model version
+    engine._publish()  # what the engine does after scoring a model version: a snapshot, ranked
     t3 = time.perf_counter()
     return {"train_s": t1 - t0, "score_s": t2 - t1, "pool_add_and_rank_s": t3 - t2}
 
@@ -409,24 +409,23 @@ def child_queue(cfg: dict[str, Any]) -> None:
     fill = trained_engine_fill(engine, cfg["n"])
     for i in range(5):
         engine.queue(10, f"warm-{i}")
-    pool = engine.pool
     queue_ms, take_ms, rescore_ms, rank_ms = [], [], [], []
     for i in range(cfg["calls"]):
         t0 = time.perf_counter()
         items = engine.queue(10, f"annotator-{i}")
         queue_ms.append((time.perf_counter() - t0) * 1e3)
         assert len(items) == 10
-    # Pool.take alone, for annotators who have nothing leased yet.
+    # Leases.take alone, for annotators who have nothing leased yet.
     for i in range(min(100, cfg["calls"])):
         t0 = time.perf_counter()
-        pool.take(10, f"take-{i}", 300.0, 0.1, engine._rng)
+        engine.leases.take(10, f"take-{i}", 300.0, 0.1)
         take_ms.append((time.perf_counter() - t0) * 1e3)
-    for _ in range(5):  # a new version: the whole pool re-scored (then ranked), and the ranking alone
+    for _ in range(5):  # a new version: the whole pool re-scored, and the snapshot that ranks it
         t0 = time.perf_counter()
         engine.rescore(engine.trainer.current)
         rescore_ms.append((time.perf_counter() - t0) * 1e3)
         t0 = time.perf_counter()
-        pool.rank()
+        engine._publish()
         rank_ms.append((time.perf_counter() - t0) * 1e3)
     profile = None
     if cfg.get("profile"):
@@ -451,7 +450,7 @@ def child_queue(cfg: dict[str, Any]) -> None:
                 "pool_take": percentiles(take_ms),
                 "rescore_and_rank": percentiles(rescore_ms),
                 "rank": percentiles(rank_ms),
-                "leased_at_end": pool.counts()["leased"],
+                "leased_at_end": engine.leases.state()["leases"],
                 "profile": profile,
             }
         )
@@ -971,7 +970,7 @@ def main() -> None:
                 ("HTTP GET /stats", http["get_stats"]),
                 ("engine.queue in-process", inproc["engine_queue"]), ("  Pool.take", inproc["pool_take"]),
                 ("new version: re-score the pool + rank", inproc["rescore_and_rank"]),
-                ("  Pool.rank", inproc["rank"])]  # fmt: skip
+                ("  the snapshot (ranks the pool)", inproc["rank"])]  # fmt: skip
         for what, p in rows:
             table.add_row(f"{n:,}", what, f"{p['p50_ms']:.2f}", f"{p['p90_ms']:.2f}", f"{p['p99_ms']:.2f}",
                           f"{p['max_ms']:.2f}")  # fmt: skip

@@ -1,6 +1,10 @@
 import numpy as np
+import pytest
 
+from alstream.service import pool as pool_module
+from alstream.service.leases import Leases
 from alstream.service.pool import Pool
+from alstream.service.snapshot import Snapshot
 
 
 def _pool(n=1000, seed=0):
@@ -11,84 +15,41 @@ def _pool(n=1000, seed=0):
     return pool, scores
 
 
-def test_serves_the_highest_scores_first_before_and_after_ranking():
-    for rank in (False, True):
-        pool, scores = _pool()
-        if rank:
-            pool.rank()
-        taken = pool.take(10, "ann", lease_s=60, now=0.0)
-        assert [t.position for t in taken] == list(np.argsort(-scores)[:10])
-
-
-def test_samples_added_after_the_ranking_compete_by_score():
-    pool, _ = _pool()
-    pool.rank()
-    pool.add(["late"], np.zeros((1, 2), dtype=np.float32), scores=np.array([2.0]))
-    assert pool.take(1, "ann", lease_s=60, now=0.0)[0].id == "late"
-
-
-def test_a_lease_keeps_an_item_from_others_until_it_expires():
-    pool, _ = _pool()
-    pool.rank()
-    mine = {t.id for t in pool.take(5, "ann", lease_s=10, now=0.0)}
-    theirs = {t.id for t in pool.take(5, "bob", lease_s=10, now=1.0)}
-    assert not mine & theirs
-    assert {t.id for t in pool.take(5, "ann", lease_s=10, now=2.0)} == mine  # hers again
-    later = {t.id for t in pool.take(5, "cid", lease_s=10, now=13.0)}  # her renewed lease ended at 12
-    assert later == mine  # expired: back at the top of the queue
-
-
-def test_labeled_and_skipped_samples_leave_and_are_never_served():
+def test_a_view_ranks_the_highest_scores_first_and_follows_later_arrivals():
     pool, scores = _pool()
-    pool.rank()
+    assert list(pool.view(10).ranked) == [f"s{i}" for i in np.argsort(-scores)[:10]]
+    pool.add(["late"], np.zeros((1, 2), dtype=np.float32), scores=np.array([2.0]))
+    assert pool.view(10).ranked[:2] == ("late", f"s{np.argmax(scores)}")
+
+
+def test_a_view_never_changes_and_a_new_version_reorders_the_next():
+    pool, scores = _pool()
+    before = pool.view(5)
+    pool.set_scores(1 - scores, version=2)
+    after = pool.view(5)
+    assert list(before.ranked) == [f"s{i}" for i in np.argsort(-scores)[:5]] and before.version == 1
+    assert list(after.ranked) == [f"s{i}" for i in np.argsort(scores)[:5]] and after.version == 2
+
+
+def test_labeled_and_skipped_samples_leave_and_are_never_in_a_view():
+    pool, scores = _pool()
+    pool.view(50)
     best = [f"s{i}" for i in np.argsort(-scores)[:20]]
     found, features = pool.remove([*best, "never-seen"])
     assert found == best and features.shape == (20, 2) and len(pool) == 980
-    served = {t.id for t in pool.take(50, "ann", lease_s=10, now=0.0)}
-    assert not served & set(best)
+    assert pool.drain_left() == best and pool.drain_left() == []
+    assert not set(pool.view(50).ranked) & set(best)
+    assert list(pool.view(50).ranked) == [f"s{i}" for i in np.argsort(-scores)[20:70]]
 
 
-def test_a_share_of_random_items_is_drawn_uniformly():
-    pool, scores = _pool(n=10_000)
-    pool.rank()
-    rng = np.random.default_rng(1)
-    taken = [
-        t for i in range(200) for t in pool.take(10, f"a{i}", lease_s=1e9, random_share=0.3, rng=rng, now=0.0)
-    ]
-    random = [t for t in taken if t.reason == "random"]
-    assert 0.2 < len(random) / len(taken) < 0.4
-    assert 0.35 < np.mean([scores[t.position] for t in random]) < 0.65  # not biased to the top
-
-
-def test_an_annotator_and_a_token_lease_at_most_their_caps():
-    pool, _ = _pool()
-    caps = {"lease_s": 60, "now": 0.0, "max_per_annotator": 10, "max_per_holder": 25}
-    assert len(pool.take(8, "ann", holder="t1", **caps)) == 8
-    assert len(pool.take(8, "ann", holder="t1", fresh=True, **caps)) == 2  # she holds 10: her cap
-    assert len(pool.take(100, "ann", holder="t1", **caps)) == 10  # what she holds, nothing more
-    names = [f"fake-{i}" for i in range(64)]
-    served = sum(len(pool.take(100, name, holder="t1", **caps)) for name in names)
-    assert served == 15  # the token's cap: 25 in all, whatever names it asks in
-    assert len(pool.take(100, "bob", holder="t2", **caps)) == 10  # others still get theirs
-    assert pool.lease_state()["leases"] == 35
-
-
-def test_leases_of_annotators_who_went_away_are_forgotten():
-    pool, _ = _pool(n=20_000)
-    pool.rank()
-    empty = pool.lease_state()
-    for i in range(10_000):
-        pool.take(1, f"ann-{i}", lease_s=60, now=i / 1000, holder=f"token-{i % 100}")
-    assert pool.lease_state()["annotators"] == 10_000
-    renewed = {t.id for t in pool.take(5, "ann-0", lease_s=60, now=30.0, holder="token-0")}  # she stays
-    pool.take(1, "late", lease_s=60, now=75.0)  # all but ann-0's renewed leases (to 90) have ended
-    assert pool.lease_state() == {"leases": 6, "annotators": 2, "holders": 1, "lease_ends": 6}
-    assert len(renewed) == 5
-    assert {t.id for t in pool.take(5, "ann-0", lease_s=60, now=80.0)} == renewed
-    pool.release(list(renewed), "ann-0")
-    assert pool.lease_state()["annotators"] == 1  # "late"
-    pool.take(0, "nobody", lease_s=60, now=200.0)
-    assert pool.lease_state() == empty
+def test_the_reservoir_in_a_view_is_in_arrival_order_whatever_the_places():
+    pool = Pool(n_features=2, max_size=100, reservoir_share=0.2, seed=1)
+    _stream(pool, np.zeros(5_000), batch=333)
+    view = pool.view(30)
+    arrivals = [int(i[1:]) for i in view.reservoir]
+    assert len(arrivals) == 20 and arrivals == sorted(arrivals)
+    assert set(view.reservoir) == {pool.ids[p] for p in pool.reservoir()}
+    assert set(pool.view(10).reservoir) < set(view.reservoir)  # a part of it: the largest tie keys
 
 
 def _stream(pool: Pool, scores: np.ndarray, batch: int = 1000, start: int = 0) -> None:
@@ -103,9 +64,12 @@ def _arrival(pool: Pool, positions: np.ndarray) -> np.ndarray:
     return np.array([int(str(pool.ids[p])[1:]) for p in positions.tolist()])
 
 
-def test_a_bounded_pool_keeps_the_most_informative_and_a_uniform_reservoir():
+@pytest.mark.parametrize("low_end", [pool_module.LOW_END, 300])
+def test_a_bounded_pool_keeps_the_most_informative_and_a_uniform_reservoir(monkeypatch, low_end):
     """10^5 arrivals, a pool of 10^4: it never grows past its bound; the candidates are exactly the
-    best-scored of all that competed; the reservoir is a uniform sample of the whole stream."""
+    best-scored of all that competed; the reservoir is a uniform sample of the whole stream. Also when
+    evictions look at a weak end of 300 candidates only, found again over the pool as it runs out."""
+    monkeypatch.setattr(pool_module, "LOW_END", low_end)
     scores = np.random.default_rng(3).random(100_000)
     pool = Pool(n_features=2, max_size=10_000, reservoir_share=0.1, seed=3)
     _stream(pool, scores)
@@ -142,7 +106,8 @@ def test_the_random_share_estimates_the_stream_accuracy_without_bias():
         correct = rng.random(20_000) > scores  # the less sure the model, the more often it is wrong
         pool = Pool(n_features=2, max_size=2_000, reservoir_share=0.1, seed=seed)
         _stream(pool, scores)
-        taken = pool.take(100, "auditor", lease_s=60, random_share=1.0, rng=rng)
+        leases = Leases(Snapshot(queue=pool.view(100)), seed=seed)
+        taken, _ = leases.take(100, "auditor", lease_s=60, random_share=1.0)
         assert {t.reason for t in taken} == {"random"} and len(taken) == 100
         estimates.append(correct[[int(t.id[1:]) for t in taken]].mean())
         stream.append(correct.mean())
@@ -151,15 +116,17 @@ def test_the_random_share_estimates_the_stream_accuracy_without_bias():
     assert np.mean(stream) - np.mean(pool_wide) > 0.2  # the pool as a whole would be far off
 
 
-def test_leased_samples_are_never_evicted_nor_aged_out():
+def test_pinned_samples_are_never_evicted_nor_aged_out():
     pool = Pool(n_features=2, max_size=100, reservoir_share=0.1, seed=0)
     _stream(pool, np.linspace(0.0, 0.5, 100), batch=100)
-    pool.rank()
-    leased = {t.id for t in pool.take(10, "ann", lease_s=600)}
+    leased = set(pool.view(10).ranked)
+    pool.pin([*leased, "unknown"])
     _stream(pool, np.ones(1_000), start=100)  # everything after is more informative
     assert len(pool) == 100 and leased <= set(pool.index)
-    assert pool.expire(max_age_s=0.0) == 90 and set(pool.index) == leased  # aged out, but for hers
+    assert pool.expire(max_age_s=0.0) == 90 and set(pool.index) == leased  # aged out, but for those
     assert pool.counts()["aged_out"] == 90
+    pool.pin([])  # their leases ended
+    assert pool.expire(max_age_s=0.0) == 10 and len(pool) == 0
 
 
 def test_samples_leave_the_pool_when_too_old():
@@ -178,3 +145,28 @@ def test_the_same_stream_keeps_the_same_pool_whatever_its_batches():
     _stream(pools[1], scores, batch=777)
     assert set(pools[0].index) == set(pools[1].index)
     assert set(_arrival(pools[0], pools[0].reservoir())) == set(_arrival(pools[1], pools[1].reservoir()))
+
+
+def test_evictions_from_the_weak_end_match_a_competition_over_the_whole_pool(monkeypatch):
+    """With a weak end of 50 candidates, new model versions re-scoring the pool, samples labeled and
+    others pinned along the way, the pool holds exactly what comparing every candidate every time
+    (a weak end larger than the pool) keeps."""
+    rng = np.random.default_rng(11)
+    pools = {50: Pool(n_features=2, max_size=2_000, reservoir_share=0.1, seed=11),
+             10**9: Pool(n_features=2, max_size=2_000, reservoir_share=0.1, seed=11)}  # fmt: skip
+    truth = rng.random(60_000)  # each arrival's score under the latest model
+    for step, start in enumerate(range(0, 60_000, 1_500)):
+        rescored = rng.random(60_000)
+        for low_end, pool in pools.items():
+            monkeypatch.setattr(pool_module, "LOW_END", low_end)
+            _stream(pool, truth[start : start + 1_500], batch=500, start=start)
+            held = pool.held()
+            if step % 7 == 3:  # a new version: everything held is scored again
+                pool.set_scores(rescored[_arrival(pool, held)], version=step, positions=held)
+            if step % 5 == 2:  # some labeled, some leased: among the weakest, so that pins matter
+                weakest = sorted(_arrival(pool, held), key=lambda a: (pool.scores[pool.index[f"s{a}"]], a))
+                pool.remove([f"s{a}" for a in weakest[:10]])
+                pool.pin([f"s{a}" for a in weakest[10:30]])
+        small, whole = pools.values()
+        assert set(small.index) == set(whole.index) and len(small) <= 2_000
+        assert small.counts() == whole.counts()

@@ -379,9 +379,8 @@ def stats(request: Request) -> dict[str, Any]:
     """``store`` and ``conflicts`` count the rows the engine has followed (at most a moment behind
     the store): tallied as they arrive, not counted per request."""
     runtime = _runtime(request)
-    tally = runtime.engine.tally
-    return {**runtime.engine.stats(), "store": tally.counts(), "conflicts": tally.conflicts(),
-            "ingest": runtime.ingestor.counts.__dict__ if runtime.ingestor else None}  # fmt: skip
+    ingest = runtime.ingestor.counts.__dict__ if runtime.ingestor else None
+    return {**runtime.engine.stats(), "ingest": ingest}
 
 
 @router.get(
@@ -501,7 +500,7 @@ async def health(request: Request) -> dict[str, Any]:  # on the loop: never queu
     engine = _runtime(request).engine
     return {
         "status": "ok",
-        "model_version": engine.serving.version if engine.serving else None,
+        "model_version": serving.version if (serving := engine.snapshot.serving) else None,
     }
 
 

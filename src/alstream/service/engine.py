@@ -1,10 +1,12 @@
-"""The service's loop: follow the store, score what arrives, train as labels come, serve the queue.
+"""The service's loop: follow the store, score what arrives, train as labels come, publish.
 
-The store is the source of truth (the consumer writes it); the engine follows it into the
-in-memory pool, keeps the current model version, re-scores the pool in the background after
-each new version (the previous scores keep serving until the new ones are complete), and leases
-the most uncertain samples to people. Each finished version is saved as a file; a restarted engine
-serves the newest one that loads, at once, before it trains again.
+The store is the source of truth (the consumer writes it); the engine's thread follows it into
+the in-memory pool, trains model versions, re-scores the pool with each (the previous scores keep
+serving until the new ones are complete), and publishes an immutable snapshot after each change
+(:mod:`alstream.service.snapshot`). HTTP handlers read that snapshot and write only the leases
+(:mod:`alstream.service.serving`): one thread owns the pool, the labels and the model versions.
+Each finished version is saved as a file; a restarted engine serves the newest one that loads,
+at once, before it trains again.
 """
 
 from __future__ import annotations
@@ -16,20 +18,23 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from alstream.evaluation import evaluate
 from alstream.featurize import Featurizer, StoredFeatures
-from alstream.messages import InvalidBatch, ItemError
 from alstream.service.admission import Admission
 from alstream.service.drift import DriftWatch
 from alstream.service.labels import LabelBook
+from alstream.service.leases import Leases
 from alstream.service.model_files import ModelFiles
 from alstream.service.pool import Pool
 from alstream.service.quality import StreamAccuracy
 from alstream.service.retention import Retention
+from alstream.service.serving import QueueItem, Serving, ServingConfig
+from alstream.service.snapshot import Snapshot
 from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
@@ -38,22 +43,7 @@ from alstream.strategies import get_strategy
 
 log = logging.getLogger("alstream.service")
 CURVE_POINTS = 1_000  # the learning curve /stats shows: the newest versions (the store keeps every one)
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    """A sample to label, with the model's view of it and why it was chosen."""
-
-    id: str
-    score: float
-    reason: str
-    strategy: str
-    model_version: int
-    probabilities: dict[str, float]
-    predicted: str | None
-    features: list[float] | None
-    text: str | None
-    meta: dict | None
+VIEW_DEPTH = 1_024  # the best samples a snapshot ranks beyond those leased (more when requests ran short)
 
 
 @dataclass
@@ -89,11 +79,11 @@ class EngineConfig:
 
 
 class Engine:
-    """Owns the pool, the trainer and the honest accuracy estimate; thread-safe entry points.
+    """Owns the pool, the labels, the trainer and the honest accuracy estimate.
 
-    One thread (the engine's loop: :meth:`run`) writes the labels, the curve and the latencies;
-    it publishes what ``/stats`` shows as a new snapshot after each change (:meth:`stats` reads
-    the latest, never the state being written).
+    One thread (the engine's loop: :meth:`run`) calls everything but the read side, which
+    :attr:`serve` answers from the published snapshot (:meth:`queue`, :meth:`release`,
+    :meth:`predict`, :meth:`stats`: any thread).
     """
 
     def __init__(
@@ -142,19 +132,23 @@ class Engine:
         self._failed_at: int | None = None  # the last label seen when training last failed
         self._restored_label_id = 0  # labels up to this one are in the version restored at start
         self._train_lock = threading.Lock()
-        self._rng = np.random.default_rng(config.seed)
-        self._view: dict[str, Any] = {}
+        self.leases = Leases(Snapshot(), seed=config.seed)
+        self.serve = Serving(ServingConfig(config.classes, config.strategy, config.lease_s,
+                                           config.max_leases_per_annotator, config.max_leases_per_token),
+                             store, self.featurizer, self.leases)  # fmt: skip
         latest = store.latest_model(status=None)
         if latest is not None:
             self.trainer.start_at(int(latest["version"]))
         self._restore()
-        self._publish_view()
+        self._publish()
 
     # --- following the store --------------------------------------------------------------
     def sync(self) -> tuple[int, int]:
         """Bring new samples and labels from the store into the pool and the training set; returns how
         many of each."""
         new_samples = 0
+        self._read_guesses()
+        self.pool.pin(self.leases.held())  # what people hold stays
         while True:
             seqs, ids, features = self.featurizer.after(self.store, self._last_seq, 50_000)
             if not len(seqs):
@@ -181,9 +175,16 @@ class Engine:
             self._pending.pop(sample_id, None)
         self._age_out()
         self._retain()
-        if new_samples or rows:
-            self._publish_view()
+        if new_samples or rows or self.leases.short:
+            self._publish()
         return new_samples, len(rows)
+
+    def _read_guesses(self) -> None:
+        """The model's guesses for the random items served since the last step."""
+        guesses = self.serve.guesses
+        while guesses:
+            sample_id, version, predicted = guesses.popleft()
+            self.quality.served(sample_id, version, predicted)
 
     def _age_out(self) -> None:
         """Once a second at most, let the unlabeled samples older than ``max_age_s`` leave the pool."""
@@ -231,10 +232,7 @@ class Engine:
 
     def random_share(self) -> float:
         """The queue's random share now: raised for ``drift_boost_s`` after a drift."""
-        share = self.config.random_share
-        if time.monotonic() < self._boost_until:
-            share = max(share, self.config.drift_random_share)
-        return share
+        return self.leases.snapshot.share(time.monotonic())
 
     # --- scoring --------------------------------------------------------------------------
     def rescore(self, version: ModelVersion) -> None:
@@ -243,7 +241,6 @@ class Engine:
         places = len(self.pool.scores)  # empty places too: cheaper than gathering the held ones
         scores = self.admission.score(version.model, self.pool.features[:places])
         self.pool.set_scores(scores, version.version)
-        self.pool.rank()
 
     # --- training -------------------------------------------------------------------------
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
@@ -262,8 +259,8 @@ class Engine:
         return self.train_set.data(ids)
 
     def label_counts(self) -> dict[str, int]:
-        """Current labels per class, over the samples in the pool (as of the latest snapshot)."""
-        return dict(self._view["labels_per_class"])
+        """Current labels per class, of the samples that arrived."""
+        return self.book.class_counts(self.config.classes)
 
     def train_step(self) -> ModelVersion | None:
         """Train the next version if the policy says so: online update or full retrain.
@@ -286,10 +283,13 @@ class Engine:
             if not full and not trainer.online:
                 return None
             self.training = trainer.next_version
+            if full:  # /stats shows it is training
+                self._publish()
             try:
                 return self._full_training(self) if full else self._online()
             finally:
                 self.training = None
+                self._publish()
 
     def train_full(self) -> ModelVersion | None:
         """Refit on every current label and publish it (``flows.retrain_flow`` does the same as tasks)."""
@@ -347,7 +347,7 @@ class Engine:
             self.latencies.append(now - stored_at)
             self._pending.pop(sample_id, None)
         self.serving = version
-        self._publish_view()
+        self._publish()
         self.records.record(version, metrics)
         return version
 
@@ -365,6 +365,7 @@ class Engine:
     def _record_failure(self, kind: str, n_labels: int) -> None:
         self._failed_at = self._last_label_id
         self.records.failed(kind, n_labels, self.trainer.last_error, self.trainer.failed_version)
+        self._publish()  # /stats says why
 
     # --- restarting -----------------------------------------------------------------------
     def _restore(self) -> None:
@@ -390,109 +391,66 @@ class Engine:
         if unknown:
             raise ValueError(f"it knows classes the project does not: {sorted(unknown)}")
 
-    # --- serving --------------------------------------------------------------------------
-    def queue(
-        self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
-    ) -> list[QueueItem]:
-        """Lease up to ``n`` samples to ``annotator`` through ``token``: the most uncertain, and a
-        random share (``fresh``: none she already holds); within the caps per annotator and, when
-        ``token_capped``, per token."""
-        cold = self.serving is None
-        share = 0.0 if cold else self.random_share()
-        config = self.config
-        per_token = config.max_leases_per_token if token_capped else None
-        taken = self.pool.take(n, annotator, config.lease_s, share, self._rng, fresh=fresh, holder=token,
-                               max_per_annotator=config.max_leases_per_annotator,
-                               max_per_holder=per_token)  # fmt: skip
-        if not taken:
-            return []
-        positions = np.array([t.position for t in taken])
-        features = self.pool.features[positions]
-        version = self.serving  # the model whose scores are served
-        if version is None:
-            proba = np.full((len(taken), len(self.config.classes)), 1 / len(self.config.classes))
-            classes = list(self.config.classes)
-        else:
-            proba = version.model.predict_proba(features)
-            classes = [str(c) for c in version.model.classes_]
-        stored = {s["id"]: s for s in self.store.get_samples([t.id for t in taken])}
-        items = []
-        for t, p in zip(taken, proba, strict=True):
-            predicted = None if version is None else classes[int(np.argmax(p))]
-            if t.reason == "random" and predicted is not None:
-                self.quality.served(t.id, t.version, predicted)
-            items.append(
-                QueueItem(
-                    id=t.id,
-                    score=t.score,
-                    reason="cold start" if cold else t.reason,
-                    strategy="random" if cold or t.reason == "random" else self.config.strategy,
-                    model_version=t.version,
-                    probabilities=dict(zip(classes, map(float, p), strict=True)),
-                    predicted=predicted,
-                    features=stored.get(t.id, {}).get("features"),
-                    text=stored.get(t.id, {}).get("text"),
-                    meta=stored.get(t.id, {}).get("meta"),
-                )
-            )
-        return items
-
-    def release(self, ids: list[str], annotator: str) -> int:
-        """Give ``annotator``'s leased items back to the queue (the page does, after a new model);
-        returns how many she held."""
-        return self.pool.release(ids, annotator)
-
-    def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
-        """(version, classes, probabilities) of the current model; raises if there is none yet."""
-        version = self.serving  # the version /queue and /health name too
-        if version is None:
-            raise LookupError("no model yet: label a few samples of every class first")
-        proba = version.model.predict_proba(features)
-        unscored = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
-        if unscored:  # a custom model may overflow: say which rows, never answer NaN
-            why = "the model gives no finite probabilities for this row (far outside what it learned from)"
-            raise InvalidBatch([ItemError(i, None, "features", why) for i in unscored])
-        return version.version, [str(c) for c in version.model.classes_], proba
-
-    def _publish_view(self) -> None:
-        """Snapshot what /stats shows of the state this thread writes; readers take the whole of one."""
+    # --- publishing -----------------------------------------------------------------------
+    def _publish(self) -> None:
+        """Make the snapshot readers see from now on: the queue's order, the version that serves and
+        what ``/stats`` shows; the leases of samples that left the pool end with it."""
+        config, pool = self.config, self.pool
         latencies = np.array(self.latencies) if self.latencies else None
-        self._view = {
-            "labels_per_class": self.book.class_counts(self.config.classes),
-            "labeled": len(self.train_set),
-            "waiting_labels": self.book.waiting(),
-            "learning_curve": list(self.curve),
-            "label_to_model_s": None
-            if latencies is None
-            else {"p50": float(np.median(latencies)), "p90": float(np.quantile(latencies, 0.9))},
-        }
-
-    def stats(self) -> dict[str, Any]:
         estimate, n = self.quality.estimate()
-        current, view = self.serving, self._view
-        pool = self.pool.counts()
-        return {
-            **pool,
-            "unlabeled": pool["pool"],
-            "labeled": view["labeled"],
+        counts = pool.counts()
+        current = self.serving
+        stats = {
+            **counts,
+            "unlabeled": counts["pool"],
+            "labeled": len(self.train_set),
             "skipped": self.tally.counts()["skipped"],
-            "labels_per_class": dict(view["labels_per_class"]),
+            "store": self.tally.counts(),
+            "conflicts": self.tally.conflicts(),
+            "labels_per_class": self.book.class_counts(config.classes),
             "cold_start": current is None,
-            "strategy": self.config.strategy,
+            "strategy": config.strategy,
             "model_version": current.version if current else None,
             "training_version": self.training,
             "last_training_error": self.trainer.last_error,
             "training_failures": self.trainer.failures,
             "stream_accuracy": estimate,
             "stream_accuracy_samples": n,
-            "learning_curve": list(view["learning_curve"]),
-            "label_to_model_s": view["label_to_model_s"],
-            "waiting_labels": dict(view["waiting_labels"]),
-            "leases": self.pool.lease_state(),
+            "learning_curve": list(self.curve),
+            "label_to_model_s": None
+            if latencies is None
+            else {"p50": float(np.median(latencies)), "p90": float(np.quantile(latencies, 0.9))},
+            "waiting_labels": self.book.waiting(),
             "retention": None if self.retention is None else self.retention.state(),
-            "drift": {**self.drift.state(), "random_share": self.random_share()},
+            "drift": self.drift.state(),
             "selective": self.admission.state(),
         }
+        depth = self.leases.state()["leases"] + VIEW_DEPTH
+        snapshot = Snapshot(queue=pool.view(depth), serving=current, random_share=config.random_share,
+                            boost_share=config.drift_random_share, boost_until=self._boost_until,
+                            stats=MappingProxyType(stats))  # fmt: skip
+        self.leases.publish(snapshot, pool.drain_left())
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The snapshot published last."""
+        return self.leases.snapshot
+
+    # --- the read side (any thread) -------------------------------------------------------
+    def queue(
+        self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
+    ) -> list[QueueItem]:
+        """See :meth:`Serving.queue`."""
+        return self.serve.queue(n, annotator, fresh, token, token_capped)
+
+    def release(self, ids: list[str], annotator: str) -> int:
+        return self.serve.release(ids, annotator)
+
+    def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
+        return self.serve.predict(features)
+
+    def stats(self) -> dict[str, Any]:
+        return self.serve.stats()
 
     def close(self) -> None:
         self.records.close()

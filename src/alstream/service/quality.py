@@ -14,49 +14,43 @@ True
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict, deque
 
 
 class StreamAccuracy:
-    """Running accuracy over the latest ``window`` randomly drawn, labeled samples."""
+    """Running accuracy over the latest ``window`` randomly drawn, labeled samples; one writer thread."""
 
     def __init__(self, window: int = 200, max_guesses: int = 100_000) -> None:
         self.max_guesses = max_guesses  # random draws served and not labeled yet: the newest are kept
         self._guesses: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._recent: deque[bool] = deque(maxlen=window)
         self._by_version: dict[int, list[int]] = {}
-        self._lock = threading.Lock()
 
     def served(self, sample_id: str, version: int, predicted: str) -> None:
         """Remember the guess of model ``version`` for a randomly drawn sample."""
-        with self._lock:
-            self._guesses.setdefault(sample_id, (version, predicted))
-            while len(self._guesses) > self.max_guesses:  # served and never labeled: forgotten
-                self._guesses.popitem(last=False)
+        self._guesses.setdefault(sample_id, (version, predicted))
+        while len(self._guesses) > self.max_guesses:  # served and never labeled: forgotten
+            self._guesses.popitem(last=False)
 
     def labeled(self, sample_id: str, label: str | None, n_labels: int) -> bool | None:
         """A person labeled ``sample_id``: score the guess if it was a random draw (returns whether
         the guess was right; None when it was not a random draw)."""
-        with self._lock:
-            guess = self._guesses.pop(sample_id, None)
-            if guess is None or label is None:
-                return None
-            version, predicted = guess
-            correct = predicted == label
-            self._recent.append(correct)
-            tally = self._by_version.setdefault(version, [0, 0])
-            tally[0] += int(correct)
-            tally[1] += 1
-            return correct
+        guess = self._guesses.pop(sample_id, None)
+        if guess is None or label is None:
+            return None
+        version, predicted = guess
+        correct = predicted == label
+        self._recent.append(correct)
+        tally = self._by_version.setdefault(version, [0, 0])
+        tally[0] += int(correct)
+        tally[1] += 1
+        return correct
 
     def estimate(self) -> tuple[float | None, int]:
         """(accuracy over the window, how many samples it rests on)."""
-        with self._lock:
-            n = len(self._recent)
-            return (sum(self._recent) / n if n else None), n
+        n = len(self._recent)
+        return (sum(self._recent) / n if n else None), n
 
     def by_version(self) -> dict[int, tuple[float, int]]:
         """Per model version: (accuracy on its random draws, how many)."""
-        with self._lock:
-            return {v: (c / n, n) for v, (c, n) in self._by_version.items() if n}
+        return {v: (c / n, n) for v, (c, n) in self._by_version.items() if n}

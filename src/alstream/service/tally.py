@@ -14,8 +14,6 @@ and tens of thousands of labels; the engine reads every new row anyway.
 
 from __future__ import annotations
 
-import threading
-
 
 class StoreTally:
     """What :meth:`Store.counts` and ``len(Store.conflicts())`` return, for the rows seen so far."""
@@ -27,35 +25,30 @@ class StoreTally:
         self._skipped = 0
         self._given: dict[str, dict[str | None, str]] = {}  # per sample: each annotator's latest label
         self._disputed: set[str] = set()
-        self._lock = threading.Lock()
 
     def add_samples(self, n: int) -> None:
-        with self._lock:
-            self._samples += n
+        self._samples += n
 
     def add_label(self, sample_id: str, label: str | None, annotator: str | None, skipped: bool) -> None:
         """One label event, in the store's order (latest wins)."""
-        with self._lock:
-            self._labels_total += 1
-            self._skipped += int(skipped) - int(self._skipped_last.get(sample_id, False))
-            self._skipped_last[sample_id] = skipped
-            if skipped or label is None:  # a skip leaves the annotator's last label in the conflicts
-                return
-            given = self._given.setdefault(sample_id, {})
-            given[annotator] = label
-            if len(set(given.values())) > 1:
-                self._disputed.add(sample_id)
-            else:
-                self._disputed.discard(sample_id)
+        self._labels_total += 1
+        self._skipped += int(skipped) - int(self._skipped_last.get(sample_id, False))
+        self._skipped_last[sample_id] = skipped
+        if skipped or label is None:  # a skip leaves the annotator's last label in the conflicts
+            return
+        given = self._given.setdefault(sample_id, {})
+        given[annotator] = label
+        if len(set(given.values())) > 1:
+            self._disputed.add(sample_id)
+        else:
+            self._disputed.discard(sample_id)
 
     def counts(self) -> dict[str, int]:
         """samples, labeled (latest label not skipped), skipped (latest label skipped), labels_total."""
-        with self._lock:
-            labeled = len(self._skipped_last) - self._skipped
-            return {"samples": self._samples, "labeled": labeled, "skipped": self._skipped,
-                    "labels_total": self._labels_total}  # fmt: skip
+        labeled = len(self._skipped_last) - self._skipped
+        return {"samples": self._samples, "labeled": labeled, "skipped": self._skipped,
+                "labels_total": self._labels_total}  # fmt: skip
 
     def conflicts(self) -> int:
         """How many samples have annotators whose latest (non-skipped) labels disagree."""
-        with self._lock:
-            return len(self._disputed)
+        return len(self._disputed)

@@ -1,0 +1,146 @@
+"""The service's read side: what HTTP handlers ask of the engine, answered from its snapshot.
+
+A handler reads the snapshot current when it is served (one reference) and writes only the
+leases and, for each random item it serves, the model's guess (a bounded channel the engine's
+thread drains: the honest accuracy estimate is the engine's). The items' data and features come
+from the store, so nothing the engine's thread writes is read here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from alstream.featurize import Featurizer
+from alstream.messages import InvalidBatch, ItemError
+from alstream.service.leases import Leases
+from alstream.service.snapshot import Snapshot
+from alstream.service.trainer import ModelVersion
+
+GUESSES = 100_000  # random items served and not yet read by the engine: the newest are kept
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """A sample to label, with the model's view of it and why it was chosen."""
+
+    id: str
+    score: float
+    reason: str
+    strategy: str
+    model_version: int
+    probabilities: dict[str, float]
+    predicted: str | None
+    features: list[float] | None
+    text: str | None
+    meta: dict | None
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """What serving needs from the settings."""
+
+    classes: list[str]
+    strategy: str
+    lease_s: float
+    max_leases_per_annotator: int | None = None
+    max_leases_per_token: int | None = None
+
+
+class Serving:
+    """Queue, release, predict and stats, from the engine's latest snapshot; thread-safe."""
+
+    def __init__(self, config: ServingConfig, store: Any, featurizer: Featurizer, leases: Leases) -> None:
+        self.config, self.store, self.featurizer, self.leases = config, store, featurizer, leases
+        self.guesses: deque[tuple[str, int, str]] = deque(maxlen=GUESSES)  # (id, version, predicted)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.leases.snapshot
+
+    @property
+    def serving(self) -> ModelVersion | None:
+        """The version that serves: the one ``/queue``, ``/predict`` and ``/health`` name."""
+        return self.leases.snapshot.serving
+
+    def queue(
+        self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
+    ) -> list[QueueItem]:
+        """Lease up to ``n`` samples to ``annotator`` through ``token``: the most uncertain, and a
+        random share (``fresh``: none she already holds); within the caps per annotator and, when
+        ``token_capped``, per token."""
+        config, snapshot = self.config, self.leases.snapshot
+        cold = snapshot.serving is None
+        taken, snapshot = self.leases.take(
+            n, annotator, config.lease_s, 0.0 if cold else snapshot.share(time.monotonic()), fresh=fresh,
+            holder=token, max_per_annotator=config.max_leases_per_annotator,
+            max_per_holder=config.max_leases_per_token if token_capped else None,
+        )  # fmt: skip
+        if not taken:
+            return []
+        ids = [t.id for t in taken]
+        found, features = self.featurizer.of(self.store, ids)
+        gone = set(ids) - set(found)  # deleted from the store since the snapshot: nothing to show
+        if gone:
+            self.leases.end(gone)
+            taken = [t for t in taken if t.id not in gone]
+        row = {sample_id: i for i, sample_id in enumerate(found)}
+        features = features[[row[t.id] for t in taken]] if taken else features[:0]
+        version = snapshot.serving  # the model whose scores are served
+        cold = version is None
+        if version is None:
+            proba = np.full((len(taken), len(config.classes)), 1 / len(config.classes))
+            classes = list(config.classes)
+        else:
+            proba = version.model.predict_proba(features)
+            classes = [str(c) for c in version.model.classes_]
+        stored = {s["id"]: s for s in self.store.get_samples([t.id for t in taken])}
+        items = []
+        for t, p in zip(taken, proba, strict=True):
+            predicted = None if cold else classes[int(np.argmax(p))]
+            if t.reason == "random" and predicted is not None:
+                self.guesses.append((t.id, t.version, predicted))
+            sample = stored.get(t.id, {})
+            items.append(
+                QueueItem(
+                    id=t.id,
+                    score=t.score,
+                    reason="cold start" if cold else t.reason,
+                    strategy="random" if cold or t.reason == "random" else config.strategy,
+                    model_version=t.version,
+                    probabilities=dict(zip(classes, map(float, p), strict=True)),
+                    predicted=predicted,
+                    features=sample.get("features"),
+                    text=sample.get("text"),
+                    meta=sample.get("meta"),
+                )
+            )
+        return items
+
+    def release(self, ids: list[str], annotator: str) -> int:
+        """Give ``annotator``'s leased items back to the queue (the page does, after a new model);
+        returns how many she held."""
+        return self.leases.release(ids, annotator)
+
+    def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
+        """(version, classes, probabilities) of the serving model; raises if there is none yet."""
+        version = self.serving
+        if version is None:
+            raise LookupError("no model yet: label a few samples of every class first")
+        proba = version.model.predict_proba(features)
+        unscored = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
+        if unscored:  # a custom model may overflow: say which rows, never answer NaN
+            why = "the model gives no finite probabilities for this row (far outside what it learned from)"
+            raise InvalidBatch([ItemError(i, None, "features", why) for i in unscored])
+        return version.version, [str(c) for c in version.model.classes_], proba
+
+    def stats(self) -> dict[str, Any]:
+        """What ``/stats`` shows: the snapshot's numbers, the leases now."""
+        snapshot = self.leases.snapshot
+        leases = self.leases.state()
+        drift = {**snapshot.stats["drift"], "random_share": snapshot.share(time.monotonic())}
+        return {**snapshot.stats, "leased": leases["leases"], "leases": leases, "drift": drift}
