@@ -14,7 +14,8 @@ import pytest
 from alstream.stream import open_stream
 from alstream.stream.frames import encode
 from alstream.stream.kafka import KafkaStream
-from alstream.stream.log import EmbeddedLog, segment_path
+from alstream.stream.log import EmbeddedLog
+from alstream.stream.topic import TopicFiles
 
 
 def batch(count: int, start: int = 0) -> list[tuple[bytes | None, bytes]]:
@@ -49,7 +50,7 @@ def test_torn_tail_is_ignored_then_truncated(tmp_path: Path, tail: bytes):
     log = EmbeddedLog(tmp_path)
     log.publish("t", batch(10))
     log.close()
-    path = segment_path(tmp_path, "t")
+    path = TopicFiles(tmp_path, "t").path(0)
     good_size = path.stat().st_size
     with path.open("ab") as f:
         f.write(tail)
@@ -71,7 +72,7 @@ def test_consumer_positions_survive_a_torn_tail(tmp_path: Path):
     consumer = log.consumer("g", ["t"])
     consumer.commit(consumer.poll(timeout=0.0))
     consumer.close()
-    with segment_path(tmp_path, "t").open("ab") as f:
+    with TopicFiles(tmp_path, "t").path(0).open("ab") as f:
         f.write(b"\x00\x00\x01\x00partial")
     log.publish("t", batch(2, start=4))
     consumer = log.consumer("g", ["t"])
