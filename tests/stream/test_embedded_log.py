@@ -15,6 +15,7 @@ from alstream.stream import open_stream
 from alstream.stream.frames import encode
 from alstream.stream.kafka import KafkaStream
 from alstream.stream.log import EmbeddedLog
+from alstream.stream.retention import LogLimits
 from alstream.stream.topic import TopicFiles
 
 
@@ -96,16 +97,17 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_consumer_in_another_process_sees_what_this_one_publishes(tmp_path: Path):
-    log = EmbeddedLog(tmp_path)
+@pytest.mark.parametrize("segment_bytes", [LogLimits().segment_bytes, 4096], ids=["one-segment", "rolling"])
+def test_consumer_in_another_process_sees_what_this_one_publishes(tmp_path: Path, segment_bytes: int):
+    log = EmbeddedLog(tmp_path, LogLimits(segment_bytes=segment_bytes))
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(tmp_path), "1500"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
-        for start in range(0, 1500, 500):
-            log.publish("t", batch(500, start=start))
+        for start in range(0, 1500, 50):  # rolling: a new segment every few batches
+            log.publish("t", batch(50, start=start))
         out, _ = child.communicate(timeout=60)
     finally:
         child.kill()
@@ -168,6 +170,8 @@ def test_invalid_topic_names_are_refused(tmp_path: Path):
 def test_open_stream_picks_the_implementation(tmp_path: Path):
     embedded = open_stream(None, tmp_path)
     assert isinstance(embedded, EmbeddedLog)
-    assert embedded.directory == tmp_path / "log"
+    assert embedded.directory == tmp_path / "log" and embedded.limits == LogLimits()
+    limits = LogLimits(segment_bytes=4096, retention_s=None, retention_bytes=10**6)
+    assert open_stream(None, tmp_path, log_limits=limits).limits == limits
     kafka = open_stream("127.0.0.1:1", tmp_path)
     assert isinstance(kafka, KafkaStream)
