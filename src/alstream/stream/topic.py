@@ -44,10 +44,11 @@ class TopicFiles:
         return self.folder / f"{name}.lock"
 
     def ensure_folder(self) -> None:
-        """Create the topic's folder (the owner's only), durably."""
-        if not self.folder.is_dir():
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fsync_dir(self.folder.parent)
+        """Create the topic's folder and `topics/` (the owner's only), durably."""
+        for folder in (self.folder.parent, self.folder):
+            if not folder.is_dir():
+                folder.mkdir(mode=0o700, exist_ok=True)
+                fsync_dir(folder.parent)
 
     def segments(self) -> list[Segment]:
         """The segments there now, oldest first."""
