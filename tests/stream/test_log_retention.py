@@ -261,3 +261,18 @@ def test_a_log_of_the_previous_layout_is_read_after_an_upgrade(tmp_path: Path):
     assert not (tmp_path / "topics" / "t.log").exists()  # read by every group: deleted like any other
     assert [s.base for s in TopicFiles(tmp_path, "t").segments()] == [1000]
     consumer.close()
+
+
+def test_an_unreadable_group_file_deletes_nothing_and_publishing_goes_on(tmp_path: Path, caplog):
+    log = EmbeddedLog(tmp_path, LogLimits(segment_bytes=SEGMENT, retention_s=0))
+    consumer = log.consumer("g", ["t"])
+    log.publish("t", batch(BATCH))
+    consumer.commit(drain(consumer))
+    consumer.close()
+    (tmp_path / "groups" / "broken.json").write_text('{"t": {"offs')
+    with caplog.at_level(logging.WARNING, logger="alstream.stream"):
+        for start in range(BATCH, 20 * BATCH, BATCH):
+            log.publish("t", batch(BATCH, start))
+    assert TopicFiles(tmp_path, "t").segments()[0].base == 0
+    assert any("nothing deleted" in r.getMessage() for r in caplog.records)
+    assert [r.offset for r in drain(log.consumer("g", ["t"]))] == list(range(BATCH, 20 * BATCH))

@@ -107,7 +107,8 @@ class Retention:
         self._mutex = threading.Lock()
 
     def maybe(self, topic: str, *, now: bool = False) -> None:
-        """Enforce the limits on `topic` if it is time (or `now`); errors are only logged."""
+        """Enforce the limits on `topic` if it is time (or `now`); errors are only logged, so a
+        publish or commit that called it still succeeds."""
         if not self.limits.can_delete:
             return
         clock = time.monotonic()
@@ -118,8 +119,8 @@ class Retention:
         try:
             self._checked[topic] = clock
             self.enforce(topic)
-        except OSError as exc:
-            log.warning("embedded log: retention of topic %r failed: %s", topic, exc)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a group file unreadable: keep all
+            log.warning("embedded log: retention of topic %r failed, nothing deleted: %r", topic, exc)
         finally:
             self._mutex.release()
 
