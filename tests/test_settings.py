@@ -228,11 +228,22 @@ def test_the_stream_settings_say_what_is_wrong(monkeypatch):
     )
     monkeypatch.setenv("ALSTREAM_RETENTION_S", "forever")
     assert Settings().retention_s is None and Settings().label_budget == "auto"
+    embedded = Settings()
+    assert (embedded.log_segment_bytes, embedded.log_retention_s, embedded.log_retention_bytes) == (
+        64 * 1024 * 1024,
+        3600.0,
+        None,
+    )
+    monkeypatch.setenv("ALSTREAM_LOG_RETENTION_S", "forever")
+    monkeypatch.setenv("ALSTREAM_LOG_RETENTION_BYTES", str(10**9))
+    assert (Settings().log_retention_s, Settings().log_retention_bytes) == (None, 10**9)
     refused = [
         ({"selector": "best"}, "unknown selective strategy"),
         ({"label_budget": 0}, "above 0"),
         ({"max_pool": 3}, "greater than or equal to 10"),
         ({"reservoir_share": 1.0}, "less than 1"),
+        ({"log_segment_bytes": 100}, "greater than or equal to 4096"),
+        ({"log_retention_s": -1}, "greater than or equal to 0"),
     ]
     for bad, why in refused:
         with pytest.raises(ValidationError, match=why):

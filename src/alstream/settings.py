@@ -116,6 +116,26 @@ class Settings(BaseSettings):
         "alstream.dead-letter", description="Topic where malformed messages go, with the reason."
     )
     consumer_group: str = Field("alstream", description="Kafka consumer group of the service.")
+    log_segment_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=4096,
+        description="Embedded log (no kafka_bootstrap): a topic's newest segment file is closed and a new "
+        "one begun once it holds this many bytes.",
+    )
+    log_retention_s: float | None = Field(
+        3600.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Embedded log: a closed segment is deleted once every consumer group that committed in "
+        "its topic has committed past it and its last write is this old (seconds). 'forever': keep them.",
+    )
+    log_retention_bytes: int | None = Field(
+        None,
+        ge=4096,
+        description="Embedded log: while a topic is larger than this (bytes), its oldest closed segments are "
+        "deleted even if not consumed yet (a warning counts the records dropped), like Kafka's "
+        "retention.bytes. None: no size bound.",
+    )
     consumer_instance_id: str | None = Field(
         None,
         description="Kafka static membership: consumers are group members '<this>-<n>' (n: the lowest "
@@ -396,7 +416,7 @@ class Settings(BaseSettings):
 
         return strategy_name(value)
 
-    @field_validator("retention_s", mode="before")
+    @field_validator("retention_s", "log_retention_s", "log_retention_bytes", mode="before")
     @classmethod
     def _forever_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "forever"):

@@ -32,7 +32,8 @@ def test_data_dir_database_log_and_models_are_the_owners_only(open_umask, tmp_pa
         assert all(path.exists() for path in files)  # WAL mode, while it runs
         assert list((data / "models").glob("v*.joblib"))
         if stream_kind == "embedded":
-            assert list((data / "log" / "topics").glob("*.log")) and list((data / "log" / "groups").iterdir())
+            assert list((data / "log" / "topics").glob("*/*.log"))  # topics/<topic>/<base offset>.log
+            assert list((data / "log" / "groups").iterdir())
         found = modes(data, *files)
         assert {p: m for p, m in found.items() if Path(p).is_dir()} == {
             p: "0o700" for p in found if Path(p).is_dir()

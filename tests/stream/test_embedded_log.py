@@ -14,7 +14,9 @@ import pytest
 from alstream.stream import open_stream
 from alstream.stream.frames import encode
 from alstream.stream.kafka import KafkaStream
-from alstream.stream.log import EmbeddedLog, segment_path
+from alstream.stream.log import EmbeddedLog
+from alstream.stream.retention import LogLimits
+from alstream.stream.topic import TopicFiles
 
 
 def batch(count: int, start: int = 0) -> list[tuple[bytes | None, bytes]]:
@@ -49,7 +51,7 @@ def test_torn_tail_is_ignored_then_truncated(tmp_path: Path, tail: bytes):
     log = EmbeddedLog(tmp_path)
     log.publish("t", batch(10))
     log.close()
-    path = segment_path(tmp_path, "t")
+    path = TopicFiles(tmp_path, "t").path(0)
     good_size = path.stat().st_size
     with path.open("ab") as f:
         f.write(tail)
@@ -71,7 +73,7 @@ def test_consumer_positions_survive_a_torn_tail(tmp_path: Path):
     consumer = log.consumer("g", ["t"])
     consumer.commit(consumer.poll(timeout=0.0))
     consumer.close()
-    with segment_path(tmp_path, "t").open("ab") as f:
+    with TopicFiles(tmp_path, "t").path(0).open("ab") as f:
         f.write(b"\x00\x00\x01\x00partial")
     log.publish("t", batch(2, start=4))
     consumer = log.consumer("g", ["t"])
@@ -95,16 +97,17 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_consumer_in_another_process_sees_what_this_one_publishes(tmp_path: Path):
-    log = EmbeddedLog(tmp_path)
+@pytest.mark.parametrize("segment_bytes", [LogLimits().segment_bytes, 4096], ids=["one-segment", "rolling"])
+def test_consumer_in_another_process_sees_what_this_one_publishes(tmp_path: Path, segment_bytes: int):
+    log = EmbeddedLog(tmp_path, LogLimits(segment_bytes=segment_bytes))
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(tmp_path), "1500"], stdout=subprocess.PIPE, text=True
     )
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
-        for start in range(0, 1500, 500):
-            log.publish("t", batch(500, start=start))
+        for start in range(0, 1500, 50):  # rolling: a new segment every few batches
+            log.publish("t", batch(50, start=start))
         out, _ = child.communicate(timeout=60)
     finally:
         child.kill()
@@ -167,6 +170,8 @@ def test_invalid_topic_names_are_refused(tmp_path: Path):
 def test_open_stream_picks_the_implementation(tmp_path: Path):
     embedded = open_stream(None, tmp_path)
     assert isinstance(embedded, EmbeddedLog)
-    assert embedded.directory == tmp_path / "log"
+    assert embedded.directory == tmp_path / "log" and embedded.limits == LogLimits()
+    limits = LogLimits(segment_bytes=4096, retention_s=None, retention_bytes=10**6)
+    assert open_stream(None, tmp_path, log_limits=limits).limits == limits
     kafka = open_stream("127.0.0.1:1", tmp_path)
     assert isinstance(kafka, KafkaStream)

@@ -19,7 +19,7 @@ from alstream.service.security import Gatekeeper
 from alstream.service.trainer import ModelVersion, RetrainPolicy
 from alstream.settings import Settings
 from alstream.store import Store
-from alstream.stream import Stream, open_stream
+from alstream.stream import LogLimits, Stream, open_stream
 
 log = logging.getLogger("alstream.service")
 PUBLISH_CHUNK = 5000
@@ -30,8 +30,12 @@ def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
     create_private(settings)
     store = Store(settings.database_url)
     store.create()
+    limits = LogLimits(settings.log_segment_bytes, settings.log_retention_s, settings.log_retention_bytes)
     stream = open_stream(
-        settings.kafka_bootstrap, settings.data_dir, instance_id=settings.consumer_instance_id
+        settings.kafka_bootstrap,
+        settings.data_dir,
+        instance_id=settings.consumer_instance_id,
+        log_limits=limits,
     )
     return store, stream, Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
 

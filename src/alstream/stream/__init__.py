@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from alstream.stream.base import Consumer, Message, Record, Stream, StreamUnavailable
+from alstream.stream.retention import LogLimits
 
 
-def open_stream(kafka_bootstrap: str | None, data_dir: Path, *, instance_id: str | None = None) -> Stream:
-    """A KafkaStream when a bootstrap address is given, else an EmbeddedLog in `data_dir / "log"`.
+def open_stream(
+    kafka_bootstrap: str | None,
+    data_dir: Path,
+    *,
+    instance_id: str | None = None,
+    log_limits: LogLimits | None = None,
+) -> Stream:
+    """A KafkaStream when a bootstrap address is given, else an EmbeddedLog in `data_dir / "log"`
+    with `log_limits` (segment size, retention; default: LogLimits()).
 
     Kafka consumers are static group members, their ids (prefixed ``instance_id``, default the host
     name) held by lock files in `data_dir / "kafka-members"`."""
@@ -20,7 +28,7 @@ def open_stream(kafka_bootstrap: str | None, data_dir: Path, *, instance_id: str
         )
     from alstream.stream.log import EmbeddedLog
 
-    return EmbeddedLog(Path(data_dir) / "log")
+    return EmbeddedLog(Path(data_dir) / "log", log_limits)
 
 
-__all__ = ["Consumer", "Message", "Record", "Stream", "StreamUnavailable", "open_stream"]
+__all__ = ["Consumer", "LogLimits", "Message", "Record", "Stream", "StreamUnavailable", "open_stream"]

@@ -7,14 +7,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from alstream.stream.segment import fsync_dir
 
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """The next offset to read in a topic and the byte position where its record starts."""
+    """The next offset to read in a topic and the byte position where its record starts in its
+    segment (a reader starts a segment whose base is `offset` at byte 0, whatever `byte` says:
+    the position may have been taken at the end of the segment before)."""
 
     offset: int = 0
     byte: int = 0
@@ -59,3 +61,17 @@ class GroupPositions:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+
+def committed_offsets(directory: Path, topic: str) -> dict[str, int]:
+    """The next offset each group committed in `topic`, for the groups that committed there (read
+    without their locks: each file is replaced whole)."""
+    offsets = {}
+    for path in directory.glob("*.json"):
+        try:
+            raw = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            continue
+        if topic in raw:
+            offsets[unquote(path.stem)] = int(raw[topic]["offset"])
+    return offsets

@@ -1,18 +1,17 @@
-"""One topic's append-only segment file: a locked, fsynced writer and a lock-free reader."""
+"""One segment file of a topic: a writer that appends fsynced batches, a lock-free reader.
+
+The topic's writer (`alstream.stream.writer`) holds the topic's lock around every append.
+"""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from pathlib import Path
 
-from alstream.stream.base import StreamUnavailable
 from alstream.stream.frames import decode, frame_size_at, iter_frames
 
 READ_CHUNK = 256 * 1024
 SCAN_CHUNK = 4 * 1024 * 1024
-LOCK_STEP = 0.005
 
 
 def fsync_dir(directory: Path) -> None:
@@ -48,14 +47,17 @@ def read_frames(fd: int, position: int, size: int, limit: int) -> list[tuple[byt
     return out
 
 
-def valid_end(fd: int, position: int, size: int) -> int:
-    """The byte position after the last valid record from `position`, without decoding records."""
+def scan(fd: int, position: int, size: int) -> tuple[int, int]:
+    """(the byte position after the last valid record from `position`, how many records that is),
+    without decoding them."""
     want = SCAN_CHUNK
+    count = 0
     while position < size:
         buf = os.pread(fd, min(size - position, want), position)
         consumed = 0
         for _, end in iter_frames(buf):
             consumed = end
+            count += 1
         if consumed:
             position += consumed
             want = SCAN_CHUNK
@@ -64,71 +66,71 @@ def valid_end(fd: int, position: int, size: int) -> int:
         if needed <= len(buf) or position + needed > size:
             break
         want = needed
-    return position
+    return position, count
 
 
 class SegmentReader:
-    """Reads a segment that another process may be appending to; never takes the lock."""
+    """Reads one segment, which a writer in another process may be appending to."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fd: int | None = None
+    def __init__(self, fd: int, path: Path, base: int) -> None:
+        self._fd = fd
+        self.path = path
+        self.base = base
+
+    @classmethod
+    def open(cls, path: Path, base: int) -> SegmentReader:
+        """The reader of segment `path` (FileNotFoundError when it is gone)."""
+        return cls(os.open(path, os.O_RDONLY), path, base)
 
     def read(self, position: int, limit: int) -> list[tuple[bytes | None, bytes, int]]:
-        if self._fd is None:
-            try:
-                self._fd = os.open(self._path, os.O_RDONLY)
-            except FileNotFoundError:
-                return []
         return read_frames(self._fd, position, os.fstat(self._fd).st_size, limit)
 
     def close(self) -> None:
-        if self._fd is not None:
+        if self._fd >= 0:
             os.close(self._fd)
-            self._fd = None
+            self._fd = -1
 
 
 class SegmentWriter:
-    """Appends framed batches under an exclusive flock and fsyncs them; truncates a torn tail."""
+    """Appends framed batches to one segment and fsyncs them; truncates a torn tail first.
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    `end` and `records` are what this writer knows of the segment; `catch_up` adds what other
+    processes appended. Only call it with the topic's lock held."""
+
+    def __init__(self, fd: int, path: Path, base: int) -> None:
+        self._fd = fd
+        self.path = path
+        self.base = base
+        self.end = 0
+        self.records = 0
+
+    @classmethod
+    def open(cls, path: Path, base: int) -> SegmentWriter:
+        """The writer of segment `path`, created (durably) when it does not exist."""
         existed = path.exists()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         if not existed:
             fsync_dir(path.parent)
-        self._end = 0  # byte position after the last valid record known to this writer
+        return cls(fd, path, base)
 
-    def append(self, data: bytes, timeout: float) -> None:
-        """Write `data` (whole frames) at the end of the valid records, durably."""
-        self._lock(timeout)
-        try:
-            self._catch_up()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
-            self._end += len(data)
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def _lock(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StreamUnavailable("embedded log is locked by another writer") from None
-                time.sleep(LOCK_STEP)
-
-    def _catch_up(self) -> None:
-        """Skip records other writers appended; cut off whatever invalid bytes follow them."""
+    def catch_up(self) -> None:
+        """Count the records other writers appended; cut off whatever invalid bytes follow them."""
         size = os.fstat(self._fd).st_size
-        self._end = valid_end(self._fd, self._end, size)
-        if size > self._end:
-            os.ftruncate(self._fd, self._end)
+        self.end, added = scan(self._fd, self.end, size)
+        self.records += added
+        if size > self.end:
+            os.ftruncate(self._fd, self.end)
+
+    def append(self, data: bytes, records: int) -> None:
+        """Write `data` (`records` whole frames) after the valid records, durably."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        os.fsync(self._fd)
+        self.end += len(data)
+        self.records += records
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
