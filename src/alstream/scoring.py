@@ -224,7 +224,7 @@ def score_pool(
     each decision's terms (float32: about 1e-6 for rows like those fitted, more for rows far out).
     Rows whose decisions are too large for that (beyond float32, or large and undecided) and
     one-vs-rest rows whose sigmoids all underflow score with ``predict_proba``, as any other model
-    does. Memory beyond the scores: one chunk's.
+    does. Memory beyond the scores: one chunk's buffers, allocated once.
 
     >>> from sklearn.ensemble import RandomForestClassifier
     >>> X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 1, 0, 1]
@@ -239,62 +239,147 @@ def score_pool(
     if form is not None and form.weights.shape[0] != X.shape[1]:
         form = None  # predict_proba says what is wrong
     out = np.empty(len(X))
+    space = None if form is None else Workspace.for_form(form, min(chunk_size, max(len(X), 1)))
     for rows in chunk_slices(len(X), chunk_size):
-        if form is None:
+        if form is None or space is None:
             out[rows] = score(model.predict_proba(X[rows]))
             continue
-        out[rows], trusted = _linear_scores(form, X[rows], score)
+        out[rows], trusted = _linear_scores(form, X[rows], score, space)
         if not trusted.all():
             doubtful = np.flatnonzero(~trusted)
             out[rows.start + doubtful] = score(model.predict_proba(X[rows][doubtful]))
     return out
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """One chunk's buffers, reused chunk after chunk so that the loop allocates nothing."""
+
+    by_row: np.ndarray  # (rows, classes): the products as BLAS writes them
+    logits: np.ndarray  # (classes, rows): each class contiguous
+    work: np.ndarray  # (classes, rows): exponentials, sigmoids
+    vectors: np.ndarray  # (7, rows): per-row values (largest, smallest, total, ...)
+    flags: np.ndarray  # (2, rows) booleans: which scores to trust
+    centered: np.ndarray | None  # (BLAS_ROWS, features) when the form centers the rows
+
+    @classmethod
+    def for_form(cls, form: LinearForm, rows: int) -> Workspace:
+        """Buffers for chunks of up to ``rows`` rows scored with ``form``."""
+        features, classes = form.weights.shape
+        dtype = form.weights.dtype
+        centered = None if form.center is None else np.empty((min(rows, BLAS_ROWS), features), dtype)
+        return cls(
+            by_row=np.empty((rows, classes), dtype),
+            logits=np.empty((classes, rows), dtype),
+            work=np.empty((classes, rows), dtype),
+            vectors=np.empty((7, rows), dtype),
+            flags=np.empty((2, rows), dtype=bool),
+            centered=centered,
+        )
+
+
 @np.errstate(all="ignore")  # overflows and underflows are expected, and the rows they spoil marked
-def _linear_scores(form: LinearForm, X: np.ndarray, score: Strategy) -> tuple[np.ndarray, np.ndarray]:
-    """The chunk's scores, and which of them rounding cannot have spoiled."""
-    by_row = np.empty((len(X), form.weights.shape[1]), dtype=form.weights.dtype)
-    centered = None if form.center is None else np.empty((min(len(X), BLAS_ROWS), X.shape[1]), X.dtype)
-    for rows in chunk_slices(len(X), BLAS_ROWS):
-        block = X[rows]
-        if centered is not None:
-            block = np.subtract(block, form.center, out=centered[: len(block)])
-        np.matmul(block, form.weights, out=by_row[rows])
-    logits = np.add(by_row.T, form.bias, order="C")  # (classes, rows): each class contiguous
-    low, high = logits.min(axis=0), logits.max(axis=0)
-    if form.one_vs_rest:  # logits = -z; the sigmoids 1 / (1 + exp(-z)), in place
-        np.exp(logits, out=logits)
-        logits += 1.0
-        weights, log_weights = np.reciprocal(logits, out=logits), None
-        top = 1.0 / (1.0 + np.exp(low))  # the largest sigmoid
-    else:  # softmax, shifted so that the largest is exp(0) = 1
-        logits -= high
-        weights, log_weights, top = np.exp(logits), logits, 1.0
-    total = weights.sum(axis=0)  # the probabilities are weights / total
-    unsure = 1.0 - top / total  # least-confident: 1 - the largest probability
+def _linear_scores(
+    form: LinearForm, X: np.ndarray, score: Strategy, space: Workspace
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk's scores, and which of them rounding cannot have spoiled (views of ``space``)."""
+    n = len(X)
+    logits = _logits(form, X, space)
+    high, low, total, unsure, scores, spare, lower = space.vectors[:, :n]
+    np.max(logits, axis=0, out=high)
+    np.min(logits, axis=0, out=low)
+    if form.one_vs_rest:
+        weights, logs, sign = *_sigmoids(logits, low, score, space.work[:, :n], unsure), 1.0
+    else:
+        weights, logs, sign = *_softmax_weights(logits, high, space.work[:, :n], unsure), -1.0
+    np.sum(weights, axis=0, out=total)  # the probabilities are weights / total
+    np.divide(unsure, total, out=unsure)  # unsure held the largest weight
+    np.subtract(1.0, unsure, out=unsure)  # least-confident: 1 - the largest probability
     if score is least_confident:
         scores = unsure
     elif score is margin:
-        first, second = _top_two(weights)
-        scores = 1.0 - (first - second) / total
-    elif score is entropy:  # log total - sum(w log w) / total
-        logs = np.log(weights) if log_weights is None else log_weights
-        scores = np.log(total) - np.einsum("ij,ij->j", weights, logs) / total
+        first, second = _top_two(weights, scores, spare, lower)
+        np.subtract(first, second, out=scores)
+        np.divide(scores, total, out=scores)
+        np.subtract(1.0, scores, out=scores)
+    elif score is entropy:  # log total - sum(w log w) / total; logs = sign * log w
+        np.einsum("ij,ij->j", weights, logs, out=scores)
+        np.multiply(scores, sign, out=scores)
+        np.divide(scores, total, out=scores)
+        np.add(np.log(total, out=spare), scores, out=scores)
     else:
         scores = score((weights / total).T)
-    # Rounding moves each decision by about eps * its size; the scores feel that as far as the
-    # probabilities are not all on one class. Small sums of sigmoids lose digits to underflow.
-    size = np.maximum(np.abs(low), np.abs(high))
-    doubt = np.finfo(logits.dtype).eps * size * unsure
-    return scores, np.isfinite(scores) & (doubt <= ROUNDING) & (total >= TINY_TOTAL)
+    return scores, _trusted(scores, high, low, total, unsure, spare, space.flags[:, :n])
 
 
-def _top_two(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The largest and second largest value of each column (equal when two rows tie)."""
-    first, second = np.maximum(cols[0], cols[1]), np.minimum(cols[0], cols[1])
-    lower = np.empty_like(first)
+def _logits(form: LinearForm, X: np.ndarray, space: Workspace) -> np.ndarray:
+    """``form``'s logits of the rows of ``X``, class by class: one matrix product a block of rows."""
+    by_row = space.by_row[: len(X)]
+    for rows in chunk_slices(len(X), BLAS_ROWS):
+        block = X[rows]
+        if space.centered is not None and form.center is not None:
+            block = np.subtract(block, form.center, out=space.centered[: len(block)])
+        np.matmul(block, form.weights, out=by_row[rows])
+    return np.add(by_row.T, form.bias, out=space.logits[:, : len(X)])
+
+
+def _softmax_weights(
+    logits: np.ndarray, high: np.ndarray, work: np.ndarray, largest: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``exp(logits - high)`` (the largest is 1, written to ``largest``), and its logarithms."""
+    np.subtract(logits, high, out=logits)
+    largest.fill(1.0)
+    return np.exp(logits, out=work), logits
+
+
+def _sigmoids(
+    minus_z: np.ndarray, low: np.ndarray, score: Strategy, work: np.ndarray, largest: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sigmoids ``1 / (1 + exp(-z))`` (the largest written to ``largest``); for entropy minus
+    their logarithms, in place of ``minus_z``."""
+    np.exp(low, out=largest)
+    largest += 1.0
+    np.reciprocal(largest, out=largest)  # the sigmoid of the largest decision
+    weights = np.exp(minus_z, out=work)
+    weights += 1.0
+    if score is entropy:
+        np.log(weights, out=minus_z)
+    return np.reciprocal(weights, out=weights), minus_z
+
+
+def _trusted(
+    scores: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    total: np.ndarray,
+    unsure: np.ndarray,
+    spare: np.ndarray,
+    flags: np.ndarray,
+) -> np.ndarray:
+    """Which scores rounding cannot have spoiled.
+
+    Rounding moves each decision by about eps * its size; the scores feel that as far as the
+    probabilities are not all on one class. Small sums of sigmoids lose digits to underflow.
+    """
+    trusted, check = flags
+    size = np.maximum(high, np.negative(low, out=spare), out=spare)  # the largest |logit|
+    np.multiply(size, unsure, out=size)
+    np.less_equal(size, ROUNDING / np.finfo(scores.dtype).eps, out=trusted)  # False for NaN
+    np.greater_equal(total, TINY_TOTAL, out=check)
+    trusted &= check
+    trusted &= np.isfinite(scores, out=check)
+    return trusted
+
+
+def _top_two(
+    cols: np.ndarray, first: np.ndarray, second: np.ndarray, lower: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The largest and second largest value of each column into ``first`` and ``second`` (equal
+    when two rows tie); ``lower`` is scratch."""
+    np.maximum(cols[0], cols[1], out=first)
+    np.minimum(cols[0], cols[1], out=second)
     for col in cols[2:]:
-        np.minimum(first, col, out=lower)
+        lower = np.minimum(first, col, out=lower)
         np.maximum(second, lower, out=second)
         np.maximum(first, col, out=first)
     return first, second
