@@ -55,6 +55,7 @@ POOL_CHUNK = 8192  # rows scored at once by score_pool (bench/rescore_bench.py -
 BLAS_ROWS = 1024  # rows per matrix product inside a chunk: OpenBLAS is fastest on short blocks
 ROUNDING = 3e-6  # score error allowed from the float type: beyond it, center the chunks or call predict_proba
 TINY_TOTAL = 1e-30  # one-vs-rest rows whose sigmoids sum below this are left to predict_proba
+EXP_LIMIT = {np.float32: 80.0, np.float64: 700.0}  # |logits| exp takes unshifted (10^4 of them sum finite)
 
 
 def has_fast_path(model: Classifier, X: object) -> bool:
@@ -255,9 +256,8 @@ def score_pool(
 class Workspace:
     """One chunk's buffers, reused chunk after chunk so that the loop allocates nothing."""
 
-    by_row: np.ndarray  # (rows, classes): the products as BLAS writes them
+    scratch: np.ndarray  # rows x classes values: first the products as BLAS writes them, then weights
     logits: np.ndarray  # (classes, rows): each class contiguous
-    work: np.ndarray  # (classes, rows): exponentials, sigmoids
     vectors: np.ndarray  # (7, rows): per-row values (largest, smallest, total, ...)
     flags: np.ndarray  # (2, rows) booleans: which scores to trust
     centered: np.ndarray | None  # (BLAS_ROWS, features) when the form centers the rows
@@ -269,13 +269,20 @@ class Workspace:
         dtype = form.weights.dtype
         centered = None if form.center is None else np.empty((min(rows, BLAS_ROWS), features), dtype)
         return cls(
-            by_row=np.empty((rows, classes), dtype),
+            scratch=np.empty(rows * classes, dtype),
             logits=np.empty((classes, rows), dtype),
-            work=np.empty((classes, rows), dtype),
             vectors=np.empty((7, rows), dtype),
             flags=np.empty((2, rows), dtype=bool),
             centered=centered,
         )
+
+    def by_row(self, n: int) -> np.ndarray:
+        """``(n, classes)``: where BLAS writes the products."""
+        return self.scratch[: n * len(self.logits)].reshape(n, -1)
+
+    def work(self, n: int) -> np.ndarray:
+        """``(classes, n)``: the same memory, once the logits are out of it."""
+        return self.scratch[: n * len(self.logits)].reshape(len(self.logits), n)
 
 
 @np.errstate(all="ignore")  # overflows and underflows are expected, and the rows they spoil marked
@@ -289,9 +296,9 @@ def _linear_scores(
     np.max(logits, axis=0, out=high)
     np.min(logits, axis=0, out=low)
     if form.one_vs_rest:
-        weights, logs, sign = *_sigmoids(logits, low, score, space.work[:, :n], unsure), 1.0
+        weights, logs, sign = *_sigmoids(logits, low, score, space.work(n), unsure), 1.0
     else:
-        weights, logs, sign = *_softmax_weights(logits, high, space.work[:, :n], unsure), -1.0
+        weights, logs, sign = *_softmax_weights(logits, high, score, space.work(n), unsure), -1.0
     np.sum(weights, axis=0, out=total)  # the probabilities are weights / total
     np.divide(unsure, total, out=unsure)  # unsure held the largest weight
     np.subtract(1.0, unsure, out=unsure)  # least-confident: 1 - the largest probability
@@ -314,7 +321,7 @@ def _linear_scores(
 
 def _logits(form: LinearForm, X: np.ndarray, space: Workspace) -> np.ndarray:
     """``form``'s logits of the rows of ``X``, class by class: one matrix product a block of rows."""
-    by_row = space.by_row[: len(X)]
+    by_row = space.by_row(len(X))
     for rows in chunk_slices(len(X), BLAS_ROWS):
         block = X[rows]
         if space.centered is not None and form.center is not None:
@@ -324,11 +331,19 @@ def _logits(form: LinearForm, X: np.ndarray, space: Workspace) -> np.ndarray:
 
 
 def _softmax_weights(
-    logits: np.ndarray, high: np.ndarray, work: np.ndarray, largest: np.ndarray
+    logits: np.ndarray, high: np.ndarray, score: Strategy, work: np.ndarray, largest: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``exp(logits - high)`` (the largest is 1, written to ``largest``), and its logarithms."""
-    np.subtract(logits, high, out=logits)
-    largest.fill(1.0)
+    """``exp(logits)``, up to a factor a row (its largest written to ``largest``), and their logarithms.
+
+    The logits are shifted by their row's largest (which then weighs 1) for entropy, which subtracts
+    logarithms of the weights' size, and wherever exp could overflow or underflow.
+    """
+    limit = EXP_LIMIT[logits.dtype.type]
+    if score is entropy or high.max(initial=0.0) > limit or high.min(initial=0.0) < -limit:
+        np.subtract(logits, high, out=logits)
+        largest.fill(1.0)
+    else:
+        np.exp(high, out=largest)
     return np.exp(logits, out=work), logits
 
 
@@ -359,15 +374,26 @@ def _trusted(
     """Which scores rounding cannot have spoiled.
 
     Rounding moves each decision by about eps * its size; the scores feel that as far as the
-    probabilities are not all on one class. Small sums of sigmoids lose digits to underflow.
+    probabilities are not all on one class. Small sums of sigmoids lose digits to underflow. A chunk
+    whose logits are all small enough for any row passes on four reductions, without a row's test.
     """
     trusted, check = flags
+    bound = ROUNDING / np.finfo(scores.dtype).eps  # on |logit| * unsure
+    if (
+        -low.min() <= bound  # unsure <= 1; NaN fails every comparison
+        and high.max() <= bound
+        and total.min() >= TINY_TOTAL
+        and (scores is unsure or np.isfinite(scores.sum()))  # bounded scores: a finite sum
+    ):
+        trusted.fill(True)
+        return trusted
     size = np.maximum(high, np.negative(low, out=spare), out=spare)  # the largest |logit|
     np.multiply(size, unsure, out=size)
-    np.less_equal(size, ROUNDING / np.finfo(scores.dtype).eps, out=trusted)  # False for NaN
+    np.less_equal(size, bound, out=trusted)  # False for NaN
     np.greater_equal(total, TINY_TOTAL, out=check)
     trusted &= check
-    trusted &= np.isfinite(scores, out=check)
+    if scores is not unsure:  # least-confident's NaN already failed the first test
+        trusted &= np.isfinite(scores, out=check)
     return trusted
 
 
