@@ -55,7 +55,7 @@ POOL_CHUNK = 8192  # rows scored at once by score_pool (bench/rescore_bench.py -
 BLAS_ROWS = 1024  # rows per matrix product inside a chunk: OpenBLAS is fastest on short blocks
 ROUNDING = 3e-6  # score error allowed from the float type: beyond it, center the chunks or call predict_proba
 TINY_TOTAL = 1e-30  # one-vs-rest rows whose sigmoids sum below this are left to predict_proba
-EXP_LIMIT = {np.float32: 80.0, np.float64: 700.0}  # |logits| exp takes unshifted (10^4 of them sum finite)
+EXP_LIMIT = {np.float32: 80.0, np.float64: 700.0}  # |logits| exp takes as they are (thousands sum finite)
 
 
 def has_fast_path(model: Classifier, X: object) -> bool:
