@@ -203,6 +203,19 @@ def test_a_float64_pool_scores_in_float64(final, n_classes):
 
 
 @pytest.mark.parametrize("final", [make_model("sgd"), LogisticRegression(max_iter=2000)], ids=LINKS)
+def test_a_binary_model_scores_from_its_one_decision(final):
+    X, y, pool = _pool(2)
+    model = standardized(final).fit(X, y)
+    form = linear_form(model)
+    assert form is not None and form.weights.shape == (16, 1)
+    decision = pool @ form.weights[:, 0] + form.bias[0, 0]
+    np.testing.assert_allclose(decision, model.decision_function(pool), atol=1e-4)
+    for name, strategy in FUSED.items():
+        expected = strategy(model.predict_proba(pool.astype(np.float64)))
+        np.testing.assert_allclose(score_pool(model, pool, name), expected, atol=ATOL)
+
+
+@pytest.mark.parametrize("final", [make_model("sgd"), LogisticRegression(max_iter=2000)], ids=LINKS)
 def test_tied_classes_have_a_margin_of_one(final):
     """Two classes with the same weights: wherever they lead, the margin is exactly 1."""
     X, y, pool = _pool(4)

@@ -131,9 +131,10 @@ class LinearForm:
     """A fitted linear classifier with its input scaling folded in: ``(X - center) @ weights + bias``.
 
     A column a class. With ``one_vs_rest`` those are minus the decisions (the probabilities are the
-    decisions' sigmoids, normalized to sum 1), otherwise the logits of a softmax (a binary model's are
-    ``[0, z]``). ``center`` (the features' fitted mean) is None unless the features' offsets are so
-    large that their products would round the decisions away in the pool's float type.
+    decisions' sigmoids, normalized to sum 1), otherwise the logits of a softmax. A binary model has
+    one column, its decision ``z``: the probabilities are ``[1 - sigmoid(z), sigmoid(z)]``. ``center``
+    (the features' fitted mean) is None unless the features' offsets are so large that their products
+    would round the decisions away in the pool's float type.
     """
 
     weights: np.ndarray  # (features, classes), C-contiguous, in the pool's float type
@@ -152,8 +153,8 @@ def linear_form(model: Classifier, dtype: np.dtype | type = np.float32) -> Linea
     >>> X, y = np.array([[0.0, 10.0], [1.0, 30.0], [2.0, 20.0], [3.0, 50.0]]), [0, 0, 1, 1]
     >>> model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
     >>> form = linear_form(model, np.float64)
-    >>> z = X @ form.weights + form.bias.T  # logits [0, decision] of a binary model
-    >>> bool(np.allclose(z[:, 1], model.decision_function(X)))
+    >>> z = X @ form.weights + form.bias.T  # a binary model's one column: its decision
+    >>> bool(np.allclose(z[:, 0], model.decision_function(X)))
     True
     >>> linear_form(make_pipeline(FunctionTransformer(np.log1p), LogisticRegression()).fit(X, y)) is None
     True
@@ -183,8 +184,8 @@ def linear_form(model: Classifier, dtype: np.dtype | type = np.float32) -> Linea
     if mean is not None and np.finfo(dtype).eps * np.abs(weights * mean).sum(axis=1).max() > ROUNDING:
         center = mean.astype(dtype)  # the products around the mean would round the decisions away
         bias = bias + weights @ center
-    if len(weights) == 1:  # binary: predict_proba is [1 - sigmoid(z), sigmoid(z)], the softmax of [0, z]
-        weights, bias, one_vs_rest = np.vstack([np.zeros_like(weights), weights]), np.r_[0.0, bias], False
+    if len(weights) == 1:  # binary: predict_proba is [1 - sigmoid(z), sigmoid(z)] either way
+        one_vs_rest = False
     if one_vs_rest:  # exp then gives exp(-z) for the sigmoids without a pass to negate
         weights, bias = -weights, -bias
     weights = np.ascontiguousarray(weights.T, dtype=dtype)
@@ -292,6 +293,8 @@ def _linear_scores(
     """The chunk's scores, and which of them rounding cannot have spoiled (views of ``space``)."""
     n = len(X)
     logits = _logits(form, X, space)
+    if len(logits) == 1:
+        return _binary_scores(logits[0], score, space.vectors[:, :n], space.flags[:, :n])
     high, low, total, unsure, scores, spare, lower = space.vectors[:, :n]
     np.max(logits, axis=0, out=high)
     np.min(logits, axis=0, out=low)
@@ -317,6 +320,37 @@ def _linear_scores(
     else:
         scores = score((weights / total).T)
     return scores, _trusted(scores, high, low, total, unsure, spare, space.flags[:, :n])
+
+
+def _binary_scores(
+    z: np.ndarray, score: Strategy, vectors: np.ndarray, flags: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A binary model's scores from its decisions ``z``, and which to trust.
+
+    With ``a = |z|`` and ``t = exp(-a)``, the smaller probability is ``q = t / (1 + t)``:
+    least-confident is ``q``, margin ``1 - (1 - 2q) = 2q``, entropy ``log1p(t) + a q``.
+    """
+    size, t, q, scores, spare = vectors[:5]
+    np.abs(z, out=size)
+    np.exp(np.negative(size, out=t), out=t)
+    np.divide(t, np.add(t, 1.0, out=q), out=q)
+    if score is least_confident:
+        scores = q
+    elif score is margin:
+        np.multiply(q, 2.0, out=scores)
+    elif score is entropy:
+        np.add(np.log1p(t, out=scores), np.multiply(size, q, out=spare), out=scores)
+    else:
+        positive = np.where(z >= 0, 1.0 - q, q)  # sigmoid(z)
+        scores = score(np.stack([1.0 - positive, positive]).T)
+    trusted, check = flags
+    bound = ROUNDING / np.finfo(z.dtype).eps  # on |z| * q, as for more classes
+    if size.max() <= bound and (scores is q or np.isfinite(scores.sum())):
+        trusted.fill(True)
+        return scores, trusted
+    np.less_equal(np.multiply(size, q, out=spare), bound, out=trusted)  # False for NaN
+    trusted &= np.isfinite(scores, out=check)
+    return scores, trusted
 
 
 def _logits(form: LinearForm, X: np.ndarray, space: Workspace) -> np.ndarray:
