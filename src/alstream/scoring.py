@@ -296,8 +296,7 @@ def _linear_scores(
     if len(logits) == 1:
         return _binary_scores(logits[0], score, space.vectors[:, :n], space.flags[:, :n])
     high, low, total, unsure, scores, spare, lower = space.vectors[:, :n]
-    np.max(logits, axis=0, out=high)
-    np.min(logits, axis=0, out=low)
+    small = _small_logits(logits, form.one_vs_rest, high, low)
     if form.one_vs_rest:
         weights, logs, sign = *_sigmoids(logits, low, score, space.work(n), unsure), 1.0
     else:
@@ -319,7 +318,7 @@ def _linear_scores(
         np.add(np.log(total, out=spare), scores, out=scores)
     else:
         scores = score((weights / total).T)
-    return scores, _trusted(scores, high, low, total, unsure, spare, space.flags[:, :n])
+    return scores, _trusted(scores, small, high, low, total, unsure, spare, space.flags[:, :n])
 
 
 def _binary_scores(
@@ -396,8 +395,29 @@ def _sigmoids(
     return np.reciprocal(weights, out=weights), minus_z
 
 
+def _small_logits(logits: np.ndarray, one_vs_rest: bool, high: np.ndarray, low: np.ndarray) -> bool:
+    """Whether every logit is small enough for rounding to spare any row's score.
+
+    Writes each row's largest logit to ``high`` (softmax) or smallest to ``low`` (one-vs-rest), as
+    the link needs; the other extreme is one reduction over the chunk, and row by row only when the
+    chunk's logits are not all small.
+    """
+    bound = ROUNDING / np.finfo(logits.dtype).eps  # on |logit| * unsure, and unsure <= 1
+    if one_vs_rest:
+        np.min(logits, axis=0, out=low)
+        small = bool(-low.min() <= bound and logits.max() <= bound)  # NaN fails every comparison
+    else:
+        np.max(logits, axis=0, out=high)
+        small = bool(high.max() <= bound and -logits.min() <= bound)
+    if not small:
+        np.max(logits, axis=0, out=high)
+        np.min(logits, axis=0, out=low)
+    return small
+
+
 def _trusted(
     scores: np.ndarray,
+    small: bool,
     high: np.ndarray,
     low: np.ndarray,
     total: np.ndarray,
@@ -405,29 +425,23 @@ def _trusted(
     spare: np.ndarray,
     flags: np.ndarray,
 ) -> np.ndarray:
-    """Which scores rounding cannot have spoiled.
+    """Which scores rounding cannot have spoiled (``high`` and ``low`` are read unless ``small``).
 
     Rounding moves each decision by about eps * its size; the scores feel that as far as the
     probabilities are not all on one class. Small sums of sigmoids lose digits to underflow. A chunk
-    whose logits are all small enough for any row passes on four reductions, without a row's test.
+    of small logits (see ``_small_logits``) passes on two more reductions, without a row's test.
     """
     trusted, check = flags
-    bound = ROUNDING / np.finfo(scores.dtype).eps  # on |logit| * unsure
-    if (
-        -low.min() <= bound  # unsure <= 1; NaN fails every comparison
-        and high.max() <= bound
-        and total.min() >= TINY_TOTAL
-        and (scores is unsure or np.isfinite(scores.sum()))  # bounded scores: a finite sum
-    ):
+    finite = scores is unsure or np.isfinite(scores.sum())  # bounded scores: a finite sum
+    if small and finite and total.min() >= TINY_TOTAL:
         trusted.fill(True)
         return trusted
-    size = np.maximum(high, np.negative(low, out=spare), out=spare)  # the largest |logit|
-    np.multiply(size, unsure, out=size)
-    np.less_equal(size, bound, out=trusted)  # False for NaN
-    np.greater_equal(total, TINY_TOTAL, out=check)
-    trusted &= check
-    if scores is not unsure:  # least-confident's NaN already failed the first test
-        trusted &= np.isfinite(scores, out=check)
+    np.greater_equal(total, TINY_TOTAL, out=trusted)  # False for NaN
+    if not small:
+        size = np.maximum(high, np.negative(low, out=spare), out=spare)  # the largest |logit|
+        np.multiply(size, unsure, out=size)
+        trusted &= np.less_equal(size, ROUNDING / np.finfo(scores.dtype).eps, out=check)
+    trusted &= np.isfinite(scores, out=check)
     return trusted
 
 
