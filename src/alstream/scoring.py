@@ -5,8 +5,9 @@ The model predicts one chunk at a time, so memory beyond the pool stays small.
 ``score_pool`` gives every row's score. For a linear model (``LogisticRegression``, or
 ``SGDClassifier`` with log loss; bare or behind float casts and ``StandardScaler``) it folds the
 scaling into the weights once, computes the decisions in the pool's float type (BLAS), and turns
-them into the strategy's scores without a probability matrix. Any other model, or a pipeline
-with any other step, scores as ``strategy(model.predict_proba(chunk))``.
+them into the strategy's scores without a probability matrix, in buffers allocated once per call
+(a binary model: from its one decision column). Any other model, or a pipeline with any other
+step, scores as ``strategy(model.predict_proba(chunk))``.
 
 >>> from sklearn.linear_model import SGDClassifier
 >>> from alstream.estimators import standardized
