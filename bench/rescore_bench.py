@@ -16,7 +16,9 @@ calls, taken in rounds over all cases so that passing load on the machine hits a
 shown too, and the load average at the start and the end. Both
 paths' scores are compared (largest difference, shared top 100) and their peak allocation is
 traced (tracemalloc) in a separate, untimed call. A sweep over chunk sizes shows why
-``POOL_CHUNK`` is what it is. The verdict: ``score_pool`` <= 60 ms at 10^6 for each model and
+``POOL_CHUNK`` is what it is, and a profile on the largest pool where the time goes (the matrix
+products alone, then with the logits laid out class by class, then each strategy's whole
+``score_pool``). The verdict: ``score_pool`` <= 60 ms at 10^6 for each model and
 strategy (the issue measured the bandwidth limit at about 20 ms; the ratio to this machine's
 ``X.sum()`` is shown too). Results: tables, and JSON in ``bench/results/rescore.json``. The exit
 code is 0 even when a target fails: this is a report.
@@ -50,8 +52,16 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from alstream.estimators import make_model, standardized
-from alstream.scoring import POOL_CHUNK, linear_form, probability_chunks, score_pool
-from alstream.strategies import get_strategy
+from alstream.scoring import (
+    BLAS_ROWS,
+    POOL_CHUNK,
+    Workspace,
+    class_logits,
+    linear_form,
+    probability_chunks,
+    score_pool,
+)
+from alstream.strategies import chunk_slices, get_strategy
 from common import print_verdict
 from provenance import machine, source_info
 
@@ -192,6 +202,53 @@ def chunk_sweep(pool: np.ndarray, model: Any, chunks: list[int], repeats: int) -
         }
         for c, t in times.items()
     ]
+
+
+def products(form: Any, X: np.ndarray, space: Workspace) -> None:
+    """The matrix products alone, chunk by chunk and block by block, as score_pool does them."""
+    for rows in chunk_slices(len(X), POOL_CHUNK):
+        chunk, by_row = X[rows], space.by_row(rows.stop - rows.start)
+        for block in chunk_slices(len(chunk), BLAS_ROWS):
+            np.matmul(chunk[block], form.weights, out=by_row[block])
+
+
+def logits_pass(form: Any, X: np.ndarray, space: Workspace) -> None:
+    """The products, then the logits laid out class by class (the transpose and the bias)."""
+    for rows in chunk_slices(len(X), POOL_CHUNK):
+        class_logits(form, X[rows], space)
+
+
+def step_profile(
+    pool: np.ndarray, models: dict[str, Any], strategies: list[str], repeats: int
+) -> list[dict[str, Any]]:
+    """Where score_pool's time goes on the largest pool: cumulative steps, best and median ms."""
+    steps: dict[tuple[str, str], Callable[[], Any]] = {("-", "memory pass X.sum()"): pool.sum}
+    for name, model in models.items():
+        form = linear_form(model, pool.dtype)
+        space = Workspace.for_form(form, POOL_CHUNK)
+        steps[(name, "matrix products")] = partial(products, form, pool, space)
+        steps[(name, "+ logits by class (transpose, bias)")] = partial(logits_pass, form, pool, space)
+        for strategy in strategies:
+            steps[(name, f"+ {strategy} (score_pool)")] = partial(fast, model, pool, strategy)
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in steps}
+    for _ in range(3):  # rounds
+        for key, fn in steps.items():
+            times[key] += best_ms(fn, repeats)
+    return [
+        {"model": m, "step": step, "best_ms": min(t), "median_ms": float(np.median(t)), "times_ms": t}
+        for (m, step), t in times.items()
+    ]
+
+
+def profile_table(profile: list[dict[str, Any]], n: int) -> Table:
+    table = Table(title=f"where the time goes: {n:,} rows, cumulative steps (each a pass over the pool)")
+    for name in ("model", "step"):
+        table.add_column(name)
+    for name in ("best ms", "median ms"):
+        table.add_column(name, justify="right")
+    for p in profile:
+        table.add_row(p["model"], p["step"], f"{p['best_ms']:.1f}", f"{p['median_ms']:.1f}")
+    return table
 
 
 def results_table(rows: list[dict[str, Any]]) -> Table:
@@ -340,6 +397,9 @@ def main() -> None:
         with console.status("chunk sweep"):
             sweep = chunk_sweep(pool, models["sgd (default)"], args.chunks, args.repeats)
         console.print(sweep_table(sweep, sizes[-1]))
+    with console.status("profile"):
+        profile = step_profile(pool, models, args.strategies, args.repeats)
+    console.print(profile_table(profile, sizes[-1]))
     targets = check_targets(rows)
     console.print(verdict_table(targets, min(passes[targets["size"]])))
     print_verdict(console, targets["checks"])
@@ -388,6 +448,7 @@ def main() -> None:
         },
         "results": rows,
         "chunk_sweep": sweep,
+        "profile": profile,
         "targets": targets,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

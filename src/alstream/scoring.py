@@ -293,7 +293,7 @@ def _linear_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The chunk's scores, and which of them rounding cannot have spoiled (views of ``space``)."""
     n = len(X)
-    logits = _logits(form, X, space)
+    logits = class_logits(form, X, space)
     if len(logits) == 1:
         return _binary_scores(logits[0], score, space.vectors[:, :n], space.flags[:, :n])
     high, low, total, unsure, scores, spare, lower = space.vectors[:, :n]
@@ -353,7 +353,7 @@ def _binary_scores(
     return scores, trusted
 
 
-def _logits(form: LinearForm, X: np.ndarray, space: Workspace) -> np.ndarray:
+def class_logits(form: LinearForm, X: np.ndarray, space: Workspace) -> np.ndarray:
     """``form``'s logits of the rows of ``X``, class by class: one matrix product a block of rows."""
     by_row = space.by_row(len(X))
     for rows in chunk_slices(len(X), BLAS_ROWS):
