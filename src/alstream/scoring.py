@@ -210,7 +210,8 @@ def _is_cast(step: object) -> bool:
     if step is None or (isinstance(step, str) and step == "passthrough"):
         return True
     return (
-        type(step) is FunctionTransformer
+        isinstance(step, FunctionTransformer)
+        and type(step) is FunctionTransformer  # not a subclass with its own transform
         and any(step.func is func for func in (None, np.float64, np.float32))
         and not step.kw_args
     )
