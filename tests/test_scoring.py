@@ -99,6 +99,7 @@ def test_asking_for_more_than_the_pool_raises():
 
 FUSED = {"least_confident": least_confident, "margin": margin, "entropy": entropy}
 ATOL = 1e-5  # float32 decisions against scikit-learn's float64 predict_proba
+LINKS = ["one-vs-rest", "softmax"]  # ids of [sgd, logistic regression] parameters
 
 
 def _pool(n_classes, n=3000, wild=False, seed=0):
@@ -190,13 +191,58 @@ def test_a_zero_variance_column_scales_as_the_scaler_does():
             np.testing.assert_allclose(score_pool(model, pool, name), expected, atol=ATOL)
 
 
-def test_a_float64_pool_scores_in_float64():
-    X, y, pool = _pool(10)
-    model = standardized(make_model("sgd")).fit(X, y)
+@pytest.mark.parametrize("final", [make_model("sgd"), LogisticRegression(max_iter=2000)], ids=LINKS)
+@pytest.mark.parametrize("n_classes", [2, 10])
+def test_a_float64_pool_scores_in_float64(final, n_classes):
+    X, y, pool = _pool(n_classes)
+    model = standardized(final).fit(X, y)
     pool = pool.astype(np.float64)
     for name, strategy in FUSED.items():
         expected = strategy(model.predict_proba(pool))
         np.testing.assert_allclose(score_pool(model, pool, name), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("final", [make_model("sgd"), LogisticRegression(max_iter=2000)], ids=LINKS)
+def test_a_binary_model_scores_from_its_one_decision(final):
+    X, y, pool = _pool(2)
+    model = standardized(final).fit(X, y)
+    form = linear_form(model)
+    assert form is not None and form.weights.shape == (16, 1)
+    decision = pool @ form.weights[:, 0] + form.bias[0, 0]
+    np.testing.assert_allclose(decision, model.decision_function(pool), atol=1e-4)
+    for name, strategy in FUSED.items():
+        expected = strategy(model.predict_proba(pool.astype(np.float64)))
+        np.testing.assert_allclose(score_pool(model, pool, name), expected, atol=ATOL)
+
+
+@pytest.mark.parametrize("final", [make_model("sgd"), LogisticRegression(max_iter=2000)], ids=LINKS)
+def test_tied_classes_have_a_margin_of_one(final):
+    """Two classes with the same weights: wherever they lead, the margin is exactly 1."""
+    X, y, pool = _pool(4)
+    model = standardized(final).fit(X, y)
+    model[-1].coef_[1], model[-1].intercept_[1] = model[-1].coef_[0], model[-1].intercept_[0]
+    proba = model.predict_proba(pool.astype(np.float64))
+    tied = np.isin(np.argmax(proba, axis=1), [0, 1])
+    assert tied.sum() > 100
+    for chunk_size in (1, 777, 3000):
+        scores = score_pool(model, pool, "margin", chunk_size=chunk_size)
+        assert (scores[tied] == 1.0).all()
+        np.testing.assert_allclose(scores, margin(proba), atol=ATOL)
+
+
+def test_a_chunk_with_logits_beyond_exp_shifts_them_and_scores_alike():
+    """Least-confident and margin take exp of the logits unshifted unless a row's exceed exp's range."""
+    X, y, pool = _pool(10)
+    model = standardized(LogisticRegression(max_iter=2000)).fit(X, y)
+    far = pool.copy()
+    far[::100] *= 200.0  # one row in 100: logits in the hundreds, very sure of its class
+    decisions = model.decision_function(far.astype(np.float64))
+    assert np.abs(decisions[::100]).max() > 200 and np.abs(decisions[1::100]).max() < 80
+    proba = model.predict_proba(far.astype(np.float64))
+    for name in ("least_confident", "margin"):
+        for chunk_size in (50, 3000):  # chunks without a far row, and chunks with
+            scores = score_pool(model, far, name, chunk_size=chunk_size)
+            np.testing.assert_allclose(scores, FUSED[name](proba), atol=ATOL)
 
 
 def _fitted(kind, n_classes, seed=0):
