@@ -289,6 +289,22 @@ def test_rows_beyond_float32_decisions_score_as_predict_proba_does(kind, n_class
             np.testing.assert_allclose(score_pool(model, huge, name), strategy(proba), atol=ATOL)
 
 
+def test_the_few_rows_rounding_spoils_are_scored_together_not_a_call_per_chunk():
+    """A row far out in every chunk (as a model after online updates meets them): predict_proba costs
+    milliseconds a call whatever its rows, so those rows are gathered and scored in one call."""
+    model, pool = _fitted("sgd", 10)
+    pool = np.tile(pool, (8, 1))[:4_000]
+    pool[::100] *= 1e20  # one row in a hundred: doubtful in every chunk of 256
+    calls = []
+    original = model.predict_proba
+    model.predict_proba = lambda X: calls.append(len(X)) or original(X)
+    scores = score_pool(model, pool, "entropy", chunk_size=256)
+    with np.errstate(all="ignore"):
+        expected = entropy(original(pool.astype(np.float64)))
+    np.testing.assert_allclose(scores, expected, atol=ATOL)
+    assert len(calls) == 1 and calls[0] >= 16  # one call, not one per chunk (16 chunks hold such rows)
+
+
 class Doubled(StandardScaler):
     """A scaler with its own idea of transform: the fast path must not assume it scales."""
 

@@ -244,14 +244,20 @@ def score_pool(
         form = None  # predict_proba says what is wrong
     out = np.empty(len(X))
     space = None if form is None else Workspace.for_form(form, min(chunk_size, max(len(X), 1)))
+    doubtful: list[np.ndarray] = []  # rows to score with predict_proba, gathered: each call costs ms
+    waiting = 0
     for rows in chunk_slices(len(X), chunk_size):
         if form is None or space is None:
             out[rows] = score(model.predict_proba(X[rows]))
             continue
         out[rows], trusted = _linear_scores(form, X[rows], score, space)
         if not trusted.all():
-            doubtful = np.flatnonzero(~trusted)
-            out[rows.start + doubtful] = score(model.predict_proba(X[rows][doubtful]))
+            doubtful.append(rows.start + np.flatnonzero(~trusted))
+            waiting += len(doubtful[-1])
+        if waiting >= chunk_size or (rows.stop == len(X) and doubtful):
+            again = np.concatenate(doubtful)
+            out[again] = score(model.predict_proba(X[again]))
+            doubtful, waiting = [], 0
     return out
 
 

@@ -132,6 +132,7 @@ class Engine:
         self._failed_at: int | None = None  # the last label seen when training last failed
         self._restored_label_id = 0  # labels up to this one are in the version restored at start
         self._train_lock = threading.Lock()
+        self._wake = threading.Event()
         self.leases = Leases(Snapshot(), seed=config.seed)
         self.serve = Serving(ServingConfig(config.classes, config.strategy, config.lease_s,
                                            config.max_leases_per_annotator, config.max_leases_per_token),
@@ -456,9 +457,15 @@ class Engine:
         self.records.close()
 
     # --- the background loop --------------------------------------------------------------
+    def wake(self) -> None:
+        """Something new is in the store (the consumer in this process says so): look now."""
+        self._wake.set()
+
     def run(self, stop: threading.Event, idle_s: float = 0.05) -> None:
-        """Follow the store and train until ``stop`` is set; errors are logged, never fatal."""
+        """Follow the store and train until ``stop`` is set; errors are logged, never fatal. When idle,
+        look again after ``idle_s`` (a consumer in another process), or at once when woken."""
         while not stop.is_set():
+            self._wake.clear()
             try:
                 samples, labels = self.sync()
                 trained = self.train_step()
@@ -467,7 +474,7 @@ class Engine:
                 samples = labels = 0
                 trained = None
             if not (samples or labels or trained):
-                stop.wait(idle_s)
+                self._wake.wait(idle_s)
 
 
 __all__ = ["Engine", "EngineConfig", "QueueItem"]
