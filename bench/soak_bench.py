@@ -456,6 +456,27 @@ def print_report(out: Any, report: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------- main
 
 
+def _absolute_pythonpath() -> dict[str, str]:
+    """``PYTHONPATH`` with each entry absolute: the service runs in its own folder, where a relative
+    ``src`` names nothing and Python would import whichever alstream is installed instead."""
+    entries = os.environ.get("PYTHONPATH")
+    if not entries:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(str(Path(e).resolve()) for e in entries.split(os.pathsep) if e)}
+
+
+def alstream_served(python_path: str | None) -> str:
+    """The folder of the alstream package that the service imports."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **({"PYTHONPATH": python_path} if python_path else {})}
+    command = [sys.executable, "-c", "import alstream, os; print(os.path.dirname(alstream.__file__))"]
+    return subprocess.run(
+        command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True
+    ).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=10_000_000)
@@ -504,13 +525,18 @@ def main() -> None:
         "ALSTREAM_MODEL": "sgd",
         "ALSTREAM_LOG_LEVEL": "WARNING",
         **{f"ALSTREAM_{route}_RATE_PER_S": "1e9" for route in ("SEND", "QUEUE", "LABELS")},  # no rate limits
+        **_absolute_pythonpath(),
     }
+    served = alstream_served(settings.get("PYTHONPATH"))
     run = Run(samples=args.samples, batch=args.batch, max_lag=args.max_lag)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with tempfile.TemporaryDirectory(prefix="alstream-soak-") as tmp:
         home = Path(tmp)
-        out.print(f"starting alstream serve (pool {args.max_pool:,}, retention {args.retention_s:g} s)")
+        out.print(
+            f"starting alstream serve (pool {args.max_pool:,}, retention {args.retention_s:g} s), "
+            f"alstream from {served}"
+        )
         with service(home, server_cpu, settings) as running:
             threads = [
                 threading.Thread(target=sender, args=(running.url, bank, run), daemon=True)
@@ -614,7 +640,7 @@ def main() -> None:
             "data": f"make_classification, {N_FEATURES} features, {N_CLASSES} classes, rounded",
             "flat_factor": FLAT_FACTOR,
         },
-        "alstream": source_info(),
+        "alstream": {**source_info(), "served_from": served},
         "machine": {**machine(), "load_average": {"start": load_before, "end": os.getloadavg()}},
         "results": results,
     }
