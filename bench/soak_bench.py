@@ -70,6 +70,7 @@ TARGET_PER_S = 20_000.0
 RSS_TOLERANCE = 0.10
 STORE_TOLERANCE = 0.10
 FLAT_FACTOR = 1.5  # last full-pool segment vs the first: ingest rate and /queue p99
+SAMPLES_TOPIC = "alstream.samples"  # the service's default samples_topic
 QUICK = {"samples": 200_000, "max_pool": 20_000, "retention_s": 5.0}
 
 
@@ -93,6 +94,14 @@ class Bank:
         rows, k = self.rows, len(self.rows)
         items = [b'{"id":"s%d","features":%s}' % (i, rows[i % k]) for i in range(start, start + n)]
         return b"[" + b",".join(items) + b"]"
+
+    def messages(self, start: int, n: int) -> list[tuple[bytes, bytes]]:
+        """The topic messages (key, value) of samples ``start`` .. ``start + n - 1``, as any producer
+        writes them: the JSON of each sample, keyed by its id."""
+        rows, k = self.rows, len(self.rows)
+        return [
+            (b"s%d" % i, b'{"id":"s%d","features":%s}' % (i, rows[i % k])) for i in range(start, start + n)
+        ]
 
     def label(self, sample_id: str) -> str:
         return str(self.y[int(sample_id[1:]) % len(self.rows)])
@@ -160,6 +169,30 @@ def sender(url: str, bank: Bank, run: Run) -> None:
                     break
                 run.error(f"POST /send: {response.status_code} {response.text[:200]}")
                 time.sleep(0.5)  # 429 or 503: the service says wait
+
+
+def log_producer(log_dir: Path, bank: Bank, run: Run) -> None:
+    """Produce batch after batch straight to the samples topic of the service's embedded log (no
+    HTTP, no validation at the edge: the consumer checks each record); waits as :func:`sender`."""
+    from alstream.stream.log import EmbeddedLog
+
+    stream = EmbeddedLog(log_dir)
+    try:
+        while not run.stop.is_set() and (start := run.take_batch()) is not None:
+            n = min(run.batch, run.samples - start)
+            messages = bank.messages(start, n)
+            began = time.perf_counter()
+            while run.sent - run.followed > run.max_lag and not run.stop.is_set():
+                time.sleep(0.01)
+            if (waited := time.perf_counter() - began) > 0.0005:
+                run.waited_s.append((time.perf_counter(), waited))
+            t0 = time.perf_counter()
+            stream.publish(SAMPLES_TOPIC, messages, timeout=60)
+            run.send_ms.append((time.perf_counter(), (time.perf_counter() - t0) * 1e3))
+            with run.lock:
+                run.sent += n
+    finally:
+        stream.close()
 
 
 def labeler(url: str, bank: Bank, run: Run, every_s: float, n: int) -> None:
@@ -494,6 +527,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000, help="samples per POST /send")
     parser.add_argument("--senders", type=int, default=1, choices=(1, 2))
     parser.add_argument(
+        "--via",
+        choices=("http", "log"),
+        default="http",
+        help="http: POST /send; log: produce straight to the embedded log's samples topic (no HTTP edge)",
+    )
+    parser.add_argument(
         "--max-lag", type=int, default=50_000, help="samples sent but not yet followed, at most"
     )
     parser.add_argument("--label-every-s", type=float, default=0.25)
@@ -538,9 +577,12 @@ def main() -> None:
             f"alstream from {served}"
         )
         with service(home, server_cpu, settings) as running:
+            if args.via == "log":
+                produce: tuple[Any, tuple[Any, ...]] = (log_producer, (home / "data" / "log", bank, run))
+            else:
+                produce = (sender, (running.url, bank, run))
             threads = [
-                threading.Thread(target=sender, args=(running.url, bank, run), daemon=True)
-                for _ in range(args.senders)
+                threading.Thread(target=produce[0], args=produce[1], daemon=True) for _ in range(args.senders)
             ]
             threads.append(
                 threading.Thread(
@@ -636,6 +678,7 @@ def main() -> None:
             "model": "sgd",
             "online_updates": True,
             "stream": "embedded log",
+            "via": "POST /send" if args.via == "http" else "produced straight to the samples topic",
             "store": "SQLite",
             "data": f"make_classification, {N_FEATURES} features, {N_CLASSES} classes, rounded",
             "flat_factor": FLAT_FACTOR,
