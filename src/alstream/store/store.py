@@ -67,10 +67,6 @@ class Store:
             f"SELECT seq, id, text FROM {samples.name} WHERE seq > {mark} AND features IS NULL "
             f"AND text IS NOT NULL ORDER BY seq LIMIT {mark}"
         )
-        self._select_arrivals = (
-            f"SELECT seq, (arrived_at IS NULL OR arrived_at < {mark}) FROM {samples.name} "
-            f"WHERE seq > {mark} ORDER BY seq LIMIT {mark}"
-        )
         self._bind_time = labels.c.created_at.type.bind_processor(self.engine.dialect)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -331,12 +327,14 @@ class Store:
     def arrivals_after(self, seq: int, before: datetime, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """``(seqs, old)`` of up to ``limit`` samples after ``seq``, in seq order: ``old`` when the
         sample arrived before ``before`` (or before arrival times were kept)."""
-        with self.engine.connect() as conn:  # raw SQL: retention scans 20,000 rows a query
-            rows = conn.exec_driver_sql(self._select_arrivals, (self._bound(before), seq, limit)).fetchall()
-        if not rows:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=bool)
-        seqs, old = zip(*rows, strict=True)
-        return np.array(seqs, dtype=np.int64), np.array(old, dtype=bool)
+        before = _utc(before).astimezone(UTC)  # SQLite's DATETIME binds the wall time, not the zone
+        old = or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
+        query = select(samples.c.seq, old).where(samples.c.seq > seq).order_by(samples.c.seq).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return np.array([r[0] for r in rows], dtype=np.int64), np.array(
+            [bool(r[1]) for r in rows], dtype=bool
+        )
 
     def delete_unlabeled_between(
         self, first: int, last: int, before: datetime, keep: Sequence[int] = ()
