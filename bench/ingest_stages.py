@@ -8,7 +8,9 @@ wire decoding and validation again, ``_write``: the store's transaction, ``commi
 engine's read of what was stored (``samples_after``, as ``featurize.StoredFeatures.after``) and
 the retention's scan (``arrivals_after``). Each stage is timed in CPU time of this thread
 (``thread_time``: fair on a shared machine) and in wall time (the fsyncs wait), and reported as
-milliseconds per 10^4 samples; the load average is recorded. Not measured here: the HTTP server
+milliseconds per 10^4 samples; the load average is recorded. The garbage collector runs as in the
+service (paused only in the consumer's decode): its passes land in whichever stage allocates, so a
+stage that is not changed can move when another one allocates less. Not measured here: the HTTP server
 (uvicorn, starlette), the pool and the model (the engine's own work), which the soak includes.
 
     PYTHONPATH=src .venv/bin/python bench/ingest_stages.py               # 200,000 samples
