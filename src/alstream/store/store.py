@@ -125,15 +125,12 @@ class Store:
         return conn.exec_driver_sql(self._insert_samples, params).rowcount
 
     def _now(self) -> Any:
-        """The time now, as the driver binds a timezone-aware column."""
-        return self._bound(datetime.now(UTC))
-
-    def _bound(self, value: datetime) -> Any:
-        """``value`` as a parameter of raw SQL on a timezone-aware column. SQLite: the text that
-        sqlite3's own adapter makes of it (what the rows hold), made once here, not once per row."""
+        """The time now, as the driver binds a timezone-aware column. SQLite: the text that sqlite3's
+        own adapter made of it for each row (what the rows hold), made once for the batch."""
+        now: Any = datetime.now(UTC)
         if self.dialect == "sqlite":
-            return _utc(value).astimezone(UTC).isoformat(" ")
-        return value if self._bind_time is None else self._bind_time(value)
+            return now.isoformat(" ")
+        return now if self._bind_time is None else self._bind_time(now)
 
     def add_labels(self, rows: Sequence[LabelRow], conn: Connection | None = None) -> int:
         """Insert label events not stored yet (by ``(source, offset)``); returns how many were new."""
