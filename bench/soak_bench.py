@@ -34,6 +34,10 @@ Results: the per-segment table and ``bench/results/soak.json`` (``soak-quick.jso
 
     .venv/bin/python bench/soak_bench.py            # 10^7 samples, pool 10^6 (`make soak`)
     .venv/bin/python bench/soak_bench.py --quick    # 200,000 samples, pool 20,000 (`make bench`)
+    PYTHONPATH=src .venv/bin/python bench/soak_bench.py --quick --via log   # no HTTP edge
+
+``--via log``: the samples are produced straight to the service's embedded-log topic (the JSON any
+producer writes), not sent through ``POST /send``: what the consumer and the engine sustain alone.
 """
 
 from __future__ import annotations
