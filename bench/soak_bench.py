@@ -34,6 +34,10 @@ Results: the per-segment table and ``bench/results/soak.json`` (``soak-quick.jso
 
     .venv/bin/python bench/soak_bench.py            # 10^7 samples, pool 10^6 (`make soak`)
     .venv/bin/python bench/soak_bench.py --quick    # 200,000 samples, pool 20,000 (`make bench`)
+    PYTHONPATH=src .venv/bin/python bench/soak_bench.py --quick --via log   # no HTTP edge
+
+``--via log``: the samples are produced straight to the service's embedded-log topic (the JSON any
+producer writes), not sent through ``POST /send``: what the consumer and the engine sustain alone.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ TARGET_PER_S = 20_000.0
 RSS_TOLERANCE = 0.10
 STORE_TOLERANCE = 0.10
 FLAT_FACTOR = 1.5  # last full-pool segment vs the first: ingest rate and /queue p99
+SAMPLES_TOPIC = "alstream.samples"  # the service's default samples_topic
 QUICK = {"samples": 200_000, "max_pool": 20_000, "retention_s": 5.0}
 
 
@@ -93,6 +98,14 @@ class Bank:
         rows, k = self.rows, len(self.rows)
         items = [b'{"id":"s%d","features":%s}' % (i, rows[i % k]) for i in range(start, start + n)]
         return b"[" + b",".join(items) + b"]"
+
+    def messages(self, start: int, n: int) -> list[tuple[bytes, bytes]]:
+        """The topic messages (key, value) of samples ``start`` .. ``start + n - 1``, as any producer
+        writes them: the JSON of each sample, keyed by its id."""
+        rows, k = self.rows, len(self.rows)
+        return [
+            (b"s%d" % i, b'{"id":"s%d","features":%s}' % (i, rows[i % k])) for i in range(start, start + n)
+        ]
 
     def label(self, sample_id: str) -> str:
         return str(self.y[int(sample_id[1:]) % len(self.rows)])
@@ -160,6 +173,30 @@ def sender(url: str, bank: Bank, run: Run) -> None:
                     break
                 run.error(f"POST /send: {response.status_code} {response.text[:200]}")
                 time.sleep(0.5)  # 429 or 503: the service says wait
+
+
+def log_producer(log_dir: Path, bank: Bank, run: Run) -> None:
+    """Produce batch after batch straight to the samples topic of the service's embedded log (no
+    HTTP, no validation at the edge: the consumer checks each record); waits as :func:`sender`."""
+    from alstream.stream.log import EmbeddedLog
+
+    stream = EmbeddedLog(log_dir)
+    try:
+        while not run.stop.is_set() and (start := run.take_batch()) is not None:
+            n = min(run.batch, run.samples - start)
+            messages = bank.messages(start, n)
+            began = time.perf_counter()
+            while run.sent - run.followed > run.max_lag and not run.stop.is_set():
+                time.sleep(0.01)
+            if (waited := time.perf_counter() - began) > 0.0005:
+                run.waited_s.append((time.perf_counter(), waited))
+            t0 = time.perf_counter()
+            stream.publish(SAMPLES_TOPIC, messages, timeout=60)
+            run.send_ms.append((time.perf_counter(), (time.perf_counter() - t0) * 1e3))
+            with run.lock:
+                run.sent += n
+    finally:
+        stream.close()
 
 
 def labeler(url: str, bank: Bank, run: Run, every_s: float, n: int) -> None:
@@ -456,6 +493,27 @@ def print_report(out: Any, report: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------- main
 
 
+def _absolute_pythonpath() -> dict[str, str]:
+    """``PYTHONPATH`` with each entry absolute: the service runs in its own folder, where a relative
+    ``src`` names nothing and Python would import whichever alstream is installed instead."""
+    entries = os.environ.get("PYTHONPATH")
+    if not entries:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join(str(Path(e).resolve()) for e in entries.split(os.pathsep) if e)}
+
+
+def alstream_served(python_path: str | None) -> str:
+    """The folder of the alstream package that the service imports."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **({"PYTHONPATH": python_path} if python_path else {})}
+    command = [sys.executable, "-c", "import alstream, os; print(os.path.dirname(alstream.__file__))"]
+    return subprocess.run(
+        command, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True
+    ).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=10_000_000)
@@ -472,6 +530,12 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=5_000, help="samples per POST /send")
     parser.add_argument("--senders", type=int, default=1, choices=(1, 2))
+    parser.add_argument(
+        "--via",
+        choices=("http", "log"),
+        default="http",
+        help="http: POST /send; log: produce straight to the embedded log's samples topic (no HTTP edge)",
+    )
     parser.add_argument(
         "--max-lag", type=int, default=50_000, help="samples sent but not yet followed, at most"
     )
@@ -504,17 +568,25 @@ def main() -> None:
         "ALSTREAM_MODEL": "sgd",
         "ALSTREAM_LOG_LEVEL": "WARNING",
         **{f"ALSTREAM_{route}_RATE_PER_S": "1e9" for route in ("SEND", "QUEUE", "LABELS")},  # no rate limits
+        **_absolute_pythonpath(),
     }
+    served = alstream_served(settings.get("PYTHONPATH"))
     run = Run(samples=args.samples, batch=args.batch, max_lag=args.max_lag)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with tempfile.TemporaryDirectory(prefix="alstream-soak-") as tmp:
         home = Path(tmp)
-        out.print(f"starting alstream serve (pool {args.max_pool:,}, retention {args.retention_s:g} s)")
+        out.print(
+            f"starting alstream serve (pool {args.max_pool:,}, retention {args.retention_s:g} s), "
+            f"alstream from {served}"
+        )
         with service(home, server_cpu, settings) as running:
+            if args.via == "log":
+                produce: tuple[Any, tuple[Any, ...]] = (log_producer, (home / "data" / "log", bank, run))
+            else:
+                produce = (sender, (running.url, bank, run))
             threads = [
-                threading.Thread(target=sender, args=(running.url, bank, run), daemon=True)
-                for _ in range(args.senders)
+                threading.Thread(target=produce[0], args=produce[1], daemon=True) for _ in range(args.senders)
             ]
             threads.append(
                 threading.Thread(
@@ -610,11 +682,12 @@ def main() -> None:
             "model": "sgd",
             "online_updates": True,
             "stream": "embedded log",
+            "via": "POST /send" if args.via == "http" else "produced straight to the samples topic",
             "store": "SQLite",
             "data": f"make_classification, {N_FEATURES} features, {N_CLASSES} classes, rounded",
             "flat_factor": FLAT_FACTOR,
         },
-        "alstream": source_info(),
+        "alstream": {**source_info(), "served_from": served},
         "machine": {**machine(), "load_average": {"start": load_before, "end": os.getloadavg()}},
         "results": results,
     }

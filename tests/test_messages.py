@@ -748,3 +748,76 @@ def test_the_openapi_bodies_accept_exactly_what_the_checks_accept(payload):
         assert schema_accepts(openapi.labels_body(project), payload) == parser_accepts(
             parse_labels, payload, project
         ), payload
+
+
+# --- the batch-wide check of plain samples (the common case) and the per-item checks agree
+
+
+def _plain_item(i: int) -> dict:
+    return {"id": f"s{i}", "features": [0.5 * i, -1, 3.25e3]}
+
+
+def test_plain_batches_give_what_the_per_item_checks_give() -> None:
+    from alstream.messages.validation import _Checker
+
+    checker = _Checker(SCHEMA)
+    items = [_plain_item(i) for i in range(50)] + [{"features": [1e38, 0, -1e-30], "id": "ü-" + "x" * 198}]
+    plain = checker.plain_samples(items)
+    assert plain is not None
+    assert plain == [checker.sample(item)[0] for item in items]
+    assert all(s.features.dtype == np.float32 and not s.features.flags.writeable for s in plain)
+    assert parse_samples(items, SCHEMA) == plain
+    values = [orjson.dumps(item) for item in items]
+    assert decode_samples(values, SCHEMA) == [decode_sample(v, SCHEMA) for v in values]
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"id": "x", "features": [1.0, True, 2.0]},  # a boolean is not a number
+        {"id": "x", "features": [1.0, "2", 2.0]},
+        {"id": "x", "features": [1.0, None, 2.0]},
+        {"id": "x", "features": [1.0, 2.0]},
+        {"id": "x", "features": (1.0, 2.0, 3.0)},
+        {"id": "x", "features": np.ones(3)},
+        {"id": "x", "features": [1.0, 10**400, 2.0]},
+        {"id": "x", "features": [1.0, 1e39, 2.0]},
+        {"id": "x", "features": [1.0, math.nan, 2.0]},
+        {"id": "x", "features": [1.0, math.inf, 2.0]},
+        {"id": 7, "features": [1.0, 2.0, 3.0]},
+        {"id": None, "features": [1.0, 2.0, 3.0]},
+        {"features": [1.0, 2.0, 3.0]},
+        {"id": " ", "features": [1.0, 2.0, 3.0]},
+        {"id": "a\nb", "features": [1.0, 2.0, 3.0]},
+        {"id": "x" * 201, "features": [1.0, 2.0, 3.0]},
+        {"id": "x", "features": [1.0, 2.0, 3.0], "meta": {"a": 1}},
+        {"id": "x", "features": [1.0, 2.0, 3.0], "label": "cat"},
+        {"id": "x", "features": [1.0, 2.0, 3.0], "text": "hi"},
+        {"id": "x", "featurs": [1.0, 2.0, 3.0]},
+        {"id": "x", "features": [1.0, 2.0, 3.0], "kind": "label"},
+        ["x"],
+    ],
+)
+def test_anything_unusual_takes_the_per_item_checks(item) -> None:
+    """One such item sends the whole batch through the per-item checks, which say what is wrong."""
+    from alstream.messages.validation import _Checker
+
+    batch = [_plain_item(1), item]
+    assert _Checker(SCHEMA).plain_samples(batch) is None
+    assert _Checker(SCHEMA).plain_samples(batch[1:]) is None
+
+
+def test_plain_samples_leave_other_projects_to_the_per_item_checks() -> None:
+    from alstream.messages.validation import _Checker
+
+    assert _Checker(NAMED).plain_samples([{"id": "x", "features": {"x": 1.0, "y": 2.0}}]) is None
+    assert _Checker(TEXT).plain_samples([{"id": "x", "text": "hello"}]) is None
+    assert _Checker(SCHEMA).plain_samples([]) is None
+
+
+def test_a_kind_of_sample_stays_on_the_plain_path_and_a_label_does_not() -> None:
+    items = [{**_plain_item(i), "kind": "sample"} for i in range(3)] + [_plain_item(9)]
+    samples, labels = parse_messages(items, SCHEMA)
+    assert [s.id for s in samples] == ["s0", "s1", "s2", "s9"] and labels == []
+    samples, labels = parse_messages([*items, {"kind": "label", "id": "s0", "label": "cat"}], SCHEMA)
+    assert len(samples) == 4 and labels == [Label(id="s0", label="cat")]

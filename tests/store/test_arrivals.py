@@ -45,3 +45,21 @@ def test_a_range_is_deleted_in_one_statement_but_the_kept_labeled_and_recent_one
     assert deleted == 15 - 2 - 1  # s7 and s8 kept (in the pool), s5 labeled
     left = {s["id"] for s in store.get_samples([f"s{i}" for i in range(20)])}
     assert left == {"s5", "s7", "s8", *(f"s{i}" for i in range(15, 20))}
+
+
+def test_arrival_times_compare_in_any_time_zone_and_are_stored_as_before(store):
+    """``before`` in another zone means the same instant; SQLite rows hold the text sqlite3's own
+    datetime adapter writes (the rows of earlier versions), so old and new rows compare alike."""
+    from datetime import timezone
+
+    start = datetime.now(UTC)
+    store.add_samples([SampleRow(f"s{i}", np.zeros(2, dtype=np.float32), None, None) for i in range(3)])
+    plus_two = timezone(timedelta(hours=2))
+    _, old = store.arrivals_after(0, (start - timedelta(seconds=5)).astimezone(plus_two), 10)
+    assert not old.any()
+    _, old = store.arrivals_after(0, (datetime.now(UTC) + timedelta(seconds=5)).astimezone(plus_two), 10)
+    assert old.all()
+    if store.dialect == "sqlite":
+        with store.engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT arrived_at FROM samples").scalars().all()
+        assert all(datetime.fromisoformat(t).isoformat(" ") == t and t.endswith("+00:00") for t in stored)

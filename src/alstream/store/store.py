@@ -125,8 +125,11 @@ class Store:
         return conn.exec_driver_sql(self._insert_samples, params).rowcount
 
     def _now(self) -> Any:
-        """The time now, as the driver binds a timezone-aware column."""
+        """The time now, as the driver binds a timezone-aware column. SQLite: the text that sqlite3's
+        own adapter made of it for each row (what the rows hold), made once for the batch."""
         now: Any = datetime.now(UTC)
+        if self.dialect == "sqlite":
+            return now.isoformat(" ")
         return now if self._bind_time is None else self._bind_time(now)
 
     def add_labels(self, rows: Sequence[LabelRow], conn: Connection | None = None) -> int:
@@ -197,11 +200,10 @@ class Store:
         if not rows:
             return np.empty(0, dtype=np.int64), [], np.empty((0, 0), dtype=np.float32)
         seqs, ids, blobs = zip(*rows, strict=True)
-        width = len(blobs[0])
-        joined = b"".join(blobs)
-        if any(len(b) != width for b in blobs):
+        widths = set(map(len, blobs))
+        if len(widths) != 1:
             raise ValueError(f"samples after seq {seq} have feature vectors of different lengths")
-        features = np.frombuffer(joined, dtype="<f4").reshape(len(blobs), width // 4)
+        features = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), widths.pop() // 4)
         return np.array(seqs, dtype=np.int64), list(ids), features
 
     def texts_after(self, seq: int, limit: int) -> tuple[np.ndarray, list[str], list[str]]:
@@ -322,6 +324,7 @@ class Store:
     def arrivals_after(self, seq: int, before: datetime, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """``(seqs, old)`` of up to ``limit`` samples after ``seq``, in seq order: ``old`` when the
         sample arrived before ``before`` (or before arrival times were kept)."""
+        before = _utc(before).astimezone(UTC)  # SQLite's DATETIME binds the wall time, not the zone
         old = or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
         query = select(samples.c.seq, old).where(samples.c.seq > seq).order_by(samples.c.seq).limit(limit)
         with self.engine.connect() as conn:
