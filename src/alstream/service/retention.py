@@ -19,6 +19,7 @@ import numpy as np
 
 BATCH = 20_000  # samples looked at per store query, deleted in one statement (but the pool's)
 STEP_BUDGET_S = 0.25  # a step stops after this long; the next one goes on
+MIN_BATCH = 256
 MAX_KEEP = 10_000  # pool members named in one delete statement (a range with more is split)
 
 
@@ -30,6 +31,7 @@ class Retention:
         self.looked_at = 0  # the samples up to this seq have been looked at
         self._kept = np.empty(0, dtype=np.int64)  # looked at while in the pool: deleted once they leave it
         self.deleted = 0
+        self._limit = batch  # rows read per query: twice what the last one found due, within bounds
 
     def step(self, store: Any, followed: int, pool_seqs: np.ndarray, now: datetime | None = None) -> int:
         """Delete what is due, up to ``followed`` (the last seq the pool has seen), holding
@@ -43,11 +45,16 @@ class Retention:
             self._kept = self._kept[held]
         started = time.monotonic()
         while time.monotonic() - started < STEP_BUDGET_S:
-            seqs, old = store.arrivals_after(self.looked_at, cutoff, self.batch)
-            full = len(seqs) == self.batch
+            head, old = store.arrivals_after(self.looked_at, cutoff, 1)  # one row: is anything due?
+            if not len(head) or not old[0] or head[0] > followed:
+                break
+            limit = self._limit
+            seqs, old = store.arrivals_after(self.looked_at, cutoff, limit)
+            full = len(seqs) == limit
             due = old & (seqs <= followed)
             if not due.all():  # stop at the first sample not due: the rest arrived later
                 seqs, full = seqs[: int(np.argmin(due))], False
+            self._limit = min(self.batch, max(MIN_BATCH, 2 * len(seqs)))  # about what comes due a step
             if not len(seqs):
                 break
             self.looked_at = int(seqs[-1])

@@ -11,6 +11,7 @@ any unhandled error) goes to alstream's own log handler.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import h11
@@ -85,6 +86,11 @@ def serve(app: object, settings: Settings) -> None:
         timeout_keep_alive=5,
         log_config=None,  # route_server_log sets it up
     )
+    # What is loaded by now (the libraries) lives as long as the process: the collector need not walk
+    # it again and again, and young collections come every 50,000 allocations, not 700 (a batch of
+    # samples allocates a list per sample). Both took about a quarter of ingest's CPU.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 10)
     uvicorn.Server(config).run()
 
 
