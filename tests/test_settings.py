@@ -231,7 +231,7 @@ def test_the_stream_settings_say_what_is_wrong(monkeypatch):
     embedded = Settings()
     assert (embedded.log_segment_bytes, embedded.log_retention_s, embedded.log_retention_bytes) == (
         64 * 1024 * 1024,
-        3600.0,
+        60.0,
         None,
     )
     monkeypatch.setenv("ALSTREAM_LOG_RETENTION_S", "forever")

@@ -123,11 +123,13 @@ class Settings(BaseSettings):
         "one begun once it holds this many bytes.",
     )
     log_retention_s: float | None = Field(
-        3600.0,
+        60.0,
         ge=0,
         allow_inf_nan=False,
         description="Embedded log: a closed segment is deleted once every consumer group that committed in "
-        "its topic has committed past it and its last write is this old (seconds). 'forever': keep them.",
+        "its topic has committed past it and its last write is this old (seconds; the store has every record "
+        "by then, so this is only a window to replay them: at 10,000 samples/s a minute is about 240 MB). "
+        "'forever': keep them.",
     )
     log_retention_bytes: int | None = Field(
         None,

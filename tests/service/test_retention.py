@@ -60,8 +60,9 @@ def test_old_samples_out_of_the_pool_leave_the_store_and_the_rest_stay(tmp_path:
         deleted = _retain(engine, LATER)
         in_pool = set(engine.pool.index)
         assert len(in_pool) == 499  # one was labeled
-        assert _stored(store) == in_pool | set(labels) | {f"s{i}" for i in range(5_000, 5_100)}
-        assert deleted == 5_000 - 499 - 3 == engine.retention.deleted
+        newest = {"s4999"}  # the newest followed stays, so that no later sample gets its seq again
+        assert _stored(store) == in_pool | set(labels) | newest | {f"s{i}" for i in range(5_000, 5_100)}
+        assert deleted == 5_000 - len(in_pool | set(labels) | newest) == engine.retention.deleted
         assert store.current_labels(labels).keys() == set(labels)  # label events stay
 
         engine.sync()  # the 100 arrive and take places: the samples they push out go at the next step
@@ -69,7 +70,7 @@ def test_old_samples_out_of_the_pool_leave_the_store_and_the_rest_stay(tmp_path:
         assert pushed_out
         _retain(engine, LATER)
         assert not pushed_out & _stored(store)
-        assert _stored(store) == set(engine.pool.index) | set(labels)
+        assert _stored(store) == set(engine.pool.index) | set(labels) | {"s5099"}
     finally:
         engine.close()
         store.close()
@@ -84,7 +85,7 @@ def test_a_restart_rebuilds_the_same_bounded_pool(tmp_path: Path):
             _send(store, start, 2_000)
             first.sync()
         _retain(first, LATER)
-        assert len(_stored(store)) == 500  # the store holds no more than the pool
+        assert _stored(store) <= set(first.pool.index) | {"s19999"}  # the pool, and the newest followed
     finally:
         first.close()
     again = _engine(store)
@@ -97,3 +98,31 @@ def test_a_restart_rebuilds_the_same_bounded_pool(tmp_path: Path):
     finally:
         again.close()
         store.close()
+
+
+def test_the_pools_seqs_taken_a_while_ago_never_let_a_newer_pool_member_go(tmp_path: Path, monkeypatch):
+    """The pool's sorted seqs are taken once every few seconds: a sample followed after they were
+    taken waits, even when old, so none is deleted while the pool may hold it. The newest sample
+    followed always stays: a sample stored after it gets a larger seq, never one deleted."""
+    from alstream.service import retention as retention_module
+    from alstream.service.retention import Retention
+
+    def stored() -> np.ndarray:
+        return np.sort(store.arrivals_after(0, LATER, 1_000)[0])
+
+    with Store(f"sqlite:///{tmp_path}/r.db") as store:
+        store.create()
+        _send(store, 1, 100)
+        first = stored()
+        in_pool = list(first[:50])
+        retention = Retention(3600.0)
+        assert retention.step(store, int(first[-1]), lambda: np.array(in_pool), LATER) == 49  # not the newest
+        _send(store, 101, 100)
+        second = stored()[51:]
+        assert second[0] > first[-1] and len(second) == 100  # new seqs, after every one seen
+        in_pool += list(second[50:])  # the newer ones are in the pool now; the seqs taken before say not
+        assert retention.step(store, int(second[-1]), lambda: np.array(in_pool), LATER) == 0
+        monkeypatch.setattr(retention_module, "REFRESH_S", 0.0)
+        assert retention.step(store, int(second[-1]), lambda: np.array(in_pool), LATER) == 51  # 100 too
+        assert retention.step(store, int(second[-1]), lambda: np.empty(0, dtype=np.int64), LATER) == 99
+        assert stored().tolist() == [second[-1]]

@@ -201,7 +201,7 @@ class Engine:
             return
         self._retained_at = now
         try:
-            self.retention.step(self.store, self._last_seq, self.pool.seq[self.pool.held()])
+            self.retention.step(self.store, self._last_seq, lambda: self.pool.seq[self.pool.held()])
         except Exception:  # the store is down or busy: the next step goes on from where this one was
             log.exception("retention could not delete old samples; it tries again")
 

@@ -4,7 +4,9 @@ An unlabeled sample is deleted from the store once it arrived over ``retention_s
 in the pool (it lost its place, or never won one); a sample still in the pool then is deleted when
 it leaves. Labeled samples and every label event are kept forever. The work is done in bounded
 batches, each delete a short transaction of its own, so ingestion never waits long behind it; only
-samples the engine has followed are looked at, so none is deleted before the pool had its chance.
+samples the engine has followed are looked at, so none is deleted before the pool had its chance;
+and never the newest of them: SQLite would give its seq to the next sample, which the engine,
+following the store by seq, would never see.
 
 The engine's thread alone calls :meth:`Retention.step`.
 """
@@ -12,6 +14,7 @@ The engine's thread alone calls :meth:`Retention.step`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +23,7 @@ import numpy as np
 BATCH = 20_000  # samples looked at per store query, deleted in one statement (but the pool's)
 STEP_BUDGET_S = 0.25  # a step stops after this long; the next one goes on
 MIN_BATCH = 256
+REFRESH_S = 5.0  # how long the pool's sorted seqs serve
 MAX_KEEP = 10_000  # pool members named in one delete statement (a range with more is split)
 
 
@@ -32,12 +36,35 @@ class Retention:
         self._kept = np.empty(0, dtype=np.int64)  # looked at while in the pool: deleted once they leave it
         self.deleted = 0
         self._limit = batch  # rows read per query: twice what the last one found due, within bounds
+        self._inside: np.ndarray | None = None  # the pool's seqs, sorted (O(pool log pool): not every step)
+        self._inside_upto = 0  # the last seq followed when they were taken
+        self._inside_at = 0.0
 
-    def step(self, store: Any, followed: int, pool_seqs: np.ndarray, now: datetime | None = None) -> int:
-        """Delete what is due, up to ``followed`` (the last seq the pool has seen), holding
-        ``pool_seqs``; returns how many samples were deleted."""
+    def step(
+        self,
+        store: Any,
+        followed: int,
+        pool_seqs: np.ndarray | Callable[[], np.ndarray],
+        now: datetime | None = None,
+    ) -> int:
+        """Delete what is due, up to ``followed`` (the last seq the pool has seen), the pool holding
+        ``pool_seqs``; returns how many samples were deleted.
+
+        ``pool_seqs`` may be a function: then what it returns is sorted once every ``REFRESH_S`` and
+        serves until then, for the samples followed when it was taken (a sample followed later may
+        be in the pool: it waits for the next); a sample that left the pool since waits too.
+        """
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.retention_s)
-        inside = np.sort(pool_seqs)
+        if callable(pool_seqs):
+            if self._inside is None or time.monotonic() - self._inside_at >= REFRESH_S:
+                self._inside, self._inside_upto, self._inside_at = (
+                    np.sort(pool_seqs()),
+                    followed,
+                    time.monotonic(),
+                )
+            inside, followed = self._inside, min(followed, self._inside_upto)
+        else:
+            inside = np.sort(pool_seqs)
         deleted = 0
         if len(self._kept):  # they were in the pool when looked at: those that left it go now
             held = _member(self._kept, inside)
@@ -46,12 +73,12 @@ class Retention:
         started = time.monotonic()
         while time.monotonic() - started < STEP_BUDGET_S:
             head, old = store.arrivals_after(self.looked_at, cutoff, 1)  # one row: is anything due?
-            if not len(head) or not old[0] or head[0] > followed:
+            if not len(head) or not old[0] or head[0] >= followed:
                 break
             limit = self._limit
             seqs, old = store.arrivals_after(self.looked_at, cutoff, limit)
             full = len(seqs) == limit
-            due = old & (seqs <= followed)
+            due = old & (seqs < followed)  # the newest followed stays: SQLite gives a deleted last seq again
             if not due.all():  # stop at the first sample not due: the rest arrived later
                 seqs, full = seqs[: int(np.argmin(due))], False
             self._limit = min(self.batch, max(MIN_BATCH, 2 * len(seqs)))  # about what comes due a step

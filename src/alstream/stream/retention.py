@@ -32,7 +32,7 @@ class LogLimits:
     """How large a segment grows and how long closed segments stay (None: no such bound)."""
 
     segment_bytes: int = 64 * 1024 * 1024
-    retention_s: float | None = 3600.0
+    retention_s: float | None = 60.0
     retention_bytes: int | None = None
 
     @property
