@@ -11,6 +11,7 @@ any unhandled error) goes to alstream's own log handler.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 
@@ -20,6 +21,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from alstream.settings import Settings
 
 TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # mallopt's parameters (glibc's malloc.h)
 
 
 class HeaderTimeoutProtocol(H11Protocol):
@@ -91,7 +93,22 @@ def serve(app: object, settings: Settings) -> None:
     # samples allocates a list per sample). Both took about a quarter of ingest's CPU.
     gc.freeze()
     gc.set_threshold(50_000, 20, 10)
+    few_malloc_arenas()
     uvicorn.Server(config).run()
 
 
-__all__ = ["HeaderTimeoutProtocol", "protocol", "route_server_log", "serve"]
+def few_malloc_arenas(arenas: int = 2, mmap_from: int = 1 << 20) -> bool:
+    """Before the threads start, tell glibc's malloc to keep at most ``arenas`` arenas (it makes up
+    to 8 per core, one per thread that allocates, and each keeps what it freed) and to map every block
+    of ``mmap_from`` bytes or more on its own, so that it goes back to the system when freed (glibc
+    raises that threshold as large blocks are freed, and then keeps numpy's temporaries of a big
+    pool in the heap: resident memory creeps up to their high-water mark). Returns whether it could
+    (False off glibc)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, arenas)) and bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_from))
+    except (OSError, AttributeError):
+        return False
+
+
+__all__ = ["HeaderTimeoutProtocol", "few_malloc_arenas", "protocol", "route_server_log", "serve"]
