@@ -285,12 +285,19 @@ def test_a_batch_replayed_after_a_crash_before_the_offset_commit_is_stored_once(
         first = store.counts()
         assert first["samples"] >= 30  # the batch reached the store, its offsets did not
 
-        ingestor = Ingestor(stream, store, schema, topics, values["consumer_group"])
+        woken: list[int] = []  # the engine is told when a batch stored something new, not otherwise
+        ingestor = Ingestor(stream, store, schema, topics, values["consumer_group"],
+                            on_stored=lambda: woken.append(1))  # fmt: skip
         try:
             wait_while_progressing(lambda: ingestor.step() == 0 and store.counts()["labels_total"] >= 40,
                                    lambda: store.counts()["labels_total"], what="the consumer")  # fmt: skip
+            woken.clear()
+            stream.publish(values["samples_topic"], digits_samples(1_000, 1_001, rng))
+            stored = lambda: store.counts()["samples"]  # noqa: E731
+            wait_while_progressing(lambda: ingestor.step() >= 0 and bool(woken), stored, what="a new sample")
             for _ in range(5):
                 ingestor.step(timeout=0.2)
+            assert woken == [1]  # once for the new sample, not for the steps that stored nothing
         finally:
             ingestor.close()
         counts = store.counts()
@@ -298,6 +305,6 @@ def test_a_batch_replayed_after_a_crash_before_the_offset_commit_is_stored_once(
     finally:
         stream.close()
         store.close()
-    assert counts["samples"] == len(ids) == distinct == 80
+    assert counts["samples"] == len(ids) == distinct == 80 + 1  # and the one sent to wake the engine
     assert counts["labels_total"] == 40  # 10 on the labels topic, 30 that came with their samples
     assert {f"s-{i}" for i in range(50)} <= set(ids)

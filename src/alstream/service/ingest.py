@@ -29,7 +29,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -85,9 +85,11 @@ class Ingestor:
         topics: Topics,
         group: str,
         max_message_bytes: int = 1024 * 1024,
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
         self.stream, self.store, self.schema, self.topics, self.group = stream, store, schema, topics, group
         self.max_message_bytes = max_message_bytes
+        self.on_stored = on_stored  # called after a batch stored new rows (the engine looks at once)
         self.consumer = self._open()
         self.counts = IngestCounts()
 
@@ -107,6 +109,8 @@ class Ingestor:
         self.counts.labels += new_labels
         self.counts.dead_letters += len(dead)
         self.counts.batches += 1
+        if (new_samples or new_labels) and self.on_stored is not None:
+            self.on_stored()
         return len(records)
 
     def _write(self, entries: list[_Entry]) -> tuple[int, int, list[DeadLetter]]:

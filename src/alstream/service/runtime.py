@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from alstream.featurize import featurizer
@@ -40,10 +41,16 @@ def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
     return store, stream, Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
 
 
-def open_ingestor(settings: Settings, stream: Stream, store: Store, topics: Topics) -> Ingestor:
+def open_ingestor(
+    settings: Settings,
+    stream: Stream,
+    store: Store,
+    topics: Topics,
+    on_stored: Callable[[], None] | None = None,
+) -> Ingestor:
     """The consumer of the settings' topics, as the settings' consumer group."""
     return Ingestor(stream, store, settings.project, topics, settings.consumer_group,
-                    max_message_bytes=settings.max_message_bytes)  # fmt: skip
+                    max_message_bytes=settings.max_message_bytes, on_stored=on_stored)  # fmt: skip
 
 
 class Runtime:
@@ -105,7 +112,11 @@ class Runtime:
         self.flows = PrefectFlows() if track else None  # else full retrains run directly
         self.engine = Engine(config, self.store, holdout=holdout, full_training=self.flows,
                              featurizer=self.featurizer, model_files=models)  # fmt: skip
-        self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics) if consume else None
+        self.ingestor = (
+            open_ingestor(settings, self.stream, self.store, self.topics, on_stored=self.engine.wake)
+            if consume
+            else None
+        )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
