@@ -146,6 +146,14 @@ class Run:
             if len(self.errors) < 20:
                 self.errors.append(what)
 
+    def hold_back(self) -> None:
+        """Wait while more than ``max_lag`` samples are sent but not followed; note how long."""
+        began = time.perf_counter()
+        while self.sent - self.followed > self.max_lag and not self.stop.is_set():
+            time.sleep(0.01)
+        if (waited := time.perf_counter() - began) > 0.0005:
+            self.waited_s.append((time.perf_counter(), waited))
+
 
 def sender(url: str, bank: Bank, run: Run) -> None:
     """POST /send batch after batch; waits only while more than ``max_lag`` samples are unfollowed."""
@@ -153,11 +161,7 @@ def sender(url: str, bank: Bank, run: Run) -> None:
         while not run.stop.is_set() and (start := run.take_batch()) is not None:
             n = min(run.batch, run.samples - start)
             body = bank.body(start, n)
-            began = time.perf_counter()
-            while run.sent - run.followed > run.max_lag and not run.stop.is_set():
-                time.sleep(0.01)
-            if (waited := time.perf_counter() - began) > 0.0005:
-                run.waited_s.append((time.perf_counter(), waited))
+            run.hold_back()
             while not run.stop.is_set():
                 t0 = time.perf_counter()
                 try:
@@ -185,11 +189,7 @@ def log_producer(log_dir: Path, bank: Bank, run: Run) -> None:
         while not run.stop.is_set() and (start := run.take_batch()) is not None:
             n = min(run.batch, run.samples - start)
             messages = bank.messages(start, n)
-            began = time.perf_counter()
-            while run.sent - run.followed > run.max_lag and not run.stop.is_set():
-                time.sleep(0.01)
-            if (waited := time.perf_counter() - began) > 0.0005:
-                run.waited_s.append((time.perf_counter(), waited))
+            run.hold_back()
             t0 = time.perf_counter()
             stream.publish(SAMPLES_TOPIC, messages, timeout=60)
             run.send_ms.append((time.perf_counter(), (time.perf_counter() - t0) * 1e3))

@@ -37,6 +37,10 @@ class Featurizer(Protocol):
         """The stored samples among ``ids`` (those found, in the order asked) and their rows."""
         ...
 
+    def rows(self, samples: Sequence[dict]) -> tuple[list[str], np.ndarray]:
+        """Of samples read with ``store.get_samples``: the ids of those it can use, and their rows."""
+        ...
+
 
 @dataclass(frozen=True)
 class StoredFeatures:
@@ -50,7 +54,11 @@ class StoredFeatures:
 
     def of(self, store: Any, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """The stored samples among ``ids`` (those found, in the order asked) and their features."""
-        found = [s for s in store.get_samples(ids) if s["features"] is not None]
+        return self.rows(store.get_samples(ids))
+
+    def rows(self, samples: Sequence[dict]) -> tuple[list[str], np.ndarray]:
+        """The samples with features, and those features."""
+        found = [s for s in samples if s["features"] is not None]
         rows = np.array([s["features"] for s in found], dtype=np.float32).reshape(len(found), self.width)
         return [s["id"] for s in found], rows
 
@@ -77,7 +85,11 @@ class HashedText:
 
     def of(self, store: Any, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """The stored texts among ``ids`` (those found, in the order asked), hashed."""
-        found = [s for s in store.get_samples(ids) if s["text"] is not None]
+        return self.rows(store.get_samples(ids))
+
+    def rows(self, samples: Sequence[dict]) -> tuple[list[str], np.ndarray]:
+        """The samples with a text, and those texts hashed."""
+        found = [s for s in samples if s["text"] is not None]
         return [s["id"] for s in found], self([s["text"] for s in found])
 
 

@@ -45,6 +45,13 @@ def drain(consumer: EmbeddedConsumer) -> list[Record]:
     return out
 
 
+def publish_consumed(log: EmbeddedLog, consumer: EmbeddedConsumer, batches: int) -> None:
+    """Publish ``batches`` batches to "t", the consumer reading and committing each."""
+    for start in range(0, batches * BATCH, BATCH):
+        log.publish("t", batch(BATCH, start))
+        consumer.commit(drain(consumer))
+
+
 def test_a_consumed_log_stays_under_a_bound_and_its_offsets_keep_increasing(tmp_path: Path):
     log = EmbeddedLog(tmp_path, LogLimits(segment_bytes=SEGMENT, retention_s=0))
     consumer = log.consumer("g", ["t"])
@@ -70,9 +77,7 @@ def test_a_consumed_log_stays_under_a_bound_and_its_offsets_keep_increasing(tmp_
 def test_a_restarted_consumer_reads_exactly_the_records_after_its_commit(tmp_path: Path):
     log = EmbeddedLog(tmp_path, LogLimits(segment_bytes=SEGMENT, retention_s=0))
     consumer = log.consumer("g", ["t"])
-    for start in range(0, 40 * BATCH, BATCH):
-        log.publish("t", batch(BATCH, start))
-        consumer.commit(drain(consumer))
+    publish_consumed(log, consumer, 40)
     log.publish("t", batch(BATCH, 40 * BATCH))
     records = drain(consumer)
     consumer.commit(records[:17])  # handled only part of what it read, then stopped
@@ -117,9 +122,7 @@ def test_a_topic_no_group_has_committed_in_keeps_everything(tmp_path: Path):
 def test_consumed_segments_stay_until_they_are_retention_s_old(tmp_path: Path):
     log = EmbeddedLog(tmp_path, LogLimits(segment_bytes=SEGMENT, retention_s=3600))
     consumer = log.consumer("g", ["t"])
-    for start in range(0, 40 * BATCH, BATCH):
-        log.publish("t", batch(BATCH, start))
-        consumer.commit(drain(consumer))
+    publish_consumed(log, consumer, 40)
     segments = TopicFiles(tmp_path, "t").segments()
     assert segments[0].base == 0 and len(segments) > 3  # all consumed, but younger than an hour
     an_hour_ago = time.time() - 3601
@@ -134,9 +137,7 @@ def test_consumed_segments_stay_until_they_are_retention_s_old(tmp_path: Path):
 def test_forever_keeps_every_segment(tmp_path: Path):
     log = EmbeddedLog(tmp_path, LogLimits(segment_bytes=SEGMENT, retention_s=None))
     consumer = log.consumer("g", ["t"])
-    for start in range(0, 40 * BATCH, BATCH):
-        log.publish("t", batch(BATCH, start))
-        consumer.commit(drain(consumer))
+    publish_consumed(log, consumer, 40)
     long_ago = time.time() - 10 * 365 * 24 * 3600
     for segment in TopicFiles(tmp_path, "t").segments():
         os.utime(segment.path, (long_ago, long_ago))

@@ -231,10 +231,6 @@ class Engine:
             self._boost_until = time.monotonic() + self.config.drift_boost_s
             self._force_full = True
 
-    def random_share(self) -> float:
-        """The queue's random share now: raised for ``drift_boost_s`` after a drift."""
-        return self.leases.snapshot.share(time.monotonic())
-
     # --- scoring --------------------------------------------------------------------------
     def rescore(self, version: ModelVersion) -> None:
         """Score the whole pool with ``version`` in chunks, then swap the scores in at once (this thread
@@ -399,14 +395,14 @@ class Engine:
         config, pool = self.config, self.pool
         latencies = np.array(self.latencies) if self.latencies else None
         estimate, n = self.quality.estimate()
-        counts = pool.counts()
+        counts, store = pool.counts(), self.tally.counts()
         current = self.serving
         stats = {
             **counts,
             "unlabeled": counts["pool"],
             "labeled": len(self.train_set),
-            "skipped": self.tally.counts()["skipped"],
-            "store": self.tally.counts(),
+            "skipped": store["skipped"],
+            "store": store,
             "conflicts": self.tally.conflicts(),
             "labels_per_class": self.book.class_counts(config.classes),
             "cold_start": current is None,

@@ -83,7 +83,8 @@ class Serving:
         if not taken:
             return []
         ids = [t.id for t in taken]
-        found, features = self.featurizer.of(self.store, ids)
+        stored = {s["id"]: s for s in self.store.get_samples(ids)}  # one read: data and features
+        found, features = self.featurizer.rows(list(stored.values()))
         gone = set(ids) - set(found)  # deleted from the store since the snapshot: nothing to show
         if gone:
             self.leases.end(gone)
@@ -98,7 +99,6 @@ class Serving:
         else:
             proba = version.model.predict_proba(features)
             classes = [str(c) for c in version.model.classes_]
-        stored = {s["id"]: s for s in self.store.get_samples([t.id for t in taken])}
         items = []
         for t, p in zip(taken, proba, strict=True):
             predicted = None if cold else classes[int(np.argmax(p))]
