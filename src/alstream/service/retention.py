@@ -23,7 +23,7 @@ import numpy as np
 BATCH = 20_000  # samples looked at per store query, deleted in one statement (but the pool's)
 STEP_BUDGET_S = 0.25  # a step stops after this long; the next one goes on
 MIN_BATCH = 256
-REFRESH_S = 5.0  # how long the pool's sorted seqs serve
+REFRESH_S = 5.0  # how long the pool's sorted seqs serve at most (a tenth of retention_s if less)
 MAX_KEEP = 10_000  # pool members named in one delete statement (a range with more is split)
 
 
@@ -56,7 +56,8 @@ class Retention:
         """
         cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.retention_s)
         if callable(pool_seqs):
-            if self._inside is None or time.monotonic() - self._inside_at >= REFRESH_S:
+            refresh = min(REFRESH_S, self.retention_s / 10)  # a short retention is not held back long
+            if self._inside is None or time.monotonic() - self._inside_at >= refresh:
                 self._inside, self._inside_upto, self._inside_at = (
                     np.sort(pool_seqs()),
                     followed,
