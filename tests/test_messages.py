@@ -1,3 +1,4 @@
+import base64
 import dataclasses
 import json
 import math
@@ -484,7 +485,8 @@ def test_round_trip_sample_and_label():
     )
     assert decode_sample(encode_sample(s), SCHEMA) == s
     body = orjson.loads(encode_sample(s))
-    assert isinstance(body["features"], list) and "text" not in body
+    assert np.frombuffer(base64.b64decode(body["features"]), "<f4").tolist() == s.features.tolist()
+    assert "text" not in body
     for label in (Label("s", "cat", "ana"), Label("s", None, None, True)):
         assert decode_label(encode_label(label), SCHEMA) == label
     [t] = parse_samples({"text": "héllo ✓", "annotator": "b", "label": "ham"}, TEXT)
@@ -553,6 +555,41 @@ def test_a_batch_decodes_like_each_message_alone():
             assert isinstance(got, InvalidMessage) and got.reason == error.reason
         else:
             assert got == expected and not got.features.flags.writeable
+
+
+def _packed(*values: float, dtype: str = "<f4") -> str:
+    return base64.b64encode(np.array(values, dtype=dtype).tobytes()).decode()
+
+
+def test_a_topic_takes_packed_features_alone_or_in_a_batch_and_says_what_is_wrong():
+    good = orjson.dumps({"id": "p", "features": _packed(1, -2.5, 3e38)})
+    assert decode_sample(good, SCHEMA).features.tolist() == [1, -2.5, np.float32(3e38)]
+    not_base64 = "features: a string must be the base64 of little-endian float32s"
+    bad = [
+        (not_base64, "not base64!"),
+        (not_base64, "AACAPw==é"),
+        ("features: packed: 8 bytes, expected 12 (3 float32s)", _packed(1, 2)),
+        ("features: packed: 24 bytes, expected 12 (3 float32s)", _packed(1, 2, 3, dtype="<f8")),
+        ("features: not finite numbers: [1] is nan", _packed(1, math.nan, 3)),
+        ("features: not finite numbers: [2] is inf", _packed(1, 2, math.inf)),
+    ]
+    raws = [orjson.dumps({"id": f"b{i}", "features": value}) for i, (_, value) in enumerate(bad)]
+    for raw, (reason, _) in zip(raws, bad, strict=True):
+        with pytest.raises(InvalidMessage) as refused:
+            decode_sample(raw, SCHEMA)
+        assert refused.value.reason == reason
+    packed_batch = [orjson.dumps({"id": f"q{i}", "features": _packed(i, 0.5, -2)}) for i in range(4)]
+    decoded = decode_samples(packed_batch, SCHEMA)  # all packed: the batch's fast path
+    assert [d.features.tolist() for d in decoded] == [[i, 0.5, -2] for i in range(4)]
+    mixed = decode_samples([*packed_batch[:2], *raws, b'{"id": "l", "features": [1, 2, 3]}'], SCHEMA)
+    assert [type(d).__name__ for d in mixed] == ["Sample"] * 2 + ["InvalidMessage"] * len(raws) + ["Sample"]
+    assert [d.reason for d in mixed[2:-1]] == [reason for reason, _ in bad]
+
+
+def test_send_takes_features_as_numbers_only():
+    with pytest.raises(InvalidBatch) as refused:
+        parse_messages([{"id": "p", "features": _packed(1, 2, 3)}], SCHEMA)
+    assert refused.value.errors[0].message.startswith("expected a list of numbers")
 
 
 def test_sample_equality():

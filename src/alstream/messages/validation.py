@@ -4,12 +4,13 @@ naming every bad item (the rules are in :mod:`alstream.messages`)."""
 
 from __future__ import annotations
 
+import binascii
 import difflib
 import itertools
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +77,12 @@ def _listing(items: list[str], limit: int = _MAX_LISTED) -> str:
 
 
 class _Checker:
-    """The per-batch state of the checks: the schema's lookups computed once."""
+    """The per-batch state of the checks: the schema's lookups computed once. ``packed``: features
+    may also come as the base64 of little-endian float32s (the topics' encoding, :meth:`packed`)."""
 
-    def __init__(self, schema: ProjectSchema):
+    def __init__(self, schema: ProjectSchema, *, packed: bool = False):
         self.schema = schema
+        self.packed_ok = packed
         self.classes = frozenset(schema.classes)
         self.names = schema.feature_names
         self.name_set = frozenset(self.names) if self.names is not None else None
@@ -96,11 +99,12 @@ class _Checker:
                 problems.append(_Problem(str(key), f"unknown field ({why})"))
         return problems
 
-    def id(self, value: Any, *, required: bool) -> str:
+    def id(self, value: Any, *, required: bool, default: Callable[[], str] | None = None) -> str:
+        """A checked id; a missing one is refused (``required``) or made: ``default()``, else a uuid4."""
         if value is None:
             if required:
                 raise _Problem("id", "missing: the id of the sample is required")
-            return uuid.uuid4().hex
+            return default() if default is not None else uuid.uuid4().hex
         if type(value) is int or _integral(value):  # JSON cannot tell 7 from 7.0: both are the id "7"
             if abs(value) > MAX_SAFE_INTEGER:
                 raise _Problem(
@@ -185,7 +189,25 @@ class _Checker:
         return plain
 
     def features(self, value: Any) -> np.ndarray:
+        if self.packed_ok and isinstance(value, str):
+            return self.packed(value)
         return self.to_float32(*self.feature_values(value))
+
+    def packed(self, value: str) -> np.ndarray:
+        """Packed features: the base64 of little-endian float32s, in schema order, all finite."""
+        try:
+            raw = binascii.a2b_base64(value, strict_mode=True)
+        except (binascii.Error, ValueError):  # ValueError: not ASCII
+            raise _Problem("features", "a string must be the base64 of little-endian float32s") from None
+        size = 4 * self.n if self.n is not None else None
+        if not raw or len(raw) % 4 or (size is not None and len(raw) != size):
+            expected = f"{size} ({self.n} float32s)" if size is not None else "a multiple of 4"
+            raise _Problem("features", f"packed: {len(raw)} bytes, expected {expected}")
+        array = np.frombuffer(raw, dtype="<f4").astype(np.float32, copy=False)
+        if not np.isfinite(array).all():
+            bad = [f"[{i}] is {array[i]}" for i in np.flatnonzero(~np.isfinite(array)).tolist()]
+            raise _Problem("features", f"not finite numbers: {_listing(bad)}")
+        return array
 
     def feature_values(self, value: Any) -> tuple[list, list[str] | None]:
         """The numbers of ``value`` in schema order, type- and count-checked; and their names."""
@@ -318,7 +340,9 @@ class _Checker:
 
     def _plain_features(self, rows: list[Any]) -> np.ndarray | None:
         """The rows as one read-only float32 matrix when each is a list of ``n`` numbers within
-        float32's finite range; None otherwise."""
+        float32's finite range (or each is packed, when that is allowed); None otherwise."""
+        if self.packed_ok and set(map(type, rows)) == {str}:
+            return self._plain_packed(rows)
         if set(map(type, rows)) != {list} or set(map(len, rows)) != {self.n}:
             return None
         if not set(map(type, itertools.chain.from_iterable(rows))) <= _PLAIN_NUMBERS:
@@ -333,18 +357,36 @@ class _Checker:
         matrix.flags.writeable = False
         return matrix
 
+    def _plain_packed(self, rows: list[str]) -> np.ndarray | None:
+        """:meth:`packed` for the batch: decoded one by one, checked and converted at once."""
+        try:
+            raw = [binascii.a2b_base64(row, strict_mode=True) for row in rows]
+        except (binascii.Error, ValueError):
+            return None
+        if self.n is None or set(map(len, raw)) != {4 * self.n}:
+            return None
+        matrix = np.frombuffer(b"".join(raw), dtype="<f4").astype(np.float32, copy=False)
+        if not np.isfinite(matrix).all():
+            return None
+        return matrix.reshape(len(rows), self.n)  # read-only: it views bytes
+
     # ------------------------------------------------------------------ items
 
     def sample(
-        self, item: Any, *, allowed: tuple[str, ...] = SAMPLE_FIELDS, defer: bool = False
+        self,
+        item: Any,
+        *,
+        allowed: tuple[str, ...] = SAMPLE_FIELDS,
+        defer: bool = False,
+        default_id: Callable[[], str] | None = None,
     ) -> tuple[Sample | None, str | None, list[_Problem]]:
-        """(sample or None, the id if known, problems)."""
+        """(sample or None, the id if known, problems); ``default_id`` names a sample sent without one."""
         if not isinstance(item, dict | Mapping):
             return None, None, [_Problem("", f"expected a JSON object, got {_type_name(item)}")]
         problems = self.unknown_fields(item, allowed)
         sample_id = None
         try:
-            sample_id = self.id(item.get("id"), required=False)
+            sample_id = self.id(item.get("id"), required=False, default=default_id)
         except _Problem as p:
             problems.append(p)
         fields: dict[str, Any] = {}
@@ -361,7 +403,7 @@ class _Checker:
             try:
                 if data == "text":
                     fields["text"] = self.text(item["text"])
-                elif defer:
+                elif defer and not (self.packed_ok and isinstance(item["features"], str)):
                     fields["features"] = _Deferred(*self.feature_values(item["features"]))
                 else:
                     fields["features"] = self.features(item["features"])

@@ -1,10 +1,27 @@
 """What the topics carry: ``encode_sample`` / ``encode_label`` write the JSON of a sample or a label;
 ``decode_sample`` / ``decode_samples`` / ``decode_label`` check any client's bytes and raise (or
-return) :class:`InvalidMessage` with the reason. Decoding what was encoded gives an equal object."""
+return) :class:`InvalidMessage` with the reason. Decoding what was encoded gives an equal object.
+
+On a topic a sample's ``features`` may be packed: a string, the base64 of its little-endian
+float32s in schema order (what ``encode_sample`` writes). JSON numbers cost the consumer ~100 ns
+each to parse; the packed form ~2 ns. Any producer may write either form.
+
+>>> import numpy as np
+>>> from alstream.messages import ProjectSchema, Sample
+>>> schema = ProjectSchema(classes=["a", "b"], n_features=2)
+>>> encode_sample(Sample(id="s1", features=np.array([1.0, -2.5], dtype=np.float32)))
+b'{"id":"s1","features":"AACAPwAAIMA="}'
+>>> decode_sample(b'{"id":"s1","features":"AACAPwAAIMA="}', schema).features
+array([ 1. , -2.5], dtype=float32)
+>>> decode_sample(b'{"id":"s1","features":[1.0,-2.5]}', schema).features
+array([ 1. , -2.5], dtype=float32)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import binascii
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,22 +39,22 @@ from alstream.messages.validation import (
 )
 from alstream.messages.values import InvalidMessage, Label, Sample
 
-_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # The service writes the key of the token that sent a label; ``/send`` and ``/labels`` refuse the field.
 _TOPIC_SAMPLE_FIELDS = (*SAMPLE_FIELDS, "token_key")
 _TOPIC_LABEL_FIELDS = (*LABEL_FIELDS, "token_key")
 
 
 def encode_sample(s: Sample) -> bytes:
-    """The JSON of a sample on a topic; null fields are left out, features are a list of floats."""
+    """The JSON of a sample on a topic; null fields are left out, features are packed."""
     body: dict[str, Any] = {"id": s.id}
     if s.features is not None:
-        body["features"] = np.ascontiguousarray(s.features, dtype=np.float32)
+        raw = np.ascontiguousarray(s.features, dtype="<f4").tobytes()
+        body["features"] = binascii.b2a_base64(raw, newline=False).decode("ascii")
     for name in ("text", "meta", "label", "annotator", "token_key"):
         value = getattr(s, name)
         if value is not None:
             body[name] = value
-    return orjson.dumps(body, option=_DUMPS_OPTIONS)
+    return orjson.dumps(body)
 
 
 def encode_label(label: Label) -> bytes:
@@ -72,18 +89,24 @@ def _reason(problems: list[_Problem]) -> str:
     return "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
 
 
-def decode_sample(value: bytes, schema: ProjectSchema) -> Sample:
-    """One sample from a topic message, written by any client; InvalidMessage says what is wrong."""
-    sample, _, problems = _Checker(schema).sample(_load_object(value), allowed=_TOPIC_SAMPLE_FIELDS)
+def decode_sample(value: bytes, schema: ProjectSchema, default_id: Callable[[], str] | None = None) -> Sample:
+    """One sample from a topic message, written by any client; InvalidMessage says what is wrong.
+    A sample without an id is named ``default_id()`` (default: a uuid4)."""
+    sample, _, problems = _Checker(schema, packed=True).sample(
+        _load_object(value), allowed=_TOPIC_SAMPLE_FIELDS, default_id=default_id
+    )
     if problems:
         raise InvalidMessage(_reason(problems))
     return sample
 
 
-def decode_samples(values: Sequence[bytes], schema: ProjectSchema) -> list[Sample | InvalidMessage]:
+def decode_samples(
+    values: Sequence[bytes], schema: ProjectSchema, default_id: Callable[[int], str] | None = None
+) -> list[Sample | InvalidMessage]:
     """:func:`decode_sample` for a batch of messages, converting all their features in one go:
-    per message, the sample or the InvalidMessage that says what is wrong with it."""
-    checker = _Checker(schema)
+    per message, the sample or the InvalidMessage that says what is wrong with it. A sample without
+    an id is named ``default_id(its index)`` (default: a uuid4)."""
+    checker = _Checker(schema, packed=True)
     out: list[Sample | InvalidMessage] = []
     plain = _plain(values, checker)
     if plain is not None:
@@ -93,7 +116,10 @@ def decode_samples(values: Sequence[bytes], schema: ProjectSchema) -> list[Sampl
     for index, value in enumerate(values):
         try:
             body = _load_object(value)
-            sample, _, problems = checker.sample(body, allowed=_TOPIC_SAMPLE_FIELDS, defer=True)
+            name = None if default_id is None else functools.partial(default_id, index)
+            sample, _, problems = checker.sample(
+                body, allowed=_TOPIC_SAMPLE_FIELDS, defer=True, default_id=name
+            )
         except InvalidMessage as error:
             out.append(error)
             continue

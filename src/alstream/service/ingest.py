@@ -23,10 +23,8 @@ The order of one step:
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -44,7 +42,6 @@ log = logging.getLogger("alstream.ingest")
 
 # The namespace of the ids given to samples that arrive without one (a uuid5 of the record's place).
 STREAM_ID_NAMESPACE = uuid.UUID("5f0c3f8e-8b4e-4d43-9a52-4f7a3c1b9d20")
-_GENERATED_ID = re.compile(r"[0-9a-f]{12}4[0-9a-f]{19}")  # what decode_sample makes up: uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -139,29 +136,33 @@ class Ingestor:
             return first[0] + second[0], first[1] + second[1], first[2] + second[2]
 
     def _decode(self, records: Sequence[Record]) -> tuple[list[_Entry], list[DeadLetter]]:
+        limit = self.max_message_bytes
+        fits = [r.value is None or len(r.value) <= limit for r in records]
+        # The samples' features are converted for the whole batch at once; labels stay in record order.
+        held = [r for r, ok in zip(records, fits, strict=True) if ok and r.topic != self.topics.labels]
+        decoded = decode_samples([r.value for r in held], self.schema, lambda i: _stream_id(held[i]))
+        if len(held) == len(records) and all(type(s) is Sample and s.label is None for s in decoded):
+            return [  # the common batch: unlabeled samples only, all valid
+                _Entry(r, [SampleRow(s.id, s.features, s.text, s.meta)], [])
+                for r, s in zip(records, decoded, strict=True)
+            ], []
         entries: list[_Entry] = []
         dead: list[DeadLetter] = []
-        oversized = {id(r) for r in records if r.value is not None and len(r.value) > self.max_message_bytes}
-        # The samples' features are converted for the whole batch at once; labels stay in record order.
-        values = [r.value for r in records if r.topic != self.topics.labels and id(r) not in oversized]
-        decoded = iter(decode_samples(values, self.schema))
-        for record in records:
+        samples = iter(decoded)
+        for record, ok in zip(records, fits, strict=True):
             source = f"{record.topic}:{record.partition}"
             try:
-                if id(record) in oversized:
-                    raise InvalidMessage(
-                        f"{len(record.value)} bytes, over max_message_bytes ({self.max_message_bytes})"
-                    )
+                if not ok:
+                    raise InvalidMessage(f"{len(record.value)} bytes, over max_message_bytes ({limit})")
                 if record.topic == self.topics.labels:
                     label = decode_label(record.value, self.schema)
                     row = LabelRow(label.id, label.label, label.annotator, label.skipped, source,
                                    record.offset, label.token_key)  # fmt: skip
                     entries.append(_Entry(record, [], [row]))
                     continue
-                sample = next(decoded)
+                sample = next(samples)
                 if isinstance(sample, InvalidMessage):
                     raise sample
-                sample = _with_stable_id(sample, record)
             except InvalidMessage as error:
                 dead.append((record.key, _dead_letter(record, str(error))))
                 continue
@@ -219,13 +220,10 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _with_stable_id(sample: Sample, record: Record) -> Sample:
-    """A sample sent without an id gets one derived from its place in the stream, not a random one:
-    a batch replayed after a crash then writes the same ids again, which the store ignores."""
-    if not _GENERATED_ID.fullmatch(sample.id) or orjson.loads(record.value).get("id") is not None:
-        return sample
-    place = f"{record.topic}:{record.partition}:{record.offset}"
-    return dataclasses.replace(sample, id=uuid.uuid5(STREAM_ID_NAMESPACE, place).hex)
+def _stream_id(record: Record) -> str:
+    """The id of a sample sent without one: derived from its place in the stream, not random, so a
+    batch replayed after a crash writes the same ids again, which the store ignores."""
+    return uuid.uuid5(STREAM_ID_NAMESPACE, f"{record.topic}:{record.partition}:{record.offset}").hex
 
 
 def _first_line(error: BaseException, limit: int = 500) -> str:
