@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pandas as pd
+import tenacity
 
 from alstream.idempotency import with_ids_from_key
 
@@ -79,18 +80,17 @@ def post_batch(
     ``httpx.TransportError``. Any other answer (202, 4xx) is returned at once.
     """
     deadline = clock() + give_up_after_s
-    backoff = 0.5
-    while True:
-        try:
-            response = client.post("/send", json=batch)
-        except httpx.TransportError:
-            if clock() + backoff > deadline:
-                raise
-        else:
-            if response.status_code == 429:  # over this token's rate: not a failure, wait as told
-                sleep(float(response.headers.get("Retry-After", "1")))
-                continue
-            if response.status_code not in RETRYABLE or clock() + backoff > deadline:
-                return response
-        sleep(backoff)
-        backoff = min(backoff * 2, 10.0)
+
+    def post() -> httpx.Response:
+        while (response := client.post("/send", json=batch)).status_code == 429:
+            sleep(float(response.headers.get("Retry-After", "1")))  # over this token's rate: wait as told
+        return response
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(httpx.TransportError)
+        | tenacity.retry_if_result(lambda response: response.status_code in RETRYABLE),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
+        stop=lambda state: clock() + state.upcoming_sleep > deadline,
+        sleep=sleep,
+        retry_error_callback=lambda state: state.outcome.result(),  # the last answer, or its error
+    )(post)

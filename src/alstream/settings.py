@@ -30,6 +30,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    TomlConfigSettingsSource,
 )
 
 from alstream.messages import ProjectSchema
@@ -53,10 +54,10 @@ class SettingsError(ValueError):
 
 
 class _ProjectFileSource(PydanticBaseSettingsSource):
-    """The TOML project file, below the environment and above the defaults."""
+    """The TOML project file (pydantic-settings' TOML source), below the environment, above the defaults.
 
-    def __init__(self, settings_cls: type[BaseSettings]):
-        super().__init__(settings_cls)
+    Its path comes from the sources above it, so the file is read when called, not when built.
+    """
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
         raise NotImplementedError  # __call__ reads the whole file at once
@@ -76,8 +77,7 @@ class _ProjectFileSource(PydanticBaseSettingsSource):
         if not path.is_file():
             raise SettingsError(f"project file {str(path)!r} not found")
         try:
-            with path.open("rb") as f:
-                data = tomllib.load(f)
+            data = TomlConfigSettingsSource(self.settings_cls, toml_file=path)()
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"project file {str(path)!r} is not valid TOML: {exc}") from None
         except OSError as exc:

@@ -1,5 +1,8 @@
 import logging
+import subprocess
+import sys
 import threading
+import time
 
 from alstream.service.background import Worker
 
@@ -27,3 +30,16 @@ def test_closing_gives_up_on_a_stuck_job_and_counts_what_is_left():
     worker.submit(print, "never")
     assert worker.close(timeout_s=0.2) == 3  # the stuck one and the two behind it
     release.set()
+
+
+def test_a_stuck_job_does_not_hold_up_the_process_exit():
+    script = (
+        "import threading\n"
+        "from alstream.service.background import Worker\n"
+        "worker = Worker('test')\n"
+        "worker.submit(threading.Event().wait, 120)\n"
+        "assert worker.close(timeout_s=0.1) == 1\n"
+    )
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    assert time.monotonic() - start < 30

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.datasets import load_digits
 from sqlalchemy import select
 
+from alstream import auth
+from alstream.service import security
 from alstream.service.app import create_app
 from alstream.store.schema import tokens as tokens_table
 
@@ -162,3 +165,28 @@ def test_cors_is_off_unless_origins_are_set(tmp_path, request, client):
         assert allowed.headers["access-control-allow-origin"] == "http://ok.example"
         other = open_client.get("/health", headers={"Origin": "http://elsewhere.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+class CountedTokens:
+    """A token table without tokens that counts its look-ups."""
+
+    def __init__(self) -> None:
+        self.finds = 0
+
+    def find(self, key: str) -> None:
+        self.finds += 1
+
+    def revoke(self, key: str, *, keep_an_admin: bool) -> bool:
+        return False
+
+
+def test_a_key_is_looked_up_once_a_cache_period_and_again_once_revoked(monkeypatch):
+    monkeypatch.setattr(security, "CACHE_S", 0.2)
+    tokens, unknown = CountedTokens(), auth.new_token()
+    gatekeeper = security.Gatekeeper(tokens)
+    assert gatekeeper.check(unknown) is None and gatekeeper.check(unknown) is None
+    assert tokens.finds == 1
+    time.sleep(0.3)
+    assert gatekeeper.check(unknown) is None and tokens.finds == 2
+    gatekeeper.revoke(auth.token_key(unknown))
+    assert gatekeeper.check(unknown) is None and tokens.finds == 3

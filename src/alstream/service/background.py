@@ -1,7 +1,9 @@
 """A background worker: jobs run in order on one daemon thread, off the thread that submits them.
 
 A failing job is logged and the next one runs. Closing may wait a bounded time, so a slow
-optional side effect (a tracking server that does not answer) never holds up a shutdown.
+optional side effect (a tracking server that does not answer) never holds up a shutdown. Not a
+``ThreadPoolExecutor(max_workers=1)``: the interpreter joins an executor's threads at exit, so a
+job stuck there would hold the process up however briefly ``close`` waited.
 
 >>> done = []
 >>> worker = Worker("example")

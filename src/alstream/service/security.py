@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
+from operator import attrgetter
 from typing import Annotated, NamedTuple
 
+import cachetools
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -65,7 +67,8 @@ class Gatekeeper:
     def __init__(self, tokens: Tokens, admin_token: str | None = None) -> None:
         self.tokens = tokens
         self._admin_digest = auth.hash_token(admin_token) if admin_token else None
-        self._cache: dict[str, tuple[float, dict | None]] = {}
+        # stored tokens by key (None: no such active token); bounded, so unknown keys cannot grow it
+        self._records = cachetools.TTLCache(maxsize=10_000, ttl=CACHE_S, timer=time.monotonic)
         self._lock = threading.Lock()
 
     def first_start(self) -> str | None:
@@ -93,7 +96,7 @@ class Gatekeeper:
         admin token unless an admin token is configured."""
         revoked = self.tokens.revoke(key, keep_an_admin=self._admin_digest is None)
         with self._lock:
-            self._cache.pop(key, None)  # stops working at once here (other processes: within CACHE_S)
+            self._records.pop(key, None)  # stops working at once here (other processes: within CACHE_S)
         return revoked
 
     def check(self, token: str) -> Caller | None:
@@ -108,18 +111,10 @@ class Gatekeeper:
             return None
         return Caller(key, record["role"], record["name"], tuple(record["annotators"]))
 
+    @cachetools.cachedmethod(attrgetter("_records"), key=lambda _self, key: key, lock=attrgetter("_lock"))
     def _record(self, key: str) -> dict | None:
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < CACHE_S:
-            return cached[1]
-        record = self.tokens.find(key)
-        with self._lock:
-            if len(self._cache) > 10_000:  # unknown keys must not grow it without bound
-                self._cache.clear()
-            self._cache[key] = (now, record)
-        return record
+        """The active token named ``key``, as the store had it at most ``CACHE_S`` ago."""
+        return self.tokens.find(key)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An alstream API token: `Authorization: Bearer als_...`")

@@ -1,4 +1,4 @@
-"""Bounded retries with backoff for transient database errors; anything else, or too many, raises."""
+"""Retries with backoff (tenacity) for transient database errors; anything else, or too many, raises."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import tenacity
 from sqlalchemy import exc
 
 log = logging.getLogger(__name__)
@@ -67,22 +68,22 @@ def retry(
     """
     if attempts < 1:
         raise ValueError("attempts must be >= 1")
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception as error:
-            if not transient(error):
-                raise
-            if attempt == attempts:
-                log.error("giving up after %d attempts: %s", attempts, error)
-                raise
-            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-            log.warning(
-                "transient database error (attempt %d/%d), retrying in %.2fs: %s",
-                attempt,
-                attempts,
-                delay,
-                error,
-            )
-            sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+    backoff = tenacity.wait_exponential(multiplier=base_delay, max=max_delay)
+
+    def warn(state: tenacity.RetryCallState) -> None:
+        error, delay = state.outcome.exception(), state.upcoming_sleep
+        log.warning("transient database error (attempt %d/%d), retrying in %.2fs: %s",
+                    state.attempt_number, attempts, delay, error)  # fmt: skip
+
+    def give_up(state: tenacity.RetryCallState) -> T:
+        log.error("giving up after %d attempts: %s", attempts, state.outcome.exception())
+        return state.outcome.result()  # raises the last error
+
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(transient),
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=lambda state: backoff(state) * random.uniform(0.5, 1.0),
+        sleep=sleep,
+        before_sleep=warn,
+        retry_error_callback=give_up,
+    )(fn)
