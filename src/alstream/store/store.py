@@ -14,13 +14,14 @@ from sqlalchemy.engine import URL
 
 from alstream.migrating import MIGRATING
 from alstream.store.engine import SQLITE_BEGIN, make_engine
+from alstream.store.lists import listed
 from alstream.store.retry import retry
 from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
 from alstream.store.schema import labels, models, samples
 from alstream.store.tokens import Tokens
 
 LabelEvent = tuple[int, str, str | None, str | None, bool, datetime]
-_IN_CHUNK = 500  # ids per ``IN (...)``: well under SQLite's variable limit
+_DELETE_CHUNK = 2000  # samples deleted in one short transaction
 _MIGRATION_LOCK = 0x616C7374  # PostgreSQL advisory lock held while migrating ("alst")
 # Alembic's scripts (not a package: alembic runs them). Revision 0001 is the schema as it was before
 # migrations existed; each later one changes the tables, and ``schema.py`` holds the result.
@@ -221,12 +222,10 @@ class Store:
         found: dict[str, dict] = {}
         cols = (samples.c.id, samples.c.features, samples.c.text, samples.c.meta)
         with self.engine.connect() as conn:
-            unique = list(dict.fromkeys(ids))
-            for start in range(0, len(unique), _IN_CHUNK):
-                chunk = unique[start : start + _IN_CHUNK]
-                for sid, blob, text, meta in conn.execute(select(*cols).where(samples.c.id.in_(chunk))):
-                    features = None if blob is None else np.frombuffer(blob, dtype="<f4").tolist()
-                    found[sid] = {"id": sid, "features": features, "text": text, "meta": load_json(meta)}
+            wanted = listed(list(dict.fromkeys(ids)), self.dialect)
+            for sid, blob, text, meta in conn.execute(select(*cols).where(samples.c.id.in_(wanted))):
+                features = None if blob is None else np.frombuffer(blob, dtype="<f4").tolist()
+                found[sid] = {"id": sid, "features": features, "text": text, "meta": load_json(meta)}
         return [found[i] for i in ids if i in found]
 
     def current_labels(
@@ -239,23 +238,16 @@ class Store:
             query = select(current.c.sample_id, current.c.label, current.c.annotator, current.c.skipped)
             with self.engine.connect() as conn:
                 return {sid: (label, ann, bool(skipped)) for sid, label, ann, skipped in conn.execute(query)}
-        found: dict[str, tuple[str | None, str | None, bool]] = {}
-        unique = list(dict.fromkeys(ids))
+        current = _current(labels.c.sample_id.in_(listed(list(dict.fromkeys(ids)), self.dialect)))
+        query = select(current.c.sample_id, current.c.label, current.c.annotator, current.c.skipped)
         with self.engine.connect() as conn:
-            for start in range(0, len(unique), _IN_CHUNK):
-                current = _current(labels.c.sample_id.in_(unique[start : start + _IN_CHUNK]))
-                query = select(current.c.sample_id, current.c.label, current.c.annotator, current.c.skipped)
-                found.update((sid, (lab, ann, bool(sk))) for sid, lab, ann, sk in conn.execute(query))
-        return found
+            return {sid: (lab, ann, bool(sk)) for sid, lab, ann, sk in conn.execute(query)}
 
     def known_ids(self, ids: Sequence[str]) -> set[str]:
         """Those of ``ids`` that a stored sample has."""
-        unique, known = list(dict.fromkeys(ids)), set()
+        query = select(samples.c.id).where(samples.c.id.in_(listed(list(dict.fromkeys(ids)), self.dialect)))
         with self.engine.connect() as conn:
-            for start in range(0, len(unique), _IN_CHUNK):
-                chunk = unique[start : start + _IN_CHUNK]
-                known.update(conn.execute(select(samples.c.id).where(samples.c.id.in_(chunk))).scalars())
-        return known
+            return set(conn.execute(query).scalars())
 
     def labels_after(self, label_id: int, limit: int | None = None) -> list[LabelEvent]:
         """Label events with row id above ``label_id``, oldest first:
@@ -343,7 +335,7 @@ class Store:
         old = or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
         where = [samples.c.seq >= int(first), samples.c.seq <= int(last), old, unlabeled]
         if len(keep):
-            where.append(samples.c.seq.not_in([int(s) for s in keep]))
+            where.append(samples.c.seq.not_in(listed(keep, self.dialect, integers=True)))
         query = delete(samples).where(*where)
         return self._write(lambda c: c.execute(query).rowcount)
 
@@ -352,8 +344,8 @@ class Store:
         returns how many were deleted. One short transaction per chunk: ingestion never waits long."""
         deleted = 0
         unlabeled = ~exists().where(labels.c.sample_id == samples.c.id)
-        for start in range(0, len(seqs), _IN_CHUNK):
-            chunk = [int(s) for s in seqs[start : start + _IN_CHUNK]]
+        for start in range(0, len(seqs), _DELETE_CHUNK):
+            chunk = listed(seqs[start : start + _DELETE_CHUNK], self.dialect, integers=True)
             query = delete(samples).where(samples.c.seq.in_(chunk), unlabeled)
             deleted += self._write(lambda c, q=query: c.execute(q).rowcount)
         return deleted
