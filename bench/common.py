@@ -52,16 +52,21 @@ def wait(condition: Callable[[], bool], timeout: float, what: str, every: float 
 
 @dataclass(frozen=True)
 class Service:
-    """A running ``alstream serve``: its URL and process."""
+    """A running ``alstream serve``: its URL and process (and the consumer's, when it runs apart)."""
 
     url: str
     process: subprocess.Popen
+    processes: tuple[subprocess.Popen, ...] = ()  # every process of the service, ``process`` first
 
 
 @contextlib.contextmanager
-def service(home: Path, cpu: int | None, settings: dict[str, str], timeout: float = 120) -> Iterator[Service]:
+def service(
+    home: Path, cpu: int | None, settings: dict[str, str], timeout: float = 120, consumer_apart: bool = False
+) -> Iterator[Service]:
     """``alstream serve`` in its own process (embedded log and SQLite under ``home``, no MLflow, one BLAS
-    thread, ``settings`` as ``ALSTREAM_*`` variables), pinned to ``cpu`` unless None; stopped with SIGTERM."""
+    thread, ``settings`` as ``ALSTREAM_*`` variables), pinned to ``cpu`` unless None; stopped with SIGTERM.
+    ``consumer_apart``: ``serve --no-consumer`` and ``alstream consume``, two processes (the CPUs the
+    machine has: ``cpu`` pins the server's only)."""
     import httpx
 
     port = free_port()
@@ -74,7 +79,15 @@ def service(home: Path, cpu: int | None, settings: dict[str, str], timeout: floa
     }
     command = [sys.executable, "-m", "alstream", "serve", "--port", str(port), "--no-mlflow"]
     with open(home / "service.log", "wb") as log:
-        process = subprocess.Popen(command, env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command + (["--no-consumer"] if consumer_apart else []),
+            env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        processes = [process]
+        if consumer_apart:
+            consume = [sys.executable, "-m", "alstream", "consume"]
+            consumer = subprocess.Popen(consume, env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)
+            processes.append(consumer)
     if cpu is not None:
         os.sched_setaffinity(process.pid, {cpu})
     url = f"http://127.0.0.1:{port}"
@@ -89,14 +102,16 @@ def service(home: Path, cpu: int | None, settings: dict[str, str], timeout: floa
 
     try:
         wait(answers, timeout, "the service")
-        yield Service(url, process)
+        yield Service(url, process, tuple(processes))
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for each in processes:
+            each.send_signal(signal.SIGTERM)
+        for each in processes:
+            try:
+                each.wait(60)
+            except subprocess.TimeoutExpired:
+                each.kill()
+                each.wait()
 
 
 def console(width: int) -> Any:

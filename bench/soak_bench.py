@@ -38,6 +38,9 @@ Results: the per-segment table and ``bench/results/soak.json`` (``soak-quick.jso
     .venv/bin/python bench/soak_bench.py --quick    # 200,000 samples, pool 20,000 (`make bench`)
     PYTHONPATH=src .venv/bin/python bench/soak_bench.py --quick --via log   # no HTTP edge
 
+``--consumer-apart``: the consumer runs in a process of its own (``alstream serve --no-consumer``
+and ``alstream consume``), so the service can use both CPUs (nothing is pinned).
+
 ``--via log``: the samples are produced straight to the service's embedded-log topic (the JSON any
 producer writes), not sent through ``POST /send``: what the consumer and the engine sustain alone.
 """
@@ -243,12 +246,17 @@ def store_size(home: Path) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """CPU seconds the service's processes used so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
 def monitor(
     url: str, running: Service, home: Path, run: Run, segment: int, progress: Any, every_s: float
 ) -> dict[str, Any]:
     """Poll /stats, RSS and CPU until every sample is followed (or a stall); the polls, the segment
     ends (with the store's size) and the moment the pool first filled."""
-    process = psutil.Process(running.process.pid)
+    processes = [psutil.Process(p.pid) for p in running.processes]
     polls: list[dict[str, Any]] = []
     ends: list[dict[str, Any]] = []
     full: dict[str, Any] | None = None
@@ -259,11 +267,10 @@ def monitor(
             response = client.get("/stats")
             stats_ms = (time.perf_counter() - t0) * 1e3
             stats = response.json()
-            cpu = process.cpu_times()
             poll = {
                 "t": time.perf_counter(),
                 "followed": stats["store"]["samples"],
-                "ingested": stats["ingest"]["samples"],
+                "ingested": (stats["ingest"] or {}).get("samples", stats["store"]["samples"]),
                 "sent": run.sent,
                 "pool": stats["pool"],
                 "reservoir": stats["reservoir"],
@@ -276,8 +283,8 @@ def monitor(
                 "retention_deleted": (stats["retention"] or {}).get("deleted", 0),
                 "waiting_to_leave_pool": (stats["retention"] or {}).get("waiting_to_leave_pool", 0),
                 "curve_points": len(stats["learning_curve"]),
-                "rss_mb": process.memory_info().rss / 1e6,
-                "cpu_s": cpu.user + cpu.system,
+                "rss_mb": sum(p.memory_info().rss for p in processes) / 1e6,
+                "cpu_s": cpu_seconds(processes),
                 "stats_ms": stats_ms,
                 "stats_kb": len(response.content) / 1e3,
             }
@@ -556,6 +563,11 @@ def main() -> None:
     parser.add_argument("--label-n", type=int, default=5, help="items per GET /queue, each labeled")
     parser.add_argument("--bank", type=int, default=200_000, help="distinct generated rows")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the service and this process")
+    parser.add_argument(
+        "--consumer-apart",
+        action="store_true",
+        help="the consumer in its own process (serve --no-consumer + alstream consume); implies --no-pin",
+    )
     parser.add_argument("--out", type=Path, help="default bench/results/soak.json (--quick: soak-quick.json)")
     args = parser.parse_args()
     if args.quick:
@@ -564,7 +576,8 @@ def main() -> None:
     args.out = args.out or RESULTS / ("soak-quick.json" if args.quick else "soak.json")
     segment = args.segment or min(1_000_000, max(1, args.samples // 10))
     poll_s = POLL_S if segment >= 1_000_000 else POLL_S / 2.5  # several polls per segment
-    server_cpu, client_cpu = (None, None) if args.no_pin or len(CPUS) < 2 else (CPUS[-1], CPUS[0])
+    pinned = not (args.no_pin or args.consumer_apart) and len(CPUS) >= 2
+    server_cpu, client_cpu = (CPUS[-1], CPUS[0]) if pinned else (None, None)
     if client_cpu is not None:
         os.sched_setaffinity(0, {client_cpu})
     out = console(170)
@@ -593,7 +606,7 @@ def main() -> None:
             f"starting alstream serve (pool {args.max_pool:,}, retention {args.retention_s:g} s), "
             f"alstream from {served}"
         )
-        with service(home, server_cpu, settings) as running:
+        with service(home, server_cpu, settings, consumer_apart=args.consumer_apart) as running:
             if args.via == "log":
                 produce: tuple[Any, tuple[Any, ...]] = (log_producer, (home / "data" / "log", bank, run))
             else:
@@ -608,8 +621,6 @@ def main() -> None:
                     args=(running.url, bank, run, args.label_every_s, args.label_n),
                 )
             )
-            process = psutil.Process(running.process.pid)
-            cpu = process.cpu_times()
             start = {
                 "t": time.perf_counter(),
                 "followed": 0,
@@ -617,7 +628,7 @@ def main() -> None:
                 "sent": 0,
                 "model_version": 0,
                 "labels": 0,
-                "cpu_s": cpu.user + cpu.system,
+                "cpu_s": cpu_seconds([psutil.Process(p.pid) for p in running.processes]),
             }
             with Progress(
                 TextColumn("{task.description}"),
@@ -692,6 +703,7 @@ def main() -> None:
             "segment": segment,
             "server_cpu": server_cpu,
             "client_cpu": client_cpu,
+            "consumer": "its own process" if args.consumer_apart else "in alstream serve",
             "model": "sgd",
             "online_updates": True,
             "stream": "embedded log",
