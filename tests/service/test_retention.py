@@ -126,3 +126,30 @@ def test_the_pools_seqs_taken_a_while_ago_never_let_a_newer_pool_member_go(tmp_p
         assert retention.step(store, int(second[-1]), lambda: np.array(in_pool), LATER) == 51  # 100 too
         assert retention.step(store, int(second[-1]), lambda: np.empty(0, dtype=np.int64), LATER) == 99
         assert stored().tolist() == [second[-1]]
+
+
+def test_a_step_out_of_time_says_it_is_behind_and_the_engine_steps_again_at_once(tmp_path: Path, monkeypatch):
+    """A step stops after STEP_BUDGET_S with more due: it says so, and the engine does not wait
+    retention_every_s for the next one (else a store fed faster than one step a period deletes
+    keeps growing)."""
+    from alstream.service import retention as retention_module
+
+    with Store(f"sqlite:///{tmp_path}/r.db") as store:
+        store.create()
+        config = EngineConfig(classes=CLASSES, n_features=2, track=False, max_pool=10, retention_s=0.0)
+        engine = Engine(config, store)
+        try:
+            monkeypatch.setattr(retention_module, "STEP_BUDGET_S", 0.0)  # a step: one batch, then out of time
+            monkeypatch.setattr(engine.retention, "_limit", 1_000)
+            monkeypatch.setattr(engine.retention, "batch", 1_000)
+            _send(store, 0, 3_000)
+            engine.sync()  # follows the 3,000, and its retention step deletes a first batch
+            assert engine.retention.behind and 0 < engine.retention.deleted <= 1_000
+            steps = 1
+            while engine.retention.behind and steps < 10:
+                engine._retain()  # at once: not retention_every_s later
+                steps += 1
+            assert engine.retention.deleted == 3_000 - 11  # but the pool's 10 and the newest followed
+            assert steps in (3, 4)  # 1,000 a step, one step after another
+        finally:
+            engine.close()

@@ -68,7 +68,7 @@ class EngineConfig:
     reservoir_share: float = 0.1  # of the pool: a uniform sample of the stream
     max_age_s: float | None = None  # unlabeled samples older than this leave the pool
     retention_s: float | None = None  # unlabeled samples out of the pool and older: deleted (None: kept)
-    retention_every_s: float = 0.5  # a step deletes for at most 0.25 s: up to ~40,000 samples a second here
+    retention_every_s: float = 0.5  # a step deletes for at most 0.25 s; while behind, one every step
     drift_delta: float = 0.05  # ADWIN's on the audit stream: smaller, fewer false alarms, slower to see
     drift_reaction: bool = True  # on a drift: retrain at once favouring new labels, audit more for a while
     drift_boost_s: float = 600.0  # how long the random share stays raised after a drift
@@ -195,9 +195,12 @@ class Engine:
             self.pool.expire(max_age, now)
 
     def _retain(self) -> None:
-        """Every ``retention_every_s``, delete from the store what retention says is due."""
+        """Every ``retention_every_s`` (every step while it is behind), delete from the store what
+        retention says is due."""
         now = time.monotonic()
-        if self.retention is None or now - self._retained_at < self.config.retention_every_s:
+        if self.retention is None:
+            return
+        if now - self._retained_at < self.config.retention_every_s and not self.retention.behind:
             return
         self._retained_at = now
         try:

@@ -39,6 +39,7 @@ class Retention:
         self._inside: np.ndarray | None = None  # the pool's seqs, sorted (O(pool log pool): not every step)
         self._inside_upto = 0  # the last seq followed when they were taken
         self._inside_at = 0.0
+        self.behind = False  # the last step ran out of time with more due: the next should come soon
 
     def step(
         self,
@@ -71,8 +72,8 @@ class Retention:
             held = _member(self._kept, inside)
             deleted += store.delete_unlabeled(self._kept[~held].tolist())
             self._kept = self._kept[held]
-        started = time.monotonic()
-        while time.monotonic() - started < STEP_BUDGET_S:
+        started, self.behind = time.monotonic(), False
+        while True:  # a batch at least, then batches until the time is spent (more due: behind)
             head, old = store.arrivals_after(self.looked_at, cutoff, 1)  # one row: is anything due?
             if not len(head) or not old[0] or head[0] >= followed:
                 break
@@ -90,6 +91,9 @@ class Retention:
             self._kept = np.concatenate([self._kept, seqs[held]])
             deleted += _delete_range(store, seqs, held, cutoff)
             if not full:
+                break
+            if time.monotonic() - started >= STEP_BUDGET_S:
+                self.behind = True
                 break
         self.deleted += deleted
         return deleted
