@@ -3,8 +3,8 @@
 return) :class:`InvalidMessage` with the reason. Decoding what was encoded gives an equal object.
 
 On a topic a sample's ``features`` may be packed: a string, the base64 of its little-endian
-float32s in schema order (what ``encode_sample`` writes). JSON numbers cost the consumer ~100 ns
-each to parse; the packed form ~2 ns. Any producer may write either form.
+float32s in schema order (what ``encode_sample`` writes): a sample of 64 features decodes and checks
+in about 7 µs, against 16 µs as 64 JSON numbers. Any producer may write either form.
 
 >>> import numpy as np
 >>> from alstream.messages import ProjectSchema, Sample
