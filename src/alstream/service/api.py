@@ -30,6 +30,7 @@ from alstream.messages.validation import is_name
 from alstream.service.limits import RateLimiter
 from alstream.service.runtime import Runtime
 from alstream.service.security import Caller, LastAdmin, require
+from alstream.service.serving import QueueItem
 from alstream.stream import StreamUnavailable
 
 router = APIRouter()
@@ -82,19 +83,6 @@ class Accepted(BaseModel):
     ids: list[str] = Field(description="Ids of the accepted samples and labels, in the order sent.")
     samples: int
     labels: int
-
-
-class QueueEntry(BaseModel):
-    id: str
-    score: float = Field(description="The strategy's uncertainty score (higher: less sure).")
-    reason: str = Field(description="'uncertainty', 'random' (unbiased accuracy estimate) or 'cold start'.")
-    strategy: str
-    model_version: int = Field(description="The model version whose scores chose this item (0: none yet).")
-    probabilities: dict[str, float]
-    predicted: str | None
-    features: list[float] | None = Field(description="The sample's features as stored (None: a text).")
-    text: str | None
-    meta: dict[str, Any] | None
 
 
 class ReleaseIn(BaseModel):
@@ -295,7 +283,7 @@ async def labels(request: Request, caller: Annotated[Caller, require("label")]) 
 
 @router.get(
     "/queue",
-    response_model=list[QueueEntry],
+    response_model=list[QueueItem],
     summary="The next samples to label",
     responses=errors(*TOKEN, 422, 429),
 )
@@ -324,7 +312,7 @@ def queue(
     _throttle(runtime.queue_limiter, "/queue", caller)
     name = caller.annotator(annotator)
     taken = runtime.engine.queue(n, name, fresh, token=caller.key, token_capped=not caller.any_name)
-    return [item.__dict__ for item in taken]
+    return taken
 
 
 @router.post("/queue/release", summary="Give leased items back to the queue", responses=errors(*TOKEN, *BODY))
