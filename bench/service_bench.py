@@ -550,7 +550,7 @@ def send_breakdown(bodies: list[bytes], home: Path) -> dict[str, float]:
     import orjson
 
     from alstream.messages import encode_sample, parse_messages
-    from alstream.service.api import Accepted
+    from alstream.service.routes.send import Accepted
     from alstream.settings import Settings
     from alstream.stream.log import EmbeddedLog
 

@@ -1,4 +1,4 @@
-"""The FastAPI application: the routes plus the background runtime, on the settings given."""
+"""The FastAPI application: the routers plus the background runtime, on the settings given."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from alstream.service.api import router
+from alstream.messages import InvalidBatch
 from alstream.service.bodies import WholeBody
 from alstream.service.contract import document
 from alstream.service.docs import mount_docs
 from alstream.service.headers import SecurityHeaders
 from alstream.service.page import mount_page
+from alstream.service.routes import labels, models, project, queue, send, tokens
 from alstream.service.runtime import Runtime
 from alstream.settings import Settings
 
@@ -48,9 +49,11 @@ def create_app(settings: Settings | None = None, *, consume: bool = True, track:
         docs_url=None,  # served from the package instead of a CDN (mount_docs)
         redoc_url=None,  # ReDoc would come from a CDN: off
     )
-    app.include_router(router)
+    for routes in (send, labels, queue, project, models, tokens):
+        app.include_router(routes.router)
     document(app, settings.project)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(InvalidBatch, _invalid_batch)
     app.add_exception_handler(405, _method_not_allowed)
     mount_page(app, settings.image_origins)
     mount_docs(app)
@@ -75,6 +78,12 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:3])
     return JSONResponse(status_code=422, content={"detail": detail, "errors": errors})
+
+
+async def _invalid_batch(request: Request, error: InvalidBatch) -> JSONResponse:
+    """The messages' checks of a body (:mod:`alstream.messages`): 422 naming each bad item and field."""
+    errors = [{"index": e.index, "id": e.id, "field": e.field, "message": e.message} for e in error.errors]
+    return JSONResponse(status_code=422, content={"detail": str(error), "errors": errors})
 
 
 async def _method_not_allowed(request: Request, error: Exception) -> JSONResponse:

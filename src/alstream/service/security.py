@@ -1,6 +1,7 @@
-"""Who is calling: bearer tokens checked against the store, and each route's permission.
+"""Who is calling: bearer tokens checked against the store, and in whose name they act.
 
-Every route but ``/health``, the page and the API docs depends on :func:`require`. A missing or
+Every route but ``/health``, the page and the API docs depends on
+:func:`alstream.service.routes.deps.require`, which asks the :class:`Gatekeeper`: a missing or
 unknown token gets 401, a token whose role lacks the permission 403 (see :mod:`alstream.auth`).
 
 A token also stands for a person (or a program): it may lease, release and label only in its own
@@ -9,21 +10,21 @@ name, or in the names an admin allowed it (:meth:`Caller.may_act_as`); an admin 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from operator import attrgetter
-from typing import Annotated, NamedTuple
+from typing import Any, NamedTuple
 
 import cachetools
-from fastapi import Depends, HTTPException, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import HTTPException
 
 from alstream import auth
+from alstream.messages import Label, Sample
 from alstream.messages.validation import is_name
 from alstream.store.tokens import LastAdmin, Tokens
 
 CACHE_S = 2.0  # a revoked token stops working within this long
-DOING = {"send": "send samples", "label": "read the queue or label", "read": "read", "admin": "do this"}
 
 
 class Caller(NamedTuple):
@@ -50,6 +51,23 @@ class Caller(NamedTuple):
         if not self.may_act_as(named):
             raise HTTPException(403, self.refusal([named]))
         return named
+
+    def own(self, samples: list[Sample], labels: list[Label]) -> tuple[list[Sample], list[Label]]:
+        """Labels (and labeled samples) in this caller's name: an annotator named must be one the token
+        may act as (else 403), none named is the token's name; each carries the token's key."""
+        named = [x.annotator for x in (*labels, *samples) if x.annotator is not None]
+        refused = [name for name in named if not self.may_act_as(name)]
+        if refused:
+            raise HTTPException(403, self.refusal(refused))
+        if len(named) < len(labels) + sum(s.label is not None for s in samples) and not is_name(self.name):
+            raise HTTPException(403, f"this token's name {self.name!r} cannot be an annotator's (a control "
+                                     "character, or over 200 characters): name the annotator, or use a "
+                                     "token made with a plain name")  # fmt: skip
+
+        def owned(item: Any) -> Any:
+            return dataclasses.replace(item, annotator=item.annotator or self.name, token_key=self.key)
+
+        return [owned(s) if s.label is not None else s for s in samples], [owned(label) for label in labels]
 
     def refusal(self, names: list[str]) -> str:
         allowed = ", ".join(repr(n) for n in self.annotators)
@@ -117,30 +135,4 @@ class Gatekeeper:
         return self.tokens.find(key)
 
 
-_bearer = HTTPBearer(auto_error=False, description="An alstream API token: `Authorization: Bearer als_...`")
-
-
-def require(permission: str | None) -> Depends:
-    """A route dependency: the caller must hold a token whose role allows ``permission`` (None: any
-    valid token)."""
-
-    def caller(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
-    ) -> Caller:
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if credentials is None:
-            raise HTTPException(401, "this endpoint needs a token: send 'Authorization: Bearer <token>'",
-                                headers=challenge)  # fmt: skip
-        found = request.app.state.runtime.gatekeeper.check(credentials.credentials)
-        if found is None:
-            raise HTTPException(
-                401, "the token is not valid: unknown, malformed or revoked", headers=challenge
-            )
-        if permission is not None and not auth.allows(found.role, permission):
-            raise HTTPException(403, f"a {found.role} token may not {DOING[permission]}")
-        return found
-
-    return Depends(caller)
-
-
-__all__ = ["CONFIGURED_ADMIN", "Caller", "Gatekeeper", "LastAdmin", "require"]
+__all__ = ["CONFIGURED_ADMIN", "Caller", "Gatekeeper", "LastAdmin"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from alstream.featurize import Featurizer
 from alstream.messages import InvalidBatch, ItemError
@@ -24,20 +25,21 @@ from alstream.service.trainer import ModelVersion
 GUESSES = 100_000  # random items served and not yet read by the engine: the newest are kept
 
 
-@dataclass(frozen=True)
-class QueueItem:
+class QueueItem(BaseModel):
     """A sample to label, with the model's view of it and why it was chosen."""
 
+    model_config = ConfigDict(frozen=True)
+
     id: str
-    score: float
-    reason: str
+    score: float = Field(description="The strategy's uncertainty score (higher: less sure).")
+    reason: str = Field(description="'uncertainty', 'random' (unbiased accuracy estimate) or 'cold start'.")
     strategy: str
-    model_version: int
+    model_version: int = Field(description="The model version whose scores chose this item (0: none yet).")
     probabilities: dict[str, float]
     predicted: str | None
-    features: list[float] | None
+    features: list[float] | None = Field(description="The sample's features as stored (None: a text).")
     text: str | None
-    meta: dict | None
+    meta: dict[str, Any] | None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,130 @@
+"""The routes' typed dependencies (as ``deps.py`` in FastAPI's full-stack template) and the steps
+they share: the runtime, the caller and the request body; no route reads ``request.app.state``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.params import Depends as Dependency
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from alstream import auth
+from alstream.messages import InvalidBatch, ItemError, Label, Sample
+from alstream.service.limits import RateLimiter
+from alstream.service.runtime import Runtime
+from alstream.service.security import Caller
+from alstream.stream import StreamUnavailable
+
+T = TypeVar("T")
+
+
+async def get_runtime(request: Request) -> Runtime:
+    """The app's runtime (async, so on the event loop: ``/health`` never waits for the threadpool)."""
+    return request.app.state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+_bearer = HTTPBearer(auto_error=False, description="An alstream API token: `Authorization: Bearer als_...`")
+DOING = {"send": "send samples", "label": "read the queue or label", "read": "read", "admin": "do this"}
+
+
+def require(permission: str | None) -> Dependency:
+    """A route dependency: the caller must hold a token whose role allows ``permission`` (None: any
+    valid token); 401 without one, 403 when its role lacks the permission."""
+
+    def caller(
+        runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+    ) -> Caller:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None:
+            raise HTTPException(401, "this endpoint needs a token: send 'Authorization: Bearer <token>'",
+                                headers=challenge)  # fmt: skip
+        found = runtime.gatekeeper.check(credentials.credentials)
+        if found is None:
+            raise HTTPException(
+                401, "the token is not valid: unknown, malformed or revoked", headers=challenge
+            )
+        if permission is not None and not auth.allows(found.role, permission):
+            raise HTTPException(403, f"a {found.role} token may not {DOING[permission]}")
+        return found
+
+    return Depends(caller)
+
+
+AnyCaller = Annotated[Caller, require(None)]
+Labeler = Annotated[Caller, require("label")]
+
+
+def throttle(limiter: RateLimiter, route: str, caller: Caller) -> None:
+    """429 with Retry-After when ``caller``'s token called ``route`` too often."""
+    wait = limiter.wait(caller.key)
+    if wait:
+        raise HTTPException(429, f"too many requests to {route} with this token: retry in {wait:.1f} s",
+                            headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
+
+
+async def raw_body(request: Request) -> bytes:
+    """The request body, already read whole by the edge (:class:`alstream.service.bodies.WholeBody`)."""
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]
+
+
+async def parse_body(body: bytes, parse: Callable[[Any], T]) -> T:
+    """``parse(decoded body)`` in the threadpool: decoding and checking a large body must not
+    stall the event loop (and with it every other request, ``/health`` included)."""
+    return await run_in_threadpool(lambda: parse(decode(body)))
+
+
+def decode(body: bytes) -> Any:
+    """The decoded JSON of a request body (call it off the event loop: a body may be 64 MB)."""
+    if not body:
+        raise InvalidBatch([ItemError(-1, None, "", "empty body: send a JSON object or a list of them")])
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        problem = f"body is not valid JSON: {_json_problem(body, error)}"
+        raise InvalidBatch([ItemError(-1, None, "", problem)]) from None
+
+
+def _json_problem(body: bytes, error: orjson.JSONDecodeError) -> str:
+    """orjson's message, plainer for the usual mistake: NaN and infinities (the edge refused bytes
+    that are not UTF-8 already: :mod:`alstream.service.bodies`)."""
+    text = body.decode(errors="replace")
+    if text.startswith(("NaN", "Infinity"), error.pos):
+        return (
+            f"NaN and Infinity are not JSON numbers (line {error.lineno} column {error.colno}): send finite "
+            "numbers (Python's json.dumps writes NaN unless allow_nan=False)"
+        )
+    return str(error)
+
+
+async def publish(runtime: Runtime, samples: list[Sample], labels: list[Label]) -> None:
+    """Publish in the threadpool: waiting for the broker (or an fsync) must not stall other requests.
+    503 when the stream does not take them in time; InvalidBatch (422) when one is too large."""
+    try:
+        await run_in_threadpool(runtime.publish, samples, labels)  # InvalidBatch: too large, none published
+    except StreamUnavailable as error:
+        raise HTTPException(503, f"the stream is unavailable and the batch was not accepted; send it again "
+                                 f"(a sample is stored once per id): {error}") from None  # fmt: skip
+
+
+__all__ = [
+    "AnyCaller",
+    "Labeler",
+    "RawBody",
+    "RuntimeDep",
+    "decode",
+    "get_runtime",
+    "parse_body",
+    "publish",
+    "require",
+    "throttle",
+]

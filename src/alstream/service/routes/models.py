@@ -1,0 +1,73 @@
+"""``GET /models`` and ``POST /predict``: the model versions, and predictions of the serving one."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from alstream.messages import ProjectSchema, parse_predict
+from alstream.service.routes.deps import RawBody, RuntimeDep, parse_body, require
+from alstream.service.routes.problems import BODY, TOKEN, errors
+
+router = APIRouter()
+
+
+class PredictOut(BaseModel):
+    model_version: int
+    classes: list[str]
+    probabilities: list[list[float]]
+    predicted: list[str]
+
+
+@router.get(
+    "/models",
+    summary="Every model version with its metrics",
+    dependencies=[require("admin")],
+    responses=errors(*TOKEN),
+)
+def models(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return runtime.store.models()
+
+
+async def rows_schema(runtime: RuntimeDep) -> ProjectSchema:
+    """What each row of ``/predict`` is checked against: the project's schema, with the model's width
+    as the feature count when the project names none."""
+    schema = runtime.settings.project
+    if schema.data == "features" and schema.n_features is None:
+        schema = schema.model_copy(update={"n_features": runtime.engine.config.n_features})
+    return schema
+
+
+@router.post(
+    "/predict",
+    response_model=PredictOut,
+    summary="Predict with the current model",
+    dependencies=[require("read")],
+    responses=errors(*TOKEN, 409, *BODY),
+)
+async def predict(
+    runtime: RuntimeDep, schema: Annotated[ProjectSchema, Depends(rows_schema)], body: RawBody
+) -> Response:
+    """``{"features": [[...], ...]}`` for a project of features, ``{"texts": [...]}`` for one of texts:
+    at most ``max_batch`` rows, each checked as the features (or the text) of a sample on ``/send``."""
+
+    def score(payload: Any) -> Response:  # the answer too is written off the loop (10,000 rows of it)
+        rows = parse_predict(payload, schema)
+        features = runtime.featurizer(rows) if isinstance(rows, list) else rows
+        version, classes, proba = runtime.engine.predict(features)
+        proba = np.ascontiguousarray(proba, dtype=np.float64)  # orjson writes C-ordered arrays only
+        answer = {"model_version": version, "classes": classes, "probabilities": proba,
+                  "predicted": [classes[i] for i in proba.argmax(axis=1)]}  # fmt: skip
+        return Response(
+            orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+        )
+
+    try:
+        return await parse_body(body, score)
+    except LookupError as error:  # no model yet
+        raise HTTPException(409, str(error)) from None
