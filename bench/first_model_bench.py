@@ -103,7 +103,7 @@ def main() -> None:
         shown = ", ".join(f"{k} {v:.1f}" if v is not None else f"{k} -" for k, v in times.items())
         print(f"run {i + 1}: {shown}", flush=True)
     firsts = [r["first_model_s"] for r in runs if r["first_model_s"] is not None]
-    after_answer = [r["first_model_s"] - r["answers_s"] for r in runs if r["first_model_s"] and r["answers_s"]]
+    after_answer = [r["first_model_s"] - r["answers_s"] for r in runs if r["first_model_s"] is not None]
     median = float(np.median(after_answer)) if after_answer else None
     report = {
         "benchmark": "first_model",

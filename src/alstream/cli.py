@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from alstream.estimators import MODELS
 from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
 from alstream.selective import SELECTORS
 from alstream.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from alstream.service.versions import Orchestrator
 
 app = typer.Typer(help="alstream: active learning that picks what people label.", no_args_is_help=True)
 console = Console()
@@ -264,11 +267,11 @@ def serve(
     serve(app_, settings)
 
 
-def _orchestrator(name: str):
+def _orchestrator(name: str) -> Orchestrator | None:
     """The recorder of full retrains the ``orchestrator`` setting names (None: none)."""
     if name == "none":
         return None
-    from alstream.flows.retrain_flow import PrefectRecorder  # imports Prefect: only when it records
+    from alstream.flows.retrain_flow import PrefectRecorder  # Prefect itself: on its recording thread
 
     return PrefectRecorder()
 
