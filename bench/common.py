@@ -60,8 +60,9 @@ class Service:
 
 @contextlib.contextmanager
 def service(home: Path, cpu: int | None, settings: dict[str, str], timeout: float = 120) -> Iterator[Service]:
-    """``alstream serve`` in its own process (embedded log and SQLite under ``home``, no MLflow, one BLAS
-    thread, ``settings`` as ``ALSTREAM_*`` variables), pinned to ``cpu`` unless None; stopped with SIGTERM."""
+    """``alstream serve`` in its own process (embedded log and SQLite under ``home``, no MLflow nor
+    Prefect, one BLAS thread, ``settings`` as ``ALSTREAM_*`` variables), pinned to ``cpu`` unless None;
+    stopped with SIGTERM."""
     import httpx
 
     port = free_port()
@@ -72,7 +73,8 @@ def service(home: Path, cpu: int | None, settings: dict[str, str], timeout: floa
         **ONE_THREAD,
         **settings,
     }
-    command = [sys.executable, "-m", "alstream", "serve", "--port", str(port), "--no-mlflow"]
+    command = [sys.executable, "-m", "alstream", "serve", "--port", str(port)]
+    command += ["--no-mlflow", "--orchestrator", "none"]  # records neither in MLflow nor in Prefect
     with open(home / "service.log", "wb") as log:
         process = subprocess.Popen(command, env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)
     if cpu is not None:

@@ -48,7 +48,8 @@ class Orchestrator(Protocol):
 
 
 class VersionRecords:
-    """Writes each version's file, store row and MLflow run; finds the version to serve at start."""
+    """Writes each version's file, store row and MLflow run, and hands each full retrain to the
+    orchestrator; finds the version to serve at start."""
 
     def __init__(
         self,
@@ -76,10 +77,10 @@ class VersionRecords:
         """Record a version that failed to train, in the background."""
         self._records.submit(self.store.record_model, kind=kind, n_labels=n_labels, metrics={},
                              status="failed", error=error, version=number)  # fmt: skip
-        if kind == "full":
+        if kind == "full":  # after the versions before it (through the records' thread)
             now = time.time()
-            self._run(version=number, n_labels=n_labels, started_at=now, finished_at=now, metrics={},
-                      error=error or "failed")  # fmt: skip
+            self._records.submit(self._run, version=number, n_labels=n_labels, started_at=now,
+                                 finished_at=now, metrics={}, error=error or "failed")  # fmt: skip
 
     def _record(self, version: ModelVersion, metrics: dict[str, float]) -> None:
         path = None
