@@ -63,10 +63,10 @@ class Service:
 def service(
     home: Path, cpu: int | None, settings: dict[str, str], timeout: float = 120, consumer_apart: bool = False
 ) -> Iterator[Service]:
-    """``alstream serve`` in its own process (embedded log and SQLite under ``home``, no MLflow, one BLAS
-    thread, ``settings`` as ``ALSTREAM_*`` variables), pinned to ``cpu`` unless None; stopped with SIGTERM.
-    ``consumer_apart``: ``serve --no-consumer`` and ``alstream consume``, two processes (the CPUs the
-    machine has: ``cpu`` pins the server's only)."""
+    """``alstream serve`` in its own process (embedded log and SQLite under ``home``, no MLflow nor
+    Prefect, one BLAS thread, ``settings`` as ``ALSTREAM_*`` variables), pinned to ``cpu`` unless None;
+    stopped with SIGTERM. ``consumer_apart``: ``serve --no-consumer`` and ``alstream consume``, two
+    processes (the CPUs the machine has: ``cpu`` pins the server's only)."""
     import httpx
 
     port = free_port()
@@ -77,7 +77,8 @@ def service(
         **ONE_THREAD,
         **settings,
     }
-    command = [sys.executable, "-m", "alstream", "serve", "--port", str(port), "--no-mlflow"]
+    command = [sys.executable, "-m", "alstream", "serve", "--port", str(port)]
+    command += ["--no-mlflow", "--orchestrator", "none"]  # records neither in MLflow nor in Prefect
     with open(home / "service.log", "wb") as log:
         process = subprocess.Popen(
             command + (["--no-consumer"] if consumer_apart else []),

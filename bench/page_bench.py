@@ -50,7 +50,8 @@ def start_service(home: Path, port: int) -> subprocess.Popen:
            "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db",
            "ALSTREAM_QUEUE_RATE_PER_S": "1e9"}  # the peer asks per item, faster than people  # fmt: skip
     log = open(home / "service.log", "wb")  # noqa: SIM115 - the process owns it
-    command = [sys.executable, "-m", "alstream", "serve", "--port", str(port), "--no-mlflow"]
+    command = [sys.executable, "-m", "alstream", "serve", "--port", str(port)]
+    command += ["--no-mlflow", "--orchestrator", "none"]  # records neither in MLflow nor in Prefect
     process = subprocess.Popen(command, env=env, cwd=home, stdout=log, stderr=log)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

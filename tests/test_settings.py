@@ -154,6 +154,7 @@ def test_env_beats_file_and_file_beats_defaults(clean_env, monkeypatch):
         ({"image_origins": ["https://x.org; script-src *"]}, "image_origins", "is not an origin"),
         ({"image_origins": ["ftp://x.org"]}, "image_origins", "expected http(s)://host[:port]"),
         ({"image_origins": ["https://x.org:70000"]}, "image_origins", "is not an origin"),
+        ({"orchestrator": "airflow"}, "orchestrator", "Input should be 'prefect' or 'none'"),
         ({"colour": "red"}, "colour", "Extra inputs"),
         ({"project": {"classes": ["a"]}, "demo": False}, "project.classes", "at least 2 classes"),
     ],
@@ -201,6 +202,19 @@ def test_file_errors_are_clear(clean_env):
     assert "  random_share: Input should be less than or equal to 1 (got 2)" in message
     assert "  strategy: unknown strategy 'bald'" in message
     assert "  project.classes: need at least 2 classes, got 1" in message
+
+
+def test_mlflow_and_the_orchestrator_are_two_switches(clean_env, monkeypatch):
+    assert (Settings().mlflow, Settings().orchestrator) == (True, "prefect")
+    monkeypatch.setenv("ALSTREAM_ORCHESTRATOR", "none")
+    s = Settings.load(write(clean_env / "alstream.toml", "mlflow = false\n"))
+    assert (s.mlflow, s.orchestrator) == (False, "none")
+    with pytest.raises(SettingsError) as info:  # the one switch of an older alstream's create_app
+        Settings.load(write(clean_env / "old.toml", "track = false\n"))
+    assert (
+        "  track: unknown setting: MLflow and the orchestrator are two settings, mlflow = true/false and "
+        "orchestrator = 'prefect'/'none'" in str(info.value)
+    )
 
 
 def test_missing_and_malformed_files(clean_env, monkeypatch):

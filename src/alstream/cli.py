@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from alstream.estimators import MODELS
 from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
 from alstream.selective import SELECTORS
 from alstream.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from alstream.service.versions import Orchestrator
 
 app = typer.Typer(help="alstream: active learning that picks what people label.", no_args_is_help=True)
 console = Console()
@@ -220,18 +223,30 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (default from settings).")] = None,
     consumer: Annotated[bool, typer.Option(help="Run the stream consumer in this process.")] = True,
     mlflow: Annotated[
-        bool, typer.Option(help="Record model versions in MLflow (full retrains via Prefect).")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--mlflow/--no-mlflow", help="Log model versions to MLflow (default: the mlflow setting)."
+        ),
+    ] = None,
+    orchestrator: Annotated[
+        str | None,
+        typer.Option(help="Record full retrains in: prefect or none (default: the orchestrator setting)."),
+    ] = None,
 ) -> None:
     """Run the service: the HTTP API, the stream consumer and the learning loop."""
     from alstream.service.app import create_app
     from alstream.service.server import route_server_log, serve
-    from alstream.settings import Settings
+    from alstream.settings import Settings, SettingsError
 
     for key, value in {**QUIET_PREFECT, **QUIET_SERVER_PROCESS}.items():
         os.environ.setdefault(key, value)
     os.umask(PRIVATE_UMASK)
-    settings = Settings.load(project)
+    given = {"mlflow": mlflow, "orchestrator": orchestrator}
+    try:
+        settings = Settings.load(project, **{k: v for k, v in given.items() if v is not None})
+    except SettingsError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -240,16 +255,25 @@ def serve(
     log.setLevel(settings.log_level)
     log.propagate = False
     route_server_log(handler)
-    if mlflow:
+    if settings.mlflow:
         from alstream.tracking import check_reachable
 
         try:
             check_reachable()
         except ConnectionError as error:  # the service still serves; versions reach MLflow once it answers
             log.warning("%s; until it answers, recording each model version waits on MLflow's retries", error)
-    app_ = create_app(settings, consume=consumer, track=mlflow)
+    app_ = create_app(settings, consume=consumer, orchestrator=_orchestrator(settings.orchestrator))
     console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
     serve(app_, settings)
+
+
+def _orchestrator(name: str) -> Orchestrator | None:
+    """The recorder of full retrains the ``orchestrator`` setting names (None: none)."""
+    if name == "none":
+        return None
+    from alstream.flows.retrain_flow import PrefectRecorder  # Prefect itself: on its recording thread
+
+    return PrefectRecorder()
 
 
 @app.command()

@@ -340,6 +340,18 @@ class Settings(BaseSettings):
     )
     seed: int = Field(0, description="Seed of every random choice (random share, cold start, models).")
     demo: bool = Field(True, description="Seed the digits demo when the store is empty.")
+
+    # records: off the path of every model version
+    mlflow: bool = Field(
+        True,
+        description="Log each model version to MLflow, in the background (MLFLOW_TRACKING_URI, else "
+        "mlflow.db in the working directory).",
+    )
+    orchestrator: Literal["prefect", "none"] = Field(
+        "prefect",
+        description="Where `alstream serve` records each full retrain once it serves: 'prefect' (a run of "
+        "the flow 'retrain'; PREFECT_API_URL, else Prefect's temporary server) or 'none'.",
+    )
     log_level: str = Field("INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR.")
 
     @classmethod
@@ -467,6 +479,12 @@ class Settings(BaseSettings):
         return self
 
 
+_RENAMED = {  # switches of an older alstream, never settings, that a project file might try
+    "track": "unknown setting: MLflow and the orchestrator are two settings, mlflow = true/false and "
+    "orchestrator = 'prefect'/'none'",
+}
+
+
 def _origin(value: str) -> str:
     """``value`` as a web origin (scheme://host[:port], lower case), or ValueError saying why not."""
     match = _ORIGIN.match(value.strip())
@@ -496,7 +514,7 @@ def _explain(exc: ValidationError, where: Any) -> str:
         field = ".".join(str(part) for part in error["loc"]) or "settings"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown setting"
+            message = _RENAMED.get(field, "unknown setting")
         if (
             error["loc"]
             and "input" in error

@@ -23,17 +23,15 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pandas as pd
 
-from alstream.experiment.summary import summarize
+from alstream.curves import summarize
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Metric
-
-    from alstream.experiment.protocol import ExperimentResult
 
 DEFAULT_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -52,6 +50,19 @@ _QUIET_LOGGERS = {
 }
 
 T = TypeVar("T")
+
+
+class Comparison(Protocol):
+    """What :func:`log_experiment` reads of an experiment's result (``ExperimentResult`` is one)."""
+
+    @property
+    def config(self) -> Any: ...  # its name, dataset, model, strategies and params()
+
+    @property
+    def curves(self) -> pd.DataFrame: ...
+
+    @property
+    def reference(self) -> pd.DataFrame: ...
 
 
 def default_tracking_uri() -> str:
@@ -134,7 +145,7 @@ def registered_model_name(config_name: str, strategy: str) -> str:
 
 
 def log_experiment(
-    result: ExperimentResult,
+    result: Comparison,
     final_models: dict[str, object],
     *,
     plot: Path | None = None,

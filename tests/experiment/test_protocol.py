@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
+from alstream.curves import summarize
 from alstream.datasets import load_dataset
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.protocol import run_experiment, split_data
-from alstream.experiment.summary import summarize
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import pytest
 from matplotlib.image import imread
 from threadpoolctl import threadpool_limits
 
+from alstream.curves import summarize
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.protocol import ExperimentResult, run_experiment
 from alstream.experiment.report import plot_learning_curves, render_markdown, write_report
-from alstream.experiment.summary import summarize
 
 DPI = 150
 

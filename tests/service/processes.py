@@ -24,11 +24,13 @@ class Service:
         home: Path,
         wait_for_model: bool = True,
         mlflow: bool = False,
+        orchestrator: str = "none",
         env: dict[str, str] | None = None,
         **settings: str,
     ) -> None:
-        """``mlflow``: record versions in MLflow, full retrains through Prefect (as ``alstream serve``
-        does), else ``--no-mlflow``; ``env``: more environment variables; ``settings``: ``ALSTREAM_*``."""
+        """``mlflow``: log versions to MLflow (as ``alstream serve`` does by default), else ``--no-mlflow``;
+        ``orchestrator``: ``--orchestrator`` (``prefect`` is the default of ``alstream serve``); ``env``:
+        more environment variables; ``settings``: ``ALSTREAM_*``."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -46,11 +48,11 @@ class Service:
         }
         self.process: subprocess.Popen | None = None
         self.wait_for_model = wait_for_model
-        self.mlflow = mlflow
+        self.mlflow, self.orchestrator = mlflow, orchestrator
 
     def start(self) -> None:
         command = [sys.executable, "-m", "alstream", "serve", "--port", str(self.port)]
-        command += [] if self.mlflow else ["--no-mlflow"]
+        command += ([] if self.mlflow else ["--no-mlflow"]) + ["--orchestrator", self.orchestrator]
         log = open(self.home / "service.log", "ab")  # noqa: SIM115 - the process owns it
         self.process = subprocess.Popen(command, env=self.env, cwd=self.home, stdout=log, stderr=log)
         wait_for(self._ready, timeout=120, what=f"the service (log: {self.home / 'service.log'})")

@@ -5,6 +5,7 @@ import time
 from fastapi.testclient import TestClient
 from sklearn.datasets import load_digits
 
+from alstream.flows.retrain_flow import PrefectRecorder
 from alstream.service.app import create_app
 
 from .conftest import AUTH, service_settings, wait_for
@@ -19,7 +20,8 @@ def test_versions_are_recorded_and_shutdown_is_prompt_while_mlflow_does_not_answ
         "MLFLOW_TRACKING_URI", "http://127.0.0.1:9"
     )  # nobody answers; MLflow retries for minutes
     settings = service_settings(tmp_path, "embedded", request)
-    with TestClient(create_app(settings, track=True), headers=AUTH) as client:
+    app = create_app(settings, track=True, orchestrator=PrefectRecorder())  # as `alstream serve` runs
+    with TestClient(app, headers=AUTH) as client:
         wait_for(lambda: client.get("/health").json()["model_version"] is not None, 120, "the first model")
         items = client.get("/queue", params={"n": 12, "annotator": "oracle"}).json()
         labels = [{"id": i["id"], "label": str(Y[int(i["id"].split("-")[1])])} for i in items]

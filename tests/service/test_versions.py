@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -43,4 +45,43 @@ def test_versions_are_recorded_in_order_and_the_newest_that_passes_is_restored(t
         is None
     )
     again.close()
+    store.close()
+
+
+class Flaky:
+    """An orchestrator that does not answer for its first ``down`` calls."""
+
+    def __init__(self, down: int) -> None:
+        self.down, self.calls, self.runs = down, 0, []
+
+    def record(self, **run) -> None:
+        self.calls += 1
+        if self.calls <= self.down:
+            raise ConnectionError("nobody answers")
+        self.runs.append(run)
+
+    def close(self) -> None:
+        pass
+
+
+def test_full_retrains_wait_for_an_orchestrator_that_is_away_and_go_in_order(tmp_path: Path, caplog):
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+    orchestrator = Flaky(down=2)
+    records = VersionRecords(store, None, track=False, project="p", params={}, orchestrator=orchestrator)
+    records.record(_version(1), {"holdout_accuracy": 0.6})  # not recorded: away
+    records.record(_version(2), {})  # not recorded: still away
+    records.record(dataclasses.replace(_version(3), kind="online"), {})  # online updates are not retrains
+    records.failed("full", 2, "every label is 'a'", 4)  # back: 1, 2 and 4 go, in order
+    records.close()
+    assert [(r["version"], r["error"]) for r in orchestrator.runs] == [
+        (1, None),
+        (2, None),
+        (4, "every label is 'a'"),
+    ]
+    first = orchestrator.runs[0]
+    assert first["metrics"] == {"holdout_accuracy": 0.6} and first["started_at"] <= first["finished_at"]
+    assert "could not record full retrain 1 (ConnectionError: nobody answers); 1 wait" in caplog.text
+    assert "could not record full retrain 1 (ConnectionError: nobody answers); 2 wait" in caplog.text
+    assert records.unrecorded == deque() and [r["version"] for r in store.models()] == [1, 2, 3, 4]
     store.close()

@@ -10,10 +10,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from alstream.curves import TARGETS, aulc, mean_curves, summarize
 from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
 from alstream.experiment.protocol import ExperimentResult
 from alstream.experiment.stream import ALL_LABELS, summarize_stream
-from alstream.experiment.summary import TARGETS, aulc, mean_curves, summarize
 
 # Okabe-Ito, a colour-blind-safe palette; the baseline gets its own dark grey dashes.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")

@@ -18,12 +18,12 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from alstream import estimators
+from alstream.curves import summarize
 from alstream.evaluation import evaluate
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.outputs import run_name, save_model, write_metrics
 from alstream.experiment.protocol import load_experiment_data, run_experiment
 from alstream.experiment.report import write_report
-from alstream.experiment.summary import summarize
 from alstream.loop import Round, Steps, ask_oracle, select_batch
 
 

@@ -19,16 +19,25 @@ from alstream.service.headers import SecurityHeaders
 from alstream.service.page import mount_page
 from alstream.service.routes import labels, models, project, queue, send, tokens
 from alstream.service.runtime import Runtime
+from alstream.service.versions import Orchestrator
 from alstream.settings import Settings
 
 
-def create_app(settings: Settings | None = None, *, consume: bool = True, track: bool = True) -> FastAPI:
-    """The service; its consumer and engine start with the app and stop with it."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    consume: bool = True,
+    track: bool | None = None,
+    orchestrator: Orchestrator | None = None,
+) -> FastAPI:
+    """The service; its consumer and engine start with the app and stop with it. ``track``: log
+    versions to MLflow (None: the ``mlflow`` setting); ``orchestrator``: records full retrains after
+    they serve (``alstream serve`` makes it from the ``orchestrator`` setting; None: not recorded)."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings, consume=consume, track=track)
+        runtime = Runtime(settings, consume=consume, track=track, orchestrator=orchestrator)
         app.state.runtime = runtime
         if runtime.first_token:  # first start: the one time this token is shown (as Jupyter does)
             token = runtime.first_token

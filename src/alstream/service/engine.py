@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -38,7 +38,7 @@ from alstream.service.snapshot import Snapshot
 from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
-from alstream.service.versions import VersionRecords
+from alstream.service.versions import Orchestrator, VersionRecords
 from alstream.strategies import get_strategy
 
 log = logging.getLogger("alstream.service")
@@ -58,7 +58,7 @@ class EngineConfig:
     lease_s: float = 300.0
     random_share: float = 0.1
     project: str = "alstream"
-    track: bool = True
+    track: bool = True  # log each version to MLflow (the mlflow setting)
     standardize: bool = True  # off for hashed texts: already normalized, and scaling inflates rare columns
     seed: int = 0  # of the model, the random share, and the ties in the queue's order
     max_leases_per_annotator: int | None = None  # None: no cap
@@ -91,7 +91,7 @@ class Engine:
         config: EngineConfig,
         store: Any,
         holdout: tuple[np.ndarray, np.ndarray] | None = None,
-        full_training: Callable[[Engine], ModelVersion | None] | None = None,
+        orchestrator: Orchestrator | None = None,
         featurizer: Featurizer | None = None,
         model_files: ModelFiles | None = None,
     ) -> None:
@@ -106,7 +106,7 @@ class Engine:
                                    config.seed)  # fmt: skip
         params = {"model": config.model, "strategy": config.strategy}
         self.records = VersionRecords(store, model_files, track=config.track, project=config.project,
-                                      params=params)  # fmt: skip
+                                      params=params, orchestrator=orchestrator)  # fmt: skip
         self.trainer = Trainer(config.model, config.classes, config.policy, standardize=config.standardize,
                                seed=config.seed)  # fmt: skip
         self.quality = StreamAccuracy()
@@ -123,7 +123,6 @@ class Engine:
         self.serving: ModelVersion | None = None  # the version whose scores order the queue
         self.training: int | None = None  # the number of the version being trained now
         self.latencies: deque[float] = deque(maxlen=500)  # label stored -> model that includes it
-        self._full_training = full_training or (lambda engine: engine.train_full())
         self._pending: dict[str, float] = {}  # labeled since the last version -> when stored
         self._new_since_full = 0
         self._last_full = time.monotonic()
@@ -286,13 +285,13 @@ class Engine:
             if full:  # /stats shows it is training
                 self._publish()
             try:
-                return self._full_training(self) if full else self._online()
+                return self.train_full() if full else self._online()
             finally:
                 self.training = None
                 self._publish()
 
     def train_full(self) -> ModelVersion | None:
-        """Refit on every current label and publish it (``flows.retrain_flow`` does the same as tasks)."""
+        """Refit on every current label and publish it; the orchestrator records it afterwards."""
         pending = dict(self._pending)
         X, y = self.training_data()
         version = self.fit_full(X, y, self.training_weights())

@@ -1,11 +1,14 @@
-"""Everything the service runs, wired from the settings: store, stream, consumer, engine."""
+"""Everything the service runs, wired from the settings: store, stream, consumer, engine.
+
+The orchestrator that records full retrains is given, never chosen here: ``alstream serve``
+(:mod:`alstream.cli`) picks it from the ``orchestrator`` setting.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from alstream.featurize import featurizer
 from alstream.messages import InvalidBatch, ItemError, Label, Sample, encode_label, encode_sample
@@ -17,7 +20,8 @@ from alstream.service.model_files import ModelFiles
 from alstream.service.pool import bytes_per_sample, size_for
 from alstream.service.private import create_private
 from alstream.service.security import Gatekeeper
-from alstream.service.trainer import ModelVersion, RetrainPolicy
+from alstream.service.trainer import RetrainPolicy
+from alstream.service.versions import Orchestrator
 from alstream.settings import Settings
 from alstream.store import Store
 from alstream.stream import LogLimits, Stream, open_stream
@@ -56,7 +60,16 @@ def open_ingestor(
 class Runtime:
     """Opens the parts, runs the consumer and the engine in background threads, closes them."""
 
-    def __init__(self, settings: Settings, *, consume: bool = True, track: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        consume: bool = True,
+        track: bool | None = None,
+        orchestrator: Orchestrator | None = None,
+    ) -> None:
+        """``track``: log versions to MLflow (None: the ``mlflow`` setting); ``orchestrator``: where full
+        retrains are recorded after they serve (None: nowhere but the store), closed with the runtime."""
         self.settings = settings
         schema = settings.project
         self.store, self.stream, self.topics = open_parts(settings)
@@ -86,7 +99,7 @@ class Runtime:
             lease_s=settings.lease_s,
             random_share=settings.random_share,
             project="demo-digits" if settings.demo else "project",
-            track=track,
+            track=settings.mlflow if track is None else track,
             standardize=schema.data != "text",
             seed=settings.seed,
             max_leases_per_annotator=settings.max_leases_per_annotator,
@@ -109,8 +122,8 @@ class Runtime:
         log.info("the pool holds at most %d unlabeled samples (about %.0f MiB), %d%% of them a uniform "
                  "sample of the stream", config.max_pool, mib, share)  # fmt: skip
         models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
-        self.flows = PrefectFlows() if track else None  # else full retrains run directly
-        self.engine = Engine(config, self.store, holdout=holdout, full_training=self.flows,
+        self.orchestrator = orchestrator
+        self.engine = Engine(config, self.store, holdout=holdout, orchestrator=orchestrator,
                              featurizer=self.featurizer, model_files=models)  # fmt: skip
         self.ingestor = (
             open_ingestor(settings, self.stream, self.store, self.topics, on_stored=self.engine.wake)
@@ -166,53 +179,7 @@ class Runtime:
         if self.ingestor is not None:
             self.ingestor.close()
         self.engine.close()
-        if self.flows is not None:
-            self.flows.close()
+        if self.orchestrator is not None:
+            self.orchestrator.close()
         self.stream.close()
         self.store.close()
-
-
-class PrefectFlows:
-    """Full retrains through the Prefect flow (the real service; with ``track``).
-
-    Without ``PREFECT_API_URL``, Prefect runs a temporary server in a subprocess. It is started
-    here, once, before the first flow, with time to start on a loaded machine (Prefect's own 20 s
-    leave a stray server behind when they run out), and :meth:`close` stops it: Prefect's atexit
-    hook never runs, since uvicorn ends the process with the SIGTERM it caught.
-    """
-
-    START_TIMEOUT_S = 180
-
-    def __init__(self) -> None:
-        self._server: Any = None  # the temporary server this service started, if any
-
-    def __call__(self, engine: Engine) -> ModelVersion | None:
-        from alstream.flows.retrain_flow import retrain_flow
-
-        self._start_server()
-        retrain_flow(engine)
-        return engine.trainer.current
-
-    def _start_server(self) -> None:
-        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-        ephemeral = not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value()
-        if self._server is not None or not ephemeral:
-            return
-        from prefect.server.api.server import SubprocessASGIServer
-
-        server = SubprocessASGIServer()  # the one Prefect's client uses too
-        if server.running:  # someone else's (a test harness): theirs to stop
-            return
-        try:
-            server.start(timeout=self.START_TIMEOUT_S)
-        except BaseException:
-            server.stop()  # no half-started server left behind
-            raise
-        self._server = server
-
-    def close(self) -> None:
-        """Stop the temporary server, if this service started one."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None

@@ -1,9 +1,15 @@
 """Model versions for the service: when to train, how, and which version serves.
 
-A version is trained in full from every current label, or updated online (``partial_fit``) from
-the newest labels only. Selection always uses the newest *finished* version: a new one becomes
-``current`` only after training succeeded; a failed training (an estimator error, labels of one
-class only, probabilities that are not finite) leaves the previous one serving.
+A version is trained in full from every current label (:func:`retrain`, a pure function: labels in,
+a model version out), or updated online (``partial_fit``) from the newest labels only. Selection
+always uses the newest *finished* version: a new one becomes ``current`` only after training
+succeeded; a failed training (an estimator error, labels of one class only, probabilities that are
+not finite) leaves the previous one serving.
+
+>>> from sklearn.linear_model import LogisticRegression
+>>> version = retrain(LogisticRegression(), np.array([[0.0], [1.0]]), np.array(["a", "b"]), number=1)
+>>> version.version, version.kind, version.n_labels
+(1, 'full', 2)
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class ModelVersion:
     created_at: float
     metrics: dict[str, float] = field(default_factory=dict)
     last_label_id: int = 0  # the newest stored label event it was trained with (0: unknown)
+    train_s: float = 0.0  # how long training took, seconds (ending at created_at)
 
 
 @dataclass(frozen=True)
@@ -98,19 +105,10 @@ class Trainer:
     ) -> ModelVersion:
         """A new version trained on all of ``X``, ``y`` (rows weighted by ``sample_weight``); becomes
         current if training succeeds."""
-
-        def train() -> Classifier:
-            classes = np.unique(y)
-            if len(classes) < 2:
-                found = f"every label is {str(classes[0])!r}" if len(classes) else "there are no labels"
-                raise ValueError(f"{found}: a model needs labels of at least two classes")
-            return (
-                fit(self.prototype, X, y)
-                if sample_weight is None
-                else fit(self.prototype, X, y, sample_weight)
-            )
-
-        return self._publish(train, "full", len(y), X)
+        return self._publish(
+            lambda number: retrain(self.prototype, X, y, number=number, sample_weight=sample_weight, fit=fit),
+            "full",
+        )
 
     def update_online(self, X: np.ndarray, y: np.ndarray, n_labels: int) -> ModelVersion:
         """A new version updated from the newest labels only (``partial_fit`` on a copy);
@@ -118,7 +116,10 @@ class Trainer:
         base = self.current
         if base is None:
             raise RuntimeError("no model to update yet: train one in full first")
-        return self._publish(lambda: estimators.update(base.model, X, y, self.classes), "online", n_labels, X)
+        classes = self.classes
+        return self._publish(
+            lambda number: update(base, X, y, classes, number=number, n_labels=n_labels), "online"
+        )
 
     def restore(self, version: ModelVersion) -> None:
         """Serve ``version`` (saved by an earlier run) and number the next ones after it."""
@@ -132,12 +133,10 @@ class Trainer:
         """The number the next version (trained or failed) gets."""
         return self._next_version
 
-    def _publish(
-        self, train: Callable[[], Classifier], kind: str, n_labels: int, X: np.ndarray
-    ) -> ModelVersion:
+    def _publish(self, make: Callable[[int], ModelVersion], kind: str) -> ModelVersion:
+        """``make(number)`` becomes the current version, or fails keeping the previous one (and says why)."""
         try:
-            model = train()
-            _check_finite(model, X)
+            version = make(self._next_version)
         except Exception as error:  # keep serving the previous version, say why
             with self._lock:
                 self.failed_version = self._next_version  # a failed version keeps its number
@@ -148,7 +147,6 @@ class Trainer:
             )
             raise
         with self._lock:
-            version = ModelVersion(self._next_version, model, kind, n_labels, time.time())
             self._next_version += 1
             self._online_since_full = self._online_since_full + 1 if kind == "online" else 0
             self.current = version
@@ -158,6 +156,39 @@ class Trainer:
     @property
     def online_since_full(self) -> int:
         return self._online_since_full
+
+
+def retrain(
+    prototype: Classifier,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    number: int,
+    sample_weight: np.ndarray | None = None,
+    fit: Callable[..., Classifier] = estimators.fit,
+) -> ModelVersion:
+    """Version ``number``: ``prototype`` refit on every label (``X``, ``y``; rows weighted by
+    ``sample_weight``). Labels in, a model version out: nothing else is read or changed. Raises when
+    training fails (labels of one class only, an estimator error, a model that diverged)."""
+    started = time.perf_counter()
+    classes = np.unique(y)
+    if len(classes) < 2:
+        found = f"every label is {str(classes[0])!r}" if len(classes) else "there are no labels"
+        raise ValueError(f"{found}: a model needs labels of at least two classes")
+    model = fit(prototype, X, y) if sample_weight is None else fit(prototype, X, y, sample_weight)
+    _check_finite(model, X)
+    return ModelVersion(number, model, "full", len(y), time.time(), train_s=time.perf_counter() - started)
+
+
+def update(
+    base: ModelVersion, X: np.ndarray, y: np.ndarray, classes: np.ndarray, *, number: int, n_labels: int
+) -> ModelVersion:
+    """Version ``number``: a copy of ``base``'s model updated with ``partial_fit`` on ``X``, ``y``
+    (``n_labels``: how many labels it has seen in all). Raises when the update fails or diverges."""
+    started = time.perf_counter()
+    model = estimators.update(base.model, X, y, classes)
+    _check_finite(model, X)
+    return ModelVersion(number, model, "online", n_labels, time.time(), train_s=time.perf_counter() - started)
 
 
 def _check_finite(model: Classifier, X: np.ndarray) -> None:

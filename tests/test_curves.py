@@ -2,7 +2,7 @@ import math
 
 import pandas as pd
 
-from alstream.experiment.summary import aulc, budgets, labels_to_reach, summarize
+from alstream.curves import aulc, budgets, labels_to_reach, summarize
 
 
 def _curves():
