@@ -30,9 +30,12 @@ run: install
 system-packages:
 	PYTHON=$(PYTHON) bash scripts/system-packages.sh
 
+# The page's modules have unit tests of their own, on Node's test runner (the shell expands the
+# glob: Node 21+ would take a folder for a file).
 test: system-packages install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	node --test tests/page/*.test.mjs
 	$(PY) -m pytest
 
 lint: install
