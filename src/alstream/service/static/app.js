@@ -228,6 +228,7 @@ async function start() {
   $("accept").addEventListener("click", (event) => accept(false, event));
   $("skip").addEventListener("click", (event) => decide(null, event));
   $("undo").addEventListener("click", () => undo());
+  $("page-error-dismiss").addEventListener("click", render.dismissError);
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     useToken(/** @type {HTMLInputElement} */ ($("token")).value);

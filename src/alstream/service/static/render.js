@@ -208,11 +208,15 @@ export function renderTrainingError(message) {
   error.textContent = message ? `Last training failed: ${message}` : "";
 }
 
-/** An error of the page. @param {string} message */
+/** An error of the page, shown until dismissed or replaced by the next. @param {string} message */
 export function showError(message) {
-  const error = $("training-error");
-  error.hidden = false;
-  error.textContent = message;
+  $("page-error-text").textContent = message;
+  $("page-error").hidden = false;
+}
+
+export function dismissError() {
+  $("page-error").hidden = true;
+  $("page-error-text").textContent = "";
 }
 
 /**
