@@ -4,7 +4,7 @@
 // is lost while the service is unreachable (outbox.js). This module wires them to the service
 // (api.js), the keys (keys.js) and the page (render.js). Plain JS modules, no build step, nothing
 // from the internet.
-import {createApi, HttpError} from "./api.js";
+import {createApi, HttpError, TimeoutError} from "./api.js";
 import {classKeys, guessLabel, keyAction} from "./keys.js";
 import {Outbox} from "./outbox.js";
 import {Queue} from "./queue.js";
@@ -29,6 +29,7 @@ const page = {
     /** @type {HTMLMetaElement | null} */ (document.querySelector("meta[name='alstream-image-origins']"))
       ?.content.split(" ").filter(Boolean)),
   online: true,
+  offline: "", // why not
   /** @type {number | undefined} the newest model version seen */
   modelVersion: undefined,
   token: sessionStorage.getItem(TOKEN_KEY) || "",
@@ -80,16 +81,17 @@ function showVersion(version) {
   page.modelVersion = version;
 }
 
-function setOnline(online = true) {
-  if (page.online === online) return;
-  page.online = online;
+function setOnline(online = true, offline = "") {
+  if (page.online === online && page.offline === offline) return;
+  Object.assign(page, {online, offline});
   drawState();
   drawCounts();
 }
 
-/** Unreachable, or failing (5xx): say so. A missing token is asked for instead (askForToken). */
+/** Unreachable, slow or failing (5xx): say so. A missing token is asked for instead (askForToken). */
 function failed(/** @type {unknown} */ error) {
-  if (!(error instanceof HttpError) || error.status >= 500) setOnline(false);
+  if (error instanceof HttpError && error.status < 500) return;
+  setOnline(false, error instanceof TimeoutError ? error.message : "Service unreachable");
 }
 
 // --- decisions ---------------------------------------------------------------------------------

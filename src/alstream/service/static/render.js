@@ -31,13 +31,14 @@ export function el(tag, props = {}, ...children) {
 
 /**
  * The line under the header (offline) and the text shown in place of an item when there is none.
- * @param {{online: boolean, annotator: string, empty: boolean, showing: boolean}} state
+ * @param {{online: boolean, offline: string, annotator: string, empty: boolean, showing: boolean}} state
+ *   offline: why the service is taken as unreachable
  */
-export function renderState({online, annotator, empty, showing}) {
+export function renderState({online, offline, annotator, empty, showing}) {
   const text = $("state");
   const connection = $("connection");
   connection.hidden = online;
-  connection.textContent = online ? "" : "Service unreachable: labels are kept here and sent when it is back";
+  connection.textContent = online ? "" : `${offline}: labels are kept here and sent when it is back`;
   text.classList.toggle("offline", !online);
   text.hidden = showing;
   if (showing) return;
