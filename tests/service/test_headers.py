@@ -77,3 +77,10 @@ def test_the_page_and_every_module_it_imports_are_served_as_javascript(client):
         assert answer.text.startswith("// @ts-check\n"), name
         todo += [n for n in re.findall(r'from "\./([\w-]+\.js)";', answer.text) if n not in seen]
     assert seen == {"app.js", "api.js", "keys.js", "outbox.js", "queue.js", "render.js"}
+
+
+def test_the_page_files_are_revalidated_so_no_browser_mixes_two_versions(client):
+    first = client.get("/static/queue.js")
+    assert first.headers["cache-control"] == "no-cache"
+    again = client.get("/static/queue.js", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "no-cache"
