@@ -11,7 +11,7 @@ PREFECT_LOCAL = http://127.0.0.1:$(PREFECT_PORT)/api
 ALSTREAM = env $$(curl -sf -m 1 $(PREFECT_LOCAL)/health >/dev/null 2>&1 && echo PREFECT_API_URL=$(PREFECT_LOCAL)) $(VENV)/bin/alstream
 EXPERIMENT ?=
 
-.PHONY: install system-packages run serve test lint format bench soak prefect-server run-al run-al-entropy run-al-margin \
+.PHONY: install system-packages run serve test typecheck lint format bench soak prefect-server run-al run-al-entropy run-al-margin \
 	run-al-confident run-ct compare mlflow-ui clean
 
 install: $(STAMP)
@@ -30,10 +30,18 @@ run: install
 system-packages:
 	PYTHON=$(PYTHON) bash scripts/system-packages.sh
 
+# The page's modules have unit tests of their own, on Node's test runner (the shell expands the
+# glob: Node 21+ would take a folder for a file).
 test: system-packages install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	node --test tests/page/*.test.mjs
 	$(PY) -m pytest
+
+# The page's `// @ts-check` comments, checked by TypeScript (from npm, into node_modules/).
+typecheck:
+	npm install --no-package-lock --no-audit --no-fund --silent
+	node_modules/.bin/tsc -p jsconfig.json
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The system packages `make test` drives for real: a PostgreSQL server (the store's suite runs on it
 # too), Java 17 with Maven for the Kafka broker the tests start (scripts/kafka.sh), Debian's Chromium
-# for the browser tests (Playwright drives /usr/bin/chromium; no browser download), and Python's venv.
+# for the browser tests (Playwright drives /usr/bin/chromium; no browser download), Node.js for the
+# page's unit tests, and Python's venv.
 # Installs the missing ones when it can (root and apt-get); otherwise stops, saying what to run.
 # Only shell builtins decide what is missing, so it runs with any PATH.
 set -euo pipefail
@@ -18,6 +19,7 @@ fi
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || compgen -G ".kafka/lib/kafka_2.13-*.jar" >/dev/null || missing+=(maven)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
 python="${PYTHON:-python3}"
 if ! command -v "$python" >/dev/null || ! "$python" -c "import ensurepip, venv" 2>/dev/null; then
   missing+=(python3-venv)
@@ -37,6 +39,6 @@ elif command -v apt-get >/dev/null; then
 else
   echo "make test needs these system packages (Debian names): ${missing[*]}. This system has no" >&2
   echo "apt-get: install them with its package manager (PostgreSQL's initdb and pg_ctl, Java 17," >&2
-  echo "Maven, Chromium at /usr/bin/chromium, Python's venv), then run make test again." >&2
+  echo "Maven, Chromium at /usr/bin/chromium, Node.js, Python's venv), then run make test again." >&2
   exit 1
 fi

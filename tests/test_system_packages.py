@@ -21,7 +21,7 @@ FAKE_APT = '#!/bin/bash\necho "$*" >> "${0%/*}/apt-get.calls"\n'
 @pytest.fixture
 def place() -> Iterator[Path]:
     """A folder anyone may read, holding a copy of the script and bin/apt-get, a fake that records
-    its calls; on a PATH of only that bin/, Java, Maven and Python are missing."""
+    its calls; on a PATH of only that bin/, Java, Maven, Node.js and Python are missing."""
     root = Path(tempfile.mkdtemp(prefix="alstream-syspkg-"))
     try:
         (root / "scripts").mkdir()
@@ -43,7 +43,7 @@ def run(place: Path, *prefix: str) -> subprocess.CompletedProcess[str]:
 
 def expected() -> list[str]:
     chromium = [] if Path("/usr/bin/chromium").exists() else ["chromium"]
-    return ["openjdk-17-jre-headless", "maven", *chromium, "python3-venv"]
+    return ["openjdk-17-jre-headless", "maven", *chromium, "nodejs", "python3-venv"]
 
 
 def calls(place: Path) -> list[str]:
@@ -76,7 +76,7 @@ def test_without_apt_get_it_says_what_to_install(place):
 
 
 def test_nothing_missing_nothing_done(place):
-    for tool in ("java", "mvn", "pg_ctl"):
+    for tool in ("java", "mvn", "pg_ctl", "node"):
         (place / "bin" / tool).write_text("#!/bin/bash\n")
         (place / "bin" / tool).chmod(stat.S_IRWXU)
     (place / "bin" / "python3").symlink_to(Path(sys.executable).resolve())  # the interpreter itself

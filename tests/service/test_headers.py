@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -59,3 +61,26 @@ def test_the_page_names_the_allowed_image_origins(client):
     page = client.get("/").text
     named = " ".join(ORIGINS)
     assert f'<meta name="alstream-image-origins" content="{named}">' in page
+
+
+def test_the_page_and_every_module_it_imports_are_served_as_javascript(client):
+    """A module script runs only when its type is JavaScript (nosniff: no guessing)."""
+    page = client.get("/").text
+    assert '<script type="module" src="/static/app.js"></script>' in page
+    seen, todo = set(), ["app.js"]
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        answer = client.get(f"/static/{name}")
+        assert answer.status_code == 200, name
+        assert answer.headers["content-type"].split(";")[0] in {"text/javascript", "application/javascript"}
+        assert answer.text.startswith("// @ts-check\n"), name
+        todo += [n for n in re.findall(r'from "\./([\w-]+\.js)";', answer.text) if n not in seen]
+    assert seen == {"app.js", "api.js", "keys.js", "outbox.js", "queue.js", "render.js"}
+
+
+def test_the_page_files_are_revalidated_so_no_browser_mixes_two_versions(client):
+    first = client.get("/static/queue.js")
+    assert first.headers["cache-control"] == "no-cache"
+    again = client.get("/static/queue.js", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "no-cache"

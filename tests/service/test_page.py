@@ -383,3 +383,23 @@ def test_a_drift_is_marked_on_the_learning_curve(open_page, service):
     )  # at once: a poll redraws it
     marks = page.evaluate(drawn, curve)
     assert marks == [["160.0", "drift detected (version 2)"]]  # halfway between 30 and 90 labels
+
+
+def test_an_error_stays_in_sight_past_the_next_polls_until_dismissed(open_page, service):
+    """The page's own errors have their own place: the poll of /stats (every 2 s) leaves them be."""
+    page = open_page("una")
+    refused = [{"id": "digit-1", "label": "no such class", "annotator": "una"}]  # as an older page left it
+    page.evaluate("labels => localStorage.setItem('alstream.outbox', JSON.stringify(labels))", refused)
+    page.reload()
+    page.wait_for_selector("#page-error:not([hidden])")
+    message = page.inner_text("#page-error-text")
+    assert message.startswith("The service refused 1 label(s): "), message
+    for _ in range(2):  # two polls later
+        with page.expect_response(lambda response: response.url.endswith("/stats")):
+            pass
+    page.wait_for_timeout(100)  # what the poll draws
+    assert page.is_visible("#page-error") and page.inner_text("#page-error-text") == message
+    assert page.inner_text("#outbox-count") == "0"  # never resent
+    page.click("#page-error-dismiss")
+    assert page.locator("#page-error").is_hidden()
+    press(page, truth(shown(page)))  # and labeling goes on
