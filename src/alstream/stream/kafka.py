@@ -16,7 +16,8 @@ from confluent_kafka import Consumer as _KafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from alstream.stream.base import Message, Record, StreamUnavailable, next_positions
+from alstream.errors import StreamUnavailable
+from alstream.stream.base import Message, Record, next_positions
 from alstream.stream.frames import check_topic
 
 log = logging.getLogger(__name__)
