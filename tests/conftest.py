@@ -1,4 +1,5 @@
 import glob
+import logging
 import os
 import pwd
 import shutil
@@ -44,6 +45,17 @@ def one_blas_thread():
     """Small fits run faster on one BLAS thread than fighting over two cores."""
     with threadpool_limits(limits=1):
         yield
+
+
+@pytest.fixture(autouse=True)
+def alstream_logging() -> Iterator[None]:
+    """alstream's logger as it was before the test: a command run in-process sets it up
+    (alstream.logs.configure_logging), and caplog sees only what reaches the root logger."""
+    logger = logging.getLogger("alstream")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    logger.handlers[:], logger.propagate = handlers, propagate
+    logger.setLevel(level)  # setLevel: the loggers' cached levels are cleared too
 
 
 @pytest.fixture(scope="session")

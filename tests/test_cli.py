@@ -113,3 +113,24 @@ def test_a_token_may_label_as_the_names_given_and_the_last_admin_token_stays(tmp
     monkeypatch.setenv("ALSTREAM_ADMIN_TOKEN", "a-configured-admin-token-0123")
     assert runner.invoke(app, ["token", "revoke", other]).exit_code == 0  # the configured one remains
     store.close()
+
+
+def test_consume_says_what_stops_it_before_it_starts(tmp_path, monkeypatch):
+    from alstream.settings import Settings
+    from alstream.stream.log import EmbeddedLog
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALSTREAM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ALSTREAM_DATABASE_URL", f"sqlite:///{tmp_path}/alstream.db")
+    missing = runner.invoke(app, ["consume", "--project", "nope.toml"])
+    assert missing.exit_code == 2 and "nope.toml' not found" in missing.output, missing.output
+    settings = Settings()
+    log = EmbeddedLog(tmp_path / "data" / "log")
+    held = log.consumer(settings.consumer_group, [settings.samples_topic])  # as `alstream serve`'s would
+    try:
+        busy = runner.invoke(app, ["consume"])
+    finally:
+        held.close()
+        log.close()
+    said = " ".join(busy.output.split())
+    assert busy.exit_code == 2 and "already has a consumer" in said and "--no-consumer" in said, said

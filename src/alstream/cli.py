@@ -11,16 +11,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alstream.errors import ConfigError, ConsumerBusy, InvalidInput, LastAdmin
 from alstream.estimators import MODELS
 from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
+from alstream.logs import configure_logging
 from alstream.selective import SELECTORS
 from alstream.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from alstream.service.versions import Orchestrator
+    from alstream.settings import Settings
 
 app = typer.Typer(help="alstream: active learning that picks what people label.", no_args_is_help=True)
 console = Console()
+log = logging.getLogger(__name__)
 
 # Prefect's temporary server (used when no PREFECT_API_URL is set) is an implementation
 # detail of a local run: no telemetry, and no shutdown tracebacks from its subprocess.
@@ -37,6 +41,7 @@ PRIVATE_UMASK = 0o077
 @app.callback()
 def main() -> None:
     """Active learning on a live data stream: pick what people label, learn faster."""
+    configure_logging(logging.WARNING)  # serve and consume: the log_level setting, once they read it
 
 
 @app.command()
@@ -236,25 +241,14 @@ def serve(
     """Run the service: the HTTP API, the stream consumer and the learning loop."""
     from alstream.service.app import create_app
     from alstream.service.server import route_server_log, serve
-    from alstream.settings import Settings, SettingsError
 
     for key, value in {**QUIET_PREFECT, **QUIET_SERVER_PROCESS}.items():
         os.environ.setdefault(key, value)
     os.umask(PRIVATE_UMASK)
     given = {"mlflow": mlflow, "orchestrator": orchestrator}
-    try:
-        settings = Settings.load(project, **{k: v for k, v in given.items() if v is not None})
-    except SettingsError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
+    settings = _load_settings(project, **{k: v for k, v in given.items() if v is not None})
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log = logging.getLogger("alstream")  # alstream's own lines; the libraries keep their own settings
-    log.addHandler(handler)
-    log.setLevel(settings.log_level)
-    log.propagate = False
-    route_server_log(handler)
+    route_server_log(configure_logging(settings.log_level))
     if settings.mlflow:
         from alstream.tracking import check_reachable
 
@@ -265,6 +259,17 @@ def serve(
     app_ = create_app(settings, consume=consumer, orchestrator=_orchestrator(settings.orchestrator))
     console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
     serve(app_, settings)
+
+
+def _load_settings(project: Path | None, **given: object) -> Settings:
+    """The settings, or exit 2 saying what is wrong with them."""
+    from alstream.settings import Settings
+
+    try:
+        return Settings.load(project, **given)
+    except ConfigError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
 
 
 def _orchestrator(name: str) -> Orchestrator | None:
@@ -285,12 +290,19 @@ def consume(
     import threading
 
     from alstream.service.runtime import open_ingestor, open_parts
-    from alstream.settings import Settings
 
     os.umask(PRIVATE_UMASK)
-    settings = Settings.load(project)
+    settings = _load_settings(project)
+    configure_logging(settings.log_level)
     store, stream, topics = open_parts(settings)
-    ingestor = open_ingestor(settings, stream, store, topics)
+    try:
+        ingestor = open_ingestor(settings, stream, store, topics)
+    except ConsumerBusy as error:  # the embedded log's group is taken (by `alstream serve`'s consumer?)
+        stream.close()
+        store.close()
+        console.print(f"[red]error:[/] {error}: stop it, or run `alstream serve --no-consumer`")
+        raise typer.Exit(2) from None
+    log.info("consuming %s and %s as group %r", topics.samples, topics.labels, settings.consumer_group)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -301,6 +313,9 @@ def consume(
         ingestor.close()
         stream.close()
         store.close()
+    counts = ingestor.counts
+    log.info("stopped: %d samples, %d labels stored; %d dead letters", counts.samples, counts.labels,
+             counts.dead_letters)  # fmt: skip
 
 
 @app.command()
@@ -364,10 +379,9 @@ app.add_typer(tokens_app, name="token")
 def _gatekeeper(project: Path | None):
     from alstream.service.private import create_private
     from alstream.service.security import Gatekeeper
-    from alstream.settings import Settings
     from alstream.store import Store
 
-    settings = Settings.load(project)
+    settings = _load_settings(project)
     create_private(settings)
     store = Store(settings.database_url)
     store.create()
@@ -391,7 +405,7 @@ def token_create(
             raise typer.BadParameter(f"{given[:40]!r}...: a name is 1-200 characters, not only spaces")
     try:
         token = _gatekeeper(project).issue(role, name or role, names)
-    except ValueError as error:
+    except InvalidInput as error:
         raise typer.BadParameter(str(error), param_hint="--role") from None
     console.print(f"{role} token (shown only now): [bold]{token}[/]", soft_wrap=True)
 
@@ -416,8 +430,6 @@ def token_revoke(
 ) -> None:
     """Revoke a token: it stops working within seconds, also in a running service. The last admin
     token is kept unless an admin_token is configured."""
-    from alstream.store.tokens import LastAdmin
-
     try:
         revoked = _gatekeeper(project).revoke(key)
     except LastAdmin:

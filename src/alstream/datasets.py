@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from sklearn import datasets as sk_datasets
 
+from alstream.errors import InvalidInput
+
 BUNDLED: dict[str, Callable[..., object]] = {
     "digits": sk_datasets.load_digits,
     "breast_cancer": sk_datasets.load_breast_cancer,
@@ -83,7 +85,7 @@ def check_source(source: str) -> None:
         return
     path = Path(source)
     if path.suffix.lower() not in FILE_SUFFIXES:
-        raise ValueError(
+        raise InvalidInput(
             f"unknown dataset {source!r}: use one of {', '.join(dataset_names())} "
             f"or a path to a {'/'.join(FILE_SUFFIXES)} file"
         )
@@ -156,7 +158,7 @@ def _classification(
 def _from_file(path: Path, label_column: str) -> Dataset:
     frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
     if label_column not in frame.columns:
-        raise ValueError(
+        raise InvalidInput(
             f"{path.name} has no label column {label_column!r} "
             f"(columns: {', '.join(map(str, frame.columns))}); pass --label-column"
         )
@@ -164,8 +166,8 @@ def _from_file(path: Path, label_column: str) -> Dataset:
     features = frame.drop(columns=[label_column])
     non_numeric = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
-        raise ValueError(f"{path.name}: feature columns must be numeric, not {', '.join(non_numeric)}")
+        raise InvalidInput(f"{path.name}: feature columns must be numeric, not {', '.join(non_numeric)}")
     X = features.to_numpy(dtype=np.float64)
     if not np.isfinite(X).all():
-        raise ValueError(f"{path.name}: features contain missing or infinite values")
+        raise InvalidInput(f"{path.name}: features contain missing or infinite values")
     return Dataset(path.stem, X, frame[label_column].to_numpy(), tuple(map(str, features.columns)))

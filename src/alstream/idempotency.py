@@ -20,26 +20,28 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from alstream.errors import InvalidInput
+
 HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 200
 
 
 def check_key(key: str) -> str:
-    """The key if it is usable, else ``ValueError`` saying why.
+    """The key if it is usable, else :class:`~alstream.errors.InvalidInput` saying why.
 
     >>> check_key("2f1c-batch-0")
     '2f1c-batch-0'
     >>> check_key(" ")
     Traceback (most recent call last):
     ...
-    ValueError: Idempotency-Key must not be empty
+    alstream.errors.InvalidInput: Idempotency-Key must not be empty
     """
     if not key.strip():
-        raise ValueError(f"{HEADER} must not be empty")
+        raise InvalidInput(f"{HEADER} must not be empty")
     if len(key) > MAX_KEY_CHARS:
-        raise ValueError(f"{HEADER} is too long: {len(key)} characters, at most {MAX_KEY_CHARS}")
+        raise InvalidInput(f"{HEADER} is too long: {len(key)} characters, at most {MAX_KEY_CHARS}")
     if not key.isascii() or not key.isprintable():
-        raise ValueError(f"{HEADER} must be printable ASCII")
+        raise InvalidInput(f"{HEADER} must be printable ASCII")
     return key
 
 

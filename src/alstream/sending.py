@@ -18,6 +18,7 @@ import orjson
 import pandas as pd
 import tenacity
 
+from alstream.errors import InvalidInput
 from alstream.idempotency import with_ids_from_key
 
 RETRYABLE = frozenset({502, 503, 504})
@@ -34,9 +35,9 @@ def read_messages(path: Path, *, label_column: str = "label", id_column: str = "
         try:
             return [orjson.loads(line) for line in lines if line.strip()]
         except orjson.JSONDecodeError as error:
-            raise ValueError(f"{path.name}: a line is not valid JSON: {error}") from None
+            raise InvalidInput(f"{path.name}: a line is not valid JSON: {error}") from None
     if path.suffix.lower() != ".csv":
-        raise ValueError(f"{path.name}: send a .csv or .jsonl file")
+        raise InvalidInput(f"{path.name}: send a .csv or .jsonl file")
     frame = pd.read_csv(path, dtype={label_column: str, id_column: str})
     messages = []
     features = [c for c in frame.columns if c not in (label_column, id_column)]

@@ -33,6 +33,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from alstream.errors import ConfigError
 from alstream.messages import ProjectSchema
 from alstream.selective import selector_name
 
@@ -49,8 +50,8 @@ _ORIGIN = re.compile(
 )
 
 
-class SettingsError(ValueError):
-    """Settings that cannot be used: the message names the file (if any), each field and why."""
+SettingsError = ConfigError
+"""Settings that cannot be used (:class:`alstream.errors.ConfigError`, by the name its callers know)."""
 
 
 class _ProjectFileSource(PydanticBaseSettingsSource):

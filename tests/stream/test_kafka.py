@@ -3,14 +3,15 @@ group members that never share an id."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Producer
 
 from alstream.stream import StreamUnavailable
-from alstream.stream.kafka import KafkaConsumer, KafkaStream, MemberSlot
+from alstream.stream.kafka import ErrorLog, KafkaConsumer, KafkaStream, MemberSlot
 
 UNREACHABLE = "127.0.0.1:1"
 
@@ -106,3 +107,38 @@ def test_a_fenced_consumer_says_so_instead_of_going_quiet(kafka_bootstrap: str, 
         if second is not None:
             second.close()
         stream.close()
+
+
+def test_a_non_fatal_error_is_a_warning_once_per_code_and_minute(caplog):
+    now = [0.0]
+    errors = ErrorLog(every_s=60.0, clock=lambda: now[0])
+    lost = KafkaError(KafkaError._TRANSPORT, "broker down")
+    unknown = KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)
+    with caplog.at_level(logging.WARNING, logger="alstream.stream.kafka"):
+        assert errors.warn(lost) and errors.warn(unknown)  # each code has its own minute
+        now[0] = 59.0
+        assert not any([errors.warn(lost) for _ in range(1000)])  # a tight loop: no more lines
+        now[0] = 61.0
+        assert errors.warn(lost) and errors.warn(lost) is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "Kafka consumer error _TRANSPORT (not fatal): broker down",
+        "Kafka consumer error UNKNOWN_TOPIC_OR_PART (not fatal): Broker: Unknown topic or partition",
+        "Kafka consumer error _TRANSPORT (not fatal): broker down; 1000 more like it since the last warning",
+    ]
+
+
+class ErrorMessage:
+    """What confluent-kafka's consume() gives for an error instead of a record."""
+
+    def error(self) -> KafkaError:
+        return KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)
+
+
+def test_poll_warns_of_a_non_fatal_error_and_goes_on(caplog):
+    consumer = KafkaConsumer.__new__(KafkaConsumer)  # no client: consume() gives errors, no broker needed
+    consumer._consumer = type("Erring", (), {"consume": lambda self, **_: [ErrorMessage()] * 5})()
+    consumer._errors = ErrorLog()
+    with caplog.at_level(logging.WARNING, logger="alstream.stream.kafka"):
+        assert consumer.poll() == [] and consumer.poll() == []
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]  # ten errors, one line
+    assert "UNKNOWN_TOPIC_OR_PART" in caplog.text

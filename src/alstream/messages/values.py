@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from alstream.errors import InvalidInput
+
 MAX_ERRORS = 100  # errors listed in one InvalidBatch; ``total`` counts them all
 
 
@@ -73,7 +75,7 @@ class ItemError:
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(InvalidInput):
     """A stream message that cannot be used; ``reason`` says why (for the dead-letter topic)."""
 
     def __init__(self, reason: str):
@@ -81,7 +83,7 @@ class InvalidMessage(ValueError):
         self.reason = reason
 
 
-class InvalidBatch(ValueError):
+class InvalidBatch(InvalidInput):
     """A refused batch. ``errors``: the first :data:`MAX_ERRORS` problems; ``total``: all of them."""
 
     def __init__(self, errors: list[ItemError], total: int | None = None):

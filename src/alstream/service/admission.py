@@ -19,7 +19,7 @@ from alstream.service.budget import LabelBudget
 from alstream.service.pool import Pool
 from alstream.strategies import Strategy
 
-log = logging.getLogger("alstream.service")
+log = logging.getLogger(__name__)
 CHUNK = 16384
 
 

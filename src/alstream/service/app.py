@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from alstream.errors import NoModelYet
 from alstream.messages import InvalidBatch
 from alstream.service.bodies import WholeBody
 from alstream.service.contract import document
@@ -63,6 +64,7 @@ def create_app(
     document(app, settings.project)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(InvalidBatch, _invalid_batch)
+    app.add_exception_handler(NoModelYet, _no_model_yet)
     app.add_exception_handler(405, _method_not_allowed)
     mount_page(app, settings.image_origins)
     mount_docs(app)
@@ -93,6 +95,11 @@ async def _invalid_batch(request: Request, error: InvalidBatch) -> JSONResponse:
     """The messages' checks of a body (:mod:`alstream.messages`): 422 naming each bad item and field."""
     errors = [{"index": e.index, "id": e.id, "field": e.field, "message": e.message} for e in error.errors]
     return JSONResponse(status_code=422, content={"detail": str(error), "errors": errors})
+
+
+async def _no_model_yet(request: Request, error: NoModelYet) -> JSONResponse:
+    """409: the service has no model to answer with yet (``/predict`` before the first version)."""
+    return JSONResponse(status_code=409, content={"detail": str(error)})
 
 
 async def _method_not_allowed(request: Request, error: Exception) -> JSONResponse:

@@ -41,7 +41,7 @@ from alstream.service.training_set import TrainingSet
 from alstream.service.versions import Orchestrator, VersionRecords
 from alstream.strategies import get_strategy
 
-log = logging.getLogger("alstream.service")
+log = logging.getLogger(__name__)
 CURVE_POINTS = 1_000  # the learning curve /stats shows: the newest versions (the store keeps every one)
 VIEW_DEPTH = 1_024  # the best samples a snapshot ranks beyond those leased (more when requests ran short)
 

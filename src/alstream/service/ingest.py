@@ -38,7 +38,7 @@ from alstream.store import LabelRow, SampleRow, Store
 from alstream.store.retry import is_bad_record, is_transient
 from alstream.stream import Consumer, Record, Stream
 
-log = logging.getLogger("alstream.ingest")
+log = logging.getLogger(__name__)
 
 # The namespace of the ids given to samples that arrive without one (a uuid5 of the record's place).
 STREAM_ID_NAMESPACE = uuid.UUID("5f0c3f8e-8b4e-4d43-9a52-4f7a3c1b9d20")

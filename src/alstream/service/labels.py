@@ -19,7 +19,7 @@ from alstream.featurize import Featurizer
 from alstream.service.pool import Pool
 from alstream.service.training_set import TrainingSet
 
-log = logging.getLogger("alstream.service")
+log = logging.getLogger(__name__)
 
 
 class LabelBook:

@@ -26,7 +26,7 @@ from alstream.settings import Settings
 from alstream.store import Store
 from alstream.stream import LogLimits, Stream, open_stream
 
-log = logging.getLogger("alstream.service")
+log = logging.getLogger(__name__)
 PUBLISH_CHUNK = 5000
 
 

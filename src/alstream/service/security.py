@@ -20,9 +20,10 @@ import cachetools
 from fastapi import HTTPException
 
 from alstream import auth
+from alstream.errors import InvalidInput, LastAdmin
 from alstream.messages import Label, Sample
 from alstream.messages.validation import is_name
-from alstream.store.tokens import LastAdmin, Tokens
+from alstream.store.tokens import Tokens
 
 CACHE_S = 2.0  # a revoked token stops working within this long
 
@@ -100,11 +101,11 @@ class Gatekeeper:
         """A new token with ``role`` in the name ``name`` (and ``annotators``: the other names it may
         label as); only its hash is stored, so this is the one time it is seen."""
         if role not in auth.ROLES:
-            raise ValueError(f"unknown role {role!r}: one of {', '.join(auth.ROLES)}")
+            raise InvalidInput(f"unknown role {role!r}: one of {', '.join(auth.ROLES)}")
         bad = [n for n in [name, *(annotators or [])] if not is_name(n)]
         if bad:
-            raise ValueError(f"names must be non-blank, without control characters, at most 200 characters: "
-                             f"{', '.join(map(ascii, bad[:5]))}")  # fmt: skip
+            raise InvalidInput(f"names must be non-blank, without control characters, at most 200 "
+                               f"characters: {', '.join(map(ascii, bad[:5]))}")  # fmt: skip
         token = auth.new_token()
         self.tokens.add(auth.token_key(token), name, role, auth.hash_token(token), annotators)
         return token

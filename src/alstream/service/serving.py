@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from alstream.errors import NoModelYet
 from alstream.featurize import Featurizer
 from alstream.messages import InvalidBatch, ItemError
 from alstream.service.leases import Leases
@@ -129,10 +130,10 @@ class Serving:
         return self.leases.release(ids, annotator)
 
     def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
-        """(version, classes, probabilities) of the serving model; raises if there is none yet."""
+        """(version, classes, probabilities) of the serving model; :class:`NoModelYet` if there is none."""
         version = self.serving
         if version is None:
-            raise LookupError("no model yet: label a few samples of every class first")
+            raise NoModelYet("no model yet: label a few samples of every class first")
         proba = version.model.predict_proba(features)
         unscored = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
         if unscored:  # a custom model may overflow: say which rows, never answer NaN

@@ -23,6 +23,7 @@ import numpy as np
 from sklearn.pipeline import make_pipeline
 
 from alstream import estimators
+from alstream.errors import NoModelYet
 from alstream.estimators import Classifier
 
 
@@ -115,7 +116,7 @@ class Trainer:
         ``n_labels`` is how many labels the model has now seen in all."""
         base = self.current
         if base is None:
-            raise RuntimeError("no model to update yet: train one in full first")
+            raise NoModelYet("no model to update yet: train one in full first")
         classes = self.classes
         return self._publish(
             lambda number: update(base, X, y, classes, number=number, n_labels=n_labels), "online"

@@ -21,7 +21,7 @@ from alstream.service.background import Worker
 from alstream.service.model_files import ModelFiles
 from alstream.service.trainer import ModelVersion
 
-log = logging.getLogger("alstream.service")
+log = logging.getLogger(__name__)
 MLFLOW_CLOSE_WAIT_S = 10.0  # at shutdown, how long model versions may still wait for MLflow
 ORCHESTRATOR_CLOSE_WAIT_S = 10.0  # and full retrains for the orchestrator
 MAX_UNRECORDED = 1000  # full retrains kept for an orchestrator that does not answer (the newest)

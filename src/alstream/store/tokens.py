@@ -8,13 +8,10 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
+from alstream.errors import LastAdmin
 from alstream.store.engine import SQLITE_BEGIN
 from alstream.store.rows import dump_json, load_json
 from alstream.store.schema import tokens
-
-
-class LastAdmin(Exception):
-    """Revoking this admin token would leave no admin token."""
 
 
 class Tokens:

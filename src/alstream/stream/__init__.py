@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alstream.stream.base import Consumer, Message, Record, Stream, StreamUnavailable
+from alstream.errors import StreamUnavailable
+from alstream.stream.base import Consumer, Message, Record, Stream
 from alstream.stream.retention import LogLimits
 
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from alstream.errors import StreamUnavailable
+
 Message = tuple[bytes | None, bytes]
 """One message to publish: (key, value)."""
 
@@ -19,10 +21,6 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
-
-
-class StreamUnavailable(Exception):
-    """The stream cannot take or give messages now (HTTP 503 upstream)."""
 
 
 class Consumer(Protocol):
@@ -60,3 +58,6 @@ def next_positions(records: Sequence[Record]) -> dict[tuple[str, int], int]:
         key = (record.topic, record.partition)
         positions[key] = max(positions.get(key, 0), record.offset + 1)
     return positions
+
+
+__all__ = ["Consumer", "Message", "Record", "Stream", "StreamUnavailable", "next_positions"]

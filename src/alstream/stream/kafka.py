@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,7 +16,8 @@ from confluent_kafka import Consumer as _KafkaConsumer
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from alstream.stream.base import Message, Record, StreamUnavailable, next_positions
+from alstream.errors import StreamUnavailable
+from alstream.stream.base import Message, Record, next_positions
 from alstream.stream.frames import check_topic
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ SOCKET_TIMEOUT_MS = 10_000
 # librdkafka's default 45 s; heartbeats come from librdkafka's own thread, so slow batches don't count.
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_INTERVAL_MS = 2_000
+ERROR_LOG_EVERY_S = 60.0  # a consumer's non-fatal error: one warning per error code this often at most
 
 
 def client_config(bootstrap: str, client_id: str) -> dict[str, object]:
@@ -186,6 +188,30 @@ class MemberSlot:
             self._fd = -1
 
 
+class ErrorLog:
+    """Warns of a consumer's non-fatal errors, at most once per error code every ``every_s`` seconds
+    (a broker that is away repeats one in a tight loop); the next warning counts those held back."""
+
+    def __init__(self, every_s: float = ERROR_LOG_EVERY_S, clock: Callable[[], float] = time.monotonic):
+        self.every_s = every_s
+        self._clock = clock
+        self._last: dict[int, float] = {}  # error code -> when it was last logged
+        self._held: dict[int, int] = {}  # error code -> how many since, not logged
+
+    def warn(self, err: KafkaError) -> bool:
+        """Log ``err`` unless its code was logged less than ``every_s`` ago; True if it was logged."""
+        code, now = err.code(), self._clock()
+        last = self._last.get(code)
+        if last is not None and now - last < self.every_s:
+            self._held[code] = self._held.get(code, 0) + 1
+            return False
+        self._last[code] = now
+        held = self._held.pop(code, 0)
+        more = f"; {held} more like it since the last warning" if held else ""
+        log.warning("Kafka consumer error %s (not fatal): %s%s", err.name(), err.str(), more)
+        return True
+
+
 class KafkaConsumer:
     """A group member reading from the committed offsets (earliest when there are none).
 
@@ -207,6 +233,7 @@ class KafkaConsumer:
         if slot is not None:
             config["group.instance.id"] = slot.id
         self._slot = slot
+        self._errors = ErrorLog()
         self._consumer = _KafkaConsumer(config)
         self._consumer.subscribe(list(topics))
 
@@ -220,6 +247,7 @@ class KafkaConsumer:
                 # event whose fatal() is False: either way this consumer is done and must be reopened.
                 if err.fatal() or err.code() == KafkaError._FATAL:
                     raise StreamUnavailable(f"consumer failed: {err}")
+                self._errors.warn(err)  # e.g. an unknown topic or partition: librdkafka retries
                 continue
             records.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
         return records

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alstream.stream.base import StreamUnavailable
+from alstream.errors import StreamUnavailable
 
 LOCK_STEP = 0.005
 

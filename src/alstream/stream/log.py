@@ -16,7 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from alstream.stream.base import Message, Record, StreamUnavailable, next_positions
+from alstream.errors import StreamUnavailable
+from alstream.stream.base import Message, Record, next_positions
 from alstream.stream.cursor import TopicCursor
 from alstream.stream.frames import encode
 from alstream.stream.positions import GroupPositions, Position

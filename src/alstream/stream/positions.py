@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from alstream.errors import ConsumerBusy
 from alstream.stream.segment import fsync_dir
 
 
@@ -35,7 +36,7 @@ class GroupPositions:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
-            raise RuntimeError(f"consumer group {group!r} already has a consumer on this log") from None
+            raise ConsumerBusy(f"consumer group {group!r} already has a consumer on this log") from None
 
     def load(self) -> dict[str, Position]:
         try:

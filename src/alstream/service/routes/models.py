@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -67,7 +67,4 @@ async def predict(
             orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
         )
 
-    try:
-        return await parse_body(body, score)
-    except LookupError as error:  # no model yet
-        raise HTTPException(409, str(error)) from None
+    return await parse_body(body, score)  # no model yet: 409 (alstream.service.app)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
+from alstream.errors import InvalidInput
 from alstream.idempotency import HEADER, MAX_KEY_CHARS, check_key, with_ids_from_key
 from alstream.messages import Label, Sample, parse_messages
 from alstream.service.routes.deps import RawBody, RuntimeDep, parse_body, publish, require, throttle
@@ -50,7 +51,7 @@ async def idempotency_key(
     if key is not None:
         try:
             check_key(key)
-        except ValueError as error:
+        except InvalidInput as error:
             raise HTTPException(400, str(error)) from None
     return key
 

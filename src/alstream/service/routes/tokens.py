@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 
 from alstream.auth import Role, token_key
+from alstream.errors import LastAdmin
 from alstream.messages.openapi import NAME_PATTERN
 from alstream.service.routes.deps import RuntimeDep, require
 from alstream.service.routes.problems import BODY, TOKEN, errors
-from alstream.service.security import LastAdmin
 
 router = APIRouter(dependencies=[require("admin")])
 
