@@ -6,8 +6,9 @@ where no test set exists (a live labeling service).
 **Stabilizing predictions** (Bloodgood and Vijay-Shanker, 2009): a *stop set*, a fixed random
 sample of the unlabeled pool drawn once, is predicted by every new model; the rule stops when
 Cohen's kappa between successive models' predictions, averaged over the last ``window`` pairs,
-reaches ``threshold``. This is small-text's ``KappaAverage``: no decision before ``window`` pairs
-(``window + 1`` models), then ``mean(last window kappas) >= threshold``.
+reaches ``threshold``. This is small-text's ``KappaAverage`` (as corrected in 1.3.3; before, it
+compared the changes between successive kappas): no decision before ``window`` pairs (``window + 1``
+models), then ``mean(last window kappas) >= threshold``, with identical predictions counting as 1.
 
 >>> rule = StabilizingPredictions(window=2, threshold=0.9)
 >>> models = [[0, 1, 1, 0], [0, 1, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]]  # predictions on the stop set
@@ -19,7 +20,8 @@ reaches ``threshold``. This is small-text's ``KappaAverage``: no decision before
 **Overall uncertainty** (Zhu, Wang and Hovy, 2008): stop when the model's mean uncertainty over
 the unlabeled pool (or the stop set) falls below ``threshold``. Uncertainty is the entropy of
 each row's probabilities divided by ``log(n_classes)`` (so it lies in [0, 1] whatever the number
-of classes), or least confidence (one minus the top probability).
+of classes; small-text's ``OverallUncertainty`` reads it so, with the same default 0.05), or least
+confidence (one minus the top probability).
 
 >>> rule = OverallUncertainty(threshold=0.2, measure="least_confident")
 >>> proba = np.array([[0.9, 0.1], [0.6, 0.4]])  # the model on the unlabeled rows
