@@ -279,7 +279,7 @@ def _stopping_section(result: ExperimentResult, order: list[str]) -> list[str]:
     met = int(stops["target_met"].sum())
     text = (
         "Where each stopping rule would have ended each run, had it been used: the rules read no label "
-        f"beyond those bought (stabilizing predictions: the models' predictions on a stop set of {size} "
+        f"beyond those bought (stabilizing predictions: the models' predictions on a stop set of {size:,} "
         "unlabeled pool rows drawn once per seed; overall uncertainty: the model's mean uncertainty over "
         "the rows still unlabeled). Labels and test accuracy at the round a rule stops, mean over the seeds "
         "it stopped in; the figure marks these points. "
@@ -298,7 +298,8 @@ def _verdict(record: dict[str, object]) -> str:
         return "yes"
     why = []
     if record["stopped"] != record["seeds"]:
-        why.append(f"no stop in {int(record['seeds']) - int(record['stopped'])} seeds")  # type: ignore[call-overload]
+        missed = int(record["seeds"]) - int(record["stopped"])  # type: ignore[call-overload]
+        why.append(f"no stop in {missed} seed{'s' if missed != 1 else ''}")
     if _count(record["labels_to_99%"]) is None:
         why.append(f"{round(TARGETS[-1] * 100)}% never reached")
     elif record["stopped"] and not record["labels_ok"]:
