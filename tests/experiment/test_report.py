@@ -55,8 +55,9 @@ def toy_result(levels: dict[str, list[float]], full: float = 0.9, name: str = "t
 
 
 def table(markdown: str) -> pd.DataFrame:
-    """The comparison table as strings, one row per strategy."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    """The comparison table as strings, one row per strategy (the stopping rules' table comes later)."""
+    section = markdown.split("## Comparison", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
     header, _, *rows = cells
     return pd.DataFrame(rows, columns=header)

@@ -3,20 +3,25 @@
 For each seed: a stratified test split; the features standardized on the training pool
 (its labels unused); an initial labeled set (stratified, ``initial_fraction`` of the pool);
 a reference model trained on the whole pool; then the loop, once per strategy.
+
+Each round also records what the stopping rules (``alstream.stopping``) read: the model's
+predictions on the seed's stop set (a fixed random sample of the initially unlabeled pool, the same
+for every strategy) and its mean uncertainty over the rows still unlabeled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
+from alstream import stopping
 from alstream.datasets import Dataset, load_dataset
-from alstream.estimators import make_model
+from alstream.estimators import Classifier, make_model
 from alstream.experiment.config import ExperimentConfig, StreamConfig
 from alstream.loop import PLAIN_STEPS, Oracle, Round, Steps, run_loop
 
@@ -37,12 +42,39 @@ class Split:
 
 @dataclass(frozen=True)
 class ExperimentResult:
-    """Tidy learning curves (one row per strategy, seed and round) and the full-pool reference."""
+    """Tidy learning curves (one row per strategy, seed and round) and the full-pool reference.
+
+    ``stop_predictions[(strategy, seed)]`` holds each round's predictions on the seed's stop set
+    (rounds x rows); the curves' ``uncertainty_<measure>`` columns, the mean uncertainty of the rows
+    still unlabeled.
+    """
 
     config: ExperimentConfig
     curves: pd.DataFrame
     reference: pd.DataFrame
     classes: tuple[str, ...]
+    stop_predictions: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
+
+
+def uncertainty_column(measure: str) -> str:
+    """The curves' column of the mean ``measure`` over the unlabeled pool."""
+    return f"uncertainty_{measure}"
+
+
+def stop_signals(
+    model: Classifier, X_pool: np.ndarray, labeled: np.ndarray, stop_set: np.ndarray
+) -> tuple[np.ndarray, dict[str, float]]:
+    """What the stopping rules need from one round's model: its predictions on ``stop_set`` (the most
+    likely class), and its mean uncertainty over the rows not ``labeled`` (0 once none is left)."""
+    unlabeled = np.flatnonzero(~labeled)
+    proba = model.predict_proba(X_pool[np.concatenate([stop_set, unlabeled])])
+    predictions = np.asarray(model.classes_)[proba[: len(stop_set)].argmax(axis=1)]
+    rest = proba[len(stop_set) :]
+    means = {
+        uncertainty_column(m): float(stopping.uncertainty(rest, m).mean()) if len(rest) else 0.0
+        for m in stopping.MEASURES
+    }
+    return predictions, means
 
 
 def load_experiment_data(config: ExperimentConfig | StreamConfig, seed: int = 0) -> Dataset:
@@ -92,12 +124,16 @@ def run_experiment(
     encoder = LabelEncoder().fit(data.y)
     y = encoder.transform(data.y)
     classes = np.arange(len(encoder.classes_))
-    rows, reference = [], []
+    rows, reference, predictions = [], [], {}
     for seed in config.seed_list:
         split = split_data(data.X, y, config, seed)
+        stop_set = stopping.draw_stop_set(
+            np.setdiff1d(np.arange(len(split.y_pool)), split.initial), seed=seed
+        )
         full = steps.retrain(make_model(config.model, seed), split.X_pool, split.y_pool)
         reference.append({"seed": seed, **steps.evaluate(full, split.X_test, split.y_test, classes)})
         for strategy in config.strategies:
+            labeled, seen = np.zeros(len(split.y_pool), dtype=bool), []
             for rnd in run_loop(
                 make_model(config.model, seed),
                 split.X_pool,
@@ -114,6 +150,9 @@ def run_experiment(
                 classes=classes,
                 steps=steps,
             ):
+                labeled[rnd.queried] = True
+                stop_predictions, uncertainties = stop_signals(rnd.model, split.X_pool, labeled, stop_set)
+                seen.append(stop_predictions)
                 rows.append(
                     {
                         "strategy": strategy,
@@ -121,10 +160,11 @@ def run_experiment(
                         "iteration": rnd.iteration,
                         "n_labeled": rnd.n_labeled,
                         **rnd.metrics,
+                        **uncertainties,
                     }
                 )
                 if on_round is not None:
                     on_round(strategy, seed, rnd)
-    return ExperimentResult(
-        config, pd.DataFrame(rows), pd.DataFrame(reference), tuple(map(str, encoder.classes_))
-    )
+            predictions[(strategy, seed)] = np.stack(seen)
+    classes_ = tuple(map(str, encoder.classes_))
+    return ExperimentResult(config, pd.DataFrame(rows), pd.DataFrame(reference), classes_, predictions)

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from alstream.curves import TARGETS, aulc, mean_curves, summarize
 from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
 from alstream.experiment.protocol import ExperimentResult
+from alstream.experiment.stops import STOP_ACCURACY, STOP_LABELS, summarize_stops
 from alstream.experiment.stream import ALL_LABELS, summarize_stream
 
 # Okabe-Ito, a colour-blind-safe palette; the baseline gets its own dark grey dashes.
@@ -28,6 +29,7 @@ METRIC_NAMES = {"accuracy": "test accuracy", "macro_f1": "test macro-F1", "log_l
 LOWER_IS_BETTER = frozenset({"log_loss"})
 NOT_REACHED = "not reached"
 DASH = "—"
+STOP_MARKERS = ("v", "s", "D", "^")  # one shape per stopping rule, in the strategy's colour
 
 
 def plot_learning_curves(result: ExperimentResult, path: Path, metric: str = "accuracy") -> Path:
@@ -40,7 +42,8 @@ def plot_learning_curves(result: ExperimentResult, path: Path, metric: str = "ac
     if metric not in LOWER_IS_BETTER:
         lines.append((0.99 * full, f"99% of full pool {0.99 * full:.3f}", "#9A9A9A", ":", 1.3))
     texts = (_title(config), _subtitle(config, curves), METRIC_NAMES.get(metric, metric), "AULC")
-    return _plot(curves, path, metric, _rank_by_aulc(curves, metric), lines, texts)
+    marks = _stop_marks(result) if metric == "accuracy" else []
+    return _plot(curves, path, metric, _rank_by_aulc(curves, metric), lines, texts, marks)
 
 
 def plot_stream(result: ExperimentResult, path: Path) -> Path:
@@ -67,9 +70,11 @@ def _plot(
     ranked: dict[str, float],
     lines: list[tuple[float, str, str, str, float]],
     texts: tuple[str, str, str, str],
+    marks: list[tuple[str, str, float, float]] | None = None,
 ) -> Path:
     """The figure: mean curves with ± 1 std bands, reference ``lines`` and the gain over the baseline
-    below; ``texts`` are the title, subtitle, y label and the name of the score in the legend."""
+    below; ``texts`` are the title, subtitle, y label and the name of the score in the legend;
+    ``marks`` are ``(strategy, rule, labels, accuracy)``: where a stopping rule stops, one shape a rule."""
     title, subtitle, ylabel, score_name = texts
     higher = metric not in LOWER_IS_BETTER
     means = mean_curves(curves, metric)
@@ -99,6 +104,20 @@ def _plot(
             marker="o" if len(x) == 1 else None,
             label=label,
             zorder=5 if theirs else 4 if is_base else 3,
+        )
+
+    shapes = {
+        rule: STOP_MARKERS[i % len(STOP_MARKERS)]
+        for i, rule in enumerate(dict.fromkeys(r for _, r, *_ in marks or []))
+    }
+    for rule, shape in shapes.items():  # the legend's key to the shapes, in neutral colours
+        top.scatter(
+            [], [], marker=shape, s=46, facecolor="white", edgecolor="#333333", label=f"stops: {rule}"
+        )
+    for strategy, rule, x_stop, y_stop in marks or []:
+        color = colors[strategy]
+        top.scatter(
+            x_stop, y_stop, marker=shapes[rule], s=46, facecolor=color, edgecolor="#111111", lw=0.8, zorder=6
         )
 
     for level, _, color, style, width in lines:
@@ -212,8 +231,87 @@ def render_markdown(result: ExperimentResult, image_name: str) -> str:
         "## Comparison",
         "\n".join(table),
         notes,
+        *_stopping_section(result, summary["strategy"].tolist()),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _stopping_section(result: ExperimentResult, order: list[str]) -> list[str]:
+    """The stopping rules' section: the target, then where each rule stops each strategy's runs."""
+    stops = summarize_stops(result)
+    if stops.empty:
+        return []
+    stops = stops.set_index("strategy").loc[[s for s in order if s in set(stops["strategy"])]].reset_index()
+    full = float(result.reference["accuracy"].mean())
+    header = [
+        "Strategy",
+        "Rule",
+        "seeds stopped",
+        "labels at stop (min-max)",
+        "accuracy at stop (of full pool)",
+        f"labels to {round(TARGETS[-1] * 100)}%",
+        f"labels / labels to {round(TARGETS[-1] * 100)}%",
+        "target met",
+    ]
+    rows = []
+    for record in stops.to_dict("records"):
+        stopped, to_99 = int(record["stopped"]), _count(record["labels_to_99%"])
+        labels = (
+            f"{record['labels_at_stop']:.0f} ({record['labels_min']:.0f}-{record['labels_max']:.0f})"
+            if stopped
+            else "never within the run"
+        )
+        accuracy = (
+            f"{record['accuracy_at_stop']:.3f} ({record['accuracy_at_stop'] / full:.1%})" if stopped else DASH
+        )
+        ratio = f"{record['labels_at_stop'] / to_99:.2f}x" if stopped and to_99 else DASH
+        cells = [str(record["strategy"]), str(record["rule"]), f"{stopped} of {record['seeds']}", labels]
+        rows.append([*cells, accuracy, _labels(to_99), ratio, _verdict(record)])
+    table = [_row(header), _row(["---", "---"] + ["--:"] * (len(header) - 3) + ["---"]), *map(_row, rows)]
+    size = len(next(iter(result.stop_predictions.values()))[0]) if result.stop_predictions else 0
+    met = int(stops["target_met"].sum())
+    text = (
+        "Where each stopping rule would have ended each run, had it been used: the rules read no label "
+        f"beyond those bought (stabilizing predictions: the models' predictions on a stop set of {size:,} "
+        "unlabeled pool rows drawn once per seed; overall uncertainty: the model's mean uncertainty over "
+        "the rows still unlabeled). Labels and test accuracy at the round a rule stops, mean over the seeds "
+        "it stopped in; the figure marks these points. "
+        f"**Target**: a rule stops no earlier than {STOP_ACCURACY:.0%} of full-pool accuracy "
+        f"(≥ {STOP_ACCURACY * full:.3f}) and uses at most {STOP_LABELS:g}x the labels the strategy needs to "
+        f"reach {round(TARGETS[-1] * 100)}% of it (both means over seeds; a rule that does not stop in every "
+        f"seed misses it), on every dataset of a comparison. "
+        f"Met here by {met} of {len(stops)} strategy and rule pairs."
+    )
+    return ["## Stopping rules", text, "\n".join(table)]
+
+
+def _verdict(record: dict[str, object]) -> str:
+    """yes, or why not: not stopped in every seed, stopped too early, too late, target never reached."""
+    if record["target_met"]:
+        return "yes"
+    why = []
+    if record["stopped"] != record["seeds"]:
+        missed = int(record["seeds"]) - int(record["stopped"])  # type: ignore[call-overload]
+        why.append(f"no stop in {missed} seed{'s' if missed != 1 else ''}")
+    if _count(record["labels_to_99%"]) is None:
+        why.append(f"{round(TARGETS[-1] * 100)}% never reached")
+    elif record["stopped"] and not record["labels_ok"]:
+        why.append("too late")
+    if record["stopped"] and not record["accuracy_ok"]:
+        why.append("too early")
+    return "no (" + ", ".join(why) + ")" if why else "no"
+
+
+def _stop_marks(result: ExperimentResult) -> list[tuple[str, str, float, float]]:
+    """``(strategy, rule, labels, accuracy)`` at each rule's mean stop, for rules that stopped."""
+    stops = summarize_stops(result)
+    if stops.empty:
+        return []
+    stopped = stops[stops["stopped"] > 0]
+    return [
+        (str(r["strategy"]), str(r["rule"]), float(r["labels_at_stop"]), float(r["accuracy_at_stop"]))
+        for r in stopped.to_dict("records")
+    ]
 
 
 def render_stream_markdown(result: ExperimentResult, image_name: str) -> str:
