@@ -8,7 +8,8 @@ table holds what the shards published last plus the leases out.
 PostgreSQL: a lease takes its rows with ``SELECT ... FOR UPDATE SKIP LOCKED``, so two replicas never
 lease one item, nor wait for the rows another is taking; an annotator's leases are taken under an
 advisory lock of hers, so her cap holds across replicas. SQLite (the single-process case): writers
-are serialized, and the ``BEGIN IMMEDIATE`` transaction each call runs in stands in for both.
+are serialized (in this process by a lock, between processes by the file's), and the
+``BEGIN IMMEDIATE`` transaction each call runs in stands in for both.
 
 A lease that ended (``leased_until`` passed) is free again: leases take it, a publish replaces
 it. Times are UTC; replicas' clocks should agree to well within a lease.
@@ -16,12 +17,14 @@ it. Times are UTC; replicas' clocks should agree to well within a lease.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, exists, func, or_, select, update
+from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from alstream.store.engine import SQLITE_BEGIN
@@ -60,6 +63,8 @@ class Candidates:
         self.max_per_shard = max_per_shard
         self._retry = retry_options
         self._insert = _INSERT[self.dialect](candidates)
+        # SQLite: this process's writers queue here rather than poll the file's lock (busy_timeout).
+        self._writing = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
 
     def publish(
         self,
@@ -91,10 +96,7 @@ class Candidates:
 
         def work(conn: Connection) -> None:
             conn.execute(delete(candidates).where(_c.shard == shard, _free(now)))
-            labeled: set[str] = set()
-            for chunk in _chunks(list(best)):
-                named = labels.c.sample_id.in_(listed(chunk, self.dialect))
-                labeled.update(conn.execute(select(labels.c.sample_id).where(named).distinct()).scalars())
+            labeled = self._labeled(conn, list(best))
             rows = [{"sample_id": i, "shard": shard, "score": s, "version": version, "reason": reason,
                      "published_at": now, "leased_by": None, "token_key": None, "leased_until": None}
                     for i, s in best.items() if i not in labeled]  # fmt: skip
@@ -114,11 +116,13 @@ class Candidates:
     ) -> list[Candidate]:
         """Lease to ``annotator`` (through the token ``token_key``) for ``ttl_s`` seconds the ``n``
         best free candidates of all shards, best first; fewer when there are fewer, or when she
-        would hold more than ``cap`` live leases (None: no cap). Labeled samples are never leased."""
+        would hold more than ``cap`` live leases (None: no cap). Labeled samples are never leased:
+        one labeled since it was published is removed when a lease meets it, and another taken."""
         if not 0 <= n <= MAX_LEASE:
             raise ValueError(f"n={n}: a lease takes 0 to {MAX_LEASE} items")
         now = _utc(now)
         until = now + timedelta(seconds=ttl_s)
+        leased = {"leased_by": annotator, "token_key": token_key, "leased_until": until}
 
         def work(conn: Connection) -> list[Candidate]:
             if self.dialect == "postgresql":  # her leases, one at a time: the cap holds
@@ -127,23 +131,16 @@ class Candidates:
             if cap is not None:
                 live = select(func.count()).where(_c.leased_by == annotator, _c.leased_until > now)
                 k = min(k, cap - conn.execute(live.select_from(candidates)).scalar_one())
-            if k <= 0:
-                return []
-            picked = (
-                select(_c.sample_id)
-                .where(_free(now), ~exists().where(labels.c.sample_id == _c.sample_id))
-                .order_by(_c.score.desc(), _c.sample_id.desc())
-                .limit(k)
-                .with_for_update(skip_locked=True, of=candidates)  # SQLite: no such clause, no need
-                .cte("picked")
-            )
-            taken = (
-                update(candidates)
-                .where(_c.sample_id == picked.c.sample_id)
-                .values(leased_by=annotator, token_key=token_key, leased_until=until)
-            )
-            rows = conn.execute(taken.returning(_c.sample_id, _c.shard, _c.score, _c.version, _c.reason))
-            return sorted((Candidate(*row) for row in rows), key=lambda c: (-c.score, c.id))
+            taken: list[Candidate] = []
+            # The best k free; labeled ones among them go for good, and others come instead (a NOT
+            # EXISTS in the query would let PostgreSQL's planner hash-join the whole labels table).
+            while k > 0:
+                rows = [Candidate(*row) for row in conn.execute(_take(k, now, leased))]
+                labeled = self._labeled(conn, [c.id for c in rows])
+                self._end(conn, list(labeled))
+                taken += [c for c in rows if c.id not in labeled]
+                k = len(labeled) if len(rows) == k else 0
+            return sorted(taken, key=lambda c: (-c.score, c.id))
 
         return self._write(work)
 
@@ -165,14 +162,7 @@ class Candidates:
 
     def end(self, ids: Sequence[str]) -> int:
         """Remove the candidates ``ids`` for good, leased or not (labeled); returns how many were."""
-
-        def work(conn: Connection) -> int:
-            return sum(
-                conn.execute(delete(candidates).where(_c.sample_id.in_(listed(chunk, self.dialect)))).rowcount
-                for chunk in _chunks(list(ids))
-            )
-
-        return self._write(work)
+        return self._write(lambda conn: self._end(conn, list(ids)))
 
     def expire(self, now: datetime | None = None) -> int:
         """Free the leases that ended by ``now`` (leases and publishes treat them as free anyway);
@@ -206,9 +196,21 @@ class Candidates:
             total, held = conn.execute(select(func.count(), leased).select_from(candidates)).one()
         return {"candidates": int(total), "leased": int(held)}
 
+    def _end(self, conn: Connection, ids: list[str]) -> int:
+        where = (_c.sample_id.in_(listed(chunk, self.dialect)) for chunk in _chunks(ids))
+        return sum(conn.execute(delete(candidates).where(named)).rowcount for named in where)
+
+    def _labeled(self, conn: Connection, ids: list[str]) -> set[str]:
+        """Those of ``ids`` that a label event names (skips too)."""
+        labeled: set[str] = set()
+        for chunk in _chunks(ids):
+            named = labels.c.sample_id.in_(listed(chunk, self.dialect))
+            labeled.update(conn.execute(select(labels.c.sample_id).where(named).distinct()).scalars())
+        return labeled
+
     def _write(self, work):
         def attempt():
-            with self.engine.connect() as conn:
+            with self._writing, self.engine.connect() as conn:
                 conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
                 with conn.begin():
                     return work(conn)
@@ -219,6 +221,25 @@ class Candidates:
 def _free(now: datetime) -> Any:
     """The candidate is leased by nobody at ``now``."""
     return or_(_c.leased_until.is_(None), _c.leased_until <= now)
+
+
+def _take(k: int, now: datetime, leased: dict[str, Any]) -> Any:
+    """Lease (``leased``: the lease's columns) the ``k`` best candidates free at ``now`` and not
+    being taken by another transaction; returns them (in no order)."""
+    picked = (
+        select(_c.sample_id)
+        .where(_free(now))
+        .order_by(_c.score.desc(), _c.sample_id.desc())  # the index, read backwards
+        .limit(k)
+        .with_for_update(skip_locked=True, of=candidates)  # SQLite: no such clause, no need
+        .cte("picked")
+    )
+    return (
+        update(candidates)
+        .where(_c.sample_id == picked.c.sample_id)
+        .values(leased)
+        .returning(_c.sample_id, _c.shard, _c.score, _c.version, _c.reason)
+    )
 
 
 def _utc(now: datetime | None) -> datetime:
