@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, delete, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from alstream.store.engine import SQLITE_BEGIN
-from alstream.store.lists import listed
+from alstream.store.lists import listed, listed_pairs
 from alstream.store.retry import retry
 from alstream.store.schema import candidates, labels
 
@@ -87,21 +87,32 @@ class Candidates:
             raise ValueError(f"{len(ids)} candidates, more than max_per_shard={self.max_per_shard}")
         now = _utc(now)
         best = dict(zip(ids, map(float, scores), strict=True))  # one row per id
-        upsert = self._insert.on_conflict_do_update(
-            index_elements=[_c.sample_id],
-            set_={name: self._insert.excluded[name] for name in ("shard", "score", "version", "reason",
-                  "published_at", "leased_by", "token_key", "leased_until")},
-            where=_free(now),
-        )  # fmt: skip
+        columns = ("sample_id", "score", "shard", "version", "reason", "published_at")
+        constants = [
+            literal(shard),
+            literal(version),
+            literal(reason),
+            literal(now, candidates.c.published_at.type),
+        ]
+
+        def upsert(chunk: list[str]) -> Any:
+            rows = listed_pairs(chunk, [best[i] for i in chunk], self.dialect).subquery()
+            # SQLite reads the ON of ON CONFLICT as a join's unless the SELECT has a WHERE
+            source = select(rows.c.key, rows.c.value, *constants).where(true())
+            statement = self._insert.from_select(columns, source)
+            excluded = statement.excluded
+            return statement.on_conflict_do_update(
+                index_elements=[_c.sample_id],
+                set_={**{name: excluded[name] for name in columns[1:]}, "leased_by": None, "token_key": None,
+                      "leased_until": None},
+                where=_free(now),
+            )  # fmt: skip
 
         def work(conn: Connection) -> None:
             conn.execute(delete(candidates).where(_c.shard == shard, _free(now)))
             labeled = self._labeled(conn, list(best))
-            rows = [{"sample_id": i, "shard": shard, "score": s, "version": version, "reason": reason,
-                     "published_at": now, "leased_by": None, "token_key": None, "leased_until": None}
-                    for i, s in best.items() if i not in labeled]  # fmt: skip
-            for chunk in _chunks(rows):
-                conn.execute(upsert, chunk)
+            for chunk in _chunks([i for i in best if i not in labeled]):
+                conn.execute(upsert(chunk))
 
         self._write(work)
 
