@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from alstream.store import LabelRow, SampleRow
-from alstream.store.lists import listed
+from alstream.store.lists import listed, listed_pairs
 from alstream.store.schema import samples
 
 
@@ -37,3 +37,15 @@ def test_long_lists_of_ids_and_seqs_read_and_delete_what_they_name(store):
     assert store.delete_unlabeled_between(int(seqs[3000]), int(seqs[-1]), before, keep) == 1000 - len(keep)
     left = {s["id"] for s in store.get_samples([f"s{i}" for i in range(n)])}
     assert left == {"s3"} | {f"s{i}" for i in range(3000, 3990, 2)}
+
+
+def test_pairs_read_back_as_given_in_one_statement_for_every_length(store):
+    keys = [f"k{i}" for i in range(3000)] + ["s\u00e9 'quoted\""]
+    values = [i / 7 for i in range(3000)] + [1e-300]
+    texts = {
+        str(listed_pairs(keys[:n], values[:n], store.dialect).compile(store.engine)) for n in (1, 9, 3001)
+    }
+    assert len(texts) == 1
+    with store.engine.connect() as conn:
+        rows = conn.execute(listed_pairs(keys, values, store.dialect)).all()
+    assert sorted(rows) == sorted(zip(keys, values, strict=True))

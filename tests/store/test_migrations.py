@@ -64,6 +64,7 @@ sa.Table(
 CHECKS = {
     "samples": {"ck_samples_id_length"},
     "labels": {"ck_labels_sample_id_length", "ck_labels_annotator_length", "ck_labels_label_length"},
+    "candidates": {"ck_candidates_sample_id_length"},
 }
 
 
@@ -96,7 +97,7 @@ def assert_checks_refuse_long_values(store: Store) -> None:
     store.add_labels([LabelRow("s" * 1000, "l" * 200, "n" * 200, False, "labels:0", 903)])  # at the limits
 
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 def test_a_fresh_database_equals_the_models(make_store) -> None:

@@ -1,4 +1,5 @@
-"""Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``.
+"""Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``,
+``candidates`` (the shared queue and its leases).
 
 These are the models the migrations (``store/migrations/``, Alembic) build: a change here needs
 a new revision there, and the tests check that a migrated database equals these models.
@@ -12,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -83,4 +85,24 @@ tokens = Table(
     Column("annotators", Text),  # JSON list of the names it may label as; NULL: its name only
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Each shard's best samples and their leases (alstream.store.candidates): a shard's unleased rows
+# are replaced whenever it publishes, so the table holds what the shards published last, plus leases.
+candidates = Table(
+    "candidates",
+    metadata,
+    Column("sample_id", String, primary_key=True),
+    Column("shard", Integer, nullable=False),  # the partition whose worker published it
+    Column("score", Double, nullable=False),  # higher: leased sooner
+    Column("version", Integer, nullable=False),  # the model version that scored it
+    Column("reason", String, nullable=False),  # why the shard chose it: "uncertainty", ...
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("leased_by", String),  # the annotator holding it; NULL: free
+    Column("token_key", String),  # the key of the token it was leased through
+    Column("leased_until", DateTime(timezone=True)),  # free again after this (NULL: free)
+    Index("ix_candidates_score_sample_id", "score", "sample_id"),  # best first, read backwards
+    Index("ix_candidates_shard_leased_until", "shard", "leased_until"),  # publish, drop a shard, held
+    Index("ix_candidates_leased_by_leased_until", "leased_by", "leased_until"),  # an annotator's cap
+    CheckConstraint("length(sample_id) <= 1000", name="ck_candidates_sample_id_length"),
 )

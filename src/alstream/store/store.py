@@ -13,6 +13,7 @@ from sqlalchemy import Connection, delete, distinct, exists, false, func, inspec
 from sqlalchemy.engine import URL
 
 from alstream.migrating import MIGRATING
+from alstream.store.candidates import Candidates
 from alstream.store.engine import SQLITE_BEGIN, make_engine
 from alstream.store.lists import listed
 from alstream.store.retry import retry
@@ -54,6 +55,7 @@ class Store:
         self.dialect = self.engine.dialect.name
         self._retry = {"attempts": attempts, "base_delay": base_delay, "max_delay": max_delay}
         self.tokens = Tokens(self.engine)
+        self.candidates = Candidates(self.engine, **self._retry)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         sample_columns = ("id", "features", "text", "meta", "arrived_at")
         self._insert_samples = _insert_sql(samples.name, sample_columns, ("id",), mark)

@@ -1,0 +1,263 @@
+"""The shared queue: each shard's best candidates and their leases, in the ``candidates`` table.
+
+Every worker publishes the best samples of its shard (a Kafka partition) with their scores and
+the model version that scored them; any number of stateless API replicas lease from all shards at
+once, best first. A shard's unleased rows are replaced at each publish (never appended), so the
+table holds what the shards published last plus the leases out.
+
+PostgreSQL: a lease takes its rows with ``SELECT ... FOR UPDATE SKIP LOCKED``, so two replicas never
+lease one item, nor wait for the rows another is taking; an annotator's leases are taken under an
+advisory lock of hers, so her cap holds across replicas. SQLite (the single-process case): writers
+are serialized (in this process by a lock, between processes by the file's), and the
+``BEGIN IMMEDIATE`` transaction each call runs in stands in for both.
+
+A lease that ended (``leased_until`` passed) is free again: leases take it, a publish replaces
+it. Times are UTC; replicas' clocks should agree to well within a lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, literal, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from alstream.store.engine import SQLITE_BEGIN
+from alstream.store.lists import listed, listed_pairs
+from alstream.store.retry import retry
+from alstream.store.schema import candidates, labels
+
+MAX_PER_SHARD = 100_000  # candidates one shard may publish at once
+MAX_LEASE = 1_000  # items one lease may take
+_CHUNK = 1_000  # ids bound, or rows sent, in one statement
+_LEASE_LOCK = 0x63616E64  # the advisory lock class of an annotator's leases ("cand")
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_c = candidates.c
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate: its sample, the shard that published it, its score, version and reason."""
+
+    id: str
+    shard: int
+    score: float
+    version: int
+    reason: str
+
+
+class Candidates:
+    """The ``candidates`` table; every call is one transaction, retried on transient errors.
+
+    ``now`` arguments default to the time now (UTC); tests pass their own.
+    """
+
+    def __init__(self, engine: Engine, *, max_per_shard: int = MAX_PER_SHARD, **retry_options: Any) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.max_per_shard = max_per_shard
+        self._retry = retry_options
+        self._insert = _INSERT[self.dialect](candidates)
+        # SQLite: this process's writers queue here rather than poll the file's lock (busy_timeout).
+        self._writing = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+
+    def publish(
+        self,
+        shard: int,
+        version: int,
+        ids: Sequence[str],
+        scores: Sequence[float],
+        reason: str = "uncertainty",
+        now: datetime | None = None,
+    ) -> None:
+        """Make ``ids`` (scored ``scores`` by model ``version``) ``shard``'s unleased candidates.
+
+        Its other unleased candidates go; leased ones stay until their lease ends (an id leased
+        now keeps its lease and its old score). Ids the store has a label event for are left out.
+        An id another shard published unleased moves to this one (a partition changed owner).
+        """
+        if len(ids) != len(scores):
+            raise ValueError(f"{len(ids)} ids but {len(scores)} scores")
+        if len(ids) > self.max_per_shard:
+            raise ValueError(f"{len(ids)} candidates, more than max_per_shard={self.max_per_shard}")
+        now = _utc(now)
+        best = dict(zip(ids, map(float, scores), strict=True))  # one row per id
+        columns = ("sample_id", "score", "shard", "version", "reason", "published_at")
+        constants = [
+            literal(shard),
+            literal(version),
+            literal(reason),
+            literal(now, candidates.c.published_at.type),
+        ]
+
+        def upsert(chunk: list[str]) -> Any:
+            rows = listed_pairs(chunk, [best[i] for i in chunk], self.dialect).subquery()
+            # SQLite reads the ON of ON CONFLICT as a join's unless the SELECT has a WHERE
+            source = select(rows.c.key, rows.c.value, *constants).where(true())
+            statement = self._insert.from_select(columns, source)
+            excluded = statement.excluded
+            return statement.on_conflict_do_update(
+                index_elements=[_c.sample_id],
+                set_={**{name: excluded[name] for name in columns[1:]}, "leased_by": None, "token_key": None,
+                      "leased_until": None},
+                where=_free(now),
+            )  # fmt: skip
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(candidates).where(_c.shard == shard, _free(now)))
+            labeled = self._labeled(conn, list(best))
+            for chunk in _chunks([i for i in best if i not in labeled]):
+                conn.execute(upsert(chunk))
+
+        self._write(work)
+
+    def lease(
+        self,
+        annotator: str,
+        token_key: str | None,
+        n: int,
+        ttl_s: float,
+        cap: int | None = None,
+        now: datetime | None = None,
+    ) -> list[Candidate]:
+        """Lease to ``annotator`` (through the token ``token_key``) for ``ttl_s`` seconds the ``n``
+        best free candidates of all shards, best first; fewer when there are fewer, or when she
+        would hold more than ``cap`` live leases (None: no cap). Labeled samples are never leased:
+        one labeled since it was published is removed when a lease meets it, and another taken."""
+        if not 0 <= n <= MAX_LEASE:
+            raise ValueError(f"n={n}: a lease takes 0 to {MAX_LEASE} items")
+        now = _utc(now)
+        until = now + timedelta(seconds=ttl_s)
+        leased = {"leased_by": annotator, "token_key": token_key, "leased_until": until}
+
+        def work(conn: Connection) -> list[Candidate]:
+            if self.dialect == "postgresql":  # her leases, one at a time: the cap holds
+                conn.execute(select(func.pg_advisory_xact_lock(_LEASE_LOCK, func.hashtext(annotator))))
+            k = n
+            if cap is not None:
+                live = select(func.count()).where(_c.leased_by == annotator, _c.leased_until > now)
+                k = min(k, cap - conn.execute(live.select_from(candidates)).scalar_one())
+            taken: list[Candidate] = []
+            # The best k free; labeled ones among them go for good, and others come instead (a NOT
+            # EXISTS in the query would let PostgreSQL's planner hash-join the whole labels table).
+            while k > 0:
+                rows = [Candidate(*row) for row in conn.execute(_take(k, now, leased))]
+                labeled = self._labeled(conn, [c.id for c in rows])
+                self._end(conn, list(labeled))
+                taken += [c for c in rows if c.id not in labeled]
+                k = len(labeled) if len(rows) == k else 0
+            return sorted(taken, key=lambda c: (-c.score, c.id))
+
+        return self._write(work)
+
+    def release(self, annotator: str, ids: Sequence[str]) -> int:
+        """Give ``annotator``'s leases of ``ids`` back (free again now); returns how many were hers."""
+        free = {"leased_by": None, "token_key": None, "leased_until": None}
+
+        def work(conn: Connection) -> int:
+            return sum(
+                conn.execute(
+                    update(candidates)
+                    .where(_c.sample_id.in_(listed(chunk, self.dialect)), _c.leased_by == annotator)
+                    .values(free)
+                ).rowcount
+                for chunk in _chunks(list(ids))
+            )
+
+        return self._write(work)
+
+    def end(self, ids: Sequence[str]) -> int:
+        """Remove the candidates ``ids`` for good, leased or not (labeled); returns how many were."""
+        return self._write(lambda conn: self._end(conn, list(ids)))
+
+    def expire(self, now: datetime | None = None) -> int:
+        """Free the leases that ended by ``now`` (leases and publishes treat them as free anyway);
+        returns how many."""
+        now = _utc(now)
+        statement = (
+            update(candidates)
+            .where(_c.leased_until <= now)
+            .values(leased_by=None, token_key=None, leased_until=None)
+        )
+        return self._write(lambda conn: conn.execute(statement).rowcount)
+
+    def held(self, now: datetime | None = None, shard: int | None = None) -> list[str]:
+        """The ids leased at ``now`` (of ``shard`` only, unless None): the shards pin them."""
+        query = select(_c.sample_id).where(_c.leased_until > _utc(now))
+        if shard is not None:
+            query = query.where(_c.shard == shard)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    def drop_shard(self, shard: int, now: datetime | None = None) -> int:
+        """Remove ``shard``'s unleased candidates (its partition moved); its leased ones stay until
+        their leases end. Returns how many went."""
+        statement = delete(candidates).where(_c.shard == shard, _free(_utc(now)))
+        return self._write(lambda conn: conn.execute(statement).rowcount)
+
+    def counts(self, now: datetime | None = None) -> dict[str, int]:
+        """``candidates`` in the table and, of them, ``leased`` at ``now``."""
+        leased = func.count().filter(_c.leased_until > _utc(now))
+        with self.engine.connect() as conn:
+            total, held = conn.execute(select(func.count(), leased).select_from(candidates)).one()
+        return {"candidates": int(total), "leased": int(held)}
+
+    def _end(self, conn: Connection, ids: list[str]) -> int:
+        where = (_c.sample_id.in_(listed(chunk, self.dialect)) for chunk in _chunks(ids))
+        return sum(conn.execute(delete(candidates).where(named)).rowcount for named in where)
+
+    def _labeled(self, conn: Connection, ids: list[str]) -> set[str]:
+        """Those of ``ids`` that a label event names (skips too)."""
+        labeled: set[str] = set()
+        for chunk in _chunks(ids):
+            named = labels.c.sample_id.in_(listed(chunk, self.dialect))
+            labeled.update(conn.execute(select(labels.c.sample_id).where(named).distinct()).scalars())
+        return labeled
+
+    def _write(self, work):
+        def attempt():
+            with self._writing, self.engine.connect() as conn:
+                conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+                with conn.begin():
+                    return work(conn)
+
+        return retry(attempt, **self._retry)
+
+
+def _free(now: datetime) -> Any:
+    """The candidate is leased by nobody at ``now``."""
+    return or_(_c.leased_until.is_(None), _c.leased_until <= now)
+
+
+def _take(k: int, now: datetime, leased: dict[str, Any]) -> Any:
+    """Lease (``leased``: the lease's columns) the ``k`` best candidates free at ``now`` and not
+    being taken by another transaction; returns them (in no order)."""
+    picked = (
+        select(_c.sample_id)
+        .where(_free(now))
+        .order_by(_c.score.desc(), _c.sample_id.desc())  # the index, read backwards
+        .limit(k)
+        .with_for_update(skip_locked=True, of=candidates)  # SQLite: no such clause, no need
+        .cte("picked")
+    )
+    return (
+        update(candidates)
+        .where(_c.sample_id == picked.c.sample_id)
+        .values(leased)
+        .returning(_c.sample_id, _c.shard, _c.score, _c.version, _c.reason)
+    )
+
+
+def _utc(now: datetime | None) -> datetime:
+    """``now`` (default: the time now) in UTC; SQLite binds a datetime's wall time, not its zone."""
+    return datetime.now(UTC) if now is None else now.astimezone(UTC)
+
+
+def _chunks(items: list) -> Iterator[list]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]

@@ -1,0 +1,229 @@
+"""The shared queue (store.candidates) on SQLite and PostgreSQL: best first across shards, publishes
+that replace only the unleased, caps, expiry, release, labeled samples, and leases at once."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from alstream.store import LabelRow, Store
+from alstream.store.candidates import MAX_LEASE
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def ids(leased) -> list[str]:
+    return [c.id for c in leased]
+
+
+def test_a_lease_takes_the_best_free_candidates_across_shards(store: Store) -> None:
+    queue = store.candidates
+    queue.publish(0, 3, ["a", "b", "c"], [0.9, 0.5, 0.1], now=T0)
+    queue.publish(1, 4, ["d", "e"], [0.7, 0.6], reason="random", now=T0)
+
+    first = queue.lease("ann", "k1", 3, ttl_s=60, now=T0)
+    assert ids(first) == ["a", "d", "e"]
+    assert [(c.shard, c.score, c.version, c.reason) for c in first] == [
+        (0, 0.9, 3, "uncertainty"), (1, 0.7, 4, "random"), (1, 0.6, 4, "random")
+    ]  # fmt: skip
+    assert ids(queue.lease("bob", "k2", 5, ttl_s=60, now=T0)) == ["b", "c"]  # not hers, what is left
+    assert queue.lease("cy", None, 5, ttl_s=60, now=T0) == []
+    assert sorted(queue.held(T0)) == ["a", "b", "c", "d", "e"]
+    assert sorted(queue.held(T0, shard=1)) == ["d", "e"]
+    assert queue.counts(T0) == {"candidates": 5, "leased": 5}
+
+
+def test_a_publish_replaces_only_the_shards_unleased_candidates(store: Store) -> None:
+    queue = store.candidates
+    queue.publish(0, 1, ["a", "b", "c"], [0.9, 0.8, 0.7], now=T0)
+    queue.publish(1, 1, ["x"], [0.1], now=T0)
+    assert ids(queue.lease("ann", "k", 1, ttl_s=60, now=T0)) == ["a"]
+
+    queue.publish(0, 2, ["a", "d"], [0.05, 0.5], now=at(1))  # a is leased: it keeps its lease
+
+    assert sorted(queue.held(at(1))) == ["a"]
+    assert queue.counts(at(1)) == {"candidates": 3, "leased": 1}  # b, c went; a, d, and shard 1's x
+    assert [(c.id, c.version) for c in queue.lease("bob", "k", 5, ttl_s=60, now=at(1))] == [
+        ("d", 2),
+        ("x", 1),
+    ]
+
+
+def test_a_cap_bounds_an_annotators_live_leases(store: Store) -> None:
+    queue = store.candidates
+    queue.publish(0, 1, [f"s{i}" for i in range(10)], [i / 10 for i in range(10)], now=T0)
+
+    assert len(queue.lease("ann", "k", 3, ttl_s=60, cap=4, now=T0)) == 3
+    assert ids(queue.lease("ann", "k", 3, ttl_s=60, cap=4, now=T0)) == ["s6"]  # one more: four
+    assert queue.lease("ann", "k", 3, ttl_s=60, cap=4, now=T0) == []
+    assert len(queue.lease("bob", "k", 3, ttl_s=60, cap=4, now=T0)) == 3  # a cap of her own
+    assert queue.release("ann", ["s9"]) == 1
+    assert ids(queue.lease("ann", "k", 3, ttl_s=60, cap=4, now=T0)) == ["s9"]
+    assert len(queue.lease("ann", "k", 3, ttl_s=60, cap=4, now=at(60))) == 3  # hers ended: a new four
+
+
+def test_an_expired_lease_returns_its_item(store: Store) -> None:
+    queue = store.candidates
+    queue.publish(0, 1, ["a", "b"], [0.9, 0.1], now=T0)
+    assert ids(queue.lease("ann", "k", 1, ttl_s=30, now=T0)) == ["a"]
+
+    assert ids(queue.lease("bob", "k", 1, ttl_s=30, now=at(29))) == ["b"]
+    assert sorted(queue.held(at(29))) == ["a", "b"]
+    assert queue.held(at(30)) == ["b"]  # a's lease ended at 30 s
+    assert ids(queue.lease("cy", "k", 5, ttl_s=30, now=at(30))) == ["a"]
+    assert queue.expire(at(59)) == 1  # b's (a is cy's now, until 60 s)
+    assert queue.held(at(59)) == ["a"]
+    assert queue.expire(at(59)) == 0
+
+
+def test_release_gives_back_only_her_leases(store: Store) -> None:
+    queue = store.candidates
+    queue.publish(0, 1, ["a", "b", "c"], [0.9, 0.8, 0.7], now=T0)
+    queue.lease("ann", "k", 2, ttl_s=60, now=T0)
+    queue.lease("bob", "k", 1, ttl_s=60, now=T0)
+
+    assert queue.release("bob", ["a", "b", "c", "nope"]) == 1  # c only: a, b are ann's
+    assert queue.release("ann", ["a"]) == 1
+    assert sorted(queue.held(T0)) == ["b"]
+    assert ids(queue.lease("cy", "k", 5, ttl_s=60, now=T0)) == ["a", "c"]
+
+
+def test_a_labeled_sample_is_never_leased(store: Store) -> None:
+    store.add_labels([LabelRow("a", "x", "ann", False, "labels:0", 1)])
+    queue = store.candidates
+    queue.publish(0, 1, ["a", "b", "c", "d"], [0.9, 0.8, 0.7, 0.6], now=T0)
+    assert queue.counts(T0)["candidates"] == 3  # a: labeled, never published
+
+    store.add_labels([LabelRow("b", None, "bob", True, "labels:0", 2)])  # a skip counts too
+    assert ids(queue.lease("ann", "k", 1, ttl_s=60, now=T0)) == ["c"]  # b: labeled since it was published
+    assert queue.end(["c", "zzz"]) == 1  # c labeled: gone for good, lease and all
+    assert queue.held(T0) == []
+    assert ids(queue.lease("ann", "k", 5, ttl_s=60, now=T0)) == ["d"]
+    queue.publish(0, 2, ["a", "b", "e"], [1.0, 1.0, 0.0], now=at(1))
+    assert ids(queue.lease("bob", "k", 5, ttl_s=60, now=at(1))) == ["e"]
+
+
+def test_dropping_a_shard_removes_its_unleased_candidates(store: Store) -> None:
+    queue = store.candidates
+    queue.publish(0, 1, ["a", "b"], [0.9, 0.8], now=T0)
+    queue.publish(1, 1, ["c"], [0.7], now=T0)
+    queue.lease("ann", "k", 1, ttl_s=60, now=T0)
+
+    assert queue.drop_shard(0, now=T0) == 1  # b; a stays, leased
+    assert sorted(queue.held(T0)) == ["a"]
+    assert ids(queue.lease("bob", "k", 5, ttl_s=60, now=T0)) == ["c"]
+    queue.publish(2, 2, ["a", "b"], [0.5, 0.4], now=at(1))  # the partition's new owner: a is still leased
+    assert ids(queue.lease("cy", "k", 5, ttl_s=60, now=at(1))) == ["b"]
+
+
+def test_the_table_holds_what_the_shards_published_last_and_the_leases(store: Store) -> None:
+    queue = store.candidates
+    for round_ in range(30):
+        now = at(round_)
+        for shard in range(3):
+            names = [f"r{round_}-s{shard}-{i}" for i in range(40)]
+            queue.publish(shard, round_, names, [float(i) for i in range(40)], now=now)
+        queue.lease(f"ann{round_ % 4}", "k", 5, ttl_s=10, cap=5, now=now)
+        counts = queue.counts(now)
+        assert counts["candidates"] <= 3 * 40 + counts["leased"]
+        assert counts["leased"] <= 4 * 5
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT count(*) FROM candidates").scalar_one()
+    assert rows <= 3 * 40 + 4 * 5  # bounded: never the 3,600 published over the rounds
+
+    small = type(queue)(store.engine, max_per_shard=10)
+    with pytest.raises(ValueError, match="max_per_shard"):
+        small.publish(0, 1, [str(i) for i in range(11)], [0.0] * 11)
+    with pytest.raises(ValueError, match="scores"):
+        queue.publish(0, 1, ["a", "b"], [0.0])
+    with pytest.raises(ValueError, match="a lease takes"):
+        queue.lease("ann", "k", MAX_LEASE + 1, ttl_s=60)
+    assert queue.end([f"r29-s0-{i}" for i in range(40)] * 30) == 40  # a long list, in chunks
+    assert queue.release("ann0", [f"x{i}" for i in range(2500)]) == 0
+
+
+def run_at_once(workers: int, work) -> list:
+    """``work(i)`` on ``workers`` threads started together; their results, or the first error."""
+    start, results, errors = threading.Barrier(workers), [None] * workers, []
+
+    def run(i: int) -> None:
+        try:
+            start.wait()
+            results[i] = work(i)
+        except BaseException as error:  # re-raised below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_annotators_leasing_at_once_through_two_replicas_never_share_an_item(store: Store) -> None:
+    names = [f"s{shard}-{i}" for shard in range(6) for i in range(150)]
+    for shard in range(6):
+        mine = names[shard * 150 : (shard + 1) * 150]
+        store.candidates.publish(shard, 1, mine, [(i * 37) % 150 / 150 for i in range(150)])
+    replicas = [Store(store.engine.url), Store(store.engine.url)]  # each thread: a connection of its own
+
+    def annotate(i: int) -> list[str]:
+        queue, got = replicas[i % 2].candidates, []
+        while leased := queue.lease(f"ann{i}", f"key{i}", 5, ttl_s=600, cap=5):
+            got += ids(leased)
+            queue.end(ids(leased))  # labeled
+        return got
+
+    try:
+        leased = run_at_once(20, annotate)
+    finally:
+        for replica in replicas:
+            replica.close()
+    times = Counter(item for got in leased for item in got)
+    assert [item for item, n in times.items() if n > 1] == []
+    assert sorted(times) == sorted(names)
+    assert sum(1 for got in leased if got) > 1  # they did lease side by side
+    assert store.candidates.counts() == {"candidates": 0, "leased": 0}
+
+
+def test_an_annotators_cap_holds_when_replicas_lease_for_her_at_once(store: Store) -> None:
+    store.candidates.publish(0, 1, [f"s{i}" for i in range(100)], [i / 100 for i in range(100)])
+    replicas = [Store(store.engine.url), Store(store.engine.url)]
+    try:
+        leased = run_at_once(10, lambda i: ids(replicas[i % 2].candidates.lease("ann", "k", 3, 600, cap=5)))
+    finally:
+        for replica in replicas:
+            replica.close()
+    assert sum(map(len, leased)) == 5
+    assert store.candidates.counts()["leased"] == 5
+
+
+def test_on_postgresql_a_lease_skips_the_items_another_replica_is_taking_without_waiting(
+    postgres_url: str,
+) -> None:
+    with Store(postgres_url) as store, Store(postgres_url) as replica:
+        store.create()
+        store.candidates.publish(0, 1, ["a", "b", "c"], [0.9, 0.8, 0.7])
+        leased: list[str] = []
+
+        def lease() -> None:
+            leased.extend(ids(replica.candidates.lease("bob", "k", 3, ttl_s=60)))
+
+        other = threading.Thread(target=lease)
+        with store.engine.connect() as taking, taking.begin():  # a lease in progress holds a and b
+            taking.exec_driver_sql("SELECT sample_id FROM candidates WHERE score > 0.75 FOR UPDATE")
+            other.start()
+            other.join(timeout=20)
+            waited = other.is_alive()
+        other.join()
+        assert (waited, leased) == (False, ["c"])
