@@ -97,6 +97,7 @@ def decode_sample(value: bytes, schema: ProjectSchema, default_id: Callable[[], 
     )
     if problems:
         raise InvalidMessage(_reason(problems))
+    assert sample is not None  # no problems: a sample
     return sample
 
 
@@ -126,13 +127,14 @@ def decode_samples(
         if problems:
             out.append(InvalidMessage(_reason(problems)))
             continue
+        assert sample is not None  # no problems: a sample
         out.append(sample)
         if isinstance(sample.features, _Deferred):
             deferred.append((index, sample))
     errors = _Errors()
     checker.fill_features(deferred, errors)  # sets the features of the samples in ``out``
-    for error in errors.all:
-        out[error.index] = InvalidMessage(f"{error.field}: {error.message}")
+    for bad in errors.all:
+        out[bad.index] = InvalidMessage(f"{bad.field}: {bad.message}")
     return out
 
 
@@ -151,4 +153,5 @@ def decode_label(value: bytes, schema: ProjectSchema) -> Label:
     label, _, problems = _Checker(schema).label_item(_load_object(value), allowed=_TOPIC_LABEL_FIELDS)
     if problems:
         raise InvalidMessage(_reason(problems))
+    assert label is not None  # no problems: a label
     return label
