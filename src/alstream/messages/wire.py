@@ -89,7 +89,9 @@ def _reason(problems: list[_Problem]) -> str:
     return "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
 
 
-def decode_sample(value: bytes, schema: ProjectSchema, default_id: Callable[[], str] | None = None) -> Sample:
+def decode_sample(
+    value: bytes | None, schema: ProjectSchema, default_id: Callable[[], str] | None = None
+) -> Sample:
     """One sample from a topic message, written by any client; InvalidMessage says what is wrong.
     A sample without an id is named ``default_id()`` (default: a uuid4)."""
     sample, _, problems = _Checker(schema, packed=True).sample(
@@ -102,7 +104,7 @@ def decode_sample(value: bytes, schema: ProjectSchema, default_id: Callable[[], 
 
 
 def decode_samples(
-    values: Sequence[bytes], schema: ProjectSchema, default_id: Callable[[int], str] | None = None
+    values: Sequence[bytes | None], schema: ProjectSchema, default_id: Callable[[int], str] | None = None
 ) -> list[Sample | InvalidMessage]:
     """:func:`decode_sample` for a batch of messages, converting all their features in one go:
     per message, the sample or the InvalidMessage that says what is wrong with it. A sample without
@@ -138,7 +140,7 @@ def decode_samples(
     return out
 
 
-def _plain(values: Sequence[bytes], checker: _Checker) -> list[Sample] | None:
+def _plain(values: Sequence[Any], checker: _Checker) -> list[Sample] | None:
     """The samples of ``values`` when all are plain (:meth:`_Checker.plain_samples`), the batch's
     JSON decoded and checked at once; None when any needs the per-message checks."""
     try:
@@ -148,7 +150,7 @@ def _plain(values: Sequence[bytes], checker: _Checker) -> list[Sample] | None:
     return checker.plain_samples(bodies)
 
 
-def decode_label(value: bytes, schema: ProjectSchema) -> Label:
+def decode_label(value: bytes | None, schema: ProjectSchema) -> Label:
     """One label from a topic message, written by any client; InvalidMessage says what is wrong."""
     label, _, problems = _Checker(schema).label_item(_load_object(value), allowed=_TOPIC_LABEL_FIELDS)
     if problems:
