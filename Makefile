@@ -35,6 +35,7 @@ system-packages:
 test: system-packages install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	node --test tests/page/*.test.mjs
 	$(PY) -m pytest
 
