@@ -35,6 +35,7 @@ system-packages:
 test: system-packages install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	node --test tests/page/*.test.mjs
 	$(PY) -m pytest
 
@@ -45,6 +46,7 @@ typecheck:
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
@@ -93,7 +95,7 @@ mlflow-ui: install
 
 # The service's data (.alstream/: samples, labels, tokens, model files) is never cleaned.
 clean:
-	rm -rf models metrics reports mlruns mlartifacts mlflow.db .pytest_cache .ruff_cache .hypothesis
+	rm -rf models metrics reports mlruns mlartifacts mlflow.db .pytest_cache .ruff_cache .mypy_cache .hypothesis
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 # A local single-node Kafka broker (KRaft) in .kafka/; see scripts/kafka.sh for its settings.

@@ -154,12 +154,13 @@ def _run_stream(config: StreamConfig, output_dir: Path) -> None:
     columns += ["scikit-activeml acc."] if config.skactiveml else []
     for column in columns:
         table.add_column(column, justify="left" if column == "strategy" else "right", no_wrap=True)
-    for strategy in sorted(config.strategies, key=lambda s: -summary.loc[s, "accuracy"]):
+    accuracy = summary["accuracy"]
+    for strategy in sorted(config.strategies, key=lambda s: -accuracy.loc[s]):
         row = summary.loc[strategy]
         cells = [strategy, f"{row['labels']:.0f} ({row['share']:.1%})",
                  f"{row['accuracy']:.3f} ± {row['accuracy_std']:.3f}", f"{row['gain']:+.1f}"]  # fmt: skip
         if config.skactiveml:
-            cells.append(f"{summary.loc[PREFIX + strategy, 'accuracy']:.3f}")
+            cells.append(f"{accuracy.loc[PREFIX + strategy]:.3f}")
         table.add_row(*cells)
     console.print(table)
     console.print(f"report: [bold]{markdown}[/]  plot: {plot}")

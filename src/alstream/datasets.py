@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from sklearn import datasets as sk_datasets
 
 from alstream.errors import InvalidInput
 
-BUNDLED: dict[str, Callable[..., object]] = {
+BUNDLED: dict[str, Callable[..., Any]] = {  # scikit-learn's loaders: a Bunch each
     "digits": sk_datasets.load_digits,
     "breast_cancer": sk_datasets.load_breast_cancer,
     "wine": sk_datasets.load_wine,

@@ -29,7 +29,8 @@ Rows = tuple[np.ndarray, list[str], np.ndarray]  # (seqs int64, ids, features fl
 class Featurizer(Protocol):
     """Reads the samples stored after a seq as rows of ``width`` features."""
 
-    width: int
+    @property
+    def width(self) -> int: ...
 
     def after(self, store: Any, seq: int, limit: int) -> Rows: ...
 

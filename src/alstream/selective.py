@@ -353,6 +353,7 @@ def _check_in(
     name: str, value: object, low: float, high: float, *, low_open: bool = False, high_open: bool = False
 ) -> None:
     """Raise a ValueError naming ``name`` unless ``value`` is a number in the interval."""
+    ok: bool | np.bool
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         ok = False
     else:

@@ -87,11 +87,15 @@ def post_batch(
             sleep(float(response.headers.get("Retry-After", "1")))  # over this token's rate: wait as told
         return response
 
+    def last(state: tenacity.RetryCallState) -> httpx.Response:
+        assert state.outcome is not None  # tenacity calls it after the last attempt
+        return state.outcome.result()  # the last answer, or its error
+
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(httpx.TransportError)
         | tenacity.retry_if_result(lambda response: response.status_code in RETRYABLE),
         wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
         stop=lambda state: clock() + state.upcoming_sleep > deadline,
         sleep=sleep,
-        retry_error_callback=lambda state: state.outcome.result(),  # the last answer, or its error
+        retry_error_callback=last,
     )(post)

@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import pandas as pd
 
@@ -227,7 +227,9 @@ def round_metrics(curves: pd.DataFrame) -> list[tuple[str, float, int]]:
     means = grouped[["n_labeled", *values]].mean()
     means["accuracy_std"] = grouped["accuracy"].std().fillna(0.0)
     points = [
-        (str(name), float(value), int(step)) for step, row in means.iterrows() for name, value in row.items()
+        (str(name), float(value), int(cast(int, step)))  # step: the index, the iteration numbers
+        for step, row in means.iterrows()
+        for name, value in row.items()
     ]
     points += [
         (f"accuracy.seed{seed}", float(accuracy), int(step))
@@ -258,15 +260,15 @@ def _log_batch(
         client.log_batch(run_id, params=chunk)
     now = int(time.time() * 1000)
     metric_list: list[Metric] = [Metric(name, value, now, step) for name, value, step in metrics]
-    for chunk in _chunks(metric_list, MAX_METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=chunk)
+    for metric_chunk in _chunks(metric_list, MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metric_chunk)
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     return (items[start : start + size] for start in range(0, len(items), size))
 
 
-def _log_model(model: object, name: str, step: int) -> None:
+def _log_model(model: Any, name: str, step: int) -> None:
     """Log ``model`` (skops format) into the active run and register it as ``name``.
 
     ``step`` is the round the model comes from: MLflow links that round's metrics to the model.
@@ -306,6 +308,7 @@ def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
             if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
                 raise
             experiment = client.get_experiment_by_name(name)
+            assert experiment is not None  # it exists now: the other process made it
     if experiment.lifecycle_stage == "deleted":
         raise ValueError(
             f"MLflow experiment {name!r} is deleted: restore it (mlflow experiments restore) "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -54,13 +55,13 @@ def plot_stream(result: ExperimentResult, path: Path) -> Path:
     scores = summarize_stream(result).set_index("strategy")["accuracy"].sort_values(ascending=False)
     seeds = curves["seed"].nunique()
     subtitle = (
-        f"{seeds} seed{'s' if seeds != 1 else ''} · budget {config.budget:g} of the arrivals · "  # type: ignore[union-attr]
+        f"{seeds} seed{'s' if seeds != 1 else ''} · budget {config.budget:g} of the arrivals · "  # type: ignore[attr-defined]
         f"prequential accuracy over each {_point_size(result)} arrivals · "
         "lines: mean over seeds, bands: ± 1 std"
     )
     texts = (f"Stream active learning on {_dataset(config)} · {_model(config)}", subtitle,
              "prequential accuracy", "overall")  # fmt: skip
-    return _plot(curves, path, "accuracy", scores.to_dict(), lines, texts)
+    return _plot(curves, path, "accuracy", cast(dict[str, float], scores.to_dict()), lines, texts)
 
 
 def _plot(
@@ -338,7 +339,7 @@ def render_stream_markdown(result: ExperimentResult, image_name: str) -> str:
         cells += [_used(record), f"{record['accuracy']:.3f} ± {record['accuracy_std']:.3f}"]
         cells.append(DASH if is_base or pd.isna(record["gain"]) else f"{record['gain']:+.1f}")
         if config.skactiveml:
-            theirs = summary.loc[f"{PREFIX}{strategy}"]
+            theirs = cast(pd.Series, summary.loc[f"{PREFIX}{strategy}"])  # one row
             cells += [_used(theirs), f"{theirs['accuracy']:.3f} ± {theirs['accuracy_std']:.3f}"]
         rows.append(cells)
     table = [_row(header), _row(["---"] + ["--:"] * (len(header) - 1)), *map(_row, rows)]
@@ -530,8 +531,8 @@ def _saved(labels: int | None, base_labels: int | None, final: int) -> str:
     return f"{saved:+d} ({saved / base_labels:+.0%})" if saved else "0"
 
 
-def _fmt(value: object) -> str:
-    return DASH if value is None or pd.isna(value) else f"{float(value):.3f}"  # type: ignore[arg-type]
+def _fmt(value: Any) -> str:
+    return DASH if value is None or pd.isna(value) else f"{float(value):.3f}"
 
 
 def _row(cells: list[str]) -> str:

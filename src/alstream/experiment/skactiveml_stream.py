@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from skactiveml import stream
@@ -52,7 +53,7 @@ class SkactivemlSelector:
         self._strategy = self._make()
         self._clf: KnownProbabilities | None = None
 
-    def _make(self) -> object:
+    def _make(self) -> Any:
         budget, w = self.budget, BudgetManager(self.budget, self.window).window_
         rng = np.random.RandomState(np.random.PCG64(self.seed))
         if self.name == "random":

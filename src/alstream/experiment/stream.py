@@ -58,7 +58,8 @@ def replay(
     asked = np.zeros(n, dtype=bool)
     asked[first] = True
     ends = set(np.linspace(config.initial, n, config.points + 1).round().astype(int)[1:].tolist())
-    points, last = [], config.initial
+    points: list[dict[str, float]] = []
+    last = config.initial
     for start in range(config.initial, n, config.update_every):
         rows = slice(start, min(start + config.update_every, n))
         proba = aligned_proba(model, X[rows], classes)  # test first: each arrival is judged before
@@ -107,7 +108,7 @@ def summarize_stream(result: ExperimentResult) -> pd.DataFrame:
     """One row per curve: labels used, their share of the arrivals judged, prequential accuracy
     (mean and std over seeds) and its gain over ``random`` in points (paired by seed)."""
     final = result.curves.sort_values("iteration").groupby(["strategy", "seed"], sort=False).last()
-    final, initial = final.reset_index(), result.config.initial  # type: ignore[union-attr]
+    final, initial = final.reset_index(), result.config.initial  # type: ignore[attr-defined]  # a StreamConfig
     base = final.loc[final["strategy"] == BASELINE].set_index("seed")["prequential_accuracy"]
     rows = []
     for strategy, runs in final.groupby("strategy", sort=False):

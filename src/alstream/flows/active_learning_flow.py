@@ -29,7 +29,7 @@ from alstream.loop import Round, Steps, ask_oracle, select_batch
 
 def _task(fn: Callable[..., Any], name: str, **options: Any) -> Any:
     # Arrays and models pass between tasks in memory: no caching, no hashing of inputs.
-    return task(fn, name=name, cache_policy=NO_CACHE, **options)
+    return task(name=name, cache_policy=NO_CACHE, **options)(fn)  # Prefect's typed form of task(fn, ...)
 
 
 load_data = _task(load_experiment_data, "load data")

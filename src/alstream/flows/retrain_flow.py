@@ -33,7 +33,7 @@ def retrain_flow() -> Any:
         """A full retrain of the service's model: trained in the service's process, recorded here."""
         return version
 
-    return flow(retrain, name="retrain", validate_parameters=False)
+    return flow(name="retrain", validate_parameters=False)(retrain)  # Prefect's typed form of flow(fn, ...)
 
 
 class PrefectRecorder:

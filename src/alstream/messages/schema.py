@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections import Counter
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -97,8 +98,7 @@ class ProjectSchema(BaseModel):
         if any(not n.strip() for n in names):
             raise ValueError("feature names must be non-empty strings")
         _check_names("feature names", names, MAX_CLASS_CHARS)
-        seen: set[str] = set()
-        duplicates = sorted({n for n in names if n in seen or seen.add(n)})
+        duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
         if duplicates:
             raise ValueError(f"duplicate feature names: {', '.join(map(repr, duplicates[:_MAX_LISTED]))}")
         return names

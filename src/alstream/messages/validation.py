@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -85,7 +85,7 @@ class _Checker:
         self.packed_ok = packed
         self.classes = frozenset(schema.classes)
         self.names = schema.feature_names
-        self.name_set = frozenset(self.names) if self.names is not None else None
+        self.name_set = frozenset(self.names or ())  # read only when there are names
         self.n = schema.n_features
 
     # ------------------------------------------------------------------ fields
@@ -213,7 +213,7 @@ class _Checker:
         """The numbers of ``value`` in schema order, type- and count-checked; and their names."""
         if isinstance(value, list | tuple):  # the common case first
             values = list(value) if isinstance(value, tuple) else value
-            labels = None
+            labels: list[str] | None = None
             if self.n is not None and len(values) != self.n:
                 raise _Problem("features", f"expected {self.n} numbers, got {len(values)}")
             if not values:
@@ -232,7 +232,7 @@ class _Checker:
                     parts.append(f"unknown {_listing(unknown)}")
                 raise _Problem("features", "wrong feature names: " + "; ".join(parts))
             values = [value[n] for n in self.names]
-            labels: list[str] | None = self.names
+            labels = self.names
         elif isinstance(value, np.ndarray):
             if value.ndim != 1 or value.dtype.kind not in "iuf":
                 raise _Problem("features", f"expected a 1-d numeric array, got {value.dtype} {value.shape}")
@@ -286,7 +286,8 @@ class _Checker:
         finished samples by index; a sample whose numbers fail is reported to ``errors``.
         """
         done: dict[int, Sample] = {}
-        rows = [s.features.values for _, s in pending]
+        deferred = [cast(_Deferred, s.features) for _, s in pending]  # as the docstring says
+        rows = [d.values for d in deferred]
         matrix = None
         if rows and self.n is not None:
             try:
@@ -294,7 +295,8 @@ class _Checker:
             except (OverflowError, ValueError):
                 array = None  # a huge integer somewhere: go row by row for the messages
             if array is not None:
-                ok = (np.abs(array) < FLOAT32_LIMIT).all(axis=1).tolist()  # NaN compares False: not ok
+                rows_ok = (np.abs(array) < FLOAT32_LIMIT).all(axis=1)  # NaN compares False: not ok
+                ok = cast(list[bool], rows_ok.tolist())  # a 2-d array: one bool per row
                 with np.errstate(over="ignore"):
                     matrix = array.astype(np.float32)
                 matrix.flags.writeable = False
@@ -303,7 +305,7 @@ class _Checker:
                 features = matrix[row]
             else:
                 try:
-                    features = self.to_float32(sample.features.values, sample.features.labels)
+                    features = self.to_float32(deferred[row].values, deferred[row].labels)
                 except _Problem as p:
                     errors.add(index, sample.id, [p])
                     continue
@@ -428,6 +430,7 @@ class _Checker:
                 except _Problem as p:
                     problems.append(p)
             return None, sample_id, problems
+        assert sample_id is not None  # self.id returned it: there were no problems
         return Sample(id=sample_id, **fields), sample_id, []
 
     def label_item(
@@ -466,6 +469,7 @@ class _Checker:
             problems.append(p)
         if problems:
             return None, label_id, problems
+        assert label_id is not None  # self.id returned it: there were no problems
         label_ = Label(id=label_id, label=label, annotator=annotator, skipped=skipped, token_key=token_key)
         return label_, label_id, []
 
@@ -591,6 +595,7 @@ def parse_samples(payload: Any, schema: ProjectSchema) -> list[Sample]:
         if problems:
             errors.add(index, sample_id, problems)
         else:
+            assert sample is not None  # no problems: a sample
             found.append((index, sample))
     samples = _finish(checker, found, errors)
     errors.raise_if_any()
@@ -608,6 +613,7 @@ def parse_labels(payload: Any, schema: ProjectSchema) -> list[Label]:
         if problems:
             errors.add(index, label_id, problems)
         elif not errors.total:
+            assert label is not None  # no problems: a label
             labels.append(label)
     errors.raise_if_any()
     return labels
@@ -634,10 +640,12 @@ def parse_messages(payload: Any, schema: ProjectSchema) -> tuple[list[Sample], l
         if kind == "sample":
             sample, item_id, problems = checker.sample(item, allowed=(*SAMPLE_FIELDS, "kind"), defer=True)
             if not problems:
+                assert sample is not None  # no problems: a sample
                 found.append((index, sample))
         elif kind == "label":
             label, item_id, problems = checker.label_item(item, allowed=(*LABEL_FIELDS, "kind"))
             if not problems:
+                assert label is not None  # no problems: a label
                 labels.append(label)
         else:
             raw_id = item.get("id")
@@ -679,9 +687,10 @@ def parse_predict(payload: Any, schema: ProjectSchema) -> np.ndarray | list[str]
     pending = []
     for index, row in enumerate(rows):
         try:
-            pending.append((index, Sample(id=str(index), features=_Deferred(*checker.feature_values(row)))))
+            deferred = cast(np.ndarray, _Deferred(*checker.feature_values(row)))  # fill_features fills it
+            pending.append((index, Sample(id=str(index), features=deferred)))
         except _Problem as p:
             errors.add(index, None, [p])
     done = checker.fill_features(pending, errors)
     errors.raise_if_any()
-    return np.stack([done[index].features for index in range(len(rows))])
+    return np.stack([cast(np.ndarray, done[index].features) for index in range(len(rows))])

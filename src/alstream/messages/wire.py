@@ -89,7 +89,9 @@ def _reason(problems: list[_Problem]) -> str:
     return "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
 
 
-def decode_sample(value: bytes, schema: ProjectSchema, default_id: Callable[[], str] | None = None) -> Sample:
+def decode_sample(
+    value: bytes | None, schema: ProjectSchema, default_id: Callable[[], str] | None = None
+) -> Sample:
     """One sample from a topic message, written by any client; InvalidMessage says what is wrong.
     A sample without an id is named ``default_id()`` (default: a uuid4)."""
     sample, _, problems = _Checker(schema, packed=True).sample(
@@ -97,11 +99,12 @@ def decode_sample(value: bytes, schema: ProjectSchema, default_id: Callable[[], 
     )
     if problems:
         raise InvalidMessage(_reason(problems))
+    assert sample is not None  # no problems: a sample
     return sample
 
 
 def decode_samples(
-    values: Sequence[bytes], schema: ProjectSchema, default_id: Callable[[int], str] | None = None
+    values: Sequence[bytes | None], schema: ProjectSchema, default_id: Callable[[int], str] | None = None
 ) -> list[Sample | InvalidMessage]:
     """:func:`decode_sample` for a batch of messages, converting all their features in one go:
     per message, the sample or the InvalidMessage that says what is wrong with it. A sample without
@@ -126,17 +129,18 @@ def decode_samples(
         if problems:
             out.append(InvalidMessage(_reason(problems)))
             continue
+        assert sample is not None  # no problems: a sample
         out.append(sample)
         if isinstance(sample.features, _Deferred):
             deferred.append((index, sample))
     errors = _Errors()
     checker.fill_features(deferred, errors)  # sets the features of the samples in ``out``
-    for error in errors.all:
-        out[error.index] = InvalidMessage(f"{error.field}: {error.message}")
+    for bad in errors.all:
+        out[bad.index] = InvalidMessage(f"{bad.field}: {bad.message}")
     return out
 
 
-def _plain(values: Sequence[bytes], checker: _Checker) -> list[Sample] | None:
+def _plain(values: Sequence[Any], checker: _Checker) -> list[Sample] | None:
     """The samples of ``values`` when all are plain (:meth:`_Checker.plain_samples`), the batch's
     JSON decoded and checked at once; None when any needs the per-message checks."""
     try:
@@ -146,9 +150,10 @@ def _plain(values: Sequence[bytes], checker: _Checker) -> list[Sample] | None:
     return checker.plain_samples(bodies)
 
 
-def decode_label(value: bytes, schema: ProjectSchema) -> Label:
+def decode_label(value: bytes | None, schema: ProjectSchema) -> Label:
     """One label from a topic message, written by any client; InvalidMessage says what is wrong."""
     label, _, problems = _Checker(schema).label_item(_load_object(value), allowed=_TOPIC_LABEL_FIELDS)
     if problems:
         raise InvalidMessage(_reason(problems))
+    assert label is not None  # no problems: a label
     return label

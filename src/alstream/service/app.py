@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.types import HTTPExceptionHandler
 
 from alstream.errors import NoModelYet
 from alstream.messages import InvalidBatch
@@ -62,9 +64,10 @@ def create_app(
     for routes in (send, labels, queue, project, models, tokens):
         app.include_router(routes.router)
     document(app, settings.project)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(InvalidBatch, _invalid_batch)
-    app.add_exception_handler(NoModelYet, _no_model_yet)
+    # Starlette calls each handler with its own class of error; its types take any Exception.
+    app.add_exception_handler(RequestValidationError, cast(HTTPExceptionHandler, _invalid_request))
+    app.add_exception_handler(InvalidBatch, cast(HTTPExceptionHandler, _invalid_batch))
+    app.add_exception_handler(NoModelYet, cast(HTTPExceptionHandler, _no_model_yet))
     app.add_exception_handler(405, _method_not_allowed)
     mount_page(app, settings.image_origins)
     mount_docs(app)
@@ -106,6 +109,6 @@ async def _method_not_allowed(request: Request, error: Exception) -> JSONRespons
     """405 with every method the path takes in ``Allow`` (Starlette names only the first route's)."""
     path = request.url.path
     routes = [r for r in request.app.routes if isinstance(r, APIRoute) and r.path_regex.match(path)]
-    allowed = {method for route in routes for method in route.methods}
+    allowed = {method for route in routes for method in route.methods or ()}  # an APIRoute's is set
     return JSONResponse(status_code=405, content={"detail": "Method Not Allowed"},
                         headers={"Allow": ", ".join(sorted(allowed))})  # fmt: skip

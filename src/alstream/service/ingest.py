@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 
@@ -142,9 +143,10 @@ class Ingestor:
         held = [r for r, ok in zip(records, fits, strict=True) if ok and r.topic != self.topics.labels]
         decoded = decode_samples([r.value for r in held], self.schema, lambda i: _stream_id(held[i]))
         if len(held) == len(records) and all(type(s) is Sample and s.label is None for s in decoded):
+            valid = cast(list[Sample], decoded)  # all of them, as just checked
             return [  # the common batch: unlabeled samples only, all valid
                 _Entry(r, [SampleRow(s.id, s.features, s.text, s.meta)], [])
-                for r, s in zip(records, decoded, strict=True)
+                for r, s in zip(records, valid, strict=True)
             ], []
         entries: list[_Entry] = []
         dead: list[DeadLetter] = []
@@ -153,6 +155,7 @@ class Ingestor:
             source = f"{record.topic}:{record.partition}"
             try:
                 if not ok:
+                    assert record.value is not None  # too big: it has one
                     raise InvalidMessage(f"{len(record.value)} bytes, over max_message_bytes ({limit})")
                 if record.topic == self.topics.labels:
                     label = decode_label(record.value, self.schema)

@@ -74,9 +74,11 @@ class LabelBook:
             return []
         missing = [i for i in dict.fromkeys(self._missing) if i in self.labels and i not in self.train_set]
         self._missing = []
-        found, X = self.featurizer.of(self.store, missing) if missing else ([], None)
-        for row, sample_id in enumerate(found):
-            self.train_set.put(sample_id, X[row], self.labels[sample_id])
+        found: list[str] = []
+        if missing:
+            found, X = self.featurizer.of(self.store, missing)
+            for row, sample_id in enumerate(found):
+                self.train_set.put(sample_id, X[row], self.labels[sample_id])
         stored = set(found)
         forgotten: list[str] = []
         for sample_id in missing:

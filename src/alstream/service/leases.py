@@ -197,7 +197,9 @@ class Leases:
         if lease is None:
             return
         for index, key in ((self._by_annotator, lease.annotator), (self._by_holder, lease.holder)):
-            ids = index.get(key) if key is not None else None
+            if key is None:
+                continue
+            ids = index.get(key)
             if ids is not None:
                 ids.discard(sample_id)
                 if not ids:

@@ -90,6 +90,7 @@ class Runtime:
             min_per_class=settings.min_labels_per_class,
         )  # fmt: skip
         self.featurizer = featurizer(schema, settings.text_features)  # texts: hashed on arrival
+        max_pool = settings.max_pool or size_for(settings.max_pool_mb, self.featurizer.width)
         config = EngineConfig(
             classes=list(schema.classes),
             n_features=self.featurizer.width,
@@ -105,7 +106,7 @@ class Runtime:
             max_leases_per_annotator=settings.max_leases_per_annotator,
             max_leases_per_token=settings.max_leases_per_token,
             max_waiting_labels=settings.max_waiting_labels,
-            max_pool=settings.max_pool or size_for(settings.max_pool_mb, self.featurizer.width),
+            max_pool=max_pool,
             reservoir_share=settings.reservoir_share,
             max_age_s=settings.max_age_s,
             retention_s=settings.retention_s,
@@ -117,7 +118,7 @@ class Runtime:
             selector=settings.selector,
             labels_per_hour=None if settings.label_budget == "auto" else float(settings.label_budget),
         )
-        mib = config.max_pool * bytes_per_sample(config.n_features) / 2**20
+        mib = max_pool * bytes_per_sample(config.n_features) / 2**20
         share = round(100 * settings.reservoir_share)
         log.info("the pool holds at most %d unlabeled samples (about %.0f MiB), %d%% of them a uniform "
                  "sample of the stream", config.max_pool, mib, share)  # fmt: skip
@@ -164,7 +165,7 @@ class Runtime:
         return messages
 
     def start(self) -> None:
-        workers = [("alstream-engine", self.engine.run)]
+        workers: list[tuple[str, Callable[[threading.Event], None]]] = [("alstream-engine", self.engine.run)]
         if self.ingestor is not None:
             workers.append(("alstream-consumer", self.ingestor.run))
         for name, target in workers:

@@ -56,7 +56,8 @@ class Caller(NamedTuple):
     def own(self, samples: list[Sample], labels: list[Label]) -> tuple[list[Sample], list[Label]]:
         """Labels (and labeled samples) in this caller's name: an annotator named must be one the token
         may act as (else 403), none named is the token's name; each carries the token's key."""
-        named = [x.annotator for x in (*labels, *samples) if x.annotator is not None]
+        items: tuple[Label | Sample, ...] = (*labels, *samples)
+        named = [x.annotator for x in items if x.annotator is not None]
         refused = [name for name in named if not self.may_act_as(name)]
         if refused:
             raise HTTPException(403, self.refusal(refused))
@@ -87,7 +88,9 @@ class Gatekeeper:
         self.tokens = tokens
         self._admin_digest = auth.hash_token(admin_token) if admin_token else None
         # stored tokens by key (None: no such active token); bounded, so unknown keys cannot grow it
-        self._records = cachetools.TTLCache(maxsize=10_000, ttl=CACHE_S, timer=time.monotonic)
+        self._records: cachetools.TTLCache[str, dict | None] = cachetools.TTLCache(
+            maxsize=10_000, ttl=CACHE_S, timer=time.monotonic
+        )
         self._lock = threading.Lock()
 
     def first_start(self) -> str | None:
@@ -107,7 +110,9 @@ class Gatekeeper:
             raise InvalidInput(f"names must be non-blank, without control characters, at most 200 "
                                f"characters: {', '.join(map(ascii, bad[:5]))}")  # fmt: skip
         token = auth.new_token()
-        self.tokens.add(auth.token_key(token), name, role, auth.hash_token(token), annotators)
+        key = auth.token_key(token)
+        assert key is not None  # a new token is well-formed
+        self.tokens.add(key, name, role, auth.hash_token(token), annotators)
         return token
 
     def revoke(self, key: str) -> bool:

@@ -14,6 +14,8 @@ import asyncio
 import ctypes
 import gc
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -75,7 +77,7 @@ def route_server_log(handler: logging.Handler) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
-def serve(app: object, settings: Settings) -> None:
+def serve(app: Callable[..., Any], settings: Settings) -> None:
     """Run ``app`` on the settings' address until SIGINT or SIGTERM."""
     import uvicorn
 

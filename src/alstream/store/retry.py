@@ -71,11 +71,13 @@ def retry(
     backoff = tenacity.wait_exponential(multiplier=base_delay, max=max_delay)
 
     def warn(state: tenacity.RetryCallState) -> None:
+        assert state.outcome is not None  # tenacity calls it after a failed attempt
         error, delay = state.outcome.exception(), state.upcoming_sleep
         log.warning("transient database error (attempt %d/%d), retrying in %.2fs: %s",
                     state.attempt_number, attempts, delay, error)  # fmt: skip
 
     def give_up(state: tenacity.RetryCallState) -> T:
+        assert state.outcome is not None  # tenacity calls it after the last failed attempt
         log.error("giving up after %d attempts: %s", attempts, state.outcome.exception())
         return state.outcome.result()  # raises the last error
 

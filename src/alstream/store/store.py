@@ -53,7 +53,7 @@ class Store:
     ) -> None:
         self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         self.dialect = self.engine.dialect.name
-        self._retry = {"attempts": attempts, "base_delay": base_delay, "max_delay": max_delay}
+        self._retry: dict[str, Any] = {"attempts": attempts, "base_delay": base_delay, "max_delay": max_delay}
         self.tokens = Tokens(self.engine)
         self.candidates = Candidates(self.engine, **self._retry)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"

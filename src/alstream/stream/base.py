@@ -20,7 +20,7 @@ class Record:
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a message without a value (a tombstone)
 
 
 class Consumer(Protocol):

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from confluent_kafka import Consumer as _KafkaConsumer
@@ -31,7 +32,7 @@ HEARTBEAT_INTERVAL_MS = 2_000
 ERROR_LOG_EVERY_S = 60.0  # a consumer's non-fatal error: one warning per error code this often at most
 
 
-def client_config(bootstrap: str, client_id: str) -> dict[str, object]:
+def client_config(bootstrap: str, client_id: str) -> dict[str, Any]:
     """Settings every client shares: fail fast and retry soon when the broker is away."""
     return {
         "bootstrap.servers": bootstrap,
@@ -43,7 +44,7 @@ def client_config(bootstrap: str, client_id: str) -> dict[str, object]:
     }
 
 
-def producer_config(bootstrap: str, client_id: str) -> dict[str, object]:
+def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
     """Idempotent, acknowledged by all in-sync replicas, lightly batched and compressed."""
     return {
         **client_config(bootstrap, client_id),
@@ -249,7 +250,9 @@ class KafkaConsumer:
                     raise StreamUnavailable(f"consumer failed: {err}")
                 self._errors.warn(err)  # e.g. an unknown topic or partition: librdkafka retries
                 continue
-            records.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()))
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            assert topic is not None and partition is not None and offset is not None  # not an error
+            records.append(Record(topic, partition, offset, msg.key(), msg.value()))
         return records
 
     def commit(self, records: Sequence[Record]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 import orjson
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from alstream.featurize import HashedText
 from alstream.messages import ProjectSchema, parse_predict
 from alstream.service.routes.deps import RawBody, RuntimeDep, parse_body, require
 from alstream.service.routes.problems import BODY, TOKEN, errors
@@ -58,7 +59,8 @@ async def predict(
 
     def score(payload: Any) -> Response:  # the answer too is written off the loop (10,000 rows of it)
         rows = parse_predict(payload, schema)
-        features = runtime.featurizer(rows) if isinstance(rows, list) else rows
+        texts = cast(HashedText, runtime.featurizer)  # rows are texts in a project of texts
+        features = texts(rows) if isinstance(rows, list) else rows
         version, classes, proba = runtime.engine.predict(features)
         proba = np.ascontiguousarray(proba, dtype=np.float64)  # orjson writes C-ordered arrays only
         answer = {"model_version": version, "classes": classes, "probabilities": proba,
