@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -286,7 +287,7 @@ def _stopping_section(result: ExperimentResult, order: list[str]) -> list[str]:
     return ["## Stopping rules", text, "\n".join(table)]
 
 
-def _verdict(record: dict[str, object]) -> str:
+def _verdict(record: Mapping[Any, object]) -> str:
     """yes, or why not: not stopped in every seed, stopped too early, too late, target never reached."""
     if record["target_met"]:
         return "yes"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ def stop_points(result: ExperimentResult, rules: Sequence[StopRule] = STOP_RULES
         run = run.sort_values("iteration")
         for rule in rules:
             if isinstance(rule, StabilizingPredictions):
-                predictions = result.stop_predictions.get((str(strategy), int(seed)))
+                predictions = result.stop_predictions.get((str(strategy), int(cast(int, seed))))
                 if predictions is None:
                     continue
                 stop = rule.stop_round(list(predictions))

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, literal, or_, select, true, update
+from sqlalchemy import Connection, Engine, Table, delete, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from alstream.store.engine import SQLITE_BEGIN
@@ -36,7 +36,10 @@ MAX_PER_SHARD = 100_000  # candidates one shard may publish at once
 MAX_LEASE = 1_000  # items one lease may take
 _CHUNK = 1_000  # ids bound, or rows sent, in one statement
 _LEASE_LOCK = 0x63616E64  # the advisory lock class of an annotator's leases ("cand")
-_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_INSERT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
 _c = candidates.c
 
 
