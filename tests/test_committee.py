@@ -62,8 +62,12 @@ def test_the_committee_resamples_every_class_and_seeds_its_members(pool):
     for a, b in zip(members, again, strict=True):
         np.testing.assert_array_equal(a.coef_, b.coef_)
     # a pipeline's steps are seeded too; bagging=False fits all members on all the labels
-    piped = fit_committee(standardized(make_model("sgd")), X[labeled], y, n_members=2, bagging=False)
-    assert [m[-1].random_state for m in piped] == [0, 1]
+    piped = fit_committee(standardized(make_model("sgd")), X[labeled], y, n_members=2, bagging=False, seed=2)
+    assert [m[-1].random_state for m in piped] == [m.random_state for m in members[:2]]
+    huge = fit_committee(
+        make_model("sgd"), X[labeled], y, n_members=2, seed=2**63
+    )  # any seed: 31-bit members
+    assert all(0 <= m.random_state < 2**31 for m in huge)
     plain = fit_committee(LogisticRegression(max_iter=1000), X[labeled], y, n_members=2, bagging=False)
     np.testing.assert_allclose(plain[0].coef_, plain[1].coef_)
     with pytest.raises(ValueError, match="at least 2 members"):
@@ -128,12 +132,16 @@ def test_same_scores_and_picks_as_scikit_activeml(pool, seed):
     assert set(picked.indices.tolist()) == set(unlabeled[np.argsort(-theirs)[:20]].tolist())
 
 
-def test_linear_members_take_the_fast_path(pool, monkeypatch):
-    X, labels, labeled, unlabeled = pool
-    members = fit_committee(LogisticRegression(max_iter=1000), X[labeled], labels[labeled])
-    expected = np.stack([m.predict_proba(X[unlabeled]) for m in members])
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_linear_members_are_scored_together_as_predict_proba_would(n_classes, dtype, monkeypatch):
+    X, y = make_classification(300, n_features=6, n_informative=4, n_classes=n_classes, random_state=1)
+    members = fit_committee(LogisticRegression(max_iter=1000), X[:100], y[:100], n_members=3)
+    expected = np.stack([m.predict_proba(X[100:]) for m in members])
     monkeypatch.setattr(LogisticRegression, "predict_proba", lambda self, X: 1 / 0)
-    np.testing.assert_allclose(member_proba(members, X[unlabeled], np.array([0, 1, 2])), expected)
+    proba = member_proba(members, X[100:].astype(dtype), np.arange(n_classes))
+    assert proba.shape == (3, 200, n_classes) and proba.dtype == np.float64
+    np.testing.assert_allclose(proba, expected, rtol=1e-12 if dtype == np.float64 else 1e-4, atol=1e-12)
 
 
 def test_chunks_do_not_change_the_picks(pool):

@@ -26,8 +26,6 @@ probabilities ``member_proba`` of shape ``(members, samples, classes)``:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 from sklearn.base import clone
 
@@ -62,15 +60,17 @@ def kl_disagreement(member_proba: np.ndarray, reduce: str = "mean") -> np.ndarra
     >>> kl_disagreement(np.array([[[1.0, 0.0]], [[0.0, 1.0]]])).round(4).tolist()  # log 2
     [0.6931]
     """
-    member_proba = _three_d(member_proba).astype(np.float64, copy=False)
+    member_proba = _three_d(member_proba)
     if reduce not in ("mean", "max"):
         raise ValueError(f"reduce must be mean or max, got {reduce!r}")
     consensus = member_proba.mean(axis=0)
+    if reduce == "mean":  # the consensus's entropy less the members' mean entropy: one log per value
+        own = sum(entropy(proba) for proba in member_proba) / len(member_proba)
+        return np.maximum(entropy(consensus) - own, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = member_proba * (np.log(member_proba) - np.log(consensus))
     terms[member_proba == 0] = 0.0
-    divergences = terms.sum(axis=2)  # (members, samples)
-    return divergences.mean(axis=0) if reduce == "mean" else divergences.max(axis=0)
+    return terms.sum(axis=2).max(axis=0)
 
 
 def _three_d(member_proba: np.ndarray) -> np.ndarray:
@@ -101,12 +101,15 @@ def fit_committee(
         raise ValueError(f"a committee needs at least 2 members, got {n_members}")
     y = np.asarray(y)
     rng = np.random.default_rng(seed)
+    member_seeds = (
+        np.random.SeedSequence(seed).generate_state(n_members) >> 1
+    )  # 31 bits: any estimator takes them
     by_class = [np.flatnonzero(y == label) for label in np.unique(y)]
     members = []
     for i in range(n_members):
         member = clone(model)
-        seeds = [key for key in member.get_params() if key.split("__")[-1] == "random_state"]
-        member.set_params(**dict.fromkeys(seeds, seed * n_members + i))  # a pipeline's steps too
+        keys = [key for key in member.get_params() if key.split("__")[-1] == "random_state"]
+        member.set_params(**dict.fromkeys(keys, int(member_seeds[i])))  # a pipeline's steps too
         rows = np.arange(len(y))
         if bagging:
             rows = np.sort(np.concatenate([rng.choice(c, size=len(c), replace=True) for c in by_class]))
@@ -115,12 +118,44 @@ def fit_committee(
 
 
 def member_proba(members: list[Classifier], X: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """``(members, samples, classes)``: each member's probabilities, a column per class of ``classes``."""
+    """``(members, samples, classes)``: each member's probabilities, a column per class of ``classes``.
+
+    Logistic regressions that know every class are scored together: one matrix product in the
+    pool's float type for all members, then a softmax per member in float64.
+    """
+    stacked = _stacked_linear(members, X, classes)
+    if stacked is not None:
+        weights, bias = stacked
+        logits = np.matmul(X, weights).astype(np.float64, copy=False)
+        logits += bias
+        logits = logits.reshape(len(X), len(members), len(classes))
+        logits -= logits.max(axis=2, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=2, keepdims=True)
+        return logits.transpose(1, 0, 2)
     out = np.zeros((len(members), len(X), len(classes)))
     for i, member in enumerate(members):
         proba = linear_proba(member, X) if has_fast_path(member, X) else member.predict_proba(X)
         out[i][:, np.searchsorted(classes, member.classes_)] = proba
     return out
+
+
+def _stacked_linear(
+    members: list[Classifier], X: np.ndarray, classes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The members' weights side by side ``(features, members x classes)`` in ``X``'s float type, and
+    their biases, when every member is a fitted logistic regression on ``classes`` (binary: logits
+    ``[0, z]``, whose softmax is ``[1 - sigmoid(z), sigmoid(z)]``); else None."""
+    if not all(has_fast_path(m, X) and np.array_equal(m.classes_, classes) for m in members):
+        return None
+    weights, biases = [], []
+    for member in members:
+        coef, intercept = member.coef_, member.intercept_
+        if len(coef) == 1 and len(classes) == 2:
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
+        weights.append(coef)
+        biases.append(intercept)
+    return np.concatenate(weights).T.astype(X.dtype), np.concatenate(biases)
 
 
 class QueryByCommittee:
@@ -162,15 +197,43 @@ class QueryByCommittee:
         self.members_ = fit_committee(
             model, X[known], y, n_members=self.n_members, bagging=self.bagging, seed=seed
         )
-        classes = np.unique(y)
-        score = vote_entropy if self.disagreement == "vote" else kl_disagreement
-        top = select_from_chunks(
-            self._chunks(X, rows, classes, chunk_size), len(rows), k, score, seed, ids[rows]
+        top = query_committee(
+            self.members_,
+            X[rows],
+            k,
+            self.disagreement,
+            classes=np.unique(y),
+            seed=seed,
+            ids=ids[rows],
+            chunk_size=chunk_size,
         )
         return Selection(indices=rows[top.indices], scores=top.scores)
 
-    def _chunks(
-        self, X: np.ndarray, rows: np.ndarray, classes: np.ndarray, chunk_size: int
-    ) -> Iterator[tuple[slice, np.ndarray]]:
-        for part in chunk_slices(len(rows), chunk_size):
-            yield part, member_proba(self.members_, X[rows[part]], classes)
+
+def query_committee(
+    members: list[Classifier],
+    X: np.ndarray,
+    k: int,
+    disagreement: str = "vote",
+    *,
+    classes: np.ndarray | None = None,
+    seed: int = 0,
+    ids: np.ndarray | None = None,
+    chunk_size: int = CHUNK,
+) -> Selection:
+    """The ``k`` rows of ``X`` that fitted ``members`` disagree on most (``disagreement``: vote or kl),
+    scored ``chunk_size`` rows at a time; ``classes`` default to every class a member knows.
+
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> X, y = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+    >>> members = [LogisticRegression(C=c).fit(X, y) for c in (0.01, 100.0)]
+    >>> sorted(query_committee(members, X, 2, "kl").indices.tolist())  # they part most at the ends
+    [0, 3]
+    """
+    if disagreement not in DISAGREEMENTS:
+        raise ValueError(f"disagreement must be one of {', '.join(DISAGREEMENTS)}, got {disagreement!r}")
+    if classes is None:
+        classes = np.unique(np.concatenate([member.classes_ for member in members]))
+    score = vote_entropy if disagreement == "vote" else kl_disagreement
+    chunks = ((part, member_proba(members, X[part], classes)) for part in chunk_slices(len(X), chunk_size))
+    return select_from_chunks(chunks, len(X), k, score, seed, ids)
