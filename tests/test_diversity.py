@@ -98,6 +98,27 @@ def test_picks_are_uncertain_candidates_spread_over_clusters(blobs):
     assert first_pass == sorted(counts.values())[: len(first_pass)]
 
 
+def test_a_cluster_gives_its_most_uncertain_candidate_first_or_with_shuffle_a_random_one(blobs):
+    X, _, unlabeled, model = blobs
+    ids = np.arange(len(X))
+    scores = margin(model.predict_proba(X[unlabeled]))
+    top = unlabeled[np.argsort(-scores, kind="stable")[:40]]  # the candidates, most uncertain first
+    strategy = ClusterMargin(n_clusters=25, candidates=4)
+    picked = strategy.query(X, unlabeled, 10, model=model, seed=3).indices
+    clusters = strategy.clusters_of(X, ids, top, seed=3)
+    for row, cluster in zip(picked, strategy.clusters_of(X, ids, picked, seed=3), strict=True):
+        assert row == top[clusters == cluster][0]  # 10 picks from 10 clusters: each its best
+    draws = set()
+    for seed in range(4):
+        shuffled = ClusterMargin(n_clusters=25, candidates=4, shuffle=True)
+        again = shuffled.query(X, unlabeled, 10, model=model, seed=seed).indices
+        clusters = shuffled.clusters_of(X, ids, top, seed=seed)
+        chosen = shuffled.clusters_of(X, ids, again, seed=seed)
+        assert len(set(chosen.tolist())) == 10
+        draws.add(bool(np.any(again != [top[clusters == c][0] for c in chosen])))
+    assert draws == {True}  # not the most uncertain of each cluster, every seed
+
+
 def test_plain_margin_batches_bunch_up_and_cluster_margin_spreads_them():
     X, y = make_blobs(2000, centers=[[0, 0], [0, 0.5], [8, 8], [16, 0]], cluster_std=1.0, random_state=1)
     y = (y >= 1).astype(int)  # the boundary runs through the first two blobs

@@ -2,8 +2,9 @@
 
 The pool is clustered once (``MiniBatchKMeans``; clustered again when much of it has changed). Each
 query takes the ``candidates`` x ``k`` rows of smallest margin, then fills the batch round-robin over
-their clusters, the clusters with fewest candidates first and a random candidate of each at a time:
-a batch of uncertain samples that are not all alike.
+their clusters, the clusters with fewest candidates first, the most uncertain candidate of each at a
+time (``shuffle=True``: a random one, as the paper draws them): a batch of uncertain samples that are
+not all alike.
 
 ``round_robin`` is the interleaving alone: given ids in the order wanted within each cluster (by
 score, say) and their clusters, it returns the ids one cluster at a time.
@@ -32,6 +33,7 @@ from alstream.pool import in_id_order, needs_model
 from alstream.scoring import query_model
 from alstream.strategies import Selection, tie_keys
 
+MAX_CLUSTERS = 1000  # the default's cap: MiniBatchKMeans's cost grows with clusters x rows
 SHUFFLE_SALT = 0x5EED  # keeps the random order within a cluster apart from the top-k tie-break
 
 
@@ -65,10 +67,12 @@ def round_robin(ids: np.ndarray, clusters: np.ndarray, *, smallest_first: bool =
 class ClusterMargin:
     """Cluster-margin sampling: the most uncertain rows by margin, spread round-robin over clusters.
 
-    ``n_clusters``: clusters of the pool (default: ``max(2, sqrt(n))`` for a pool of ``n``, at most
-    ``n``); ``candidates``: how many times the batch the margin keeps for the round-robin (the
-    paper's ``k_m / k``); ``recluster``: the share of the pool that may be new or gone since the
-    clustering before the pool is clustered again (new rows meanwhile go to their nearest centre).
+    ``n_clusters``: clusters of the pool (default: about ten rows a cluster, ``n // 10`` for a pool of
+    ``n``, between 2 and ``MAX_CLUSTERS``); ``candidates``: how many times the batch the margin keeps
+    for the round-robin (the paper's ``k_m / k``); ``recluster``: the share of the pool that may be
+    new or gone since the clustering before it is clustered again (new rows meanwhile go to their
+    nearest centre); ``shuffle``: take a cluster's candidates in random order (the paper's way), not
+    most uncertain first.
 
     After a query, ``labels_`` holds the cluster of each id in ``ids_`` (sorted).
     """
@@ -76,12 +80,14 @@ class ClusterMargin:
     def __init__(
         self,
         n_clusters: int | None = None,
-        candidates: float = 10.0,
+        candidates: float = 2.0,
         recluster: float = 0.2,
+        shuffle: bool = False,
     ) -> None:
         self.n_clusters = n_clusters
         self.candidates = candidates
         self.recluster = recluster
+        self.shuffle = shuffle
 
     def query(
         self,
@@ -102,8 +108,10 @@ class ClusterMargin:
         wanted = min(len(rows), max(k, math.ceil(self.candidates * k)))
         top = query_model(model, X[rows], wanted, "margin", seed=seed, ids=ids[rows])
         found = rows[top.indices]  # most uncertain first
-        shuffled = np.argsort(tie_keys(ids[found], seed ^ SHUFFLE_SALT), kind="stable")
-        order = round_robin(shuffled, self.clusters_of(X, ids, found, seed)[shuffled])[:k]
+        ranked = np.arange(len(found))
+        if self.shuffle:
+            ranked = np.argsort(tie_keys(ids[found], seed ^ SHUFFLE_SALT), kind="stable")
+        order = round_robin(ranked, self.clusters_of(X, ids, found, seed)[ranked])[:k]
         return Selection(indices=found[order], scores=top.scores[order])
 
     def clusters_of(self, X: np.ndarray, ids: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
@@ -111,7 +119,7 @@ class ClusterMargin:
         changed by more than ``recluster``; rows that came since go to their nearest centre."""
         if self._stale(ids, seed):
             order = np.argsort(ids, kind="stable")
-            n_clusters = self.n_clusters or max(2, round(math.sqrt(len(X))))
+            n_clusters = self.n_clusters or min(max(2, len(X) // 10), MAX_CLUSTERS)
             clusterer = MiniBatchKMeans(
                 n_clusters=min(n_clusters, len(X)), batch_size=2048, n_init=3, random_state=seed
             )
