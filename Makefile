@@ -52,6 +52,7 @@ bench: install
 	$(PY) bench/freshness_bench.py --sizes 100000 1000000
 	$(PY) bench/ingest_stages.py
 	$(PY) bench/log_vs_sqlite.py
+	$(PY) bench/committee_bench.py
 	$(PY) bench/soak_bench.py --quick
 
 # The soak at the issue's size, 10^7 samples into a pool of 10^6 (about 25 minutes on 2 cores).
