@@ -62,6 +62,7 @@ bench: install
 	$(PY) bench/freshness_bench.py --sizes 100000 1000000
 	$(PY) bench/ingest_stages.py
 	$(PY) bench/log_vs_sqlite.py
+	$(PY) bench/committee_bench.py
 	$(PY) bench/soak_bench.py --quick
 	$(PY) bench/first_model_bench.py
 	$(PY) bench/candidates_bench.py

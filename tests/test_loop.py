@@ -98,3 +98,25 @@ def test_select_batch_returns_pool_indices_of_unlabeled_samples(digits):
 def test_bad_batch_size_is_refused(digits):
     with pytest.raises(ValueError, match="batch_size"):
         _run(digits, batch_size=0, iterations=1)
+
+
+def test_a_pool_strategy_is_made_once_a_run_and_sees_the_labels(digits):
+    from alstream.diversity import ClusterMargin
+
+    _, y = digits
+    seen = []
+
+    def select(model, X, unlabeled, k, strategy, seed, labels=None):
+        seen.append((strategy, labels[np.setdiff1d(np.arange(len(X)), unlabeled)].copy()))
+        return select_batch(model, X, unlabeled, k, strategy, seed, labels)
+
+    rounds = _run(digits, strategy="cluster-margin", batch_size=10, iterations=3, steps=Steps(select=select))
+    strategies = {id(strategy) for strategy, _ in seen}
+    assert len(strategies) == 1 and isinstance(seen[0][0], ClusterMargin)  # one object: clustered once
+    assert seen[0][0].clusterer_ is not None
+    labeled = np.sort(rounds[0].queried)
+    for (_, labels), r in zip(seen, rounds[1:], strict=True):  # the labels known before each round
+        np.testing.assert_array_equal(labels, y[labeled])
+        labeled = np.sort(np.concatenate([labeled, r.queried]))
+    asked = np.concatenate([r.queried for r in rounds[1:]])
+    assert len(np.unique(asked)) == 30 and not np.isin(asked, rounds[0].queried).any()

@@ -22,7 +22,8 @@ import numpy as np
 from alstream import estimators
 from alstream.estimators import Classifier
 from alstream.evaluation import evaluate
-from alstream.scoring import query_model
+from alstream.pool_strategies import PoolStrategy
+from alstream.querying import make_strategy, select
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,17 @@ class Oracle:
 
 
 def select_batch(
-    model: Classifier, X: np.ndarray, unlabeled: np.ndarray, k: int, strategy: str, seed: int
+    model: Classifier,
+    X: np.ndarray,
+    unlabeled: np.ndarray,
+    k: int,
+    strategy: str | PoolStrategy,
+    seed: int,
+    labels: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Pool indices of the ``k`` unlabeled rows ``model`` is least sure of."""
-    chosen = query_model(model, X[unlabeled], min(k, len(unlabeled)), strategy, seed=seed, ids=unlabeled)
-    return unlabeled[chosen.indices]
+    """Pool indices of the ``k`` unlabeled rows ``strategy`` picks with ``model`` (the ``k`` it is least
+    sure of, for an uncertainty strategy); ``labels`` are read at the labeled rows only."""
+    return select(strategy, X, unlabeled, min(k, len(unlabeled)), model=model, labels=labels, seed=seed)
 
 
 def ask_oracle(oracle: Callable[[np.ndarray], np.ndarray], indices: np.ndarray) -> np.ndarray:
@@ -82,7 +89,7 @@ def run_loop(
     X_test: np.ndarray,
     y_test: np.ndarray,
     *,
-    strategy: str = "entropy",
+    strategy: str | PoolStrategy = "entropy",
     batch_size: int = 20,
     iterations: int = 20,
     seed: int = 0,
@@ -94,7 +101,8 @@ def run_loop(
     """Yield round 0 (the initial model) and then one round per query, until the pool is empty.
 
     With ``online`` and an estimator that has ``partial_fit``, each batch updates the model
-    instead of refitting it; ``refit_every`` > 0 adds a full refit every that many rounds.
+    instead of refitting it; ``refit_every`` > 0 adds a full refit every that many rounds. A pool
+    strategy named by ``strategy`` is made once, so it keeps what it learned of the pool over the rounds.
     """
     if batch_size < 1 or iterations < 0:
         raise ValueError("batch_size must be >= 1 and iterations >= 0")
@@ -106,6 +114,7 @@ def run_loop(
     y_known[initial] = first_labels
     classes = np.unique(y_test) if classes is None else np.asarray(classes)
     online = online and estimators.supports_partial_fit(model)
+    query = make_strategy(strategy) if isinstance(strategy, str) else strategy
 
     current = steps.train_initial(model, X[labeled], y_known[labeled])
     yield Round(0, int(labeled.sum()), initial, current, steps.evaluate(current, X_test, y_test, classes))
@@ -113,7 +122,7 @@ def run_loop(
         unlabeled = np.flatnonzero(~labeled)
         if len(unlabeled) == 0:
             return
-        picked = steps.select(current, X, unlabeled, batch_size, strategy, seed)  # model k-1
+        picked = steps.select(current, X, unlabeled, batch_size, query, seed, y_known)  # model k-1
         y_known[picked] = steps.label(oracle, picked)
         labeled[picked] = True
         if online and not (refit_every and k % refit_every == 0):

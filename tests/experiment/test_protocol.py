@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from alstream.cold_start import typical_sample
 from alstream.curves import summarize
 from alstream.datasets import load_dataset
 from alstream.experiment.config import ExperimentConfig
@@ -66,6 +67,38 @@ def test_seeds_change_the_split_and_the_same_seed_repeats_it():
     assert not np.array_equal(a.X_test, c.X_test)
 
 
+def test_a_typical_initial_set_is_the_pools_most_typical_points():
+    data = load_dataset("digits")
+    config = ExperimentConfig(dataset="digits", initial_fraction=0.05, initial_set="Typical")
+    split = split_data(data.X, data.y, config, seed=2)
+    assert config.initial_set == "typical"
+    assert len(split.initial) == round(0.05 * len(split.X_pool)) == len(np.unique(split.initial))
+    np.testing.assert_array_equal(
+        split.initial, np.sort(typical_sample(split.X_pool, len(split.initial), seed=2))
+    )
+    np.testing.assert_array_equal(split.initial, split_data(data.X, data.y, config, seed=2).initial)
+    stratified = split_data(data.X, data.y, ExperimentConfig(dataset="digits", initial_fraction=0.05), seed=2)
+    np.testing.assert_array_equal(split.X_test, stratified.X_test)  # the same split, another initial set
+    assert len(np.unique(split.y_pool[split.initial])) >= 9
+
+
+def test_every_pool_strategy_runs_in_the_protocol():
+    names = ("cluster-margin", "committee-vote", "committee-kl", "density", "typical", "margin")
+    config = ExperimentConfig(dataset="wine", strategies=names, iterations=3, batch_size=6, seeds=2)
+    result = run_experiment(config)
+    assert config.strategies == (
+        "cluster_margin",
+        "committee_vote",
+        "committee_kl",
+        "density",
+        "typical",
+        "margin",
+    )
+    assert len(result.curves) == len(names) * 2 * 4
+    assert set(result.curves.groupby(["strategy", "seed"])["n_labeled"].max()) == {13 + 18}
+    assert result.curves.groupby("strategy")["accuracy"].last().min() > 0.85
+
+
 def test_string_labels_from_a_file_work(tmp_path):
     import pandas as pd
 
@@ -100,6 +133,7 @@ def test_an_impossible_initial_set_is_refused():
         ({"online": True}, "'logreg' has no partial_fit.*use sgd"),
         ({"model": "random_forest", "online": True}, "no partial_fit"),
         ({"refit_every": 3}, "online updates only"),
+        ({"initial_set": "random"}, "unknown initial set 'random'"),
     ],
 )
 def test_bad_configs_say_what_is_wrong(options, message):

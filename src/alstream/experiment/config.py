@@ -7,10 +7,12 @@ from dataclasses import asdict, dataclass, field
 
 from alstream.datasets import check_source
 from alstream.estimators import MODELS, make_model, model_name, supports_partial_fit
+from alstream.names import registered
+from alstream.querying import query_strategy_name
 from alstream.selective import SELECTORS, BudgetManager, selector_name
-from alstream.strategies import strategy_name
 
 BASELINE = "random"
+INITIAL_SETS = ("stratified", "typical")  # how the initial labeled set is drawn
 PREFIX = "skactiveml:"  # scikit-activeml's run of a selective strategy, beside alstream's
 
 
@@ -43,16 +45,19 @@ class Knobs:
 
 @dataclass(frozen=True)
 class ExperimentConfig(Knobs):
-    """The protocol's knobs. ``strategies`` are compared with each other on the same splits.
+    """The protocol's knobs. ``strategies`` are compared with each other on the same splits;
+    ``initial_set``: the initial labeled set drawn ``stratified`` (by class, at random) or ``typical``
+    (TypiClust's most typical points, without labels).
 
-    >>> ExperimentConfig(strategies=("margin", "least-confident")).strategies
-    ('margin', 'least_confident')
+    >>> ExperimentConfig(strategies=("margin", "least-confident", "Cluster-Margin")).strategies
+    ('margin', 'least_confident', 'cluster_margin')
     """
 
     dataset: str = "digits"
     strategies: tuple[str, ...] = ("entropy", BASELINE)
     model: str = "logreg"
     initial_fraction: float = 0.1
+    initial_set: str = "stratified"
     batch_size: int = 20
     iterations: int = 20
     seeds: int = 5
@@ -63,10 +68,11 @@ class ExperimentConfig(Knobs):
 
     def __post_init__(self) -> None:
         check_source(self.dataset)
-        names = tuple(dict.fromkeys(strategy_name(s) for s in self.strategies))
+        names = tuple(dict.fromkeys(query_strategy_name(s) for s in self.strategies))
         object.__setattr__(self, "strategies", names)
         if not names:
             raise ValueError("choose at least one strategy")
+        object.__setattr__(self, "initial_set", registered(self.initial_set, INITIAL_SETS, "initial set"))
         model_name(self.model)  # a clear error for unknown names
         if self.online and not supports_partial_fit(make_model(self.model)):
             online = [name for name in MODELS if supports_partial_fit(make_model(name))]

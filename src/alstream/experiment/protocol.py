@@ -1,7 +1,8 @@
 """The experiment protocol: the same splits for every strategy, repeated over seeds.
 
 For each seed: a stratified test split; the features standardized on the training pool
-(its labels unused); an initial labeled set (stratified, ``initial_fraction`` of the pool);
+(its labels unused); an initial labeled set (``initial_fraction`` of the pool: stratified, or the
+most typical points of as many clusters, ``initial_set="typical"``);
 a reference model trained on the whole pool; then the loop, once per strategy.
 
 Each round also records what the stopping rules (``alstream.stopping``) read: the model's
@@ -20,6 +21,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
 from alstream import stopping
+from alstream.cold_start import typical_sample
 from alstream.datasets import Dataset, load_dataset
 from alstream.estimators import Classifier, make_model
 from alstream.experiment.config import ExperimentConfig, StreamConfig
@@ -91,7 +93,7 @@ def load_experiment_data(config: ExperimentConfig | StreamConfig, seed: int = 0)
 
 
 def split_data(X: np.ndarray, y: np.ndarray, config: ExperimentConfig, seed: int) -> Split:
-    """Stratified test split and initial labeled set for one seed."""
+    """Stratified test split and initial labeled set for one seed (``config.initial_set``)."""
     n_classes = len(np.unique(y))
     counts = np.bincount(y)
     if counts.min() < 3:
@@ -102,13 +104,16 @@ def split_data(X: np.ndarray, y: np.ndarray, config: ExperimentConfig, seed: int
     n_initial = max(n_classes, round(config.initial_fraction * len(pool)))
     if n_initial >= len(pool):
         raise ValueError(f"the initial set ({n_initial}) would take the whole pool ({len(pool)})")
-    initial, _ = train_test_split(
-        np.arange(len(pool)), train_size=n_initial, stratify=y[pool], random_state=seed
-    )
     X_pool, X_test = X[pool], X[test]
     if config.standardize:
         scaler = StandardScaler().fit(X_pool)
         X_pool, X_test = scaler.transform(X_pool), scaler.transform(X_test)
+    if config.initial_set == "typical":
+        initial = typical_sample(X_pool, n_initial, seed=seed)  # no labels read
+    else:
+        initial, _ = train_test_split(
+            np.arange(len(pool)), train_size=n_initial, stratify=y[pool], random_state=seed
+        )
     return Split(seed, X_pool, y[pool], X_test, y[test], np.sort(initial))
 
 
