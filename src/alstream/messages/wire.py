@@ -110,22 +110,19 @@ def decode_samples(
     per message, the sample or the InvalidMessage that says what is wrong with it. A sample without
     an id is named ``default_id(its index)`` (default: a uuid4)."""
     checker = _Checker(schema, packed=True)
+    bodies = [_parsed(value) for value in values]  # each message's JSON, parsed once
+    if not any(isinstance(body, InvalidMessage) for body in bodies):
+        plain = checker.plain_samples(bodies)  # the common batch: checked at once
+        if plain is not None:
+            return list(plain)
     out: list[Sample | InvalidMessage] = []
-    plain = _plain(values, checker)
-    if plain is not None:
-        out.extend(plain)
-        return out
     deferred: list[tuple[int, Sample]] = []
-    for index, value in enumerate(values):
-        try:
-            body = _load_object(value)
-            name = None if default_id is None else functools.partial(default_id, index)
-            sample, _, problems = checker.sample(
-                body, allowed=_TOPIC_SAMPLE_FIELDS, defer=True, default_id=name
-            )
-        except InvalidMessage as error:
-            out.append(error)
+    for index, body in enumerate(bodies):
+        if isinstance(body, InvalidMessage):
+            out.append(body)
             continue
+        name = None if default_id is None else functools.partial(default_id, index)
+        sample, _, problems = checker.sample(body, allowed=_TOPIC_SAMPLE_FIELDS, defer=True, default_id=name)
         if problems:
             out.append(InvalidMessage(_reason(problems)))
             continue
@@ -140,14 +137,12 @@ def decode_samples(
     return out
 
 
-def _plain(values: Sequence[Any], checker: _Checker) -> list[Sample] | None:
-    """The samples of ``values`` when all are plain (:meth:`_Checker.plain_samples`), the batch's
-    JSON decoded and checked at once; None when any needs the per-message checks."""
+def _parsed(value: Any) -> dict | InvalidMessage:
+    """:func:`_load_object`, or the InvalidMessage that says why it is none."""
     try:
-        bodies = [orjson.loads(value) for value in values]
-    except (TypeError, orjson.JSONDecodeError):  # not bytes, or not JSON: said per message
-        return None
-    return checker.plain_samples(bodies)
+        return _load_object(value)
+    except InvalidMessage as error:
+        return error
 
 
 def decode_label(value: bytes | None, schema: ProjectSchema) -> Label:
