@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -84,12 +85,14 @@ CONFIGURED_ADMIN = Caller("configured-admin", "admin", "admin", ("admin",))
 class Gatekeeper:
     """Checks tokens: the stored ones (by key, then hash in constant time) and the configured admin token."""
 
-    def __init__(self, tokens: Tokens, admin_token: str | None = None) -> None:
+    def __init__(
+        self, tokens: Tokens, admin_token: str | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.tokens = tokens
         self._admin_digest = auth.hash_token(admin_token) if admin_token else None
         # stored tokens by key (None: no such active token); bounded, so unknown keys cannot grow it
         self._records: cachetools.TTLCache[str, dict | None] = cachetools.TTLCache(
-            maxsize=10_000, ttl=CACHE_S, timer=time.monotonic
+            maxsize=10_000, ttl=CACHE_S, timer=clock
         )
         self._lock = threading.Lock()
 
