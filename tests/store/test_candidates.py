@@ -223,7 +223,12 @@ def test_on_postgresql_a_lease_skips_the_items_another_replica_is_taking_without
         with store.engine.connect() as taking, taking.begin():  # a lease in progress holds a and b
             taking.exec_driver_sql("SELECT sample_id FROM candidates WHERE score > 0.75 FOR UPDATE")
             other.start()
-            other.join(timeout=20)
-            waited = other.is_alive()
+            waited = False  # the replica's lease ends, or PostgreSQL shows it waiting on our locks
+            while other.is_alive() and not waited:
+                other.join(timeout=0.05)
+                with store.engine.connect() as watching:
+                    waited = bool(watching.exec_driver_sql(
+                        "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+                    ).scalar())  # fmt: skip
         other.join()
         assert (waited, leased) == (False, ["c"])
