@@ -6,7 +6,7 @@ go through the service's own pieces in turn, one thread, no HTTP server: the bod
 embedded log's append (framing and fsync), then the consumer's steps (``poll``, ``_decode``:
 wire decoding and validation again, ``_write``: the store's transaction, ``commit``), and the
 engine's read of what was stored (``samples_after``, as ``featurize.StoredFeatures.after``) and
-the retention's scan (``arrivals_after``). Each stage is timed in CPU time of this thread
+the retention's scan (``first_not_due``). Each stage is timed in CPU time of this thread
 (``thread_time``: fair on a shared machine) and in wall time (the fsyncs wait), and reported as
 milliseconds per 10^4 samples; the load average is recorded. The garbage collector runs as in the
 service (paused only in the consumer's decode): its passes land in whichever stage allocates, so a
@@ -100,13 +100,13 @@ def run(samples: int, batch: int, home: Path) -> dict[str, dict[str, float]]:
             assert features.shape == (len(seqs), N_FEATURES)
     now = datetime.now(UTC)
     looked_at, scanned = 0, 0
-    while True:  # retention's scan of what arrived, 20,000 a query as its steps do
-        seqs, _ = clock.time(
-            "retention: arrivals_after", lambda s=looked_at: store.arrivals_after(s, now, 20_000)
+    while looked_at < last_seq:  # retention's scan of what arrived, 20,000 seqs a query as its steps do
+        upto = min(last_seq, looked_at + 20_000)
+        later = clock.time(
+            "retention: first_not_due", lambda s=looked_at, u=upto: store.first_not_due(s, u, now)
         )
-        if not len(seqs):
-            break
-        looked_at, scanned = int(seqs[-1]), scanned + len(seqs)
+        assert later is None  # every sample arrived before now
+        looked_at, scanned = upto, scanned + upto - looked_at
     ingestor.close()
     stream.close()
     store.close()

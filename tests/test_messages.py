@@ -2,6 +2,8 @@ import base64
 import dataclasses
 import json
 import math
+import time
+import uuid
 
 import jsonschema
 import numpy as np
@@ -30,6 +32,7 @@ from alstream.messages import (
     parse_predict,
     parse_samples,
 )
+from alstream.messages.ids import ordered_id, stream_id
 
 SCHEMA = ProjectSchema(classes=["cat", "dog", "3"], n_features=3)
 NAMED = ProjectSchema(classes=["a", "b"], feature_names=["x", "y"])
@@ -123,6 +126,25 @@ def test_valid_sample_list_features():
 def test_id_generated_when_absent_or_null():
     a, b = parse_samples([{"features": [1, 2, 3]}, {"id": None, "features": [1, 2, 3]}], SCHEMA)
     assert len(a.id) == 32 and int(a.id, 16) >= 0 and a.id != b.id
+
+
+def test_generated_ids_are_uuid7_in_the_order_they_were_made():
+    """Ids made later sort later (the store's index takes them at its end, not on random pages)."""
+    earlier = [ordered_id() for _ in range(1000)]
+    time.sleep(0.002)  # the next millisecond at least: ids of one millisecond differ in random bits
+    later = [ordered_id() for _ in range(1000)]
+    assert len(set(earlier + later)) == 2000
+    assert max(earlier) < min(later)
+    parsed = uuid.UUID(later[0])
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert abs(int(later[0][:12], 16) / 1000 - time.time()) < 60  # its first 48 bits: the time in ms
+
+
+def test_stream_ids_sort_as_offsets_do():
+    offsets = [0, 9, 10, 99, 100, 123_456_789]
+    ids = [stream_id("samples", 2, o) for o in offsets]
+    assert sorted(ids) == ids and len(set(ids)) == len(ids)
+    assert stream_id("samples", 2, 5) != stream_id("samples", 3, 5) != stream_id("other", 2, 5)
 
 
 def test_int_id_and_int_label_become_strings():

@@ -299,6 +299,13 @@ class Settings(BaseSettings):
         description="Unlabeled samples are deleted from the store this long after they arrived, once out of "
         "the pool (seconds; labeled samples and labels are kept forever). 'forever': keep every sample.",
     )
+    retention_max_overdue: int = Field(
+        100_000,
+        ge=1,
+        description="Samples past retention_s that retention has not deleted yet, at most: beyond, the "
+        "consumer waits (the stream keeps what comes meanwhile) until deleting catches up, so the store "
+        "stays bounded when samples come faster than it can delete them.",
+    )
     selector: str | None = Field(
         None,
         description="A selective strategy that decides, per arrival, whether it may enter the queue within "

@@ -3,6 +3,8 @@ the rest goes once old enough. A restart rebuilds the same bounded pool from wha
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -140,7 +142,6 @@ def test_a_step_out_of_time_says_it_is_behind_and_the_engine_steps_again_at_once
         engine = Engine(config, store)
         try:
             monkeypatch.setattr(retention_module, "STEP_BUDGET_S", 0.0)  # a step: one batch, then out of time
-            monkeypatch.setattr(engine.retention, "_limit", 1_000)
             monkeypatch.setattr(engine.retention, "batch", 1_000)
             _send(store, 0, 3_000)
             engine.sync()  # follows the 3,000, and its retention step deletes a first batch
@@ -153,3 +154,50 @@ def test_a_step_out_of_time_says_it_is_behind_and_the_engine_steps_again_at_once
             assert steps in (3, 4)  # 1,000 a step, one step after another
         finally:
             engine.close()
+
+
+@contextmanager
+def _small_engine(tmp_path: Path, retention_s: float, max_overdue: int) -> Iterator[Engine]:
+    """An engine with a pool of 10 over its own SQLite store."""
+    with Store(f"sqlite:///{tmp_path}/r.db") as store:
+        store.create()
+        config = EngineConfig(classes=CLASSES, n_features=2, track=False, max_pool=10,
+                              retention_s=retention_s, retention_max_overdue=max_overdue)  # fmt: skip
+        engine = Engine(config, store)
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+
+def test_retention_behind_by_more_than_allowed_holds_the_consumer_until_it_catches_up(
+    tmp_path: Path, monkeypatch
+):
+    """Samples past retention_s that retention has not looked at yet are ``overdue``; beyond
+    ``retention_max_overdue`` the engine says the store is behind (the consumer waits on it), and
+    once retention has caught up it says so no longer."""
+    from alstream.service import retention as retention_module
+
+    with _small_engine(tmp_path, retention_s=0.0, max_overdue=1_500) as engine:
+        assert engine.retention is not None
+        monkeypatch.setattr(retention_module, "STEP_BUDGET_S", 0.0)
+        monkeypatch.setattr(engine.retention, "batch", 1_000)
+        _send(engine.store, 0, 3_000)
+        assert not engine.store_behind()
+        engine.sync()  # a first range of 1,000 goes: 2,000 are overdue
+        assert engine.retention.overdue == 3_000 - 1_000 and engine.store_behind()
+        engine._retain()
+        assert engine.retention.overdue == 1_000 and not engine.store_behind()  # within the bound
+        engine._retain()
+        assert engine.retention.overdue <= 1 and engine.retention.state()["overdue"] <= 1  # the newest
+
+
+def test_samples_not_past_retention_s_are_not_overdue(tmp_path: Path):
+    """Overdue counts only what arrived over retention_s ago: a store full of young samples is
+    not behind, however many there are."""
+    with _small_engine(tmp_path, retention_s=3600.0, max_overdue=100) as engine:
+        assert engine.retention is not None
+        _send(engine.store, 0, 3_000)
+        engine.sync()
+        engine._retain()
+        assert engine.retention.overdue == 0 and engine.retention.deleted == 0 and not engine.store_behind()

@@ -18,8 +18,9 @@ any client may write. All of them go through this package, so the rules are the 
 Rules (the README repeats them for clients):
 
 Sample
-    ``id``: optional; a uuid4 hex is generated when it is absent or null (on ``/send`` with an
-    ``Idempotency-Key``, one derived from the key: :mod:`alstream.idempotency`). A non-empty string of
+    ``id``: optional; one in time order (a UUIDv7 in hex: :mod:`alstream.messages.ids`) is made
+    when it is absent or null (on ``/send`` with an ``Idempotency-Key``, one derived from the key:
+    :mod:`alstream.idempotency`; on a stream, the message's place). A non-empty string of
     at most ``max_id_chars`` characters, not only whitespace. Integers are accepted and converted
     to their decimal string (``7`` -> ``"7"``; so ``7`` and ``"7"`` are the same id); floats and
     booleans are refused. Exactly one of ``features`` or ``text``, whichever ``schema.data``

@@ -9,7 +9,6 @@ import difflib
 import itertools
 import math
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -17,6 +16,7 @@ from typing import Any, cast
 import numpy as np
 import orjson
 
+from alstream.messages.ids import ordered_id
 from alstream.messages.schema import (
     _MAX_LISTED,
     FLOAT32_LIMIT,
@@ -100,11 +100,12 @@ class _Checker:
         return problems
 
     def id(self, value: Any, *, required: bool, default: Callable[[], str] | None = None) -> str:
-        """A checked id; a missing one is refused (``required``) or made: ``default()``, else a uuid4."""
+        """A checked id; a missing one is refused (``required``) or made: ``default()``, else
+        :func:`~alstream.messages.ids.ordered_id`."""
         if value is None:
             if required:
                 raise _Problem("id", "missing: the id of the sample is required")
-            return default() if default is not None else uuid.uuid4().hex
+            return default() if default is not None else ordered_id()
         if type(value) is int or _integral(value):  # JSON cannot tell 7 from 7.0: both are the id "7"
             if abs(value) > MAX_SAFE_INTEGER:
                 raise _Problem(

@@ -93,7 +93,7 @@ def decode_sample(
     value: bytes | None, schema: ProjectSchema, default_id: Callable[[], str] | None = None
 ) -> Sample:
     """One sample from a topic message, written by any client; InvalidMessage says what is wrong.
-    A sample without an id is named ``default_id()`` (default: a uuid4)."""
+    A sample without an id is named ``default_id()`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
     sample, _, problems = _Checker(schema, packed=True).sample(
         _load_object(value), allowed=_TOPIC_SAMPLE_FIELDS, default_id=default_id
     )
@@ -108,7 +108,7 @@ def decode_samples(
 ) -> list[Sample | InvalidMessage]:
     """:func:`decode_sample` for a batch of messages, converting all their features in one go:
     per message, the sample or the InvalidMessage that says what is wrong with it. A sample without
-    an id is named ``default_id(its index)`` (default: a uuid4)."""
+    an id is named ``default_id(its index)`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
     checker = _Checker(schema, packed=True)
     bodies = [_parsed(value) for value in values]  # each message's JSON, parsed once
     if not any(isinstance(body, InvalidMessage) for body in bodies):

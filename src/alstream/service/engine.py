@@ -69,6 +69,7 @@ class EngineConfig:
     max_age_s: float | None = None  # unlabeled samples older than this leave the pool
     retention_s: float | None = None  # unlabeled samples out of the pool and older: deleted (None: kept)
     retention_every_s: float = 0.5  # a step deletes for at most 0.25 s; while behind, one every step
+    retention_max_overdue: int = 100_000  # samples due but not deleted yet, at most: then the consumer waits
     drift_delta: float = 0.05  # ADWIN's on the audit stream: smaller, fewer false alarms, slower to see
     drift_reaction: bool = True  # on a drift: retrain at once favouring new labels, audit more for a while
     drift_boost_s: float = 600.0  # how long the random share stays raised after a drift
@@ -199,13 +200,20 @@ class Engine:
         now = time.monotonic()
         if self.retention is None:
             return
-        if now - self._retained_at < self.config.retention_every_s and not self.retention.behind:
+        behind = self.retention.behind or self.retention.overdue >= self.retention.batch
+        if now - self._retained_at < self.config.retention_every_s and not behind:
             return
         self._retained_at = now
         try:
             self.retention.step(self.store, self._last_seq, lambda: self.pool.seq[self.pool.held()])
         except Exception:  # the store is down or busy: the next step goes on from where this one was
             log.exception("retention could not delete old samples; it tries again")
+
+    def store_behind(self) -> bool:
+        """Whether retention is over ``retention_max_overdue`` behind: the consumer waits (any thread:
+        it reads one number the engine's thread writes)."""
+        retention = self.retention
+        return retention is not None and retention.overdue > self.config.retention_max_overdue
 
     def _set_label(self, sample_id: str, label: str | None, new: bool) -> None:
         """A sample's latest label (None: skipped); ``new``: not in the version restored at start."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-import uuid
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,14 +35,15 @@ from typing import cast
 import orjson
 
 from alstream.messages import InvalidMessage, ProjectSchema, Sample, decode_label, decode_samples
+from alstream.messages.ids import stream_id
 from alstream.store import LabelRow, SampleRow, Store
 from alstream.store.retry import is_bad_record, is_transient
 from alstream.stream import Consumer, Record, Stream
 
 log = logging.getLogger(__name__)
 
-# The namespace of the ids given to samples that arrive without one (a uuid5 of the record's place).
-STREAM_ID_NAMESPACE = uuid.UUID("5f0c3f8e-8b4e-4d43-9a52-4f7a3c1b9d20")
+HOLD_CHECK_S = 0.05  # while the store is behind, how often the consumer looks again
+MAX_HOLD_S = 60.0  # waiting at most this long in a row (Kafka's max.poll.interval.ms is 5 minutes)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class IngestCounts:
     labels: int = 0
     dead_letters: int = 0
     batches: int = 0
+    held_s: float = 0.0  # time spent waiting for the store to catch up (``hold``)
 
 
 class Ingestor:
@@ -84,10 +86,13 @@ class Ingestor:
         group: str,
         max_message_bytes: int = 1024 * 1024,
         on_stored: Callable[[], None] | None = None,
+        hold: Callable[[], bool] | None = None,
     ) -> None:
         self.stream, self.store, self.schema, self.topics, self.group = stream, store, schema, topics, group
         self.max_message_bytes = max_message_bytes
         self.on_stored = on_stored  # called after a batch stored new rows (the engine looks at once)
+        self.hold = hold  # true while the store is too far behind: wait before the next batch
+        self._held_since: float | None = None
         self.consumer = self._open()
         self.counts = IngestCounts()
 
@@ -179,11 +184,34 @@ class Ingestor:
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; a failing batch is retried (its offsets stay uncommitted)."""
         while not stop.is_set():
+            if self._waits(stop):
+                continue
             try:
                 self.step()
             except Exception:
                 log.exception("ingest batch failed; it will be consumed again")
                 self._reopen_until_done(stop)
+
+    def _waits(self, stop: threading.Event) -> bool:
+        """Wait a moment while ``hold`` says the store is behind; False when it is time to consume.
+        After ``MAX_HOLD_S`` of waiting one batch goes through all the same: a Kafka consumer that
+        polls nothing for five minutes is put out of its group."""
+        if self.hold is None or not self.hold():
+            if self._held_since is not None:
+                waited = time.monotonic() - self._held_since
+                log.info("the store caught up after %.1f s: consuming again", waited)
+                self._held_since = None
+            return False
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+            log.warning("retention is behind (the store grows): the consumer waits until it catches up")
+        if now - self._held_since >= MAX_HOLD_S:
+            self._held_since = now  # one batch, then wait again
+            return False
+        stop.wait(HOLD_CHECK_S)
+        self.counts.held_s += time.monotonic() - now
+        return True
 
     def _reopen_until_done(self, stop: threading.Event) -> None:
         """Reopen the consumer after a failed batch; if the stream itself is down, keep trying."""
@@ -224,9 +252,9 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _stream_id(record: Record) -> str:
-    """The id of a sample sent without one: derived from its place in the stream, not random, so a
-    batch replayed after a crash writes the same ids again, which the store ignores."""
-    return uuid.uuid5(STREAM_ID_NAMESPACE, f"{record.topic}:{record.partition}:{record.offset}").hex
+    """The id of a sample sent without one: its place in the stream, not random, so a batch replayed
+    after a crash writes the same ids again, which the store ignores."""
+    return stream_id(record.topic, record.partition, record.offset)
 
 
 def _first_line(error: BaseException, limit: int = 500) -> str:

@@ -6,7 +6,12 @@ it leaves. Labeled samples and every label event are kept forever. The work is d
 batches, each delete a short transaction of its own, so ingestion never waits long behind it; only
 samples the engine has followed are looked at, so none is deleted before the pool had its chance;
 and never the newest of them: SQLite would give its seq to the next sample, which the engine,
-following the store by seq, would never see.
+following the store by seq, would never see. No row is read back to do it: the database finds
+where the samples not yet due begin, and the pool's own seqs name the ones it holds.
+
+When deleting falls behind what comes due (``overdue``: samples past ``retention_s`` not looked at
+yet), the store grows; the engine then asks the consumer to wait (``retention_max_overdue``), and
+the stream keeps the samples meanwhile.
 
 The engine's thread alone calls :meth:`Retention.step`.
 """
@@ -14,32 +19,40 @@ The engine's thread alone calls :meth:`Retention.step`.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-BATCH = 20_000  # samples looked at per store query, deleted in one statement (but the pool's)
+BATCH = 20_000  # seqs looked at per delete statement (but the pool's)
 STEP_BUDGET_S = 0.25  # a step stops after this long; the next one goes on
-MIN_BATCH = 256
 REFRESH_S = 5.0  # how long the pool's sorted seqs serve at most (a tenth of retention_s if less)
 MAX_KEEP = 10_000  # pool members named in one delete statement (a range with more is split)
+MARKS = 1_000  # (time, seq followed) marks kept to tell how far behind retention is
 
 
 class Retention:
-    """Looks at the stored samples in arrival order, once each; remembers the ones the pool held."""
+    """Looks at the stored samples in arrival order, once each; remembers the ones the pool held.
+
+    ``overdue`` is how many samples arrived over ``retention_s`` ago and are not looked at yet: the
+    store is that much bigger than retention wants it (the consumer waits when it is too much).
+    """
 
     def __init__(self, retention_s: float, batch: int = BATCH) -> None:
         self.retention_s, self.batch = retention_s, batch
         self.looked_at = 0  # the samples up to this seq have been looked at
         self._kept = np.empty(0, dtype=np.int64)  # looked at while in the pool: deleted once they leave it
         self.deleted = 0
-        self._limit = batch  # rows read per query: twice what the last one found due, within bounds
         self._inside: np.ndarray | None = None  # the pool's seqs, sorted (O(pool log pool): not every step)
         self._inside_upto = 0  # the last seq followed when they were taken
         self._inside_at = 0.0
         self.behind = False  # the last step ran out of time with more due: the next should come soon
+        self.busy_s = 0.0  # time spent in steps, all told
+        self.overdue = 0
+        self._followed = 0  # the last seq followed at the last step
+        self._marks: deque[tuple[float, int]] = deque()  # (wall time, last seq followed then), oldest first
 
     def step(
         self,
@@ -55,65 +68,89 @@ class Retention:
         serves until then, for the samples followed when it was taken (a sample followed later may
         be in the pool: it waits for the next); a sample that left the pool since waits too.
         """
-        cutoff = (now or datetime.now(UTC)) - timedelta(seconds=self.retention_s)
-        if callable(pool_seqs):
-            refresh = min(REFRESH_S, self.retention_s / 10)  # a short retention is not held back long
-            if self._inside is None or time.monotonic() - self._inside_at >= refresh:
-                self._inside, self._inside_upto, self._inside_at = (
-                    np.sort(pool_seqs()),
-                    followed,
-                    time.monotonic(),
-                )
-            inside, followed = self._inside, min(followed, self._inside_upto)
-        else:
-            inside = np.sort(pool_seqs)
+        began, now = time.monotonic(), now or datetime.now(UTC)
+        cutoff = now - timedelta(seconds=self.retention_s)
+        self._mark(now.timestamp(), followed)
+        inside, followed, refreshed = self._pool(pool_seqs, followed)
         deleted = 0
-        if len(self._kept):  # they were in the pool when looked at: those that left it go now
+        if refreshed and len(self._kept):  # they were in the pool when looked at: those that left go now
             held = _member(self._kept, inside)
             deleted += store.delete_unlabeled(self._kept[~held].tolist())
             self._kept = self._kept[held]
-        started, self.behind = time.monotonic(), False
-        while True:  # a batch at least, then batches until the time is spent (more due: behind)
-            head, old = store.arrivals_after(self.looked_at, cutoff, 1)  # one row: is anything due?
-            if not len(head) or not old[0] or head[0] >= followed:
+        self.behind = False
+        last = followed - 1  # the newest followed stays: SQLite gives a deleted last seq again
+        while self.looked_at < last:  # a range at least, then ranges until the time is spent
+            upto = min(last, self.looked_at + self.batch)
+            later = store.first_not_due(self.looked_at, upto, cutoff)  # the rest arrived after it
+            first, upto = self.looked_at + 1, upto if later is None else later - 1
+            if upto >= first:
+                kept = inside[np.searchsorted(inside, first) : np.searchsorted(inside, upto, "right")]
+                deleted += _delete_range(store, first, upto, kept, cutoff)
+                self._kept = np.concatenate([self._kept, kept])
+                self.looked_at = upto
+            if later is not None or self.looked_at >= last:
                 break
-            limit = self._limit
-            seqs, old = store.arrivals_after(self.looked_at, cutoff, limit)
-            full = len(seqs) == limit
-            due = old & (seqs < followed)  # the newest followed stays: SQLite gives a deleted last seq again
-            if not due.all():  # stop at the first sample not due: the rest arrived later
-                seqs, full = seqs[: int(np.argmin(due))], False
-            self._limit = min(self.batch, max(MIN_BATCH, 2 * len(seqs)))  # about what comes due a step
-            if not len(seqs):
-                break
-            self.looked_at = int(seqs[-1])
-            held = _member(seqs, inside)
-            self._kept = np.concatenate([self._kept, seqs[held]])
-            deleted += _delete_range(store, seqs, held, cutoff)
-            if not full:
-                break
-            if time.monotonic() - started >= STEP_BUDGET_S:
+            if time.monotonic() - began >= STEP_BUDGET_S:
                 self.behind = True
                 break
         self.deleted += deleted
+        self.overdue = max(0, self._due_upto(cutoff.timestamp()) - self.looked_at)
+        self.busy_s += time.monotonic() - began
         return deleted
+
+    def _pool(
+        self, pool_seqs: np.ndarray | Callable[[], np.ndarray], followed: int
+    ) -> tuple[np.ndarray, int, bool]:
+        """The pool's sorted seqs, the last seq they answer for, and whether they were taken now."""
+        if not callable(pool_seqs):
+            return np.sort(pool_seqs), followed, True
+        refresh = min(REFRESH_S, self.retention_s / 10)  # a short retention is not held back long
+        taken = self._inside is None or time.monotonic() - self._inside_at >= refresh
+        if taken:
+            self._inside, self._inside_upto, self._inside_at = (
+                np.sort(pool_seqs()),
+                followed,
+                time.monotonic(),
+            )
+        assert self._inside is not None
+        return self._inside, min(followed, self._inside_upto), taken
+
+    def _mark(self, at: float, followed: int) -> None:
+        """Remember the seq followed at ``at`` (every ``retention_s / MARKS`` seconds at most) and
+        forget the marks older than what ``retention_s`` needs."""
+        if not self._marks or at - self._marks[-1][0] >= max(1.0, self.retention_s / MARKS):
+            self._marks.append((at, followed))
+        self._followed = followed
+        cutoff = at - self.retention_s
+        while len(self._marks) > 1 and self._marks[1][0] <= cutoff:
+            self._marks.popleft()
+
+    def _due_upto(self, cutoff: float) -> int:
+        """A seq every sample up to which arrived before ``cutoff`` (it was followed by then)."""
+        at, seq = self._marks[0] if self._marks else (cutoff, 0)
+        return seq if at <= cutoff else 0
 
     def state(self) -> dict[str, Any]:
         return {
             "retention_s": self.retention_s,
             "deleted": self.deleted,
             "waiting_to_leave_pool": len(self._kept),
+            "overdue": self.overdue,  # arrived over retention_s ago, not looked at yet
+            "not_looked_at": max(0, self._followed - self.looked_at),  # followed, not yet looked at
+            "behind": self.behind,
+            "busy_s": round(self.busy_s, 3),
         }
 
 
-def _delete_range(store: Any, seqs: np.ndarray, held: np.ndarray, before: datetime) -> int:
-    """Delete the unlabeled samples of ``seqs`` (sorted, consecutive in the store) arrived before
-    ``before``, but those ``held`` in the pool, in ranges of few exceptions."""
+def _delete_range(store: Any, first: int, last: int, kept: np.ndarray, before: datetime) -> int:
+    """Delete the unlabeled samples with ``first <= seq <= last`` arrived before ``before``, but
+    those ``kept`` (sorted, in the pool), in ranges that name at most ``MAX_KEEP`` of them."""
     deleted = 0
-    for part in np.array_split(np.arange(len(seqs)), max(1, -(-int(held.sum()) // MAX_KEEP))):
-        if len(part):
-            rows = seqs[part]
-            deleted += store.delete_unlabeled_between(rows[0], rows[-1], before, rows[held[part]].tolist())
+    for part in range(0, max(1, len(kept)), MAX_KEEP):
+        keep = kept[part : part + MAX_KEEP]
+        upto = last if part + MAX_KEEP >= len(kept) else int(kept[part + MAX_KEEP]) - 1
+        deleted += store.delete_unlabeled_between(first, upto, before, keep.tolist())
+        first = upto + 1
     return deleted
 
 

@@ -51,10 +51,11 @@ def open_ingestor(
     store: Store,
     topics: Topics,
     on_stored: Callable[[], None] | None = None,
+    hold: Callable[[], bool] | None = None,
 ) -> Ingestor:
     """The consumer of the settings' topics, as the settings' consumer group."""
     return Ingestor(stream, store, settings.project, topics, settings.consumer_group,
-                    max_message_bytes=settings.max_message_bytes, on_stored=on_stored)  # fmt: skip
+                    max_message_bytes=settings.max_message_bytes, on_stored=on_stored, hold=hold)  # fmt: skip
 
 
 class Runtime:
@@ -110,6 +111,7 @@ class Runtime:
             reservoir_share=settings.reservoir_share,
             max_age_s=settings.max_age_s,
             retention_s=settings.retention_s,
+            retention_max_overdue=settings.retention_max_overdue,
             drift_reaction=settings.drift_reaction,
             drift_delta=settings.drift_delta,
             drift_boost_s=settings.drift_boost_s,
@@ -126,8 +128,9 @@ class Runtime:
         self.orchestrator = orchestrator
         self.engine = Engine(config, self.store, holdout=holdout, orchestrator=orchestrator,
                              featurizer=self.featurizer, model_files=models)  # fmt: skip
+        wake, hold = self.engine.wake, self.engine.store_behind
         self.ingestor = (
-            open_ingestor(settings, self.stream, self.store, self.topics, on_stored=self.engine.wake)
+            open_ingestor(settings, self.stream, self.store, self.topics, on_stored=wake, hold=hold)
             if consume
             else None
         )

@@ -327,6 +327,21 @@ class Store:
             [bool(r[1]) for r in rows], dtype=bool
         )
 
+    def first_not_due(self, seq: int, upto: int, before: datetime) -> int | None:
+        """The first seq after ``seq`` and up to ``upto`` of a sample that arrived at ``before`` or
+        later (None: every one of them arrived before). One row read back: the database scans."""
+        before = _utc(before).astimezone(UTC)
+        old = or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
+        query = (
+            select(samples.c.seq)
+            .where(samples.c.seq > int(seq), samples.c.seq <= int(upto), ~old)
+            .order_by(samples.c.seq)
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            first = conn.execute(query).scalar()
+        return None if first is None else int(first)
+
     def delete_unlabeled_between(
         self, first: int, last: int, before: datetime, keep: Sequence[int] = ()
     ) -> int:
