@@ -48,6 +48,7 @@ producer writes), not sent through ``POST /send``: what the consumer and the eng
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sqlite3
@@ -97,6 +98,8 @@ class Bank:
             n_samples=n, n_features=N_FEATURES, n_informative=32, n_classes=N_CLASSES, random_state=seed
         )
         self.rows = [orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) for row in np.round(X, 2)]
+        packed = np.round(X, 2).astype("<f4")  # what the service writes for /send: base64 float32s
+        self.packed = [b'"' + base64.b64encode(row.tobytes()) + b'"' for row in packed]
         self.y = y
 
     def body(self, start: int, n: int) -> bytes:
@@ -105,10 +108,10 @@ class Bank:
         items = [b'{"id":"s%d","features":%s}' % (i, rows[i % k]) for i in range(start, start + n)]
         return b"[" + b",".join(items) + b"]"
 
-    def messages(self, start: int, n: int) -> list[tuple[bytes, bytes]]:
+    def messages(self, start: int, n: int, packed: bool = False) -> list[tuple[bytes, bytes]]:
         """The topic messages (key, value) of samples ``start`` .. ``start + n - 1``, as any producer
-        writes them: the JSON of each sample, keyed by its id."""
-        rows, k = self.rows, len(self.rows)
+        writes them: the JSON of each sample, keyed by its id (``packed``: features as base64)."""
+        rows, k = self.packed if packed else self.rows, len(self.rows)
         return [
             (b"s%d" % i, b'{"id":"s%d","features":%s}' % (i, rows[i % k])) for i in range(start, start + n)
         ]
@@ -127,6 +130,7 @@ class Run:
     samples: int
     batch: int
     max_lag: int
+    packed: bool = False  # --via log: features packed
     next_batch: int = 0
     sent: int = 0
     followed: int = 0  # samples the engine followed, as of the last poll
@@ -194,7 +198,7 @@ def log_producer(log_dir: Path, bank: Bank, run: Run) -> None:
     try:
         while not run.stop.is_set() and (start := run.take_batch()) is not None:
             n = min(run.batch, run.samples - start)
-            messages = bank.messages(start, n)
+            messages = bank.messages(start, n, packed=run.packed)
             run.hold_back()
             t0 = time.perf_counter()
             stream.publish(SAMPLES_TOPIC, messages, timeout=60)
@@ -565,6 +569,9 @@ def main() -> None:
         help="http: POST /send; log: produce straight to the embedded log's samples topic (no HTTP edge)",
     )
     parser.add_argument(
+        "--packed", action="store_true", help="with --via log: features as base64 float32s (as /send writes)"
+    )
+    parser.add_argument(
         "--max-lag", type=int, default=50_000, help="samples sent but not yet followed, at most"
     )
     parser.add_argument("--label-every-s", type=float, default=0.25)
@@ -605,7 +612,7 @@ def main() -> None:
         **_absolute_pythonpath(),
     }
     served = alstream_served(settings.get("PYTHONPATH"))
-    run = Run(samples=args.samples, batch=args.batch, max_lag=args.max_lag)
+    run = Run(samples=args.samples, batch=args.batch, max_lag=args.max_lag, packed=args.packed)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with tempfile.TemporaryDirectory(prefix="alstream-soak-") as tmp:
@@ -715,7 +722,9 @@ def main() -> None:
             "model": "sgd",
             "online_updates": True,
             "stream": "embedded log",
-            "via": "POST /send" if args.via == "http" else "produced straight to the samples topic",
+            "via": "POST /send"
+            if args.via == "http"
+            else "produced straight to the samples topic" + (" (packed features)" if args.packed else ""),
             "store": "SQLite",
             "data": f"make_classification, {N_FEATURES} features, {N_CLASSES} classes, rounded",
             "flat_factor": FLAT_FACTOR,
