@@ -246,8 +246,8 @@ class Settings(BaseSettings):
         description="Columns each text is hashed into (word unigrams and bigrams), for data = 'text'.",
     )
     strategy: str = Field(
-        "entropy",
-        description="Query strategy: entropy, margin, least_confident (or least-confident), random.",
+        "margin",
+        description="Query strategy: margin, entropy, least_confident (or least-confident), random.",
     )
     model: str = Field("sgd", description="Classifier: one of alstream.estimators.MODELS.")
     keep_model_files: int = Field(

@@ -52,7 +52,7 @@ class EngineConfig:
 
     classes: list[str]
     n_features: int
-    strategy: str = "entropy"
+    strategy: str = "margin"
     model: str = "sgd"
     policy: RetrainPolicy = field(default_factory=RetrainPolicy)
     lease_s: float = 300.0
