@@ -336,6 +336,13 @@ class Settings(BaseSettings):
         le=1.0,
         description="After a drift, the weight of the labels given before it in retrains.",
     )
+    pause_when_stable: bool = Field(
+        False,
+        description="Pause the queue once the model has stabilised (stabilizing predictions: mean Cohen's "
+        "kappa of the last 3 pairs of full versions, retrain_after_labels apart, on a fixed stop set, at "
+        "least 0.99; /stats shows it under 'stopping'): /queue then answers an empty list with the reason "
+        "in its Alstream-Queue-Paused header, and the page says so. It serves again after a drift.",
+    )
     min_labels_per_class: int = Field(
         2, ge=1, description="Below this many labels in some class: cold start, the queue is random."
     )

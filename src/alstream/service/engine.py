@@ -35,6 +35,7 @@ from alstream.service.quality import StreamAccuracy
 from alstream.service.retention import Retention
 from alstream.service.serving import QueueItem, Serving, ServingConfig
 from alstream.service.snapshot import Snapshot
+from alstream.service.stability import Stability
 from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
@@ -76,6 +77,7 @@ class EngineConfig:
     drift_old_weight: float = 0.05  # in retrains after a drift, the weight of labels given before it
     selector: str | None = None  # a selective strategy decides which arrivals may enter the queue
     labels_per_hour: float | None = None  # its label budget (None: auto, what people label)
+    pause_when_stable: bool = False  # once the model has stabilised, the queue serves nothing
 
 
 class Engine:
@@ -114,6 +116,7 @@ class Engine:
         self._aged_at = 0.0  # when samples past max_age_s last left the pool
         self.retention = None if config.retention_s is None else Retention(config.retention_s)
         self.drift = DriftWatch(config.drift_delta)
+        self.stability = Stability(config.n_features, step=config.policy.after_labels, seed=config.seed)
         self._drift_clock: int | None = None  # the training set's clock at the last drift
         self._boost_until = 0.0  # monotonic time until which the random share stays raised
         self._force_full = False  # a drift asks for a full retrain now
@@ -155,6 +158,7 @@ class Engine:
                 break
             self._last_seq = int(seqs[-1])
             self.tally.add_samples(len(seqs))
+            self.stability.offer(seqs, features)
             new_samples += len(seqs)
             ids = list(ids)
             rest = np.flatnonzero(~self.book.arrived(ids, features))  # labeled ones went to training
@@ -225,6 +229,7 @@ class Engine:
         """A drift: say so; unless told not to, retrain now favouring the labels to come, and audit
         more for a while (more random items: the accuracy estimate recovers sooner)."""
         self._drift_since_version = True
+        self.stability.reset()  # the model has yet to settle on what the stream is now
         log.warning("drift detected in the %s (model version %s, %d labels)%s", signal,
                     self.serving.version if self.serving else None, len(self.train_set),
                     "" if self.config.drift_reaction else "; drift_reaction is off")  # fmt: skip
@@ -346,9 +351,17 @@ class Engine:
             self.latencies.append(now - stored_at)
             self._pending.pop(sample_id, None)
         self.serving = version
+        self._check_stable(version)
         self._publish()
         self.records.record(version, metrics)
         return version
+
+    def _check_stable(self, version: ModelVersion) -> None:
+        """Let the stopping rule read ``version`` (a failure there never stops it serving)."""
+        try:
+            self.stability.checkpoint(version)
+        except Exception:
+            log.exception("the stopping rule could not read model version %d", version.version)
 
     def _evaluate(self, version: ModelVersion) -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -399,6 +412,7 @@ class Engine:
         estimate, n = self.quality.estimate()
         counts, store = pool.counts(), self.tally.counts()
         current = self.serving
+        paused = self._paused()
         stats = {
             **counts,
             "unlabeled": counts["pool"],
@@ -423,12 +437,25 @@ class Engine:
             "retention": None if self.retention is None else self.retention.state(),
             "drift": self.drift.state(),
             "selective": self.admission.state(),
+            "stopping": {**self.stability.state(), "paused": paused is not None},
         }
         depth = self.leases.state()["leases"] + VIEW_DEPTH
         snapshot = Snapshot(queue=pool.view(depth), serving=current, random_share=config.random_share,
                             boost_share=config.drift_random_share, boost_until=self._boost_until,
-                            stats=MappingProxyType(stats))  # fmt: skip
+                            stats=MappingProxyType(stats), paused=paused)  # fmt: skip
         self.leases.publish(snapshot, pool.drain_left())
+
+    def _paused(self) -> str | None:
+        """Why the queue serves nothing now (None: it serves)."""
+        stability = self.stability
+        if not (self.config.pause_when_stable and stability.stable):
+            return None
+        return (
+            f"the model has stabilised: more labels are unlikely to change it (mean kappa "
+            f"{stability.kappa:.3f} between the last {stability.rule.window + 1} versions compared, "
+            f"{stability.step} labels apart, since version {stability.since_version}); the queue is "
+            "paused (pause_when_stable)"
+        )
 
     @property
     def snapshot(self) -> Snapshot:
@@ -441,6 +468,12 @@ class Engine:
     ) -> list[QueueItem]:
         """See :meth:`Serving.queue`."""
         return self.serve.queue(n, annotator, fresh, token, token_capped)
+
+    def lease(
+        self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
+    ) -> tuple[list[QueueItem], str | None]:
+        """See :meth:`Serving.lease`."""
+        return self.serve.lease(n, annotator, fresh, token, token_capped)
 
     def release(self, ids: list[str], annotator: str) -> int:
         return self.serve.release(ids, annotator)

@@ -108,12 +108,15 @@ class Leases:
         Items already leased to this annotator are returned again first, unless ``fresh``: then
         only items she does not hold yet (a page that prefetches asks for more this way). New
         items are leased only while she holds fewer than ``max_per_annotator`` and ``holder``
-        fewer than ``max_per_holder`` (None: no cap); so fewer than ``n`` may come back.
+        fewer than ``max_per_holder`` (None: no cap); so fewer than ``n`` may come back, and none
+        while the snapshot says the queue is ``paused``.
         """
         now = time.monotonic() if now is None else now
         with self._lock:
             self._expire(now)
             snapshot = self._snapshot
+            if snapshot.paused is not None:
+                return [], snapshot
             view = snapshot.queue
             held = self._by_annotator.get(annotator, set())
             mine = [] if fresh else sorted(held, key=lambda i: -self._leases[i].item.score)[:n]
