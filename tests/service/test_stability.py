@@ -15,8 +15,7 @@ from alstream.service.trainer import ModelVersion, RetrainPolicy
 from alstream.stopping import StabilizingPredictions
 from alstream.store import LabelRow, SampleRow, Store
 
-from ..conftest import wait_while_progressing
-from .conftest import demo_service, service_settings
+from .conftest import demo_service, label_until_stable, service_settings
 
 X, Y = load_digits(return_X_y=True)
 X = X.astype(np.float32)
@@ -133,29 +132,9 @@ def test_pause_when_stable_empties_the_queue_with_the_reason_until_a_drift(tmp_p
 
 def test_the_service_pauses_its_queue_once_stable_and_says_why(tmp_path, request):
     settings = service_settings(tmp_path, "embedded", request, pause_when_stable=True, random_share=0.0)
-    truth = {f"digit-{i}": str(y) for i, y in enumerate(Y)}
     with demo_service(settings) as client:
-
-        def stats() -> dict:
-            return client.get("/stats").json()
-
-        def trained_on() -> int:
-            return stats()["learning_curve"][-1]["n_labels"]
-
-        while not stats()["stopping"]["stable"]:
-            answer = client.get("/queue", params={"n": BATCH, "annotator": "ann"})
-            assert answer.status_code == 200 and "Alstream-Queue-Paused" not in answer.headers
-            items = answer.json()
-            assert items, "the pool ran out and the model never stabilised"
-            wanted = stats()["labeled"] + len(items)
-            labels = [{"id": item["id"], "label": truth[item["id"]], "annotator": "ann"} for item in items]
-            assert client.post("/labels", json=labels).status_code == 202
-            wait_while_progressing(
-                lambda wanted=wanted: trained_on() >= wanted,
-                lambda: (stats()["labeled"], trained_on()),
-                what="the labels reaching a model",
-            )
-        stopping = stats()["stopping"]
+        label_until_stable(client, lambda sample_id: str(Y[int(sample_id.removeprefix("digit-"))]))
+        stopping = client.get("/stats").json()["stopping"]
         assert stopping["paused"] is True and stopping["kappa"] >= 0.99
         answer = client.get("/queue", params={"n": BATCH, "annotator": "ann"})
         assert answer.status_code == 200 and answer.json() == []
