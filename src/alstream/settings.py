@@ -35,6 +35,7 @@ from pydantic_settings import (
 
 from alstream.errors import ConfigError
 from alstream.messages import ProjectSchema
+from alstream.names import registered
 from alstream.selective import selector_name
 
 __all__ = ["DEFAULT_PROJECT_FILE", "PROJECT_FILE_ENV", "Settings", "SettingsError"]
@@ -247,7 +248,9 @@ class Settings(BaseSettings):
     )
     strategy: str = Field(
         "margin",
-        description="Query strategy: margin, entropy, least_confident (or least-confident), random.",
+        description="Query strategy: margin, entropy, least_confident (or least-confident), random, or "
+        "cluster_margin (by margin, what people lease between two model versions spread over clusters of "
+        "the pool).",
     )
     model: str = Field("sgd", description="Classifier: one of alstream.estimators.MODELS.")
     keep_model_files: int = Field(
@@ -434,9 +437,9 @@ class Settings(BaseSettings):
     @field_validator("strategy")
     @classmethod
     def _check_strategy(cls, value: str) -> str:
-        from alstream.strategies import strategy_name
+        from alstream.strategies import STRATEGIES
 
-        return strategy_name(value)
+        return registered(value, [*sorted(STRATEGIES), "cluster_margin"], "strategy")
 
     @field_validator("retention_s", "log_retention_s", "log_retention_bytes", mode="before")
     @classmethod

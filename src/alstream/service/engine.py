@@ -26,6 +26,7 @@ import numpy as np
 from alstream.evaluation import evaluate
 from alstream.featurize import Featurizer, StoredFeatures
 from alstream.service.admission import Admission
+from alstream.service.clusters import CLUSTER_MARGIN, PoolClusters, scored_by
 from alstream.service.drift import DriftWatch
 from alstream.service.labels import LabelBook
 from alstream.service.leases import Leases
@@ -53,7 +54,7 @@ class EngineConfig:
 
     classes: list[str]
     n_features: int
-    strategy: str = "margin"
+    strategy: str = "margin"  # or cluster_margin: by margin, leases spread over clusters of the pool
     model: str = "sgd"
     policy: RetrainPolicy = field(default_factory=RetrainPolicy)
     lease_s: float = 300.0
@@ -104,8 +105,10 @@ class Engine:
         self.book = LabelBook(store, self.featurizer, config.n_features, config.max_waiting_labels)
         self.train_set: TrainingSet = self.book.train_set  # labeled samples: they left the pool
         self.labels = self.book.labels  # latest non-skipped label per sample (arrived or waiting)
-        self.admission = Admission(get_strategy(config.strategy), config.selector, config.labels_per_hour,
-                                   config.seed)  # fmt: skip
+        self.admission = Admission(get_strategy(scored_by(config.strategy)), config.selector,
+                                   config.labels_per_hour, config.seed)  # fmt: skip
+        spread = config.strategy == CLUSTER_MARGIN  # leases spread over clusters of the pool
+        self.clusters = PoolClusters(config.seed, config.standardize) if spread else None
         params = {"model": config.model, "strategy": config.strategy}
         self.records = VersionRecords(store, model_files, track=config.track, project=config.project,
                                       params=params, orchestrator=orchestrator)  # fmt: skip
@@ -340,6 +343,8 @@ class Engine:
         """Re-score the pool with ``version``, then record it (store and MLflow, in the background)."""
         version = dataclasses.replace(version, last_label_id=self._last_label_id)  # read in this thread
         self.rescore(version)
+        if self.clusters is not None:
+            self.clusters.refresh(self.pool)  # again if the pool changed much
         now = time.time()
         metrics = self._evaluate(version)
         self.curve.append({"version": version.version, "kind": version.kind, "n_labels": version.n_labels,
@@ -438,9 +443,15 @@ class Engine:
             "drift": self.drift.state(),
             "selective": self.admission.state(),
             "stopping": {**self.stability.state(), "paused": paused is not None},
+            "clusters": None if self.clusters is None else self.clusters.state(),
         }
         depth = self.leases.state()["leases"] + VIEW_DEPTH
-        snapshot = Snapshot(queue=pool.view(depth), serving=current, random_share=config.random_share,
+        view = pool.view(depth)
+        if self.clusters is not None and current is not None:
+            if self.clusters.model is None:  # a version restored at start: cluster once the pool fills
+                self.clusters.refresh(pool)
+            view = self.clusters.spread(view, pool, {*self.leases.held(), *self._pending})
+        snapshot = Snapshot(queue=view, serving=current, random_share=config.random_share,
                             boost_share=config.drift_random_share, boost_until=self._boost_until,
                             stats=MappingProxyType(stats), paused=paused)  # fmt: skip
         self.leases.publish(snapshot, pool.drain_left())

@@ -45,6 +45,7 @@ class Taken:
     score: float
     reason: str  # "uncertainty" or "random"
     version: int  # the model version whose score chose it (0: no model yet)
+    cluster: int | None = None  # its pool cluster, when the queue spreads over clusters
 
 
 @dataclass
@@ -150,11 +151,15 @@ class Leases:
     def _top_free(self, k: int, view: PoolView, taken: set[str]) -> list[Taken]:
         """The ``k`` best-scored samples nobody holds, in the view's order."""
         best: list[Taken] = []
+        clusters = view.ranked_clusters.tolist() if len(view.ranked_clusters) else None
         for i, sample_id in enumerate(view.ranked):
             if len(best) >= k:
                 break
             if sample_id not in taken and sample_id not in self._leases:
-                best.append(Taken(sample_id, float(view.ranked_scores[i]), "uncertainty", view.version))
+                cluster = None if clusters is None else clusters[i]
+                best.append(
+                    Taken(sample_id, float(view.ranked_scores[i]), "uncertainty", view.version, cluster)
+                )
         self.short = self.short or len(best) < k  # the engine publishes a deeper one
         return best
 

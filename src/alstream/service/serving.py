@@ -41,6 +41,10 @@ class QueueItem(BaseModel):
     features: list[float] | None = Field(description="The sample's features as stored (None: a text).")
     text: str | None
     meta: dict[str, Any] | None
+    cluster: int | None = Field(
+        None,
+        description="Its cluster of the pool, when the strategy spreads the queue over them (cluster_margin)",
+    )
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class Serving:
                     features=sample.get("features"),
                     text=sample.get("text"),
                     meta=sample.get("meta"),
+                    cluster=t.cluster,
                 )
             )
         return items, None
