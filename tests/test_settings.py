@@ -37,7 +37,7 @@ def test_defaults():
     assert (s.consumer_group, s.host, s.port) == ("alstream", "127.0.0.1", 8000)
     assert s.project == ProjectSchema.digits() and s.project.n_features == 64
     assert s.project.feature_names[9] == "pixel_1_1"
-    assert (s.strategy, s.model) == ("entropy", "sgd")
+    assert (s.strategy, s.model) == ("margin", "sgd")
     assert (s.retrain_after_labels, s.retrain_interval_s, s.online_updates, s.full_retrain_every) == (
         20,
         30.0,

@@ -55,13 +55,24 @@ def round_robin(ids: np.ndarray, clusters: np.ndarray, *, smallest_first: bool =
     if len(ids) == 0:
         return ids.copy()
     _, first, which, counts = np.unique(clusters, return_index=True, return_inverse=True, return_counts=True)
-    by_cluster = np.argsort(which, kind="stable")
-    starts = np.cumsum(counts) - counts
-    turn = np.empty(len(ids), dtype=np.int64)  # 0 for a cluster's first id, 1 for its second, ...
-    turn[by_cluster] = np.arange(len(ids)) - np.repeat(starts, counts)
     visit = np.empty(len(counts), dtype=np.int64)  # the place of each cluster in a pass
     visit[np.lexsort((first, counts if smallest_first else -counts))] = np.arange(len(counts))
-    return ids[np.lexsort((visit[which], turn))]
+    return ids[np.lexsort((visit[which], cluster_turns(clusters)))]
+
+
+def cluster_turns(clusters: np.ndarray) -> np.ndarray:
+    """Each element's pass in a round-robin over ``clusters``: 0 for the first of its cluster, 1 for
+    the second, ...
+
+    >>> cluster_turns(np.array([4, 4, 2, 4, 2])).tolist()
+    [0, 1, 0, 2, 1]
+    """
+    _, which, counts = np.unique(np.asarray(clusters), return_inverse=True, return_counts=True)
+    turn = np.empty(len(which), dtype=np.int64)
+    turn[np.argsort(which, kind="stable")] = np.arange(len(which)) - np.repeat(
+        np.cumsum(counts) - counts, counts
+    )
+    return turn
 
 
 class ClusterMargin:

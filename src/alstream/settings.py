@@ -35,6 +35,7 @@ from pydantic_settings import (
 
 from alstream.errors import ConfigError
 from alstream.messages import ProjectSchema
+from alstream.names import registered
 from alstream.selective import selector_name
 
 __all__ = ["DEFAULT_PROJECT_FILE", "PROJECT_FILE_ENV", "Settings", "SettingsError"]
@@ -246,8 +247,10 @@ class Settings(BaseSettings):
         description="Columns each text is hashed into (word unigrams and bigrams), for data = 'text'.",
     )
     strategy: str = Field(
-        "entropy",
-        description="Query strategy: entropy, margin, least_confident (or least-confident), random.",
+        "margin",
+        description="Query strategy: margin, entropy, least_confident (or least-confident), random, or "
+        "cluster_margin (by margin, what people lease between two model versions spread over clusters of "
+        "the pool).",
     )
     model: str = Field("sgd", description="Classifier: one of alstream.estimators.MODELS.")
     keep_model_files: int = Field(
@@ -343,6 +346,13 @@ class Settings(BaseSettings):
         le=1.0,
         description="After a drift, the weight of the labels given before it in retrains.",
     )
+    pause_when_stable: bool = Field(
+        False,
+        description="Pause the queue once the model has stabilised (stabilizing predictions: mean Cohen's "
+        "kappa of the last 3 pairs of full versions, retrain_after_labels apart, on a fixed stop set, at "
+        "least 0.99; /stats shows it under 'stopping'): /queue then answers an empty list with the reason "
+        "in its Alstream-Queue-Paused header, and the page says so. It serves again after a drift.",
+    )
     min_labels_per_class: int = Field(
         2, ge=1, description="Below this many labels in some class: cold start, the queue is random."
     )
@@ -434,9 +444,9 @@ class Settings(BaseSettings):
     @field_validator("strategy")
     @classmethod
     def _check_strategy(cls, value: str) -> str:
-        from alstream.strategies import strategy_name
+        from alstream.strategies import STRATEGIES
 
-        return strategy_name(value)
+        return registered(value, [*sorted(STRATEGIES), "cluster_margin"], "strategy")
 
     @field_validator("retention_s", "log_retention_s", "log_retention_bytes", mode="before")
     @classmethod

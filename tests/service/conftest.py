@@ -9,11 +9,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from alstream.service.app import create_app
 from alstream.settings import Settings
+
+from ..conftest import wait_while_progressing
 
 ADMIN_TOKEN = "test-admin-token-0123456789"  # the settings' configured admin token in these tests
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -57,6 +60,35 @@ def demo_service(settings: Settings) -> Iterator[TestClient]:
         wait_for(lambda: client.get("/stats").json()["store"]["samples"] == 1437, what="the demo pool")
         wait_for(lambda: client.get("/health").json()["model_version"] is not None, what="the first model")
         yield client
+
+
+def label_until_stable(client: httpx.Client, truth: Callable[[str], str], batch: int = 10) -> int:
+    """Label what ``/queue`` serves as ``ann`` (by ``truth``), ``batch`` at a time, each batch trained on
+    before the next, until ``/stats`` says the model has stabilised; returns the labels given. Fails if
+    the queue runs dry first, or when the labels stop reaching models."""
+
+    def stats() -> dict:
+        return client.get("/stats").json()
+
+    def trained_on() -> int:
+        return stats()["learning_curve"][-1]["n_labels"]
+
+    given = 0
+    while not stats()["stopping"]["stable"]:
+        answer = client.get("/queue", params={"n": batch, "annotator": "ann"})
+        assert answer.status_code == 200 and "Alstream-Queue-Paused" not in answer.headers
+        items = answer.json()
+        assert items, f"the pool ran out after {given} labels and the model never stabilised"
+        wanted = stats()["labeled"] + len(items)
+        labels = [{"id": item["id"], "label": truth(item["id"]), "annotator": "ann"} for item in items]
+        assert client.post("/labels", json=labels).status_code == 202
+        given += len(labels)
+        wait_while_progressing(
+            lambda wanted=wanted: trained_on() >= wanted,
+            lambda: (stats()["labeled"], trained_on()),
+            what="the labels reaching a model",
+        )
+    return given
 
 
 @pytest.fixture(params=["embedded", "kafka"])

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sklearn.datasets import load_digits
 
-from .conftest import ADMIN_TOKEN, AUTH, wait_for
+from .conftest import ADMIN_TOKEN, AUTH, label_until_stable, wait_for
 from .processes import Service
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
@@ -403,3 +403,22 @@ def test_an_error_stays_in_sight_past_the_next_polls_until_dismissed(open_page, 
     page.click("#page-error-dismiss")
     assert page.locator("#page-error").is_hidden()
     press(page, truth(shown(page)))  # and labeling goes on
+
+
+def test_the_page_says_when_the_model_has_stabilised_and_the_queue_paused(open_page, tmp_path):
+    stopping = Service(tmp_path / "stopping", pause_when_stable="true", random_share="0")
+    (tmp_path / "stopping").mkdir()
+    stopping.start()
+    try:
+        with httpx.Client(base_url=stopping.url, headers=AUTH) as client:
+            label_until_stable(client, truth)
+            kappa = client.get("/stats").json()["stopping"]["kappa"]
+        page = open_page("sam", url=stopping.url, first="#stopping:not([hidden])")
+        sentence = page.inner_text("#stopping")
+        assert sentence.startswith("The model has stabilised: more labels are unlikely to change it (κ = ")
+        assert f"κ = {kappa:.3f} between the last 4 models" in sentence and "The queue is paused." in sentence
+        page.wait_for_selector("text=The queue is paused: the model has stabilised")
+        assert page.locator("#item").is_hidden()
+    finally:
+        stopping.process.terminate()
+        stopping.process.wait(timeout=30)

@@ -77,7 +77,8 @@ def create_app(
                        limits=limits)  # fmt: skip
     if settings.cors_origins:  # off by default: the page is served from the same origin
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"])  # fmt: skip
+                           allow_headers=["Authorization", "Content-Type"],
+                           expose_headers=[queue.PAUSED_HEADER])  # fmt: skip
     app.add_middleware(SecurityHeaders, image_origins=settings.image_origins)  # outermost: on every answer
     return app
 

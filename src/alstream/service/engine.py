@@ -26,6 +26,7 @@ import numpy as np
 from alstream.evaluation import evaluate
 from alstream.featurize import Featurizer, StoredFeatures
 from alstream.service.admission import Admission
+from alstream.service.clusters import CLUSTER_MARGIN, PoolClusters, scored_by
 from alstream.service.drift import DriftWatch
 from alstream.service.labels import LabelBook
 from alstream.service.leases import Leases
@@ -35,6 +36,7 @@ from alstream.service.quality import StreamAccuracy
 from alstream.service.retention import Retention
 from alstream.service.serving import QueueItem, Serving, ServingConfig
 from alstream.service.snapshot import Snapshot
+from alstream.service.stability import Stability
 from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
@@ -52,7 +54,7 @@ class EngineConfig:
 
     classes: list[str]
     n_features: int
-    strategy: str = "entropy"
+    strategy: str = "margin"  # or cluster_margin: by margin, leases spread over clusters of the pool
     model: str = "sgd"
     policy: RetrainPolicy = field(default_factory=RetrainPolicy)
     lease_s: float = 300.0
@@ -77,6 +79,7 @@ class EngineConfig:
     drift_old_weight: float = 0.05  # in retrains after a drift, the weight of labels given before it
     selector: str | None = None  # a selective strategy decides which arrivals may enter the queue
     labels_per_hour: float | None = None  # its label budget (None: auto, what people label)
+    pause_when_stable: bool = False  # once the model has stabilised, the queue serves nothing
 
 
 class Engine:
@@ -103,8 +106,10 @@ class Engine:
         self.book = LabelBook(store, self.featurizer, config.n_features, config.max_waiting_labels)
         self.train_set: TrainingSet = self.book.train_set  # labeled samples: they left the pool
         self.labels = self.book.labels  # latest non-skipped label per sample (arrived or waiting)
-        self.admission = Admission(get_strategy(config.strategy), config.selector, config.labels_per_hour,
-                                   config.seed)  # fmt: skip
+        self.admission = Admission(get_strategy(scored_by(config.strategy)), config.selector,
+                                   config.labels_per_hour, config.seed)  # fmt: skip
+        spread = config.strategy == CLUSTER_MARGIN  # leases spread over clusters of the pool
+        self.clusters = PoolClusters(config.seed, config.standardize) if spread else None
         params = {"model": config.model, "strategy": config.strategy}
         self.records = VersionRecords(store, model_files, track=config.track, project=config.project,
                                       params=params, orchestrator=orchestrator)  # fmt: skip
@@ -115,6 +120,7 @@ class Engine:
         self._aged_at = 0.0  # when samples past max_age_s last left the pool
         self.retention = None if config.retention_s is None else Retention(config.retention_s)
         self.drift = DriftWatch(config.drift_delta)
+        self.stability = Stability(config.n_features, step=config.policy.after_labels, seed=config.seed)
         self._drift_clock: int | None = None  # the training set's clock at the last drift
         self._boost_until = 0.0  # monotonic time until which the random share stays raised
         self._force_full = False  # a drift asks for a full retrain now
@@ -156,6 +162,7 @@ class Engine:
                 break
             self._last_seq = int(seqs[-1])
             self.tally.add_samples(len(seqs))
+            self.stability.offer(seqs, features)
             new_samples += len(seqs)
             ids = list(ids)
             rest = np.flatnonzero(~self.book.arrived(ids, features))  # labeled ones went to training
@@ -233,6 +240,7 @@ class Engine:
         """A drift: say so; unless told not to, retrain now favouring the labels to come, and audit
         more for a while (more random items: the accuracy estimate recovers sooner)."""
         self._drift_since_version = True
+        self.stability.reset()  # the model has yet to settle on what the stream is now
         log.warning("drift detected in the %s (model version %s, %d labels)%s", signal,
                     self.serving.version if self.serving else None, len(self.train_set),
                     "" if self.config.drift_reaction else "; drift_reaction is off")  # fmt: skip
@@ -343,6 +351,8 @@ class Engine:
         """Re-score the pool with ``version``, then record it (store and MLflow, in the background)."""
         version = dataclasses.replace(version, last_label_id=self._last_label_id)  # read in this thread
         self.rescore(version)
+        if self.clusters is not None:
+            self.clusters.refresh(self.pool)  # again if the pool changed much
         now = time.time()
         metrics = self._evaluate(version)
         self.curve.append({"version": version.version, "kind": version.kind, "n_labels": version.n_labels,
@@ -354,9 +364,17 @@ class Engine:
             self.latencies.append(now - stored_at)
             self._pending.pop(sample_id, None)
         self.serving = version
+        self._check_stable(version)
         self._publish()
         self.records.record(version, metrics)
         return version
+
+    def _check_stable(self, version: ModelVersion) -> None:
+        """Let the stopping rule read ``version`` (a failure there never stops it serving)."""
+        try:
+            self.stability.checkpoint(version)
+        except Exception:
+            log.exception("the stopping rule could not read model version %d", version.version)
 
     def _evaluate(self, version: ModelVersion) -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -407,6 +425,7 @@ class Engine:
         estimate, n = self.quality.estimate()
         counts, store = pool.counts(), self.tally.counts()
         current = self.serving
+        paused = self._paused()
         stats = {
             **counts,
             "unlabeled": counts["pool"],
@@ -431,12 +450,31 @@ class Engine:
             "retention": None if self.retention is None else self.retention.state(),
             "drift": self.drift.state(),
             "selective": self.admission.state(),
+            "stopping": {**self.stability.state(), "paused": paused is not None},
+            "clusters": None if self.clusters is None else self.clusters.state(),
         }
         depth = self.leases.state()["leases"] + VIEW_DEPTH
-        snapshot = Snapshot(queue=pool.view(depth), serving=current, random_share=config.random_share,
+        view = pool.view(depth)
+        if self.clusters is not None and current is not None:
+            if self.clusters.model is None:  # a version restored at start: cluster once the pool fills
+                self.clusters.refresh(pool)
+            view = self.clusters.spread(view, pool, {*self.leases.held(), *self._pending})
+        snapshot = Snapshot(queue=view, serving=current, random_share=config.random_share,
                             boost_share=config.drift_random_share, boost_until=self._boost_until,
-                            stats=MappingProxyType(stats))  # fmt: skip
+                            stats=MappingProxyType(stats), paused=paused)  # fmt: skip
         self.leases.publish(snapshot, pool.drain_left())
+
+    def _paused(self) -> str | None:
+        """Why the queue serves nothing now (None: it serves)."""
+        stability = self.stability
+        if not (self.config.pause_when_stable and stability.stable):
+            return None
+        return (
+            f"the model has stabilised: more labels are unlikely to change it (mean kappa "
+            f"{stability.kappa:.3f} between the last {stability.rule.window + 1} versions compared, "
+            f"{stability.step} labels apart, since version {stability.since_version}); the queue is "
+            "paused (pause_when_stable)"
+        )
 
     @property
     def snapshot(self) -> Snapshot:
@@ -449,6 +487,12 @@ class Engine:
     ) -> list[QueueItem]:
         """See :meth:`Serving.queue`."""
         return self.serve.queue(n, annotator, fresh, token, token_capped)
+
+    def lease(
+        self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
+    ) -> tuple[list[QueueItem], str | None]:
+        """See :meth:`Serving.lease`."""
+        return self.serve.lease(n, annotator, fresh, token, token_capped)
 
     def release(self, ids: list[str], annotator: str) -> int:
         return self.serve.release(ids, annotator)

@@ -45,6 +45,7 @@ class Taken:
     score: float
     reason: str  # "uncertainty" or "random"
     version: int  # the model version whose score chose it (0: no model yet)
+    cluster: int | None = None  # its pool cluster, when the queue spreads over clusters
 
 
 @dataclass
@@ -108,12 +109,15 @@ class Leases:
         Items already leased to this annotator are returned again first, unless ``fresh``: then
         only items she does not hold yet (a page that prefetches asks for more this way). New
         items are leased only while she holds fewer than ``max_per_annotator`` and ``holder``
-        fewer than ``max_per_holder`` (None: no cap); so fewer than ``n`` may come back.
+        fewer than ``max_per_holder`` (None: no cap); so fewer than ``n`` may come back, and none
+        while the snapshot says the queue is ``paused``.
         """
         now = time.monotonic() if now is None else now
         with self._lock:
             self._expire(now)
             snapshot = self._snapshot
+            if snapshot.paused is not None:
+                return [], snapshot
             view = snapshot.queue
             held = self._by_annotator.get(annotator, set())
             mine = [] if fresh else sorted(held, key=lambda i: -self._leases[i].item.score)[:n]
@@ -147,11 +151,15 @@ class Leases:
     def _top_free(self, k: int, view: PoolView, taken: set[str]) -> list[Taken]:
         """The ``k`` best-scored samples nobody holds, in the view's order."""
         best: list[Taken] = []
+        clusters = view.ranked_clusters.tolist() if len(view.ranked_clusters) else None
         for i, sample_id in enumerate(view.ranked):
             if len(best) >= k:
                 break
             if sample_id not in taken and sample_id not in self._leases:
-                best.append(Taken(sample_id, float(view.ranked_scores[i]), "uncertainty", view.version))
+                cluster = None if clusters is None else clusters[i]
+                best.append(
+                    Taken(sample_id, float(view.ranked_scores[i]), "uncertainty", view.version, cluster)
+                )
         self.short = self.short or len(best) < k  # the engine publishes a deeper one
         return best
 

@@ -61,12 +61,14 @@ class PoolView:
     ``ranked``: the best-scored samples, best first (the ``depth`` asked for); ``reservoir``:
     ``depth`` of the reservoir's members (those with the largest tie keys: a uniform sample of a
     uniform sample), in arrival order (the same members, the same random draws); their scores
-    alongside, by the model version ``version`` (0: no model yet).
+    alongside, by the model version ``version`` (0: no model yet); ``ranked_clusters``: the pool
+    cluster of each ranked sample, when the queue spreads over clusters (else empty).
     """
 
     version: int = 0
     ranked: tuple[str, ...] = ()
     ranked_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
+    ranked_clusters: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     reservoir: tuple[str, ...] = ()
     reservoir_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
 

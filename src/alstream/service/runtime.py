@@ -119,6 +119,7 @@ class Runtime:
             drift_old_weight=settings.drift_old_weight,
             selector=settings.selector,
             labels_per_hour=None if settings.label_budget == "auto" else float(settings.label_budget),
+            pause_when_stable=settings.pause_when_stable,
         )
         mib = max_pool * bytes_per_sample(config.n_features) / 2**20
         share = round(100 * settings.reservoir_share)

@@ -41,6 +41,10 @@ class QueueItem(BaseModel):
     features: list[float] | None = Field(description="The sample's features as stored (None: a text).")
     text: str | None
     meta: dict[str, Any] | None
+    cluster: int | None = Field(
+        None,
+        description="Its cluster of the pool, when the strategy spreads the queue over them (cluster_margin)",
+    )
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,13 @@ class Serving:
         """Lease up to ``n`` samples to ``annotator`` through ``token``: the most uncertain, and a
         random share (``fresh``: none she already holds); within the caps per annotator and, when
         ``token_capped``, per token."""
+        return self.lease(n, annotator, fresh, token, token_capped)[0]
+
+    def lease(
+        self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
+    ) -> tuple[list[QueueItem], str | None]:
+        """:meth:`queue`'s items, and why there are none when the queue is paused (None: it is not),
+        as the snapshot they were leased from says."""
         config, snapshot = self.config, self.leases.snapshot
         cold = snapshot.serving is None
         taken, snapshot = self.leases.take(
@@ -84,7 +95,7 @@ class Serving:
             max_per_holder=config.max_leases_per_token if token_capped else None,
         )  # fmt: skip
         if not taken:
-            return []
+            return [], snapshot.paused
         ids = [t.id for t in taken]
         stored = {s["id"]: s for s in self.store.get_samples(ids)}  # one read: data and features
         found, features = self.featurizer.rows(list(stored.values()))
@@ -120,9 +131,10 @@ class Serving:
                     features=sample.get("features"),
                     text=sample.get("text"),
                     meta=sample.get("meta"),
+                    cluster=t.cluster,
                 )
             )
-        return items
+        return items, None
 
     def release(self, ids: list[str], annotator: str) -> int:
         """Give ``annotator``'s leased items back to the queue (the page does, after a new model);

@@ -32,6 +32,7 @@ class Snapshot:
     boost_share: float = 0.0  # the random share until ``boost_until`` (monotonic time), after a drift
     boost_until: float = 0.0
     stats: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    paused: str | None = None  # why the queue serves nothing (pause_when_stable); None: it serves
 
     def share(self, now: float) -> float:
         """The queue's random share at ``now`` (monotonic time)."""

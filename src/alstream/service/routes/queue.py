@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from alstream.messages.openapi import NAME_PATTERN
@@ -13,6 +13,18 @@ from alstream.service.routes.problems import BODY, TOKEN, errors
 from alstream.service.serving import QueueItem
 
 router = APIRouter()
+PAUSED_HEADER = "Alstream-Queue-Paused"
+PAUSED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            PAUSED_HEADER: {
+                "description": "Present when the queue is paused (pause_when_stable: the model has "
+                "stabilised): why no item comes.",
+                "schema": {"type": "string"},
+            }
+        }
+    }
+}
 
 
 class ReleaseIn(BaseModel):
@@ -27,10 +39,11 @@ class ReleaseIn(BaseModel):
     )
 
 
-@router.get("/queue", summary="The next samples to label", responses=errors(*TOKEN, 422, 429))
+@router.get("/queue", summary="The next samples to label", responses={**PAUSED, **errors(*TOKEN, 422, 429)})
 def queue(
     runtime: RuntimeDep,
     caller: Labeler,
+    response: Response,
     n: Annotated[int, Query(ge=1, le=100, description="How many items.")] = 10,
     annotator: Annotated[
         str | None,
@@ -48,10 +61,14 @@ def queue(
     """The most uncertain samples (and a random share), leased to ``annotator`` for a while.
     Items she already holds come first, unless ``fresh``. An annotator holds at most
     ``max_leases_per_annotator`` items and a (non-admin) token ``max_leases_per_token``: past them,
-    fewer than ``n`` come back."""
+    fewer than ``n`` come back. While the queue is paused (``pause_when_stable``), none come, and the
+    ``Alstream-Queue-Paused`` header says why."""
     throttle(runtime.queue_limiter, "/queue", caller)  # here, not a dependency: a bad query costs none
     name = caller.annotator(annotator)
-    return runtime.engine.queue(n, name, fresh, token=caller.key, token_capped=not caller.any_name)
+    items, paused = runtime.engine.lease(n, name, fresh, token=caller.key, token_capped=not caller.any_name)
+    if paused is not None:
+        response.headers[PAUSED_HEADER] = paused
+    return items
 
 
 @router.post("/queue/release", summary="Give leased items back to the queue", responses=errors(*TOKEN, *BODY))

@@ -37,7 +37,7 @@ const page = {
   tokenWaiters: [],
   /** @type {Me | null} the token's identity: its name and the names it may label as */
   me: null,
-  /** @type {{labeled: number, unlabeled: number} | null} the last GET /stats */
+  /** @type {{labeled: number, unlabeled: number, stopping?: render.Stopping} | null} the last GET /stats */
   stats: null,
 };
 
@@ -57,7 +57,8 @@ const queue = new Queue({
 // --- drawing what the queue, the outbox and the service say --------------------------------------
 
 function drawState() {
-  render.renderState({...page, annotator: queue.annotator, empty: queue.empty, showing: Boolean(queue.current)});
+  render.renderState({...page, annotator: queue.annotator, empty: queue.empty, showing: Boolean(queue.current),
+    paused: Boolean(page.stats?.stopping?.paused)});
 }
 
 function drawItem() {
@@ -144,7 +145,9 @@ async function poll() {
     showVersion(stats.model_version);
     render.renderTrainingError(stats.last_training_error);
     render.renderCurve(stats.learning_curve);
+    render.renderStopping(stats.stopping);
     drawCounts();
+    drawState();
     queue.served(stats.model_version);
   } catch (error) {
     failed(error);

@@ -30,11 +30,21 @@ export function el(tag, props = {}, ...children) {
 }
 
 /**
- * The line under the header (offline) and the text shown in place of an item when there is none.
- * @param {{online: boolean, offline: string, annotator: string, empty: boolean, showing: boolean}} state
- *   offline: why the service is taken as unreachable
+ * What the stopping rule says, as GET /stats gives it under `stopping` (the fields the page reads).
+ * @typedef {object} Stopping
+ * @property {boolean} stable
+ * @property {number | null} kappa the mean kappa of the last pairs of versions compared
+ * @property {number[]} kappas those pairs' kappas
+ * @property {number | null} since_version
+ * @property {boolean} paused the queue serves nothing (pause_when_stable)
  */
-export function renderState({online, offline, annotator, empty, showing}) {
+
+/**
+ * The line under the header (offline) and the text shown in place of an item when there is none.
+ * @param {{online: boolean, offline: string, annotator: string, empty: boolean, showing: boolean,
+ *   paused?: boolean}} state offline: why the service is taken as unreachable; paused: the queue is
+ */
+export function renderState({online, offline, annotator, empty, showing, paused = false}) {
   const text = $("state");
   const connection = $("connection");
   connection.hidden = online;
@@ -44,7 +54,9 @@ export function renderState({online, offline, annotator, empty, showing}) {
   if (showing) return;
   if (!annotator) text.textContent = "Type your name above and press Enter to start.";
   else if (!online) text.textContent = "The service is unreachable. Your labels are kept in this page and sent when it comes back.";
-  else if (empty) text.textContent = "Nothing left to label: stream more data or lower the threshold.";
+  else if (empty && paused) {
+    text.textContent = "The queue is paused: the model has stabilised, so more labels are unlikely to change it.";
+  } else if (empty) text.textContent = "Nothing left to label: stream more data or lower the threshold.";
   else text.textContent = "Loading…";
 }
 
@@ -207,6 +219,25 @@ export function renderTrainingError(message) {
   const error = $("training-error");
   error.hidden = !message;
   error.textContent = message ? `Last training failed: ${message}` : "";
+}
+
+/**
+ * The sentence the page shows once the model has stabilised ("": not yet).
+ * @param {Stopping | null | undefined} stopping
+ */
+export function stoppingSentence(stopping) {
+  if (!stopping?.stable || stopping.kappa === null) return "";
+  const models = stopping.kappas.length + 1;
+  return `The model has stabilised: more labels are unlikely to change it (κ = ${stopping.kappa.toFixed(3)} `
+    + `between the last ${models} models compared, since v${stopping.since_version}).`
+    + (stopping.paused ? " The queue is paused." : "");
+}
+
+/** What the stopping rule says, under the progress. @param {Stopping | null | undefined} stopping */
+export function renderStopping(stopping) {
+  const note = $("stopping");
+  note.textContent = stoppingSentence(stopping);
+  note.hidden = !note.textContent;
 }
 
 /** An error of the page, shown until dismissed or replaced by the next. @param {string} message */
