@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -84,3 +85,12 @@ class Service:
             return {k: v for k, v in store.current_labels().items() if v[1] != "demo"}
         finally:
             store.close()
+
+
+def kill_all(procs: list[subprocess.Popen]) -> None:
+    """SIGKILL those of ``procs`` still running, and reap them all."""
+    for proc in procs:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)

@@ -6,11 +6,15 @@ The orchestrator that records full retrains is given, never chosen here: ``alstr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from alstream.featurize import featurizer
+import numpy as np
+
+from alstream.featurize import Featurizer, featurizer
 from alstream.messages import InvalidBatch, ItemError, Label, Sample, encode_label, encode_sample
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine, EngineConfig
@@ -57,6 +61,69 @@ def open_ingestor(
                     max_message_bytes=settings.max_message_bytes, on_stored=on_stored)  # fmt: skip
 
 
+def engine_config(
+    settings: Settings, width: int, *, track: bool | None = None, **changes: Any
+) -> EngineConfig:
+    """The engine's settings for samples of ``width`` features (``track`` None: the ``mlflow``
+    setting); ``changes`` replace fields (a role's own)."""
+    policy = RetrainPolicy(
+        after_labels=settings.retrain_after_labels, interval_s=settings.retrain_interval_s,
+        online=settings.online_updates, full_every=settings.full_retrain_every,
+        min_per_class=settings.min_labels_per_class,
+    )  # fmt: skip
+    config = EngineConfig(
+        classes=list(settings.project.classes),
+        n_features=width,
+        strategy=settings.strategy,
+        model=settings.model,
+        policy=policy,
+        lease_s=settings.lease_s,
+        random_share=settings.random_share,
+        project="demo-digits" if settings.demo else "project",
+        track=settings.mlflow if track is None else track,
+        standardize=settings.project.data != "text",
+        seed=settings.seed,
+        max_leases_per_annotator=settings.max_leases_per_annotator,
+        max_leases_per_token=settings.max_leases_per_token,
+        max_waiting_labels=settings.max_waiting_labels,
+        max_pool=settings.max_pool or size_for(settings.max_pool_mb, width),
+        reservoir_share=settings.reservoir_share,
+        max_age_s=settings.max_age_s,
+        retention_s=settings.retention_s,
+        drift_reaction=settings.drift_reaction,
+        drift_delta=settings.drift_delta,
+        drift_boost_s=settings.drift_boost_s,
+        drift_random_share=settings.drift_random_share,
+        drift_old_weight=settings.drift_old_weight,
+        selector=settings.selector,
+        labels_per_hour=None if settings.label_budget == "auto" else float(settings.label_budget),
+    )
+    return dataclasses.replace(config, **changes)
+
+
+def open_engine(
+    settings: Settings,
+    store: Any,
+    featurizer: Featurizer,
+    *,
+    holdout: tuple[np.ndarray, np.ndarray] | None = None,
+    orchestrator: Orchestrator | None = None,
+    track: bool | None = None,
+    **changes: Any,
+) -> Engine:
+    """An engine on ``store`` as the settings say (``changes``: fields of its config replaced), its
+    model files under ``data_dir/models``."""
+    config = engine_config(settings, featurizer.width, track=track, **changes)
+    assert config.max_pool is not None
+    mib = config.max_pool * bytes_per_sample(config.n_features) / 2**20
+    share = round(100 * config.reservoir_share)
+    log.info("the pool holds at most %d unlabeled samples (about %.0f MiB), %d%% of them a uniform "
+             "sample of the stream", config.max_pool, mib, share)  # fmt: skip
+    models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
+    return Engine(config, store, holdout=holdout, orchestrator=orchestrator, featurizer=featurizer,
+                  model_files=models)  # fmt: skip
+
+
 class Runtime:
     """Opens the parts, runs the consumer and the engine in background threads, closes them."""
 
@@ -84,48 +151,10 @@ class Runtime:
             samples, holdout = digits_demo(settings.seed)
             if not self.store.counts()["samples"]:
                 self.publish_samples(samples)
-        policy = RetrainPolicy(
-            after_labels=settings.retrain_after_labels, interval_s=settings.retrain_interval_s,
-            online=settings.online_updates, full_every=settings.full_retrain_every,
-            min_per_class=settings.min_labels_per_class,
-        )  # fmt: skip
         self.featurizer = featurizer(schema, settings.text_features)  # texts: hashed on arrival
-        max_pool = settings.max_pool or size_for(settings.max_pool_mb, self.featurizer.width)
-        config = EngineConfig(
-            classes=list(schema.classes),
-            n_features=self.featurizer.width,
-            strategy=settings.strategy,
-            model=settings.model,
-            policy=policy,
-            lease_s=settings.lease_s,
-            random_share=settings.random_share,
-            project="demo-digits" if settings.demo else "project",
-            track=settings.mlflow if track is None else track,
-            standardize=schema.data != "text",
-            seed=settings.seed,
-            max_leases_per_annotator=settings.max_leases_per_annotator,
-            max_leases_per_token=settings.max_leases_per_token,
-            max_waiting_labels=settings.max_waiting_labels,
-            max_pool=max_pool,
-            reservoir_share=settings.reservoir_share,
-            max_age_s=settings.max_age_s,
-            retention_s=settings.retention_s,
-            drift_reaction=settings.drift_reaction,
-            drift_delta=settings.drift_delta,
-            drift_boost_s=settings.drift_boost_s,
-            drift_random_share=settings.drift_random_share,
-            drift_old_weight=settings.drift_old_weight,
-            selector=settings.selector,
-            labels_per_hour=None if settings.label_budget == "auto" else float(settings.label_budget),
-        )
-        mib = max_pool * bytes_per_sample(config.n_features) / 2**20
-        share = round(100 * settings.reservoir_share)
-        log.info("the pool holds at most %d unlabeled samples (about %.0f MiB), %d%% of them a uniform "
-                 "sample of the stream", config.max_pool, mib, share)  # fmt: skip
-        models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
         self.orchestrator = orchestrator
-        self.engine = Engine(config, self.store, holdout=holdout, orchestrator=orchestrator,
-                             featurizer=self.featurizer, model_files=models)  # fmt: skip
+        self.engine = open_engine(settings, self.store, self.featurizer, holdout=holdout,
+                                  orchestrator=orchestrator, track=track)  # fmt: skip
         self.ingestor = (
             open_ingestor(settings, self.stream, self.store, self.topics, on_stored=self.engine.wake)
             if consume
