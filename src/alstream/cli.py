@@ -279,6 +279,26 @@ def trainer(
         role.close()
 
 
+@app.command()
+def worker(project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None) -> None:
+    """Consume the Kafka partitions the group assigns, keep their pools, score them with the newest
+    model version and publish their best samples to the shared queue."""
+    from alstream.service.roles import WorkerRole
+
+    os.umask(PRIVATE_UMASK)
+    settings = _load_settings(project)
+    configure_logging(settings.log_level)
+    try:
+        role = WorkerRole(settings)
+    except ConfigError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    try:
+        _until_stopped(role.run)
+    finally:
+        role.close()
+
+
 def _until_stopped(run: Callable[[threading.Event], None]) -> None:
     """``run(stop)``; SIGTERM sets ``stop``, Ctrl-C ends it."""
     stop = threading.Event()

@@ -1,4 +1,4 @@
-"""The service as a real process (``alstream serve``), for tests that kill it and start it again."""
+"""alstream as real processes (`alstream serve`, its roles), for tests that kill them and start them again."""
 
 from __future__ import annotations
 
@@ -94,3 +94,36 @@ def kill_all(procs: list[subprocess.Popen]) -> None:
             os.kill(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
+
+
+class Roles:
+    """``alstream <role> <args>`` processes (``alstream trainer``, ``alstream worker``), each with its
+    log ``<role>-<n>.log`` under ``cwd``; kill them with :func:`kill_all` (``procs``)."""
+
+    def __init__(self, role: str, env: dict[str, str], cwd: Path, *args: str) -> None:
+        self.role, self.env, self.cwd, self.args = role, env, cwd, args
+        self.procs: list[subprocess.Popen] = []
+
+    def log(self, n: int) -> Path:
+        return self.cwd / f"{self.role}-{n}.log"
+
+    def start(self) -> None:
+        command = [str(Path(sys.executable).parent / "alstream"), self.role, *self.args]
+        with self.log(len(self.procs)).open("wb") as out:
+            proc = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+
+    def text(self, n: int) -> str:
+        """What process ``n`` logged so far; AssertionError (with every log) if it died."""
+        proc = self.procs[n]
+        if proc.poll() is not None:
+            raise AssertionError(f"{self.role} {n} exited with {proc.returncode}:\n{self.output()}")
+        return self.log(n).read_text(errors="replace")
+
+    def progress(self) -> tuple[int, ...]:
+        """The logs' sizes: they grow while the processes work."""
+        return tuple(self.log(n).stat().st_size for n in range(len(self.procs)))
+
+    def output(self) -> str:
+        logs = (self.log(n).read_text(errors="replace")[-4000:] for n in range(len(self.procs)))
+        return "\n".join(f"--- {self.role} {n}\n{text}" for n, text in enumerate(logs))

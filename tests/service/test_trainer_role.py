@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,41 +17,19 @@ from alstream.service.model_files import ModelFiles
 from alstream.store import LabelRow, SampleRow, Store
 
 from ..conftest import wait_while_progressing
-from .processes import kill_all
+from .processes import Roles, kill_all
 
-ALSTREAM = Path(sys.executable).parent / "alstream"
 STALL_S = 90.0  # a wait fails only when nothing moved (versions, the trainers' logs) for this long
 
 
-class Trainers:
-    """``alstream trainer`` processes; every one is killed when the test ends."""
+class Trainers(Roles):
+    """``alstream trainer`` processes."""
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env, self.cwd = env, cwd
-        self.procs: list[subprocess.Popen] = []
-
-    def log(self, n: int) -> Path:
-        return self.cwd / f"trainer-{n}.log"
-
-    def start(self) -> subprocess.Popen:
-        command = [str(ALSTREAM), "trainer", "--no-mlflow", "--orchestrator", "none"]
-        with self.log(len(self.procs)).open("wb") as out:
-            proc = subprocess.Popen(command, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        return proc
+        super().__init__("trainer", env, cwd, "--no-mlflow", "--orchestrator", "none")
 
     def said(self, n: int, words: str) -> bool:
-        proc = self.procs[n]
-        if proc.poll() is not None:
-            raise AssertionError(f"trainer {n} exited with {proc.returncode}:\n{self.output()}")
-        return words in self.log(n).read_text(errors="replace")
-
-    def progress(self) -> tuple[int, ...]:
-        return tuple(self.log(n).stat().st_size for n in range(len(self.procs)))
-
-    def output(self) -> str:
-        logs = (self.log(n).read_text(errors="replace")[-3000:] for n in range(len(self.procs)))
-        return "\n".join(f"--- trainer {n}\n{text}" for n, text in enumerate(logs))
+        return words in self.text(n)
 
 
 @pytest.fixture

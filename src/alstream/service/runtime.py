@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 PUBLISH_CHUNK = 5000
 
 
-def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
-    """The store (tables created) and the stream the settings name, with the topic names."""
+def open_parts(settings: Settings, *, cooperative: bool = False) -> tuple[Store, Stream, Topics]:
+    """The store (tables created) and the stream the settings name, with the topic names
+    (``cooperative``: Kafka consumers that rebalance incrementally, as workers do)."""
     create_private(settings)
     store = Store(settings.database_url)
     store.create()
@@ -45,6 +46,7 @@ def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
         settings.data_dir,
         instance_id=settings.consumer_instance_id,
         log_limits=limits,
+        cooperative=cooperative,
     )
     return store, stream, Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
 
@@ -55,10 +57,14 @@ def open_ingestor(
     store: Store,
     topics: Topics,
     on_stored: Callable[[], None] | None = None,
+    *,
+    only: str | None = None,
+    group: str | None = None,
 ) -> Ingestor:
-    """The consumer of the settings' topics, as the settings' consumer group."""
-    return Ingestor(stream, store, settings.project, topics, settings.consumer_group,
-                    max_message_bytes=settings.max_message_bytes, on_stored=on_stored)  # fmt: skip
+    """The consumer of the settings' topics (``only``: of that one), as the settings' consumer group
+    (or ``group``)."""
+    return Ingestor(stream, store, settings.project, topics, group or settings.consumer_group,
+                    max_message_bytes=settings.max_message_bytes, on_stored=on_stored, only=only)  # fmt: skip
 
 
 def engine_config(
