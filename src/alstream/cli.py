@@ -245,6 +245,13 @@ def serve(
     consumer: Annotated[bool, typer.Option(help="Run the stream consumer in this process.")] = True,
     mlflow: MlflowOption = None,
     orchestrator: OrchestratorOption = None,
+    stateless: Annotated[
+        bool,
+        typer.Option(
+            help="Serve as one API replica of several: /queue leases from the workers' candidates "
+            "in the store; no consumer, pool or training here."
+        ),
+    ] = False,
 ) -> None:
     """Run the service: the HTTP API, the stream consumer and the learning loop."""
     from alstream.service.app import create_app
@@ -254,7 +261,10 @@ def serve(
     settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
     route_server_log(configure_logging(settings.log_level))
     _check_mlflow(settings)
-    app_ = create_app(settings, consume=consumer, orchestrator=_orchestrator(settings.orchestrator))
+    recorder = None if stateless else _orchestrator(settings.orchestrator)
+    app_ = create_app(
+        settings, consume=consumer and not stateless, orchestrator=recorder, stateless=stateless
+    )
     console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
     serve(app_, settings)
 

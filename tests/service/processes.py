@@ -11,7 +11,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import numpy as np
 
+from alstream.service.model_files import ModelFiles
+from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.store import Store
 
 from .conftest import ADMIN_TOKEN, wait_for
@@ -27,11 +30,13 @@ class Service:
         mlflow: bool = False,
         orchestrator: str = "none",
         env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
         **settings: str,
     ) -> None:
         """``mlflow``: log versions to MLflow (as ``alstream serve`` does by default), else ``--no-mlflow``;
         ``orchestrator``: ``--orchestrator`` (``prefect`` is the default of ``alstream serve``); ``env``:
-        more environment variables; ``settings``: ``ALSTREAM_*``."""
+        more environment variables; ``args``: more options of ``alstream serve``; ``settings``:
+        ``ALSTREAM_*``."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -49,11 +54,15 @@ class Service:
         }
         self.process: subprocess.Popen | None = None
         self.wait_for_model = wait_for_model
-        self.mlflow, self.orchestrator = mlflow, orchestrator
+        self.mlflow, self.orchestrator, self.args = mlflow, orchestrator, args
 
     def start(self) -> None:
         command = [sys.executable, "-m", "alstream", "serve", "--port", str(self.port)]
-        command += ([] if self.mlflow else ["--no-mlflow"]) + ["--orchestrator", self.orchestrator]
+        command += ([] if self.mlflow else ["--no-mlflow"]) + [
+            "--orchestrator",
+            self.orchestrator,
+            *self.args,
+        ]
         log = open(self.home / "service.log", "ab")  # noqa: SIM115 - the process owns it
         self.process = subprocess.Popen(command, env=self.env, cwd=self.home, stdout=log, stderr=log)
         wait_for(self._ready, timeout=120, what=f"the service (log: {self.home / 'service.log'})")
@@ -127,3 +136,13 @@ class Roles:
     def output(self) -> str:
         logs = (self.log(n).read_text(errors="replace")[-4000:] for n in range(len(self.procs)))
         return "\n".join(f"--- {self.role} {n}\n{text}" for n, text in enumerate(logs))
+
+
+def record_version(store: Store, folder: Path, X: np.ndarray, y: np.ndarray, number: int) -> ModelVersion:
+    """Train version ``number`` as the trainer would, save its file and record it."""
+    trainer = Trainer("sgd", [str(c) for c in range(10)], RetrainPolicy())
+    trainer.start_at(number - 1)
+    version = trainer.train_full(X, y)
+    path = ModelFiles(folder).save(version)
+    store.record_model(kind="full", n_labels=len(y), metrics={}, status="ok", path=path, version=number)
+    return version

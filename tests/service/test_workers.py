@@ -21,20 +21,18 @@ from sqlalchemy import select
 
 from alstream.messages import Label, Sample, encode_label, encode_sample
 from alstream.scoring import score_pool
-from alstream.service.model_files import ModelFiles
-from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
+from alstream.service.trainer import ModelVersion
 from alstream.store import Store
 from alstream.store.schema import candidates, samples
 from alstream.strategies import get_strategy
 from alstream.stream.kafka import KafkaStream
 
 from ..conftest import wait_while_progressing
-from .processes import Roles, kill_all
+from .processes import Roles, kill_all, record_version
 
 PARTITIONS = 4
 TOP = 50  # candidates_per_shard
 STALL_S = 90.0  # a wait fails only when nothing moved for this long (a dead member leaves after 10 s)
-CLASSES = [str(c) for c in range(10)]
 
 
 class Workers(Roles):
@@ -81,16 +79,6 @@ def setup(
 def sample_messages(prefix: str, X: np.ndarray) -> list[tuple[bytes, bytes]]:
     return [(f"{prefix}-{i}".encode(), encode_sample(Sample(id=f"{prefix}-{i}", features=row)))
             for i, row in enumerate(X)]  # fmt: skip
-
-
-def record_version(store: Store, folder: Path, X: np.ndarray, y: np.ndarray, number: int) -> ModelVersion:
-    """Train version ``number`` as the trainer would, save its file and record it."""
-    trainer = Trainer("sgd", CLASSES, RetrainPolicy())
-    trainer.start_at(number - 1)
-    version = trainer.train_full(X, y)
-    path = ModelFiles(folder).save(version)
-    store.record_model(kind="full", n_labels=len(y), metrics={}, status="ok", path=path, version=number)
-    return version
 
 
 def check_shards(store: Store, model: ModelVersion, shards: range) -> None:

@@ -24,6 +24,7 @@ from alstream.service.model_files import ModelFiles
 from alstream.service.pool import bytes_per_sample, size_for
 from alstream.service.private import create_private
 from alstream.service.security import Gatekeeper
+from alstream.service.shared_queue import SharedQueue
 from alstream.service.trainer import RetrainPolicy
 from alstream.service.versions import Orchestrator
 from alstream.settings import Settings
@@ -140,9 +141,12 @@ class Runtime:
         consume: bool = True,
         track: bool | None = None,
         orchestrator: Orchestrator | None = None,
+        stateless: bool = False,
     ) -> None:
         """``track``: log versions to MLflow (None: the ``mlflow`` setting); ``orchestrator``: where full
-        retrains are recorded after they serve (None: nowhere but the store), closed with the runtime."""
+        retrains are recorded after they serve (None: nowhere but the store), closed with the runtime;
+        ``stateless``: an API replica of several (no consumer, no pool, no training, no demo seeded:
+        the queue is the store's :class:`~alstream.service.shared_queue.SharedQueue`)."""
         self.settings = settings
         schema = settings.project
         self.store, self.stream, self.topics = open_parts(settings)
@@ -153,19 +157,25 @@ class Runtime:
         self.queue_limiter = RateLimiter(settings.queue_rate_per_s, settings.queue_burst)
         self.labels_limiter = RateLimiter(settings.labels_rate_per_s, settings.labels_burst)
         holdout = None
-        if settings.demo:
+        if settings.demo and not stateless:
             samples, holdout = digits_demo(settings.seed)
             if not self.store.counts()["samples"]:
                 self.publish_samples(samples)
         self.featurizer = featurizer(schema, settings.text_features)  # texts: hashed on arrival
         self.orchestrator = orchestrator
-        self.engine = open_engine(settings, self.store, self.featurizer, holdout=holdout,
-                                  orchestrator=orchestrator, track=track)  # fmt: skip
-        self.ingestor = (
-            open_ingestor(settings, self.stream, self.store, self.topics, on_stored=self.engine.wake)
-            if consume
-            else None
-        )
+        self.engine: Engine | SharedQueue
+        self.ingestor: Ingestor | None = None
+        if stateless:
+            config = engine_config(settings, self.featurizer.width, track=False)
+            models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
+            self.engine = SharedQueue(config, self.store, self.featurizer, models)
+        else:
+            engine = open_engine(settings, self.store, self.featurizer, holdout=holdout,
+                                 orchestrator=orchestrator, track=track)  # fmt: skip
+            self.engine = engine
+            if consume:
+                self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics,
+                                              on_stored=engine.wake)  # fmt: skip
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -200,7 +210,9 @@ class Runtime:
         return messages
 
     def start(self) -> None:
-        workers: list[tuple[str, Callable[[threading.Event], None]]] = [("alstream-engine", self.engine.run)]
+        workers: list[tuple[str, Callable[[threading.Event], None]]] = []
+        if isinstance(self.engine, Engine):
+            workers.append(("alstream-engine", self.engine.run))
         if self.ingestor is not None:
             workers.append(("alstream-consumer", self.ingestor.run))
         for name, target in workers:
