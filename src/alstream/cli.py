@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,6 +40,17 @@ QUIET_SERVER_PROCESS = {"PREFECT_LOGGING_ROOT_LEVEL": "CRITICAL"}  # set after t
 # The service's files (its data, MLflow's database and model artifacts, Prefect's temporary server's)
 # are its owner's only, as PostgreSQL does; alstream's own files set their modes explicitly too.
 PRIVATE_UMASK = 0o077
+
+
+# The switches of the commands that record model versions (serve, trainer).
+MlflowOption = Annotated[
+    bool | None,
+    typer.Option("--mlflow/--no-mlflow", help="Log model versions to MLflow (default: the mlflow setting)."),
+]
+OrchestratorOption = Annotated[
+    str | None,
+    typer.Option(help="Record full retrains in: prefect or none (default: the orchestrator setting)."),
+]
 
 
 @app.callback()
@@ -228,28 +243,92 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default from settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default from settings).")] = None,
     consumer: Annotated[bool, typer.Option(help="Run the stream consumer in this process.")] = True,
-    mlflow: Annotated[
-        bool | None,
+    mlflow: MlflowOption = None,
+    orchestrator: OrchestratorOption = None,
+    stateless: Annotated[
+        bool,
         typer.Option(
-            "--mlflow/--no-mlflow", help="Log model versions to MLflow (default: the mlflow setting)."
+            help="Serve as one API replica of several: /queue leases from the workers' candidates "
+            "in the store; no consumer, pool or training here."
         ),
-    ] = None,
-    orchestrator: Annotated[
-        str | None,
-        typer.Option(help="Record full retrains in: prefect or none (default: the orchestrator setting)."),
-    ] = None,
+    ] = False,
 ) -> None:
     """Run the service: the HTTP API, the stream consumer and the learning loop."""
     from alstream.service.app import create_app
     from alstream.service.server import route_server_log, serve
 
+    settings = _recording_settings(project, mlflow, orchestrator)
+    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+    route_server_log(configure_logging(settings.log_level))
+    _check_mlflow(settings)
+    recorder = None if stateless else _orchestrator(settings.orchestrator)
+    app_ = create_app(
+        settings, consume=consumer and not stateless, orchestrator=recorder, stateless=stateless
+    )
+    console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
+    serve(app_, settings)
+
+
+@app.command()
+def trainer(
+    project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None,
+    mlflow: MlflowOption = None,
+    orchestrator: OrchestratorOption = None,
+) -> None:
+    """Train model versions from the store's labels: the active trainer, or a standby that takes over
+    when the active one dies (one is elected by a lock in the store)."""
+    from alstream.service.roles import TrainerRole
+
+    settings = _recording_settings(project, mlflow, orchestrator)
+    configure_logging(settings.log_level)
+    _check_mlflow(settings)
+    role = TrainerRole(settings, orchestrator=_orchestrator(settings.orchestrator))
+    try:
+        _until_stopped(role.run)
+    finally:
+        role.close()
+
+
+@app.command()
+def worker(project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None) -> None:
+    """Consume the Kafka partitions the group assigns, keep their pools, score them with the newest
+    model version and publish their best samples to the shared queue."""
+    from alstream.service.roles import WorkerRole
+
+    os.umask(PRIVATE_UMASK)
+    settings = _load_settings(project)
+    configure_logging(settings.log_level)
+    try:
+        role = WorkerRole(settings)
+    except ConfigError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    try:
+        _until_stopped(role.run)
+    finally:
+        role.close()
+
+
+def _until_stopped(run: Callable[[threading.Event], None]) -> None:
+    """``run(stop)``; SIGTERM sets ``stop``, Ctrl-C ends it."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        run(stop)
+
+
+def _recording_settings(project: Path | None, mlflow: bool | None, orchestrator: str | None) -> Settings:
+    """The settings of a process that records model versions (``mlflow``, ``orchestrator``: the
+    command line's, None: the settings'), its files private, Prefect's temporary server quiet."""
     for key, value in {**QUIET_PREFECT, **QUIET_SERVER_PROCESS}.items():
         os.environ.setdefault(key, value)
     os.umask(PRIVATE_UMASK)
     given = {"mlflow": mlflow, "orchestrator": orchestrator}
-    settings = _load_settings(project, **{k: v for k, v in given.items() if v is not None})
-    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
-    route_server_log(configure_logging(settings.log_level))
+    return _load_settings(project, **{k: v for k, v in given.items() if v is not None})
+
+
+def _check_mlflow(settings: Settings) -> None:
+    """Warn when MLflow is on and does not answer (versions still serve; they reach it later)."""
     if settings.mlflow:
         from alstream.tracking import check_reachable
 
@@ -257,9 +336,6 @@ def serve(
             check_reachable()
         except ConnectionError as error:  # the service still serves; versions reach MLflow once it answers
             log.warning("%s; until it answers, recording each model version waits on MLflow's retries", error)
-    app_ = create_app(settings, consume=consumer, orchestrator=_orchestrator(settings.orchestrator))
-    console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
-    serve(app_, settings)
 
 
 def _load_settings(project: Path | None, **given: object) -> Settings:
@@ -287,9 +363,6 @@ def consume(
     project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None,
 ) -> None:
     """Run only the stream consumer: samples and labels from the stream into the store."""
-    import signal
-    import threading
-
     from alstream.service.runtime import open_ingestor, open_parts
 
     os.umask(PRIVATE_UMASK)
@@ -304,12 +377,8 @@ def consume(
         console.print(f"[red]error:[/] {error}: stop it, or run `alstream serve --no-consumer`")
         raise typer.Exit(2) from None
     log.info("consuming %s and %s as group %r", topics.samples, topics.labels, settings.consumer_group)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        ingestor.run(stop)
-    except KeyboardInterrupt:
-        pass
+        _until_stopped(ingestor.run)
     finally:
         ingestor.close()
         stream.close()

@@ -264,6 +264,20 @@ class Settings(BaseSettings):
     full_retrain_every: int = Field(
         5, ge=1, description="Refit from scratch every N model versions when updating online."
     )
+    candidates_per_shard: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="`alstream worker`: the best samples each shard publishes to the shared queue (a few "
+        "times what annotators lease between two model versions).",
+    )
+    trainer_poll_s: float = Field(
+        2.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="`alstream trainer`: how often a standby asks for the trainer lock, and the active one "
+        "checks it still holds it, seconds.",
+    )
     random_share: float = Field(
         0.1,
         ge=0.0,

@@ -4,7 +4,6 @@ end exactly the published samples and label events."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from alstream.store.schema import samples as samples_table
 from alstream.stream import Stream, open_stream
 
 from ..conftest import wait_while_progressing
+from .processes import kill_all
 
 ALSTREAM = Path(sys.executable).parent / "alstream"
 N_BEFORE = 80_000  # published before the first consumer starts
@@ -80,11 +80,7 @@ class Consumers:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs)
 
     def kill_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
+        kill_all(self.procs)
 
 
 @pytest.fixture

@@ -32,15 +32,19 @@ def create_app(
     consume: bool = True,
     track: bool | None = None,
     orchestrator: Orchestrator | None = None,
+    stateless: bool = False,
 ) -> FastAPI:
     """The service; its consumer and engine start with the app and stop with it. ``track``: log
     versions to MLflow (None: the ``mlflow`` setting); ``orchestrator``: records full retrains after
-    they serve (``alstream serve`` makes it from the ``orchestrator`` setting; None: not recorded)."""
+    they serve (``alstream serve`` makes it from the ``orchestrator`` setting; None: not recorded);
+    ``stateless``: one of several API replicas, its queue leased from the store's candidates."""
     settings = settings or Settings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings, consume=consume, track=track, orchestrator=orchestrator)
+        runtime = Runtime(
+            settings, consume=consume, track=track, orchestrator=orchestrator, stateless=stateless
+        )
         app.state.runtime = runtime
         if runtime.first_token:  # first start: the one time this token is shown (as Jupyter does)
             token = runtime.first_token

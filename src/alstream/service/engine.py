@@ -150,12 +150,12 @@ class Engine:
         self._publish()
 
     # --- following the store --------------------------------------------------------------
-    def sync(self) -> tuple[int, int]:
+    def sync(self, held: Iterable[str] = ()) -> tuple[int, int]:
         """Bring new samples and labels from the store into the pool and the training set; returns how
-        many of each."""
+        many of each. ``held``: samples leased elsewhere (the shared queue), kept like this one's."""
         new_samples = 0
         self._read_guesses()
-        self.pool.pin(self.leases.held())  # what people hold stays
+        self.pool.pin([*self.leases.held(), *held])  # what people hold stays
         while True:
             seqs, ids, features = self.featurizer.after(self.store, self._last_seq, 50_000)
             if not len(seqs):
@@ -256,6 +256,15 @@ class Engine:
         places = len(self.pool.scores)  # empty places too: cheaper than gathering the held ones
         scores = self.admission.score(version.model, self.pool.features[:places])
         self.pool.set_scores(scores, version.version)
+
+    def adopt(self, version: ModelVersion) -> None:
+        """Serve ``version``, trained elsewhere (by ``alstream trainer``): the pool is re-scored with it
+        and numbering goes on after it; nothing is recorded, and nothing waits to be trained here."""
+        self._pending.clear()
+        self.trainer.restore(version)
+        self.rescore(version)
+        self.serving = version
+        self._publish()
 
     # --- training -------------------------------------------------------------------------
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:

@@ -87,8 +87,11 @@ class Ingestor:
         max_message_bytes: int = 1024 * 1024,
         on_stored: Callable[[], None] | None = None,
         hold: Callable[[], bool] | None = None,
+        only: str | None = None,
     ) -> None:
+        """``only``: consume that one of the two topics (a worker's shards are its samples partitions)."""
         self.stream, self.store, self.schema, self.topics, self.group = stream, store, schema, topics, group
+        self.subscribed = [only] if only else [topics.samples, topics.labels]
         self.max_message_bytes = max_message_bytes
         self.on_stored = on_stored  # called after a batch stored new rows (the engine looks at once)
         self.hold = hold  # true while the store is too far behind: wait before the next batch
@@ -150,7 +153,7 @@ class Ingestor:
         if len(held) == len(records) and all(type(s) is Sample and s.label is None for s in decoded):
             valid = cast(list[Sample], decoded)  # all of them, as just checked
             return [  # the common batch: unlabeled samples only, all valid
-                _Entry(r, [SampleRow(s.id, s.features, s.text, s.meta)], [])
+                _Entry(r, [SampleRow(s.id, s.features, s.text, s.meta, r.partition)], [])
                 for r, s in zip(records, valid, strict=True)
             ], []
         entries: list[_Entry] = []
@@ -174,7 +177,8 @@ class Ingestor:
             except InvalidMessage as error:
                 dead.append((record.key, _dead_letter(record, str(error))))
                 continue
-            entry = _Entry(record, [SampleRow(sample.id, sample.features, sample.text, sample.meta)], [])
+            stored = SampleRow(sample.id, sample.features, sample.text, sample.meta, record.partition)
+            entry = _Entry(record, [stored], [])
             if sample.label is not None:  # a sample that arrives with its label is a labeled sample
                 entry.labels.append(LabelRow(sample.id, sample.label, sample.annotator, False, source,
                                              record.offset, sample.token_key))  # fmt: skip
@@ -223,7 +227,7 @@ class Ingestor:
                 log.exception("cannot reopen the stream consumer; trying again")
 
     def _open(self) -> Consumer:
-        return self.stream.consumer(self.group, [self.topics.samples, self.topics.labels])
+        return self.stream.consumer(self.group, self.subscribed)
 
     def _reopen(self) -> None:
         """Start again from the committed offsets, so the failed batch is read again."""

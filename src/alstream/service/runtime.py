@@ -6,11 +6,15 @@ The orchestrator that records full retrains is given, never chosen here: ``alstr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
-from alstream.featurize import featurizer
+import numpy as np
+
+from alstream.featurize import Featurizer, featurizer
 from alstream.messages import InvalidBatch, ItemError, Label, Sample, encode_label, encode_sample
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine, EngineConfig
@@ -20,6 +24,7 @@ from alstream.service.model_files import ModelFiles
 from alstream.service.pool import bytes_per_sample, size_for
 from alstream.service.private import create_private
 from alstream.service.security import Gatekeeper
+from alstream.service.shared_queue import SharedQueue
 from alstream.service.trainer import RetrainPolicy
 from alstream.service.versions import Orchestrator
 from alstream.settings import Settings
@@ -30,8 +35,9 @@ log = logging.getLogger(__name__)
 PUBLISH_CHUNK = 5000
 
 
-def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
-    """The store (tables created) and the stream the settings name, with the topic names."""
+def open_parts(settings: Settings, *, cooperative: bool = False) -> tuple[Store, Stream, Topics]:
+    """The store (tables created) and the stream the settings name, with the topic names
+    (``cooperative``: Kafka consumers that rebalance incrementally, as workers do)."""
     create_private(settings)
     store = Store(settings.database_url)
     store.create()
@@ -41,6 +47,7 @@ def open_parts(settings: Settings) -> tuple[Store, Stream, Topics]:
         settings.data_dir,
         instance_id=settings.consumer_instance_id,
         log_limits=limits,
+        cooperative=cooperative,
     )
     return store, stream, Topics(settings.samples_topic, settings.labels_topic, settings.dead_letter_topic)
 
@@ -51,11 +58,81 @@ def open_ingestor(
     store: Store,
     topics: Topics,
     on_stored: Callable[[], None] | None = None,
+    *,
     hold: Callable[[], bool] | None = None,
+    only: str | None = None,
+    group: str | None = None,
 ) -> Ingestor:
-    """The consumer of the settings' topics, as the settings' consumer group."""
-    return Ingestor(stream, store, settings.project, topics, settings.consumer_group,
-                    max_message_bytes=settings.max_message_bytes, on_stored=on_stored, hold=hold)  # fmt: skip
+    """The consumer of the settings' topics (``only``: of that one), as the settings' consumer group
+    (or ``group``)."""
+    return Ingestor(stream, store, settings.project, topics, group or settings.consumer_group,
+                    max_message_bytes=settings.max_message_bytes, on_stored=on_stored, hold=hold,
+                    only=only)  # fmt: skip
+
+
+def engine_config(
+    settings: Settings, width: int, *, track: bool | None = None, **changes: Any
+) -> EngineConfig:
+    """The engine's settings for samples of ``width`` features (``track`` None: the ``mlflow``
+    setting); ``changes`` replace fields (a role's own)."""
+    policy = RetrainPolicy(
+        after_labels=settings.retrain_after_labels, interval_s=settings.retrain_interval_s,
+        online=settings.online_updates, full_every=settings.full_retrain_every,
+        min_per_class=settings.min_labels_per_class,
+    )  # fmt: skip
+    config = EngineConfig(
+        classes=list(settings.project.classes),
+        n_features=width,
+        strategy=settings.strategy,
+        model=settings.model,
+        policy=policy,
+        lease_s=settings.lease_s,
+        random_share=settings.random_share,
+        project="demo-digits" if settings.demo else "project",
+        track=settings.mlflow if track is None else track,
+        standardize=settings.project.data != "text",
+        seed=settings.seed,
+        max_leases_per_annotator=settings.max_leases_per_annotator,
+        max_leases_per_token=settings.max_leases_per_token,
+        max_waiting_labels=settings.max_waiting_labels,
+        max_pool=settings.max_pool or size_for(settings.max_pool_mb, width),
+        reservoir_share=settings.reservoir_share,
+        max_age_s=settings.max_age_s,
+        retention_s=settings.retention_s,
+        retention_max_overdue=settings.retention_max_overdue,
+        drift_reaction=settings.drift_reaction,
+        drift_delta=settings.drift_delta,
+        drift_boost_s=settings.drift_boost_s,
+        drift_random_share=settings.drift_random_share,
+        drift_old_weight=settings.drift_old_weight,
+        selector=settings.selector,
+        labels_per_hour=None if settings.label_budget == "auto" else float(settings.label_budget),
+        pause_when_stable=settings.pause_when_stable,
+    )
+    return dataclasses.replace(config, **changes)
+
+
+def open_engine(
+    settings: Settings,
+    store: Any,
+    featurizer: Featurizer,
+    *,
+    holdout: tuple[np.ndarray, np.ndarray] | None = None,
+    orchestrator: Orchestrator | None = None,
+    track: bool | None = None,
+    **changes: Any,
+) -> Engine:
+    """An engine on ``store`` as the settings say (``changes``: fields of its config replaced), its
+    model files under ``data_dir/models``."""
+    config = engine_config(settings, featurizer.width, track=track, **changes)
+    assert config.max_pool is not None
+    mib = config.max_pool * bytes_per_sample(config.n_features) / 2**20
+    share = round(100 * config.reservoir_share)
+    log.info("the pool holds at most %d unlabeled samples (about %.0f MiB), %d%% of them a uniform "
+             "sample of the stream", config.max_pool, mib, share)  # fmt: skip
+    models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
+    return Engine(config, store, holdout=holdout, orchestrator=orchestrator, featurizer=featurizer,
+                  model_files=models)  # fmt: skip
 
 
 class Runtime:
@@ -68,9 +145,12 @@ class Runtime:
         consume: bool = True,
         track: bool | None = None,
         orchestrator: Orchestrator | None = None,
+        stateless: bool = False,
     ) -> None:
         """``track``: log versions to MLflow (None: the ``mlflow`` setting); ``orchestrator``: where full
-        retrains are recorded after they serve (None: nowhere but the store), closed with the runtime."""
+        retrains are recorded after they serve (None: nowhere but the store), closed with the runtime;
+        ``stateless``: an API replica of several (no consumer, no pool, no training, no demo seeded:
+        the queue is the store's :class:`~alstream.service.shared_queue.SharedQueue`)."""
         self.settings = settings
         schema = settings.project
         self.store, self.stream, self.topics = open_parts(settings)
@@ -81,60 +161,25 @@ class Runtime:
         self.queue_limiter = RateLimiter(settings.queue_rate_per_s, settings.queue_burst)
         self.labels_limiter = RateLimiter(settings.labels_rate_per_s, settings.labels_burst)
         holdout = None
-        if settings.demo:
+        if settings.demo and not stateless:
             samples, holdout = digits_demo(settings.seed)
             if not self.store.counts()["samples"]:
                 self.publish_samples(samples)
-        policy = RetrainPolicy(
-            after_labels=settings.retrain_after_labels, interval_s=settings.retrain_interval_s,
-            online=settings.online_updates, full_every=settings.full_retrain_every,
-            min_per_class=settings.min_labels_per_class,
-        )  # fmt: skip
         self.featurizer = featurizer(schema, settings.text_features)  # texts: hashed on arrival
-        max_pool = settings.max_pool or size_for(settings.max_pool_mb, self.featurizer.width)
-        config = EngineConfig(
-            classes=list(schema.classes),
-            n_features=self.featurizer.width,
-            strategy=settings.strategy,
-            model=settings.model,
-            policy=policy,
-            lease_s=settings.lease_s,
-            random_share=settings.random_share,
-            project="demo-digits" if settings.demo else "project",
-            track=settings.mlflow if track is None else track,
-            standardize=schema.data != "text",
-            seed=settings.seed,
-            max_leases_per_annotator=settings.max_leases_per_annotator,
-            max_leases_per_token=settings.max_leases_per_token,
-            max_waiting_labels=settings.max_waiting_labels,
-            max_pool=max_pool,
-            reservoir_share=settings.reservoir_share,
-            max_age_s=settings.max_age_s,
-            retention_s=settings.retention_s,
-            retention_max_overdue=settings.retention_max_overdue,
-            drift_reaction=settings.drift_reaction,
-            drift_delta=settings.drift_delta,
-            drift_boost_s=settings.drift_boost_s,
-            drift_random_share=settings.drift_random_share,
-            drift_old_weight=settings.drift_old_weight,
-            selector=settings.selector,
-            labels_per_hour=None if settings.label_budget == "auto" else float(settings.label_budget),
-            pause_when_stable=settings.pause_when_stable,
-        )
-        mib = max_pool * bytes_per_sample(config.n_features) / 2**20
-        share = round(100 * settings.reservoir_share)
-        log.info("the pool holds at most %d unlabeled samples (about %.0f MiB), %d%% of them a uniform "
-                 "sample of the stream", config.max_pool, mib, share)  # fmt: skip
-        models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
         self.orchestrator = orchestrator
-        self.engine = Engine(config, self.store, holdout=holdout, orchestrator=orchestrator,
-                             featurizer=self.featurizer, model_files=models)  # fmt: skip
-        wake, hold = self.engine.wake, self.engine.store_behind
-        self.ingestor = (
-            open_ingestor(settings, self.stream, self.store, self.topics, on_stored=wake, hold=hold)
-            if consume
-            else None
-        )
+        self.engine: Engine | SharedQueue
+        self.ingestor: Ingestor | None = None
+        if stateless:
+            config = engine_config(settings, self.featurizer.width, track=False)
+            models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
+            self.engine = SharedQueue(config, self.store, self.featurizer, models)
+        else:
+            engine = open_engine(settings, self.store, self.featurizer, holdout=holdout,
+                                 orchestrator=orchestrator, track=track)  # fmt: skip
+            self.engine = engine
+            if consume:
+                self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics,
+                                              on_stored=engine.wake, hold=engine.store_behind)  # fmt: skip
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -169,7 +214,9 @@ class Runtime:
         return messages
 
     def start(self) -> None:
-        workers: list[tuple[str, Callable[[threading.Event], None]]] = [("alstream-engine", self.engine.run)]
+        workers: list[tuple[str, Callable[[threading.Event], None]]] = []
+        if isinstance(self.engine, Engine):
+            workers.append(("alstream-engine", self.engine.run))
         if self.ingestor is not None:
             workers.append(("alstream-consumer", self.ingestor.run))
         for name, target in workers:

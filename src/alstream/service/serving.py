@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -96,44 +97,12 @@ class Serving:
         )  # fmt: skip
         if not taken:
             return [], snapshot.paused
-        ids = [t.id for t in taken]
-        stored = {s["id"]: s for s in self.store.get_samples(ids)}  # one read: data and features
-        found, features = self.featurizer.rows(list(stored.values()))
-        gone = set(ids) - set(found)  # deleted from the store since the snapshot: nothing to show
-        if gone:
+        items, gone = queue_items(self.store, self.featurizer, config, taken, snapshot.serving)
+        if gone:  # deleted from the store since the snapshot: nothing to show
             self.leases.end(gone)
-            taken = [t for t in taken if t.id not in gone]
-        row = {sample_id: i for i, sample_id in enumerate(found)}
-        features = features[[row[t.id] for t in taken]] if taken else features[:0]
-        version = snapshot.serving  # the model whose scores are served
-        cold = version is None
-        if version is None:
-            proba = np.full((len(taken), len(config.classes)), 1 / len(config.classes))
-            classes = list(config.classes)
-        else:
-            proba = version.model.predict_proba(features)
-            classes = [str(c) for c in version.model.classes_]
-        items = []
-        for t, p in zip(taken, proba, strict=True):
-            predicted = None if cold else classes[int(np.argmax(p))]
-            if t.reason == "random" and predicted is not None:
-                self.guesses.append((t.id, t.version, predicted))
-            sample = stored.get(t.id, {})
-            items.append(
-                QueueItem(
-                    id=t.id,
-                    score=t.score,
-                    reason="cold start" if cold else t.reason,
-                    strategy="random" if cold or t.reason == "random" else config.strategy,
-                    model_version=t.version,
-                    probabilities=dict(zip(classes, map(float, p), strict=True)),
-                    predicted=predicted,
-                    features=sample.get("features"),
-                    text=sample.get("text"),
-                    meta=sample.get("meta"),
-                    cluster=t.cluster,
-                )
-            )
+        for item in items:
+            if item.reason == "random" and item.predicted is not None:
+                self.guesses.append((item.id, item.model_version, item.predicted))
         return items, None
 
     def release(self, ids: list[str], annotator: str) -> int:
@@ -143,15 +112,7 @@ class Serving:
 
     def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
         """(version, classes, probabilities) of the serving model; :class:`NoModelYet` if there is none."""
-        version = self.serving
-        if version is None:
-            raise NoModelYet("no model yet: label a few samples of every class first")
-        proba = version.model.predict_proba(features)
-        unscored = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
-        if unscored:  # a custom model may overflow: say which rows, never answer NaN
-            why = "the model gives no finite probabilities for this row (far outside what it learned from)"
-            raise InvalidBatch([ItemError(i, None, "features", why) for i in unscored])
-        return version.version, [str(c) for c in version.model.classes_], proba
+        return predict_with(self.serving, features)
 
     def stats(self) -> dict[str, Any]:
         """What ``/stats`` shows: the snapshot's numbers, the leases now."""
@@ -159,3 +120,74 @@ class Serving:
         leases = self.leases.state()
         drift = {**snapshot.stats["drift"], "random_share": snapshot.share(time.monotonic())}
         return {**snapshot.stats, "leased": leases["leases"], "leases": leases, "drift": drift}
+
+
+class Leased(Protocol):
+    """A leased item: an in-process lease, or a candidate of the shared queue."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def queue_items(
+    store: Any,
+    featurizer: Featurizer,
+    config: ServingConfig,
+    taken: Sequence[Leased],
+    version: ModelVersion | None,
+) -> tuple[list[QueueItem], set[str]]:
+    """The queue items of ``taken`` (their data and features from the store, one read; ``version``:
+    the model whose guesses they show, None: a cold start), and the ids the store no longer has."""
+    if not taken:
+        return [], set()
+    ids = [t.id for t in taken]
+    stored = {s["id"]: s for s in store.get_samples(ids)}
+    found, features = featurizer.rows(list(stored.values()))
+    gone = set(ids) - set(found)
+    taken = [t for t in taken if t.id not in gone]
+    row = {sample_id: i for i, sample_id in enumerate(found)}
+    features = features[[row[t.id] for t in taken]] if taken else features[:0]
+    cold = version is None
+    if version is None:
+        proba = np.full((len(taken), len(config.classes)), 1 / len(config.classes))
+        classes = list(config.classes)
+    else:
+        proba = version.model.predict_proba(features)
+        classes = [str(c) for c in version.model.classes_]
+    items = []
+    for t, p in zip(taken, proba, strict=True):
+        sample = stored.get(t.id, {})
+        items.append(
+            QueueItem(
+                id=t.id,
+                score=t.score,
+                reason="cold start" if cold else t.reason,
+                strategy="random" if cold or t.reason == "random" else config.strategy,
+                model_version=t.version,
+                probabilities=dict(zip(classes, map(float, p), strict=True)),
+                predicted=None if cold else classes[int(np.argmax(p))],
+                features=sample.get("features"),
+                text=sample.get("text"),
+                meta=sample.get("meta"),
+                cluster=getattr(t, "cluster", None),
+            )
+        )
+    return items, gone
+
+
+def predict_with(version: ModelVersion | None, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
+    """(version, classes, probabilities) of ``version``; :class:`NoModelYet` if there is none."""
+    if version is None:
+        raise NoModelYet("no model yet: label a few samples of every class first")
+    proba = version.model.predict_proba(features)
+    unscored = np.flatnonzero(~np.isfinite(proba).all(axis=1)).tolist()
+    if unscored:  # a custom model may overflow: say which rows, never answer NaN
+        why = "the model gives no finite probabilities for this row (far outside what it learned from)"
+        raise InvalidBatch([ItemError(i, None, "features", why) for i in unscored])
+    return version.version, [str(c) for c in version.model.classes_], proba

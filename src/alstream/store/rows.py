@@ -13,12 +13,14 @@ _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 @dataclass(frozen=True)
 class SampleRow:
-    """One sample: a float32 feature vector, or a text (then ``features`` is None)."""
+    """One sample: a float32 feature vector, or a text (then ``features`` is None); ``shard``: the
+    stream partition it came from."""
 
     id: str
     features: np.ndarray | None
     text: str | None = None
     meta: dict | None = None
+    shard: int | None = None
 
 
 @dataclass(frozen=True)

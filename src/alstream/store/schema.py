@@ -38,7 +38,9 @@ samples = Table(
     Column("text", Text),
     Column("meta", Text),  # JSON
     Column("arrived_at", DateTime(timezone=True)),  # when stored; NULL: before 0003 (counted as old)
+    Column("shard", Integer),  # the stream partition it came from (NULL: written not by a consumer)
     UniqueConstraint("id", name="uq_samples_id"),
+    Index("ix_samples_shard_seq", "shard", "seq"),  # a worker follows its shards
     CheckConstraint("length(id) <= 1000", name="ck_samples_id_length"),
 )
 

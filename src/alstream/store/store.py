@@ -57,19 +57,18 @@ class Store:
         self.tokens = Tokens(self.engine)
         self.candidates = Candidates(self.engine, **self._retry)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        sample_columns = ("id", "features", "text", "meta", "arrived_at")
+        sample_columns = ("id", "features", "text", "meta", "arrived_at", "shard")
         self._insert_samples = _insert_sql(samples.name, sample_columns, ("id",), mark)
         label_columns = ("sample_id", "label", "annotator", "skipped", "source", "stream_offset",
                          "created_at", "token_key")  # fmt: skip
         self._insert_labels = _insert_sql(labels.name, label_columns, ("source", "stream_offset"), mark)
-        self._select_after = (
-            f"SELECT seq, id, features FROM {samples.name} WHERE seq > {mark} AND features IS NOT NULL "
-            f"ORDER BY seq LIMIT {mark}"
-        )
-        self._select_texts_after = (
-            f"SELECT seq, id, text FROM {samples.name} WHERE seq > {mark} AND features IS NULL "
-            f"AND text IS NOT NULL ORDER BY seq LIMIT {mark}"
-        )
+        features, texts = "features IS NOT NULL", "features IS NULL AND text IS NOT NULL"
+        self._select_after = {  # by shard or not
+            sharded: _after_sql("features", features, mark, sharded) for sharded in (False, True)
+        }
+        self._select_texts_after = {
+            sharded: _after_sql("text", texts, mark, sharded) for sharded in (False, True)
+        }
         self._bind_time = labels.c.created_at.type.bind_processor(self.engine.dialect)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -124,7 +123,7 @@ class Store:
         if not rows:
             return 0
         now = self._now()
-        params = [(r.id, encode_features(r.features), r.text, dump_json(r.meta), now) for r in rows]
+        params = [(r.id, encode_features(r.features), r.text, dump_json(r.meta), now, r.shard) for r in rows]
         return conn.exec_driver_sql(self._insert_samples, params).rowcount
 
     def _now(self) -> Any:
@@ -193,13 +192,17 @@ class Store:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    def samples_after(self, seq: int, limit: int) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """Up to ``limit`` feature samples with ``seq`` above the given one, in seq order.
+    def samples_after(
+        self, seq: int, limit: int, shard: int | None = None
+    ) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Up to ``limit`` feature samples with ``seq`` above the given one (of ``shard`` only, unless
+        None), in seq order.
 
         Returns ``(seqs int64 (n,), ids, features float32 (n, d))``; ``d`` is 0 when none.
         """
         with self.engine.connect() as conn:  # raw SQL: no per-row result processing on big loads
-            rows = conn.exec_driver_sql(self._select_after, (seq, limit)).fetchall()
+            statement = self._select_after[shard is not None]
+            rows = conn.exec_driver_sql(statement, _after(seq, limit, shard)).fetchall()
         if not rows:
             return np.empty(0, dtype=np.int64), [], np.empty((0, 0), dtype=np.float32)
         seqs, ids, blobs = zip(*rows, strict=True)
@@ -209,13 +212,17 @@ class Store:
         features = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), widths.pop() // 4)
         return np.array(seqs, dtype=np.int64), list(ids), features
 
-    def texts_after(self, seq: int, limit: int) -> tuple[np.ndarray, list[str], list[str]]:
-        """Up to ``limit`` text samples with ``seq`` above the given one, in seq order.
+    def texts_after(
+        self, seq: int, limit: int, shard: int | None = None
+    ) -> tuple[np.ndarray, list[str], list[str]]:
+        """Up to ``limit`` text samples with ``seq`` above the given one (of ``shard`` only, unless
+        None), in seq order.
 
         Returns ``(seqs int64 (n,), ids, texts)``.
         """
         with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(self._select_texts_after, (seq, limit)).fetchall()
+            statement = self._select_texts_after[shard is not None]
+            rows = conn.exec_driver_sql(statement, _after(seq, limit, shard)).fetchall()
         seqs = np.array([row[0] for row in rows], dtype=np.int64)
         return seqs, [row[1] for row in rows], [row[2] for row in rows]
 
@@ -413,6 +420,20 @@ def _model(row: Any) -> dict:
     record["metrics"] = load_json(record["metrics"])
     record["created_at"] = _utc(record["created_at"])
     return record
+
+
+def _after_sql(column: str, condition: str, mark: str, sharded: bool) -> str:
+    """The raw query of ``samples_after`` and ``texts_after``: ``column`` of the rows after a seq."""
+    shard = f"AND shard = {mark} " if sharded else ""
+    return (
+        f"SELECT seq, id, {column} FROM {samples.name} WHERE seq > {mark} AND {condition} {shard}"
+        f"ORDER BY seq LIMIT {mark}"
+    )
+
+
+def _after(seq: int, limit: int, shard: int | None) -> tuple[int, ...]:
+    """The parameters of :func:`_after_sql`'s query."""
+    return (seq, limit) if shard is None else (seq, shard, limit)
 
 
 def _insert_sql(table: str, columns: Sequence[str], key: Sequence[str], mark: str) -> str:

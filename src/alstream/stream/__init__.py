@@ -15,17 +15,20 @@ def open_stream(
     *,
     instance_id: str | None = None,
     log_limits: LogLimits | None = None,
+    cooperative: bool = False,
 ) -> Stream:
     """A KafkaStream when a bootstrap address is given, else an EmbeddedLog in `data_dir / "log"`
     with `log_limits` (segment size, retention; default: LogLimits()).
 
     Kafka consumers are static group members, their ids (prefixed ``instance_id``, default the host
-    name) held by lock files in `data_dir / "kafka-members"`."""
+    name) held by lock files in `data_dir / "kafka-members"`; ``cooperative``: they rebalance
+    incrementally (see :class:`~alstream.stream.kafka.KafkaConsumer`)."""
     if kafka_bootstrap:
         from alstream.stream.kafka import KafkaStream
 
+        members = Path(data_dir) / "kafka-members"
         return KafkaStream(
-            kafka_bootstrap, member_dir=Path(data_dir) / "kafka-members", instance_id=instance_id
+            kafka_bootstrap, member_dir=members, instance_id=instance_id, cooperative=cooperative
         )
     from alstream.stream.log import EmbeddedLog
 

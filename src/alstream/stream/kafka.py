@@ -103,8 +103,10 @@ class KafkaStream:
         partitions: int = 1,
         member_dir: Path | None = None,
         instance_id: str | None = None,
+        cooperative: bool = False,
     ) -> None:
         self.bootstrap = bootstrap
+        self.cooperative = cooperative  # consumers rebalance incrementally (a worker's shards)
         self._client_id = client_id
         self._member_dir = member_dir
         self._instance_id = instance_id or os.uname().nodename
@@ -160,7 +162,8 @@ class KafkaStream:
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
         self._topics.ensure(topics, 10.0)
         slot = None if self._member_dir is None else MemberSlot(self._member_dir, group, self._instance_id)
-        return KafkaConsumer(self.bootstrap, group, topics, client_id=self._client_id, slot=slot)
+        return KafkaConsumer(self.bootstrap, group, topics, client_id=self._client_id, slot=slot,
+                             cooperative=self.cooperative)  # fmt: skip
 
     def close(self) -> None:
         self._producer.flush(5.0)
@@ -218,10 +221,20 @@ class KafkaConsumer:
 
     With a ``slot`` it is a static member: closing (or dying) does not leave the group, and the
     next consumer with the same id resumes its partitions without waiting for a rebalance.
+    ``cooperative``: rebalances move only the partitions that change owner (Kafka's cooperative-sticky
+    assignor), instead of revoking every partition of every member first; a group's members must
+    all agree on it.
     """
 
     def __init__(
-        self, bootstrap: str, group: str, topics: Sequence[str], *, client_id: str, slot: MemberSlot | None
+        self,
+        bootstrap: str,
+        group: str,
+        topics: Sequence[str],
+        *,
+        client_id: str,
+        slot: MemberSlot | None,
+        cooperative: bool = False,
     ) -> None:
         config = {
             **client_config(bootstrap, client_id),
@@ -233,10 +246,25 @@ class KafkaConsumer:
         }
         if slot is not None:
             config["group.instance.id"] = slot.id
+        if cooperative:
+            config["partition.assignment.strategy"] = "cooperative-sticky"
         self._slot = slot
         self._errors = ErrorLog()
+        self._assigned: frozenset[tuple[str, int]] = frozenset()  # replaced whole: any thread may read it
         self._consumer = _KafkaConsumer(config)
-        self._consumer.subscribe(list(topics))
+        self._consumer.subscribe(list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_revoke)  # fmt: skip
+
+    def assigned(self, topic: str) -> frozenset[int]:
+        """The partitions of ``topic`` this member owns, as of its last poll (any thread)."""
+        return frozenset(partition for t, partition in self._assigned if t == topic)
+
+    def _on_assign(self, _consumer: object, partitions: list[TopicPartition]) -> None:
+        # confluent-kafka then assigns them (incrementally when cooperative), as without a callback
+        self._assigned = self._assigned | {(p.topic, p.partition) for p in partitions}
+
+    def _on_revoke(self, _consumer: object, partitions: list[TopicPartition]) -> None:
+        self._assigned = self._assigned - {(p.topic, p.partition) for p in partitions}
 
     def poll(self, max_records: int = 1000, timeout: float = 1.0) -> list[Record]:
         """The next records; raises StreamUnavailable once the consumer has failed for good (reopen it)."""

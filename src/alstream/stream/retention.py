@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from alstream.stream.locking import FileLock
+from alstream.file_lock import FileLock
 from alstream.stream.positions import committed_offsets
 from alstream.stream.topic import TopicFiles
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alstream.stream.locking import FileLock
+from alstream.file_lock import FileLock
 from alstream.stream.segment import SegmentWriter
 from alstream.stream.topic import TopicFiles
 

@@ -1,4 +1,5 @@
-"""An exclusive flock on a small file, shared by the processes that use one embedded log."""
+"""An exclusive flock on a small file: among the processes that use one embedded log, or one SQLite
+database's trainer lock. A flock dies with its process (SIGKILL too)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class FileLock:
     def held(self, timeout: float) -> Iterator[None]:
         """Hold the lock, waiting up to `timeout` seconds for it (else StreamUnavailable)."""
         deadline = time.monotonic() + timeout
-        while not self._take():
+        while not self.take():
             if time.monotonic() >= deadline:
                 raise StreamUnavailable("embedded log is locked by another writer")
             time.sleep(LOCK_STEP)
@@ -42,14 +43,15 @@ class FileLock:
     @contextmanager
     def try_held(self) -> Iterator[bool]:
         """Hold the lock if it is free now; yields whether it is held."""
-        taken = self._take()
+        taken = self.take()
         try:
             yield taken
         finally:
             if taken:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def _take(self) -> bool:
+    def take(self) -> bool:
+        """Take the lock if it is free now (kept until :meth:`close`); whether it is held."""
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

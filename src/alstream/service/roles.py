@@ -1,0 +1,258 @@
+"""The service's roles when it runs on several machines: ``alstream trainer`` trains, each
+``alstream worker`` keeps the pools of the Kafka partitions it owns.
+
+Exactly one trainer is active: it holds the store's trainer lock (:class:`alstream.store.election.
+Election`); any other waits as a standby, asking again every ``trainer_poll_s``, and takes over
+when the active one dies. The active trainer is the engine without a queue to serve: it follows the
+labels in the store, trains by the retrain rule (after ``retrain_after_labels`` new labels or every
+``retrain_interval_s``, online updates between), and records each version (file, store row,
+MLflow, the orchestrator). A new leader starts as a restarted service does: it numbers versions
+after the last one the store recorded and serves the newest saved file, so no number is used twice
+(the store's key refuses a second row of one number) and none is skipped.
+
+A worker is a member of the Kafka consumer group ``consumer_group`` on the samples topic: it
+stores what its partitions bring (as ``alstream consume`` does, each sample with its partition: its
+shard), and labels from its share of the labels topic (group ``<consumer_group>.labels``). It keeps
+one engine per samples partition it owns, without HTTP and without training: each follows its
+shard's samples and every label in the store, scores with the newest version the store records
+(its file from the shared ``data_dir/models``), and publishes its best ``candidates_per_shard``
+samples to the shared queue (:class:`alstream.store.candidates.Candidates`), samples leased there
+pinned in its pool. When Kafka moves a partition away (a rebalance: cooperative, only the
+partitions that move), its engine goes and its unleased candidates are dropped; a partition gained
+gets an engine rebuilt from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from alstream.errors import ConfigError
+from alstream.featurize import featurizer
+from alstream.service.demo import digits_demo
+from alstream.service.engine import Engine
+from alstream.service.model_files import ModelFiles
+from alstream.service.private import create_private
+from alstream.service.runtime import open_engine, open_ingestor, open_parts
+from alstream.service.snapshot import Snapshot
+from alstream.service.versions import Orchestrator
+from alstream.settings import Settings
+from alstream.store import Store
+from alstream.store.election import Election
+from alstream.stream.kafka import KafkaConsumer
+
+log = logging.getLogger(__name__)
+# The trainer serves no queue: its pool only feeds the drift watch with the arrivals' scores (a
+# label's features come from the store when its sample is not in the pool).
+TRAINER_POOL = 1_000
+PUBLISH_EVERY_S = 1.0  # a shard's candidates are published at most this often (at once on a new version)
+IDLE_S = 0.1  # a worker with nothing new looks again after this long (or when its consumer stored some)
+
+
+class TrainerRole:
+    """A candidate trainer: standby until it holds the trainer lock, then the active trainer until
+    it stops or loses the lock (then standby again)."""
+
+    def __init__(
+        self, settings: Settings, *, orchestrator: Orchestrator | None = None, track: bool | None = None
+    ) -> None:
+        create_private(settings)
+        self.settings, self.orchestrator, self.track = settings, orchestrator, track
+        self.store = Store(settings.database_url)
+        self.store.create()
+        self.election = Election(self.store.engine)
+        self.terms = 0  # how many times this process became the active trainer
+
+    def run(self, stop: threading.Event) -> None:
+        """Stand by, lead, and stand by again after a lost lock, until ``stop`` is set."""
+        poll_s, waiting = self.settings.trainer_poll_s, False
+        while not stop.is_set():
+            try:
+                leads = self.election.try_lead()
+            except Exception:  # the store is away: ask again
+                log.exception("cannot ask the store for the trainer lock; asking again in %g s", poll_s)
+                leads = False
+            if not leads:
+                if not waiting:
+                    log.info("standby trainer: another one is active; asking again every %g s", poll_s)
+                waiting = True
+                stop.wait(poll_s)
+                continue
+            waiting = False
+            self.terms += 1
+            self._lead(stop)
+
+    def _lead(self, stop: threading.Event) -> None:
+        """Train until ``stop`` is set or the lock is lost (the engine then stops, its records done)."""
+        settings = self.settings
+        holdout = digits_demo(settings.seed)[1] if settings.demo else None
+        features = featurizer(settings.project, settings.text_features)
+        # No retention: the workers' pools hold samples this trainer does not know about.
+        engine = open_engine(settings, self.store, features, holdout=holdout, orchestrator=self.orchestrator,
+                             track=self.track, max_pool=TRAINER_POOL, retention_s=None)  # fmt: skip
+        latest = self.store.latest_model(status=None)
+        log.info("active trainer: the next model version is %d (the store's last: %s)",
+                 engine.trainer.next_version, latest and latest["version"])  # fmt: skip
+        halt = threading.Event()
+        thread = threading.Thread(target=engine.run, args=(halt,), name="alstream-trainer", daemon=True)
+        thread.start()
+        try:
+            while not stop.wait(settings.trainer_poll_s):
+                if not self.election.alive():
+                    log.error("lost the trainer lock (its connection to the store ended): training stops")
+                    break
+        finally:
+            halt.set()
+            thread.join()
+            engine.close()
+
+    def close(self) -> None:
+        self.election.close()
+        if self.orchestrator is not None:
+            self.orchestrator.close()
+        self.store.close()
+
+
+def labels_group(settings: Settings) -> str:
+    """The consumer group of the workers' labels consumers (their samples ones: ``consumer_group``)."""
+    return f"{settings.consumer_group}.labels"
+
+
+class ShardStore:
+    """The store as one shard's engine sees it: the samples of ``shard`` only; labels, models and the
+    rest shared."""
+
+    def __init__(self, store: Store, shard: int) -> None:
+        self.store, self.shard = store, shard
+
+    def samples_after(self, seq: int, limit: int) -> Any:
+        return self.store.samples_after(seq, limit, shard=self.shard)
+
+    def texts_after(self, seq: int, limit: int) -> Any:
+        return self.store.texts_after(seq, limit, shard=self.shard)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+class WorkerRole:
+    """A consumer-group member that keeps, scores and publishes the shards Kafka assigns it."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.kafka_bootstrap:
+            raise ConfigError("alstream worker is a member of a Kafka consumer group: set kafka_bootstrap "
+                              "(on one machine, alstream serve does everything)")  # fmt: skip
+        self.settings = settings
+        self.store, self.stream, self.topics = open_parts(settings, cooperative=True)
+        self._wake = threading.Event()
+        # Two groups: Kafka's assignors balance a member's partitions over all its topics together, so
+        # one group of both topics could give a worker every labels partition and no samples one.
+        wake = self._wake.set
+        self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics, on_stored=wake,
+                                      only=self.topics.samples)  # fmt: skip
+        self.labels = open_ingestor(settings, self.stream, self.store, self.topics, on_stored=wake,
+                                    only=self.topics.labels, group=labels_group(settings))  # fmt: skip
+        self.features = featurizer(settings.project, settings.text_features)
+        self.models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
+        self.shards: dict[int, Engine] = {}
+        self.version = 0  # the newest model version the store recorded that this worker looked at
+        self._published: dict[int, tuple[Snapshot, float]] = {}  # shard -> what it published last, when
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume (on a thread of its own) and keep the shards, until ``stop`` is set."""
+        consumers = [
+            threading.Thread(target=ingestor.run, args=(stop,), name=f"alstream-{name}", daemon=True)
+            for name, ingestor in (("samples", self.ingestor), ("labels", self.labels))
+        ]
+        for consumer in consumers:
+            consumer.start()
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    busy = self.step()
+                except Exception:
+                    log.exception("worker step failed; retrying")
+                    busy = False
+                if not busy:
+                    self._wake.wait(IDLE_S)
+        finally:
+            stop.set()
+            for consumer in consumers:
+                consumer.join(timeout=10)
+
+    def step(self) -> bool:
+        """Follow the assignment, the model versions and the shards' samples and labels, and publish
+        the shards' candidates; whether anything new came from the store."""
+        consumer = self.ingestor.consumer
+        assert isinstance(consumer, KafkaConsumer)  # a worker needs Kafka (checked at start)
+        owned = consumer.assigned(self.topics.samples)
+        for shard in sorted(self.shards.keys() - owned):
+            self._lose(shard)
+        for shard in sorted(owned - self.shards.keys()):
+            self._gain(shard)
+        self._follow_versions()
+        busy = False
+        for shard, engine in self.shards.items():
+            samples, labels = engine.sync(held=self.store.candidates.held(shard=shard))
+            busy = busy or bool(samples or labels)
+            self._publish(shard, engine)
+        return busy
+
+    def _gain(self, shard: int) -> None:
+        log.info("shard %d: assigned to this worker; its pool is rebuilt from the store", shard)
+        # No retention: it would delete by seq across every shard.
+        engine = open_engine(self.settings, ShardStore(self.store, shard), self.features, track=False,
+                             retention_s=None)  # fmt: skip
+        self.shards[shard] = engine
+
+    def _lose(self, shard: int) -> None:
+        engine = self.shards.pop(shard)
+        self._published.pop(shard, None)
+        engine.close()
+        dropped = self.store.candidates.drop_shard(shard)
+        log.info("shard %d: moved to another worker; %d of its unleased candidates dropped", shard, dropped)
+
+    def _follow_versions(self) -> None:
+        """Serve the newest version the store recorded, once its file loads."""
+        row = self.store.latest_model()
+        if row is None or int(row["version"]) <= self.version or not row["path"]:
+            return
+        number, self.version = int(row["version"]), int(row["version"])  # a file that fails: not again
+        try:
+            version = self.models.load(row["path"])
+            if version.version != number:
+                raise ValueError(f"the file holds version {version.version}")
+        except Exception as error:
+            log.warning("model version %d is not served: %s: %s", number, type(error).__name__, error)
+            return
+        for engine in self.shards.values():
+            if engine.serving is None or engine.serving.version < number:
+                engine.adopt(version)
+        log.info("serving model version %d on shards %s", number, sorted(self.shards))
+
+    def _publish(self, shard: int, engine: Engine) -> None:
+        """The shard's best samples to the shared queue, when they changed (at most every
+        ``PUBLISH_EVERY_S``, but at once with a new version)."""
+        snapshot, now = engine.snapshot, time.monotonic()
+        last = self._published.get(shard)
+        if last is not None:
+            published, when = last
+            if published is snapshot:
+                return
+            if published.queue.version == snapshot.queue.version and now - when < PUBLISH_EVERY_S:
+                return
+        view = engine.pool.view(self.settings.candidates_per_shard)
+        reason = "uncertainty" if view.version else "cold start"
+        self.store.candidates.publish(shard, view.version, view.ranked, view.ranked_scores.tolist(), reason)
+        self._published[shard] = (snapshot, now)
+
+    def close(self) -> None:
+        for engine in self.shards.values():
+            engine.close()
+        self.ingestor.close()
+        self.labels.close()
+        self.stream.close()
+        self.store.close()

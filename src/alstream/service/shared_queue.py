@@ -1,0 +1,99 @@
+"""The queue of ``alstream serve --stateless``: any number of API replicas lease from the shards'
+candidates in the store (:class:`alstream.store.candidates.Candidates`: ``FOR UPDATE SKIP LOCKED``,
+so two replicas never lease one item; caps and expiries in the store), and show each item with the
+newest model version the store records (its file from the shared ``data_dir/models``).
+
+A replica keeps nothing but that model: the workers keep the pools (``alstream worker``), the
+trainer trains (``alstream trainer``); ``/send`` and ``/labels`` publish to the stream as always.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from alstream.featurize import Featurizer
+from alstream.service.engine import EngineConfig
+from alstream.service.model_files import ModelFiles
+from alstream.service.serving import QueueItem, ServingConfig, predict_with, queue_items
+from alstream.service.snapshot import Snapshot
+from alstream.service.trainer import ModelVersion
+
+log = logging.getLogger(__name__)
+MODEL_CHECK_S = 1.0  # how often the store is asked for a newer model version, at most
+
+
+class SharedQueue:
+    """What the routes ask of the engine, answered from the store; thread-safe."""
+
+    def __init__(
+        self, config: EngineConfig, store: Any, featurizer: Featurizer, model_files: ModelFiles
+    ) -> None:
+        self.config, self.store, self.featurizer, self.model_files = config, store, featurizer, model_files
+        self.serving_config = ServingConfig(config.classes, config.strategy, config.lease_s,
+                                            config.max_leases_per_annotator)  # fmt: skip
+        self._serving: ModelVersion | None = None
+        self._checked = -np.inf
+        self._looked_at = 0  # the newest recorded version tried
+        self._lock = threading.Lock()
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The version that serves (the only part of an engine's snapshot a replica has)."""
+        return Snapshot(serving=self.serving)
+
+    @property
+    def serving(self) -> ModelVersion | None:
+        """The newest recorded version whose file loads (looked for at most every ``MODEL_CHECK_S``)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._checked < MODEL_CHECK_S:
+                return self._serving
+            self._checked = now
+            row = self.store.latest_model()
+            if row is not None and row["path"] and int(row["version"]) > self._looked_at:
+                self._looked_at = int(row["version"])  # a file that fails to load: not tried again
+                try:
+                    self._serving = self.model_files.load(row["path"])
+                except Exception as error:
+                    why = f"{type(error).__name__}: {error}"
+                    log.warning("model version %s is not served: %s", row["version"], why)
+            return self._serving
+
+    def queue(
+        self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
+    ) -> list[QueueItem]:
+        """Lease to ``annotator`` the ``n`` best free candidates of every shard (at most
+        ``max_leases_per_annotator`` held at once). Each call leases new items (``fresh`` always):
+        what she holds stays hers until labeled, released or expired. No per-token cap here."""
+        config = self.serving_config
+        cap = config.max_leases_per_annotator
+        taken = self.store.candidates.lease(annotator, token, n, config.lease_s, cap=cap)
+        items, gone = queue_items(self.store, self.featurizer, config, taken, self.serving)
+        if gone:
+            self.store.candidates.end(sorted(gone))
+        return items
+
+    def release(self, ids: list[str], annotator: str) -> int:
+        return self.store.candidates.release(annotator, ids)
+
+    def predict(self, features: np.ndarray) -> tuple[int, list[str], np.ndarray]:
+        return predict_with(self.serving, features)
+
+    def stats(self) -> dict[str, Any]:
+        """The store's counts, the shared queue's, and the version that serves."""
+        serving = self.serving
+        return {
+            "stateless": True,
+            "store": self.store.counts(),
+            "queue": self.store.candidates.counts(),
+            "model_version": serving.version if serving else None,
+            "strategy": self.config.strategy,
+        }
+
+    def close(self) -> None:
+        """Nothing to let go of: the store is the runtime's."""
