@@ -817,9 +817,9 @@ def _plain_item(i: int) -> dict:
 
 
 def test_plain_batches_give_what_the_per_item_checks_give() -> None:
-    from alstream.messages.validation import _Checker
+    from alstream.messages.validation import Checker
 
-    checker = _Checker(SCHEMA)
+    checker = Checker(SCHEMA)
     items = [_plain_item(i) for i in range(50)] + [{"features": [1e38, 0, -1e-30], "id": "ü-" + "x" * 198}]
     plain = checker.plain_samples(items)
     assert plain is not None
@@ -859,19 +859,19 @@ def test_plain_batches_give_what_the_per_item_checks_give() -> None:
 )
 def test_anything_unusual_takes_the_per_item_checks(item) -> None:
     """One such item sends the whole batch through the per-item checks, which say what is wrong."""
-    from alstream.messages.validation import _Checker
+    from alstream.messages.validation import Checker
 
     batch = [_plain_item(1), item]
-    assert _Checker(SCHEMA).plain_samples(batch) is None
-    assert _Checker(SCHEMA).plain_samples(batch[1:]) is None
+    assert Checker(SCHEMA).plain_samples(batch) is None
+    assert Checker(SCHEMA).plain_samples(batch[1:]) is None
 
 
 def test_plain_samples_leave_other_projects_to_the_per_item_checks() -> None:
-    from alstream.messages.validation import _Checker
+    from alstream.messages.validation import Checker
 
-    assert _Checker(NAMED).plain_samples([{"id": "x", "features": {"x": 1.0, "y": 2.0}}]) is None
-    assert _Checker(TEXT).plain_samples([{"id": "x", "text": "hello"}]) is None
-    assert _Checker(SCHEMA).plain_samples([]) is None
+    assert Checker(NAMED).plain_samples([{"id": "x", "features": {"x": 1.0, "y": 2.0}}]) is None
+    assert Checker(TEXT).plain_samples([{"id": "x", "text": "hello"}]) is None
+    assert Checker(SCHEMA).plain_samples([]) is None
 
 
 def test_a_kind_of_sample_stays_on_the_plain_path_and_a_label_does_not() -> None:
