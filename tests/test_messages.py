@@ -798,7 +798,9 @@ near_valid = near_valid_items | st.lists(near_valid_items, max_size=3) | payload
 
 
 @given(near_valid)
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(  # no deadline: the first example builds each project's models and their JSON Schema
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 def test_the_openapi_bodies_accept_exactly_what_the_checks_accept(payload):
     for project in (SCHEMA, NAMED):
         assert schema_accepts(openapi.send_body(project), payload) == parser_accepts(
