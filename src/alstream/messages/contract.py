@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -30,6 +31,7 @@ from pydantic import (
     TypeAdapter,
     create_model,
 )
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from alstream.messages.schema import FLOAT32_LIMIT, MAX_ANNOTATOR_CHARS, MAX_SAFE_INTEGER, ProjectSchema
@@ -38,7 +40,8 @@ _CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
 NAME_PATTERN = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"  # no control character, not blank
 KEY_PATTERN = f"^[^{_CONTROL}]*$"
 TEXT_PATTERN = "^[^\\x00]*\\S[^\\x00]*$"  # not blank, no NUL
-_CLOSED = ConfigDict(extra="forbid")
+# Strict: a string is never a number, nor a boolean an integer -- JSON's types, as the checks take them.
+_CLOSED = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 MetaKey = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
 MetaValue = TypeAliasType(
@@ -46,6 +49,25 @@ MetaValue = TypeAliasType(
     "bool | str | float | list[MetaValue] | dict[MetaKey, MetaValue] | None",  # keys at any depth
 )
 Number = Annotated[float, Field(gt=-FLOAT32_LIMIT, lt=FLOAT32_LIMIT)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON cannot tell 7 from 7.0: both are the integer 7 (JSON Schema's ``integer`` too)."""
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+def _not_boolean(value: Any) -> Any:
+    """A literal compares with ``==``, where ``True == 1``; JSON Schema's ``enum`` tells them apart."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("literal_error", "expected a class name, got a boolean")
+    return value
+
+
+def _boolean(value: Any) -> Any:
+    """``skipped`` is true or false, not 1 or 0 (which ``Literal[True]`` would take)."""
+    if not isinstance(value, bool):
+        raise PydanticCustomError("bool_type", "expected true or false")
+    return value
 
 
 def _name(max_chars: int, description: str) -> Any:
@@ -56,7 +78,9 @@ def _name(max_chars: int, description: str) -> Any:
 def _id(project: ProjectSchema) -> Any:
     text = _name(project.max_id_chars, "The sample's id: no control characters, not blank.")
     number = Annotated[
-        int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER, description="Becomes its string.")
+        int,
+        Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER, description="Becomes its string."),
+        BeforeValidator(_integral),  # after the constraints, so that they stay in the JSON Schema
     ]
     return Annotated[text | number, Field(examples=["s-1"])]
 
@@ -118,13 +142,29 @@ def _label_models(project: ProjectSchema, *, on_send: bool) -> Any:
     if on_send:
         common["kind"] = (Literal["label"], ...)
     labeled = _model(
-        "Labeled", {**common, "label": (_label(project), ...), "skipped": (Literal[False] | None, None)}
+        "Labeled",
+        {
+            **common,
+            "label": (_label(project), ...),
+            "skipped": (Annotated[Literal[False], BeforeValidator(_boolean)] | None, None),
+        },
     )
-    skipped = _model("Skipped", {**common, "label": (None, None), "skipped": (Literal[True], ...)})
+    skipped = _model(
+        "Skipped",
+        {
+            **common,
+            "label": (None, None),
+            "skipped": (Annotated[Literal[True], BeforeValidator(_boolean)], ...),
+        },
+    )
     return Annotated[
         Annotated[labeled, Tag("labeled")] | Annotated[skipped, Tag("skipped")],
         Discriminator(_label_kind),
     ]
+
+
+def _skipped(value: bool) -> Any:
+    return Annotated[Literal[value], BeforeValidator(_boolean)]
 
 
 def _label_kind(value: Any) -> str:
