@@ -485,7 +485,7 @@ class Checker:
         return label_, label_id, []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Deferred:
     """Type-checked feature values waiting for the batch's numeric conversion."""
 
@@ -493,7 +493,7 @@ class Deferred:
     labels: list[str] | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pending:
     """A checked sample but for the numeric conversion of its features (:meth:`Checker.finish`)."""
 

@@ -123,7 +123,7 @@ def decode_samples(
         name = None if default_id is None else functools.partial(default_id, index)
         sample, _, problems = checker.sample(body, allowed=_TOPIC_SAMPLE_FIELDS, defer=True, default_id=name)
         assert sample is not None or problems  # no problems: a sample
-        out.append(InvalidMessage(_reason(problems)) if problems else cast(Sample | Pending, sample))
+        out.append(InvalidMessage(_reason(problems)) if problems else cast("Sample | Pending", sample))
     errors = Errors()
     done = checker.finish([(i, s) for i, s in enumerate(out) if isinstance(s, Pending)], errors)
     bad = {e.index: InvalidMessage(f"{e.field}: {e.message}") for e in errors.all}
