@@ -11,6 +11,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from alstream.messages import (
     MAX_ERRORS,
@@ -32,6 +33,7 @@ from alstream.messages import (
     parse_predict,
     parse_samples,
 )
+from alstream.messages.contract import contract
 from alstream.messages.ids import ordered_id, stream_id
 
 SCHEMA = ProjectSchema(classes=["cat", "dog", "3"], n_features=3)
@@ -798,7 +800,9 @@ near_valid = near_valid_items | st.lists(near_valid_items, max_size=3) | payload
 
 
 @given(near_valid)
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(  # no deadline: the first example builds each project's models and their JSON Schema
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 def test_the_openapi_bodies_accept_exactly_what_the_checks_accept(payload):
     for project in (SCHEMA, NAMED):
         assert schema_accepts(openapi.send_body(project), payload) == parser_accepts(
@@ -809,6 +813,56 @@ def test_the_openapi_bodies_accept_exactly_what_the_checks_accept(payload):
         ), payload
 
 
+# --- the pydantic models of the contract and the checks accept the same, with the same values
+
+
+def models_accept(adapter, payload) -> bool:
+    try:
+        adapter.validate_python(payload)
+    except ValidationError:
+        return False
+    return True
+
+
+def _as_checked(model, kind: str) -> tuple:
+    """What the checks make of an item the models accepted: ids and labels as strings, features
+    as float32 in schema order."""
+    ident = None if model.id is None else str(model.id)
+    label = None if model.label is None else str(model.label)
+    if kind == "label":
+        return ident, label, model.annotator, bool(model.skipped)
+    features = model.features
+    if not isinstance(features, list):  # named: the model's fields are in feature_names order
+        features = list(features.model_dump().values())
+    return ident, np.float32(features).tolist(), model.meta, label, model.annotator
+
+
+@given(near_valid)
+@settings(  # no deadline: the first example builds each project's models
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+def test_the_models_accept_exactly_what_the_checks_accept_with_the_same_values(payload):
+    for project in (SCHEMA, NAMED):
+        models = contract(project)
+        accepted = parser_accepts(parse_messages, payload, project)
+        assert models_accept(models.send, payload) == accepted, (project, payload)
+        assert models_accept(models.labels, payload) == parser_accepts(parse_labels, payload, project)
+        if not accepted:
+            continue
+        items = models.send.validate_python(payload)
+        items = items if isinstance(items, list) else [items]
+        is_label = [getattr(m, "kind", None) == "label" for m in items]
+        samples, labels = parse_messages(payload, project)  # the samples first, then the labels
+        checked = [(s.id, s.features.tolist(), s.meta, s.label, s.annotator) for s in samples]
+        checked += [(label.id, label.label, label.annotator, label.skipped) for label in labels]
+        order = sorted(range(len(items)), key=lambda i: is_label[i])
+        for index, got in zip(order, checked, strict=True):
+            expected = _as_checked(items[index], "label" if is_label[index] else "sample")
+            if expected[0] is None:  # an id the checks made
+                expected, got = expected[1:], got[1:]
+            assert got == expected, (payload, index)
+
+
 # --- the batch-wide check of plain samples (the common case) and the per-item checks agree
 
 
@@ -817,9 +871,9 @@ def _plain_item(i: int) -> dict:
 
 
 def test_plain_batches_give_what_the_per_item_checks_give() -> None:
-    from alstream.messages.validation import _Checker
+    from alstream.messages.validation import Checker
 
-    checker = _Checker(SCHEMA)
+    checker = Checker(SCHEMA)
     items = [_plain_item(i) for i in range(50)] + [{"features": [1e38, 0, -1e-30], "id": "ü-" + "x" * 198}]
     plain = checker.plain_samples(items)
     assert plain is not None
@@ -859,19 +913,19 @@ def test_plain_batches_give_what_the_per_item_checks_give() -> None:
 )
 def test_anything_unusual_takes_the_per_item_checks(item) -> None:
     """One such item sends the whole batch through the per-item checks, which say what is wrong."""
-    from alstream.messages.validation import _Checker
+    from alstream.messages.validation import Checker
 
     batch = [_plain_item(1), item]
-    assert _Checker(SCHEMA).plain_samples(batch) is None
-    assert _Checker(SCHEMA).plain_samples(batch[1:]) is None
+    assert Checker(SCHEMA).plain_samples(batch) is None
+    assert Checker(SCHEMA).plain_samples(batch[1:]) is None
 
 
 def test_plain_samples_leave_other_projects_to_the_per_item_checks() -> None:
-    from alstream.messages.validation import _Checker
+    from alstream.messages.validation import Checker
 
-    assert _Checker(NAMED).plain_samples([{"id": "x", "features": {"x": 1.0, "y": 2.0}}]) is None
-    assert _Checker(TEXT).plain_samples([{"id": "x", "text": "hello"}]) is None
-    assert _Checker(SCHEMA).plain_samples([]) is None
+    assert Checker(NAMED).plain_samples([{"id": "x", "features": {"x": 1.0, "y": 2.0}}]) is None
+    assert Checker(TEXT).plain_samples([{"id": "x", "text": "hello"}]) is None
+    assert Checker(SCHEMA).plain_samples([]) is None
 
 
 def test_a_kind_of_sample_stays_on_the_plain_path_and_a_label_does_not() -> None:

@@ -33,7 +33,7 @@ _NUMBER_TYPES = frozenset(
 )
 
 SAMPLE_FIELDS = ("id", "features", "text", "meta", "label", "annotator")
-# The fields of a plain sample, the common case that :meth:`_Checker.plain_samples` checks per batch.
+# The fields of a plain sample, the common case that :meth:`Checker.plain_samples` checks per batch.
 _PLAIN_FIELDS = frozenset({"id", "features"})
 _PLAIN_NUMBERS = frozenset({float, int})
 # Names (ids, annotators, labels, meta keys) hold no control characters (C0, DEL, C1): they end up in logs,
@@ -42,7 +42,7 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 LABEL_FIELDS = ("id", "label", "skipped", "annotator")
 
 
-class _Problem(Exception):
+class Problem(Exception):
     """One bad field of one item (internal; turned into an ItemError)."""
 
     def __init__(self, field: str, message: str):
@@ -50,7 +50,7 @@ class _Problem(Exception):
         self.message = message
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -76,7 +76,7 @@ def _listing(items: list[str], limit: int = _MAX_LISTED) -> str:
     return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
 
 
-class _Checker:
+class Checker:
     """The per-batch state of the checks: the schema's lookups computed once. ``packed``: features
     may also come as the base64 of little-endian float32s (the topics' encoding, :meth:`packed`)."""
 
@@ -90,13 +90,13 @@ class _Checker:
 
     # ------------------------------------------------------------------ fields
 
-    def unknown_fields(self, item: Mapping, allowed: tuple[str, ...]) -> list[_Problem]:
+    def unknown_fields(self, item: Mapping, allowed: tuple[str, ...]) -> list[Problem]:
         problems = []
         for key in item:
             if key not in allowed:
                 hint = difflib.get_close_matches(str(key), allowed, n=1)
                 why = f"did you mean {hint[0]!r}?" if hint else f"allowed fields: {', '.join(allowed)}"
-                problems.append(_Problem(str(key), f"unknown field ({why})"))
+                problems.append(Problem(str(key), f"unknown field ({why})"))
         return problems
 
     def id(self, value: Any, *, required: bool, default: Callable[[], str] | None = None) -> str:
@@ -104,45 +104,45 @@ class _Checker:
         :func:`~alstream.messages.ids.ordered_id`."""
         if value is None:
             if required:
-                raise _Problem("id", "missing: the id of the sample is required")
+                raise Problem("id", "missing: the id of the sample is required")
             return default() if default is not None else ordered_id()
         if type(value) is int or _integral(value):  # JSON cannot tell 7 from 7.0: both are the id "7"
             if abs(value) > MAX_SAFE_INTEGER:
-                raise _Problem(
+                raise Problem(
                     "id", f"integer ids are at most {MAX_SAFE_INTEGER} either way: send it as a string"
                 )
             value = str(int(value))
         elif not isinstance(value, str):
-            raise _Problem("id", f"expected a string (or an integer), got {_type_name(value)}")
+            raise Problem("id", f"expected a string (or an integer), got {type_name(value)}")
         if not value.strip():
-            raise _Problem("id", "must be a non-empty string")
+            raise Problem("id", "must be a non-empty string")
         _no_control("id", value)
         if len(value) > self.schema.max_id_chars:
-            raise _Problem("id", f"too long: {len(value)} characters, at most {self.schema.max_id_chars}")
+            raise Problem("id", f"too long: {len(value)} characters, at most {self.schema.max_id_chars}")
         if len(value) * 4 > MAX_ID_BYTES and len(value.encode()) > MAX_ID_BYTES:  # PostgreSQL's index limit
-            raise _Problem("id", f"too long: {len(value.encode())} bytes in UTF-8, at most {MAX_ID_BYTES}")
+            raise Problem("id", f"too long: {len(value.encode())} bytes in UTF-8, at most {MAX_ID_BYTES}")
         return value
 
     def label(self, value: Any) -> str:
         if type(value) is int or _integral(value):
             value = str(int(value))
         elif not isinstance(value, str):
-            raise _Problem("label", f"expected a class name (string), got {_type_name(value)}")
+            raise Problem("label", f"expected a class name (string), got {type_name(value)}")
         if value not in self.classes:  # class names hold no control characters: neither does a label
             known = _listing([repr(c) for c in self.schema.classes], limit=20)
-            raise _Problem("label", f"unknown class {_short(value)}: known classes are {known}")
+            raise Problem("label", f"unknown class {_short(value)}: known classes are {known}")
         return value
 
     def annotator(self, value: Any) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str):
-            raise _Problem("annotator", f"expected a string, got {_type_name(value)}")
+            raise Problem("annotator", f"expected a string, got {type_name(value)}")
         if not value.strip():
-            raise _Problem("annotator", "must be a non-empty string (or absent)")
+            raise Problem("annotator", "must be a non-empty string (or absent)")
         _no_control("annotator", value)
         if len(value) > MAX_ANNOTATOR_CHARS:
-            raise _Problem("annotator", f"too long: {len(value)} characters, at most {MAX_ANNOTATOR_CHARS}")
+            raise Problem("annotator", f"too long: {len(value)} characters, at most {MAX_ANNOTATOR_CHARS}")
         return value
 
     def token_key(self, value: Any) -> str | None:
@@ -150,39 +150,39 @@ class _Checker:
         if value is None:
             return None
         if not isinstance(value, str) or not 0 < len(value) <= 64:
-            raise _Problem("token_key", f"expected a token key (a short string), got {_short(value)}")
+            raise Problem("token_key", f"expected a token key (a short string), got {_short(value)}")
         return value
 
     def text(self, value: Any) -> str:
         if not isinstance(value, str):
-            raise _Problem("text", f"expected a string, got {_type_name(value)}")
+            raise Problem("text", f"expected a string, got {type_name(value)}")
         if not value.strip():
-            raise _Problem("text", "must not be empty")
+            raise Problem("text", "must not be empty")
         if "\x00" in value:  # PostgreSQL cannot store it; other control characters (tabs, newlines) are text
-            raise _Problem("text", f"holds a NUL character (\\u0000) at position {value.index(chr(0))}")
+            raise Problem("text", f"holds a NUL character (\\u0000) at position {value.index(chr(0))}")
         if len(value) > self.schema.max_text_chars:
-            raise _Problem("text", f"too long: {len(value)} characters, at most {self.schema.max_text_chars}")
+            raise Problem("text", f"too long: {len(value)} characters, at most {self.schema.max_text_chars}")
         return value
 
     def meta(self, value: Any) -> dict | None:
         if value is None:
             return None
         if not isinstance(value, dict):
-            raise _Problem("meta", f"expected a JSON object, got {_type_name(value)}")
+            raise Problem("meta", f"expected a JSON object, got {type_name(value)}")
         try:
             encoded = orjson.dumps(value)
         except (TypeError, orjson.JSONEncodeError) as exc:
-            raise _Problem("meta", f"not plain JSON: {exc}") from None
+            raise Problem("meta", f"not plain JSON: {exc}") from None
         if len(encoded) > self.schema.max_meta_bytes:
-            raise _Problem(
+            raise Problem(
                 "meta", f"too large: {len(encoded)} bytes of JSON, at most {self.schema.max_meta_bytes}"
             )
         bad_key = _control_key(value)
         if bad_key is not None:
-            raise _Problem("meta", f"key {_short(bad_key)} holds a control character")
+            raise Problem("meta", f"key {_short(bad_key)} holds a control character")
         plain = orjson.loads(encoded)
         if plain != value:  # NaN/inf (written as null), tuples, non-string keys...
-            raise _Problem(
+            raise Problem(
                 "meta",
                 "not plain JSON: only objects with string keys, lists, strings, "
                 "finite numbers, booleans and null",
@@ -199,15 +199,15 @@ class _Checker:
         try:
             raw = binascii.a2b_base64(value, strict_mode=True)
         except (binascii.Error, ValueError):  # ValueError: not ASCII
-            raise _Problem("features", "a string must be the base64 of little-endian float32s") from None
+            raise Problem("features", "a string must be the base64 of little-endian float32s") from None
         size = 4 * self.n if self.n is not None else None
         if not raw or len(raw) % 4 or (size is not None and len(raw) != size):
             expected = f"{size} ({self.n} float32s)" if size is not None else "a multiple of 4"
-            raise _Problem("features", f"packed: {len(raw)} bytes, expected {expected}")
+            raise Problem("features", f"packed: {len(raw)} bytes, expected {expected}")
         array = np.frombuffer(raw, dtype="<f4").astype(np.float32, copy=False)
         if not np.isfinite(array).all():
             bad = [f"[{i}] is {array[i]}" for i in np.flatnonzero(~np.isfinite(array)).tolist()]
-            raise _Problem("features", f"not finite numbers: {_listing(bad)}")
+            raise Problem("features", f"not finite numbers: {_listing(bad)}")
         return array
 
     def feature_values(self, value: Any) -> tuple[list, list[str] | None]:
@@ -216,12 +216,12 @@ class _Checker:
             values = list(value) if isinstance(value, tuple) else value
             labels: list[str] | None = None
             if self.n is not None and len(values) != self.n:
-                raise _Problem("features", f"expected {self.n} numbers, got {len(values)}")
+                raise Problem("features", f"expected {self.n} numbers, got {len(values)}")
             if not values:
-                raise _Problem("features", "must not be empty")
+                raise Problem("features", "must not be empty")
         elif isinstance(value, Mapping):
             if self.names is None:
-                raise _Problem("features", "this project has no feature_names: send features as a list")
+                raise Problem("features", "this project has no feature_names: send features as a list")
             keys = value.keys()
             if keys != self.name_set:
                 missing = [n for n in self.names if n not in value]
@@ -231,30 +231,30 @@ class _Checker:
                     parts.append(f"missing {_listing([repr(n) for n in missing])}")
                 if unknown:
                     parts.append(f"unknown {_listing(unknown)}")
-                raise _Problem("features", "wrong feature names: " + "; ".join(parts))
+                raise Problem("features", "wrong feature names: " + "; ".join(parts))
             values = [value[n] for n in self.names]
             labels = self.names
         elif isinstance(value, np.ndarray):
             if value.ndim != 1 or value.dtype.kind not in "iuf":
-                raise _Problem("features", f"expected a 1-d numeric array, got {value.dtype} {value.shape}")
+                raise Problem("features", f"expected a 1-d numeric array, got {value.dtype} {value.shape}")
             values = value.tolist()
             labels = None
             if self.n is not None and len(values) != self.n:
-                raise _Problem("features", f"expected {self.n} numbers, got {len(values)}")
+                raise Problem("features", f"expected {self.n} numbers, got {len(values)}")
             if not values:
-                raise _Problem("features", "must not be empty")
+                raise Problem("features", "must not be empty")
         else:
             expected = "a list of numbers" + (" or an object of name: number" if self.names else "")
-            raise _Problem("features", f"expected {expected}, got {_type_name(value)}")
+            raise Problem("features", f"expected {expected}, got {type_name(value)}")
 
         def where(i: int) -> str:
             return repr(labels[i]) if labels is not None else f"[{i}]"
 
         if not set(map(type, values)) <= _NUMBER_TYPES:
             bad = [
-                f"{where(i)} is {_type_name(v)}" for i, v in enumerate(values) if type(v) not in _NUMBER_TYPES
+                f"{where(i)} is {type_name(v)}" for i, v in enumerate(values) if type(v) not in _NUMBER_TYPES
             ]
-            raise _Problem("features", f"not numbers: {_listing(bad)}")
+            raise Problem("features", f"not numbers: {_listing(bad)}")
         return values, labels
 
     @staticmethod
@@ -268,31 +268,25 @@ class _Checker:
             array = np.array(values, dtype=np.float64)
         except OverflowError:
             bad = [where(i) for i, v in enumerate(values) if type(v) is int and not _fits_float(v)]
-            raise _Problem("features", f"numbers out of range at {_listing(bad)}") from None
+            raise Problem("features", f"numbers out of range at {_listing(bad)}") from None
         if not np.isfinite(array).all():
             bad = [f"{where(i)} is {values[i]}" for i in np.flatnonzero(~np.isfinite(array)).tolist()]
-            raise _Problem("features", f"not finite numbers: {_listing(bad)}")
+            raise Problem("features", f"not finite numbers: {_listing(bad)}")
         beyond = np.abs(array) >= FLOAT32_LIMIT  # float32 would make them infinite
         if beyond.any():
             bad = [where(i) for i in np.flatnonzero(beyond).tolist()]
-            raise _Problem("features", f"numbers out of float32 range at {_listing(bad)}")
+            raise Problem("features", f"numbers out of float32 range at {_listing(bad)}")
         out = array.astype(np.float32)
         out.flags.writeable = False
         return out
 
-    def fill_features(self, pending: list[tuple[int, Sample]], errors: _Errors) -> dict[int, Sample]:
-        """Convert the deferred features of many samples at once (one numpy call for the batch).
-
-        ``pending``: (index, sample whose ``features`` is a :class:`_Deferred`). Returns the
-        finished samples by index; a sample whose numbers fail is reported to ``errors``.
-        """
-        done: dict[int, Sample] = {}
-        deferred = [cast(_Deferred, s.features) for _, s in pending]  # as the docstring says
-        rows = [d.values for d in deferred]
-        matrix = None
-        if rows and self.n is not None:
+    def convert(self, deferred: list[Deferred]) -> list[np.ndarray | Problem]:
+        """The float32 vectors of many type-checked feature lists at once (one numpy call for the
+        batch when every row has ``n`` numbers); a row whose numbers fail gets its :class:`Problem`."""
+        matrix, ok = None, []
+        if deferred and self.n is not None:
             try:
-                array = np.array(rows, dtype=np.float64)
+                array = np.array([d.values for d in deferred], dtype=np.float64)
             except (OverflowError, ValueError):
                 array = None  # a huge integer somewhere: go row by row for the messages
             if array is not None:
@@ -301,17 +295,27 @@ class _Checker:
                 with np.errstate(over="ignore"):
                     matrix = array.astype(np.float32)
                 matrix.flags.writeable = False
-        for row, (index, sample) in enumerate(pending):
+        out: list[np.ndarray | Problem] = []
+        for row, values in enumerate(deferred):
             if matrix is not None and ok[row]:
-                features = matrix[row]
+                out.append(matrix[row])
+                continue
+            try:
+                out.append(self.to_float32(values.values, values.labels))
+            except Problem as p:
+                out.append(p)
+        return out
+
+    def finish(self, pending: list[tuple[int, Pending]], errors: Errors) -> dict[int, Sample]:
+        """The samples waiting for their features, finished by index (their numbers converted in one
+        go, :meth:`convert`); a sample whose numbers fail is reported to ``errors``."""
+        done: dict[int, Sample] = {}
+        converted = self.convert([p.deferred for _, p in pending])
+        for (index, waiting), features in zip(pending, converted, strict=True):
+            if isinstance(features, Problem):
+                errors.add(index, waiting.id, [features])
             else:
-                try:
-                    features = self.to_float32(deferred[row].values, deferred[row].labels)
-                except _Problem as p:
-                    errors.add(index, sample.id, [p])
-                    continue
-            object.__setattr__(sample, "features", features)
-            done[index] = sample
+                done[index] = waiting.sample(features)
         return done
 
     def plain_samples(self, items: list[Any], extra: frozenset[str] = frozenset()) -> list[Sample] | None:
@@ -382,91 +386,97 @@ class _Checker:
         allowed: tuple[str, ...] = SAMPLE_FIELDS,
         defer: bool = False,
         default_id: Callable[[], str] | None = None,
-    ) -> tuple[Sample | None, str | None, list[_Problem]]:
-        """(sample or None, the id if known, problems); ``default_id`` names a sample sent without one."""
+    ) -> tuple[Sample | Pending | None, str | None, list[Problem]]:
+        """(sample or None, the id if known, problems); ``default_id`` names a sample sent without one.
+        ``defer``: a sample of list or named features comes back :class:`Pending`, its numbers
+        type-checked, for :meth:`finish` to convert with the batch's."""
         if not isinstance(item, dict | Mapping):
-            return None, None, [_Problem("", f"expected a JSON object, got {_type_name(item)}")]
+            return None, None, [Problem("", f"expected a JSON object, got {type_name(item)}")]
         problems = self.unknown_fields(item, allowed)
         sample_id = None
         try:
             sample_id = self.id(item.get("id"), required=False, default=default_id)
-        except _Problem as p:
+        except Problem as p:
             problems.append(p)
         fields: dict[str, Any] = {}
         data = self.schema.data
         other = "text" if data == "features" else "features"
         if item.get(other) is not None:
-            problems.append(_Problem(other, f"this project's samples carry {data}, not {other}"))
+            problems.append(Problem(other, f"this project's samples carry {data}, not {other}"))
         if item.get(data) is None:
             hint = ""
             if "kind" in allowed and "kind" not in item and ("label" in item or "skipped" in item):
                 hint = '; to label an existing sample, add "kind": "label"'
-            problems.append(_Problem(data, f"missing: this project's samples need {data}{hint}"))
+            problems.append(Problem(data, f"missing: this project's samples need {data}{hint}"))
         else:
             try:
                 if data == "text":
                     fields["text"] = self.text(item["text"])
                 elif defer and not (self.packed_ok and isinstance(item["features"], str)):
-                    fields["features"] = _Deferred(*self.feature_values(item["features"]))
+                    fields["features"] = Deferred(*self.feature_values(item["features"]))
                 else:
                     fields["features"] = self.features(item["features"])
-            except _Problem as p:
+            except Problem as p:
                 problems.append(p)
         for name in ("meta", "annotator", "token_key"):
             if name in allowed:
                 try:
                     fields[name] = getattr(self, name)(item.get(name))
-                except _Problem as p:
+                except Problem as p:
                     problems.append(p)
         if item.get("label") is not None:
             try:
                 fields["label"] = self.label(item["label"])
-            except _Problem as p:
+            except Problem as p:
                 problems.append(p)
         if problems:
             deferred = fields.get("features")
-            if isinstance(deferred, _Deferred):
+            if isinstance(deferred, Deferred):
                 try:
                     self.to_float32(deferred.values, deferred.labels)
-                except _Problem as p:
+                except Problem as p:
                     problems.append(p)
             return None, sample_id, problems
         assert sample_id is not None  # self.id returned it: there were no problems
+        features = fields.get("features")
+        if isinstance(features, Deferred):
+            del fields["features"]
+            return Pending(sample_id, fields, features), sample_id, []
         return Sample(id=sample_id, **fields), sample_id, []
 
     def label_item(
         self, item: Any, *, allowed: tuple[str, ...] = LABEL_FIELDS
-    ) -> tuple[Label | None, str | None, list[_Problem]]:
+    ) -> tuple[Label | None, str | None, list[Problem]]:
         if not isinstance(item, dict | Mapping):
-            return None, None, [_Problem("", f"expected a JSON object, got {_type_name(item)}")]
+            return None, None, [Problem("", f"expected a JSON object, got {type_name(item)}")]
         problems = self.unknown_fields(item, allowed)
         label_id = label = annotator = token_key = None
         try:
             label_id = self.id(item.get("id"), required=True)
-        except _Problem as p:
+        except Problem as p:
             problems.append(p)
         skipped = item.get("skipped", False)
         if skipped is None:
             skipped = False
         if not isinstance(skipped, bool):
-            problems.append(_Problem("skipped", f"expected true or false, got {_type_name(skipped)}"))
+            problems.append(Problem("skipped", f"expected true or false, got {type_name(skipped)}"))
             skipped = False
         raw = item.get("label")
         if skipped and raw is not None:
             problems.append(
-                _Problem("label", "a skipped item carries no label: drop one of label and skipped")
+                Problem("label", "a skipped item carries no label: drop one of label and skipped")
             )
         elif not skipped and raw is None:
-            problems.append(_Problem("label", 'missing: give a label, or "skipped": true'))
+            problems.append(Problem("label", 'missing: give a label, or "skipped": true'))
         elif raw is not None:
             try:
                 label = self.label(raw)
-            except _Problem as p:
+            except Problem as p:
                 problems.append(p)
         try:
             annotator = self.annotator(item.get("annotator"))
             token_key = self.token_key(item.get("token_key")) if "token_key" in allowed else None
-        except _Problem as p:
+        except Problem as p:
             problems.append(p)
         if problems:
             return None, label_id, problems
@@ -475,12 +485,24 @@ class _Checker:
         return label_, label_id, []
 
 
-@dataclass(frozen=True)
-class _Deferred:
+@dataclass(frozen=True, slots=True)
+class Deferred:
     """Type-checked feature values waiting for the batch's numeric conversion."""
 
     values: list
     labels: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A checked sample but for the numeric conversion of its features (:meth:`Checker.finish`)."""
+
+    id: str
+    fields: dict[str, Any]
+    deferred: Deferred
+
+    def sample(self, features: np.ndarray) -> Sample:
+        return Sample(id=self.id, features=features, **self.fields)
 
 
 def _plain_kind(item: Any) -> bool:
@@ -504,7 +526,7 @@ def _integral(value: Any) -> bool:
 def _no_control(field: str, value: str) -> None:
     found = _CONTROL.search(value)
     if found is not None:
-        raise _Problem(
+        raise Problem(
             field, f"holds a control character ({ascii(found.group())[1:-1]} at position {found.start()})"
         )
 
@@ -552,11 +574,11 @@ def _items(payload: Any, schema: ProjectSchema) -> list[Any]:
             )
         return list(payload)
     raise InvalidBatch(
-        [ItemError(-1, None, "", f"expected a JSON object or a list of objects, got {_type_name(payload)}")]
+        [ItemError(-1, None, "", f"expected a JSON object or a list of objects, got {type_name(payload)}")]
     )
 
 
-class _Errors:
+class Errors:
     """Collects ItemErrors; the raised InvalidBatch lists the first MAX_ERRORS by index."""
 
     def __init__(self) -> None:
@@ -566,7 +588,7 @@ class _Errors:
     def total(self) -> int:
         return len(self.all)
 
-    def add(self, index: int, item_id: str | None, problems: list[_Problem]) -> None:
+    def add(self, index: int, item_id: str | None, problems: list[Problem]) -> None:
         self.all.extend(ItemError(index, item_id, p.field, p.message) for p in problems)
 
     def raise_if_any(self) -> None:
@@ -575,22 +597,21 @@ class _Errors:
             raise InvalidBatch(ordered[:MAX_ERRORS], len(ordered))
 
 
-def _finish(checker: _Checker, found: list[tuple[int, Sample]], errors: _Errors) -> list[Sample]:
-    """The samples in batch order, their features converted in one go (errors reported)."""
-    pending = [(i, s) for i, s in found if isinstance(s.features, _Deferred)]
-    done = checker.fill_features(pending, errors)
-    return [done.get(i, s) for i, s in found]
+def _finish(checker: Checker, found: list[tuple[int, Sample | Pending]], errors: Errors) -> list[Sample]:
+    """The samples in batch order, the features of those pending converted in one go (errors reported)."""
+    done = checker.finish([(i, s) for i, s in found if isinstance(s, Pending)], errors)
+    return [s if isinstance(s, Sample) else done[i] for i, s in found if isinstance(s, Sample) or i in done]
 
 
 def parse_samples(payload: Any, schema: ProjectSchema) -> list[Sample]:
     """Check one sample object or a list of them; raise InvalidBatch listing every bad item."""
-    checker = _Checker(schema)
+    checker = Checker(schema)
     items = _items(payload, schema)
     plain = checker.plain_samples(items)
     if plain is not None:
         return plain
-    errors = _Errors()
-    found: list[tuple[int, Sample]] = []
+    errors = Errors()
+    found: list[tuple[int, Sample | Pending]] = []
     for index, item in enumerate(items):
         sample, sample_id, problems = checker.sample(item, defer=True)
         if problems:
@@ -605,9 +626,9 @@ def parse_samples(payload: Any, schema: ProjectSchema) -> list[Sample]:
 
 def parse_labels(payload: Any, schema: ProjectSchema) -> list[Label]:
     """Check one label object or a list of them; raise InvalidBatch listing every bad item."""
-    checker = _Checker(schema)
+    checker = Checker(schema)
     items = _items(payload, schema)
-    errors = _Errors()
+    errors = Errors()
     labels: list[Label] = []
     for index, item in enumerate(items):
         label, label_id, problems = checker.label_item(item)
@@ -625,14 +646,14 @@ def parse_messages(payload: Any, schema: ProjectSchema) -> tuple[list[Sample], l
 
     Returns (samples, labels), each in batch order; labels may refer to samples of the same batch.
     """
-    checker = _Checker(schema)
+    checker = Checker(schema)
     items = _items(payload, schema)
     if all(map(_plain_kind, items)):
         plain = checker.plain_samples(items, extra=frozenset({"kind"}))
         if plain is not None:
             return plain, []
-    errors = _Errors()
-    found: list[tuple[int, Sample]] = []
+    errors = Errors()
+    found: list[tuple[int, Sample | Pending]] = []
     labels: list[Label] = []
     for index, item in enumerate(items):
         kind = item.get("kind", "sample") if isinstance(item, Mapping) else "sample"
@@ -651,7 +672,7 @@ def parse_messages(payload: Any, schema: ProjectSchema) -> tuple[list[Sample], l
         else:
             raw_id = item.get("id")
             item_id = raw_id if isinstance(raw_id, str) else None
-            problems = [_Problem("kind", f'expected "sample" or "label", got {_short(kind)}')]
+            problems = [Problem("kind", f'expected "sample" or "label", got {_short(kind)}')]
         if problems:
             errors.add(index, item_id, problems)
     samples = _finish(checker, found, errors)
@@ -670,28 +691,30 @@ def parse_predict(payload: Any, schema: ProjectSchema) -> np.ndarray | list[str]
         raise InvalidBatch([ItemError(-1, None, "", hint)])
     rows = payload[key]
     if not isinstance(rows, list) or not rows:
-        raise InvalidBatch([ItemError(-1, None, key, f"expected a non-empty list, got {_type_name(rows)}")])
+        raise InvalidBatch([ItemError(-1, None, key, f"expected a non-empty list, got {type_name(rows)}")])
     if len(rows) > schema.max_batch:
         too_many = f"{len(rows)} rows, at most {schema.max_batch} allowed"
         raise InvalidBatch([ItemError(-1, None, key, too_many)])
-    checker = _Checker(schema)
-    errors = _Errors()
+    checker = Checker(schema)
+    errors = Errors()
     if key == "texts":
         texts = []
         for index, text in enumerate(rows):
             try:
                 texts.append(checker.text(text))
-            except _Problem as p:
+            except Problem as p:
                 errors.add(index, None, [p])
         errors.raise_if_any()
         return texts
-    pending = []
+    typed: list[tuple[int, Deferred]] = []
     for index, row in enumerate(rows):
         try:
-            deferred = cast(np.ndarray, _Deferred(*checker.feature_values(row)))  # fill_features fills it
-            pending.append((index, Sample(id=str(index), features=deferred)))
-        except _Problem as p:
+            typed.append((index, Deferred(*checker.feature_values(row))))
+        except Problem as p:
             errors.add(index, None, [p])
-    done = checker.fill_features(pending, errors)
+    converted = checker.convert([deferred for _, deferred in typed])
+    for (index, _), features in zip(typed, converted, strict=True):
+        if isinstance(features, Problem):
+            errors.add(index, None, [features])
     errors.raise_if_any()
-    return np.stack([cast(np.ndarray, done[index].features) for index in range(len(rows))])
+    return np.stack(cast(list[np.ndarray], converted))

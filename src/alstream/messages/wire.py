@@ -22,7 +22,7 @@ from __future__ import annotations
 import binascii
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -31,11 +31,11 @@ from alstream.messages.schema import ProjectSchema
 from alstream.messages.validation import (
     LABEL_FIELDS,
     SAMPLE_FIELDS,
-    _Checker,
-    _Deferred,
-    _Errors,
-    _Problem,
-    _type_name,
+    Checker,
+    Errors,
+    Pending,
+    Problem,
+    type_name,
 )
 from alstream.messages.values import InvalidMessage, Label, Sample
 
@@ -81,11 +81,11 @@ def _load_object(value: Any) -> dict:
     except orjson.JSONDecodeError as exc:
         raise InvalidMessage(f"not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise InvalidMessage(f"expected a JSON object, got {_type_name(body)}")
+        raise InvalidMessage(f"expected a JSON object, got {type_name(body)}")
     return body
 
 
-def _reason(problems: list[_Problem]) -> str:
+def _reason(problems: list[Problem]) -> str:
     return "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
 
 
@@ -94,12 +94,12 @@ def decode_sample(
 ) -> Sample:
     """One sample from a topic message, written by any client; InvalidMessage says what is wrong.
     A sample without an id is named ``default_id()`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
-    sample, _, problems = _Checker(schema, packed=True).sample(
+    sample, _, problems = Checker(schema, packed=True).sample(
         _load_object(value), allowed=_TOPIC_SAMPLE_FIELDS, default_id=default_id
     )
     if problems:
         raise InvalidMessage(_reason(problems))
-    assert sample is not None  # no problems: a sample
+    assert isinstance(sample, Sample)  # no problems, not deferred: a sample
     return sample
 
 
@@ -109,32 +109,25 @@ def decode_samples(
     """:func:`decode_sample` for a batch of messages, converting all their features in one go:
     per message, the sample or the InvalidMessage that says what is wrong with it. A sample without
     an id is named ``default_id(its index)`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
-    checker = _Checker(schema, packed=True)
+    checker = Checker(schema, packed=True)
     bodies = [_parsed(value) for value in values]  # each message's JSON, parsed once
     if not any(isinstance(body, InvalidMessage) for body in bodies):
         plain = checker.plain_samples(bodies)  # the common batch: checked at once
         if plain is not None:
             return list(plain)
-    out: list[Sample | InvalidMessage] = []
-    deferred: list[tuple[int, Sample]] = []
+    out: list[Sample | Pending | InvalidMessage] = []
     for index, body in enumerate(bodies):
         if isinstance(body, InvalidMessage):
             out.append(body)
             continue
         name = None if default_id is None else functools.partial(default_id, index)
         sample, _, problems = checker.sample(body, allowed=_TOPIC_SAMPLE_FIELDS, defer=True, default_id=name)
-        if problems:
-            out.append(InvalidMessage(_reason(problems)))
-            continue
-        assert sample is not None  # no problems: a sample
-        out.append(sample)
-        if isinstance(sample.features, _Deferred):
-            deferred.append((index, sample))
-    errors = _Errors()
-    checker.fill_features(deferred, errors)  # sets the features of the samples in ``out``
-    for bad in errors.all:
-        out[bad.index] = InvalidMessage(f"{bad.field}: {bad.message}")
-    return out
+        assert sample is not None or problems  # no problems: a sample
+        out.append(InvalidMessage(_reason(problems)) if problems else cast("Sample | Pending", sample))
+    errors = Errors()
+    done = checker.finish([(i, s) for i, s in enumerate(out) if isinstance(s, Pending)], errors)
+    bad = {e.index: InvalidMessage(f"{e.field}: {e.message}") for e in errors.all}
+    return [done.get(i) or bad[i] if isinstance(s, Pending) else s for i, s in enumerate(out)]
 
 
 def _parsed(value: Any) -> dict | InvalidMessage:
@@ -147,7 +140,7 @@ def _parsed(value: Any) -> dict | InvalidMessage:
 
 def decode_label(value: bytes | None, schema: ProjectSchema) -> Label:
     """One label from a topic message, written by any client; InvalidMessage says what is wrong."""
-    label, _, problems = _Checker(schema).label_item(_load_object(value), allowed=_TOPIC_LABEL_FIELDS)
+    label, _, problems = Checker(schema).label_item(_load_object(value), allowed=_TOPIC_LABEL_FIELDS)
     if problems:
         raise InvalidMessage(_reason(problems))
     assert label is not None  # no problems: a label
