@@ -254,18 +254,20 @@ def _prefect_api() -> Iterator[str]:
     quiet_dask()  # before Dask is imported, here and in the workers
     for key, value in QUIET_WORKERS.items():
         os.environ.setdefault(key, value)
-    import alstream.flows.active_learning_flow  # noqa: F401 (Prefect sets its logging up on first use)
     from alstream.flows.server import prefect_api
 
-    for name in ("prefect.task_runs", "prefect.flow_runs"):  # the progress bars say it; their lines would
-        logging.getLogger(name).setLevel(logging.WARNING)  # cut through the bars (Prefect's own stderr)
-    for key, value in QUIET_SERVER_PROCESS.items():  # only the server subprocess reads these now
-        os.environ.setdefault(key, value)
+    def meanwhile() -> None:  # while the server boots
+        import alstream.flows.active_learning_flow  # noqa: F401 (Prefect sets its logging up on first use)
+
+        for name in ("prefect.task_runs", "prefect.flow_runs"):  # the progress bars say it; their lines
+            logging.getLogger(name).setLevel(logging.WARNING)  # would cut through the bars
+
     text = "starting Prefect's temporary server ({:.0f} s; --orchestrator none runs without one)"
     try:
         with ExitStack() as stack:
             with Console(stderr=True).status(text.format(0)) as status:
-                url = stack.enter_context(prefect_api(lambda seconds: status.update(text.format(seconds))))
+                wait = prefect_api(lambda seconds: status.update(text.format(seconds)), meanwhile)
+                url = stack.enter_context(wait)
             yield url
     except OrchestratorUnavailable as error:
         console.print(f"[red]error:[/] {error}", soft_wrap=True)

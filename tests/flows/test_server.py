@@ -58,11 +58,12 @@ def test_one_temporary_server_serves_every_flow_of_the_process(monkeypatch):
     started: list[int] = []
     monkeypatch.setattr(server_module, "server_command", fake(started))
     monkeypatch.setattr(server_module, "_SERVER", None)
+    done: list[str] = []
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        with prefect_api() as first:
+        with prefect_api(meanwhile=lambda: done.append("while it boots")) as first:
             assert PREFECT_API_URL.value() == first
-        with prefect_api() as second:
+        with prefect_api(meanwhile=lambda: done.append("at once")) as second:
             assert second == first
         assert PREFECT_API_URL.value() is None  # only for the block
-    assert len(started) == 1
+    assert len(started) == 1 and done == ["while it boots", "at once"]
     server_module._SERVER.stop()

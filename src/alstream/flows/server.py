@@ -29,7 +29,12 @@ from alstream.errors import OrchestratorUnavailable
 
 INSTEAD = "or run without Prefect: --orchestrator none"
 PORT_IN_USE = 3  # uvicorn's exit status when it cannot bind
-SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+SERVER_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+    "PREFECT_LOGGING_ROOT_LEVEL": "CRITICAL",  # no shutdown tracebacks from the subprocess
+}
 
 
 @dataclass
@@ -82,9 +87,10 @@ def start_server(
     waiting: Callable[[float], None] = lambda _: None,
     command: Callable[[int], list[str]] | None = None,
     poll_s: float = 0.2,
+    meanwhile: Callable[[], object] = lambda: None,
 ) -> TemporaryServer:
-    """Start a temporary server (``command(port)``, default ``server_command``) and wait, without a
-    limit, until it answers or its process exits."""
+    """Start a temporary server (``command(port)``, default ``server_command``), do ``meanwhile()``
+    while it boots, and wait, without a limit, until it answers or its process exits."""
     command = command or server_command
     env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True), **SERVER_ENV}
     started = time.monotonic()
@@ -94,6 +100,8 @@ def start_server(
         process = subprocess.Popen(command(port), env=env, stdout=subprocess.DEVNULL,
                                    stderr=errors)  # fmt: skip
         server = TemporaryServer(process, f"http://127.0.0.1:{port}/api", errors)
+        meanwhile()
+        meanwhile = lambda: None  # noqa: E731 (once)
         while server.alive() and not answers(server.url, timeout_s=2.0):
             waiting(time.monotonic() - started)
             time.sleep(poll_s)
@@ -110,10 +118,15 @@ def start_server(
 
 
 @contextmanager
-def prefect_api(waiting: Callable[[float], None] = lambda _: None) -> Iterator[str]:
-    """The Prefect API this process's flows (and their Dask workers' tasks) use, for the block."""
+def prefect_api(
+    waiting: Callable[[float], None] = lambda _: None, meanwhile: Callable[[], object] = lambda: None
+) -> Iterator[str]:
+    """The Prefect API this process's flows (and their Dask workers' tasks) use, for the block;
+    ``meanwhile()`` runs while a temporary server boots (or at once)."""
     global _SERVER
     given = PREFECT_API_URL.value()
+    if given or (_SERVER is not None and _SERVER.alive()):
+        meanwhile()
     if given:
         if not answers(given):
             raise OrchestratorUnavailable(
@@ -123,7 +136,7 @@ def prefect_api(waiting: Callable[[float], None] = lambda _: None) -> Iterator[s
         yield given
         return
     if _SERVER is None or not _SERVER.alive():
-        _SERVER = start_server(waiting)
+        _SERVER = start_server(waiting, meanwhile=meanwhile)
         atexit.register(_stop, _SERVER)
     with temporary_settings(updates={PREFECT_API_URL: _SERVER.url}):
         yield _SERVER.url
