@@ -1,15 +1,19 @@
 import json
+import sys
 
 import mlflow  # noqa: F401
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
 # MLflow (imported above) and Prefect attach log handlers to sys.stderr when first imported: import
 # them here, not inside CliRunner, whose captured stream is closed after each invocation.
-import alstream.flows.active_learning_flow  # noqa: F401
+import alstream.flows.active_learning_flow
+import alstream.flows.server
 from alstream.cli import app
+from alstream.querying import query_strategy_names
 
 runner = CliRunner()
-SMALL = ["--dataset", "iris", "--iterations", "2", "--batch-size", "5", "--seeds", "2"]
+SMALL = ["--dataset", "iris", "--iterations", "2", "--batch-size", "5", "--seeds", "2", "--workers", "1"]
 
 
 def test_experiment_compares_a_strategy_with_continuous_training(prefect_backend, local_mlflow):
@@ -38,7 +42,7 @@ def test_all_strategies_without_baseline_or_mlflow(prefect_backend, local_mlflow
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     runs = sorted(p.stem for p in (local_mlflow / "metrics").glob("*.csv"))
-    assert runs == [f"iris-sgd-{s}" for s in ("entropy", "least_confident", "margin", "random")]
+    assert runs == sorted(f"iris-sgd-{s}" for s in query_strategy_names())  # every registered strategy
     assert not (local_mlflow / "mlflow.db").exists()
 
 
@@ -50,6 +54,9 @@ def test_bad_options_are_refused_before_anything_runs(local_mlflow):
         (["--model", "svm"], "unknown model 'svm'"),
         (["--initial-fraction", "1.5"], "initial_fraction"),
         (["--online"], "'logreg' has no partial_fit"),
+        (["--batch-size", "1.5"], "batch_size must be a count or a share of the pool"),
+        (["--initial-set", "best"], "unknown initial set 'best'"),
+        (["--orchestrator", "airflow"], "unknown orchestrator 'airflow'"),
     ]:
         result = runner.invoke(app, ["experiment", *args])
         assert result.exit_code == 2, (args, result.output)
@@ -134,3 +141,44 @@ def test_consume_says_what_stops_it_before_it_starts(tmp_path, monkeypatch):
         log.close()
     said = " ".join(busy.output.split())
     assert busy.exit_code == 2 and "already has a consumer" in said and "--no-consumer" in said, said
+
+
+def test_without_prefect_the_experiment_asks_for_no_server(local_mlflow, monkeypatch):
+    def no_server(*_):
+        raise AssertionError("--orchestrator none asked for a Prefect server")
+
+    monkeypatch.setattr(alstream.flows.server, "prefect_api", no_server)
+    args = ["--dataset", "iris", "--iterations", "2", "--seeds", "2", "--workers", "1", "--no-mlflow"]
+    options = ["--orchestrator", "none", "--batch-size", "0.1", "--initial-set", "typical"]
+    result = runner.invoke(app, ["experiment", *args, *options, "--strategy", "margin"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((local_mlflow / "metrics" / "iris-logreg-margin.json").read_text())
+    # a pool of 112 (iris less a 25% test split): 11 typical rows first, then 10% of it a round
+    assert sorted({r["n_labeled"] for r in rows}) == [11, 22, 33] and len(rows) == 2 * 3
+    assert sorted(p.name for p in (local_mlflow / "models" / "iris-logreg-margin" / "seed0").iterdir()) == [
+        "iter_2.joblib"  # the last round's model only, by default
+    ]
+
+
+def test_a_prefect_server_that_does_not_answer_is_named_in_one_line(local_mlflow):
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        result = runner.invoke(app, ["experiment", *SMALL, "--no-mlflow"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "error: no Prefect server answers at http://127.0.0.1:9/api: start it, unset PREFECT_API_URL for a "
+        "temporary one, or run without Prefect: --orchestrator none"
+    ]
+    assert not (local_mlflow / "metrics").exists()
+
+
+def test_a_temporary_server_that_cannot_start_says_why_and_what_to_do_in_one_line(local_mlflow, monkeypatch):
+    failing = [sys.executable, "-c", "import sys; sys.exit('unable to open database file')"]
+    monkeypatch.setattr(alstream.flows.server, "server_command", lambda port: failing)
+    monkeypatch.setattr(alstream.flows.server, "_SERVER", None)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        result = runner.invoke(app, ["experiment", *SMALL, "--no-mlflow"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "error: Prefect's temporary server did not start (unable to open database file): start one with "
+        "`make prefect-server` and set PREFECT_API_URL, or run without Prefect: --orchestrator none"
+    ]

@@ -7,7 +7,10 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,12 +18,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from alstream.errors import ConfigError, ConsumerBusy, InvalidInput, LastAdmin
+from alstream.errors import ConfigError, ConsumerBusy, InvalidInput, LastAdmin, OrchestratorUnavailable
 from alstream.estimators import MODELS
-from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
+from alstream.experiment.config import BASELINE, INITIAL_SETS, PREFIX, ExperimentConfig, StreamConfig
+from alstream.experiment.parallel import local_cpus
 from alstream.logs import configure_logging
+from alstream.querying import query_strategy_names
 from alstream.selective import SELECTORS
-from alstream.strategies import STRATEGIES
 
 if TYPE_CHECKING:
     from alstream.service.versions import Orchestrator
@@ -36,6 +40,8 @@ QUIET_PREFECT = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_LOGGING_SERVER_LEVEL": "CRITICAL",
 }
+# The same for the Dask workers' processes, which set Prefect's logging up from their environment.
+QUIET_WORKERS = {f"PREFECT_LOGGING_LOGGERS_PREFECT_{name}_RUNS_LEVEL": "WARNING" for name in ("FLOW", "TASK")}
 QUIET_SERVER_PROCESS = {"PREFECT_LOGGING_ROOT_LEVEL": "CRITICAL"}  # set after this process's logging
 # The service's files (its data, MLflow's database and model artifacts, Prefect's temporary server's)
 # are its owner's only, as PostgreSQL does; alstream's own files set their modes explicitly too.
@@ -71,7 +77,7 @@ def experiment(
     strategy: Annotated[
         list[str],
         typer.Option(
-            help=f"Repeat to compare. pool: {', '.join(STRATEGIES)} (default entropy); stream: "
+            help=f"Repeat to compare. pool: {', '.join(query_strategy_names())} (default entropy); stream: "
             f"{', '.join(SELECTORS)} (default all). 'all' = every one."
         ),
     ] = [],  # noqa: B006
@@ -82,7 +88,10 @@ def experiment(
     initial_fraction: Annotated[
         float, typer.Option(help="Share of the training pool labeled at start.")
     ] = 0.1,
-    batch_size: Annotated[int, typer.Option(help="Labels asked per round.")] = 20,
+    initial_set: Annotated[
+        str, typer.Option(help=f"Drawn {' or '.join(INITIAL_SETS)} (TypiClust).")
+    ] = "stratified",
+    batch_size: Annotated[float, typer.Option(help="Labels a round, or a pool share (0 < x < 1).")] = 20,
     iterations: Annotated[int, typer.Option(help="Rounds of select, label, retrain.")] = 20,
     seeds: Annotated[int, typer.Option(help="Repetitions with different splits (seeds 0..n-1).")] = 5,
     test_size: Annotated[float, typer.Option(help="Share of the data held out for testing.")] = 0.25,
@@ -95,6 +104,23 @@ def experiment(
     name: Annotated[str, typer.Option(help="Experiment name (default: <dataset>-<model>).")] = "",
     output_dir: Annotated[Path, typer.Option(help="Where models/, metrics/ and reports/ go.")] = Path("."),
     mlflow: Annotated[bool, typer.Option(help="Log runs, metrics and models to MLflow.")] = True,
+    orchestrator: Annotated[
+        str, typer.Option(help="Run as a Prefect flow (prefect) or with no server at all (none).")
+    ] = "prefect",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Runs at once, each a process of a local Dask cluster (default: the CPUs).",
+            show_default=False,
+        ),
+    ] = None,
+    dask_address: Annotated[
+        str, typer.Option(help="A Dask scheduler to run on instead of a local cluster (tcp://host:8786).")
+    ] = "",
+    save_every_round: Annotated[
+        bool, typer.Option(help="Write every round's model, not only each run's last.")
+    ] = False,
     label_column: Annotated[str, typer.Option(help="Label column of a CSV/Parquet file.")] = "label",
     n_samples: Annotated[int, typer.Option(help="Generated data: samples.")] = 10_000,
     n_features: Annotated[int, typer.Option(help="Generated data: features.")] = 20,
@@ -112,9 +138,13 @@ def experiment(
         raise typer.BadParameter(
             f"unknown protocol {protocol!r}: choose pool or stream", param_hint="--protocol"
         )
-    names = SELECTORS if protocol == "stream" else STRATEGIES
+    if orchestrator not in ("prefect", "none"):
+        raise typer.BadParameter(
+            f"unknown orchestrator {orchestrator!r}: choose prefect or none", param_hint="--orchestrator"
+        )
+    names = list(SELECTORS) if protocol == "stream" else query_strategy_names()
     default = [s for s in SELECTORS if s != BASELINE] if protocol == "stream" else ["entropy"]
-    strategies = list(names) if "all" in strategy else list(strategy) or default
+    strategies = names if "all" in strategy else list(strategy) or default
     if baseline:
         strategies.append(BASELINE)
     if protocol == "stream":
@@ -133,16 +163,18 @@ def experiment(
     try:
         config = ExperimentConfig(
             dataset=dataset, strategies=tuple(strategies), model=model, initial_fraction=initial_fraction,
-            batch_size=batch_size, iterations=iterations, seeds=seeds, test_size=test_size, online=online,
-            refit_every=refit_every, name=name, label_column=label_column, n_samples=n_samples,
-            n_features=n_features, n_classes=n_classes, drifts=drifts,
+            initial_set=initial_set, batch_size=batch_size, iterations=iterations, seeds=seeds,
+            test_size=test_size, online=online, refit_every=refit_every, name=name,
+            label_column=label_column, n_samples=n_samples, n_features=n_features, n_classes=n_classes,
+            drifts=drifts,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None
     if mlflow:
         _check_tracking()
-    outcome = _run_flow(config, output_dir, mlflow)
-    _print_summary(outcome)
+    workers = workers or local_cpus()
+    run = Launch(output_dir, mlflow, orchestrator, workers, dask_address or None, save_every_round)
+    _print_summary(_run_pool(config, run))
 
 
 def _run_stream(config: StreamConfig, output_dir: Path) -> None:
@@ -191,22 +223,90 @@ def _check_tracking() -> None:
         raise typer.Exit(2) from None
 
 
-def _run_flow(config: ExperimentConfig, output_dir: Path, track: bool) -> dict:
+@dataclass(frozen=True)
+class Launch:
+    """How to run a pool experiment: where its files go, and on what."""
+
+    output_dir: Path
+    track: bool
+    orchestrator: str
+    workers: int
+    address: str | None
+    save_every_round: bool
+
+
+def _run_pool(config: ExperimentConfig, run: Launch) -> dict:
     for key, value in QUIET_PREFECT.items():
         os.environ.setdefault(key, value)
-    from alstream.flows.active_learning_flow import active_learning_flow
     from alstream.progress import experiment_progress
 
-    for name in ("prefect.task_runs", "prefect.flow_runs"):  # the progress bars say it; their lines would
-        logging.getLogger(name).setLevel(logging.WARNING)  # cut through the bars (Prefect's own stderr)
-    for key, value in QUIET_SERVER_PROCESS.items():  # only the server subprocess reads these now
-        os.environ.setdefault(key, value)
-    with experiment_progress(config) as advance:
+    with ExitStack() as stack:
+        if run.orchestrator == "prefect":
+            stack.enter_context(_prefect_api())
+        advance = stack.enter_context(experiment_progress(config))
         try:
-            return active_learning_flow(config, output_dir=str(output_dir), track=track, on_round=advance)
+            if run.orchestrator == "none":
+                outcome = _run_without_prefect(config, run, advance)
+            else:
+                from alstream.flows.active_learning_flow import run_flow
+
+                outcome = run_flow(config, str(run.output_dir), track=run.track, on_round=advance,
+                                   save_every_round=run.save_every_round, workers=run.workers,
+                                   address=run.address)  # fmt: skip
         except ValueError as error:  # e.g. a file whose classes are too small to split
             console.print(f"[red]error:[/] {error}")
             raise typer.Exit(2) from None
+    return outcome
+
+
+@contextmanager
+def _prefect_api() -> Iterator[str]:
+    """The Prefect API the flow runs against (a temporary server, started with a spinner); exit 2
+    saying what to do when there is none."""
+    from alstream.experiment.parallel import quiet_dask
+
+    quiet_dask()  # before Dask is imported, here and in the workers
+    for key, value in QUIET_WORKERS.items():
+        os.environ.setdefault(key, value)
+    from alstream.flows.server import prefect_api
+
+    def meanwhile() -> None:  # while the server boots
+        import alstream.flows.active_learning_flow  # noqa: F401 (Prefect sets its logging up on first use)
+
+        for name in ("prefect.task_runs", "prefect.flow_runs"):  # the progress bars say it; their lines
+            logging.getLogger(name).setLevel(logging.WARNING)  # would cut through the bars
+
+    text = "starting Prefect's temporary server ({:.0f} s; --orchestrator none runs without one)"
+    try:
+        with ExitStack() as stack:
+            with Console(stderr=True).status(text.format(0)) as status:
+                wait = prefect_api(lambda seconds: status.update(text.format(seconds)), meanwhile)
+                url = stack.enter_context(wait)
+            yield url
+    except OrchestratorUnavailable as error:
+        console.print(f"[red]error:[/] {error}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _run_without_prefect(config: ExperimentConfig, run: Launch, advance: Callable[..., None]) -> dict:
+    """The pool experiment with no orchestration server: here, or on a Dask cluster."""
+    from alstream.experiment.pipeline import conduct
+    from alstream.experiment.protocol import load_experiment_data
+
+    track = None
+    if run.track:
+        from alstream.tracking import log_experiment
+
+        track = log_experiment
+    go = partial(conduct, config, run.output_dir, data=load_experiment_data(config), track=track,
+                 save_every_round=run.save_every_round)  # fmt: skip
+    if run.workers == 1 and not run.address:
+        return go(on_round=advance)
+    from alstream.experiment.parallel import dask_client, dask_submit, listen
+
+    with dask_client(run.workers, run.address) as client:
+        listen(client, advance)
+        return go(submit=dask_submit(client))
 
 
 def _print_summary(outcome: dict) -> None:

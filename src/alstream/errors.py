@@ -29,6 +29,10 @@ class ConsumerBusy(AlstreamError, RuntimeError):
     """Another consumer of the same group holds the embedded log: stop it, or use another group."""
 
 
+class OrchestratorUnavailable(AlstreamError, RuntimeError):
+    """No Prefect server answers, or none could be started: the message says what to do instead."""
+
+
 class NoModelYet(AlstreamError, LookupError):
     """No model serves yet: label a few samples of every class first (the service answers 409)."""
 
@@ -44,5 +48,6 @@ __all__ = [
     "InvalidInput",
     "LastAdmin",
     "NoModelYet",
+    "OrchestratorUnavailable",
     "StreamUnavailable",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -79,6 +80,19 @@ class Round:
     queried: np.ndarray
     model: Classifier
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+class RoundFigures(Protocol):
+    """What a progress display reads of a round: a ``Round``, or a note of one that ran elsewhere."""
+
+    @property
+    def iteration(self) -> int: ...
+
+    @property
+    def n_labeled(self) -> int: ...
+
+    @property
+    def metrics(self) -> dict[str, float]: ...
 
 
 def run_loop(

@@ -10,9 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from alstream.experiment.config import ExperimentConfig, StreamConfig
 from alstream.experiment.stream import PointCallback
-from alstream.loop import Round
+from alstream.loop import RoundFigures
 
-RoundCallback = Callable[[str, int, Round], None]
+RoundCallback = Callable[[str, int, RoundFigures], None]
 
 
 @contextmanager
@@ -21,7 +21,7 @@ def experiment_progress(config: ExperimentConfig, console: Console | None = None
     per_strategy = len(config.seed_list) * (config.iterations + 1)
     with _bars(config.strategies, per_strategy, "rounds", console) as advance:
 
-        def advance_round(strategy: str, seed: int, rnd: Round) -> None:
+        def advance_round(strategy: str, seed: int, rnd: RoundFigures) -> None:
             accuracy = rnd.metrics.get("accuracy", float("nan"))
             advance(strategy, f"seed {seed}  labels {rnd.n_labeled}  accuracy {accuracy:.3f}")
 

@@ -173,3 +173,99 @@ def test_labels_saved_when_both_reach_the_target():
 def test_plot_handles_other_shapes_of_result(tmp_path, levels, metric):
     png = plot_learning_curves(toy_result(levels), tmp_path / "curves.png", metric=metric)
     assert imread(png)[..., :3].std() > 0.05
+
+
+def paired_result(
+    gains: dict[str, list[float]], classes: tuple[str, ...] = ("a", "b", "c")
+) -> ExperimentResult:
+    """Every strategy on as many seeds as it has gains: random's curve, raised by the seed's gain after
+    round 0 (the same initial set); full-pool accuracy 0.95, out of every curve's reach."""
+    seeds = len(next(iter(gains.values())))
+    base = [0.60, 0.70, 0.75, 0.80]
+    rows = [
+        {"strategy": strategy, "seed": seed, "iteration": i, "n_labeled": 10 * (i + 1),
+         "accuracy": level + seed / 100 + (per_seed[seed] if i else 0.0)}
+        for strategy, per_seed in {**gains, "random": [0.0] * seeds}.items()
+        for seed in range(seeds)
+        for i, level in enumerate(base)
+    ]  # fmt: skip
+    reference = pd.DataFrame({"seed": range(seeds), "accuracy": 0.95, "macro_f1": 0.95, "log_loss": 0.1})
+    names = (*gains, "random")
+    config = ExperimentConfig(dataset="generated", strategies=names, iterations=3, seeds=seeds, name="paired")
+    return ExperimentResult(config, pd.DataFrame(rows), reference, classes)
+
+
+def paired_table(markdown: str) -> pd.DataFrame:
+    section = markdown.split("## Paired tests over seeds", 1)[1].split("\n## ", 1)[0]
+    cells = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("|")
+    ]
+    header, _, *rows = cells
+    return pd.DataFrame(rows, columns=header).set_index("Strategy")
+
+
+def headline(markdown: str) -> str:
+    return markdown.split("\n\n")[2]
+
+
+def test_each_strategy_is_tested_against_margin_and_random_paired_by_seed():
+    steady = [0.03, 0.04, 0.05, 0.06, 0.07, 0.08]  # above random in every seed, by different amounts
+    result = paired_result(
+        {
+            "margin": steady,
+            "entropy": [g + d for g, d in zip(steady, [0.01, -0.02, 0.03, -0.01, 0.02, -0.03], strict=True)],
+        }
+    )
+    rows = paired_table(render_markdown(result, "p.png"))
+    vs_random, vs_margin = "vs random: wins, AULC gain (points), p", "vs margin: wins, AULC gain (points), p"
+    # 6 of 6 higher: the exact two-sided p is 2 / 2^6
+    assert (
+        rows.loc["margin", vs_random].startswith("**6 of 6, +")
+        and "p = 0.0312" in rows.loc["margin", vs_random]
+    )
+    assert rows.loc["entropy", vs_margin].startswith("3 of 6, ")  # 3 higher, 3 lower: not bold
+    assert rows.loc["margin", vs_margin] == "—" and rows.loc["random", vs_random] == "—"
+    assert rows.loc["random", vs_margin].startswith("**0 of 6, -")
+
+
+def test_the_headline_names_a_winner_only_when_the_paired_test_says_so():
+    steady = [0.03, 0.04, 0.05, 0.06, 0.07, 0.08]
+    clear = render_markdown(paired_result({"margin": steady, "entropy": [g / 3 for g in steady]}), "p.png")
+    assert headline(clear).startswith("**Best strategy: `margin`**")
+    five = render_markdown(
+        paired_result({"margin": steady[:5], "entropy": [g / 3 for g in steady[:5]]}), "p.png"
+    )
+    assert headline(five).startswith("**No strategy is shown to beat `random`**: the best, `margin`")
+    assert "higher in 5 of 5 seeds, Wilcoxon p = 0.062, not significant" in headline(five)
+    assert "can save" not in five and "6 seeds or more" in five
+    close = [g + d for g, d in zip(steady, [0.001, -0.002, 0.003, -0.001, 0.002, -0.003], strict=True)]
+    tied = render_markdown(paired_result({"margin": steady, "entropy": close}), "p.png")
+    assert headline(tied).startswith(
+        "**`entropy`, `margin` beat `random`**, none shown better than the others"
+    )
+    worse = render_markdown(paired_result({"margin": [-g for g in steady]}), "p.png")
+    assert headline(worse).startswith("**No strategy beats `random`**")
+
+
+def test_on_two_classes_the_report_says_the_uncertainty_strategies_rank_alike():
+    gains = {"margin": [0.01, 0.02], "entropy": [0.01, 0.02], "least_confident": [0.01, 0.02]}
+    two = render_markdown(paired_result(gains, classes=("no", "yes")), "p.png")
+    assert "With two classes, `least_confident`, `margin`, `entropy` rank samples identically" in two
+    three = render_markdown(paired_result(gains), "p.png")
+    assert "rank samples identically" not in three
+    alone = render_markdown(paired_result({"margin": [0.01, 0.02]}, classes=("no", "yes")), "p.png")
+    assert "rank samples identically" not in alone  # nothing to compare it with
+
+
+def test_when_the_initial_set_reaches_the_target_the_report_says_so_instead_of_zero_saved():
+    result = toy_result({"margin": [0.90, 0.91, 0.92], "random": [0.90, 0.90, 0.91]})  # 99% of 0.9 at once
+    markdown = render_markdown(result, "toy.png")
+    assert headline(markdown).startswith(
+        "**The initial labeled set (10 labels) already reaches 99% of full-pool"
+    )
+    rows = table(markdown)
+    rows.index = strategy_names(rows)
+    saved = next(c for c in rows.columns if c.startswith("labels saved"))
+    assert rows.loc["margin", saved] == rows.loc["random", saved] == "the initial set reaches it"

@@ -47,7 +47,8 @@ class Knobs:
 class ExperimentConfig(Knobs):
     """The protocol's knobs. ``strategies`` are compared with each other on the same splits;
     ``initial_set``: the initial labeled set drawn ``stratified`` (by class, at random) or ``typical``
-    (TypiClust's most typical points, without labels).
+    (TypiClust's most typical points, without labels). ``batch_size``: labels per round, or a share
+    of the pool (0 < x < 1).
 
     >>> ExperimentConfig(strategies=("margin", "least-confident", "Cluster-Margin")).strategies
     ('margin', 'least_confident', 'cluster_margin')
@@ -58,7 +59,7 @@ class ExperimentConfig(Knobs):
     model: str = "logreg"
     initial_fraction: float = 0.1
     initial_set: str = "stratified"
-    batch_size: int = 20
+    batch_size: int | float = 20
     iterations: int = 20
     seeds: int = 5
     test_size: float = 0.25
@@ -86,9 +87,13 @@ class ExperimentConfig(Knobs):
             raise ValueError(f"initial_fraction must be in (0, 1), got {self.initial_fraction}")
         if not 0 < self.test_size < 1:
             raise ValueError(f"test_size must be in (0, 1), got {self.test_size}")
-        for knob in ("batch_size", "seeds"):
-            if getattr(self, knob) < 1:
-                raise ValueError(f"{knob} must be at least 1, got {getattr(self, knob)}")
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+        size = self.batch_size
+        if not (0 < size < 1 or (size >= 1 and float(size).is_integer())):
+            raise ValueError(f"batch_size must be a count or a share of the pool (0 < x < 1), got {size}")
+        if size >= 1:
+            object.__setattr__(self, "batch_size", int(size))
         if self.iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
         if not self.name:

@@ -1,18 +1,21 @@
-"""Files an experiment leaves behind: each round's model and the metrics of each run.
+"""Files an experiment leaves behind: each run's model and the metrics of each strategy.
 
-A run is one strategy of one experiment, named ``<experiment>-<strategy>``:
-``models/<run>/seed<s>/iter_<k>.joblib`` and ``metrics/<run>.csv`` / ``.json`` (one row per
-round and seed).
+A strategy's runs in one experiment are named ``<experiment>-<strategy>``:
+``models/<run>/seed<s>/iter_<k>.joblib`` (the last round's model; every round's with
+``RoundSink(models_dir=...)``) and ``metrics/<run>.csv`` / ``.json`` (one row per round and seed).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
 
-from alstream.experiment.protocol import ExperimentResult
+from alstream.experiment.parallel import announce
+from alstream.experiment.protocol import ExperimentResult, Run
 from alstream.loop import Round
 
 
@@ -23,10 +26,37 @@ def run_name(experiment: str, strategy: str) -> str:
 
 def save_model(root: Path, run: str, seed: int, rnd: Round) -> Path:
     """Write the model of one round; returns its path."""
-    path = Path(root) / "models" / run / f"seed{seed}" / f"iter_{rnd.iteration}.joblib"
+    return _dump(rnd.model, root, run, seed, rnd.iteration)
+
+
+def save_final_models(root: Path, experiment: str, runs: Iterable[Run]) -> list[Path]:
+    """Write each run's last model, where ``save_model`` puts that round's; returns the paths."""
+    return [
+        _dump(run.model, root, run_name(experiment, run.strategy), run.seed, run.last_iteration)
+        for run in runs
+    ]
+
+
+def _dump(model: object, root: Path, run: str, seed: int, iteration: int) -> Path:
+    path = Path(root) / "models" / run / f"seed{seed}" / f"iter_{iteration}.joblib"
     path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(rnd.model, path)
+    joblib.dump(model, path)
     return path
+
+
+@dataclass(frozen=True)
+class RoundSink:
+    """What a run does with each round, wherever it runs: write its model under ``models_dir`` (when
+    set), then tell ``tell`` (a callback in this process), or ``announce`` it as a Dask event."""
+
+    experiment: str
+    models_dir: str | None = None
+    tell: Callable[[str, int, Round], None] | None = None
+
+    def __call__(self, strategy: str, seed: int, rnd: Round) -> None:
+        if self.models_dir is not None:
+            save_model(Path(self.models_dir), run_name(self.experiment, strategy), seed, rnd)
+        (self.tell or announce)(strategy, seed, rnd)
 
 
 def write_metrics(root: Path, result: ExperimentResult) -> list[Path]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,8 @@ from alstream.experiment.config import ExperimentConfig, StreamConfig
 from alstream.loop import PLAIN_STEPS, Oracle, Round, Steps, run_loop
 
 RoundCallback = Callable[[str, int, Round], None]
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,158 @@ def split_data(X: np.ndarray, y: np.ndarray, config: ExperimentConfig, seed: int
     return Split(seed, X_pool, y[pool], X_test, y[test], np.sort(initial))
 
 
+@dataclass(frozen=True)
+class SeedData:
+    """What every run of one seed shares: its split, its stop set and the classes (encoded)."""
+
+    split: Split
+    stop_set: np.ndarray
+    classes: np.ndarray
+
+
+@dataclass(frozen=True)
+class Run:
+    """One strategy on one seed: its curve rows, each round's stop-set predictions, its last model."""
+
+    strategy: str
+    seed: int
+    rows: list[dict[str, object]]
+    stop_predictions: np.ndarray
+    model: Classifier
+
+    @property
+    def last_iteration(self) -> int:
+        return len(self.stop_predictions) - 1  # one row of predictions a round, from round 0
+
+
+class Submitted(Protocol[T_co]):
+    """A unit of work handed to ``submit``: a future, or its value at once (``Done``)."""
+
+    def result(self) -> T_co: ...
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    """The value of work that ran at once, as a future would give it."""
+
+    value: T
+
+    def result(self) -> T:
+        return self.value
+
+
+Submit = Callable[..., Submitted[Any]]  # submit(fn, *args): fn(*args) now, in a thread or elsewhere
+
+
+def run_now(fn: Callable[..., T], *args: Any) -> Done[T]:
+    """``Submit`` that runs ``fn`` here, at once (on the values of any ``Done`` among ``args``)."""
+    return Done(fn(*(arg.value if isinstance(arg, Done) else arg for arg in args)))
+
+
+def encode_labels(data: Dataset) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The labels as 0..k-1, and the class names they stand for."""
+    encoder = LabelEncoder().fit(data.y)
+    return encoder.transform(data.y), tuple(map(str, encoder.classes_))
+
+
+def prepare_seed(config: ExperimentConfig, data: Dataset, seed: int) -> SeedData:
+    """One seed's split (``split_data``) and stop set, drawn from the initially unlabeled pool."""
+    y, classes = encode_labels(data)
+    split = split_data(data.X, y, config, seed)
+    unlabeled = np.setdiff1d(np.arange(len(split.y_pool)), split.initial)
+    return SeedData(split, stopping.draw_stop_set(unlabeled, seed=seed), np.arange(len(classes)))
+
+
+def batch_count(config: ExperimentConfig, pool: int) -> int:
+    """Labels per round: ``batch_size`` itself, or that share of a pool of ``pool`` rows (at least 1).
+
+    >>> batch_count(ExperimentConfig(batch_size=0.05), 1347), batch_count(ExperimentConfig(), 1347)
+    (67, 20)
+    """
+    size = config.batch_size
+    return max(1, round(size * pool)) if size < 1 else int(size)
+
+
+def full_pool_reference(
+    config: ExperimentConfig, seed_data: SeedData, steps: Steps = PLAIN_STEPS
+) -> dict[str, float]:
+    """The test scores of a model trained on the whole pool of one seed."""
+    split = seed_data.split
+    full = steps.retrain(make_model(config.model, split.seed), split.X_pool, split.y_pool)
+    return {"seed": split.seed, **steps.evaluate(full, split.X_test, split.y_test, seed_data.classes)}
+
+
+def run_strategy(
+    config: ExperimentConfig,
+    seed_data: SeedData,
+    strategy: str,
+    on_round: RoundCallback | None = None,
+    steps: Steps = PLAIN_STEPS,
+) -> Run:
+    """The loop for one strategy on one seed; ``on_round(strategy, seed, round)`` sees each round."""
+    split, seed = seed_data.split, seed_data.split.seed
+    labeled, seen, rows = np.zeros(len(split.y_pool), dtype=bool), [], []
+    rnd: Round | None = None
+    for rnd in run_loop(
+        make_model(config.model, seed),
+        split.X_pool,
+        Oracle(split.y_pool),
+        split.initial,
+        split.X_test,
+        split.y_test,
+        strategy=strategy,
+        batch_size=batch_count(config, len(split.y_pool)),
+        iterations=config.iterations,
+        seed=seed,
+        online=config.online,
+        refit_every=config.refit_every,
+        classes=seed_data.classes,
+        steps=steps,
+    ):
+        labeled[rnd.queried] = True
+        predictions, uncertainties = stop_signals(rnd.model, split.X_pool, labeled, seed_data.stop_set)
+        seen.append(predictions)
+        rows.append(
+            {
+                "strategy": strategy,
+                "seed": seed,
+                "iteration": rnd.iteration,
+                "n_labeled": rnd.n_labeled,
+                **rnd.metrics,
+                **uncertainties,
+            }
+        )
+        if on_round is not None:
+            on_round(strategy, seed, rnd)
+    assert rnd is not None  # the loop always yields round 0
+    return Run(strategy, seed, rows, np.stack(seen), rnd.model)
+
+
+def run_grid(
+    config: ExperimentConfig,
+    data: Dataset,
+    submit: Submit = run_now,
+    on_round: RoundCallback | None = None,
+    steps: Steps = PLAIN_STEPS,
+) -> tuple[ExperimentResult, list[Run]]:
+    """Every strategy on every seed, each run handed to ``submit`` (with the seed's data as a future
+    when ``submit`` gives futures): at once, on threads, on a Dask cluster or as Prefect tasks. The
+    result, and the runs (with their last models), seed by seed in the config's strategy order."""
+    seeds = {seed: submit(prepare_seed, config, data, seed) for seed in config.seed_list}
+    references = [submit(full_pool_reference, config, seeds[seed], steps) for seed in config.seed_list]
+    pending = [
+        submit(run_strategy, config, seeds[seed], strategy, on_round, steps)
+        for seed in config.seed_list
+        for strategy in config.strategies
+    ]
+    runs: list[Run] = [future.result() for future in pending]
+    rows = [row for run in runs for row in run.rows]
+    predictions = {(run.strategy, run.seed): run.stop_predictions for run in runs}
+    reference = pd.DataFrame([future.result() for future in references])
+    _, classes = encode_labels(data)
+    return ExperimentResult(config, pd.DataFrame(rows), reference, classes, predictions), runs
+
+
 def run_experiment(
     config: ExperimentConfig,
     *,
@@ -124,52 +279,8 @@ def run_experiment(
     steps: Steps = PLAIN_STEPS,
     on_round: RoundCallback | None = None,
 ) -> ExperimentResult:
-    """Run every strategy over every seed; ``on_round(strategy, seed, round)`` sees each round."""
+    """Run every strategy over every seed here, one after another; ``on_round(strategy, seed, round)``
+    sees each round."""
     data = load_experiment_data(config) if data is None else data
-    encoder = LabelEncoder().fit(data.y)
-    y = encoder.transform(data.y)
-    classes = np.arange(len(encoder.classes_))
-    rows, reference, predictions = [], [], {}
-    for seed in config.seed_list:
-        split = split_data(data.X, y, config, seed)
-        stop_set = stopping.draw_stop_set(
-            np.setdiff1d(np.arange(len(split.y_pool)), split.initial), seed=seed
-        )
-        full = steps.retrain(make_model(config.model, seed), split.X_pool, split.y_pool)
-        reference.append({"seed": seed, **steps.evaluate(full, split.X_test, split.y_test, classes)})
-        for strategy in config.strategies:
-            labeled, seen = np.zeros(len(split.y_pool), dtype=bool), []
-            for rnd in run_loop(
-                make_model(config.model, seed),
-                split.X_pool,
-                Oracle(split.y_pool),
-                split.initial,
-                split.X_test,
-                split.y_test,
-                strategy=strategy,
-                batch_size=config.batch_size,
-                iterations=config.iterations,
-                seed=seed,
-                online=config.online,
-                refit_every=config.refit_every,
-                classes=classes,
-                steps=steps,
-            ):
-                labeled[rnd.queried] = True
-                stop_predictions, uncertainties = stop_signals(rnd.model, split.X_pool, labeled, stop_set)
-                seen.append(stop_predictions)
-                rows.append(
-                    {
-                        "strategy": strategy,
-                        "seed": seed,
-                        "iteration": rnd.iteration,
-                        "n_labeled": rnd.n_labeled,
-                        **rnd.metrics,
-                        **uncertainties,
-                    }
-                )
-                if on_round is not None:
-                    on_round(strategy, seed, rnd)
-            predictions[(strategy, seed)] = np.stack(seen)
-    classes_ = tuple(map(str, encoder.classes_))
-    return ExperimentResult(config, pd.DataFrame(rows), pd.DataFrame(reference), classes_, predictions)
+    result, _ = run_grid(config, data, on_round=on_round, steps=steps)
+    return result

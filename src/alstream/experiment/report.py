@@ -12,8 +12,9 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from alstream.curves import TARGETS, aulc, mean_curves, summarize
+from alstream.curves import TARGETS, mean_curves, summarize
 from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
+from alstream.experiment.paired import ALPHA, PairedTest, aulc_by_seed, paired_test
 from alstream.experiment.protocol import ExperimentResult
 from alstream.experiment.stops import STOP_ACCURACY, STOP_LABELS, summarize_stops
 from alstream.experiment.stream import ALL_LABELS, summarize_stream
@@ -32,6 +33,9 @@ LOWER_IS_BETTER = frozenset({"log_loss"})
 NOT_REACHED = "not reached"
 DASH = "—"
 STOP_MARKERS = ("v", "s", "D", "^")  # one shape per stopping rule, in the strategy's colour
+REFERENCES = ("margin", BASELINE)  # every strategy is tested against these, paired by seed
+UNCERTAINTY = ("least_confident", "margin", "entropy")  # the same ranking with two classes
+INITIAL_REACHES = "the initial set reaches it"
 
 
 def plot_learning_curves(result: ExperimentResult, path: Path, metric: str = "accuracy") -> Path:
@@ -184,6 +188,7 @@ def render_markdown(result: ExperimentResult, image_name: str) -> str:
     header += [f"labels to {round(t * 100)}% ({t * full_mean:.3f})" for t in TARGETS]
     header += [f"labels saved vs {BASELINE} ({round(TARGETS[-1] * 100)}%)"]
     final = int(result.curves["n_labeled"].max())
+    initial = int(result.curves.loc[result.curves["iteration"] == 0, "n_labeled"].iloc[0])
     rows = []
     for record in summary.to_dict("records"):
         strategy = str(record["strategy"])
@@ -192,12 +197,11 @@ def render_markdown(result: ExperimentResult, image_name: str) -> str:
         cells.append(f"{record['aulc']:.3f} ± {record['aulc_std']:.3f}")
         cells += [_fmt(record[c]) for c in budget_columns]
         cells += [_labels(record[c]) for c in target_columns]
-        saved = _saved(_count(record[saved_column]), base_labels, final)
-        cells.append(DASH if is_base else saved)
+        saved = _saved(_count(record[saved_column]), base_labels, final, initial)
+        cells.append(DASH if is_base and saved != INITIAL_REACHES else saved)
         rows.append(cells)
     table = [_row(header), _row(["---"] + ["--:"] * (len(header) - 1)), *map(_row, rows)]
 
-    initial = int(result.curves.loc[result.curves["iteration"] == 0, "n_labeled"].iloc[0])
     update = (
         "updated online (`partial_fit`) after each batch"
         + (f" and refit every {config.refit_every} rounds" if config.refit_every else "")
@@ -208,7 +212,7 @@ def render_markdown(result: ExperimentResult, image_name: str) -> str:
         f"Each strategy labels the same data under the same protocol. For every seed, a stratified "
         f"{config.test_size:.0%} of **{_dataset(config)}** ({len(result.classes)} classes) is held out "
         f"as the test set; the rest is the pool. A stratified {config.initial_fraction:.0%} of the pool "
-        f"({initial} labels) is labeled at the start, then the strategy queries {config.batch_size} labels "
+        f"({initial} labels) is labeled at the start, then the strategy queries {_batch(config, result)} "
         f"per round for {config.iterations} rounds (up to {final} labels), and the "
         f"{_model(config)} is {update}. The run is repeated over {config.seeds} "
         f"seed{'s' if config.seeds != 1 else ''}. A {_model(config)} trained on the whole pool reaches "
@@ -225,17 +229,76 @@ def render_markdown(result: ExperimentResult, image_name: str) -> str:
         f'"> n" when only {BASELINE} misses the target within the run\'s {final} labels (a lower bound), '
         f"{DASH} when the strategy misses it."
     )
+    tests = _paired_tests(result)
     parts = [
         f"# Active learning report: {_dataset(config)} · {_model(config)}",
         protocol,
-        _headline(summary, base_labels, saved_column),
+        _headline(summary, base_labels, saved_column, tests, initial),
+        _two_classes(result),
         f"![Learning curves of every strategy, mean over seeds]({image_name})",
         "## Comparison",
         "\n".join(table),
         notes,
+        *_paired_section(tests, summary["strategy"].tolist(), result.curves["seed"].nunique()),
         *_stopping_section(result, summary["strategy"].tolist()),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _paired_tests(result: ExperimentResult) -> dict[tuple[str, str], PairedTest]:
+    """Each strategy against margin and against random (those that ran), paired by seed."""
+    names = list(dict.fromkeys(result.curves["strategy"]))
+    return {
+        (strategy, other): paired_test(result.curves, strategy, other)
+        for other in REFERENCES
+        if other in names
+        for strategy in names
+        if strategy != other
+    }
+
+
+def _paired_section(tests: dict[tuple[str, str], PairedTest], order: list[str], seeds: int) -> list[str]:
+    """The table of paired tests: wins out of seeds, mean AULC gain and p-value against each reference."""
+    others = [o for o in REFERENCES if any(key[1] == o for key in tests)]
+    if not others:
+        return []
+    header = ["Strategy", *(f"vs {o}: wins, AULC gain (points), p" for o in others)]
+    rows = []
+    for strategy in order:
+        cells = [strategy]
+        for other in others:
+            test = tests.get((strategy, other))
+            cells.append(DASH if test is None else _test_cell(test))
+        rows.append(cells)
+    table = [_row(header), _row(["---"] + ["--:"] * len(others)), *map(_row, rows)]
+    text = (
+        f"Each strategy against {' and '.join(f'`{o}`' for o in others)}, paired by seed (the same split "
+        "and initial set): the seeds it has the higher AULC in, the mean AULC difference, and the p-value "
+        f"of a two-sided Wilcoxon signed-rank test; **bold** where p < {ALPHA:g}."
+    )
+    if seeds < 6:
+        text += (
+            f" With {seeds} seed{'s' if seeds != 1 else ''} the test cannot reach p < {ALPHA:g} (at 5 seeds "
+            "its smallest p-value is 0.0625): run 6 seeds or more to tell a real difference from luck."
+        )
+    return ["## Paired tests over seeds", text, "\n".join(table)]
+
+
+def _test_cell(test: PairedTest) -> str:
+    cell = f"{test.wins} of {test.seeds}, {100 * test.gain:+.2f}, p = {test.p_value:.3g}"
+    return f"**{cell}**" if test.significant else cell
+
+
+def _two_classes(result: ExperimentResult) -> str:
+    """On two classes, the uncertainty strategies that ran rank alike: say so."""
+    ran = [s for s in UNCERTAINTY if s in set(result.curves["strategy"])]
+    if len(result.classes) != 2 or len(ran) < 2:
+        return ""
+    return (
+        f"With two classes, {', '.join(f'`{s}`' for s in ran)} rank samples identically (each is a "
+        "decreasing function of the larger probability), so they pick the same labels: their rows differ "
+        "only where floating-point ties break differently."
+    )
 
 
 def _stopping_section(result: ExperimentResult, order: list[str]) -> list[str]:
@@ -405,12 +468,8 @@ def _point_size(result: ExperimentResult) -> int:
 
 def _rank_by_aulc(curves: pd.DataFrame, metric: str) -> dict[str, float]:
     """Mean AULC per strategy over seeds, best first."""
-    scores = {
-        str(strategy): float(
-            np.mean([aulc(run.sort_values("iteration"), metric) for _, run in runs.groupby("seed")])
-        )
-        for strategy, runs in curves.groupby("strategy", sort=False)
-    }
+    names = dict.fromkeys(map(str, curves["strategy"]))
+    scores = {strategy: float(aulc_by_seed(curves, strategy, metric).mean()) for strategy in names}
     reverse = metric not in LOWER_IS_BETTER
     return dict(sorted(scores.items(), key=lambda item: item[1], reverse=reverse))
 
@@ -472,10 +531,20 @@ def _title(config: ExperimentConfig) -> str:
 def _subtitle(config: ExperimentConfig, curves: pd.DataFrame) -> str:
     seeds = curves["seed"].nunique()
     return (
-        f"{seeds} seed{'s' if seeds != 1 else ''} · batch of {config.batch_size} labels · "
+        f"{seeds} seed{'s' if seeds != 1 else ''} · batch of {_batch(config, curves)} · "
         f"{config.iterations} rounds · initial set {config.initial_fraction:.0%} of the pool · "
         f"test {config.test_size:.0%} · lines: mean over seeds, bands: ± 1 std"
     )
+
+
+def _batch(config: ExperimentConfig, curves: pd.DataFrame | ExperimentResult) -> str:
+    """The batch as asked: ``20 labels``, or ``5% of the pool (67 labels)``."""
+    if config.batch_size >= 1:
+        return f"{config.batch_size} labels"
+    curves = curves.curves if isinstance(curves, ExperimentResult) else curves
+    first = curves[curves["iteration"] <= 1].groupby("iteration")["n_labeled"].max()
+    size = f" ({int(first.diff().iloc[-1])} labels)" if len(first) > 1 else ""
+    return f"{config.batch_size:.0%} of the pool{size}"
 
 
 def _dataset(config: ExperimentConfig) -> str:
@@ -486,22 +555,44 @@ def _model(config: ExperimentConfig) -> str:
     return MODEL_NAMES.get(config.model.replace("-", "_"), config.model)
 
 
-def _headline(summary: pd.DataFrame, base_labels: int | None, column: str) -> str:
-    """One sentence on the best strategy against the baseline, when there is one to compare."""
+def _headline(
+    summary: pd.DataFrame,
+    base_labels: int | None,
+    column: str,
+    tests: dict[tuple[str, str], PairedTest],
+    initial: int,
+) -> str:
+    """One sentence on the best strategy against the baseline: a winner only when the paired test over
+    seeds says the difference is no luck, against the baseline and against the runner-up."""
     if BASELINE not in set(summary["strategy"]) or len(summary) < 2:
         return ""
-    best = summary[summary["strategy"] != BASELINE].iloc[0]
-    base = summary[summary["strategy"] == BASELINE].iloc[0]
-    gain = 100 * (best["aulc"] - base["aulc"])
-    name = f"`{best['strategy']}`"
-    lead = (
-        f"**Best strategy: {name}**,"
-        if gain > 0
-        else f"**No strategy beats `{BASELINE}`**: the best, {name}, has"
-    )
-    text = f"{lead} AULC {best['aulc']:.3f} against {base['aulc']:.3f} for `{BASELINE}` ({gain:+.1f} points)"
-    best_labels = _count(best[column])
     target = column.removeprefix("labels_to_")
+    if base_labels is not None and base_labels <= initial:
+        return (
+            f"**The initial labeled set ({initial} labels) already reaches {target} of full-pool accuracy**: "
+            "no strategy can save labels toward that target here; compare them on AULC, or start from "
+            "fewer labels (`--initial-fraction`)."
+        )
+    others = summary[summary["strategy"] != BASELINE]
+    best, base = others.iloc[0], summary[summary["strategy"] == BASELINE].iloc[0]
+    name, vs_base = f"`{best['strategy']}`", tests[(str(best["strategy"]), BASELINE)]
+    against = f"AULC {best['aulc']:.3f} against {base['aulc']:.3f} for `{BASELINE}` ({_odds(vs_base)})"
+    if not (vs_base.significant and vs_base.gain > 0):
+        lead = "No strategy beats" if vs_base.gain <= 0 else "No strategy is shown to beat"
+        return f"**{lead} `{BASELINE}`**: the best, {name}, has {against}."
+    text = f"**Best strategy: {name}**, {against}"
+    if len(others) > 1:
+        runner = str(others.iloc[1]["strategy"])
+        ahead = _between(tests, str(best["strategy"]), runner)
+        if ahead is None or not ahead.significant:
+            beaten = [str(s) for s in others["strategy"] if tests[(str(s), BASELINE)].significant]
+            text = (
+                f"**{', '.join(f'`{s}`' for s in beaten)} beat `{BASELINE}`**, none shown better than the "
+                f"others: the best, {name}, has {against}"
+            )
+            if ahead is not None:
+                text += f"; against `{runner}`, the next: {_odds(ahead)}"
+    best_labels = _count(best[column])
     if best_labels is not None:
         text += f"; it reaches {target} of full-pool accuracy with {best_labels} labels"
         if base_labels is not None:
@@ -509,6 +600,24 @@ def _headline(summary: pd.DataFrame, base_labels: int | None, column: str) -> st
         else:
             text += f", which `{BASELINE}` does not reach within the run"
     return text + "."
+
+
+def _between(tests: dict[tuple[str, str], PairedTest], a: str, b: str) -> PairedTest | None:
+    """The test of ``a`` against ``b`` among ``tests``, turned around when only ``b``'s against ``a`` ran."""
+    if (a, b) in tests:
+        return tests[(a, b)]
+    if (b, a) in tests:
+        t = tests[(b, a)]
+        return PairedTest(a, b, t.seeds, t.losses, t.wins, -t.gain, t.p_value)
+    return None
+
+
+def _odds(test: PairedTest) -> str:
+    significance = "" if test.significant else ", not significant"
+    return (
+        f"{100 * test.gain:+.1f} points, higher in {test.wins} of {test.seeds} seeds, Wilcoxon p = "
+        f"{test.p_value:.2g}{significance}"
+    )
 
 
 def _count(value: object) -> int | None:
@@ -522,10 +631,13 @@ def _labels(value: object) -> str:
     return NOT_REACHED if count is None else str(count)
 
 
-def _saved(labels: int | None, base_labels: int | None, final: int) -> str:
-    """Labels the baseline needs minus the strategy's; a lower bound if the baseline never gets there."""
+def _saved(labels: int | None, base_labels: int | None, final: int, initial: int = 0) -> str:
+    """Labels the baseline needs minus the strategy's; a lower bound if the baseline never gets there;
+    none to save when the initial set reaches the target already."""
     if labels is None:
         return DASH
+    if labels <= initial and (base_labels is None or base_labels <= initial):
+        return INITIAL_REACHES
     if base_labels is None:
         return f"> {final - labels}"
     saved = base_labels - labels

@@ -1,48 +1,45 @@
-"""The experiment as a Prefect 3 flow: every step of the loop is a task that calls the library.
+"""The experiment as a Prefect 3 flow: each strategy x seed run is a task, on Prefect's Dask task runner.
 
-Runs without a server (Prefect's ephemeral mode) or against one (``PREFECT_API_URL``).
-Only I/O is retried: writing files and logging to MLflow.
+A run's rounds go to the progress bars as Dask events (``alstream.experiment.parallel``), not as
+tasks of their own: a task is a unit worth scheduling. ``run_flow`` picks the task runner: a local
+Dask cluster of ``workers`` processes, a Dask scheduler at ``address``, or, for one worker, this
+process. Runs against ``PREFECT_API_URL`` (``alstream.flows.server`` starts a temporary server when
+it is unset). Only I/O is retried: writing files and logging to MLflow.
 
 >>> from alstream.experiment.config import ExperimentConfig
->>> outcome = active_learning_flow(ExperimentConfig(dataset="iris", iterations=2, seeds=1),
-...                                output_dir="/tmp/al-doc", track=False)  # doctest: +SKIP
+>>> outcome = run_flow(ExperimentConfig(dataset="iris", iterations=2, seeds=1),
+...                    output_dir="/tmp/al-doc", track=False, workers=2)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, cast
 
-from prefect import flow, task
+from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect_dask import DaskTaskRunner
 
-from alstream import estimators
-from alstream.curves import summarize
-from alstream.evaluation import evaluate
 from alstream.experiment.config import ExperimentConfig
-from alstream.experiment.outputs import run_name, save_model, write_metrics
-from alstream.experiment.protocol import load_experiment_data, run_experiment
+from alstream.experiment.outputs import save_final_models, write_metrics
+from alstream.experiment.parallel import cluster_options, listen, quiet_dask
+from alstream.experiment.pipeline import conduct
+from alstream.experiment.protocol import (
+    full_pool_reference,
+    load_experiment_data,
+    prepare_seed,
+    run_now,
+    run_strategy,
+)
 from alstream.experiment.report import write_report
-from alstream.loop import Round, Steps, ask_oracle, select_batch
+from alstream.loop import RoundFigures
 
 
 def _task(fn: Callable[..., Any], name: str, **options: Any) -> Any:
     # Arrays and models pass between tasks in memory: no caching, no hashing of inputs.
     return task(name=name, cache_policy=NO_CACHE, **options)(fn)  # Prefect's typed form of task(fn, ...)
-
-
-load_data = _task(load_experiment_data, "load data")
-STEPS = Steps(
-    train_initial=_task(estimators.fit, "initial training"),
-    retrain=_task(estimators.fit, "retrain"),
-    update=_task(estimators.update, "online update"),
-    select=_task(select_batch, "select"),
-    label=_task(ask_oracle, "label"),
-    evaluate=_task(evaluate, "evaluate"),
-)
-save_metrics = _task(write_metrics, "write metrics", retries=2, retry_delay_seconds=1)
-save_report = _task(write_report, "write report", retries=2, retry_delay_seconds=1)
 
 
 def _log_to_mlflow(*args: Any, **kwargs: Any) -> str:
@@ -51,39 +48,81 @@ def _log_to_mlflow(*args: Any, **kwargs: Any) -> str:
     return tracking.log_experiment(*args, **kwargs)
 
 
-log_to_mlflow = _task(_log_to_mlflow, "log to MLflow", retries=3, retry_delay_seconds=2)
+load_data = _task(load_experiment_data, "load data")
+TASKS: dict[Callable[..., Any], Task[..., Any]] = {
+    prepare_seed: _task(prepare_seed, "split"),
+    full_pool_reference: _task(full_pool_reference, "full-pool reference"),
+    run_strategy: _task(run_strategy, "run", task_run_name="run {strategy}"),
+    save_final_models: _task(save_final_models, "write models", retries=2, retry_delay_seconds=1),
+    write_metrics: _task(write_metrics, "write metrics", retries=2, retry_delay_seconds=1),
+    write_report: _task(write_report, "write report", retries=2, retry_delay_seconds=1),
+    _log_to_mlflow: _task(_log_to_mlflow, "log to MLflow", retries=3, retry_delay_seconds=2),
+}
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return TASKS[fn](*args, **kwargs)
+
+
+def _submit(fn: Callable[..., Any], *args: Any) -> Any:
+    return TASKS[fn].submit(*args)
+
+
+def _run_here(fn: Callable[..., Any], *args: Any) -> Any:
+    return run_now(TASKS[fn], *args)
+
+
+FigureCallback = Callable[[str, int, RoundFigures], None]
+# Who hears of each round: not a parameter of the flow, since every task's context carries the flow's
+# parameters and code to the workers (a progress display does not travel); read through _listener.
+_ON_ROUND: ContextVar[FigureCallback | None] = ContextVar("on_round", default=None)
+
+
+def _listener() -> FigureCallback | None:
+    return _ON_ROUND.get()
 
 
 @flow(name="active-learning", log_prints=True)
 def active_learning_flow(
+    config: ExperimentConfig, output_dir: str = ".", track: bool = True, save_every_round: bool = False
+) -> dict[str, Any]:
+    """Run the experiment, write models, metrics and the report, and log it all to MLflow; each round
+    goes to ``run_flow``'s ``on_round``, if any."""
+    data = load_data(config)
+    on_round, runner = _listener(), get_run_context().task_runner  # type: ignore[union-attr]
+    if isinstance(runner, DaskTaskRunner):  # runs on the cluster, their rounds told as events
+        if on_round is not None:
+            listen(runner.client, on_round)
+        submit, here = _submit, None
+    else:  # one after another, here
+        submit, here = _run_here, on_round
+    outcome = conduct(
+        config, output_dir, data=data, submit=submit, call=_call, on_round=here,
+        track=_log_to_mlflow if track else None, save_every_round=save_every_round,
+    )  # fmt: skip
+    print(f"report: {outcome['report']}")
+    return outcome
+
+
+def run_flow(
     config: ExperimentConfig,
     output_dir: str = ".",
+    *,
     track: bool = True,
-    on_round: Callable[[str, int, Round], None] | None = None,
+    on_round: FigureCallback | None = None,
+    save_every_round: bool = False,
+    workers: int = 1,
+    address: str | None = None,
 ) -> dict[str, Any]:
-    """Run the experiment, write models, metrics and the report, and log it all to MLflow."""
-    root = Path(output_dir)
-    data = load_data(config)
-    final_models: dict[str, Any] = {}
-
-    def keep(strategy: str, seed: int, rnd: Round) -> None:
-        save_model(root, run_name(config.name, strategy), seed, rnd)
-        if seed == config.seed_list[0]:
-            final_models[strategy] = rnd.model
-        if on_round is not None:
-            on_round(strategy, seed, rnd)
-
-    result = run_experiment(config, data=data, steps=STEPS, on_round=keep)
-    save_metrics(root, result)
-    markdown, plot = save_report(result, root / "reports")
-    run_id = log_to_mlflow(result, final_models, plot=plot, report=markdown) if track else None
-    summary = summarize(result.curves, result.reference)
-    print(f"report: {markdown}")
-    return {
-        "name": config.name,
-        "report": str(markdown),
-        "plot": str(plot),
-        "mlflow_run_id": run_id,
-        "full_pool_accuracy": float(result.reference["accuracy"].mean()),
-        "summary": summary.to_dict(orient="records"),
-    }
+    """``active_learning_flow`` on a local Dask cluster of ``workers`` processes, on the Dask scheduler
+    at ``address``, or, with one worker and no address, in this process."""
+    flow_ = active_learning_flow
+    if address or workers > 1:
+        quiet_dask()
+        options = {"address": address} if address else {"cluster_kwargs": cluster_options(workers)}
+        flow_ = flow_.with_options(task_runner=cast(Any, DaskTaskRunner(**options)))  # a TaskRunner
+    told = _ON_ROUND.set(on_round)
+    try:
+        return flow_(config, output_dir, track, save_every_round)
+    finally:
+        _ON_ROUND.reset(told)

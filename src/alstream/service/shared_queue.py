@@ -78,6 +78,12 @@ class SharedQueue:
             self.store.candidates.end(sorted(gone))
         return items
 
+    def lease(
+        self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
+    ) -> tuple[list[QueueItem], str | None]:
+        """:meth:`queue`'s items, and None: the shared queue never pauses (its shards do not say)."""
+        return self.queue(n, annotator, fresh, token, token_capped), None
+
     def release(self, ids: list[str], annotator: str) -> int:
         return self.store.candidates.release(annotator, ids)
 

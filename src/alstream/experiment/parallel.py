@@ -1,0 +1,94 @@
+"""The experiment's grid on a Dask cluster: a local one of ``workers`` processes, or any scheduler.
+
+Runs report their rounds as Dask events (``announce``, on the worker), which ``listen`` passes to a
+callback in the process that follows the experiment: the progress bars see every round wherever it
+ran. Dask is imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from alstream.experiment.protocol import Submit
+from alstream.loop import RoundFigures
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+TOPIC = "alstream-round"
+# The scheduler's and workers' INFO lines would cut through the progress bars; their warnings stay.
+QUIET_DASK = {"DASK_LOGGING__DISTRIBUTED": "warning"}
+FigureCallback = Callable[[str, int, RoundFigures], None]
+
+
+@dataclass(frozen=True)
+class RoundNote:
+    """What a progress display reads of a round that ran elsewhere (``Round`` less its model)."""
+
+    iteration: int
+    n_labeled: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def local_cpus() -> int:
+    """The CPUs this process may run on: the default number of workers."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cluster_options(workers: int) -> dict[str, Any]:
+    """A local cluster of ``workers`` processes of one thread each, no dashboard."""
+    return {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+
+
+def quiet_dask() -> None:
+    """Dask's INFO lines off, here and in the workers this process starts (set before importing it),
+    and the local cluster's notes: that it starts, that it stops its workers."""
+    for key, value in QUIET_DASK.items():
+        os.environ.setdefault(key, value)
+    for name, level in (("prefect.task_runner.dask", logging.WARNING), ("distributed.nanny", logging.ERROR)):
+        logging.getLogger(name).setLevel(level)
+
+
+@contextmanager
+def dask_client(workers: int, address: str | None = None) -> Iterator[Client]:
+    """A client of the scheduler at ``address``, or of a local cluster of ``workers`` processes."""
+    quiet_dask()
+    from distributed import Client, LocalCluster
+
+    if address:
+        with Client(address, set_as_default=False) as client:
+            yield client
+        return
+    with LocalCluster(**cluster_options(workers)) as cluster, Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def dask_submit(client: Client) -> Submit:
+    """``Submit`` onto ``client``'s cluster: futures passed as arguments stay on the cluster."""
+    return lambda fn, *args: client.submit(fn, *args, pure=False)
+
+
+def announce(strategy: str, seed: int, rnd: RoundFigures) -> None:
+    """On a Dask worker, send the round's figures to whoever ``listen``s; elsewhere, nothing."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not on a worker
+        return
+    worker.log_event(TOPIC, (strategy, seed, rnd.iteration, rnd.n_labeled, dict(rnd.metrics)))
+
+
+def listen(client: Client, on_round: FigureCallback) -> None:
+    """Pass every round a worker ``announce``s to ``on_round(strategy, seed, note)``."""
+
+    def handle(event: tuple[float, Any]) -> None:
+        strategy, seed, iteration, n_labeled, metrics = event[1]
+        on_round(strategy, seed, RoundNote(iteration, n_labeled, metrics))
+
+    client.subscribe_topic(TOPIC, handle)

@@ -1,0 +1,155 @@
+"""Prefect's API for an experiment: the server ``PREFECT_API_URL`` names, or a temporary one.
+
+Without ``PREFECT_API_URL``, ``prefect_api`` starts one temporary server (Prefect's own, in a
+subprocess) and every later flow of this process, and every task on a local Dask worker, reuses
+it: Prefect would otherwise start one per process, and give up after a fixed limit. The wait has
+no limit while the server process lives; ``waiting(seconds)`` hears of it. When no server can be
+had, ``OrchestratorUnavailable`` says what to do, in one line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO
+
+import httpx
+import prefect
+from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+from alstream.errors import OrchestratorUnavailable
+
+INSTEAD = "or run without Prefect: --orchestrator none"
+PORT_IN_USE = 3  # uvicorn's exit status when it cannot bind
+SERVER_ENV = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+    "PREFECT_LOGGING_ROOT_LEVEL": "CRITICAL",  # no shutdown tracebacks from the subprocess
+}
+
+
+@dataclass
+class TemporaryServer:
+    """A Prefect server in a subprocess, on a free port of 127.0.0.1."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    errors: IO[bytes]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.errors.close()
+
+    def last_error(self) -> str:
+        self.errors.seek(0)
+        lines = [line.strip() for line in self.errors.read().decode(errors="replace").splitlines()]
+        return next((line for line in reversed(lines) if line), "")
+
+
+_SERVER: TemporaryServer | None = None  # this process's temporary server, once started
+
+
+def answers(url: str, timeout_s: float = 5.0) -> bool:
+    """Whether the Prefect API at ``url`` says it is healthy."""
+    try:
+        return httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def server_command(port: int) -> list[str]:
+    """Prefect's API server under uvicorn, as Prefect starts its temporary one."""
+    app_dir = str(prefect.__module_path__.parent)
+    return [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
+            "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "error", "--lifespan", "on"]  # fmt: skip
+
+
+def start_server(
+    waiting: Callable[[float], None] = lambda _: None,
+    command: Callable[[int], list[str]] | None = None,
+    poll_s: float = 0.2,
+    meanwhile: Callable[[], object] = lambda: None,
+) -> TemporaryServer:
+    """Start a temporary server (``command(port)``, default ``server_command``), do ``meanwhile()``
+    while it boots, and wait, without a limit, until it answers or its process exits."""
+    command = command or server_command
+    env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True), **SERVER_ENV}
+    started = time.monotonic()
+    while True:
+        port = _free_port()
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 (the server's, closed by its stop)
+        process = subprocess.Popen(command(port), env=env, stdout=subprocess.DEVNULL,
+                                   stderr=errors)  # fmt: skip
+        server = TemporaryServer(process, f"http://127.0.0.1:{port}/api", errors)
+        meanwhile()
+        meanwhile = lambda: None  # noqa: E731 (once)
+        while server.alive() and not answers(server.url, timeout_s=2.0):
+            waiting(time.monotonic() - started)
+            time.sleep(poll_s)
+        if server.alive():
+            return server
+        if process.returncode != PORT_IN_USE:  # another process took the port: try another one
+            why = server.last_error() or f"exit status {process.returncode}"
+            server.stop()
+            raise OrchestratorUnavailable(
+                f"Prefect's temporary server did not start ({why}): start one with `make prefect-server` "
+                f"and set PREFECT_API_URL, {INSTEAD}"
+            )
+        server.stop()
+
+
+@contextmanager
+def prefect_api(
+    waiting: Callable[[float], None] = lambda _: None, meanwhile: Callable[[], object] = lambda: None
+) -> Iterator[str]:
+    """The Prefect API this process's flows (and their Dask workers' tasks) use, for the block;
+    ``meanwhile()`` runs while a temporary server boots (or at once)."""
+    global _SERVER
+    given = PREFECT_API_URL.value()
+    if given or (_SERVER is not None and _SERVER.alive()):
+        meanwhile()
+    if given:
+        if not answers(given):
+            raise OrchestratorUnavailable(
+                f"no Prefect server answers at {given}: start it, unset PREFECT_API_URL for a temporary "
+                f"one, {INSTEAD}"
+            )
+        yield given
+        return
+    if _SERVER is None or not _SERVER.alive():
+        _SERVER = start_server(waiting, meanwhile=meanwhile)
+        atexit.register(_stop, _SERVER)
+    with temporary_settings(updates={PREFECT_API_URL: _SERVER.url}):
+        yield _SERVER.url
+
+
+def _stop(server: TemporaryServer) -> None:
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5)  # the logs still queued reach the server before it goes
+    server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
