@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from alstream.experiment.summary import aulc, summarize
+from alstream.curves import aulc, summarize
 from rich.table import Table
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
