@@ -32,6 +32,7 @@ from .processes import Roles, kill_all, record_version
 
 PARTITIONS = 4
 TOP = 50  # candidates_per_shard
+STRATEGY = "margin"  # the workers' (named: the test scores with it too)
 STALL_S = 90.0  # a wait fails only when nothing moved for this long (a dead member leaves after 10 s)
 
 
@@ -64,6 +65,7 @@ def setup(
         "consumer_group": f"workers-{suffix}",
         "consumer_instance_id": f"w-{suffix}",
         "candidates_per_shard": str(TOP),
+        "strategy": STRATEGY,
         "max_pool": "100000",  # every sample of a shard stays in its pool: its top is exact
         "demo": "false",
     }
@@ -93,7 +95,7 @@ def check_shards(store: Store, model: ModelVersion, shards: range) -> None:
     shard_of = {sid: shard for sid, shard, _ in rows}
     ids = [sid for sid, _, _ in rows if sid not in labeled]
     X = np.array([np.frombuffer(blob, dtype="<f4") for sid, _, blob in rows if sid not in labeled])
-    score = dict(zip(ids, score_pool(model.model, X, get_strategy("entropy")), strict=True))
+    score = dict(zip(ids, score_pool(model.model, X, get_strategy(STRATEGY)), strict=True))
     assert all(shard_of[sid] == shard for sid, shard, _ in published), "a candidate of another shard"
     assert all(v == model.version for *_, v in published), "candidates of an older version"
     assert not labeled & {sid for sid, *_ in published}, "a labeled sample is a candidate"
