@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from alstream.curves import aulc, summarize
 from rich.table import Table
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
 
+from alstream.curves import aulc, summarize
 from alstream.datasets import Dataset, load_dataset
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.protocol import run_experiment
