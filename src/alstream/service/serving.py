@@ -133,6 +133,8 @@ class Leased(Protocol):
     def version(self) -> int: ...
     @property
     def reason(self) -> str: ...
+    @property
+    def cluster(self) -> int | None: ...
 
 
 def queue_items(
@@ -175,7 +177,7 @@ def queue_items(
                 features=sample.get("features"),
                 text=sample.get("text"),
                 meta=sample.get("meta"),
-                cluster=getattr(t, "cluster", None),
+                cluster=t.cluster,
             )
         )
     return items, gone

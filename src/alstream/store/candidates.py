@@ -52,6 +52,7 @@ class Candidate:
     score: float
     version: int
     reason: str
+    cluster: int | None = None  # the shared queue does not spread over clusters (yet)
 
 
 class Candidates:

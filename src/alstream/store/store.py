@@ -30,6 +30,12 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001"
 
 
+def _arrived_before(before: datetime) -> Any:
+    """Samples that arrived before ``before``, or before arrival times were kept (NULL)."""
+    before = _utc(before).astimezone(UTC)  # SQLite's DATETIME binds the wall time, not the zone
+    return or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
+
+
 def _utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
@@ -325,8 +331,7 @@ class Store:
     def arrivals_after(self, seq: int, before: datetime, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """``(seqs, old)`` of up to ``limit`` samples after ``seq``, in seq order: ``old`` when the
         sample arrived before ``before`` (or before arrival times were kept)."""
-        before = _utc(before).astimezone(UTC)  # SQLite's DATETIME binds the wall time, not the zone
-        old = or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
+        old = _arrived_before(before)
         query = select(samples.c.seq, old).where(samples.c.seq > seq).order_by(samples.c.seq).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
@@ -337,8 +342,7 @@ class Store:
     def first_not_due(self, seq: int, upto: int, before: datetime) -> int | None:
         """The first seq after ``seq`` and up to ``upto`` of a sample that arrived at ``before`` or
         later (None: every one of them arrived before). One row read back: the database scans."""
-        before = _utc(before).astimezone(UTC)
-        old = or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
+        old = _arrived_before(before)
         query = (
             select(samples.c.seq)
             .where(samples.c.seq > int(seq), samples.c.seq <= int(upto), ~old)
@@ -356,7 +360,7 @@ class Store:
         event names, but those at ``keep``; one statement, one short transaction. Returns how many
         were deleted."""
         unlabeled = ~exists().where(labels.c.sample_id == samples.c.id)
-        old = or_(samples.c.arrived_at.is_(None), samples.c.arrived_at < before)
+        old = _arrived_before(before)
         where = [samples.c.seq >= int(first), samples.c.seq <= int(last), old, unlabeled]
         if len(keep):
             where.append(samples.c.seq.not_in(listed(keep, self.dialect, integers=True)))
