@@ -97,8 +97,10 @@ def database(admin_url: str) -> str:
 def fill(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     """Labels of other samples, then each shard's candidates; the publishes' times."""
     for start in range(0, args.labels, 10_000):
-        rows = [LabelRow(f"labeled-{i}", "a", "ann", False, "labels:0", i)
-                for i in range(start, min(start + 10_000, args.labels))]  # fmt: skip
+        rows = [
+            LabelRow(f"labeled-{i}", "a", "ann", False, "labels:0", i)
+            for i in range(start, min(start + 10_000, args.labels))
+        ]
         store.add_labels(rows)
     rng = np.random.default_rng(0)
     per_shard = args.candidates // args.shards
@@ -151,16 +153,27 @@ def replica(url: str, first: int, threads: int, leases: int, start: Any, results
         for worker in workers:
             worker.join()
         done, cpu = time.monotonic(), time.process_time() - cpu
-    results.put({"lease_ms": lease_ms, "end_ms": end_ms, "leased": leased, "short": len(short),
-                 "errors": errors, "done": done, "cpu_s": cpu})  # fmt: skip
+    results.put(
+        {
+            "lease_ms": lease_ms,
+            "end_ms": end_ms,
+            "leased": leased,
+            "short": len(short),
+            "errors": errors,
+            "done": done,
+            "cpu_s": cpu,
+        }
+    )
 
 
 def annotate(url: str, replicas: int, pid_file: Path | None, args: argparse.Namespace) -> dict[str, Any]:
     """``args.threads`` annotators over ``replicas`` processes, started together; what they did."""
     context = get_context("spawn")
     start, results, per = context.Barrier(replicas + 1), context.Queue(), args.threads // replicas
-    processes = [context.Process(target=replica, args=(url, first, per, args.leases, start, results))
-                 for first in range(0, per * replicas, per)]  # fmt: skip
+    processes = [
+        context.Process(target=replica, args=(url, first, per, args.leases, start, results))
+        for first in range(0, per * replicas, per)
+    ]
     for process in processes:
         process.start()
     start.wait(timeout=300)
@@ -214,21 +227,41 @@ def one_run(
 
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> Table:
-    title = (f"{args.threads} annotators, leases of {N} (cap {CAP}) from {args.candidates:,} candidates "
-             f"over {args.shards} shards, {args.labels:,} labels")  # fmt: skip
+    title = (
+        f"{args.threads} annotators, leases of {N} (cap {CAP}) from {args.candidates:,} candidates "
+        f"over {args.shards} shards, {args.labels:,} labels"
+    )
     out = Table(title=title)
-    columns = ("backend", "replicas", "leases/s", "lease p50 ms", "lease p99 ms", "end p50 ms",
-               "end p99 ms", "server CPU ms/lease", "client CPU ms/lease", "publish a shard s",
-               "leased twice")  # fmt: skip
+    columns = (
+        "backend",
+        "replicas",
+        "leases/s",
+        "lease p50 ms",
+        "lease p99 ms",
+        "end p50 ms",
+        "end p99 ms",
+        "server CPU ms/lease",
+        "client CPU ms/lease",
+        "publish a shard s",
+        "leased twice",
+    )
     for column in columns:
         out.add_column(column, justify="left" if column == "backend" else "right")
     for r in results:
         lease, end = r["lease"], r["end"]
-        out.add_row(r["backend"], str(r["replicas"]), f"{r['leases_per_s']:,.0f}", f"{lease['p50_ms']:.2f}",
-                    f"{lease['p99_ms']:.2f}", f"{end['p50_ms']:.2f}", f"{end['p99_ms']:.2f}",
-                    "-" if (cpu := r["server_cpu_ms_per_lease"]) is None else f"{cpu:.2f}",
-                    f"{r['client_cpu_ms_per_lease']:.2f}", f"{np.median(r['publish_s']):.2f}",
-                    str(r["items_leased_twice"]))  # fmt: skip
+        out.add_row(
+            r["backend"],
+            str(r["replicas"]),
+            f"{r['leases_per_s']:,.0f}",
+            f"{lease['p50_ms']:.2f}",
+            f"{lease['p99_ms']:.2f}",
+            f"{end['p50_ms']:.2f}",
+            f"{end['p99_ms']:.2f}",
+            "-" if (cpu := r["server_cpu_ms_per_lease"]) is None else f"{cpu:.2f}",
+            f"{r['client_cpu_ms_per_lease']:.2f}",
+            f"{np.median(r['publish_s']):.2f}",
+            str(r["items_leased_twice"]),
+        )
     return out
 
 
@@ -264,9 +297,18 @@ def main() -> None:
     created = datetime.now(UTC).isoformat(timespec="seconds")
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "postgres_url")}
     load["end"] = os.getloadavg()
-    write_report(args.out, {"benchmark": "candidates", "created": created, "settings": settings,
-                            "lease": {"n": N, "cap": CAP, "ttl_s": TTL_S}, "alstream": source_info(),
-                            "machine": {**machine(), "load_average": load}, "results": results})  # fmt: skip
+    write_report(
+        args.out,
+        {
+            "benchmark": "candidates",
+            "created": created,
+            "settings": settings,
+            "lease": {"n": N, "cap": CAP, "ttl_s": TTL_S},
+            "alstream": source_info(),
+            "machine": {**machine(), "load_average": load},
+            "results": results,
+        },
+    )
     out.print(f"wrote {args.out}")
 
 

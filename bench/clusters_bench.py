@@ -35,8 +35,12 @@ def measure(strategy: str, X: np.ndarray, y: np.ndarray, publishes: int) -> dict
         store = Store(f"sqlite:///{folder}/store.db")
         store.create()
         policy = RetrainPolicy(after_labels=10, interval_s=3600.0, online=False)
-        engine = Engine(EngineConfig(classes=CLASSES, n_features=X.shape[1], strategy=strategy, track=False,
-                                     policy=policy), store)  # fmt: skip
+        engine = Engine(
+            EngineConfig(
+                classes=CLASSES, n_features=X.shape[1], strategy=strategy, track=False, policy=policy
+            ),
+            store,
+        )
         try:
             store.add_samples([SampleRow(f"s{i}", X[i], None, None) for i in range(len(X))])
             store.add_labels(
@@ -69,8 +73,9 @@ def main() -> None:
     parser.add_argument("--publishes", type=int, default=200)
     parser.add_argument("--out", type=Path, default=RESULTS / "clusters.json")
     args = parser.parse_args()
-    X, y = make_classification(args.pool, n_features=64, n_informative=10, n_classes=3,
-                               n_clusters_per_class=3, random_state=0)  # fmt: skip
+    X, y = make_classification(
+        args.pool, n_features=64, n_informative=10, n_classes=3, n_clusters_per_class=3, random_state=0
+    )
     with threadpool_limits(1):
         runs = [
             measure(name, X.astype(np.float32), y, args.publishes) for name in ("margin", "cluster_margin")
@@ -81,8 +86,13 @@ def main() -> None:
             f"publish p50 {run['publish_ms_p50']:.1f} ms, p90 {run['publish_ms_p90']:.1f} ms, "
             f"{run['clusters']}"
         )
-    report = {"pool": args.pool, "machine": machine(), "source": source_info(),
-              "load_average": os.getloadavg(), "runs": runs}  # fmt: skip
+    report = {
+        "pool": args.pool,
+        "machine": machine(),
+        "source": source_info(),
+        "load_average": os.getloadavg(),
+        "runs": runs,
+    }
     write_report(args.out, report)
 
 

@@ -29,8 +29,8 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from alstream.committee import fit_committee, query_committee
-from alstream.scoring import query_model, score_pool
+from alstream.learning.committee import fit_committee, query_committee
+from alstream.learning.inference import query_model, score_pool
 from common import RESULTS, console, write_report
 from provenance import machine, source_info
 

@@ -82,8 +82,11 @@ def service(
     with open(home / "service.log", "wb") as log:
         process = subprocess.Popen(
             command + (["--no-consumer"] if consumer_apart else []),
-            env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            cwd=home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         processes = [process]
         if consumer_apart:
             consume = [sys.executable, "-m", "alstream", "consume"]

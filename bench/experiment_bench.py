@@ -42,7 +42,7 @@ import sys
 from threadpoolctl import threadpool_limits
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.protocol import run_experiment
-from alstream.querying import query_strategy_names
+from alstream.learning.querying import query_strategy_names
 threadpool_limits(1)
 seeds, strategies = int(sys.argv[1]), sys.argv[2:] or query_strategy_names()
 run_experiment(ExperimentConfig(dataset="digits", strategies=tuple(strategies), seeds=seeds))
@@ -53,8 +53,14 @@ def timed(command: list[str], cpus: set[int], cwd: Path, env: dict[str, str]) ->
     """Run ``command`` on ``cpus``; its wall seconds and the load average around it."""
     before = os.getloadavg()
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
-                          preexec_fn=lambda: os.sched_setaffinity(0, cpus))  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -67,8 +73,11 @@ def cli(
     """The command line of `make compare` (``--strategy all`` unless ``strategies``) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    env |= {**ONE_THREAD, "PREFECT_HOME": str(folder / "prefect"),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db"}  # fmt: skip
+    env |= {
+        **ONE_THREAD,
+        "PREFECT_HOME": str(folder / "prefect"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
+    }
     chosen = [arg for s in strategies or ["all"] for arg in ("--strategy", s)]
     command = [sys.executable, "-m", "alstream", "experiment", *chosen, "--seeds", str(seeds), *extra]
     return command, env
@@ -92,8 +101,11 @@ def main() -> None:
         with out.status("api, 1 CPU"):
             api = [sys.executable, "-c", API, str(args.seeds), *args.strategies]
             rows.append({"case": "api, 1 CPU", "cpus": 1, **timed(api, one, home, env)})
-        cases = [("cli, 1 CPU", one, []), ("cli, 1 worker", two, ["--workers", "1"]),
-                 ("cli, 2 workers", two, ["--workers", "2"])]  # fmt: skip
+        cases = [
+            ("cli, 1 CPU", one, []),
+            ("cli, 1 worker", two, ["--workers", "1"]),
+            ("cli, 2 workers", two, ["--workers", "2"]),
+        ]
         for i, (case, cpu_set, extra) in enumerate(cases):
             folder = home / f"run{i}"
             warm, warm_env = cli(
@@ -118,9 +130,14 @@ def main() -> None:
     for column in ("case", "CPUs", "wall s", "vs api", "load before", "load after"):
         table.add_column(column, justify="left" if column == "case" else "right")
     for row in rows:
-        table.add_row(row["case"], str(row["cpus"]), f"{row['wall_s']:.1f}",
-                      f"{row['wall_s'] / by_case['api, 1 CPU']:.2f}x",
-                      f"{row['load_before'][0]:.2f}", f"{row['load_after'][0]:.2f}")  # fmt: skip
+        table.add_row(
+            row["case"],
+            str(row["cpus"]),
+            f"{row['wall_s']:.1f}",
+            f"{row['wall_s'] / by_case['api, 1 CPU']:.2f}x",
+            f"{row['load_before'][0]:.2f}",
+            f"{row['load_after'][0]:.2f}",
+        )
     out.print(table)
     for check in checks:
         out.print(f"{check['target']}: {check['value']:.2f}x {'met' if check['passed'] else 'missed'}")

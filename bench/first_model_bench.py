@@ -117,8 +117,10 @@ def main() -> None:
         "machine": machine(),
     }
     write_report(RESULTS / "first_model.json", report)
-    print(f"first model: median {report['first_model_s_median']} s from start, {median} s after the first "
-          f"answer (target <= {TARGET_S} s): {'met' if report['pass'] else 'missed'}")  # fmt: skip
+    print(
+        f"first model: median {report['first_model_s_median']} s from start, {median} s after the first "
+        f"answer (target <= {TARGET_S} s): {'met' if report['pass'] else 'missed'}"
+    )
 
 
 if __name__ == "__main__":

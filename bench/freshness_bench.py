@@ -50,8 +50,9 @@ STEPS = ("sync", "train_step", "rescore", "publish")
 
 
 def generated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    X, y = make_classification(n_samples=n, n_features=N_FEATURES, n_informative=32, n_classes=N_CLASSES,
-                               random_state=seed)  # fmt: skip
+    X, y = make_classification(
+        n_samples=n, n_features=N_FEATURES, n_informative=32, n_classes=N_CLASSES, random_state=seed
+    )
     return X.astype(np.float32), y.astype(str)
 
 
@@ -77,8 +78,9 @@ def one_size(n: int, repeats: int, home: Path) -> dict[str, Any]:
     store.add_samples([SampleRow(f"seed-{i}", X0[i]) for i in range(N_LABELED)])
     store.add_labels([LabelRow(f"seed-{i}", y0[i], "bench", False, "bench:0", i) for i in range(N_LABELED)])
     policy = RetrainPolicy(after_labels=10**9, interval_s=1e9, online=True, full_every=10**9)
-    engine = Engine(EngineConfig(classes=CLASSES, n_features=N_FEATURES, policy=policy, track=False,
-                                 max_pool=n), store)  # fmt: skip
+    engine = Engine(
+        EngineConfig(classes=CLASSES, n_features=N_FEATURES, policy=policy, track=False, max_pool=n), store
+    )
     engine.sync()
     engine.train_step()  # the first model, in full, on the 500 stored labels
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -107,8 +109,12 @@ def one_size(n: int, repeats: int, home: Path) -> dict[str, Any]:
             store.add_labels([LabelRow(sample_id, CLASSES[i % N_CLASSES], "bench", False, "bench:1", i)])
             newer = lambda v=version: engine.snapshot.queue.version > v  # noqa: E731
             wait(newer, 120, f"version {version + 1}", every=0.001)
-            rows.append({"label_to_queue_ms": (time.perf_counter() - start) * 1e3,
-                         **{f"{k}_ms": float(sum(v)) for k, v in times.items()}})  # fmt: skip
+            rows.append(
+                {
+                    "label_to_queue_ms": (time.perf_counter() - start) * 1e3,
+                    **{f"{k}_ms": float(sum(v)) for k, v in times.items()},
+                }
+            )
     finally:
         stop.set()
         loop.join(30)
@@ -133,8 +139,14 @@ def table(results: list[dict[str, Any]]) -> Table:
         t.add_column(name, justify="right")
     for r in results:
         lat, steps = r["label_to_queue"], r["steps_p50_ms"]
-        t.add_row(f"{r['pool']:,}", f"{lat['p50_ms']:.0f}", f"{lat['p99_ms']:.0f}", f"{lat['max_ms']:.0f}",
-                  *[f"{steps[s]:.0f}" for s in STEPS], f"{r['rss_mb_after_fill']:,.0f}")  # fmt: skip
+        t.add_row(
+            f"{r['pool']:,}",
+            f"{lat['p50_ms']:.0f}",
+            f"{lat['p99_ms']:.0f}",
+            f"{lat['max_ms']:.0f}",
+            *[f"{steps[s]:.0f}" for s in STEPS],
+            f"{r['rss_mb_after_fill']:,.0f}",
+        )
     return t
 
 
@@ -158,19 +170,31 @@ def main() -> None:
     load["end"] = os.getloadavg()
     out.print(table(results))
     checks = [
-        {"target": f"label -> updated queue p99 <= {TARGET_P99_MS:.0f} ms at {r['pool']:,}", "p99_ms": p99,
-         "passed": p99 <= TARGET_P99_MS}
+        {
+            "target": f"label -> updated queue p99 <= {TARGET_P99_MS:.0f} ms at {r['pool']:,}",
+            "p99_ms": p99,
+            "passed": p99 <= TARGET_P99_MS,
+        }
         for r in results
         if r["pool"] == TARGET_SIZE and (p99 := r["label_to_queue"]["p99_ms"]) is not None
-    ]  # fmt: skip
+    ]
     for c in checks:
         out.print(f"{'PASS' if c['passed'] else 'FAIL'}: {c['target']} (measured {c['p99_ms']:.0f} ms)")
     if checks:
         print_verdict(out, checks)
     created = datetime.now(UTC).isoformat(timespec="seconds")
-    write_report(args.out, {"benchmark": "freshness", "created": created, "quick": args.quick,
-                            "alstream": source_info(), "machine": {**machine(), "load_average": load},
-                            "results": results, "checks": checks})  # fmt: skip
+    write_report(
+        args.out,
+        {
+            "benchmark": "freshness",
+            "created": created,
+            "quick": args.quick,
+            "alstream": source_info(),
+            "machine": {**machine(), "load_average": load},
+            "results": results,
+            "checks": checks,
+        },
+    )
     out.print(f"wrote {args.out}")
 
 

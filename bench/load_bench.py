@@ -96,8 +96,14 @@ def fill(url: str, n: int, seed: int = 0) -> dict[str, Any]:
         wait(lambda: client.get("/health").json()["model_version"] is not None, 300, "the first model")
         wait(lambda: stats(client)["model_version"] is not None, 300, "the pool scored by it")
         base = stats(client)["store"]
-    return {"samples": n, "sent_s": sent_s, "in_pool_s": pooled_s, "samples_per_s": n / pooled_s,
-            "ready_s": time.perf_counter() - start, "store_before_load": base}  # fmt: skip
+    return {
+        "samples": n,
+        "sent_s": sent_s,
+        "in_pool_s": pooled_s,
+        "samples_per_s": n / pooled_s,
+        "ready_s": time.perf_counter() - start,
+        "store_before_load": base,
+    }
 
 
 # --------------------------------------------------------------------------------------- load
@@ -160,8 +166,10 @@ async def one_client(
             ids = [f"c{k}-{n + i}" for i in range(SEND_BATCH)]
             n += SEND_BATCH
             rows = rng.normal(size=(SEND_BATCH, N_FEATURES)).astype(np.float32)
-            body = orjson.dumps([{"id": i, "features": r} for i, r in zip(ids, rows, strict=True)],
-                                option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+            body = orjson.dumps(
+                [{"id": i, "features": r} for i, r in zip(ids, rows, strict=True)],
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
             sent = http.post("/send", content=body, headers={**producer, **json_headers})
             if await tally.call("POST /send", sent, 202) is not None:
                 tally.sample_ids.extend(ids)
@@ -250,9 +258,14 @@ def summary(tally: Tally, wall_s: float) -> dict[str, Any]:
 
 
 def check_limits(endpoints: dict[str, Any], lost: dict[str, Any]) -> list[dict[str, Any]]:
-    checks = [{"limit": f"{e} p99 <= {limit:.0f} ms", "value": endpoints[e]["p99_ms"],
-               "passed": endpoints[e]["p99_ms"] is not None and endpoints[e]["p99_ms"] <= limit}
-              for e, limit in P99_LIMIT_MS.items()]  # fmt: skip
+    checks = [
+        {
+            "limit": f"{e} p99 <= {limit:.0f} ms",
+            "value": endpoints[e]["p99_ms"],
+            "passed": endpoints[e]["p99_ms"] is not None and endpoints[e]["p99_ms"] <= limit,
+        }
+        for e, limit in P99_LIMIT_MS.items()
+    ]
     errors = sum(e["errors"] for e in endpoints.values())
     checks.append({"limit": "errors = 0", "value": errors, "passed": errors == 0})
     for key in ("lost_samples", "lost_labels", "extra_label_events"):

@@ -116,8 +116,10 @@ def run_sqlite(home: Path, batches: Batches, synchronous: str, trim: int) -> dic
             transaction(lambda b=batch: db.executemany(append, [(TOPIC, k, v) for k, v in b]))
     size = folder_bytes(home)
     select = "SELECT seq, key, value FROM messages WHERE topic = ? AND seq >= ? ORDER BY seq LIMIT ?"
-    commit = ("INSERT INTO offsets (grp, topic, next) VALUES ('bench', ?, ?) "
-              "ON CONFLICT (grp, topic) DO UPDATE SET next = excluded.next")  # fmt: skip
+    commit = (
+        "INSERT INTO offsets (grp, topic, next) VALUES ('bench', ?, ?) "
+        "ON CONFLICT (grp, topic) DO UPDATE SET next = excluded.next"
+    )
 
     def step(position: int) -> list[Record]:
         rows = db.execute(select, (TOPIC, position, len(batches[0]))).fetchall()
@@ -176,8 +178,10 @@ def main() -> None:
     load_end = os.getloadavg()
     report = {name: median_run(runs) for name, runs in results.items()}
     mb = args.samples * record_bytes / 1e6
-    print(f"{args.samples:,} records of {record_bytes:.0f} bytes ({mb:.0f} MB) in batches of {args.batch:,}, "
-          f"median of {args.repeat} runs; load average {load_start[0]:.2f} -> {load_end[0]:.2f}")  # fmt: skip
+    print(
+        f"{args.samples:,} records of {record_bytes:.0f} bytes ({mb:.0f} MB) in batches of {args.batch:,}, "
+        f"median of {args.repeat} runs; load average {load_start[0]:.2f} -> {load_end[0]:.2f}"
+    )
     header = f"{'':14} {'append/s':>10} {'MB/s':>6} {'CPU s':>6} {'read/s':>10} {'MB/s':>6} {'CPU s':>6}"
     print(header + f" {'trim ms':>8} {'disk MB':>8}")
     for name, r in report.items():
@@ -188,15 +192,22 @@ def main() -> None:
         trim_ms, disk_mb = r["phases"]["trim"]["wall_s"] * 1e3, r["bytes_on_disk"] / 1e6
         print(f"{name:14} {' '.join(cells)} {trim_ms:8.1f} {disk_mb:8.1f}")
     print(f"trim: the {report['log']['trimmed']:,} records of the log's closed segments")
-    write_report(args.out, {
-        "benchmark": "log_vs_sqlite",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": {"samples": args.samples, "batch": args.batch, "repeat": args.repeat,
-                   "record_bytes": record_bytes},
-        "alstream": source_info(),
-        "machine": {**machine(), "load_average": {"start": load_start, "end": load_end}},
-        "results": report,
-    })  # fmt: skip
+    write_report(
+        args.out,
+        {
+            "benchmark": "log_vs_sqlite",
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": {
+                "samples": args.samples,
+                "batch": args.batch,
+                "repeat": args.repeat,
+                "record_bytes": record_bytes,
+            },
+            "alstream": source_info(),
+            "machine": {**machine(), "load_average": {"start": load_start, "end": load_end}},
+            "results": report,
+        },
+    )
     print(f"wrote {args.out}")
 
 

@@ -46,9 +46,13 @@ DIGITS_Y = load_digits().target
 
 
 def start_service(home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "ALSTREAM_DATA_DIR": str(home / "data"), "ALSTREAM_ADMIN_TOKEN": ADMIN_TOKEN,
-           "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db",
-           "ALSTREAM_QUEUE_RATE_PER_S": "1e9"}  # the peer asks per item, faster than people  # fmt: skip
+    env = {
+        **os.environ,
+        "ALSTREAM_DATA_DIR": str(home / "data"),
+        "ALSTREAM_ADMIN_TOKEN": ADMIN_TOKEN,
+        "ALSTREAM_DATABASE_URL": f"sqlite:///{home}/alstream.db",
+        "ALSTREAM_QUEUE_RATE_PER_S": "1e9",
+    }  # the peer asks per item, faster than people
     log = open(home / "service.log", "wb")  # noqa: SIM115 - the process owns it
     command = [sys.executable, "-m", "alstream", "serve", "--port", str(port)]
     command += ["--no-mlflow", "--orchestrator", "none"]  # records neither in MLflow nor in Prefect
@@ -126,9 +130,16 @@ def main() -> None:
     console.print(table)
     console.print(f"items not ready when the key came (prefetch ran dry): {result['stalls']}")
     RESULTS.mkdir(exist_ok=True)
-    out = {"benchmark": "page", "decisions": args.decisions, "pace_ms": args.pace_ms, **result,
-           "target_p50_ms": TARGET_MEDIAN_MS, "pass": ok, "chromium": CHROMIUM,
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}  # fmt: skip
+    out = {
+        "benchmark": "page",
+        "decisions": args.decisions,
+        "pace_ms": args.pace_ms,
+        **result,
+        "target_p50_ms": TARGET_MEDIAN_MS,
+        "pass": ok,
+        "chromium": CHROMIUM,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
     (RESULTS / "page.json").write_text(json.dumps(out, indent=2) + "\n")
     console.print(f"written: {RESULTS / 'page.json'}")
 

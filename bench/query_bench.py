@@ -53,8 +53,8 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from alstream.scoring import query_model
-from alstream.strategies import query_proba
+from alstream.learning.inference import query_model
+from alstream.learning.strategies import query_proba
 from common import print_verdict
 from provenance import machine, source_info
 
@@ -71,8 +71,8 @@ PRELOAD = [
     "modAL.uncertainty",
     "skactiveml.pool",
     "skactiveml.classifier",
-    "alstream.strategies",
-    "alstream.scoring",
+    "alstream.learning.strategies",
+    "alstream.learning.inference",
 ]
 
 OURS, MODAL, SKAL, SKAL_CORE, SKLEARN = (

@@ -51,8 +51,8 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from alstream.estimators import make_model, standardized
-from alstream.scoring import (
+from alstream.learning.estimators import make_model, standardized
+from alstream.learning.inference import (
     BLAS_ROWS,
     POOL_CHUNK,
     Workspace,
@@ -61,7 +61,7 @@ from alstream.scoring import (
     probability_chunks,
     score_pool,
 )
-from alstream.strategies import chunk_slices, get_strategy
+from alstream.learning.strategies import chunk_slices, get_strategy
 from common import print_verdict
 from provenance import machine, source_info
 

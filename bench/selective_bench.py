@@ -38,9 +38,9 @@ import numpy as np
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
 
-from alstream.estimators import make_model, standardized
 from alstream.experiment.skactiveml_stream import SkactivemlSelector
-from alstream.selective import DEFAULT_BUDGET, SELECTORS, get_selector
+from alstream.learning.estimators import make_model, standardized
+from alstream.learning.selective import DEFAULT_BUDGET, SELECTORS, get_selector
 from common import RESULTS, console, write_report
 from provenance import machine, source_info
 

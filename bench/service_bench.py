@@ -150,8 +150,12 @@ def settings_for(home: Path, kafka: str | None, **overrides: Any):
         "consumer_group": f"bench-{suffix}",
         "log_level": "WARNING",
     }
-    access = {"admin_token": ADMIN_TOKEN, "send_rate_per_s": 1e9, "queue_rate_per_s": 1e9,
-              "labels_rate_per_s": 1e9}  # throughput, not the rate limits  # fmt: skip
+    access = {
+        "admin_token": ADMIN_TOKEN,
+        "send_rate_per_s": 1e9,
+        "queue_rate_per_s": 1e9,
+        "labels_rate_per_s": 1e9,
+    }  # throughput, not the rate limits
     return Settings(**{**options, **access, **overrides})
 
 
@@ -481,8 +485,15 @@ def server(
     import httpx
 
     port = free_port()
-    cfg = {"cpu": server_cpu(), "home": str(home), "kafka": kafka, "consume": consume, "port": port,
-           "fill_pool": fill_pool, "settings": settings}  # fmt: skip
+    cfg = {
+        "cpu": server_cpu(),
+        "home": str(home),
+        "kafka": kafka,
+        "consume": consume,
+        "port": port,
+        "fill_pool": fill_pool,
+        "settings": settings,
+    }
     log = open(home / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--child", "serve", json.dumps(cfg, default=str)],
@@ -541,8 +552,12 @@ def bench_send(home: Path, kafka: str | None, bodies: list[bytes], budget_s: flo
             if time.perf_counter() - started > budget_s:
                 break
         elapsed = time.perf_counter() - started
-    return {"samples": sent, "seconds": elapsed, "samples_per_s": sent / elapsed,
-            "request_latency": percentiles(latencies)}  # fmt: skip
+    return {
+        "samples": sent,
+        "seconds": elapsed,
+        "samples_per_s": sent / elapsed,
+        "request_latency": percentiles(latencies),
+    }
 
 
 def send_breakdown(bodies: list[bytes], home: Path) -> dict[str, float]:
@@ -602,8 +617,12 @@ def bench_queue_http(home: Path, n: int, calls: int) -> dict[str, Any]:
             response.raise_for_status()
         health = timed_gets(c, "/health", 100)
         stats = timed_gets(c, "/stats", 100)
-    return {"n": n, "get_queue": percentiles(times), "get_health_floor": percentiles(health),
-            "get_stats": percentiles(stats)}  # fmt: skip
+    return {
+        "n": n,
+        "get_queue": percentiles(times),
+        "get_health_floor": percentiles(health),
+        "get_stats": percentiles(stats),
+    }
 
 
 def largest_bodies() -> dict[str, bytes]:
@@ -726,9 +745,13 @@ def bench_label(home: Path, pool: int, repeats: int) -> dict[str, Any]:
                     t_queue = time.perf_counter()
                     t_model = t_model or t_queue
                 time.sleep(LABEL_POLL_S)
-            rows.append({"ack_ms": (t_ack - t0) * 1e3,
-                         "model_ms": None if t_model is None else (t_model - t0) * 1e3,
-                         "queue_ms": None if t_queue is None else (t_queue - t0) * 1e3})  # fmt: skip
+            rows.append(
+                {
+                    "ack_ms": (t_ack - t0) * 1e3,
+                    "model_ms": None if t_model is None else (t_model - t0) * 1e3,
+                    "queue_ms": None if t_queue is None else (t_queue - t0) * 1e3,
+                }
+            )
         stats = c.get("/stats").json()
     curve = stats["learning_curve"]
     kinds = [p["kind"] for p in curve[-repeats:]]
@@ -754,8 +777,18 @@ def bench_label(home: Path, pool: int, repeats: int) -> dict[str, Any]:
 
 
 def machine_info(load: dict[str, Any]) -> dict[str, Any]:
-    names = ("numpy", "scikit-learn", "fastapi", "starlette", "uvicorn", "httpx", "confluent-kafka", "orjson",
-             "SQLAlchemy", "pydantic")  # fmt: skip
+    names = (
+        "numpy",
+        "scikit-learn",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "httpx",
+        "confluent-kafka",
+        "orjson",
+        "SQLAlchemy",
+        "pydantic",
+    )
     java = shutil.which("java")
     return {
         **machine(),
@@ -837,9 +870,16 @@ def main() -> None:
     if load_start[0] > 0.5:
         console.print(f"[yellow]note: load average {load_start[0]:.2f} before the run: timings may be noisy")
     os.sched_setaffinity(0, {client_cpu()})  # the client side; servers and children pin themselves
-    results: dict[str, Any] = {"send": {}, "raw_producer": None, "ingest": {}, "queue_inprocess": {},
-                               "queue_http": {}, "label": {}, "send_breakdown": None,
-                               "health_busy": {}}  # fmt: skip
+    results: dict[str, Any] = {
+        "send": {},
+        "raw_producer": None,
+        "ingest": {},
+        "queue_inprocess": {},
+        "queue_http": {},
+        "label": {},
+        "send_breakdown": None,
+        "health_busy": {},
+    }
     notes: list[str] = []
     with (
         tempfile.TemporaryDirectory(prefix="alstream-service-bench-") as tmp,
@@ -873,11 +913,15 @@ def main() -> None:
                 sent = max(r["samples"] for r in results["send"].values())
                 results["raw_producer"] = run_child(
                     "raw",
-                    {"cpu": server_cpu(), "kafka": bootstrap, "n": sent,
-                     "topic_batched": f"raw-a-{uuid.uuid4().hex[:6]}",
-                     "topic_ceiling": f"raw-b-{uuid.uuid4().hex[:6]}"},
+                    {
+                        "cpu": server_cpu(),
+                        "kafka": bootstrap,
+                        "n": sent,
+                        "topic_batched": f"raw-a-{uuid.uuid4().hex[:6]}",
+                        "topic_ceiling": f"raw-b-{uuid.uuid4().hex[:6]}",
+                    },
                     timeout=300,
-                )  # fmt: skip
+                )
         with console.status("/send breakdown"):
             os.sched_setaffinity(0, {server_cpu()})
             results["send_breakdown"] = send_breakdown(bodies, home("breakdown"))
@@ -890,20 +934,30 @@ def main() -> None:
             with console.status(f"consumer -> SQLite from {stream}"):
                 results["ingest"][stream] = run_child(
                     "ingest",
-                    {"cpu": server_cpu(), "home": str(home(f"ingest-{stream}")), "n": sizes["ingest_samples"],
-                     "kafka": bootstrap if stream == "kafka" else None, "timeout_s": 120},
+                    {
+                        "cpu": server_cpu(),
+                        "home": str(home(f"ingest-{stream}")),
+                        "n": sizes["ingest_samples"],
+                        "kafka": bootstrap if stream == "kafka" else None,
+                        "timeout_s": 120,
+                    },
                     timeout=400,
-                )  # fmt: skip
+                )
 
         # 3. GET /queue
         for n in sizes["pools"]:
             with console.status(f"engine.queue in-process, pool of {n:,}"):
                 results["queue_inprocess"][str(n)] = run_child(
                     "queue",
-                    {"cpu": server_cpu(), "home": str(home(f"queue-{n}")), "n": n,
-                     "calls": sizes["queue_calls"], "profile": args.profile and n == max(sizes["pools"])},
+                    {
+                        "cpu": server_cpu(),
+                        "home": str(home(f"queue-{n}")),
+                        "n": n,
+                        "calls": sizes["queue_calls"],
+                        "profile": args.profile and n == max(sizes["pools"]),
+                    },
                     timeout=400,
-                )  # fmt: skip
+                )
             with console.status(f"GET /queue over HTTP, pool of {n:,}"):
                 results["queue_http"][str(n)] = bench_queue_http(
                     home(f"queue-http-{n}"), n, sizes["queue_calls"]
@@ -919,18 +973,31 @@ def main() -> None:
                 results["label"][str(n)] = bench_label(home(f"label-{n}"), n, sizes["label_repeats"])
 
     # ---------------------------------------------------------------- tables
-    table = Table(title=f"POST /send, batches of {BATCH} digits samples (64 features); server pinned to CPU "
-                        f"{server_cpu()}, client on CPU {client_cpu()}")  # fmt: skip
+    table = Table(
+        title=f"POST /send, batches of {BATCH} digits samples (64 features); server pinned to CPU "
+        f"{server_cpu()}, client on CPU {client_cpu()}"
+    )
     for name in ("path", "samples", "seconds", "samples/s", "request p50 ms", "request p99 ms"):
         table.add_column(name, justify="right" if name != "path" else "left")
     for stream, r in results["send"].items():
         lat = r["request_latency"]
-        table.add_row(f"/send -> {stream}", f"{r['samples']:,}", f"{r['seconds']:.2f}",
-                      f"{r['samples_per_s']:,.0f}", f"{lat['p50_ms']:.1f}",
-                      f"{lat['p99_ms']:.1f}")  # fmt: skip
+        table.add_row(
+            f"/send -> {stream}",
+            f"{r['samples']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['samples_per_s']:,.0f}",
+            f"{lat['p50_ms']:.1f}",
+            f"{lat['p99_ms']:.1f}",
+        )
     for mode, r in (results["raw_producer"] or {}).items():
-        table.add_row(f"raw confluent-kafka, {mode}", f"{r['samples']:,}", f"{r['seconds']:.2f}",
-                      f"{r['samples_per_s']:,.0f}", "", "")  # fmt: skip
+        table.add_row(
+            f"raw confluent-kafka, {mode}",
+            f"{r['samples']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['samples_per_s']:,.0f}",
+            "",
+            "",
+        )
     console.print(table)
     breakdown = results["send_breakdown"]
     table = Table(title="where /send's time goes (in-process, one CPU, per sample)")
@@ -956,8 +1023,13 @@ def main() -> None:
         table.add_column(name, justify="right" if name != "from" else "left")
     for stream, r in results["ingest"].items():
         b = r["breakdown_s"]
-        table.add_row(stream, f"{r['stored']:,}", f"{r['seconds']:.2f}", f"{r['samples_per_s']:,.0f}",
-                      *(f"{b[k]:.2f}" for k in ("poll", "decode", "write_batch", "commit")))  # fmt: skip
+        table.add_row(
+            stream,
+            f"{r['stored']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['samples_per_s']:,.0f}",
+            *(f"{b[k]:.2f}" for k in ("poll", "decode", "write_batch", "commit")),
+        )
     console.print(table)
 
     table = Table(title=f"GET /queue (n=10, a new annotator per call, {sizes['queue_calls']} calls), ms")
@@ -965,35 +1037,59 @@ def main() -> None:
         table.add_column(name, justify="right" if name not in ("what",) else "left")
     for n in sizes["pools"]:
         inproc, http = results["queue_inprocess"][str(n)], results["queue_http"][str(n)]
-        rows = [("HTTP GET /queue", http["get_queue"]),
-                ("HTTP GET /health (floor)", http["get_health_floor"]),
-                ("HTTP GET /stats", http["get_stats"]),
-                ("engine.queue in-process", inproc["engine_queue"]), ("  Pool.take", inproc["pool_take"]),
-                ("new version: re-score the pool + rank", inproc["rescore_and_rank"]),
-                ("  the snapshot (ranks the pool)", inproc["rank"])]  # fmt: skip
+        rows = [
+            ("HTTP GET /queue", http["get_queue"]),
+            ("HTTP GET /health (floor)", http["get_health_floor"]),
+            ("HTTP GET /stats", http["get_stats"]),
+            ("engine.queue in-process", inproc["engine_queue"]),
+            ("  Pool.take", inproc["pool_take"]),
+            ("new version: re-score the pool + rank", inproc["rescore_and_rank"]),
+            ("  the snapshot (ranks the pool)", inproc["rank"]),
+        ]
         for what, p in rows:
-            table.add_row(f"{n:,}", what, f"{p['p50_ms']:.2f}", f"{p['p90_ms']:.2f}", f"{p['p99_ms']:.2f}",
-                          f"{p['max_ms']:.2f}")  # fmt: skip
+            table.add_row(
+                f"{n:,}",
+                what,
+                f"{p['p50_ms']:.2f}",
+                f"{p['p90_ms']:.2f}",
+                f"{p['p99_ms']:.2f}",
+                f"{p['max_ms']:.2f}",
+            )
         table.add_section()
     console.print(table)
 
-    table = Table(title="label -> updated queue (embedded log, sgd online updates; pool and store filled "
-                        "through /send), and GET /stats on that server, ms")  # fmt: skip
+    table = Table(
+        title="label -> updated queue (embedded log, sgd online updates; pool and store filled "
+        "through /send), and GET /stats on that server, ms"
+    )
     for name in ("pool", "step", "p50", "p90", "p99", "max"):
         table.add_column(name, justify="right" if name != "step" else "left")
-    steps = (("POST /labels acknowledged", "ack"), ("new model version (/health)", "to_model_version"),
-             ("queue served from new scores", "to_updated_queue"), ("HTTP GET /stats", "get_stats"),
-             ("  before: Store.counts() + conflicts()", "store_counts_and_conflicts"))  # fmt: skip
+    steps = (
+        ("POST /labels acknowledged", "ack"),
+        ("new model version (/health)", "to_model_version"),
+        ("queue served from new scores", "to_updated_queue"),
+        ("HTTP GET /stats", "get_stats"),
+        ("  before: Store.counts() + conflicts()", "store_counts_and_conflicts"),
+    )
     for n, label in results["label"].items():
         for what, key in steps:
             if p := label[key]:
-                table.add_row(f"{int(n):,}", what, f"{p['p50_ms']:.1f}", f"{p['p90_ms']:.1f}",
-                              f"{p['p99_ms']:.1f}", f"{p['max_ms']:.1f}")  # fmt: skip
+                table.add_row(
+                    f"{int(n):,}",
+                    what,
+                    f"{p['p50_ms']:.1f}",
+                    f"{p['p90_ms']:.1f}",
+                    f"{p['p99_ms']:.1f}",
+                    f"{p['max_ms']:.1f}",
+                )
         table.add_section()
     console.print(table)
     for n, label in results["label"].items():
-        console.print(f"pool {int(n):,}: versions {label['version_kinds']}; timed out: {label['timed_out']}; "
-                      f"store {label['store']}", highlight=False)  # fmt: skip
+        console.print(
+            f"pool {int(n):,}: versions {label['version_kinds']}; timed out: {label['timed_out']}; "
+            f"store {label['store']}",
+            highlight=False,
+        )
 
     busy = results["health_busy"]
     table = Table(title="GET /health while another connection sends the largest batch a route takes, ms")
@@ -1005,8 +1101,12 @@ def main() -> None:
     )
     for path in largest_bodies():
         p = busy[path]
-        table.add_row(f"POST {path}", f"{p['body_mb']}", ",".join(map(str, sorted(set(p["answers"])))),
-                      *(f"{p[k]:.1f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")))  # fmt: skip
+        table.add_row(
+            f"POST {path}",
+            f"{p['body_mb']}",
+            ",".join(map(str, sorted(set(p["answers"])))),
+            *(f"{p[k]:.1f}" for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")),
+        )
     console.print(table)
 
     checks = check_targets(results)

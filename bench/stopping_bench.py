@@ -2,7 +2,7 @@
 
 Runs the pool protocol through the experiment's Python API (``run_experiment``) on three datasets,
 with margin and entropy sampling and the random baseline, and applies the two stopping rules of
-``alstream.stopping`` with their published defaults (stabilizing predictions: mean kappa of the last
+``alstream.learning.stopping`` with their published defaults (stabilizing predictions: mean kappa of the last
 3 pairs >= 0.99, Bloodgood and Vijay-Shanker 2009; overall uncertainty: mean normalized entropy of
 the unlabeled pool < 0.05, small-text's default for Zhu et al. 2008):
 
@@ -37,7 +37,7 @@ from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.protocol import run_experiment
 from alstream.experiment.report import write_report
 from alstream.experiment.stops import STOP_ACCURACY, STOP_LABELS, StopRule, summarize_stops
-from alstream.stopping import OverallUncertainty, StabilizingPredictions
+from alstream.learning.stopping import OverallUncertainty, StabilizingPredictions
 from common import RESULTS, console
 from provenance import machine, source_info
 
@@ -51,14 +51,24 @@ SWEEP: tuple[StopRule, ...] = (
 DATASETS: dict[str, dict[str, Any]] = {
     "digits": {"dataset": "digits", "initial_fraction": 0.1, "batch_size": 20, "iterations": 20},
     "generated-2c": {
-        "dataset": "generated", "n_samples": 3000, "n_features": 10, "n_classes": 2,
-        "initial_fraction": 0.02, "batch_size": 20, "iterations": 30,
+        "dataset": "generated",
+        "n_samples": 3000,
+        "n_features": 10,
+        "n_classes": 2,
+        "initial_fraction": 0.02,
+        "batch_size": 20,
+        "iterations": 30,
     },
     "generated-3c": {
-        "dataset": "generated", "n_samples": 3000, "n_features": 20, "n_classes": 3,
-        "initial_fraction": 0.02, "batch_size": 20, "iterations": 40,
+        "dataset": "generated",
+        "n_samples": 3000,
+        "n_features": 20,
+        "n_classes": 3,
+        "initial_fraction": 0.02,
+        "batch_size": 20,
+        "iterations": 40,
     },
-}  # fmt: skip
+}
 
 
 def main() -> None:
@@ -91,8 +101,18 @@ def main() -> None:
 
     target = f">= {STOP_ACCURACY:.0%} of full-pool accuracy, <= {STOP_LABELS:g}x the labels to 99%"
     table = Table(title=f"stopping rules, {args.seeds} seeds, mean over seeds (target: {target})")
-    for column in ("dataset", "strategy", "rule", "stopped", "labels at stop", "accuracy at stop",
-                   "of full pool", "labels to 99%", "ratio", "target met"):  # fmt: skip
+    for column in (
+        "dataset",
+        "strategy",
+        "rule",
+        "stopped",
+        "labels at stop",
+        "accuracy at stop",
+        "of full pool",
+        "labels to 99%",
+        "ratio",
+        "target met",
+    ):
         table.add_column(column, justify="left" if column in ("dataset", "strategy", "rule") else "right")
     for r in rows:
         stopped, to_99 = r["stopped"] > 0, r["labels_to_99%"]

@@ -30,10 +30,10 @@ from rich.table import Table
 from sklearn.datasets import make_classification
 from threadpoolctl import threadpool_limits
 
-from alstream.curves import aulc, summarize
-from alstream.datasets import Dataset, load_dataset
 from alstream.experiment.config import ExperimentConfig
+from alstream.experiment.datasets import Dataset, load_dataset
 from alstream.experiment.protocol import run_experiment
+from alstream.learning.curves import aulc, summarize
 from common import RESULTS, console, write_report
 from provenance import machine, source_info
 

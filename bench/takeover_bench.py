@@ -57,8 +57,10 @@ def main() -> None:
 
         def label(n: int) -> None:
             nonlocal labeled
-            store.write_batch([], [LabelRow(f"d-{i}", y[i], "ann", False, "bench:0", i)
-                                   for i in range(labeled, labeled + n)])  # fmt: skip
+            store.write_batch(
+                [],
+                [LabelRow(f"d-{i}", y[i], "ann", False, "bench:0", i) for i in range(labeled, labeled + n)],
+            )
             labeled += n
 
         def trained() -> bool:
@@ -66,17 +68,27 @@ def main() -> None:
             return latest is not None and latest["n_labels"] >= labeled
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("ALSTREAM_")}
-        settings = {"database_url": url, "data_dir": f"{home}/shared", "demo": "false",
-                    "retrain_after_labels": "10", "retrain_interval_s": "3600",
-                    "trainer_poll_s": str(args.poll_s)}  # fmt: skip
+        settings = {
+            "database_url": url,
+            "data_dir": f"{home}/shared",
+            "demo": "false",
+            "retrain_after_labels": "10",
+            "retrain_interval_s": "3600",
+            "trainer_poll_s": str(args.poll_s),
+        }
         env.update({f"ALSTREAM_{k.upper()}": v for k, v in settings.items()})
         logs: list[Path] = []
 
         def start() -> subprocess.Popen:
             logs.append(Path(home) / f"trainer-{len(logs)}.log")
             with logs[-1].open("wb") as log:
-                return subprocess.Popen([str(ALSTREAM), "trainer", "--no-mlflow", "--orchestrator", "none"],
-                                        env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+                return subprocess.Popen(
+                    [str(ALSTREAM), "trainer", "--no-mlflow", "--orchestrator", "none"],
+                    env=env,
+                    cwd=home,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
 
         def says(n: int, words: str) -> bool:
             return words in logs[n].read_text()
@@ -118,9 +130,17 @@ def main() -> None:
     run = {"rounds": args.rounds, "labels_per_round": args.labels, "trainer_poll_s": args.poll_s}
     load = os.getloadavg()
     results = {"rounds": rounds, "versions": numbers, "contiguous": contiguous}
-    write_report(args.out, {"benchmark": "takeover", "created": datetime.now(UTC).isoformat(),
-                            "settings": run, "alstream": source_info(),
-                            "machine": {**machine(), "load_average": load}, "results": results})  # fmt: skip
+    write_report(
+        args.out,
+        {
+            "benchmark": "takeover",
+            "created": datetime.now(UTC).isoformat(),
+            "settings": run,
+            "alstream": source_info(),
+            "machine": {**machine(), "load_average": load},
+            "results": results,
+        },
+    )
     out.print(f"wrote {args.out}")
     if not contiguous:
         raise SystemExit(1)

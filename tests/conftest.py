@@ -236,13 +236,25 @@ class PostgresServer:
             f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
-        self._run("initdb", "-D", str(self._data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                  "--locale=C", "--no-sync")  # fmt: skip
+        self._run(
+            "initdb",
+            "-D",
+            str(self._data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         self.start()
 
     def _run(self, tool: str, *args: str) -> None:
-        done = subprocess.run([*self._prefix, str(self._bindir / tool), *args], capture_output=True,
-                              text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            [*self._prefix, str(self._bindir / tool), *args], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             tail = self._log.read_text()[-3000:] if self._log.exists() else ""
             raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}\n{tail}")

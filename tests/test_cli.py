@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import alstream.flows.active_learning_flow
 import alstream.flows.server
 from alstream.cli import app
-from alstream.querying import query_strategy_names
+from alstream.learning.querying import query_strategy_names
 
 runner = CliRunner()
 SMALL = ["--dataset", "iris", "--iterations", "2", "--batch-size", "5", "--seeds", "2", "--workers", "1"]

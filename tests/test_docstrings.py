@@ -16,7 +16,7 @@ MODULES = sorted(
 
 
 def test_the_strategies_show_examples():
-    tests = doctest.DocTestFinder().find(importlib.import_module("alstream.strategies"))
+    tests = doctest.DocTestFinder().find(importlib.import_module("alstream.learning.strategies"))
     assert sum(len(test.examples) for test in tests) >= 10
 
 

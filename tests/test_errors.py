@@ -26,9 +26,15 @@ def test_every_public_error_is_an_alstream_error():
 
 @pytest.mark.parametrize(
     ("error", "builtin"),
-    [(InvalidInput, ValueError), (InvalidBatch, ValueError), (InvalidMessage, ValueError),
-     (ConfigError, ValueError), (NoModelYet, LookupError), (ConsumerBusy, RuntimeError)],
-)  # fmt: skip
+    [
+        (InvalidInput, ValueError),
+        (InvalidBatch, ValueError),
+        (InvalidMessage, ValueError),
+        (ConfigError, ValueError),
+        (NoModelYet, LookupError),
+        (ConsumerBusy, RuntimeError),
+    ],
+)
 def test_an_error_callers_caught_as_a_builtin_still_is_one(error, builtin):
     assert issubclass(error, builtin)
 
@@ -56,8 +62,12 @@ def test_bad_input_and_a_busy_group_raise_their_error(tmp_path: Path):
 
 
 def test_the_api_answers_no_model_yet_with_409(tmp_path: Path):
-    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path}/alstream.db",
-                        demo=False, admin_token=ADMIN)  # fmt: skip
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path}/alstream.db",
+        demo=False,
+        admin_token=ADMIN,
+    )
     headers = {"Authorization": f"Bearer {ADMIN}"}
     with TestClient(create_app(settings, consume=False, track=False), headers=headers) as client:
         response = client.post("/predict", json={"features": [[0.0] * 64]})

@@ -33,10 +33,20 @@ def test_one_handler_for_alstream_and_none_for_the_libraries(capsys):
 
 
 def test_alstream_consume_logs_through_the_handler(tmp_path: Path):
-    env = {**os.environ, "ALSTREAM_DATA_DIR": str(tmp_path / "data"), "ALSTREAM_LOG_LEVEL": "INFO",
-           "ALSTREAM_DATABASE_URL": f"sqlite:///{tmp_path}/alstream.db"}  # fmt: skip
-    consume = subprocess.Popen([sys.executable, "-m", "alstream", "consume"], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "ALSTREAM_DATA_DIR": str(tmp_path / "data"),
+        "ALSTREAM_LOG_LEVEL": "INFO",
+        "ALSTREAM_DATABASE_URL": f"sqlite:///{tmp_path}/alstream.db",
+    }
+    consume = subprocess.Popen(
+        [sys.executable, "-m", "alstream", "consume"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = consume.stderr.readline()  # blocks until the first line (or the end: a crash)
         assert re.fullmatch(line("INFO", "alstream.cli", "consuming .*"), first), first

@@ -34,9 +34,13 @@ def test_run_al_margin_sends_its_flow_to_make_prefect_server(tmp_path, free_port
     make = ["make", "--no-print-directory", f"PREFECT_PORT={free_port}"]
     with (tmp_path / "server.log").open("w") as log:
         server = subprocess.Popen(
-            [*make, "prefect-server"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [*make, "prefect-server"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     try:
         _wait_until_healthy(api, server)
         options = (
@@ -44,9 +48,13 @@ def test_run_al_margin_sends_its_flow_to_make_prefect_server(tmp_path, free_port
             + f"--output-dir {tmp_path}"
         )
         run = subprocess.run(
-            [*make, "run-al-margin", f"EXPERIMENT={options}"], cwd=REPO, env=env, capture_output=True,
-            text=True, timeout=600,
-        )  # fmt: skip
+            [*make, "run-al-margin", f"EXPERIMENT={options}"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         output = run.stdout + run.stderr
         assert run.returncode == 0, output
         assert "temporary server" not in output  # it used the running server, not an ephemeral one

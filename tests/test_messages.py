@@ -567,8 +567,14 @@ def test_a_batch_decodes_like_each_message_alone():
         for i in range(5)
     ]
     beyond_float32 = b'{"features": [1, 2, 1e39]}'  # passes the checks, fails the batch's conversion
-    bad = [b"not json", None, b"[1]", b'{"features": [1, 2]}', beyond_float32,
-           b'{"features": [1, 2, 3], "label": "cow"}']  # fmt: skip
+    bad = [
+        b"not json",
+        None,
+        b"[1]",
+        b'{"features": [1, 2]}',
+        beyond_float32,
+        b'{"features": [1, 2, 3], "label": "cow"}',
+    ]
     raws = [encode_sample(s) for s in good[:3]] + bad + [encode_sample(s) for s in good[3:]]
     decoded = decode_samples(raws, SCHEMA)
     assert [d for d in decoded if isinstance(d, Sample)] == good

@@ -4,7 +4,7 @@ import numpy as np
 from rich.console import Console
 
 from alstream.experiment.config import ExperimentConfig
-from alstream.loop import Round
+from alstream.experiment.loop import Round
 from alstream.progress import experiment_progress
 
 CONFIG = ExperimentConfig(dataset="iris", strategies=("margin", "random"), iterations=2, seeds=2)

@@ -20,11 +20,13 @@ def test_a_skip_fails_the_run_and_says_why(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("-ra")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines([
-        "SKIPPED * x is missing (install x)",
-        "1 test(s) skipped, reasons above: a skipped test fails the run (exit 1)*",
-        "*1 passed, 1 skipped*",
-    ])  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED * x is missing (install x)",
+            "1 test(s) skipped, reasons above: a skipped test fails the run (exit 1)*",
+            "*1 passed, 1 skipped*",
+        ]
+    )
 
 
 def test_a_run_without_skips_passes_and_a_failure_stays_a_failure(pytester: pytest.Pytester) -> None:

@@ -22,9 +22,9 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_iris
 
 from alstream import tracking
-from alstream.curves import summarize
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.protocol import run_experiment
+from alstream.learning.curves import summarize
 
 STRATEGIES = ("margin", "random")
 ITERATIONS = 3

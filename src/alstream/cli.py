@@ -19,12 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from alstream.errors import ConfigError, ConsumerBusy, InvalidInput, LastAdmin, OrchestratorUnavailable
-from alstream.estimators import MODELS
 from alstream.experiment.config import BASELINE, INITIAL_SETS, PREFIX, ExperimentConfig, StreamConfig
 from alstream.experiment.parallel import local_cpus
+from alstream.learning.estimators import MODELS
+from alstream.learning.querying import query_strategy_names
+from alstream.learning.selective import SELECTORS
 from alstream.logs import configure_logging
-from alstream.querying import query_strategy_names
-from alstream.selective import SELECTORS
 
 if TYPE_CHECKING:
     from alstream.service.versions import Orchestrator
@@ -150,11 +150,21 @@ def experiment(
     if protocol == "stream":
         try:
             stream_config = StreamConfig(
-                dataset=dataset, strategies=tuple(strategies), model=model or "sgd", budget=budget,
-                initial=initial, update_every=update_every, seeds=seeds, skactiveml=skactiveml, name=name,
-                label_column=label_column, n_samples=n_samples, n_features=n_features, n_classes=n_classes,
+                dataset=dataset,
+                strategies=tuple(strategies),
+                model=model or "sgd",
+                budget=budget,
+                initial=initial,
+                update_every=update_every,
+                seeds=seeds,
+                skactiveml=skactiveml,
+                name=name,
+                label_column=label_column,
+                n_samples=n_samples,
+                n_features=n_features,
+                n_classes=n_classes,
                 drifts=drifts,
-            )  # fmt: skip
+            )
         except (ValueError, FileNotFoundError) as error:
             raise typer.BadParameter(str(error)) from None
         _run_stream(stream_config, output_dir)
@@ -162,12 +172,24 @@ def experiment(
     model = model or "logreg"
     try:
         config = ExperimentConfig(
-            dataset=dataset, strategies=tuple(strategies), model=model, initial_fraction=initial_fraction,
-            initial_set=initial_set, batch_size=batch_size, iterations=iterations, seeds=seeds,
-            test_size=test_size, online=online, refit_every=refit_every, name=name,
-            label_column=label_column, n_samples=n_samples, n_features=n_features, n_classes=n_classes,
+            dataset=dataset,
+            strategies=tuple(strategies),
+            model=model,
+            initial_fraction=initial_fraction,
+            initial_set=initial_set,
+            batch_size=batch_size,
+            iterations=iterations,
+            seeds=seeds,
+            test_size=test_size,
+            online=online,
+            refit_every=refit_every,
+            name=name,
+            label_column=label_column,
+            n_samples=n_samples,
+            n_features=n_features,
+            n_classes=n_classes,
             drifts=drifts,
-        )  # fmt: skip
+        )
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None
     if mlflow:
@@ -204,8 +226,12 @@ def _run_stream(config: StreamConfig, output_dir: Path) -> None:
     accuracy = summary["accuracy"]
     for strategy in sorted(config.strategies, key=lambda s: -accuracy.loc[s]):
         row = summary.loc[strategy]
-        cells = [strategy, f"{row['labels']:.0f} ({row['share']:.1%})",
-                 f"{row['accuracy']:.3f} ± {row['accuracy_std']:.3f}", f"{row['gain']:+.1f}"]  # fmt: skip
+        cells = [
+            strategy,
+            f"{row['labels']:.0f} ({row['share']:.1%})",
+            f"{row['accuracy']:.3f} ± {row['accuracy_std']:.3f}",
+            f"{row['gain']:+.1f}",
+        ]
         if config.skactiveml:
             cells.append(f"{accuracy.loc[PREFIX + strategy]:.3f}")
         table.add_row(*cells)
@@ -250,9 +276,15 @@ def _run_pool(config: ExperimentConfig, run: Launch) -> dict:
             else:
                 from alstream.flows.active_learning_flow import run_flow
 
-                outcome = run_flow(config, str(run.output_dir), track=run.track, on_round=advance,
-                                   save_every_round=run.save_every_round, workers=run.workers,
-                                   address=run.address)  # fmt: skip
+                outcome = run_flow(
+                    config,
+                    str(run.output_dir),
+                    track=run.track,
+                    on_round=advance,
+                    save_every_round=run.save_every_round,
+                    workers=run.workers,
+                    address=run.address,
+                )
         except ValueError as error:  # e.g. a file whose classes are too small to split
             console.print(f"[red]error:[/] {error}")
             raise typer.Exit(2) from None
@@ -298,8 +330,14 @@ def _run_without_prefect(config: ExperimentConfig, run: Launch, advance: Callabl
         from alstream.tracking import log_experiment
 
         track = log_experiment
-    go = partial(conduct, config, run.output_dir, data=load_experiment_data(config), track=track,
-                 save_every_round=run.save_every_round)  # fmt: skip
+    go = partial(
+        conduct,
+        config,
+        run.output_dir,
+        data=load_experiment_data(config),
+        track=track,
+        save_every_round=run.save_every_round,
+    )
     if run.workers == 1 and not run.address:
         return go(on_round=advance)
     from alstream.experiment.parallel import dask_client, dask_submit, listen
@@ -484,8 +522,12 @@ def consume(
         stream.close()
         store.close()
     counts = ingestor.counts
-    log.info("stopped: %d samples, %d labels stored; %d dead letters", counts.samples, counts.labels,
-             counts.dead_letters)  # fmt: skip
+    log.info(
+        "stopped: %d samples, %d labels stored; %d dead letters",
+        counts.samples,
+        counts.labels,
+        counts.dead_letters,
+    )
 
 
 @app.command()
@@ -505,11 +547,12 @@ def send(
     import httpx
     from rich.progress import Progress
 
-    from alstream.sending import RETRYABLE, file_digest, post_batch, read_messages, with_row_ids
+    from alstream.client import RETRYABLE, file_digest, post_batch, read_messages, with_row_ids
 
     try:
-        messages = with_row_ids(read_messages(file, label_column=label_column, id_column=id_column),
-                                file_digest(file))  # fmt: skip
+        messages = with_row_ids(
+            read_messages(file, label_column=label_column, id_column=id_column), file_digest(file)
+        )
     except (OSError, ValueError) as error:
         raise typer.BadParameter(str(error)) from None
     sent = 0
@@ -603,8 +646,10 @@ def token_revoke(
     try:
         revoked = _gatekeeper(project).revoke(key)
     except LastAdmin:
-        console.print(f"[red]{key} is the last admin token: make another (alstream token create --role "
-                      "admin) or configure admin_token first[/]")  # fmt: skip
+        console.print(
+            f"[red]{key} is the last admin token: make another (alstream token create --role "
+            "admin) or configure admin_token first[/]"
+        )
         raise typer.Exit(1) from None
     if not revoked:
         console.print(f"[red]no active token with key {key!r}[/]")

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alstream.experiment.config import ExperimentConfig, StreamConfig
+from alstream.experiment.loop import RoundFigures
 from alstream.experiment.stream import PointCallback
-from alstream.loop import RoundFigures
 
 RoundCallback = Callable[[str, int, RoundFigures], None]
 

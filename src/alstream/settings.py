@@ -34,9 +34,9 @@ from pydantic_settings import (
 )
 
 from alstream.errors import ConfigError
+from alstream.learning.selective import selector_name
 from alstream.messages import ProjectSchema
 from alstream.names import registered
-from alstream.selective import selector_name
 
 __all__ = ["DEFAULT_PROJECT_FILE", "PROJECT_FILE_ENV", "Settings", "SettingsError"]
 
@@ -160,14 +160,18 @@ class Settings(BaseSettings):
         16 * 1024 * 1024, ge=1024, description="Largest /predict body accepted, in bytes."
     )
     body_timeout_s: float = Field(
-        60.0, gt=0, allow_inf_nan=False,
+        60.0,
+        gt=0,
+        allow_inf_nan=False,
         description="A request body must arrive whole within this long, seconds (else 408).",
-    )  # fmt: skip
+    )
     header_timeout_s: float = Field(
-        10.0, gt=0, allow_inf_nan=False,
+        10.0,
+        gt=0,
+        allow_inf_nan=False,
         description="A request's headers must arrive whole within this long, seconds (else the "
         "connection is closed).",
-    )  # fmt: skip
+    )
     max_connections: int = Field(
         1000, ge=1, description="Open connections at most; past it, new ones are answered 503 at once."
     )
@@ -252,7 +256,7 @@ class Settings(BaseSettings):
         "cluster_margin (by margin, what people lease between two model versions spread over clusters of "
         "the pool).",
     )
-    model: str = Field("sgd", description="Classifier: one of alstream.estimators.MODELS.")
+    model: str = Field("sgd", description="Classifier: one of alstream.learning.estimators.MODELS.")
     keep_model_files: int = Field(
         20, ge=1, description="Model versions kept as files under data_dir/models (the newest; for restarts)."
     )
@@ -458,7 +462,7 @@ class Settings(BaseSettings):
     @field_validator("strategy")
     @classmethod
     def _check_strategy(cls, value: str) -> str:
-        from alstream.strategies import STRATEGIES
+        from alstream.learning.strategies import STRATEGIES
 
         return registered(value, [*sorted(STRATEGIES), "cluster_margin"], "strategy")
 
@@ -484,7 +488,9 @@ class Settings(BaseSettings):
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str) -> str:
-        from alstream.estimators import model_name  # imports scikit-learn: only when settings are built
+        from alstream.learning.estimators import (
+            model_name,  # imports scikit-learn: only when settings are built
+        )
 
         return model_name(value)
 

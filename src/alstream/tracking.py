@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import pandas as pd
 
-from alstream.curves import summarize
+from alstream.learning.curves import summarize
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

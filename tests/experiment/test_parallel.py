@@ -11,8 +11,14 @@ from alstream.experiment.protocol import load_experiment_data, run_grid
 
 from ..conftest import wait_while_progressing
 
-CONFIG = ExperimentConfig(dataset="wine", strategies=("margin", "density", "random"), iterations=3,
-                          batch_size=0.05, seeds=2, initial_set="typical")  # fmt: skip
+CONFIG = ExperimentConfig(
+    dataset="wine",
+    strategies=("margin", "density", "random"),
+    iterations=3,
+    batch_size=0.05,
+    seeds=2,
+    initial_set="typical",
+)
 
 
 def test_runs_on_a_cluster_give_the_curves_of_runs_here_and_tell_every_round():

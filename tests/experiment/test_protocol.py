@@ -1,20 +1,25 @@
 import numpy as np
 import pytest
 
-from alstream.cold_start import typical_sample
-from alstream.curves import summarize
-from alstream.datasets import load_dataset
 from alstream.experiment.config import ExperimentConfig
+from alstream.experiment.datasets import load_dataset
 from alstream.experiment.protocol import run_experiment, split_data
+from alstream.learning.cold_start import typical_sample
+from alstream.learning.curves import summarize
 
 
 @pytest.fixture(scope="module")
 def digits_comparison():
     """The protocol of the issue: digits, standardized, logreg, 10% initial, batch 20, 20 rounds, 5 seeds."""
     config = ExperimentConfig(
-        dataset="digits", strategies=("margin", "entropy", "least_confident", "random"), model="logreg",
-        initial_fraction=0.1, batch_size=20, iterations=20, seeds=5,
-    )  # fmt: skip
+        dataset="digits",
+        strategies=("margin", "entropy", "least_confident", "random"),
+        model="logreg",
+        initial_fraction=0.1,
+        batch_size=20,
+        iterations=20,
+        seeds=5,
+    )
     result = run_experiment(config)
     return result, summarize(result.curves, result.reference).set_index("strategy")
 
@@ -107,8 +112,9 @@ def test_string_labels_from_a_file_work(tmp_path):
     frame["kind"] = np.array(["red", "white", "rose"])[data.y]
     path = tmp_path / "wine.csv"
     frame.to_csv(path, index=False)
-    config = ExperimentConfig(dataset=str(path), label_column="kind", strategies=("margin",),
-                              iterations=2, batch_size=5, seeds=1)  # fmt: skip
+    config = ExperimentConfig(
+        dataset=str(path), label_column="kind", strategies=("margin",), iterations=2, batch_size=5, seeds=1
+    )
     result = run_experiment(config)
     assert sorted(result.classes) == ["red", "rose", "white"]
     assert result.curves["accuracy"].iloc[-1] > 0.8

@@ -10,10 +10,10 @@ import pytest
 from matplotlib.image import imread
 from threadpoolctl import threadpool_limits
 
-from alstream.curves import summarize
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.protocol import ExperimentResult, run_experiment
 from alstream.experiment.report import plot_learning_curves, render_markdown, write_report
+from alstream.learning.curves import summarize
 
 DPI = 150
 
@@ -183,12 +183,17 @@ def paired_result(
     seeds = len(next(iter(gains.values())))
     base = [0.60, 0.70, 0.75, 0.80]
     rows = [
-        {"strategy": strategy, "seed": seed, "iteration": i, "n_labeled": 10 * (i + 1),
-         "accuracy": level + seed / 100 + (per_seed[seed] if i else 0.0)}
+        {
+            "strategy": strategy,
+            "seed": seed,
+            "iteration": i,
+            "n_labeled": 10 * (i + 1),
+            "accuracy": level + seed / 100 + (per_seed[seed] if i else 0.0),
+        }
         for strategy, per_seed in {**gains, "random": [0.0] * seeds}.items()
         for seed in range(seeds)
         for i, level in enumerate(base)
-    ]  # fmt: skip
+    ]
     reference = pd.DataFrame({"seed": range(seeds), "accuracy": 0.95, "macro_f1": 0.95, "log_loss": 0.1})
     names = (*gains, "random")
     config = ExperimentConfig(dataset="generated", strategies=names, iterations=3, seeds=seeds, name="paired")

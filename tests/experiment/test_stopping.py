@@ -8,12 +8,12 @@ import pytest
 from matplotlib.image import imread
 from threadpoolctl import threadpool_limits
 
-from alstream.datasets import load_dataset
 from alstream.experiment.config import ExperimentConfig
+from alstream.experiment.datasets import load_dataset
 from alstream.experiment.protocol import ExperimentResult, run_experiment, split_data
 from alstream.experiment.report import _stop_marks, plot_learning_curves, render_markdown
 from alstream.experiment.stops import STOP_RULES, stop_points, summarize_stops
-from alstream.stopping import (
+from alstream.learning.stopping import (
     STOP_SET_SIZE,
     OverallUncertainty,
     StabilizingPredictions,
@@ -147,9 +147,19 @@ def hand_made(stop_at: dict[str, int | None], accuracies: list[float], full: flo
         below = stop_at["uncertainty"]
         for i, accuracy in enumerate(accuracies):
             level = 0.01 if below is not None and i >= below else 0.5
-            rows.append({"strategy": "margin", "seed": seed, "iteration": i, "n_labeled": 10 * (i + 1),
-                         "accuracy": accuracy, "macro_f1": accuracy, "log_loss": 1 - accuracy,
-                         "uncertainty_entropy": level, "uncertainty_least_confident": level})  # fmt: skip
+            rows.append(
+                {
+                    "strategy": "margin",
+                    "seed": seed,
+                    "iteration": i,
+                    "n_labeled": 10 * (i + 1),
+                    "accuracy": accuracy,
+                    "macro_f1": accuracy,
+                    "log_loss": 1 - accuracy,
+                    "uncertainty_entropy": level,
+                    "uncertainty_least_confident": level,
+                }
+            )
     reference = pd.DataFrame({"seed": [0, 1], "accuracy": full, "macro_f1": full, "log_loss": 0.1})
     config = ExperimentConfig(dataset="generated", strategies=("margin",), iterations=rounds - 1, name="toy")
     return ExperimentResult(config, pd.DataFrame(rows), reference, ("a", "b"), predictions)
@@ -204,8 +214,10 @@ def test_the_figure_marks_each_rules_stop(recorded, tmp_path):
 def test_a_result_without_what_the_rules_read_has_no_stopping_section():
     result = hand_made({"kappa": 5, "uncertainty": 4}, CURVE)
     bare = ExperimentResult(
-        result.config, result.curves.drop(columns=["uncertainty_entropy", "uncertainty_least_confident"]),
-        result.reference, result.classes,
-    )  # fmt: skip
+        result.config,
+        result.curves.drop(columns=["uncertainty_entropy", "uncertainty_least_confident"]),
+        result.reference,
+        result.classes,
+    )
     assert "## Stopping rules" not in render_markdown(bare, "toy.png")
     assert stop_points(bare).empty

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from alstream.cli import app
 from alstream.experiment.config import PREFIX, StreamConfig
 from alstream.experiment.stream import run_stream_experiment, summarize_stream
-from alstream.selective import BudgetManager
+from alstream.learning.selective import BudgetManager
 
 SMALL = {"dataset": "drift", "n_samples": 1500, "n_features": 10, "points": 10}
 
@@ -59,9 +59,17 @@ def test_uncertainty_strategies_beat_random_at_the_same_budget_on_a_stream_that_
     """3 classes, 10 features, 2,000 arrivals, 5% budget, 4 seeds. Measured over 8 seeds: mean gain in
     prequential accuracy +2.0 points (variable uncertainty), +2.2 (split), +1.5 (randomized); seeds 0-3
     and 4-7 each give at least +0.9."""
-    config = StreamConfig(dataset="drift", drifts=0, n_samples=2000, n_features=10, n_classes=3, budget=0.05,
-                          seeds=4, skactiveml=False, strategies=("variable_uncertainty", "split",
-                          "randomized_variable_uncertainty", "random"))  # fmt: skip
+    config = StreamConfig(
+        dataset="drift",
+        drifts=0,
+        n_samples=2000,
+        n_features=10,
+        n_classes=3,
+        budget=0.05,
+        seeds=4,
+        skactiveml=False,
+        strategies=("variable_uncertainty", "split", "randomized_variable_uncertainty", "random"),
+    )
     summary = summarize_stream(run_stream_experiment(config)).set_index("strategy")
     for strategy in ("variable_uncertainty", "split", "randomized_variable_uncertainty"):
         assert summary.loc[strategy, "gain"] > 0.5, summary
@@ -69,9 +77,23 @@ def test_uncertainty_strategies_beat_random_at_the_same_budget_on_a_stream_that_
 
 
 def test_the_command_writes_the_report_and_metrics(tmp_path):
-    args = ["experiment", "--protocol", "stream", "--dataset", "drift", "--n-samples", "500",
-            "--n-features", "5", "--seeds", "1", "--strategy", "variable_uncertainty",
-            "--output-dir", str(tmp_path)]  # fmt: skip
+    args = [
+        "experiment",
+        "--protocol",
+        "stream",
+        "--dataset",
+        "drift",
+        "--n-samples",
+        "500",
+        "--n-features",
+        "5",
+        "--seeds",
+        "1",
+        "--strategy",
+        "variable_uncertainty",
+        "--output-dir",
+        str(tmp_path),
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = (tmp_path / "reports" / "drift-stream-sgd.md").read_text()

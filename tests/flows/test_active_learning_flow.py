@@ -6,10 +6,10 @@ from mlflow.tracking import MlflowClient
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from alstream.curves import summarize
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.protocol import run_experiment
 from alstream.flows.active_learning_flow import active_learning_flow, run_flow
+from alstream.learning.curves import summarize
 
 CONFIG = ExperimentConfig(
     dataset="iris", strategies=("margin", "random"), iterations=3, batch_size=5, seeds=2
@@ -39,8 +39,15 @@ def test_the_flow_runs_each_strategy_and_seed_as_one_prefect_task(flow_run):
     state, _ = flow_run
     assert state.is_completed()
     names = _task_names(state.state_details.flow_run_id)
-    for step in ("load data", "split", "full-pool reference", "write models", "write metrics", "write report",
-                 "log to MLflow"):  # fmt: skip
+    for step in (
+        "load data",
+        "split",
+        "full-pool reference",
+        "write models",
+        "write metrics",
+        "write report",
+        "log to MLflow",
+    ):
         assert step in names, names
     assert sorted(n for n in names if n.startswith("run ")) == ["run margin"] * 2 + ["run random"] * 2
     assert names.count("split") == names.count("full-pool reference") == 2  # one a seed

@@ -77,8 +77,11 @@ class Service:
 
     def create_token(self, role: str, name: str) -> str:
         """A new token made through the admin API."""
-        answer = httpx.post(f"{self.url}/tokens", json={"role": role, "name": name},
-                            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
+        answer = httpx.post(
+            f"{self.url}/tokens",
+            json={"role": role, "name": name},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
         answer.raise_for_status()
         return answer.json()["token"]
 

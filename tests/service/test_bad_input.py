@@ -38,9 +38,16 @@ def new_id(prefix: str) -> str:
 def api(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[TestClient]:
     """The digits demo with batches of at most 50, /send and /labels not rate limited; pool loaded."""
     tmp_path = tmp_path_factory.mktemp("bad-input")
-    settings_ = service_settings(tmp_path, "embedded", request, project={"max_batch": MAX_BATCH},
-                                 send_rate_per_s=1e6, send_burst=10**6, labels_rate_per_s=1e6,
-                                 labels_burst=10**6)  # fmt: skip
+    settings_ = service_settings(
+        tmp_path,
+        "embedded",
+        request,
+        project={"max_batch": MAX_BATCH},
+        send_rate_per_s=1e6,
+        send_burst=10**6,
+        labels_rate_per_s=1e6,
+        labels_burst=10**6,
+    )
     with TestClient(create_app(settings_, track=False), headers=AUTH) as client:
         wait_for(lambda: client.get("/stats").json()["store"]["samples"] == 1437, what="the demo pool")
         yield client
@@ -92,8 +99,13 @@ def stored_labels(api: TestClient, ids: list[str]) -> dict[str, list[tuple]]:
 # ------------------------------------------------------------------------- bad items
 
 numbers = st.floats(-1e6, 1e6, allow_nan=False)
-not_numbers = st.one_of(st.text(max_size=5), st.booleans(), st.none(), st.lists(numbers, max_size=2),
-                        st.dictionaries(st.text(max_size=3), numbers, max_size=2))  # fmt: skip
+not_numbers = st.one_of(
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
+    st.lists(numbers, max_size=2),
+    st.dictionaries(st.text(max_size=3), numbers, max_size=2),
+)
 not_objects = st.one_of(numbers, st.text(max_size=5), st.booleans(), st.lists(numbers, max_size=3))
 fractions = numbers.filter(lambda x: not x.is_integer())
 unknown_classes = st.text(min_size=1, max_size=10).filter(lambda c: c not in CLASSES)
@@ -325,8 +337,10 @@ def test_a_label_may_travel_with_its_sample_in_one_batch(api):
     before = caught_up(api)
     batch = [sample(new), {"kind": "label", "id": new, "label": "8", "annotator": "ana"}]
     assert api.post("/send", json=batch).json() == {"ids": [new, new], "samples": 1, "labels": 1}
-    wait_for(lambda: api.get("/stats").json()["store"]["samples"] == before["store"]["samples"] + 1,
-             what="the sample")  # fmt: skip
+    wait_for(
+        lambda: api.get("/stats").json()["store"]["samples"] == before["store"]["samples"] + 1,
+        what="the sample",
+    )
     assert stored_labels(api, [new]) == {new: [("8", "ana", False)]}
     wait_for(lambda: api.get("/stats").json()["labeled"] == before["labeled"] + 1, what="the sample labeled")
 
@@ -341,9 +355,14 @@ def test_predict_refuses_ragged_rows(api):
 
 @pytest.mark.parametrize(
     ("value", "words"),
-    [(1e308, "out of float32 range"), (1e39, "out of float32 range"), ("1", "is a string"),
-     (True, "is a boolean"), (None, "is null")],
-)  # fmt: skip
+    [
+        (1e308, "out of float32 range"),
+        (1e39, "out of float32 range"),
+        ("1", "is a string"),
+        (True, "is a boolean"),
+        (None, "is null"),
+    ],
+)
 def test_predict_checks_features_as_send_does(api, value, words):
     """One validation for every route that takes features: what /send refuses, /predict refuses, by row."""
     row = [0.0] * N_FEATURES
@@ -407,8 +426,9 @@ def test_a_message_over_max_message_bytes_is_refused_not_dead_lettered_later(tmp
 def test_a_label_over_max_message_bytes_refuses_its_samples_too(tmp_path, request):
     """Samples and labels of one /send are checked before either is published: no 422 for a batch
     whose samples were stored anyway."""
-    settings_ = service_settings(tmp_path, "embedded", request, max_message_bytes=1024, demo=False,
-                                 project={"max_id_chars": 1000})  # fmt: skip
+    settings_ = service_settings(
+        tmp_path, "embedded", request, max_message_bytes=1024, demo=False, project={"max_id_chars": 1000}
+    )
     with TestClient(create_app(settings_, track=False), headers=AUTH) as client:
         batch = [sample("fits"), {"kind": "label", "id": "x" * 1000, "label": "3"}]
         response = client.post("/send", json=batch)

@@ -22,8 +22,15 @@ def test_an_endless_stream_into_a_bounded_pool(tmp_path: Path):
     store = Store(f"sqlite:///{tmp_path}/store.db")
     store.create()
     policy = RetrainPolicy(after_labels=40, interval_s=3600.0, online=True, full_every=5, min_per_class=2)
-    config = EngineConfig(classes=CLASSES, n_features=8, track=False, max_pool=MAX_POOL, policy=policy,
-                          reservoir_share=0.1, random_share=0.2)  # fmt: skip
+    config = EngineConfig(
+        classes=CLASSES,
+        n_features=8,
+        track=False,
+        max_pool=MAX_POOL,
+        policy=policy,
+        reservoir_share=0.1,
+        random_share=0.2,
+    )
     engine = Engine(config, store)
     labeled: list[str] = []
     offset = 0
@@ -33,8 +40,10 @@ def test_an_endless_stream_into_a_bounded_pool(tmp_path: Path):
             store.add_samples([SampleRow(f"s{i}", X[i], None, None) for i in rows])
             engine.sync()
             items = engine.queue(20, annotator="ann")
-            labels = [LabelRow(item.id, truth[int(item.id[1:])], "ann", False, "labels:0", offset + n)
-                      for n, item in enumerate(items)]  # fmt: skip
+            labels = [
+                LabelRow(item.id, truth[int(item.id[1:])], "ann", False, "labels:0", offset + n)
+                for n, item in enumerate(items)
+            ]
             offset += len(labels)
             store.add_labels(labels)
             labeled += [item.id for item in items]

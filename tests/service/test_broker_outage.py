@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from alstream.service.app import create_app
 from alstream.store import Store
-from alstream.store.schema import labels as labels_table
+from alstream.store.tables import labels as labels_table
 
 from ..conftest import KafkaBroker
 from .conftest import AUTH, service_settings, wait_for
@@ -61,8 +61,10 @@ class Load:
             ids = [f"c{client}-{batch}-{i}" for i in range(SAMPLES)]
             features = (rng.random((SAMPLES, 64)) * 16).round(2).tolist()
             body = [{"id": sid, "features": row} for sid, row in zip(ids, features, strict=True)]
-            body += [{"kind": "label", "id": sid, "label": str(i), "annotator": f"client-{client}"}
-                     for i, sid in enumerate(ids[:LABELS])]  # fmt: skip
+            body += [
+                {"kind": "label", "id": sid, "label": str(i), "annotator": f"client-{client}"}
+                for i, sid in enumerate(ids[:LABELS])
+            ]
             start = time.monotonic()
             try:
                 response = self.http.post("/send", json=body)
@@ -88,8 +90,14 @@ class Load:
 
 def topic_keys(bootstrap: str, topic: str, expected: int) -> Counter[str]:
     """How often each key is in ``topic``, read from the start by a fresh group."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     keys: Counter[str] = Counter()
     deadline, quiet = time.monotonic() + 120, 0
@@ -108,9 +116,15 @@ def test_a_broker_outage_under_load_answers_503_and_loses_nothing_accepted(
     tmp_path, request: pytest.FixtureRequest, kafka_broker: KafkaBroker
 ):
     settings = service_settings(
-        tmp_path, "embedded", request, kafka_bootstrap=kafka_broker.bootstrap, demo=False,
-        publish_timeout_s=5.0, send_rate_per_s=10_000.0, send_burst=10_000,
-    )  # fmt: skip
+        tmp_path,
+        "embedded",
+        request,
+        kafka_bootstrap=kafka_broker.bootstrap,
+        demo=False,
+        publish_timeout_s=5.0,
+        send_rate_per_s=10_000.0,
+        send_burst=10_000,
+    )
     with TestClient(create_app(settings, track=False), headers=AUTH) as http:
         load = Load(http)
         try:
@@ -122,8 +136,11 @@ def test_a_broker_outage_under_load_answers_503_and_loses_nothing_accepted(
             up = time.monotonic()
             kafka_broker.start()  # the same storage: the topics and the committed offsets are kept
             back = time.monotonic()
-            wait_for(lambda: len(load.accepted_since(back)) == CLIENTS, timeout=120,
-                     what="every client accepted again")  # fmt: skip
+            wait_for(
+                lambda: len(load.accepted_since(back)) == CLIENTS,
+                timeout=120,
+                what="every client accepted again",
+            )
             time.sleep(3.0)
         finally:
             load.finish()
@@ -138,8 +155,11 @@ def test_a_broker_outage_under_load_answers_503_and_loses_nothing_accepted(
         accepted = [sid for a in answers if a.status == 202 for sid in a.samples]
         accepted_labels = [sid for a in answers if a.status == 202 for sid in a.labels]
         sent = {sid for a in answers for sid in a.samples}
-        wait_for(lambda: http.get("/stats").json()["store"]["samples"] >= len(accepted), timeout=120,
-                 what="the accepted samples in the store")  # fmt: skip
+        wait_for(
+            lambda: http.get("/stats").json()["store"]["samples"] >= len(accepted),
+            timeout=120,
+            what="the accepted samples in the store",
+        )
 
     with Store(settings.database_url) as store:
         assert [s["id"] for s in store.get_samples(accepted)] == accepted

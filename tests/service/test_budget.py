@@ -39,9 +39,16 @@ def test_a_selective_strategy_keeps_the_unasked_arrivals_out_of_the_queue(tmp_pa
     classes = ["a", "b", "c"]
     store = Store(f"sqlite:///{tmp_path}/store.db")
     store.create()
-    config = EngineConfig(classes=classes, n_features=6, track=False, max_pool=20_000, reservoir_share=0.05,
-                          selector="variable_uncertainty", labels_per_hour=30_000.0,
-                          policy=RetrainPolicy(after_labels=10, min_per_class=2))  # fmt: skip
+    config = EngineConfig(
+        classes=classes,
+        n_features=6,
+        track=False,
+        max_pool=20_000,
+        reservoir_share=0.05,
+        selector="variable_uncertainty",
+        labels_per_hour=30_000.0,
+        policy=RetrainPolicy(after_labels=10, min_per_class=2),
+    )
     engine = Engine(config, store)
     try:
         store.add_samples([SampleRow(f"s{i}", X[i], None, None) for i in range(300)])

@@ -18,8 +18,9 @@ from alstream.store import LabelRow, SampleRow, Store
 
 CLASSES = ["a", "b", "c"]
 GROUPS, COPIES = 300, 5  # tight groups of near-copies: a sample's group is int(id) // COPIES
-CENTRES, GROUP_Y = make_classification(GROUPS, n_features=8, n_informative=5, n_classes=3,
-                                       n_clusters_per_class=3, random_state=0)  # fmt: skip
+CENTRES, GROUP_Y = make_classification(
+    GROUPS, n_features=8, n_informative=5, n_classes=3, n_clusters_per_class=3, random_state=0
+)
 X = np.repeat(CENTRES, COPIES, axis=0) + np.random.default_rng(0).normal(0, 0.01, (GROUPS * COPIES, 8))
 X = X.astype(np.float32)
 Y = np.repeat(GROUP_Y, COPIES)
@@ -38,8 +39,9 @@ def _engine(tmp_path: Path, strategy: str) -> tuple[Engine, Store]:
     store = Store(f"sqlite:///{tmp_path}/{strategy}.db")
     store.create()
     policy = RetrainPolicy(after_labels=10, interval_s=3600.0, online=False, min_per_class=2)
-    config = EngineConfig(classes=CLASSES, n_features=8, strategy=strategy, policy=policy, track=False,
-                          random_share=0.0)  # fmt: skip
+    config = EngineConfig(
+        classes=CLASSES, n_features=8, strategy=strategy, policy=policy, track=False, random_share=0.0
+    )
     engine = Engine(config, store)
     store.add_samples([SampleRow(str(i), X[i], None, None) for i in range(len(Y))])
     first = [g * COPIES for c in range(3) for g in np.flatnonzero(np.equal(GROUP_Y, c))[:3].tolist()]
@@ -84,8 +86,12 @@ def test_ten_people_at_once_get_ten_clusters_with_cluster_margin_and_near_copies
         assert served["n_clusters"] == 100 and served["fitted_on"] == len(Y) - 9 and served["fits"] == 1
 
         # They label; before the next version, the next ten people start from other clusters.
-        store.add_labels([LabelRow(item.id, truth(item.id), f"ann{n}", False, "labels:0", 100 + n)
-                          for n, item in enumerate(items)])  # fmt: skip
+        store.add_labels(
+            [
+                LabelRow(item.id, truth(item.id), f"ann{n}", False, "labels:0", 100 + n)
+                for n, item in enumerate(items)
+            ]
+        )
         engine.sync()
         later = _ten_at_once(engine, 10)
         assert not {item.cluster for item in later} & clusters and len({group(i.id) for i in later}) == 10
@@ -103,8 +109,12 @@ def test_the_pool_is_clustered_again_on_a_new_version_only_once_it_changed_much(
     def label_and_train(n: int) -> None:
         nonlocal offset
         items = engine.queue(n, annotator="ann")
-        store.add_labels([LabelRow(item.id, truth(item.id), "ann", False, "labels:0", offset + k)
-                          for k, item in enumerate(items)])  # fmt: skip
+        store.add_labels(
+            [
+                LabelRow(item.id, truth(item.id), "ann", False, "labels:0", offset + k)
+                for k, item in enumerate(items)
+            ]
+        )
         offset += len(items)
         engine.sync()
         assert engine.train_step() is not None

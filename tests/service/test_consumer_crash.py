@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from alstream.messages import Label, ProjectSchema, Sample, encode_label, encode_sample
 from alstream.service.ingest import Ingestor, Topics
 from alstream.store import Store
-from alstream.store.schema import labels as labels_table
-from alstream.store.schema import samples as samples_table
+from alstream.store.tables import labels as labels_table
+from alstream.store.tables import samples as samples_table
 from alstream.stream import Stream, open_stream
 
 from ..conftest import wait_while_progressing
@@ -173,8 +173,9 @@ def test_a_consumer_killed_ten_times_mid_stream_loses_and_duplicates_nothing(
         try:
             for n, start in enumerate(range(0, N_LIVE, BATCH)):
                 stream.publish(values["samples_topic"], live[start : start + BATCH], timeout=30.0)
-                stream.publish(values["labels_topic"], live_labels[n * per_batch : (n + 1) * per_batch],
-                               timeout=30.0)  # fmt: skip
+                stream.publish(
+                    values["labels_topic"], live_labels[n * per_batch : (n + 1) * per_batch], timeout=30.0
+                )
                 time.sleep(0.3)
         except BaseException as error:  # pragma: no cover - reported by the main thread
             publisher_error.append(error)
@@ -193,8 +194,14 @@ def test_a_consumer_killed_ten_times_mid_stream_loses_and_duplicates_nothing(
                 consumers.check_alive(proc)
                 return store.counts()["samples"] >= threshold
 
-            wait_while_progressing(reached, lambda: store.counts()["samples"], stall_s=STALL_S, poll_s=0.005,
-                                   what="the consumer", detail=lambda: "\n" + consumers.output())  # fmt: skip
+            wait_while_progressing(
+                reached,
+                lambda: store.counts()["samples"],
+                stall_s=STALL_S,
+                poll_s=0.005,
+                what="the consumer",
+                detail=lambda: "\n" + consumers.output(),
+            )
             time.sleep(rng.uniform(0.0, 0.02))  # a random moment of the poll-store-commit cycle
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
@@ -216,8 +223,13 @@ def test_a_consumer_killed_ten_times_mid_stream_loses_and_duplicates_nothing(
             counts = store.counts()
             return counts["samples"], counts["labels_total"]
 
-        wait_while_progressing(everything, stored, stall_s=STALL_S, what="the last consumer",
-                               detail=lambda: "\n" + consumers.output())  # fmt: skip
+        wait_while_progressing(
+            everything,
+            stored,
+            stall_s=STALL_S,
+            what="the last consumer",
+            detail=lambda: "\n" + consumers.output(),
+        )
         time.sleep(1.0)  # anything replayed twice would land now
         final.send_signal(signal.SIGTERM)
         assert final.wait(timeout=30) == 0, consumers.output()
@@ -282,11 +294,15 @@ def test_a_batch_replayed_after_a_crash_before_the_offset_commit_is_stored_once(
         assert first["samples"] >= 30  # the batch reached the store, its offsets did not
 
         woken: list[int] = []  # the engine is told when a batch stored something new, not otherwise
-        ingestor = Ingestor(stream, store, schema, topics, values["consumer_group"],
-                            on_stored=lambda: woken.append(1))  # fmt: skip
+        ingestor = Ingestor(
+            stream, store, schema, topics, values["consumer_group"], on_stored=lambda: woken.append(1)
+        )
         try:
-            wait_while_progressing(lambda: ingestor.step() == 0 and store.counts()["labels_total"] >= 40,
-                                   lambda: store.counts()["labels_total"], what="the consumer")  # fmt: skip
+            wait_while_progressing(
+                lambda: ingestor.step() == 0 and store.counts()["labels_total"] >= 40,
+                lambda: store.counts()["labels_total"],
+                what="the consumer",
+            )
             woken.clear()
             stream.publish(values["samples_topic"], digits_samples(1_000, 1_001, rng))
             stored = lambda: store.counts()["samples"]  # noqa: E731

@@ -45,8 +45,10 @@ class Feed:
         samples = [Sample(id=sid, features=row) for sid, row in zip(ids, features, strict=True)]
         labels = {sid: str(self.rng.integers(10)) for sid in ids[:LABELS_PER_BATCH]}
         self.stream.publish(self.topics.samples, [(s.id.encode(), encode_sample(s)) for s in samples])
-        self.stream.publish(self.topics.labels, [(sid.encode(), encode_label(Label(id=sid, label=label)))
-                                                 for sid, label in labels.items()])  # fmt: skip
+        self.stream.publish(
+            self.topics.labels,
+            [(sid.encode(), encode_label(Label(id=sid, label=label))) for sid, label in labels.items()],
+        )
         self.ids += ids
         self.labels |= labels
 

@@ -23,15 +23,30 @@ def _concept(y: np.ndarray, changed: bool) -> np.ndarray:
 
 def _run(tmp_path: Path, reaction: bool) -> tuple[list[float], list[int]]:
     """Holdout accuracy (of the concept at the time) after each step, and the steps with a drift."""
-    X, y = make_classification(STEPS * BATCH + 2_000, n_features=8, n_informative=6, n_redundant=0,
-                               n_classes=3, class_sep=2.0, random_state=1)  # fmt: skip
+    X, y = make_classification(
+        STEPS * BATCH + 2_000,
+        n_features=8,
+        n_informative=6,
+        n_redundant=0,
+        n_classes=3,
+        class_sep=2.0,
+        random_state=1,
+    )
     X = X.astype(np.float32)
     held_X, held_y = X[-2_000:], y[-2_000:]
     store = Store(f"sqlite:///{tmp_path}/{reaction}.db")
     store.create()
     policy = RetrainPolicy(after_labels=30, interval_s=3600.0, online=True, full_every=3, min_per_class=2)
-    config = EngineConfig(classes=CLASSES, n_features=8, track=False, policy=policy, max_pool=5_000,
-                          random_share=0.3, drift_reaction=reaction, seed=1)  # fmt: skip
+    config = EngineConfig(
+        classes=CLASSES,
+        n_features=8,
+        track=False,
+        policy=policy,
+        max_pool=5_000,
+        random_share=0.3,
+        drift_reaction=reaction,
+        seed=1,
+    )
     engine = Engine(config, store)
     accuracy, drifts, offset = [], [], 0
     try:
@@ -42,8 +57,12 @@ def _run(tmp_path: Path, reaction: bool) -> tuple[list[float], list[int]]:
             engine.sync()
             items = engine.queue(ASKED, annotator="ann")
             truth = _concept(y[[int(item.id[1:]) for item in items]], changed)
-            store.add_labels([LabelRow(item.id, label, "ann", False, "labels:0", offset + n)
-                              for n, (item, label) in enumerate(zip(items, truth, strict=True))])  # fmt: skip
+            store.add_labels(
+                [
+                    LabelRow(item.id, label, "ann", False, "labels:0", offset + n)
+                    for n, (item, label) in enumerate(zip(items, truth, strict=True))
+                ]
+            )
             offset += len(items)
             before = engine.drift.detected
             engine.sync()

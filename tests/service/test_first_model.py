@@ -52,8 +52,10 @@ def test_versions_serve_while_the_orchestrator_has_recorded_nothing(tmp_path, re
 
 
 def test_alstream_serve_with_prefect_unreachable_serves_and_says_what_waits(tmp_path, free_port):
-    env = {"PREFECT_API_URL": f"http://127.0.0.1:{free_port}/api",  # nobody listens there
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}  # fmt: skip
+    env = {
+        "PREFECT_API_URL": f"http://127.0.0.1:{free_port}/api",  # nobody listens there
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+    }
     service = Service(tmp_path, mlflow=True, orchestrator="prefect", env=env, online_updates="false")
     log = tmp_path / "service.log"
     try:
@@ -64,8 +66,10 @@ def test_alstream_serve_with_prefect_unreachable_serves_and_says_what_waits(tmp_
         items = http.get("/queue", params={"n": 12, "annotator": "oracle"}).json()
         assert http.post("/labels", json=_labels(items)).status_code == 202
         wait_for(lambda: http.get("/health").json()["model_version"] == 2, what="a second full version")
-        wait_for(lambda: "1 (ConnectError" in log.read_text() and "2 wait for the next" in log.read_text(),
-                 what="both waiting for Prefect")  # fmt: skip
+        wait_for(
+            lambda: "1 (ConnectError" in log.read_text() and "2 wait for the next" in log.read_text(),
+            what="both waiting for Prefect",
+        )
         models = http.get("/models").json()
         assert [(m["version"], m["kind"], m["status"]) for m in models] == [
             (1, "full", "ok"),

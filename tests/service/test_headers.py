@@ -32,8 +32,15 @@ REQUESTS = [  # (method, path, body, headers, the answer expected)
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, request) -> TestClient:
-    settings = service_settings(tmp_path_factory.mktemp("headers"), "embedded", request, demo=False,
-                                project=PROJECT, image_origins=ORIGINS, max_body_bytes=1024)  # fmt: skip
+    settings = service_settings(
+        tmp_path_factory.mktemp("headers"),
+        "embedded",
+        request,
+        demo=False,
+        project=PROJECT,
+        image_origins=ORIGINS,
+        max_body_bytes=1024,
+    )
     with TestClient(create_app(settings, track=False)) as client:
         yield client
 

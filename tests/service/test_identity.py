@@ -109,8 +109,13 @@ def test_a_producer_labels_through_send_only_in_its_own_name(client):
 
 
 def test_admins_act_in_any_name_and_their_labels_carry_their_key(client):
-    assert client.get("/me").json() == {"key": "configured-admin", "name": "admin", "role": "admin",
-                                        "annotators": ["admin"], "any_name": True}  # fmt: skip
+    assert client.get("/me").json() == {
+        "key": "configured-admin",
+        "name": "admin",
+        "role": "admin",
+        "annotators": ["admin"],
+        "any_name": True,
+    }
     assert (
         client.post("/labels", json={"id": "digit-7", "label": str(Y[7]), "annotator": "zoe"}).status_code
         == 202
@@ -184,8 +189,10 @@ def test_leases_are_capped_per_annotator_and_per_token(tmp_path, request):
     with demo_service(settings) as client:  # its labels are in: none of the leased items gets labeled
         names = [f"fake-{i}" for i in range(64)]
         greedy, _ = make_token(client, "annotator", "greedy", names)
-        served = [client.get("/queue", params={"n": 100, "annotator": name}, headers=bearer(greedy)).json()
-                  for name in names]  # fmt: skip
+        served = [
+            client.get("/queue", params={"n": 100, "annotator": name}, headers=bearer(greedy)).json()
+            for name in names
+        ]
         assert [len(items) for items in served] == [10, 10, 5] + [0] * 61
         again = client.get("/queue", params={"n": 100, "annotator": "fake-0"}, headers=bearer(greedy)).json()
         assert {i["id"] for i in again} == {i["id"] for i in served[0]}  # renewed, no more

@@ -53,12 +53,16 @@ def test_a_held_consumer_stores_nothing_until_the_hold_lifts(parts):
     behind.set()
     stop, thread = _running(ingestor)
     try:
-        wait_while_progressing(lambda: ingestor.counts.held_s > 0.5, lambda: ingestor.counts.held_s,
-                               what="the held consumer's waiting")  # fmt: skip
+        wait_while_progressing(
+            lambda: ingestor.counts.held_s > 0.5,
+            lambda: ingestor.counts.held_s,
+            what="the held consumer's waiting",
+        )
         assert store.counts()["samples"] == 0 and ingestor.counts.batches == 0
         behind.clear()
-        wait_while_progressing(lambda: ingestor.counts.samples == N, lambda: ingestor.counts.samples,
-                               what="the consumer")  # fmt: skip
+        wait_while_progressing(
+            lambda: ingestor.counts.samples == N, lambda: ingestor.counts.samples, what="the consumer"
+        )
         assert store.counts()["samples"] == N
     finally:
         stop.set()
@@ -72,8 +76,9 @@ def test_a_long_hold_lets_a_batch_through_now_and_then(parts, monkeypatch):
     behind.set()
     stop, thread = _running(ingestor)
     try:
-        wait_while_progressing(lambda: ingestor.counts.batches >= 2, lambda: ingestor.counts.held_s,
-                               what="the held consumer")  # fmt: skip
+        wait_while_progressing(
+            lambda: ingestor.counts.batches >= 2, lambda: ingestor.counts.held_s, what="the held consumer"
+        )
         assert ingestor.counts.held_s >= 0.2 * (ingestor.counts.batches - 1)  # it waited between them
         assert 0 < store.counts()["samples"] < N
     finally:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alstream.featurize import StoredFeatures
+from alstream.service.featurize import StoredFeatures
 from alstream.service.labels import LabelBook
 from alstream.service.pool import Pool
 from alstream.store import SampleRow, Store

@@ -75,8 +75,10 @@ def test_label_thirty_digits_by_keyboard_only(open_page, service):
     page = open_page("alice")
     page.on("request", lambda request: requests.append(request.url))
     blocked: list[str] = []  # what the Content-Security-Policy refused (nothing the page needs)
-    page.on("console", lambda message: blocked.append(message.text) if "Content Security" in
-            message.text else None)  # fmt: skip
+    page.on(
+        "console",
+        lambda message: blocked.append(message.text) if "Content Security" in message.text else None,
+    )
     page.reload()
     page.wait_for_selector("#item[data-id^='digit-']")
     done = [press(page, truth(shown(page))) for _ in range(30)]
@@ -304,8 +306,9 @@ def test_images_show_only_from_the_allowed_origins_and_others_are_never_requeste
     home = tmp_path / "images"
     home.mkdir()
     project = '{"classes": ["cat", "dog"], "n_features": 2}'
-    images = Service(home, wait_for_model=False, demo="false", project=project,
-                     image_origins=f'["{allowed.origin}"]')  # fmt: skip
+    images = Service(
+        home, wait_for_model=False, demo="false", project=project, image_origins=f'["{allowed.origin}"]'
+    )
     images.start()
     context = browser.new_context()
     try:
@@ -316,8 +319,10 @@ def test_images_show_only_from_the_allowed_origins_and_others_are_never_requeste
         assert httpx.post(f"{images.url}/send", json=sent, headers=AUTH).status_code == 202
         page = context.new_page()
         violations: list[str] = []
-        page.on("console", lambda message: violations.append(message.text) if "Content Security" in
-                message.text else None)  # fmt: skip
+        page.on(
+            "console",
+            lambda message: violations.append(message.text) if "Content Security" in message.text else None,
+        )
         page.goto(f"{images.url}/?annotator=ivy#token={ADMIN_TOKEN}")
         seen = {}
         for _ in range(2):
@@ -332,8 +337,10 @@ def test_images_show_only_from_the_allowed_origins_and_others_are_never_requeste
         assert f"Image not shown: its origin {other.origin} is not allowed" in seen["other"][1]
         assert "feature 1" in seen["other"][1]
         # Even a script that tries (an injected image) gets nothing from that origin: the CSP blocks it.
-        page.evaluate("url => document.body.append(Object.assign(new Image(), {src: url}))",
-                      f"{other.origin}/injected.png")  # fmt: skip
+        page.evaluate(
+            "url => document.body.append(Object.assign(new Image(), {src: url}))",
+            f"{other.origin}/injected.png",
+        )
         wait_for(lambda: any("injected.png" in text for text in violations), what="the CSP's report")
         assert allowed.requests["/cat.png"] >= 1
         assert not other.requests, other.requests

@@ -82,8 +82,9 @@ def poison_feed(stream: Stream, topics: Topics, store: Store) -> tuple[list[str]
         stream.publish(topics.samples, messages)
         good += ids
         batch_labels = {sid: str(rng.integers(10)) for sid in ids[:20]}
-        label_messages = [(sid.encode(), encode_label(Label(id=sid, label=label)))
-                          for sid, label in batch_labels.items()]  # fmt: skip
+        label_messages = [
+            (sid.encode(), encode_label(Label(id=sid, label=label))) for sid, label in batch_labels.items()
+        ]
         if batch == 2:
             long_label = orjson.dumps({"id": "long-label", "label": "3", "annotator": "a" * 250})
             label_messages.insert(5, (b"long-label", long_label))  # over the store's 200 characters

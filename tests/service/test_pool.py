@@ -56,8 +56,12 @@ def _stream(pool: Pool, scores: np.ndarray, batch: int = 1000, start: int = 0) -
     """Offer ``scores`` to ``pool`` as arrivals ``start..``, in batches."""
     for i in range(0, len(scores), batch):
         ids = [f"s{start + j}" for j in range(i, min(i + batch, len(scores)))]
-        pool.add(ids, np.zeros((len(ids), 2), dtype=np.float32), scores[i : i + batch],
-                 seqs=np.arange(start + i, start + i + len(ids)))  # fmt: skip
+        pool.add(
+            ids,
+            np.zeros((len(ids), 2), dtype=np.float32),
+            scores[i : i + batch],
+            seqs=np.arange(start + i, start + i + len(ids)),
+        )
 
 
 def _arrival(pool: Pool, positions: np.ndarray) -> np.ndarray:
@@ -152,8 +156,10 @@ def test_evictions_from_the_weak_end_match_a_competition_over_the_whole_pool(mon
     others pinned along the way, the pool holds exactly what comparing every candidate every time
     (a weak end larger than the pool) keeps."""
     rng = np.random.default_rng(11)
-    pools = {50: Pool(n_features=2, max_size=2_000, reservoir_share=0.1, seed=11),
-             10**9: Pool(n_features=2, max_size=2_000, reservoir_share=0.1, seed=11)}  # fmt: skip
+    pools = {
+        50: Pool(n_features=2, max_size=2_000, reservoir_share=0.1, seed=11),
+        10**9: Pool(n_features=2, max_size=2_000, reservoir_share=0.1, seed=11),
+    }
     truth = rng.random(60_000)  # each arrival's score under the latest model
     for step, start in enumerate(range(0, 60_000, 1_500)):
         rescored = rng.random(60_000)

@@ -161,8 +161,14 @@ def _small_engine(tmp_path: Path, retention_s: float, max_overdue: int) -> Itera
     """An engine with a pool of 10 over its own SQLite store."""
     with Store(f"sqlite:///{tmp_path}/r.db") as store:
         store.create()
-        config = EngineConfig(classes=CLASSES, n_features=2, track=False, max_pool=10,
-                              retention_s=retention_s, retention_max_overdue=max_overdue)  # fmt: skip
+        config = EngineConfig(
+            classes=CLASSES,
+            n_features=2,
+            track=False,
+            max_pool=10,
+            retention_s=retention_s,
+            retention_max_overdue=max_overdue,
+        )
         engine = Engine(config, store)
         try:
             yield engine

@@ -29,8 +29,11 @@ HEADERS = {
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """/send and /labels are not rate limited here, so generated bodies reach validation, not a 429."""
-    unlimited = {f"{route}_{what}": "1000000" for route in ("send", "labels", "queue")
-                 for what in ("rate_per_s", "burst")}  # fmt: skip
+    unlimited = {
+        f"{route}_{what}": "1000000"
+        for route in ("send", "labels", "queue")
+        for what in ("rate_per_s", "burst")
+    }
     service = Service(tmp_path_factory.mktemp("schemathesis"), **unlimited)
     service.start()
     try:
@@ -41,8 +44,18 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 @pytest.mark.parametrize("token", list(HEADERS))
 def test_schemathesis_all_checks_pass(service: Service, token: str, tmp_path: Path) -> None:
-    command = [str(SCHEMATHESIS), "run", f"{service.url}/openapi.json", "--checks", "all",
-               "--max-examples", str(EXAMPLES[token]), "--seed", "1", "--no-color"]  # fmt: skip
+    command = [
+        str(SCHEMATHESIS),
+        "run",
+        f"{service.url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(EXAMPLES[token]),
+        "--seed",
+        "1",
+        "--no-color",
+    ]
     if HEADERS[token]:
         command += ["-H", HEADERS[token]]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=900)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from alstream import auth
 from alstream.service import security
 from alstream.service.app import create_app
-from alstream.store.schema import tokens as tokens_table
+from alstream.store.tables import tokens as tokens_table
 
 from .conftest import ADMIN_TOKEN, AUTH, service_settings, wait_for
 

@@ -44,8 +44,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def health_answers_while_checked(service: Service, path: str, body: bytes) -> tuple[bytes, int]:
     """Send ``body`` to ``path`` whole, then ask ``/health`` again and again until the answer to
     ``body`` comes: (that answer's status line, how many /health answers came before it)."""
-    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH['Authorization']}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {AUTH['Authorization']}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     answered = 0
     with (
         socket.create_connection(("127.0.0.1", service.port)) as sock,
@@ -108,8 +110,10 @@ def test_a_silent_connection_is_closed(service: Service) -> None:
 def test_a_body_that_trickles_in_gets_408_and_spends_no_rate_budget(service: Service) -> None:
     token = service.create_token("producer", "slow-producer")
     with socket.create_connection(("127.0.0.1", service.port)) as sock:
-        head = (f"POST /send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
-                "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n")  # fmt: skip
+        head = (
+            f"POST /send HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+        )
         sock.sendall(head.encode() + b'[{"features": [')
         sock.settimeout(30)
         answer = b"".join(iter(lambda: sock.recv(4096), b""))  # until the server closes it
@@ -169,8 +173,10 @@ def test_bodies_held_at_once_are_bounded(tmp_path: Path) -> None:
     try:
         for _ in range(8):  # eight bodies of almost max_body_bytes each, never finished
             sock = socket.create_connection(("127.0.0.1", service.port))
-            head = (f"POST /send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {limit}\r\n\r\n")  # fmt: skip
+            head = (
+                f"POST /send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {limit}\r\n\r\n"
+            )
             sock.sendall(head.encode() + b" " * (limit - 1024))
             sockets.append(sock)
         time.sleep(1.0)  # all read by the server
@@ -194,8 +200,9 @@ def test_bodies_held_at_once_are_bounded(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", ["/predict", "/tokens", "/send", "/labels", "/queue/release"])
 def test_bodies_that_are_not_utf8_get_422_naming_the_byte(service: Service, path: str) -> None:
     body = b'{"features": [[1, 2]], "x": "caf\xe9"}'
-    response = httpx.post(f"{service.url}{path}", content=body,
-                          headers={**AUTH, "Content-Type": "application/json"})  # fmt: skip
+    response = httpx.post(
+        f"{service.url}{path}", content=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert response.status_code == 422, response.text
     assert "not UTF-8: byte 0xe9 at offset 32" in response.json()["detail"]
 

@@ -9,10 +9,10 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
+from alstream.learning.stopping import StabilizingPredictions
 from alstream.service.engine import Engine, EngineConfig
 from alstream.service.stability import Stability
 from alstream.service.trainer import ModelVersion, RetrainPolicy
-from alstream.stopping import StabilizingPredictions
 from alstream.store import LabelRow, SampleRow, Store
 
 from .conftest import demo_service, label_until_stable, service_settings
@@ -42,8 +42,10 @@ def _engine(tmp_path: Path, **config) -> tuple[Engine, Store]:
 def _round(engine: Engine, store: Store, offset: int) -> int:
     """Label what the queue serves (by the truth), train; returns how many were labeled."""
     items = engine.queue(BATCH, annotator="ann")
-    rows = [LabelRow(item.id, str(Y[int(item.id[1:])]), "ann", False, "labels:0", offset + n)
-            for n, item in enumerate(items)]  # fmt: skip
+    rows = [
+        LabelRow(item.id, str(Y[int(item.id[1:])]), "ann", False, "labels:0", offset + n)
+        for n, item in enumerate(items)
+    ]
     store.add_labels(rows)
     engine.sync()
     while engine.train_step() is not None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from alstream import estimators
+from alstream.learning import estimators
 from alstream.service.trainer import retrain
 
 X, Y = load_digits(return_X_y=True)

@@ -35,14 +35,16 @@ class Trainers(Roles):
 @pytest.fixture
 def trainers(tmp_path: Path, postgres_url: str) -> Iterator[Trainers]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALSTREAM_")}
-    env.update({
-        "ALSTREAM_DATABASE_URL": postgres_url,
-        "ALSTREAM_DATA_DIR": str(tmp_path / "shared"),  # the model files' folder both trainers share
-        "ALSTREAM_DEMO": "false",
-        "ALSTREAM_RETRAIN_AFTER_LABELS": "10",
-        "ALSTREAM_RETRAIN_INTERVAL_S": "3600",
-        "ALSTREAM_TRAINER_POLL_S": "0.2",
-    })  # fmt: skip
+    env.update(
+        {
+            "ALSTREAM_DATABASE_URL": postgres_url,
+            "ALSTREAM_DATA_DIR": str(tmp_path / "shared"),  # the model files' folder both trainers share
+            "ALSTREAM_DEMO": "false",
+            "ALSTREAM_RETRAIN_AFTER_LABELS": "10",
+            "ALSTREAM_RETRAIN_INTERVAL_S": "3600",
+            "ALSTREAM_TRAINER_POLL_S": "0.2",
+        }
+    )
     made = Trainers(env, tmp_path)
     try:
         yield made
@@ -61,8 +63,10 @@ class Labeler:
         self.labeled = 0
 
     def label(self, n: int) -> None:
-        rows = [LabelRow(f"d-{i}", self.y[i], "ann", False, "test:0", i)
-                for i in range(self.labeled, self.labeled + n)]  # fmt: skip
+        rows = [
+            LabelRow(f"d-{i}", self.y[i], "ann", False, "test:0", i)
+            for i in range(self.labeled, self.labeled + n)
+        ]
         self.store.write_batch([], rows)
         self.labeled += n
 
@@ -81,8 +85,14 @@ def test_the_standby_trainer_takes_over_when_the_active_one_is_killed(
     labeler.label(40)  # four per class on average: past the cold start
 
     def wait(done, what: str) -> None:
-        wait_while_progressing(done, lambda: (versions(store), trainers.progress()), stall_s=STALL_S,
-                               what=what, detail=trainers.output, poll_s=0.1)  # fmt: skip
+        wait_while_progressing(
+            done,
+            lambda: (versions(store), trainers.progress()),
+            stall_s=STALL_S,
+            what=what,
+            detail=trainers.output,
+            poll_s=0.1,
+        )
 
     trainers.start()
     wait(lambda: trainers.said(0, "active trainer") and len(versions(store)) >= 1, "the first trainer")

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 
-from alstream import estimators
+from alstream.learning import estimators
 
 from .conftest import demo_service, service_settings, wait_for
 
@@ -54,8 +54,11 @@ def service(request, tmp_path, monkeypatch, caplog) -> Callable:
     """``service(model=...)``: the demo service on the embedded log, first version serving."""
     monkeypatch.setitem(estimators.MODELS, "out_of_memory", lambda seed: OutOfMemory())
     monkeypatch.setitem(estimators.MODELS, "silently_diverging", lambda seed: SilentlyDiverging())
-    monkeypatch.setitem(estimators.MODELS, "overflowing",
-                        lambda seed: Overflowing(loss="log_loss", alpha=1e-3, random_state=seed))  # fmt: skip
+    monkeypatch.setitem(
+        estimators.MODELS,
+        "overflowing",
+        lambda seed: Overflowing(loss="log_loss", alpha=1e-3, random_state=seed),
+    )
     caplog.set_level(logging.ERROR, logger="alstream.service")
 
     @contextmanager
@@ -114,8 +117,10 @@ def test_features_near_float32_limit_train_without_overflow(service):
     """Standardizing runs in float64: samples at the edge of float32 train a version like any other."""
     with service() as client:  # SGD, updated online between full refits
         first = client.get("/health").json()["model_version"]
-        huge = [{"id": f"huge-{c}", "features": [(-1) ** i * 3.4e38 for i in range(64)], "label": str(c)}
-                for c in range(3)]  # fmt: skip
+        huge = [
+            {"id": f"huge-{c}", "features": [(-1) ** i * 3.4e38 for i in range(64)], "label": str(c)}
+            for c in range(3)
+        ]
         assert client.post("/send", json=huge).status_code == 202
         wait_for(lambda: client.get("/health").json()["model_version"] > first, what="a version with them")
         assert client.get("/stats").json()["training_failures"] == 0

@@ -19,12 +19,12 @@ import pytest
 from sklearn.datasets import load_digits
 from sqlalchemy import select
 
+from alstream.learning.inference import score_pool
+from alstream.learning.strategies import get_strategy
 from alstream.messages import Label, Sample, encode_label, encode_sample
-from alstream.scoring import score_pool
 from alstream.service.trainer import ModelVersion
 from alstream.store import Store
-from alstream.store.schema import candidates, samples
-from alstream.strategies import get_strategy
+from alstream.store.tables import candidates, samples
 from alstream.stream.kafka import KafkaStream
 
 from ..conftest import wait_while_progressing
@@ -79,8 +79,10 @@ def setup(
 
 
 def sample_messages(prefix: str, X: np.ndarray) -> list[tuple[bytes, bytes]]:
-    return [(f"{prefix}-{i}".encode(), encode_sample(Sample(id=f"{prefix}-{i}", features=row)))
-            for i, row in enumerate(X)]  # fmt: skip
+    return [
+        (f"{prefix}-{i}".encode(), encode_sample(Sample(id=f"{prefix}-{i}", features=row)))
+        for i, row in enumerate(X)
+    ]
 
 
 def check_shards(store: Store, model: ModelVersion, shards: range) -> None:
@@ -141,15 +143,18 @@ def test_two_workers_share_the_partitions_and_one_takes_over_the_others(
         mine, theirs = workers.owned(0), workers.owned(1)
         return bool(mine and theirs) and mine | theirs == set(range(PARTITIONS))
 
-    wait(lambda: shared() and store.counts()["samples"] == len(X) and checked(first),
-         "two workers publishing every shard")  # fmt: skip
+    wait(
+        lambda: shared() and store.counts()["samples"] == len(X) and checked(first),
+        "two workers publishing every shard",
+    )
     assert not workers.owned(0) & workers.owned(1), "a shard owned by both workers"
     check_shards(store, first, range(PARTITIONS))
 
     # people label the very best candidates: they leave the shards' candidates
     leased = store.candidates.lease("ann", None, 20, ttl_s=600)
-    labels = [(c.id.encode(), encode_label(Label(id=c.id, label=y[int(c.id[2:])], annotator="ann")))
-              for c in leased]  # fmt: skip
+    labels = [
+        (c.id.encode(), encode_label(Label(id=c.id, label=y[int(c.id[2:])], annotator="ann"))) for c in leased
+    ]
     stream.publish(values["labels_topic"], labels, timeout=60)
     wait(lambda: store.counts()["labeled"] == 20 and checked(first), "the labeled samples leaving")
 

@@ -31,8 +31,10 @@ def test_a_lease_takes_the_best_free_candidates_across_shards(store: Store) -> N
     first = queue.lease("ann", "k1", 3, ttl_s=60, now=T0)
     assert ids(first) == ["a", "d", "e"]
     assert [(c.shard, c.score, c.version, c.reason) for c in first] == [
-        (0, 0.9, 3, "uncertainty"), (1, 0.7, 4, "random"), (1, 0.6, 4, "random")
-    ]  # fmt: skip
+        (0, 0.9, 3, "uncertainty"),
+        (1, 0.7, 4, "random"),
+        (1, 0.6, 4, "random"),
+    ]
     assert ids(queue.lease("bob", "k2", 5, ttl_s=60, now=T0)) == ["b", "c"]  # not hers, what is left
     assert queue.lease("cy", None, 5, ttl_s=60, now=T0) == []
     assert sorted(queue.held(T0)) == ["a", "b", "c", "d", "e"]
@@ -227,8 +229,10 @@ def test_on_postgresql_a_lease_skips_the_items_another_replica_is_taking_without
             while other.is_alive() and not waited:
                 other.join(timeout=0.05)
                 with store.engine.connect() as watching:
-                    waited = bool(watching.exec_driver_sql(
-                        "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
-                    ).scalar())  # fmt: skip
+                    waited = bool(
+                        watching.exec_driver_sql(
+                            "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+                        ).scalar()
+                    )
         other.join()
         assert (waited, leased) == (False, ["c"])

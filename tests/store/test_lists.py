@@ -10,7 +10,7 @@ import numpy as np
 
 from alstream.store import LabelRow, SampleRow
 from alstream.store.lists import listed, listed_pairs
-from alstream.store.schema import samples
+from alstream.store.tables import samples
 
 
 def test_every_length_is_one_statement(store):

@@ -12,22 +12,24 @@ from alembic.migration import MigrationContext
 from sqlalchemy import exc
 
 from alstream.store import LabelRow, Store
-from alstream.store.schema import metadata
+from alstream.store.tables import metadata
 
 # The tables as alstream made them before migrations (metadata.create_all of that day's schema.py).
 LEGACY = sa.MetaData()
 _BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 sa.Table(
-    "samples", LEGACY,
+    "samples",
+    LEGACY,
     sa.Column("seq", _BigId, primary_key=True, autoincrement=True),
     sa.Column("id", sa.String, nullable=False),
     sa.Column("features", sa.LargeBinary),
     sa.Column("text", sa.Text),
     sa.Column("meta", sa.Text),
     sa.UniqueConstraint("id", name="uq_samples_id"),
-)  # fmt: skip
+)
 sa.Table(
-    "labels", LEGACY,
+    "labels",
+    LEGACY,
     sa.Column("id", _BigId, primary_key=True, autoincrement=True),
     sa.Column("sample_id", sa.String, nullable=False),
     sa.Column("label", sa.String),
@@ -38,9 +40,10 @@ sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("source", "stream_offset", name="uq_labels_source_offset"),
     sa.Index("ix_labels_sample_id_id", "sample_id", "id"),
-)  # fmt: skip
+)
 sa.Table(
-    "models", LEGACY,
+    "models",
+    LEGACY,
     sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("kind", sa.String, nullable=False),
     sa.Column("n_labels", sa.Integer, nullable=False),
@@ -50,16 +53,17 @@ sa.Table(
     sa.Column("mlflow_run_id", sa.String),
     sa.Column("path", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)  # fmt: skip
+)
 sa.Table(
-    "tokens", LEGACY,
+    "tokens",
+    LEGACY,
     sa.Column("key", sa.String, primary_key=True),
     sa.Column("name", sa.String, nullable=False),
     sa.Column("role", sa.String, nullable=False),
     sa.Column("digest", sa.String, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
-)  # fmt: skip
+)
 
 CHECKS = {
     "samples": {"ck_samples_id_length"},
@@ -120,13 +124,26 @@ def test_a_database_made_before_migrations_keeps_its_rows_and_gains_the_new_colu
         )
         conn.execute(
             LEGACY.tables["labels"].insert(),
-            [{"sample_id": "s1", "label": "a", "annotator": "ann", "skipped": False, "source": "labels:0",
-              "stream_offset": 7, "created_at": now}],
-        )  # fmt: skip
-        conn.execute(LEGACY.tables["models"].insert(), [{"kind": "full", "n_labels": 1, "metrics": "{}",
-                                                         "status": "ok", "created_at": now}])  # fmt: skip
-        conn.execute(LEGACY.tables["tokens"].insert(), [{"key": "k1", "name": "gil", "role": "annotator",
-                                                         "digest": "d", "created_at": now}])  # fmt: skip
+            [
+                {
+                    "sample_id": "s1",
+                    "label": "a",
+                    "annotator": "ann",
+                    "skipped": False,
+                    "source": "labels:0",
+                    "stream_offset": 7,
+                    "created_at": now,
+                }
+            ],
+        )
+        conn.execute(
+            LEGACY.tables["models"].insert(),
+            [{"kind": "full", "n_labels": 1, "metrics": "{}", "status": "ok", "created_at": now}],
+        )
+        conn.execute(
+            LEGACY.tables["tokens"].insert(),
+            [{"key": "k1", "name": "gil", "role": "annotator", "digest": "d", "created_at": now}],
+        )
 
     store.create()
 

@@ -8,8 +8,10 @@ from alstream.store import SampleRow, Store
 
 
 def test_a_shards_samples_are_read_alone_in_arrival_order(store: Store) -> None:
-    rows = [SampleRow(f"s-{i}", np.full(2, i, dtype=np.float32), shard=i % 3 if i < 9 else None)
-            for i in range(10)]  # fmt: skip
+    rows = [
+        SampleRow(f"s-{i}", np.full(2, i, dtype=np.float32), shard=i % 3 if i < 9 else None)
+        for i in range(10)
+    ]
     rows += [SampleRow(f"t-{i}", None, text=f"text {i}", shard=i % 2) for i in range(4)]
     store.add_samples(rows)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from alstream.datasets import check_source
-from alstream.estimators import MODELS, make_model, model_name, supports_partial_fit
+from alstream.experiment.datasets import check_source
+from alstream.learning.estimators import MODELS, make_model, model_name, supports_partial_fit
+from alstream.learning.querying import query_strategy_name
+from alstream.learning.selective import SELECTORS, BudgetManager, selector_name
 from alstream.names import registered
-from alstream.querying import query_strategy_name
-from alstream.selective import SELECTORS, BudgetManager, selector_name
 
 BASELINE = "random"
 INITIAL_SETS = ("stratified", "typical")  # how the initial labeled set is drawn

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import joblib
 
+from alstream.experiment.loop import Round
 from alstream.experiment.parallel import announce
 from alstream.experiment.protocol import ExperimentResult, Run
-from alstream.loop import Round
 
 
 def run_name(experiment: str, strategy: str) -> str:

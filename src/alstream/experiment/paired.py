@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
-from alstream.curves import aulc
+from alstream.learning.curves import aulc
 
 ALPHA = 0.05
 

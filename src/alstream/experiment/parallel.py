@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from alstream.experiment.loop import RoundFigures
 from alstream.experiment.protocol import Submit
-from alstream.loop import RoundFigures
 
 if TYPE_CHECKING:
     from distributed import Client

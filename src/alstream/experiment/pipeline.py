@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from alstream.curves import summarize
-from alstream.datasets import Dataset
 from alstream.experiment.config import ExperimentConfig
+from alstream.experiment.datasets import Dataset
+from alstream.experiment.loop import Round
 from alstream.experiment.outputs import RoundSink, save_final_models, write_metrics
 from alstream.experiment.protocol import Submit, run_grid, run_now
 from alstream.experiment.report import write_report
-from alstream.loop import Round
+from alstream.learning.curves import summarize
 
 Track = Callable[..., str]  # (result, final models, plot=, report=) -> the tracking run's id
 

@@ -5,7 +5,7 @@ For each seed: a stratified test split; the features standardized on the trainin
 most typical points of as many clusters, ``initial_set="typical"``);
 a reference model trained on the whole pool; then the loop, once per strategy.
 
-Each round also records what the stopping rules (``alstream.stopping``) read: the model's
+Each round also records what the stopping rules (``alstream.learning.stopping``) read: the model's
 predictions on the seed's stop set (a fixed random sample of the initially unlabeled pool, the same
 for every strategy) and its mean uncertainty over the rows still unlabeled.
 """
@@ -21,12 +21,12 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
-from alstream import stopping
-from alstream.cold_start import typical_sample
-from alstream.datasets import Dataset, load_dataset
-from alstream.estimators import Classifier, make_model
 from alstream.experiment.config import ExperimentConfig, StreamConfig
-from alstream.loop import PLAIN_STEPS, Oracle, Round, Steps, run_loop
+from alstream.experiment.datasets import Dataset, load_dataset
+from alstream.experiment.loop import PLAIN_STEPS, Oracle, Round, Steps, run_loop
+from alstream.learning import stopping
+from alstream.learning.cold_start import typical_sample
+from alstream.learning.estimators import Classifier, make_model
 
 RoundCallback = Callable[[str, int, Round], None]
 T = TypeVar("T")

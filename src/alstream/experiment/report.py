@@ -12,12 +12,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from alstream.curves import TARGETS, mean_curves, summarize
 from alstream.experiment.config import BASELINE, PREFIX, ExperimentConfig, StreamConfig
 from alstream.experiment.paired import ALPHA, PairedTest, aulc_by_seed, paired_test
 from alstream.experiment.protocol import ExperimentResult
 from alstream.experiment.stops import STOP_ACCURACY, STOP_LABELS, summarize_stops
 from alstream.experiment.stream import ALL_LABELS, summarize_stream
+from alstream.learning.curves import TARGETS, mean_curves, summarize
 
 # Okabe-Ito, a colour-blind-safe palette; the baseline gets its own dark grey dashes.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -64,8 +64,12 @@ def plot_stream(result: ExperimentResult, path: Path) -> Path:
         f"prequential accuracy over each {_point_size(result)} arrivals · "
         "lines: mean over seeds, bands: ± 1 std"
     )
-    texts = (f"Stream active learning on {_dataset(config)} · {_model(config)}", subtitle,
-             "prequential accuracy", "overall")  # fmt: skip
+    texts = (
+        f"Stream active learning on {_dataset(config)} · {_model(config)}",
+        subtitle,
+        "prequential accuracy",
+        "overall",
+    )
     return _plot(curves, path, "accuracy", cast(dict[str, float], scores.to_dict()), lines, texts)
 
 

@@ -10,7 +10,7 @@ randomized variable uncertainty draws its noise differently and agrees only in d
 >>> import numpy as np
 >>> proba = np.random.default_rng(0).dirichlet([1.0, 1.0], size=300)
 >>> theirs = SkactivemlSelector("variable_uncertainty", budget=0.1)
->>> from alstream.selective import get_selector
+>>> from alstream.learning.selective import get_selector
 >>> bool((theirs.ask(proba) == get_selector("variable_uncertainty", budget=0.1).ask(proba)).all())
 True
 """
@@ -25,7 +25,7 @@ from skactiveml import stream
 from skactiveml.base import SkactivemlClassifier
 from skactiveml.stream import budgetmanager
 
-from alstream.selective import DEFAULT_BUDGET, DEFAULT_WINDOW, BudgetManager, selector_name
+from alstream.learning.selective import DEFAULT_BUDGET, DEFAULT_WINDOW, BudgetManager, selector_name
 
 
 class KnownProbabilities(SkactivemlClassifier):

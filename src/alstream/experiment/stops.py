@@ -9,9 +9,9 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
-from alstream.curves import TARGETS, labels_to_reach, mean_curves
 from alstream.experiment.protocol import ExperimentResult, uncertainty_column
-from alstream.stopping import OverallUncertainty, StabilizingPredictions
+from alstream.learning.curves import TARGETS, labels_to_reach, mean_curves
+from alstream.learning.stopping import OverallUncertainty, StabilizingPredictions
 
 # --------------------------------------------------------------------------------------------
 # Stopping rules: where each would have stopped each run, against the labels needed to reach 99%

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import LabelEncoder
 
-from alstream import estimators
-from alstream.evaluation import aligned_proba
 from alstream.experiment.config import BASELINE, PREFIX, StreamConfig
 from alstream.experiment.protocol import ExperimentResult, load_experiment_data
 from alstream.experiment.skactiveml_stream import SkactivemlSelector
-from alstream.selective import get_selector
+from alstream.learning import estimators
+from alstream.learning.evaluation import aligned_proba
+from alstream.learning.selective import get_selector
 
 ALL_LABELS = "every label"
 # on_point(strategy, seed, point): one point of a strategy's curve
@@ -46,8 +46,10 @@ def replay(
     since the last point and overall). ``ask`` None labels every arrival (the reference)."""
     n = len(y)
     if n < config.initial + config.points:
-        raise ValueError(f"a stream of {n} arrivals is too short for {config.initial} initial labels and "
-                         f"{config.points} points")  # fmt: skip
+        raise ValueError(
+            f"a stream of {n} arrivals is too short for {config.initial} initial labels and "
+            f"{config.points} points"
+        )
     model = estimators.make_model(config.model, seed)
     model = estimators.standardized(model) if config.standardize else model
     first = slice(0, config.initial)

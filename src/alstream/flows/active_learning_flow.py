@@ -23,6 +23,7 @@ from prefect.context import get_run_context
 from prefect_dask import DaskTaskRunner
 
 from alstream.experiment.config import ExperimentConfig
+from alstream.experiment.loop import RoundFigures
 from alstream.experiment.outputs import save_final_models, write_metrics
 from alstream.experiment.parallel import cluster_options, listen, quiet_dask
 from alstream.experiment.pipeline import conduct
@@ -34,7 +35,6 @@ from alstream.experiment.protocol import (
     run_strategy,
 )
 from alstream.experiment.report import write_report
-from alstream.loop import RoundFigures
 
 
 def _task(fn: Callable[..., Any], name: str, **options: Any) -> Any:
@@ -97,9 +97,15 @@ def active_learning_flow(
     else:  # one after another, here
         submit, here = _run_here, on_round
     outcome = conduct(
-        config, output_dir, data=data, submit=submit, call=_call, on_round=here,
-        track=_log_to_mlflow if track else None, save_every_round=save_every_round,
-    )  # fmt: skip
+        config,
+        output_dir,
+        data=data,
+        submit=submit,
+        call=_call,
+        on_round=here,
+        track=_log_to_mlflow if track else None,
+        save_every_round=save_every_round,
+    )
     print(f"report: {outcome['report']}")
     return outcome
 

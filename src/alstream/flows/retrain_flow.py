@@ -62,11 +62,21 @@ class PrefectRecorder:
 
         self._start_server()
         started = datetime.fromtimestamp(started_at, UTC).isoformat()
-        parameters = {"version": version, "n_labels": n_labels, "started_at": started,
-                      "train_s": round(finished_at - started_at, 6), "metrics": dict(metrics)}  # fmt: skip
+        parameters = {
+            "version": version,
+            "n_labels": n_labels,
+            "started_at": started,
+            "train_s": round(finished_at - started_at, 6),
+            "metrics": dict(metrics),
+        }
         with get_client(sync_client=True) as client:
-            run = client.create_flow_run(retrain_flow(), name=f"retrain-v{version}", parameters=parameters,
-                                         tags=["alstream"], state=Running())  # fmt: skip
+            run = client.create_flow_run(
+                retrain_flow(),
+                name=f"retrain-v{version}",
+                parameters=parameters,
+                tags=["alstream"],
+                state=Running(),
+            )
             client.set_flow_run_state(
                 run.id, Completed() if error is None else Failed(message=error), force=True
             )

@@ -78,9 +78,23 @@ def answers(url: str, timeout_s: float = 5.0) -> bool:
 def server_command(port: int) -> list[str]:
     """Prefect's API server under uvicorn, as Prefect starts its temporary one."""
     app_dir = str(prefect.__module_path__.parent)
-    return [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
-            "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "error", "--lifespan", "on"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        app_dir,
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
 
 
 def start_server(
@@ -97,8 +111,7 @@ def start_server(
     while True:
         port = _free_port()
         errors = tempfile.TemporaryFile()  # noqa: SIM115 (the server's, closed by its stop)
-        process = subprocess.Popen(command(port), env=env, stdout=subprocess.DEVNULL,
-                                   stderr=errors)  # fmt: skip
+        process = subprocess.Popen(command(port), env=env, stdout=subprocess.DEVNULL, stderr=errors)
         server = TemporaryServer(process, f"http://127.0.0.1:{port}/api", errors)
         meanwhile()
         meanwhile = lambda: None  # noqa: E731 (once)

@@ -12,12 +12,12 @@ import time
 
 import numpy as np
 
-from alstream.estimators import Classifier
-from alstream.scoring import probability_chunks, score_pool
-from alstream.selective import Selector, get_selector
+from alstream.learning.estimators import Classifier
+from alstream.learning.inference import probability_chunks, score_pool
+from alstream.learning.selective import Selector, get_selector
+from alstream.learning.strategies import Strategy
 from alstream.service.budget import LabelBudget
 from alstream.service.pool import Pool
-from alstream.strategies import Strategy
 
 log = logging.getLogger(__name__)
 CHUNK = 16384

@@ -49,8 +49,11 @@ def create_app(
         if runtime.first_token:  # first start: the one time this token is shown (as Jupyter does)
             token = runtime.first_token
             url = f"http://{settings.host}:{settings.port}/#token={token}"
-            print(f"alstream made an admin token; it is shown only now:\n    {token}\nLabel at {url}\n"
-                  "More tokens: alstream token create --role annotator", flush=True)  # fmt: skip
+            print(
+                f"alstream made an admin token; it is shown only now:\n    {token}\nLabel at {url}\n"
+                "More tokens: alstream token create --role annotator",
+                flush=True,
+            )
         runtime.start()
         try:
             yield
@@ -77,12 +80,17 @@ def create_app(
     mount_docs(app)
     # Small bodies where the route takes small ones: FastAPI decodes those on the event loop.
     limits = {"/predict": settings.max_predict_bytes, "/tokens": 64 * 1024, "/queue/release": 2 * 1024 * 1024}
-    app.add_middleware(WholeBody, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s,
-                       limits=limits)  # fmt: skip
+    app.add_middleware(
+        WholeBody, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s, limits=limits
+    )
     if settings.cors_origins:  # off by default: the page is served from the same origin
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type"],
-                           expose_headers=[queue.PAUSED_HEADER])  # fmt: skip
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=[queue.PAUSED_HEADER],
+        )
     app.add_middleware(SecurityHeaders, image_origins=settings.image_origins)  # outermost: on every answer
     return app
 
@@ -115,5 +123,8 @@ async def _method_not_allowed(request: Request, error: Exception) -> JSONRespons
     path = request.url.path
     routes = [r for r in request.app.routes if isinstance(r, APIRoute) and r.path_regex.match(path)]
     allowed = {method for route in routes for method in route.methods or ()}  # an APIRoute's is set
-    return JSONResponse(status_code=405, content={"detail": "Method Not Allowed"},
-                        headers={"Allow": ", ".join(sorted(allowed))})  # fmt: skip
+    return JSONResponse(
+        status_code=405,
+        content={"detail": "Method Not Allowed"},
+        headers={"Allow": ", ".join(sorted(allowed))},
+    )

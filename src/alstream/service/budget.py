@@ -1,6 +1,6 @@
 """The label budget: how many labels an hour people give, as a share of the arrivals.
 
-A selective strategy (:mod:`alstream.selective`) asks about a share of the arrivals; in the service
+A selective strategy (:mod:`alstream.learning.selective`) asks about a share of the arrivals; in the service
 that share is the label budget over the arrival rate, both measured over the last ``window_s``. The
 budget is a number of labels an hour, or ``auto``: what the annotators actually labeled over the
 window (before any label, every arrival may be asked about).
@@ -62,6 +62,9 @@ class LabelBudget:
 
     def state(self, now: float) -> dict[str, float | str]:
         arrivals, labels = self.rates(now)
-        return {"labels_per_hour": "auto" if self.labels_per_hour is None else self.labels_per_hour,
-                "measured_labels_per_hour": round(labels, 1), "arrivals_per_hour": round(arrivals, 1),
-                "share": self.share(now)}  # fmt: skip
+        return {
+            "labels_per_hour": "auto" if self.labels_per_hour is None else self.labels_per_hour,
+            "measured_labels_per_hour": round(labels, 1),
+            "arrivals_per_hour": round(arrivals, 1),
+            "share": self.share(now),
+        }

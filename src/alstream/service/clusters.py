@@ -3,7 +3,7 @@
 With ``strategy = "cluster_margin"`` the pool is scored by margin, and the candidates a snapshot
 ranks (the best-scored samples) are ordered round-robin over clusters of the pool: the first pass
 takes the most uncertain candidate of each cluster, most uncertain first, the second pass the next
-of each, and so on (Citovsky et al. 2021; :mod:`alstream.diversity` for the pool protocol). A
+of each, and so on (Citovsky et al. 2021; :mod:`alstream.learning.diversity` for the pool protocol). A
 cluster already served since the version whose scores order the queue (a member leased now, or
 labeled and not in a model yet) waits that many passes: ten people labeling at once get ten
 samples of ten clusters, not ten near-copies of the most uncertain one.
@@ -30,7 +30,7 @@ from sklearn.cluster import MiniBatchKMeans
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from alstream.diversity import cluster_turns
+from alstream.learning.diversity import cluster_turns
 from alstream.service.pool import Pool, PoolView
 
 CLUSTER_MARGIN = "cluster_margin"
@@ -111,8 +111,9 @@ class PoolClusters:
         positions = np.flatnonzero(free)[spread_order(clusters[free], used)]
         order = np.concatenate([positions, np.flatnonzero(~free)])
         ranked = tuple(np.array(view.ranked, dtype=object)[order].tolist())
-        return dataclasses.replace(view, ranked=ranked, ranked_scores=view.ranked_scores[order],
-                                   ranked_clusters=clusters[order])  # fmt: skip
+        return dataclasses.replace(
+            view, ranked=ranked, ranked_scores=view.ranked_scores[order], ranked_clusters=clusters[order]
+        )
 
     def state(self) -> dict[str, Any]:
         """What ``/stats`` shows under ``clusters``."""

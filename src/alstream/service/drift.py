@@ -62,8 +62,9 @@ class DriftWatch:
         if not detector.drift_detected:
             return False
         self.detected += 1
-        self.events.append({"signal": signal, "at": time.time(), "estimate": round(detector.estimation, 4),
-                            **self.context})  # fmt: skip
+        self.events.append(
+            {"signal": signal, "at": time.time(), "estimate": round(detector.estimation, 4), **self.context}
+        )
         return True
 
     def state(self) -> dict[str, Any]:

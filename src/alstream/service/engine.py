@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from alstream.evaluation import evaluate
-from alstream.featurize import Featurizer, StoredFeatures
+from alstream.learning.evaluation import evaluate
+from alstream.learning.strategies import get_strategy
 from alstream.service.admission import Admission
 from alstream.service.clusters import CLUSTER_MARGIN, PoolClusters, scored_by
 from alstream.service.drift import DriftWatch
+from alstream.service.featurize import Featurizer, StoredFeatures
 from alstream.service.labels import LabelBook
 from alstream.service.leases import Leases
 from alstream.service.model_files import ModelFiles
@@ -41,7 +42,6 @@ from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
 from alstream.service.versions import Orchestrator, VersionRecords
-from alstream.strategies import get_strategy
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 1_000  # the learning curve /stats shows: the newest versions (the store keeps every one)
@@ -101,20 +101,32 @@ class Engine:
     ) -> None:
         self.config, self.store, self.holdout = config, store, holdout
         self.featurizer = featurizer or StoredFeatures(config.n_features)  # stored samples -> pool rows
-        self.pool = Pool(config.n_features, seed=config.seed, max_size=config.max_pool,
-                         reservoir_share=config.reservoir_share)  # fmt: skip
+        self.pool = Pool(
+            config.n_features,
+            seed=config.seed,
+            max_size=config.max_pool,
+            reservoir_share=config.reservoir_share,
+        )
         self.book = LabelBook(store, self.featurizer, config.n_features, config.max_waiting_labels)
         self.train_set: TrainingSet = self.book.train_set  # labeled samples: they left the pool
         self.labels = self.book.labels  # latest non-skipped label per sample (arrived or waiting)
-        self.admission = Admission(get_strategy(scored_by(config.strategy)), config.selector,
-                                   config.labels_per_hour, config.seed)  # fmt: skip
+        self.admission = Admission(
+            get_strategy(scored_by(config.strategy)), config.selector, config.labels_per_hour, config.seed
+        )
         spread = config.strategy == CLUSTER_MARGIN  # leases spread over clusters of the pool
         self.clusters = PoolClusters(config.seed, config.standardize) if spread else None
         params = {"model": config.model, "strategy": config.strategy}
-        self.records = VersionRecords(store, model_files, track=config.track, project=config.project,
-                                      params=params, orchestrator=orchestrator)  # fmt: skip
-        self.trainer = Trainer(config.model, config.classes, config.policy, standardize=config.standardize,
-                               seed=config.seed)  # fmt: skip
+        self.records = VersionRecords(
+            store,
+            model_files,
+            track=config.track,
+            project=config.project,
+            params=params,
+            orchestrator=orchestrator,
+        )
+        self.trainer = Trainer(
+            config.model, config.classes, config.policy, standardize=config.standardize, seed=config.seed
+        )
         self.quality = StreamAccuracy()
         self.tally = StoreTally()  # the store's counts, as followed
         self._aged_at = 0.0  # when samples past max_age_s last left the pool
@@ -140,9 +152,18 @@ class Engine:
         self._train_lock = threading.Lock()
         self._wake = threading.Event()
         self.leases = Leases(Snapshot(), seed=config.seed)
-        self.serve = Serving(ServingConfig(config.classes, config.strategy, config.lease_s,
-                                           config.max_leases_per_annotator, config.max_leases_per_token),
-                             store, self.featurizer, self.leases)  # fmt: skip
+        self.serve = Serving(
+            ServingConfig(
+                config.classes,
+                config.strategy,
+                config.lease_s,
+                config.max_leases_per_annotator,
+                config.max_leases_per_token,
+            ),
+            store,
+            self.featurizer,
+            self.leases,
+        )
         latest = store.latest_model(status=None)
         if latest is not None:
             self.trainer.start_at(int(latest["version"]))
@@ -241,9 +262,13 @@ class Engine:
         more for a while (more random items: the accuracy estimate recovers sooner)."""
         self._drift_since_version = True
         self.stability.reset()  # the model has yet to settle on what the stream is now
-        log.warning("drift detected in the %s (model version %s, %d labels)%s", signal,
-                    self.serving.version if self.serving else None, len(self.train_set),
-                    "" if self.config.drift_reaction else "; drift_reaction is off")  # fmt: skip
+        log.warning(
+            "drift detected in the %s (model version %s, %d labels)%s",
+            signal,
+            self.serving.version if self.serving else None,
+            len(self.train_set),
+            "" if self.config.drift_reaction else "; drift_reaction is off",
+        )
         if self.config.drift_reaction:
             self._drift_clock = self.train_set.clock
             self._boost_until = time.monotonic() + self.config.drift_boost_s
@@ -364,8 +389,15 @@ class Engine:
             self.clusters.refresh(self.pool)  # again if the pool changed much
         now = time.time()
         metrics = self._evaluate(version)
-        self.curve.append({"version": version.version, "kind": version.kind, "n_labels": version.n_labels,
-                           "drift": self._drift_since_version, **metrics})  # fmt: skip
+        self.curve.append(
+            {
+                "version": version.version,
+                "kind": version.kind,
+                "n_labels": version.n_labels,
+                "drift": self._drift_since_version,
+                **metrics,
+            }
+        )
         self._drift_since_version = False
         self.drift.new_model()
         self.drift.context = {"model_version": version.version, "n_labels": version.n_labels}
@@ -468,9 +500,15 @@ class Engine:
             if self.clusters.model is None:  # a version restored at start: cluster once the pool fills
                 self.clusters.refresh(pool)
             view = self.clusters.spread(view, pool, {*self.leases.held(), *self._pending})
-        snapshot = Snapshot(queue=view, serving=current, random_share=config.random_share,
-                            boost_share=config.drift_random_share, boost_until=self._boost_until,
-                            stats=MappingProxyType(stats), paused=paused)  # fmt: skip
+        snapshot = Snapshot(
+            queue=view,
+            serving=current,
+            random_share=config.random_share,
+            boost_share=config.drift_random_share,
+            boost_until=self._boost_until,
+            stats=MappingProxyType(stats),
+            paused=paused,
+        )
         self.leases.publish(snapshot, pool.drain_left())
 
     def _paused(self) -> str | None:

@@ -167,8 +167,15 @@ class Ingestor:
                     raise InvalidMessage(f"{len(record.value)} bytes, over max_message_bytes ({limit})")
                 if record.topic == self.topics.labels:
                     label = decode_label(record.value, self.schema)
-                    row = LabelRow(label.id, label.label, label.annotator, label.skipped, source,
-                                   record.offset, label.token_key)  # fmt: skip
+                    row = LabelRow(
+                        label.id,
+                        label.label,
+                        label.annotator,
+                        label.skipped,
+                        source,
+                        record.offset,
+                        label.token_key,
+                    )
                     entries.append(_Entry(record, [], [row]))
                     continue
                 sample = next(samples)
@@ -180,8 +187,17 @@ class Ingestor:
             stored = SampleRow(sample.id, sample.features, sample.text, sample.meta, record.partition)
             entry = _Entry(record, [stored], [])
             if sample.label is not None:  # a sample that arrives with its label is a labeled sample
-                entry.labels.append(LabelRow(sample.id, sample.label, sample.annotator, False, source,
-                                             record.offset, sample.token_key))  # fmt: skip
+                entry.labels.append(
+                    LabelRow(
+                        sample.id,
+                        sample.label,
+                        sample.annotator,
+                        False,
+                        source,
+                        record.offset,
+                        sample.token_key,
+                    )
+                )
             entries.append(entry)
         return entries, dead
 
@@ -271,5 +287,12 @@ def _first_line(error: BaseException, limit: int = 500) -> str:
 def _dead_letter(record: Record, reason: str) -> bytes:
     # A Kafka record may have no value at all (a tombstone): null, not a crash of the loop.
     value = None if record.value is None else record.value.decode("utf-8", errors="replace")
-    return orjson.dumps({"reason": reason, "topic": record.topic, "partition": record.partition,
-                         "offset": record.offset, "value": value})  # fmt: skip
+    return orjson.dumps(
+        {
+            "reason": reason,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "value": value,
+        }
+    )

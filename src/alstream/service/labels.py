@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from alstream.featurize import Featurizer
+from alstream.service.featurize import Featurizer
 from alstream.service.pool import Pool
 from alstream.service.training_set import TrainingSet
 
@@ -85,9 +85,12 @@ class LabelBook:
             if sample_id not in stored:
                 forgotten += self._wait_for(sample_id)
         if forgotten:
-            log.warning("%d labels for samples that have not arrived were forgotten (the newest %d are "
-                        "kept; max_waiting_labels): they stay in the store", len(forgotten),
-                        self.max_waiting)  # fmt: skip
+            log.warning(
+                "%d labels for samples that have not arrived were forgotten (the newest %d are "
+                "kept; max_waiting_labels): they stay in the store",
+                len(forgotten),
+                self.max_waiting,
+            )
         return forgotten
 
     def _wait_for(self, sample_id: str) -> list[str]:

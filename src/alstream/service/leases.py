@@ -180,8 +180,12 @@ class Leases:
     def state(self) -> dict[str, int]:
         """How much lease bookkeeping is held: leases, annotators and holders with one, lease ends."""
         with self._lock:
-            return {"leases": len(self._leases), "annotators": len(self._by_annotator),
-                    "holders": len(self._by_holder), "lease_ends": len(self._ends)}  # fmt: skip
+            return {
+                "leases": len(self._leases),
+                "annotators": len(self._by_annotator),
+                "holders": len(self._by_holder),
+                "lease_ends": len(self._ends),
+            }
 
     # --- bookkeeping, under the lock ------------------------------------------------------
     def _lease(self, item: Taken, annotator: str, holder: str | None, until: float) -> None:

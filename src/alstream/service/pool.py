@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from alstream.strategies import tie_keys
+from alstream.learning.strategies import tie_keys
 
 LOW_END = 65_536  # candidates the weak end holds when found again (more when many are pinned)
 
@@ -194,8 +194,19 @@ class Pool:
             new_capacity *= 2
         if self.max_size is not None:
             new_capacity = min(new_capacity, self.max_size)
-        for name in ("features", "scores", "pinned", "arrived_at", "seq", "_keys", "_rkeys", "_candidate",
-                     "_reservoir", "_where", "ids"):  # fmt: skip
+        for name in (
+            "features",
+            "scores",
+            "pinned",
+            "arrived_at",
+            "seq",
+            "_keys",
+            "_rkeys",
+            "_candidate",
+            "_reservoir",
+            "_where",
+            "ids",
+        ):
             old = getattr(self, name)
             empty = -1 if name in ("seq", "_where") else None if name == "ids" else 0
             new = np.full((new_capacity, *old.shape[1:]), empty, old.dtype)
@@ -340,8 +351,9 @@ class Pool:
             arrivals, keys = arrivals[~out], keys[~out]
         joining = np.flatnonzero(to_reservoir)
         self._grow(self.size + len(arrivals) + len(joining))
-        for position in self._place([ids[i] for i in joining.tolist()], X[joining], s[joining], seq[joining],
-                                    now, rkeys[joining]).tolist():  # fmt: skip
+        for position in self._place(
+            [ids[i] for i in joining.tolist()], X[joining], s[joining], seq[joining], now, rkeys[joining]
+        ).tolist():
             self._join_reservoir(position)
         entering = [ids[i] for i in arrivals.tolist()]
         placed = self._place(entering, X[arrivals], s[arrivals], seq[arrivals], now, rkeys[arrivals])
@@ -463,9 +475,13 @@ class Pool:
             members = members[np.argsort(self.seq[members], kind="stable")]
             self._reservoir_view = cached = (tuple(self.ids[members].tolist()), members)
         reservoir, members = cached
-        return PoolView(version=self.version, ranked=tuple(self.ids[best].tolist()),
-                        ranked_scores=self.scores[best], reservoir=reservoir,
-                        reservoir_scores=self.scores[members])  # fmt: skip
+        return PoolView(
+            version=self.version,
+            ranked=tuple(self.ids[best].tolist()),
+            ranked_scores=self.scores[best],
+            reservoir=reservoir,
+            reservoir_scores=self.scores[members],
+        )
 
     def _top(self, depth: int) -> np.ndarray:
         """Positions of the ``depth`` best held samples, best first.

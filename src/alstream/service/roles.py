@@ -30,9 +30,9 @@ import time
 from typing import Any
 
 from alstream.errors import ConfigError
-from alstream.featurize import featurizer
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine
+from alstream.service.featurize import featurizer
 from alstream.service.model_files import ModelFiles
 from alstream.service.private import create_private
 from alstream.service.runtime import open_engine, open_ingestor, open_parts
@@ -90,11 +90,22 @@ class TrainerRole:
         holdout = digits_demo(settings.seed)[1] if settings.demo else None
         features = featurizer(settings.project, settings.text_features)
         # No retention: the workers' pools hold samples this trainer does not know about.
-        engine = open_engine(settings, self.store, features, holdout=holdout, orchestrator=self.orchestrator,
-                             track=self.track, max_pool=TRAINER_POOL, retention_s=None)  # fmt: skip
+        engine = open_engine(
+            settings,
+            self.store,
+            features,
+            holdout=holdout,
+            orchestrator=self.orchestrator,
+            track=self.track,
+            max_pool=TRAINER_POOL,
+            retention_s=None,
+        )
         latest = self.store.latest_model(status=None)
-        log.info("active trainer: the next model version is %d (the store's last: %s)",
-                 engine.trainer.next_version, latest and latest["version"])  # fmt: skip
+        log.info(
+            "active trainer: the next model version is %d (the store's last: %s)",
+            engine.trainer.next_version,
+            latest and latest["version"],
+        )
         halt = threading.Event()
         thread = threading.Thread(target=engine.run, args=(halt,), name="alstream-trainer", daemon=True)
         thread.start()
@@ -142,18 +153,28 @@ class WorkerRole:
 
     def __init__(self, settings: Settings) -> None:
         if not settings.kafka_bootstrap:
-            raise ConfigError("alstream worker is a member of a Kafka consumer group: set kafka_bootstrap "
-                              "(on one machine, alstream serve does everything)")  # fmt: skip
+            raise ConfigError(
+                "alstream worker is a member of a Kafka consumer group: set kafka_bootstrap "
+                "(on one machine, alstream serve does everything)"
+            )
         self.settings = settings
         self.store, self.stream, self.topics = open_parts(settings, cooperative=True)
         self._wake = threading.Event()
         # Two groups: Kafka's assignors balance a member's partitions over all its topics together, so
         # one group of both topics could give a worker every labels partition and no samples one.
         wake = self._wake.set
-        self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics, on_stored=wake,
-                                      only=self.topics.samples)  # fmt: skip
-        self.labels = open_ingestor(settings, self.stream, self.store, self.topics, on_stored=wake,
-                                    only=self.topics.labels, group=labels_group(settings))  # fmt: skip
+        self.ingestor = open_ingestor(
+            settings, self.stream, self.store, self.topics, on_stored=wake, only=self.topics.samples
+        )
+        self.labels = open_ingestor(
+            settings,
+            self.stream,
+            self.store,
+            self.topics,
+            on_stored=wake,
+            only=self.topics.labels,
+            group=labels_group(settings),
+        )
         self.features = featurizer(settings.project, settings.text_features)
         self.models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
         self.shards: dict[int, Engine] = {}
@@ -204,8 +225,9 @@ class WorkerRole:
     def _gain(self, shard: int) -> None:
         log.info("shard %d: assigned to this worker; its pool is rebuilt from the store", shard)
         # No retention: it would delete by seq across every shard.
-        engine = open_engine(self.settings, ShardStore(self.store, shard), self.features, track=False,
-                             retention_s=None)  # fmt: skip
+        engine = open_engine(
+            self.settings, ShardStore(self.store, shard), self.features, track=False, retention_s=None
+        )
         self.shards[shard] = engine
 
     def _lose(self, shard: int) -> None:

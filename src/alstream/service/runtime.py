@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from alstream.featurize import Featurizer, featurizer
 from alstream.messages import InvalidBatch, ItemError, Label, Sample, encode_label, encode_sample
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine, EngineConfig
+from alstream.service.featurize import Featurizer, featurizer
 from alstream.service.ingest import Ingestor, Topics
 from alstream.service.limits import RateLimiter
 from alstream.service.model_files import ModelFiles
@@ -65,9 +65,17 @@ def open_ingestor(
 ) -> Ingestor:
     """The consumer of the settings' topics (``only``: of that one), as the settings' consumer group
     (or ``group``)."""
-    return Ingestor(stream, store, settings.project, topics, group or settings.consumer_group,
-                    max_message_bytes=settings.max_message_bytes, on_stored=on_stored, hold=hold,
-                    only=only)  # fmt: skip
+    return Ingestor(
+        stream,
+        store,
+        settings.project,
+        topics,
+        group or settings.consumer_group,
+        max_message_bytes=settings.max_message_bytes,
+        on_stored=on_stored,
+        hold=hold,
+        only=only,
+    )
 
 
 def engine_config(
@@ -76,10 +84,12 @@ def engine_config(
     """The engine's settings for samples of ``width`` features (``track`` None: the ``mlflow``
     setting); ``changes`` replace fields (a role's own)."""
     policy = RetrainPolicy(
-        after_labels=settings.retrain_after_labels, interval_s=settings.retrain_interval_s,
-        online=settings.online_updates, full_every=settings.full_retrain_every,
+        after_labels=settings.retrain_after_labels,
+        interval_s=settings.retrain_interval_s,
+        online=settings.online_updates,
+        full_every=settings.full_retrain_every,
         min_per_class=settings.min_labels_per_class,
-    )  # fmt: skip
+    )
     config = EngineConfig(
         classes=list(settings.project.classes),
         n_features=width,
@@ -128,11 +138,17 @@ def open_engine(
     assert config.max_pool is not None
     mib = config.max_pool * bytes_per_sample(config.n_features) / 2**20
     share = round(100 * config.reservoir_share)
-    log.info("the pool holds at most %d unlabeled samples (about %.0f MiB), %d%% of them a uniform "
-             "sample of the stream", config.max_pool, mib, share)  # fmt: skip
+    log.info(
+        "the pool holds at most %d unlabeled samples (about %.0f MiB), %d%% of them a uniform "
+        "sample of the stream",
+        config.max_pool,
+        mib,
+        share,
+    )
     models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
-    return Engine(config, store, holdout=holdout, orchestrator=orchestrator, featurizer=featurizer,
-                  model_files=models)  # fmt: skip
+    return Engine(
+        config, store, holdout=holdout, orchestrator=orchestrator, featurizer=featurizer, model_files=models
+    )
 
 
 class Runtime:
@@ -174,12 +190,19 @@ class Runtime:
             models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
             self.engine = SharedQueue(config, self.store, self.featurizer, models)
         else:
-            engine = open_engine(settings, self.store, self.featurizer, holdout=holdout,
-                                 orchestrator=orchestrator, track=track)  # fmt: skip
+            engine = open_engine(
+                settings, self.store, self.featurizer, holdout=holdout, orchestrator=orchestrator, track=track
+            )
             self.engine = engine
             if consume:
-                self.ingestor = open_ingestor(settings, self.stream, self.store, self.topics,
-                                              on_stored=engine.wake, hold=engine.store_behind)  # fmt: skip
+                self.ingestor = open_ingestor(
+                    settings,
+                    self.stream,
+                    self.store,
+                    self.topics,
+                    on_stored=engine.wake,
+                    hold=engine.store_behind,
+                )
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 

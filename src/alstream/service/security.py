@@ -63,9 +63,12 @@ class Caller(NamedTuple):
         if refused:
             raise HTTPException(403, self.refusal(refused))
         if len(named) < len(labels) + sum(s.label is not None for s in samples) and not is_name(self.name):
-            raise HTTPException(403, f"this token's name {self.name!r} cannot be an annotator's (a control "
-                                     "character, or over 200 characters): name the annotator, or use a "
-                                     "token made with a plain name")  # fmt: skip
+            raise HTTPException(
+                403,
+                f"this token's name {self.name!r} cannot be an annotator's (a control "
+                "character, or over 200 characters): name the annotator, or use a "
+                "token made with a plain name",
+            )
 
         def owned(item: Any) -> Any:
             return dataclasses.replace(item, annotator=item.annotator or self.name, token_key=self.key)
@@ -75,8 +78,10 @@ class Caller(NamedTuple):
     def refusal(self, names: list[str]) -> str:
         allowed = ", ".join(repr(n) for n in self.annotators)
         asked = ", ".join(repr(n) for n in dict.fromkeys(names))
-        return (f"this {self.role} token acts only as {allowed}, not as {asked}: leave the annotator out (it "
-                "is then the token's name), or ask an admin for a token in that name")  # fmt: skip
+        return (
+            f"this {self.role} token acts only as {allowed}, not as {asked}: leave the annotator out (it "
+            "is then the token's name), or ask an admin for a token in that name"
+        )
 
 
 CONFIGURED_ADMIN = Caller("configured-admin", "admin", "admin", ("admin",))
@@ -110,8 +115,10 @@ class Gatekeeper:
             raise InvalidInput(f"unknown role {role!r}: one of {', '.join(auth.ROLES)}")
         bad = [n for n in [name, *(annotators or [])] if not is_name(n)]
         if bad:
-            raise InvalidInput(f"names must be non-blank, without control characters, at most 200 "
-                               f"characters: {', '.join(map(ascii, bad[:5]))}")  # fmt: skip
+            raise InvalidInput(
+                f"names must be non-blank, without control characters, at most 200 "
+                f"characters: {', '.join(map(ascii, bad[:5]))}"
+            )
         token = auth.new_token()
         key = auth.token_key(token)
         assert key is not None  # a new token is well-formed

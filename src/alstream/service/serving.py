@@ -18,8 +18,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from alstream.errors import NoModelYet
-from alstream.featurize import Featurizer
 from alstream.messages import InvalidBatch, ItemError
+from alstream.service.featurize import Featurizer
 from alstream.service.leases import Leases
 from alstream.service.snapshot import Snapshot
 from alstream.service.trainer import ModelVersion
@@ -91,10 +91,15 @@ class Serving:
         config, snapshot = self.config, self.leases.snapshot
         cold = snapshot.serving is None
         taken, snapshot = self.leases.take(
-            n, annotator, config.lease_s, 0.0 if cold else snapshot.share(time.monotonic()), fresh=fresh,
-            holder=token, max_per_annotator=config.max_leases_per_annotator,
+            n,
+            annotator,
+            config.lease_s,
+            0.0 if cold else snapshot.share(time.monotonic()),
+            fresh=fresh,
+            holder=token,
+            max_per_annotator=config.max_leases_per_annotator,
             max_per_holder=config.max_leases_per_token if token_capped else None,
-        )  # fmt: skip
+        )
         if not taken:
             return [], snapshot.paused
         items, gone = queue_items(self.store, self.featurizer, config, taken, snapshot.serving)

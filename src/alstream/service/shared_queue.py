@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from alstream.featurize import Featurizer
 from alstream.service.engine import EngineConfig
+from alstream.service.featurize import Featurizer
 from alstream.service.model_files import ModelFiles
 from alstream.service.serving import QueueItem, ServingConfig, predict_with, queue_items
 from alstream.service.snapshot import Snapshot
@@ -34,8 +34,9 @@ class SharedQueue:
         self, config: EngineConfig, store: Any, featurizer: Featurizer, model_files: ModelFiles
     ) -> None:
         self.config, self.store, self.featurizer, self.model_files = config, store, featurizer, model_files
-        self.serving_config = ServingConfig(config.classes, config.strategy, config.lease_s,
-                                            config.max_leases_per_annotator)  # fmt: skip
+        self.serving_config = ServingConfig(
+            config.classes, config.strategy, config.lease_s, config.max_leases_per_annotator
+        )
         self._serving: ModelVersion | None = None
         self._checked = -np.inf
         self._looked_at = 0  # the newest recorded version tried

@@ -5,7 +5,7 @@ keeps the arrivals with the largest seeded keys, at most ``STOP_SET_SIZE`` rows,
 are wide), held apart from the pool, so labeling or evicting a sample does not change it. Each full
 version trained on at least ``step`` more labels than the last one compared (the service's batch:
 ``retrain_after_labels``) predicts the stop set, and so does that last one: Cohen's kappa between
-the two is one pair of :class:`alstream.stopping.StabilizingPredictions`, and the model is stable
+the two is one pair of :class:`alstream.learning.stopping.StabilizingPredictions`, and the model is stable
 once the mean of the last ``window`` kappas reaches ``threshold`` (Bloodgood and Vijay-Shanker,
 2009). Online updates are not compared: they come a few labels apart, and their noise is not what
 the rule asks about. A drift starts the rule over; so does a restart (the stop set is in memory).
@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from alstream.learning.stopping import STOP_SET_SIZE, OverallUncertainty, StabilizingPredictions, cohen_kappa
+from alstream.learning.strategies import tie_keys
 from alstream.service.pool import top_k
 from alstream.service.trainer import ModelVersion
-from alstream.stopping import STOP_SET_SIZE, OverallUncertainty, StabilizingPredictions, cohen_kappa
-from alstream.strategies import tie_keys
 
 STOP_SET_BYTES = 64 * 2**20  # the stop set's features at most (wide rows: fewer than STOP_SET_SIZE)
 MIN_STOP_SET = 100

@@ -46,8 +46,12 @@ class StoreTally:
     def counts(self) -> dict[str, int]:
         """samples, labeled (latest label not skipped), skipped (latest label skipped), labels_total."""
         labeled = len(self._skipped_last) - self._skipped
-        return {"samples": self._samples, "labeled": labeled, "skipped": self._skipped,
-                "labels_total": self._labels_total}  # fmt: skip
+        return {
+            "samples": self._samples,
+            "labeled": labeled,
+            "skipped": self._skipped,
+            "labels_total": self._labels_total,
+        }
 
     def conflicts(self) -> int:
         """How many samples have annotators whose latest (non-skipped) labels disagree."""

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.pipeline import make_pipeline
 
-from alstream import estimators
 from alstream.errors import NoModelYet
-from alstream.estimators import Classifier
+from alstream.learning import estimators
+from alstream.learning.estimators import Classifier
 
 
 @dataclass(frozen=True)

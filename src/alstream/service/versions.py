@@ -75,12 +75,26 @@ class VersionRecords:
 
     def failed(self, kind: str, n_labels: int, error: str | None, number: int) -> None:
         """Record a version that failed to train, in the background."""
-        self._records.submit(self.store.record_model, kind=kind, n_labels=n_labels, metrics={},
-                             status="failed", error=error, version=number)  # fmt: skip
+        self._records.submit(
+            self.store.record_model,
+            kind=kind,
+            n_labels=n_labels,
+            metrics={},
+            status="failed",
+            error=error,
+            version=number,
+        )
         if kind == "full":  # after the versions before it (through the records' thread)
             now = time.time()
-            self._records.submit(self._run, version=number, n_labels=n_labels, started_at=now,
-                                 finished_at=now, metrics={}, error=error or "failed")  # fmt: skip
+            self._records.submit(
+                self._run,
+                version=number,
+                n_labels=n_labels,
+                started_at=now,
+                finished_at=now,
+                metrics={},
+                error=error or "failed",
+            )
 
     def _record(self, version: ModelVersion, metrics: dict[str, float]) -> None:
         path = None
@@ -89,14 +103,26 @@ class VersionRecords:
                 path = self.model_files.save(dataclasses.replace(version, metrics=metrics))
             except Exception:
                 log.exception("could not save model version %s: a restart will not serve it", version.version)
-        self.store.record_model(kind=version.kind, n_labels=version.n_labels, metrics=metrics, status="ok",
-                                path=path, version=version.version)  # fmt: skip
+        self.store.record_model(
+            kind=version.kind,
+            n_labels=version.n_labels,
+            metrics=metrics,
+            status="ok",
+            path=path,
+            version=version.version,
+        )
         if self.track:
             self._mlflow.submit(self._log_to_mlflow, version, metrics)
         if version.kind == "full":
             started_at, finished_at = version.created_at - version.train_s, version.created_at
-            self._run(version=version.version, n_labels=version.n_labels, metrics=metrics,
-                      started_at=started_at, finished_at=finished_at, error=None)  # fmt: skip
+            self._run(
+                version=version.version,
+                n_labels=version.n_labels,
+                metrics=metrics,
+                started_at=started_at,
+                finished_at=finished_at,
+                error=None,
+            )
 
     def _run(self, **run: Any) -> None:
         """Hand a full retrain to the orchestrator, on its own thread."""
@@ -112,8 +138,13 @@ class VersionRecords:
                 self.orchestrator.record(**self.unrecorded[0])
             except Exception as error:
                 first, waiting = self.unrecorded[0]["version"], len(self.unrecorded)
-                log.warning("the orchestrator could not record full retrain %s (%s: %s); %d wait for the "
-                            "next one", first, type(error).__name__, error, waiting)  # fmt: skip
+                log.warning(
+                    "the orchestrator could not record full retrain %s (%s: %s); %d wait for the next one",
+                    first,
+                    type(error).__name__,
+                    error,
+                    waiting,
+                )
                 return
             self.unrecorded.popleft()
 
@@ -123,9 +154,14 @@ class VersionRecords:
 
             params = {**self.params, "kind": version.kind, "n_labels": version.n_labels}
             run_id = tracking.log_model_version(
-                version.model, project=self.project, version=version.version, kind=version.kind,
-                params=params, metrics=metrics, register=version.kind == "full",
-            )  # fmt: skip
+                version.model,
+                project=self.project,
+                version=version.version,
+                kind=version.kind,
+                params=params,
+                metrics=metrics,
+                register=version.kind == "full",
+            )
             self.store.set_mlflow_run(version.version, run_id)
         except Exception:
             log.exception("could not log model version %s to MLflow", version.version)
@@ -142,8 +178,13 @@ class VersionRecords:
                 version = self.model_files.load(row["path"])
                 check(version, int(row["version"]))
             except Exception as error:
-                log.warning("model version %s is not restored from %s: %s: %s",
-                            row["version"], row["path"], type(error).__name__, error)  # fmt: skip
+                log.warning(
+                    "model version %s is not restored from %s: %s: %s",
+                    row["version"],
+                    row["path"],
+                    type(error).__name__,
+                    error,
+                )
                 continue
             log.info("serving model version %d, restored from %s", version.version, row["path"])
             return version
@@ -155,8 +196,13 @@ class VersionRecords:
         self._records.close(timeout_s=None)
         left = self._mlflow.close(timeout_s=MLFLOW_CLOSE_WAIT_S)
         if left:
-            log.warning("MLflow did not answer: %d model version(s) not logged there (their files and store "
-                        "records are kept)", left)  # fmt: skip
+            log.warning(
+                "MLflow did not answer: %d model version(s) not logged there (their files and store "
+                "records are kept)",
+                left,
+            )
         if self._runs.close(timeout_s=ORCHESTRATOR_CLOSE_WAIT_S) or self.unrecorded:
-            log.warning("the orchestrator did not record every full retrain (%d waiting; the store has them)",
-                        len(self.unrecorded))  # fmt: skip
+            log.warning(
+                "the orchestrator did not record every full retrain (%d waiting; the store has them)",
+                len(self.unrecorded),
+            )

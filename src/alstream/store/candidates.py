@@ -27,10 +27,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from alstream.store.engine import SQLITE_BEGIN
+from alstream.store.database import SQLITE_BEGIN
 from alstream.store.lists import listed, listed_pairs
 from alstream.store.retry import retry
-from alstream.store.schema import candidates, labels
+from alstream.store.tables import candidates, labels
 
 MAX_PER_SHARD = 100_000  # candidates one shard may publish at once
 MAX_LEASE = 1_000  # items one lease may take
@@ -107,10 +107,14 @@ class Candidates:
             excluded = statement.excluded
             return statement.on_conflict_do_update(
                 index_elements=[_c.sample_id],
-                set_={**{name: excluded[name] for name in columns[1:]}, "leased_by": None, "token_key": None,
-                      "leased_until": None},
+                set_={
+                    **{name: excluded[name] for name in columns[1:]},
+                    "leased_by": None,
+                    "token_key": None,
+                    "leased_until": None,
+                },
                 where=_free(now),
-            )  # fmt: skip
+            )
 
         def work(conn: Connection) -> None:
             conn.execute(delete(candidates).where(_c.shard == shard, _free(now)))

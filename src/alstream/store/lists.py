@@ -36,11 +36,15 @@ def listed_pairs(keys: Sequence[str], values: Sequence[float], dialect: str) -> 
         raise ValueError(f"{len(keys)} keys but {len(values)} values")
     if dialect == "postgresql":
         floats = [float(v) for v in values]
-        arrays = (bindparam("keys", list(keys), type_=ARRAY(String), unique=True),
-                  bindparam("values", floats, type_=ARRAY(Double), unique=True))  # fmt: skip
+        arrays = (
+            bindparam("keys", list(keys), type_=ARRAY(String), unique=True),
+            bindparam("values", floats, type_=ARRAY(Double), unique=True),
+        )
         rows = func.unnest(*arrays).table_valued("key", "value").render_derived()
         return select(rows.c.key, rows.c.value)
     pairs = orjson.dumps([[k, float(v)] for k, v in zip(keys, values, strict=True)]).decode()
     rows = func.json_each(bindparam("pairs", pairs, type_=String, unique=True)).table_valued("value")
-    return select(func.json_extract(rows.c.value, "$[0]").label("key"),
-                  func.json_extract(rows.c.value, "$[1]").label("value"))  # fmt: skip
+    return select(
+        func.json_extract(rows.c.value, "$[0]").label("key"),
+        func.json_extract(rows.c.value, "$[1]").label("value"),
+    )

@@ -47,8 +47,13 @@ def is_bad_record(error: BaseException) -> bool:
         error = error.orig
     import psycopg
 
-    record_errors = (sqlite3.IntegrityError, sqlite3.DataError, psycopg.DataError, psycopg.IntegrityError,
-                     psycopg.errors.ProgramLimitExceeded)  # fmt: skip
+    record_errors = (
+        sqlite3.IntegrityError,
+        sqlite3.DataError,
+        psycopg.DataError,
+        psycopg.IntegrityError,
+        psycopg.errors.ProgramLimitExceeded,
+    )
     return isinstance(error, (*record_errors, ValueError, OverflowError, TypeError))
 
 
@@ -73,8 +78,13 @@ def retry(
     def warn(state: tenacity.RetryCallState) -> None:
         assert state.outcome is not None  # tenacity calls it after a failed attempt
         error, delay = state.outcome.exception(), state.upcoming_sleep
-        log.warning("transient database error (attempt %d/%d), retrying in %.2fs: %s",
-                    state.attempt_number, attempts, delay, error)  # fmt: skip
+        log.warning(
+            "transient database error (attempt %d/%d), retrying in %.2fs: %s",
+            state.attempt_number,
+            attempts,
+            delay,
+            error,
+        )
 
     def give_up(state: tenacity.RetryCallState) -> T:
         assert state.outcome is not None  # tenacity calls it after the last failed attempt

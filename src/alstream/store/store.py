@@ -14,11 +14,11 @@ from sqlalchemy.engine import URL
 
 from alstream.migrating import MIGRATING
 from alstream.store.candidates import Candidates
-from alstream.store.engine import SQLITE_BEGIN, make_engine
+from alstream.store.database import SQLITE_BEGIN, make_engine
 from alstream.store.lists import listed
 from alstream.store.retry import retry
 from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
-from alstream.store.schema import labels, models, samples
+from alstream.store.tables import labels, models, samples
 from alstream.store.tokens import Tokens
 
 LabelEvent = tuple[int, str, str | None, str | None, bool, datetime]
@@ -65,8 +65,16 @@ class Store:
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         sample_columns = ("id", "features", "text", "meta", "arrived_at", "shard")
         self._insert_samples = _insert_sql(samples.name, sample_columns, ("id",), mark)
-        label_columns = ("sample_id", "label", "annotator", "skipped", "source", "stream_offset",
-                         "created_at", "token_key")  # fmt: skip
+        label_columns = (
+            "sample_id",
+            "label",
+            "annotator",
+            "skipped",
+            "source",
+            "stream_offset",
+            "created_at",
+            "token_key",
+        )
         self._insert_labels = _insert_sql(labels.name, label_columns, ("source", "stream_offset"), mark)
         features, texts = "features IS NOT NULL", "features IS NULL AND text IS NOT NULL"
         self._select_after = {  # by shard or not

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from alstream.errors import LastAdmin
-from alstream.store.engine import SQLITE_BEGIN
+from alstream.store.database import SQLITE_BEGIN
 from alstream.store.rows import dump_json, load_json
-from alstream.store.schema import tokens
+from alstream.store.tables import tokens
 
 
 class Tokens:
@@ -22,8 +22,14 @@ class Tokens:
 
     def add(self, key: str, name: str, role: str, digest: str, annotators: list[str] | None = None) -> None:
         """Store a token; ``annotators``: names it may label as besides its ``name``."""
-        values = {"key": key, "name": name, "role": role, "digest": digest, "created_at": datetime.now(UTC),
-                  "annotators": dump_json(annotators or None)}  # fmt: skip
+        values = {
+            "key": key,
+            "name": name,
+            "role": role,
+            "digest": digest,
+            "created_at": datetime.now(UTC),
+            "annotators": dump_json(annotators or None),
+        }
         with self.engine.begin() as conn:
             conn.execute(insert(tokens).values(values))
 

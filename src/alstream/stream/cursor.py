@@ -108,13 +108,19 @@ class TopicCursor:
             log.warning(
                 "embedded log: group %r had not read offsets %d to %d of topic %r before they were "
                 "deleted (log_retention_bytes); it resumes at offset %d, the oldest left",
-                self.group, self.next.offset, base - 1, self.files.topic, base,
-            )  # fmt: skip
+                self.group,
+                self.next.offset,
+                base - 1,
+                self.files.topic,
+                base,
+            )
         else:
             log.info(
                 "embedded log: group %r starts topic %r at offset %d, the oldest left",
-                self.group, self.files.topic, base,
-            )  # fmt: skip
+                self.group,
+                self.files.topic,
+                base,
+            )
         self.next = Position(base, 0)
 
     def position_after(self, offset: int) -> Position:

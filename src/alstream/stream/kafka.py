@@ -162,8 +162,9 @@ class KafkaStream:
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
         self._topics.ensure(topics, 10.0)
         slot = None if self._member_dir is None else MemberSlot(self._member_dir, group, self._instance_id)
-        return KafkaConsumer(self.bootstrap, group, topics, client_id=self._client_id, slot=slot,
-                             cooperative=self.cooperative)  # fmt: skip
+        return KafkaConsumer(
+            self.bootstrap, group, topics, client_id=self._client_id, slot=slot, cooperative=self.cooperative
+        )
 
     def close(self) -> None:
         self._producer.flush(5.0)
@@ -252,8 +253,9 @@ class KafkaConsumer:
         self._errors = ErrorLog()
         self._assigned: frozenset[tuple[str, int]] = frozenset()  # replaced whole: any thread may read it
         self._consumer = _KafkaConsumer(config)
-        self._consumer.subscribe(list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                 on_lost=self._on_revoke)  # fmt: skip
+        self._consumer.subscribe(
+            list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
 
     def assigned(self, topic: str) -> frozenset[int]:
         """The partitions of ``topic`` this member owns, as of its last poll (any thread)."""

@@ -153,9 +153,15 @@ class Retention:
             log.warning(
                 "embedded log: dropped %d records of topic %r that a consumer group had not committed: "
                 "the topic was over log_retention_bytes (%s); it now starts at offset %d",
-                dropped, topic, self.limits.retention_bytes, oldest,
-            )  # fmt: skip
+                dropped,
+                topic,
+                self.limits.retention_bytes,
+                oldest,
+            )
         log.info(
             "embedded log: deleted %d segment(s) of topic %r (%d bytes); it now starts at offset %d",
-            len(deletions), topic, freed, oldest,
-        )  # fmt: skip
+            len(deletions),
+            topic,
+            freed,
+            oldest,
+        )

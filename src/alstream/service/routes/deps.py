@@ -43,8 +43,9 @@ def require(permission: str | None) -> Dependency:
     ) -> Caller:
         challenge = {"WWW-Authenticate": "Bearer"}
         if credentials is None:
-            raise HTTPException(401, "this endpoint needs a token: send 'Authorization: Bearer <token>'",
-                                headers=challenge)  # fmt: skip
+            raise HTTPException(
+                401, "this endpoint needs a token: send 'Authorization: Bearer <token>'", headers=challenge
+            )
         found = runtime.gatekeeper.check(credentials.credentials)
         if found is None:
             raise HTTPException(
@@ -65,8 +66,11 @@ def throttle(limiter: RateLimiter, route: str, caller: Caller) -> None:
     """429 with Retry-After when ``caller``'s token called ``route`` too often."""
     wait = limiter.wait(caller.key)
     if wait:
-        raise HTTPException(429, f"too many requests to {route} with this token: retry in {wait:.1f} s",
-                            headers={"Retry-After": str(math.ceil(wait))})  # fmt: skip
+        raise HTTPException(
+            429,
+            f"too many requests to {route} with this token: retry in {wait:.1f} s",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
 
 
 async def raw_body(request: Request) -> bytes:
@@ -112,8 +116,11 @@ async def publish(runtime: Runtime, samples: list[Sample], labels: list[Label]) 
     try:
         await run_in_threadpool(runtime.publish, samples, labels)  # InvalidBatch: too large, none published
     except StreamUnavailable as error:
-        raise HTTPException(503, f"the stream is unavailable and the batch was not accepted; send it again "
-                                 f"(a sample is stored once per id): {error}") from None  # fmt: skip
+        raise HTTPException(
+            503,
+            f"the stream is unavailable and the batch was not accepted; send it again "
+            f"(a sample is stored once per id): {error}",
+        ) from None
 
 
 __all__ = [

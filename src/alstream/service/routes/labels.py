@@ -32,7 +32,10 @@ async def labels(runtime: RuntimeDep, caller: Labeler, body: RawBody) -> Accepte
         shown = ", ".join(repr(i) for i in missing[:10]) + (
             f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         )
-        raise HTTPException(404, f"no stored sample has the id {shown}: label only samples the service "
-                                 "holds (send a sample with its label through /send)")  # fmt: skip
+        raise HTTPException(
+            404,
+            f"no stored sample has the id {shown}: label only samples the service "
+            "holds (send a sample with its label through /send)",
+        )
     await publish(runtime, [], parsed)
     return Accepted(ids=[label.id for label in parsed], samples=0, labels=len(parsed))

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from alstream.featurize import HashedText
 from alstream.messages import ProjectSchema, parse_predict
+from alstream.service.featurize import HashedText
 from alstream.service.routes.deps import RawBody, RuntimeDep, parse_body, require
 from alstream.service.routes.problems import BODY, TOKEN, errors
 
@@ -63,8 +63,12 @@ async def predict(
         features = texts(rows) if isinstance(rows, list) else rows
         version, classes, proba = runtime.engine.predict(features)
         proba = np.ascontiguousarray(proba, dtype=np.float64)  # orjson writes C-ordered arrays only
-        answer = {"model_version": version, "classes": classes, "probabilities": proba,
-                  "predicted": [classes[i] for i in proba.argmax(axis=1)]}  # fmt: skip
+        answer = {
+            "model_version": version,
+            "classes": classes,
+            "probabilities": proba,
+            "predicted": [classes[i] for i in proba.argmax(axis=1)],
+        }
         return Response(
             orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
         )

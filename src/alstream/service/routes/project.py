@@ -36,8 +36,13 @@ class Me(BaseModel):
 
 @router.get("/me", summary="Who this token is, and the names it may label as", responses=errors(401))
 def me(caller: AnyCaller) -> Me:
-    return Me(key=caller.key, name=caller.name, role=caller.role, annotators=list(caller.annotators),
-              any_name=caller.any_name)  # fmt: skip
+    return Me(
+        key=caller.key,
+        name=caller.name,
+        role=caller.role,
+        annotators=list(caller.annotators),
+        any_name=caller.any_name,
+    )
 
 
 @router.get(
@@ -49,10 +54,16 @@ def me(caller: AnyCaller) -> Me:
 def project(runtime: RuntimeDep) -> ProjectOut:
     settings = runtime.settings
     schema = settings.project
-    return ProjectOut(classes=schema.classes, keys=schema.label_keys(), data=schema.data,
-                      feature_names=schema.feature_names, n_features=schema.n_features,
-                      image_shape=schema.image_shape, strategy=settings.strategy,
-                      model=settings.model)  # fmt: skip
+    return ProjectOut(
+        classes=schema.classes,
+        keys=schema.label_keys(),
+        data=schema.data,
+        feature_names=schema.feature_names,
+        n_features=schema.n_features,
+        image_shape=schema.image_shape,
+        strategy=settings.strategy,
+        model=settings.model,
+    )
 
 
 @router.get(

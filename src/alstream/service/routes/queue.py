@@ -31,9 +31,12 @@ class ReleaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     annotator: str | None = Field(
-        None, min_length=1, max_length=200, pattern=NAME_PATTERN,
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=NAME_PATTERN,
         description="Who holds the leases (absent: the token's name).",
-    )  # fmt: skip
+    )
     ids: list[Annotated[str, Field(max_length=1000)]] = Field(
         max_length=1000, description="Leased items to give back to the queue."
     )

@@ -80,5 +80,6 @@ async def send(
 
     samples, labels = caller.own(*await parse_body(body, parse))
     await publish(runtime, samples, labels)
-    return Accepted(ids=[s.id for s in samples] + [label.id for label in labels], samples=len(samples),
-                    labels=len(labels))  # fmt: skip
+    return Accepted(
+        ids=[s.id for s in samples] + [label.id for label in labels], samples=len(samples), labels=len(labels)
+    )

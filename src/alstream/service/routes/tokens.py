@@ -72,7 +72,10 @@ def revoke_token(runtime: RuntimeDep, key: Annotated[str, Path(max_length=64)]) 
     try:
         revoked = runtime.gatekeeper.revoke(key)
     except LastAdmin:
-        raise HTTPException(409, f"{key!r} is the last admin token: make another admin token first (or "
-                                 "configure admin_token), then revoke this one") from None  # fmt: skip
+        raise HTTPException(
+            409,
+            f"{key!r} is the last admin token: make another admin token first (or "
+            "configure admin_token), then revoke this one",
+        ) from None
     if not revoked:
         raise HTTPException(404, f"no active token with key {key!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
-from alstream.estimators import Classifier
+from alstream.learning.estimators import Classifier
 
 METRICS = ("accuracy", "macro_f1", "log_loss")
 

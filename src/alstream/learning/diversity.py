@@ -28,10 +28,10 @@ import math
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
-from alstream.estimators import Classifier
-from alstream.pool_strategies import in_id_order, needs_model
-from alstream.scoring import query_model
-from alstream.strategies import Selection, tie_keys
+from alstream.learning.estimators import Classifier
+from alstream.learning.inference import query_model
+from alstream.learning.pool_strategies import in_id_order, needs_model
+from alstream.learning.strategies import Selection, tie_keys
 
 MAX_CLUSTERS = 1000  # the default's cap: MiniBatchKMeans's cost grows with clusters x rows
 SHUFFLE_SALT = 0x5EED  # keeps the random order within a cluster apart from the top-k tie-break

@@ -10,7 +10,7 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
 from alstream.experiment.skactiveml_stream import SkactivemlSelector
-from alstream.selective import SELECTORS, BudgetManager, get_selector
+from alstream.learning.selective import SELECTORS, BudgetManager, get_selector
 
 BUDGET = 0.1
 SPENDERS = ["variable_uncertainty", "randomized_variable_uncertainty", "split", "random"]
@@ -163,7 +163,7 @@ def test_bad_parameters_say_what_is_wrong(name, options, message):
     ],
 )
 def test_bad_strategy_parameters_are_refused_on_the_first_batch(selector, message):
-    from alstream import selective
+    from alstream.learning import selective
 
     built = eval(selector, vars(selective))  # the constructor only stores them, as in scikit-learn
     with pytest.raises(ValueError, match=message):

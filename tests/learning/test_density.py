@@ -7,9 +7,9 @@ from modAL.uncertainty import classifier_entropy, classifier_margin
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
-from alstream import density
-from alstream.density import DensityWeighted, information_density
-from alstream.strategies import margin
+from alstream.learning import density
+from alstream.learning.density import DensityWeighted, information_density
+from alstream.learning.strategies import margin
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import clone
 
-from alstream.estimators import Classifier
-from alstream.pool_strategies import in_id_order, labeled_rows, needs_model
-from alstream.scoring import has_fast_path, linear_proba
-from alstream.strategies import Selection, chunk_slices, entropy, select_from_chunks
+from alstream.learning.estimators import Classifier
+from alstream.learning.inference import has_fast_path, linear_proba
+from alstream.learning.pool_strategies import in_id_order, labeled_rows, needs_model
+from alstream.learning.strategies import Selection, chunk_slices, entropy, select_from_chunks
 
 DISAGREEMENTS = ("vote", "kl")
 CHUNK = 8192  # rows whose members' probabilities are alive at once

@@ -2,7 +2,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from alstream.sending import file_digest, post_batch, read_messages, with_row_ids
+from alstream.client import file_digest, post_batch, read_messages, with_row_ids
 
 
 def test_csv_rows_become_samples_with_named_features_ids_and_labels(tmp_path):
@@ -43,8 +43,9 @@ class Script:
 
     def post(self, **options) -> httpx.Response:
         client = httpx.Client(base_url="http://alstream", transport=httpx.MockTransport(self.handle))
-        return post_batch(client, [{"id": "a", "features": [1.0]}], sleep=self.sleep, clock=lambda: self.now,
-                          **options)  # fmt: skip
+        return post_batch(
+            client, [{"id": "a", "features": [1.0]}], sleep=self.sleep, clock=lambda: self.now, **options
+        )
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)

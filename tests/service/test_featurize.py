@@ -1,7 +1,7 @@
 import numpy as np
 
-from alstream.featurize import HashedText, StoredFeatures, featurizer
 from alstream.messages import ProjectSchema
+from alstream.service.featurize import HashedText, StoredFeatures, featurizer
 from alstream.store import SampleRow, Store
 
 

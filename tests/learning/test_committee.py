@@ -9,9 +9,9 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from alstream import committee as qbc
-from alstream.committee import QueryByCommittee, fit_committee, kl_disagreement, member_proba
-from alstream.estimators import make_model, standardized
+from alstream.learning import committee as qbc
+from alstream.learning.committee import QueryByCommittee, fit_committee, kl_disagreement, member_proba
+from alstream.learning.estimators import make_model, standardized
 
 
 @pytest.fixture(scope="module")

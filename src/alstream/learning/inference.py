@@ -10,8 +10,8 @@ them into the strategy's scores without a probability matrix, in buffers allocat
 step, scores as ``strategy(model.predict_proba(chunk))``.
 
 >>> from sklearn.linear_model import SGDClassifier
->>> from alstream.estimators import standardized
->>> from alstream.strategies import margin
+>>> from alstream.learning.estimators import standardized
+>>> from alstream.learning.strategies import margin
 >>> X = np.array([[-2.0, 1.0], [-0.5, 0.0], [0.5, 2.0], [2.0, 1.0]], dtype=np.float32)
 >>> model = standardized(SGDClassifier(loss="log_loss", random_state=0)).fit(X, [0, 0, 1, 1])
 >>> bool(np.allclose(score_pool(model, X, "margin"), margin(model.predict_proba(X)), atol=1e-6))
@@ -40,8 +40,8 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from alstream.estimators import Classifier
-from alstream.strategies import (
+from alstream.learning.estimators import Classifier
+from alstream.learning.strategies import (
     Selection,
     Strategy,
     chunk_slices,

@@ -21,8 +21,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from alstream.estimators import Classifier
-from alstream.strategies import Selection
+from alstream.learning.estimators import Classifier
+from alstream.learning.strategies import Selection
 
 
 @runtime_checkable

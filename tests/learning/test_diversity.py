@@ -8,9 +8,9 @@ from modAL.uncertainty import margin_sampling
 from sklearn.datasets import make_blobs
 from sklearn.linear_model import LogisticRegression
 
-from alstream import diversity
-from alstream.diversity import ClusterMargin, round_robin
-from alstream.strategies import margin
+from alstream.learning import diversity
+from alstream.learning.diversity import ClusterMargin, round_robin
+from alstream.learning.strategies import margin
 
 FAST = settings(max_examples=80, deadline=None)
 

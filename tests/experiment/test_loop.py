@@ -6,8 +6,8 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.preprocessing import StandardScaler
 
-from alstream.loop import Oracle, Steps, run_loop, select_batch
-from alstream.scoring import query_model
+from alstream.experiment.loop import Oracle, Steps, run_loop, select_batch
+from alstream.learning.inference import query_model
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +19,17 @@ def digits():
 def _run(digits, **options):
     X, y = digits
     initial = np.arange(0, 1000, 10)  # 100 labels, every class present
-    return list(run_loop(LogisticRegression(max_iter=500), X[:1000], Oracle(y[:1000]), initial,
-                         X[1000:], y[1000:], **options))  # fmt: skip
+    return list(
+        run_loop(
+            LogisticRegression(max_iter=500),
+            X[:1000],
+            Oracle(y[:1000]),
+            initial,
+            X[1000:],
+            y[1000:],
+            **options,
+        )
+    )
 
 
 def test_each_round_adds_one_batch_of_new_samples(digits):
@@ -74,16 +83,39 @@ def test_online_updates_use_partial_fit_and_keep_learning(digits):
 
     steps = Steps(update=update, retrain=retrain)
     model = SGDClassifier(loss="log_loss", alpha=1e-3, random_state=0)
-    rounds = list(run_loop(model, X[:1000], Oracle(y[:1000]), np.arange(0, 1000, 10), X[1000:], y[1000:],
-                           batch_size=20, iterations=6, online=True, refit_every=3, steps=steps))  # fmt: skip
+    rounds = list(
+        run_loop(
+            model,
+            X[:1000],
+            Oracle(y[:1000]),
+            np.arange(0, 1000, 10),
+            X[1000:],
+            y[1000:],
+            batch_size=20,
+            iterations=6,
+            online=True,
+            refit_every=3,
+            steps=steps,
+        )
+    )
     assert calls == {"update": 4, "retrain": 2}  # rounds 3 and 6 refit in full
     assert rounds[-1].metrics["accuracy"] > 0.8
 
 
 def test_the_loop_stops_when_the_pool_is_empty(digits):
     X, y = digits
-    rounds = list(run_loop(LogisticRegression(max_iter=500), X[:60], Oracle(y[:60]), np.arange(0, 60, 3),
-                           X[1000:], y[1000:], batch_size=15, iterations=10))  # fmt: skip
+    rounds = list(
+        run_loop(
+            LogisticRegression(max_iter=500),
+            X[:60],
+            Oracle(y[:60]),
+            np.arange(0, 60, 3),
+            X[1000:],
+            y[1000:],
+            batch_size=15,
+            iterations=10,
+        )
+    )
     assert [r.n_labeled for r in rounds] == [20, 35, 50, 60]
 
 
@@ -101,7 +133,7 @@ def test_bad_batch_size_is_refused(digits):
 
 
 def test_a_pool_strategy_is_made_once_a_run_and_sees_the_labels(digits):
-    from alstream.diversity import ClusterMargin
+    from alstream.learning.diversity import ClusterMargin
 
     _, y = digits
     seen = []

@@ -8,18 +8,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
-from alstream.cold_start import Typical
-from alstream.committee import QueryByCommittee
-from alstream.density import DensityWeighted
-from alstream.diversity import ClusterMargin
-from alstream.querying import (
+from alstream.learning.cold_start import Typical
+from alstream.learning.committee import QueryByCommittee
+from alstream.learning.density import DensityWeighted
+from alstream.learning.diversity import ClusterMargin
+from alstream.learning.querying import (
     POOL_STRATEGIES,
     make_strategy,
     query_strategy_name,
     query_strategy_names,
     select,
 )
-from alstream.strategies import STRATEGIES
+from alstream.learning.strategies import STRATEGIES
 
 NAMES = sorted(POOL_STRATEGIES)
 FAST = settings(max_examples=60, deadline=None)

@@ -1,7 +1,7 @@
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from alstream.evaluation import aligned_proba, evaluate
+from alstream.learning.evaluation import aligned_proba, evaluate
 
 
 def test_a_model_that_never_saw_a_class_still_scores_against_all_classes():

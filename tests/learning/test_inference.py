@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from alstream.estimators import make_model, standardized
-from alstream.scoring import (
+from alstream.learning.estimators import make_model, standardized
+from alstream.learning.inference import (
     has_fast_path,
     linear_form,
     linear_proba,
@@ -22,7 +22,7 @@ from alstream.scoring import (
     query_model,
     score_pool,
 )
-from alstream.strategies import STRATEGIES, entropy, least_confident, margin, query_proba
+from alstream.learning.strategies import STRATEGIES, entropy, least_confident, margin, query_proba
 
 
 def _data(n_classes, n=600):

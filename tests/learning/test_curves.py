@@ -2,17 +2,31 @@ import math
 
 import pandas as pd
 
-from alstream.curves import aulc, budgets, labels_to_reach, summarize
+from alstream.learning.curves import aulc, budgets, labels_to_reach, summarize
 
 
 def _curves():
     rows = []
     for seed, shift in ((0, 0.0), (1, 0.02)):
         for k, (good, base) in enumerate([(0.80, 0.80), (0.90, 0.84), (0.96, 0.88)]):
-            rows.append({"strategy": "margin", "seed": seed, "iteration": k, "n_labeled": 10 + 10 * k,
-                         "accuracy": good + shift})  # fmt: skip
-            rows.append({"strategy": "random", "seed": seed, "iteration": k, "n_labeled": 10 + 10 * k,
-                         "accuracy": base + shift})  # fmt: skip
+            rows.append(
+                {
+                    "strategy": "margin",
+                    "seed": seed,
+                    "iteration": k,
+                    "n_labeled": 10 + 10 * k,
+                    "accuracy": good + shift,
+                }
+            )
+            rows.append(
+                {
+                    "strategy": "random",
+                    "seed": seed,
+                    "iteration": k,
+                    "n_labeled": 10 + 10 * k,
+                    "accuracy": base + shift,
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alstream.datasets import dataset_names, load_dataset
+from alstream.experiment.datasets import dataset_names, load_dataset
 
 
 @pytest.mark.parametrize(

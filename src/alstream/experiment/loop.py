@@ -20,11 +20,11 @@ from typing import Protocol
 
 import numpy as np
 
-from alstream import estimators
-from alstream.estimators import Classifier
-from alstream.evaluation import evaluate
-from alstream.pool_strategies import PoolStrategy
-from alstream.querying import make_strategy, select
+from alstream.learning import estimators
+from alstream.learning.estimators import Classifier
+from alstream.learning.evaluation import evaluate
+from alstream.learning.pool_strategies import PoolStrategy
+from alstream.learning.querying import make_strategy, select
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from sklearn.base import ClusterMixin, clone
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.neighbors import NearestNeighbors
 
-from alstream.estimators import Classifier
-from alstream.pool_strategies import in_id_order
-from alstream.strategies import Selection, tie_keys
+from alstream.learning.estimators import Classifier
+from alstream.learning.pool_strategies import in_id_order
+from alstream.learning.strategies import Selection, tie_keys
 
 SMALL = 50  # up to this many clusters, KMeans; beyond, MiniBatchKMeans (as TypiClust's code does)
 

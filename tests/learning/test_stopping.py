@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from alstream.stopping import (
+from alstream.learning.stopping import (
     OverallUncertainty,
     StabilizingPredictions,
     cohen_kappa,

@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from alstream.cold_start import Typical, typical_sample, typicality
+from alstream.learning.cold_start import Typical, typical_sample, typicality
 
 
 def test_typicality_by_hand():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from alstream.estimators import MODELS, fit, make_model, standardized, supports_partial_fit, update
+from alstream.learning.estimators import MODELS, fit, make_model, standardized, supports_partial_fit, update
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -1,13 +1,13 @@
 """Every query strategy by name: those that score probabilities and those that read the pool.
 
-``alstream.strategies`` holds the strategies that are a function of the model's probabilities
+``alstream.learning.strategies`` holds the strategies that are a function of the model's probabilities
 (``entropy``, ``margin``, ``least_confident``, ``random``); the service and any pool use them. The
 pool strategies here also read the features, the labels or a committee of models:
 
-* ``cluster_margin``: margin candidates spread over clusters (``alstream.diversity``);
-* ``committee_vote``, ``committee_kl``: query by committee (``alstream.committee``);
-* ``density``: density-weighted margin (``alstream.density``);
-* ``typical``: TypiClust, no model needed (``alstream.cold_start``).
+* ``cluster_margin``: margin candidates spread over clusters (``alstream.learning.diversity``);
+* ``committee_vote``, ``committee_kl``: query by committee (``alstream.learning.committee``);
+* ``density``: density-weighted margin (``alstream.learning.density``);
+* ``typical``: TypiClust, no model needed (``alstream.learning.cold_start``).
 
 ``make_strategy`` gives a fresh pool strategy for one run (it keeps its clusters and densities from
 round to round) or a probability strategy's name; ``select`` picks with either.
@@ -29,15 +29,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from alstream.cold_start import Typical
-from alstream.committee import QueryByCommittee
-from alstream.density import DensityWeighted
-from alstream.diversity import ClusterMargin
-from alstream.estimators import Classifier
+from alstream.learning.cold_start import Typical
+from alstream.learning.committee import QueryByCommittee
+from alstream.learning.density import DensityWeighted
+from alstream.learning.diversity import ClusterMargin
+from alstream.learning.estimators import Classifier
+from alstream.learning.inference import query_model
+from alstream.learning.pool_strategies import PoolStrategy
+from alstream.learning.strategies import STRATEGIES, Strategy
 from alstream.names import registered
-from alstream.pool_strategies import PoolStrategy
-from alstream.scoring import query_model
-from alstream.strategies import STRATEGIES, Strategy
 
 POOL_STRATEGIES: dict[str, Callable[[], PoolStrategy]] = {
     "cluster_margin": ClusterMargin,

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sampling
 
-from alstream.strategies import (
+from alstream.learning.strategies import (
     STRATEGIES,
     entropy,
     get_strategy,

@@ -22,10 +22,10 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import pairwise_distances
 
-from alstream.estimators import Classifier
-from alstream.pool_strategies import in_id_order, needs_model
-from alstream.scoring import probability_chunks
-from alstream.strategies import STRATEGIES, Selection, TopK, get_strategy, strategy_name, tie_keys
+from alstream.learning.estimators import Classifier
+from alstream.learning.inference import probability_chunks
+from alstream.learning.pool_strategies import in_id_order, needs_model
+from alstream.learning.strategies import STRATEGIES, Selection, TopK, get_strategy, strategy_name, tie_keys
 
 CHUNK = 4096  # rows compared with the reference at once
 
