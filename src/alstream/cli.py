@@ -501,14 +501,17 @@ def consume(
     project: Annotated[Path | None, typer.Option(help="Project file (TOML).")] = None,
 ) -> None:
     """Run only the stream consumer: samples and labels from the stream into the store."""
-    from alstream.service.runtime import open_ingestor, open_parts
+    from alstream.service.runtime import backlog, open_ingestor, open_parts
 
     os.umask(PRIVATE_UMASK)
     settings = _load_settings(project)
     configure_logging(settings.log_level)
     store, stream, topics = open_parts(settings)
     try:
-        ingestor = open_ingestor(settings, stream, store, topics)
+        waits = backlog(settings, store)  # retention behind: the consumer waits, as in `alstream serve`
+        ingestor = open_ingestor(
+            settings, stream, store, topics, hold=None if waits is None else waits.behind
+        )
     except ConsumerBusy as error:  # the embedded log's group is taken (by `alstream serve`'s consumer?)
         stream.close()
         store.close()
@@ -523,10 +526,11 @@ def consume(
         store.close()
     counts = ingestor.counts
     log.info(
-        "stopped: %d samples, %d labels stored; %d dead letters",
+        "stopped: %d samples, %d labels stored; %d dead letters; %.0f s waiting for retention",
         counts.samples,
         counts.labels,
         counts.dead_letters,
+        counts.held_s,
     )
 
 

@@ -63,3 +63,23 @@ def test_arrival_times_compare_in_any_time_zone_and_are_stored_as_before(store):
         with store.engine.connect() as conn:
             stored = conn.exec_driver_sql("SELECT arrived_at FROM samples").scalars().all()
         assert all(datetime.fromisoformat(t).isoformat(" ") == t and t.endswith("+00:00") for t in stored)
+
+
+def test_the_samples_past_a_time_and_the_labeled_ones_are_counted(store):
+    """What a consumer apart asks to know retention's backlog (``service/backlog.py``)."""
+    store.add_samples([SampleRow(f"s{i}", np.zeros(2, dtype=np.float32), None, None) for i in range(6)])
+    between = datetime.now(UTC)
+    store.add_samples([SampleRow(f"t{i}", np.zeros(2, dtype=np.float32), None, None) for i in range(4)])
+    assert store.count_arrived_before(between - timedelta(hours=1)) == 0
+    assert store.count_arrived_before(between) == 6
+    assert store.count_arrived_before(datetime.now(UTC) + timedelta(seconds=5)) == 10
+    assert store.count_labeled_samples() == 0
+    store.add_labels(
+        [
+            LabelRow("s1", "a", "ann", False, "labels:0", 0),
+            LabelRow("s1", "b", "ann", False, "labels:0", 1),  # relabeled: one sample
+            LabelRow("t2", None, "ann", True, "labels:0", 2),  # skipped: kept too
+            LabelRow("gone", "a", "ann", False, "labels:0", 3),  # before its sample
+        ]
+    )
+    assert store.count_labeled_samples() == 3

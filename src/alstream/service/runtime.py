@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from alstream.messages import InvalidBatch, ItemError, Label, Sample, encode_label, encode_sample
+from alstream.service.backlog import Backlog
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine, EngineConfig
 from alstream.service.featurize import Featurizer, featurizer
@@ -75,6 +76,20 @@ def open_ingestor(
         on_stored=on_stored,
         hold=hold,
         only=only,
+    )
+
+
+def backlog(settings: Settings, store: Store) -> Backlog | None:
+    """What holds a consumer apart (``alstream consume``) while retention is behind; None without
+    retention."""
+    if settings.retention_s is None:
+        return None
+    width = featurizer(settings.project, settings.text_features).width
+    return Backlog(
+        store,
+        retention_s=settings.retention_s,
+        max_pool=settings.max_pool or size_for(settings.max_pool_mb, width),
+        max_overdue=settings.retention_max_overdue,
     )
 
 

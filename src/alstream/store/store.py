@@ -361,6 +361,21 @@ class Store:
             first = conn.execute(query).scalar()
         return None if first is None else int(first)
 
+    def count_arrived_before(self, before: datetime) -> int:
+        """How many stored samples arrived before ``before`` (the rows before the first that did not:
+        arrivals are stored in seq order, so one scan in seq order finds where the young ones begin)."""
+        young = select(samples.c.seq).where(~_arrived_before(before)).order_by(samples.c.seq).limit(1)
+        first = young.scalar_subquery()
+        query = select(func.count()).select_from(samples).where(or_(~exists(young), samples.c.seq < first))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def count_labeled_samples(self) -> int:
+        """How many sample ids a label event names (skips too): what retention never deletes."""
+        query = select(func.count(distinct(labels.c.sample_id)))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
     def delete_unlabeled_between(
         self, first: int, last: int, before: datetime, keep: Sequence[int] = ()
     ) -> int:
