@@ -1,21 +1,27 @@
 """Stopping rules against the target: where each would have stopped, on digits and two generated sets.
 
-Runs the pool protocol through the experiment's Python API (``run_experiment``) on three datasets,
-with margin and entropy sampling and the random baseline, and applies the two stopping rules of
-``alstream.learning.stopping`` with their published defaults (stabilizing predictions: mean kappa of the last
-3 pairs >= 0.99, Bloodgood and Vijay-Shanker 2009; overall uncertainty: mean normalized entropy of
-the unlabeled pool < 0.05, small-text's default for Zhu et al. 2008):
+Runs the pool protocol through the experiment's Python API (``run_experiment``) with margin and
+entropy sampling and the random baseline, and applies the stopping rules of
+``alstream.learning.stopping`` with their published defaults (stabilizing predictions: mean kappa of
+the last 3 pairs >= 0.99, Bloodgood and Vijay-Shanker 2009; predicted change of F: each of the last 3
+< 0.05, Altschuler and Bloodgood 2019, small-text's ``DeltaFScore``; overall uncertainty: mean
+normalized entropy of the unlabeled pool < 0.05, small-text's default for Zhu et al. 2008), on:
 
 * ``digits``: the README's protocol (10% of the pool labeled at the start, batch 20, 20 rounds);
 * ``generated`` 2 classes: 3,000 samples, 10 features, 2% at the start, batch 20, 30 rounds;
-* ``generated`` 3 classes: 3,000 samples, 20 features, 2% at the start, batch 20, 40 rounds.
+* ``generated`` 3 classes: 3,000 samples, 20 features, 2% at the start, batch 20, 40 rounds;
+* the strategy comparison's datasets (``strategy_comparison.py``: digits, and ``make_classification``
+  with three clusters per class), 10% at the start, batches of 1% of the pool (40 rounds) and 5% (15).
+
+Seeds ``0..--seeds-1``; the verdicts are given for the first half (where the defaults were looked
+at) and for the second half apart (held out).
 
 The target (issue 12): a rule stops no earlier than 98% of full-pool accuracy and uses at most 1.2x
 the labels the strategy needs to reach 99% of it, on every dataset. Writes each dataset's report
 (``--output-dir``, default ``reports/stopping``: Markdown and the figure with the stops marked), prints
 the stopping table and writes it to ``bench/results/stopping.json``. Then the same runs under other
 settings of the rules (``SWEEP``: kappa thresholds and windows, uncertainty thresholds), to see whether
-tuning would meet the target on every dataset. About a minute on one core.
+tuning would meet the target on every dataset. About 15 minutes on one core.
 
     .venv/bin/python bench/stopping_bench.py
     .venv/bin/python bench/stopping_bench.py --seeds 3
@@ -33,11 +39,12 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 import common
+import strategy_comparison
 from alstream.experiment.config import ExperimentConfig
-from alstream.experiment.protocol import run_experiment
+from alstream.experiment.protocol import ExperimentResult, run_experiment
 from alstream.experiment.report import write_report
 from alstream.experiment.stops import STOP_ACCURACY, STOP_LABELS, StopRule, summarize_stops
-from alstream.learning.stopping import OverallUncertainty, StabilizingPredictions
+from alstream.learning.stopping import OverallUncertainty, PredictedChangeOfF, StabilizingPredictions
 from common import RESULTS, console
 from provenance import machine, source_info
 
@@ -45,6 +52,8 @@ STRATEGIES = ("margin", "entropy", "random")
 SWEEP: tuple[StopRule, ...] = (
     *(StabilizingPredictions(threshold=t) for t in (0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995)),
     *(StabilizingPredictions(window=w) for w in (1, 2, 5)),
+    *(PredictedChangeOfF(threshold=t) for t in (0.005, 0.01, 0.02, 0.03, 0.1)),
+    *(PredictedChangeOfF(window=w) for w in (1, 2, 5)),
     *(OverallUncertainty(threshold=t) for t in (0.05, 0.1, 0.2, 0.3)),
     *(OverallUncertainty(threshold=t, measure="least_confident") for t in (0.02, 0.05, 0.1)),
 )  # other settings, to see whether tuning would meet the target (it does not: the defaults stay)
@@ -69,11 +78,51 @@ DATASETS: dict[str, dict[str, Any]] = {
         "iterations": 40,
     },
 }
+COMPARISON = [
+    (name, share, rounds)
+    for name in ("digits", "make_classification")
+    for share, rounds in ((0.01, 40), (0.05, 15))
+]
+
+
+def seeds_of(result: ExperimentResult, seeds: range) -> ExperimentResult:
+    """The part of ``result`` that ``seeds`` ran."""
+    curves, reference = result.curves, result.reference
+    return ExperimentResult(
+        result.config,
+        curves[curves["seed"].isin(seeds)],
+        reference[reference["seed"].isin(seeds)],
+        result.classes,
+        {key: value for key, value in result.stop_predictions.items() if key[1] in seeds},
+    )
+
+
+def runs(seeds: int) -> list[tuple[str, ExperimentResult]]:
+    """Every dataset's result, in order."""
+    done = []
+    for name, knobs in DATASETS.items():
+        config = ExperimentConfig(strategies=STRATEGIES, seeds=seeds, name=f"stopping-{name}", **knobs)
+        done.append((name, run_experiment(config)))
+    data = strategy_comparison.datasets()
+    for name, share, rounds in COMPARISON:
+        pool = len(data[name].y) - math.ceil(strategy_comparison.TEST_SIZE * len(data[name].y))
+        config = ExperimentConfig(
+            dataset="digits",  # the name only: the data come from ``data``
+            name=f"stopping-{name}-{share:.0%}",
+            strategies=STRATEGIES,
+            initial_fraction=strategy_comparison.INITIAL,
+            batch_size=max(1, round(share * pool)),
+            iterations=rounds,
+            seeds=seeds,
+            test_size=strategy_comparison.TEST_SIZE,
+        )
+        done.append((f"{name}-{share:.0%}", run_experiment(config, data=data[name])))
+    return done
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--output-dir", type=Path, default=Path("reports/stopping"))
     parser.add_argument("--out", type=Path, default=RESULTS / "stopping.json")
     args = parser.parse_args()
@@ -81,20 +130,31 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     sweep: dict[str, dict[str, list[str]]] = {}  # rule -> strategy -> datasets where it meets the target
     started = time.perf_counter()
-    for name, knobs in DATASETS.items():
-        config = ExperimentConfig(strategies=STRATEGIES, seeds=args.seeds, name=f"stopping-{name}", **knobs)
-        with threadpool_limits(1), out.status(f"{name}: {args.seeds} seeds"):
-            result = run_experiment(config)
-        markdown, _ = write_report(result, args.output_dir)
-        full = float(result.reference["accuracy"].mean())
-        for record in summarize_stops(result).to_dict("records"):
-            record = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
-            to_99 = record["labels_to_99%"]
-            record["labels_to_99%"] = None if to_99 is None else int(to_99)
-            rows.append({"dataset": name, "report": str(markdown), **record, "full_accuracy": full})
-        for record in summarize_stops(result, SWEEP).to_dict("records"):
-            met = sweep.setdefault(record["rule"], {}).setdefault(record["strategy"], [])
-            met += [name] if record["target_met"] else []
+    with threadpool_limits(1), out.status(f"{len(DATASETS) + len(COMPARISON)} datasets, {args.seeds} seeds"):
+        results = runs(args.seeds)
+    half = args.seeds // 2
+    for name, whole in results:
+        markdown, _ = write_report(whole, args.output_dir)
+        for seeds in (range(half), range(half, args.seeds)):
+            result = seeds_of(whole, seeds)
+            full = float(result.reference["accuracy"].mean())
+            part = f"{seeds.start}-{seeds.stop - 1}"
+            for record in summarize_stops(result).to_dict("records"):
+                record = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
+                to_99 = record["labels_to_99%"]
+                record["labels_to_99%"] = None if to_99 is None else int(to_99)
+                rows.append(
+                    {
+                        "dataset": name,
+                        "seeds_run": part,
+                        "report": str(markdown),
+                        **record,
+                        "full_accuracy": full,
+                    }
+                )
+            for record in summarize_stops(result, SWEEP).to_dict("records"):
+                met = sweep.setdefault(record["rule"], {}).setdefault(record["strategy"], [])
+                met += [f"{name} ({part})"] if record["target_met"] else []
     seconds = time.perf_counter() - started
 
     from rich.table import Table
@@ -103,6 +163,7 @@ def main() -> None:
     table = Table(title=f"stopping rules, {args.seeds} seeds, mean over seeds (target: {target})")
     for column in (
         "dataset",
+        "seeds",
         "strategy",
         "rule",
         "stopped",
@@ -113,11 +174,14 @@ def main() -> None:
         "ratio",
         "target met",
     ):
-        table.add_column(column, justify="left" if column in ("dataset", "strategy", "rule") else "right")
+        table.add_column(
+            column, justify="left" if column in ("dataset", "seeds", "strategy", "rule") else "right"
+        )
     for r in rows:
         stopped, to_99 = r["stopped"] > 0, r["labels_to_99%"]
         table.add_row(
             r["dataset"],
+            r["seeds_run"],
             r["strategy"],
             r["rule"],
             f"{r['stopped']}/{r['seeds']}",
@@ -129,11 +193,18 @@ def main() -> None:
             "yes" if r["target_met"] else "no",
         )
     out.print(table)
-    for rule in dict.fromkeys(r["rule"] for r in rows):
-        for strategy in ("margin", "entropy"):
-            met = [r["target_met"] for r in rows if r["rule"] == rule and r["strategy"] == strategy]
-            out.print(f"{strategy} + {rule}: target met on {sum(met)} of {len(met)} datasets")
-    out.print(f"other settings, datasets where the target is met (of {len(DATASETS)}):")
+    for part in dict.fromkeys(r["seeds_run"] for r in rows):
+        for rule in dict.fromkeys(r["rule"] for r in rows):
+            for strategy in ("margin", "entropy"):
+                met = [
+                    r["target_met"]
+                    for r in rows
+                    if (r["rule"], r["strategy"], r["seeds_run"]) == (rule, strategy, part)
+                ]
+                out.print(
+                    f"seeds {part}, {strategy} + {rule}: target met on {sum(met)} of {len(met)} datasets"
+                )
+    out.print(f"other settings, datasets (and seeds) where the target is met (of {2 * len(results)}):")
     for rule, strategies in sweep.items():
         out.print(f"  {rule}: " + ", ".join(f"{s} {len(m)}" for s, m in strategies.items() if s != "random"))
     common.write_report(
@@ -146,6 +217,10 @@ def main() -> None:
             "seeds": args.seeds,
             "strategies": list(STRATEGIES),
             "datasets": DATASETS,
+            "comparison_datasets": [
+                {"dataset": name, "batch_share": share, "iterations": rounds}
+                for name, share, rounds in COMPARISON
+            ],
             "target": {
                 "accuracy_share_at_least": STOP_ACCURACY,
                 "labels_over_labels_to_99_at_most": STOP_LABELS,

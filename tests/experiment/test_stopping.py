@@ -21,7 +21,7 @@ from alstream.learning.stopping import (
     uncertainty,
 )
 
-KAPPA, UNCERTAINTY = (rule.label for rule in STOP_RULES)
+KAPPA, CHANGE_OF_F, UNCERTAINTY = (rule.label for rule in STOP_RULES)
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +182,7 @@ def test_the_target_verdicts_on_hand_made_runs(kappa_at, uncertainty_at, kappa_v
     result = hand_made({"kappa": kappa_at, "uncertainty": uncertainty_at}, CURVE)
     rows = stopping_table(render_markdown(result, "toy.png"))
     assert rows.loc[("margin", KAPPA), "target met"] == kappa_verdict
+    assert rows.loc[("margin", CHANGE_OF_F), "target met"] == kappa_verdict  # it reads the same stop set
     assert rows.loc[("margin", UNCERTAINTY), "target met"] == uncertainty_verdict
     assert rows.loc[("margin", KAPPA), "labels to 99%"] == "50"
     if kappa_at is not None:

@@ -7,13 +7,15 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from sklearn.metrics import cohen_kappa_score
+from sklearn.metrics import cohen_kappa_score, f1_score
 
 from alstream.learning.stopping import (
     OverallUncertainty,
+    PredictedChangeOfF,
     StabilizingPredictions,
     cohen_kappa,
     draw_stop_set,
+    f_agreement,
     uncertainty,
 )
 
@@ -148,3 +150,38 @@ def test_stop_set_is_a_fixed_sample_of_the_unlabeled_rows():
     assert len(np.unique(first)) == 200 and np.isin(first, unlabeled).all()
     assert not np.array_equal(first, draw_stop_set(unlabeled, 200, seed=2))
     np.testing.assert_array_equal(draw_stop_set(unlabeled[:50], 200), unlabeled[:50])  # all, if fewer
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_f_agreement_is_scikit_learns_macro_f1_and_symmetric(seed):
+    rng = np.random.default_rng(seed)
+    n_classes = int(rng.integers(2, 6))
+    a, b = rng.integers(0, n_classes, size=200), rng.integers(0, n_classes, size=200)
+    b[:120] = a[:120]  # related, as successive models are
+    expected = f1_score(a, b, average="macro", labels=np.union1d(a, b))
+    assert f_agreement(a, b) == pytest.approx(expected) == pytest.approx(f_agreement(b, a))
+    names = np.array(["x", "y", "z", "u", "v"])[rng.permutation(5)]  # the labels' names do not matter
+    assert f_agreement(names[a], names[b]) == pytest.approx(expected)
+    assert f_agreement(a, a) == 1.0 and 0.0 <= f_agreement(a, b) <= 1.0
+
+
+def test_predicted_change_of_f_stops_once_every_change_of_the_window_is_below_the_threshold():
+    models = agreeing([0.9, 0.97, 0.99, 0.99, 1.0, 1.0])  # balanced, two classes: 1 - F = (1 - kappa) / 2
+    rule = PredictedChangeOfF(window=3, threshold=0.01)
+    np.testing.assert_allclose(rule.changes(models), [0.05, 0.015, 0.005, 0.005, 0.0, 0.0], atol=1e-12)
+    assert rule.stop_round(models) == 5  # changes 0.005, 0.005, 0: all below; 0.015 closed the one before
+    assert [rule.should_stop(models[: r + 1]) for r in range(len(models))] == [False] * 5 + [True, True]
+    assert PredictedChangeOfF(window=1, threshold=0.01).stop_round(models) == 3
+    assert PredictedChangeOfF(window=3, threshold=0.005).stop_round(models) is None  # "below": strictly
+    assert PredictedChangeOfF().stop_round(models) == 4  # small-text's defaults: 0.05, window 3
+
+
+@pytest.mark.parametrize("window", [1, 2, 3, 5])
+def test_predicted_change_of_f_never_stops_before_window_pairs(window):
+    models = [np.array([0, 1, 2, 1])] * 10
+    rule = PredictedChangeOfF(window=window)
+    assert rule.stop_round(models) == window and rule.stop_round(models[:window]) is None
+    assert not any(rule.should_stop(models[: r + 1]) for r in range(window))
+    assert rule.stop_round([]) is None
+    with pytest.raises(ValueError, match="window"):
+        PredictedChangeOfF(window=0).stop_round(models)

@@ -11,7 +11,8 @@ from sklearn.linear_model import LogisticRegression
 
 from alstream.learning.stopping import StabilizingPredictions
 from alstream.service.engine import Engine, EngineConfig
-from alstream.service.stability import Stability
+from alstream.service.model_files import ModelFiles
+from alstream.service.stability import STATE_FILE, Stability
 from alstream.service.trainer import ModelVersion, RetrainPolicy
 from alstream.store import LabelRow, SampleRow, Store
 
@@ -23,12 +24,15 @@ CLASSES = [str(c) for c in range(10)]
 BATCH = 10  # labels a round, and the policy's retrain_after_labels: one full version a round
 
 
-def _engine(tmp_path: Path, **config) -> tuple[Engine, Store]:
+POLICY = RetrainPolicy(after_labels=BATCH, interval_s=3600.0, online=True, full_every=5, min_per_class=2)
+
+
+def _engine(tmp_path: Path, model_files: ModelFiles | None = None, **config) -> tuple[Engine, Store]:
     """Digits streamed into an engine, three labels per class given."""
     store = Store(f"sqlite:///{tmp_path}/store.db")
     store.create()
-    policy = RetrainPolicy(after_labels=BATCH, interval_s=3600.0, online=True, full_every=5, min_per_class=2)
-    engine = Engine(EngineConfig(classes=CLASSES, n_features=64, track=False, policy=policy, **config), store)
+    config = EngineConfig(classes=CLASSES, n_features=64, track=False, policy=POLICY, **config)
+    engine = Engine(config, store, model_files=model_files)
     store.add_samples([SampleRow(f"d{i}", X[i], None, None) for i in range(len(Y))])
     first = [i for c in range(10) for i in np.flatnonzero(np.equal(Y, c))[:3].tolist()]
     store.add_labels(
@@ -141,3 +145,55 @@ def test_the_service_pauses_its_queue_once_stable_and_says_why(tmp_path, request
         answer = client.get("/queue", params={"n": BATCH, "annotator": "ann"})
         assert answer.status_code == 200 and answer.json() == []
         assert "the model has stabilised" in answer.headers["Alstream-Queue-Paused"]
+
+
+def test_a_restarted_stability_resumes_from_its_file_and_offers_nothing_twice(tmp_path: Path):
+    path, rule = tmp_path / STATE_FILE, StabilizingPredictions(window=2, threshold=0.9)
+    rows = np.linspace(-3, 3, 300, dtype=np.float32)[:, None]
+    model = LogisticRegression().fit(rows, rows[:, 0] > 0)
+    one = Stability(n_features=1, step=10, rule=rule, size=50, path=path)
+    one.offer(np.arange(200), rows[:200])
+    for number in (1, 2, 3):
+        one.checkpoint(ModelVersion(number, model, "full", n_labels=10 * number, created_at=0.0))
+    assert one.stable
+    again = Stability(n_features=1, step=10, rule=rule, size=50, path=path)
+    assert again.resume(newest_version=3) and again.state() == one.state()
+    assert np.array_equal(again.keys, one.keys) and np.array_equal(again.X, one.X)
+    again.offer(np.arange(300), rows)  # a restart reads the store again, from its first sample
+    one.offer(np.arange(200, 300), rows[200:])  # what the first one would have been offered
+    assert np.array_equal(np.sort(again.keys), np.sort(one.keys)) and len(again.keys) == 50
+    again.checkpoint(ModelVersion(4, model, "full", n_labels=40, created_at=0.0))
+    assert again.state()["compared_version"] == 4 and again.since_version == 3  # the run goes on
+    stale = Stability(n_features=1, step=10, rule=rule, size=50, path=path)
+    assert not stale.resume(newest_version=2)  # another store: it has no version 4
+    assert not Stability(n_features=1, step=10, rule=rule, size=60, path=path).resume(newest_version=9)
+    again.reset()  # a drift: a restart after it starts over too
+    assert Stability(n_features=1, step=10, rule=rule, size=50, path=path).resume(4)
+    assert Stability(n_features=1, step=10, rule=rule, size=50, path=path).kappa is None
+
+
+def test_a_restarted_engine_reports_the_same_stable_state_and_goes_on_with_new_labels(tmp_path: Path):
+    models = ModelFiles(tmp_path / "models")
+    engine, store = _engine(tmp_path, models)
+    try:
+        labels = _label_until_stable(engine, store)
+        before = engine.stats()["stopping"]
+        assert before["stable"] and (tmp_path / STATE_FILE).exists()
+    finally:
+        engine.close()
+    restarted = Engine(
+        EngineConfig(classes=CLASSES, n_features=64, track=False, policy=POLICY), store, model_files=models
+    )
+    try:
+        restarted.sync()
+        while restarted.train_step() is not None:
+            pass
+        after = restarted.stats()["stopping"]
+        assert after == before, (before, after)  # no new label: the same stable state and kappa
+        _round(restarted, store, labels)
+        went_on = restarted.stats()["stopping"]
+        assert went_on["compared_version"] > before["compared_version"]
+        assert went_on["kappas"][:-1] == before["kappas"][1:]  # the window slid on: it did not start over
+    finally:
+        restarted.close()
+        store.close()

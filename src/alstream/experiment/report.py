@@ -341,8 +341,9 @@ def _stopping_section(result: ExperimentResult, order: list[str]) -> list[str]:
     met = int(stops["target_met"].sum())
     text = (
         "Where each stopping rule would have ended each run, had it been used: the rules read no label "
-        f"beyond those bought (stabilizing predictions: the models' predictions on a stop set of {size:,} "
-        "unlabeled pool rows drawn once per seed; overall uncertainty: the model's mean uncertainty over "
+        f"beyond those bought (stabilizing predictions and predicted change of F: the models' predictions "
+        f"on a stop set of {size:,} unlabeled pool rows drawn once per seed; overall uncertainty: the "
+        "model's mean uncertainty over "
         "the rows still unlabeled). Labels and test accuracy at the round a rule stops, mean over the seeds "
         "it stopped in; the figure marks these points. "
         f"**Target**: a rule stops no earlier than {STOP_ACCURACY:.0%} of full-pool accuracy "

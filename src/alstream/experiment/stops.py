@@ -11,15 +11,15 @@ import pandas as pd
 
 from alstream.experiment.protocol import ExperimentResult, uncertainty_column
 from alstream.learning.curves import TARGETS, labels_to_reach, mean_curves
-from alstream.learning.stopping import OverallUncertainty, StabilizingPredictions
+from alstream.learning.stopping import OverallUncertainty, PredictedChangeOfF, StabilizingPredictions
 
 # --------------------------------------------------------------------------------------------
 # Stopping rules: where each would have stopped each run, against the labels needed to reach 99%
 
 STOP_ACCURACY = 0.98  # the target: a rule stops at no less than 98% of full-pool accuracy...
 STOP_LABELS = 1.2  # ...and with at most 1.2 x the labels the strategy needs to reach 99% of it
-StopRule = StabilizingPredictions | OverallUncertainty
-STOP_RULES: tuple[StopRule, ...] = (StabilizingPredictions(), OverallUncertainty())
+StopRule = StabilizingPredictions | PredictedChangeOfF | OverallUncertainty
+STOP_RULES: tuple[StopRule, ...] = (StabilizingPredictions(), PredictedChangeOfF(), OverallUncertainty())
 
 
 def stop_points(result: ExperimentResult, rules: Sequence[StopRule] = STOP_RULES) -> pd.DataFrame:
@@ -30,7 +30,7 @@ def stop_points(result: ExperimentResult, rules: Sequence[StopRule] = STOP_RULES
     for (strategy, seed), run in result.curves.groupby(["strategy", "seed"], sort=False):
         run = run.sort_values("iteration")
         for rule in rules:
-            if isinstance(rule, StabilizingPredictions):
+            if isinstance(rule, StabilizingPredictions | PredictedChangeOfF):  # read the stop set
                 predictions = result.stop_predictions.get((str(strategy), int(cast(int, seed))))
                 if predictions is None:
                     continue

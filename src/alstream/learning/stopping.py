@@ -1,6 +1,6 @@
 """Stopping rules: when more labels stop paying for themselves, without labeling anything to find out.
 
-Both rules read only what the model says about unlabeled data, round after round, so they work
+The rules read only what the model says about unlabeled data, round after round, so they work
 where no test set exists (a live labeling service).
 
 **Stabilizing predictions** (Bloodgood and Vijay-Shanker, 2009): a *stop set*, a fixed random
@@ -16,6 +16,19 @@ models), then ``mean(last window kappas) >= threshold``, with identical predicti
 [0.5, 1.0, 1.0]
 >>> rule.should_stop(models[:3]), rule.stop_round(models)
 (False, 3)
+
+**Predicted change of F** (Altschuler and Bloodgood, 2019): the same stop set, but the rule reads
+how much the F-measure could have changed between successive models, ``1 - F`` of one model's
+predictions scored against the other's, and stops once each of the last ``window`` changes is below
+``threshold``. This is small-text's ``DeltaFScore`` (defaults 0.05 and 3), which scores the positive
+class of two; here F is the mean over classes (macro), so that it reads many classes, and no label
+order matters.
+
+>>> rule = PredictedChangeOfF(window=2, threshold=0.2)
+>>> rule.changes(models).round(2).tolist()
+[0.27, 0.0, 0.0]
+>>> rule.stop_round(models)
+3
 
 **Overall uncertainty** (Zhu, Wang and Hovy, 2008): stop when the model's mean uncertainty over
 the unlabeled pool (or the stop set) falls below ``threshold``. Uncertainty is the entropy of
@@ -71,6 +84,26 @@ def cohen_kappa(a: ArrayLike, b: ArrayLike) -> float:
     if expected >= 1.0:
         return 1.0
     return (observed - expected) / (1.0 - expected)
+
+
+def f_agreement(a: ArrayLike, b: ArrayLike) -> float:
+    """The macro F-measure of ``b``'s labels scored against ``a``'s: the mean over the labels either
+    uses of ``2 tp / (2 tp + fp + fn)``. Symmetric; 1.0 when they agree everywhere.
+
+    >>> f_agreement([0, 0, 1, 1], [0, 1, 1, 1])  # F of 0: 2 / 3; of 1: 4 / 5
+    0.7333333333333334
+    >>> f_agreement(["a", "b", "c", "c"], ["a", "b", "b", "c"])  # F 1, 2/3, 2/3
+    0.7777777777777777
+    """
+    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"F needs two label vectors of one non-zero length, got {a.size} and {b.size}")
+    labels, codes = np.unique(np.concatenate([a, b]), return_inverse=True)
+    first, second = codes[: a.size], codes[a.size :]
+    k = len(labels)
+    both = np.bincount(first[first == second], minlength=k)  # tp of each label
+    split = np.bincount(first, minlength=k) + np.bincount(second, minlength=k)  # 2 tp + fp + fn, > 0
+    return float(np.mean(2 * both / split))
 
 
 def draw_stop_set(unlabeled: ArrayLike, size: int = STOP_SET_SIZE, seed: int = 0) -> np.ndarray:
@@ -137,6 +170,43 @@ class StabilizingPredictions:
         kappas = self.kappas(predictions) if len(predictions) > 1 else np.empty(0)
         for end in range(self.window, len(kappas) + 1):  # kappas[end - 1] compares rounds end - 1, end
             if kappas[end - self.window : end].mean() >= self.threshold:
+                return end
+        return None
+
+    def _check(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"window must be at least 1, got {self.window}")
+
+
+@dataclass(frozen=True)
+class PredictedChangeOfF:
+    """Stop once each of the last ``window`` predicted changes of F between successive models on the
+    stop set is below ``threshold`` (Altschuler and Bloodgood, 2019)."""
+
+    window: int = 3
+    threshold: float = 0.05
+
+    @property
+    def label(self) -> str:
+        return f"predicted change of F (last {self.window} < {self.threshold:g})"
+
+    def changes(self, predictions: Sequence[ArrayLike]) -> np.ndarray:
+        """``1 - F`` between each model's predictions and the previous one's (one fewer than models)."""
+        return np.array([1.0 - f_agreement(a, b) for a, b in pairwise(predictions)])
+
+    def should_stop(self, predictions: Sequence[ArrayLike]) -> bool:
+        """Whether the rule stops after the last of ``predictions`` (every model so far, oldest first)."""
+        self._check()
+        if len(predictions) <= self.window:
+            return False
+        return bool((self.changes(predictions[-self.window - 1 :]) < self.threshold).all())
+
+    def stop_round(self, predictions: Sequence[ArrayLike]) -> int | None:
+        """The first round (index into ``predictions``) at which the rule stops; None if none."""
+        self._check()
+        below = self.changes(predictions) < self.threshold if len(predictions) > 1 else np.empty(0, bool)
+        for end in range(self.window, len(below) + 1):
+            if below[end - self.window : end].all():
                 return end
         return None
 

@@ -37,7 +37,7 @@ from alstream.service.quality import StreamAccuracy
 from alstream.service.retention import Retention
 from alstream.service.serving import QueueItem, Serving, ServingConfig
 from alstream.service.snapshot import Snapshot
-from alstream.service.stability import Stability
+from alstream.service.stability import STATE_FILE, Stability
 from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
@@ -80,6 +80,7 @@ class EngineConfig:
     selector: str | None = None  # a selective strategy decides which arrivals may enter the queue
     labels_per_hour: float | None = None  # its label budget (None: auto, what people label)
     pause_when_stable: bool = False  # once the model has stabilised, the queue serves nothing
+    keep_stopping_state: bool = True  # the stopping rule's state in a file beside the model files
 
 
 class Engine:
@@ -132,7 +133,13 @@ class Engine:
         self._aged_at = 0.0  # when samples past max_age_s last left the pool
         self.retention = None if config.retention_s is None else Retention(config.retention_s)
         self.drift = DriftWatch(config.drift_delta)
-        self.stability = Stability(config.n_features, step=config.policy.after_labels, seed=config.seed)
+        kept = None if model_files is None or not config.keep_stopping_state else model_files.folder.parent
+        self.stability = Stability(
+            config.n_features,
+            step=config.policy.after_labels,
+            seed=config.seed,
+            path=None if kept is None else kept / STATE_FILE,  # a restart resumes the rule
+        )
         self._drift_clock: int | None = None  # the training set's clock at the last drift
         self._boost_until = 0.0  # monotonic time until which the random share stays raised
         self._force_full = False  # a drift asks for a full retrain now
@@ -167,6 +174,7 @@ class Engine:
         latest = store.latest_model(status=None)
         if latest is not None:
             self.trainer.start_at(int(latest["version"]))
+        self.stability.resume(None if latest is None else int(latest["version"]))
         self._restore()
         self._publish()
 

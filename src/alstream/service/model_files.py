@@ -23,6 +23,23 @@ from alstream.stream.segment import fsync_dir
 SUFFIX = ".joblib"
 
 
+def dump_atomically(value: object, path: Path) -> None:
+    """Pickle ``value`` to ``path`` (its folder made, 0700): a temporary file in the same folder (0600),
+    flushed to disk, then renamed into place; a crash leaves the old file or the new, never half of one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)  # 0600: the owner's only
+    try:
+        with os.fdopen(fd, "wb") as f:
+            joblib.dump(value, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)  # the rename itself survives a power cut
+
+
 class ModelFiles:
     """The folder of model version files; keeps the newest ``keep`` of them."""
 
@@ -32,19 +49,8 @@ class ModelFiles:
 
     def save(self, version: ModelVersion) -> str:
         """Write ``version`` atomically; returns its name, relative to the folder."""
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = f"v{version.version:08d}-{version.kind}{SUFFIX}"
-        fd, temp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)  # 0600: the owner's only
-        try:
-            with os.fdopen(fd, "wb") as f:
-                joblib.dump(version, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, self.folder / name)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        fsync_dir(self.folder)  # the rename itself survives a power cut
+        dump_atomically(version, self.folder / name)
         self.prune()
         return name
 

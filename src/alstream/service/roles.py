@@ -224,9 +224,14 @@ class WorkerRole:
 
     def _gain(self, shard: int) -> None:
         log.info("shard %d: assigned to this worker; its pool is rebuilt from the store", shard)
-        # No retention: it would delete by seq across every shard.
+        # No retention: it would delete by seq across every shard. The stopping rule's file is the trainer's.
         engine = open_engine(
-            self.settings, ShardStore(self.store, shard), self.features, track=False, retention_s=None
+            self.settings,
+            ShardStore(self.store, shard),
+            self.features,
+            track=False,
+            retention_s=None,
+            keep_stopping_state=False,
         )
         self.shards[shard] = engine
 

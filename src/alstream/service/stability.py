@@ -8,7 +8,13 @@ version trained on at least ``step`` more labels than the last one compared (the
 the two is one pair of :class:`alstream.learning.stopping.StabilizingPredictions`, and the model is stable
 once the mean of the last ``window`` kappas reaches ``threshold`` (Bloodgood and Vijay-Shanker,
 2009). Online updates are not compared: they come a few labels apart, and their noise is not what
-the rule asks about. A drift starts the rule over; so does a restart (the stop set is in memory).
+the rule asks about. A drift starts the rule over.
+
+A restart resumes where the rule was: with a ``path`` (the engine's is ``stopping.joblib`` in the
+data folder, beside ``models/``), each comparison and each drift writes the stop set, the kappas
+and the version compared last to that file atomically, and :meth:`Stability.resume` reads it back.
+Arrivals up to the last one offered before the file was written are not offered again (retention
+may have deleted them from the store since, and the stop set already holds those it drew).
 
 >>> from sklearn.linear_model import LogisticRegression
 >>> from alstream.service.trainer import ModelVersion
@@ -24,19 +30,27 @@ the rule asks about. A drift starts the rule over; so does a restart (the stop s
 
 from __future__ import annotations
 
+import logging
 from collections import deque
+from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 
 from alstream.learning.stopping import STOP_SET_SIZE, OverallUncertainty, StabilizingPredictions, cohen_kappa
 from alstream.learning.strategies import tie_keys
+from alstream.service.model_files import dump_atomically
 from alstream.service.pool import top_k
 from alstream.service.trainer import ModelVersion
 
 STOP_SET_BYTES = 64 * 2**20  # the stop set's features at most (wide rows: fewer than STOP_SET_SIZE)
 MIN_STOP_SET = 100
 STOP_SALT = 0x5709  # keeps the stop set's keys apart from the pool's
+STATE_FILE = "stopping.joblib"  # the engine's, in the data folder (beside its model files' folder)
+STATE_FORMAT = 1
+
+log = logging.getLogger(__name__)
 
 
 class Stability:
@@ -49,24 +63,38 @@ class Stability:
         seed: int = 0,
         rule: StabilizingPredictions | None = None,
         size: int | None = None,
+        path: Path | None = None,
     ) -> None:
         self.rule = rule or StabilizingPredictions()
-        self.step, self.seed = step, seed
+        self.step, self.seed, self.path = step, seed, path
         self.size = size or max(MIN_STOP_SET, min(STOP_SET_SIZE, STOP_SET_BYTES // (4 * max(n_features, 1))))
         self.keys = np.empty(0, dtype=np.uint64)
         self.X = np.empty((0, n_features), dtype=np.float32)
-        self.reset()
+        self.offered = -1  # the last arrival number offered
+        self._clear()
 
-    def reset(self) -> None:
-        """Start over: no version compared yet (after a drift, the model has yet to settle again)."""
+    def _clear(self) -> None:
         self.kappas: deque[float] = deque(maxlen=self.rule.window)
         self.last: ModelVersion | None = None  # the version compared last
         self.since_version: int | None = None  # the first version of the current stable run
         self.uncertainty: float | None = None  # mean normalized entropy on the stop set, of ``last``
 
+    def reset(self) -> None:
+        """Start over: no version compared yet (after a drift, the model has yet to settle again)."""
+        self._clear()
+        self._save()
+
     def offer(self, seqs: np.ndarray, X: np.ndarray) -> None:
-        """Arrivals (their arrival numbers and pool rows) compete for the stop set by seeded key."""
-        keys = tie_keys(np.asarray(seqs, dtype=np.int64), self.seed ^ STOP_SALT)
+        """Arrivals (their arrival numbers, increasing, and pool rows) compete for the stop set by
+        seeded key; those offered before (a restart reads the store again) are passed over."""
+        seqs = np.asarray(seqs, dtype=np.int64)
+        if len(seqs) and seqs[0] <= self.offered:
+            fresh = seqs > self.offered
+            seqs, X = seqs[fresh], np.asarray(X)[fresh]
+        if not len(seqs):
+            return
+        self.offered = int(seqs[-1])
+        keys = tie_keys(seqs, self.seed ^ STOP_SALT)
         if not len(keys) or (len(self.keys) >= self.size and keys.max() <= self.keys.min()):
             return  # a long stream: most batches hold no key larger than the stop set's least
         both = np.concatenate([self.keys, keys])
@@ -91,6 +119,59 @@ class Stability:
             self.since_version = None
         elif self.since_version is None:
             self.since_version = version.version
+        self._save()
+
+    def _save(self) -> None:
+        """Write what a restart resumes from (nothing without a ``path``)."""
+        if self.path is None:
+            return
+        state = {
+            "format": STATE_FORMAT,
+            "seed": self.seed,
+            "size": self.size,
+            "keys": self.keys,
+            "X": self.X,
+            "offered": self.offered,
+            "kappas": list(self.kappas),
+            "last": self.last,
+            "since_version": self.since_version,
+            "uncertainty": self.uncertainty,
+        }
+        dump_atomically(state, self.path)
+
+    def resume(self, newest_version: int | None) -> bool:
+        """Take up the state the ``path`` holds, if it fits this stop set and the store's versions
+        (``newest_version``: the newest the store recorded; a state that compared a later one belongs
+        to another store); whether it did. A state that does not fit is logged and left unread."""
+        if self.path is None or not self.path.exists():
+            return False
+        try:
+            state = joblib.load(self.path)  # a pickle: read only from the engine's own data folder
+            last = state["last"]
+            fits = (
+                state["format"] == STATE_FORMAT
+                and (state["seed"], state["size"]) == (self.seed, self.size)
+                and state["X"].shape[1:] == self.X.shape[1:]
+            )
+            if not fits:
+                raise ValueError("it was drawn with other settings (seed, size or features)")
+            if last is not None and (newest_version is None or last.version > newest_version):
+                raise ValueError(f"it compared version {last.version}, which the store does not have")
+        except Exception as error:
+            log.warning("the stopping rule starts over: %s is not resumed: %s", self.path, error)
+            return False
+        self.keys, self.X, self.offered = state["keys"], state["X"], int(state["offered"])
+        self.kappas.extend(state["kappas"])  # the last ``window`` of them, if the window changed
+        self.last, self.since_version, self.uncertainty = last, state["since_version"], state["uncertainty"]
+        if not self.stable:
+            self.since_version = None
+        log.info(
+            "the stopping rule resumes: %d kappas, version %s compared last, stable=%s",
+            len(self.kappas),
+            None if last is None else last.version,
+            self.stable,
+        )
+        return True
 
     @property
     def kappa(self) -> float | None:
