@@ -20,6 +20,7 @@ from sklearn.datasets import load_digits
 from sqlalchemy import func, select
 
 from alstream.messages import Sample, encode_sample
+from alstream.service.shard_totals import merge
 from alstream.store import SampleRow, Store
 from alstream.store.tables import candidates, samples
 from alstream.stream.kafka import KafkaStream
@@ -31,7 +32,7 @@ from .processes import Roles, Service, kill_all, record_version
 PARTITIONS = 4
 POOL = 200  # per shard: every shard gets more than this many samples
 TOP = 50  # candidates_per_shard: also the random picks each shard publishes (its reservoir holds 50)
-RETENTION_S = 30  # long enough to check the counts before retention deletes
+RETENTION_S = 45  # long enough to check the counts before retention deletes
 ORPHAN = 99  # a shard no worker owns (its samples were stored by something else)
 STALL_S = 90.0
 
@@ -95,25 +96,31 @@ def test_a_replicas_stats_random_share_and_retention_over_two_workers_shards(
     stream.publish(values["labels_topic"], [], timeout=60)
     workers.start()
     workers.start()
-    replica.start()  # ready once it serves model version 1
 
     def stats() -> dict:
+        if replica.process is None:  # not started yet: what its /stats would merge
+            return merge(store.shard_stats.reports())
         return httpx.get(f"{replica.url}/stats", headers=AUTH, timeout=60).raise_for_status().json()
 
     def wait(done, what: str) -> None:
         progress = lambda: (per_shard(store), store.candidates.counts(), workers.progress())  # noqa: E731
         wait_while_progressing(done, progress, stall_s=STALL_S, what=what, detail=workers.output, poll_s=0.2)
 
+    held: dict[int, int] = {}  # what each shard holds in the store, before retention deletes
+
     def counted() -> bool:
-        now, held = stats(), per_shard(store)
+        now = stats()
+        held.update(per_shard(store))
         shards = now["shards"]
         fresh = sorted(int(s) for s, r in shards.items() if not r["stale"] and r["model_version"] == 1)
         arrived = {int(s): r["arrivals"] for s, r in shards.items()}
-        return fresh == list(range(PARTITIONS)) and arrived == {s: held[s] for s in range(PARTITIONS)}
+        return fresh == list(range(PARTITIONS)) and arrived == {s: held.get(s) for s in range(PARTITIONS)}
 
-    wait(counted, "every shard reporting what it holds")
-    report, held = stats(), per_shard(store)
+    wait(counted, "every shard reporting what it holds")  # the arrivals stay: no more samples come
+    replica.start()  # once the workers are busy no more: ready once it serves model version 1
+    report = stats()
     totals, shards = report["totals"], report["shards"]
+    assert {int(s): r["arrivals"] for s, r in shards.items()} == {s: held[s] for s in range(PARTITIONS)}
     assert totals["arrivals"] == len(X) == sum(held[s] for s in range(PARTITIONS))
     assert totals["shards"] == PARTITIONS and report["stale"] == [] and totals["model_versions"] == [1]
     for shard in range(PARTITIONS):  # each shard holds its own samples, its pool full
