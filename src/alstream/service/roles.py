@@ -304,7 +304,10 @@ class WorkerRole:
         now = time.monotonic()
         if now - self._reported.get(shard, -REPORT_EVERY_S) < REPORT_EVERY_S:
             return
-        self.store.shard_stats.report(shard, self.name, shard_report(engine.snapshot.stats))
+        # The pool's and retention's numbers as they are now: the snapshot's are those of its last change.
+        retention = None if engine.retention is None else engine.retention.state()
+        stats = {**engine.snapshot.stats, **engine.pool.counts(), "retention": retention}
+        self.store.shard_stats.report(shard, self.name, shard_report(stats))
         self._reported[shard] = now
 
     def close(self) -> None:
