@@ -3,9 +3,11 @@
 ``--candidates`` (10^5) candidates published over ``--shards`` (6) shards, with ``--labels``
 (10^5) label events of other samples in the store (a lease checks the candidates it takes against
 them); then ``--threads`` (20) annotators, each on a thread and a connection of its own, spread
-over the run's replicas (``--runs backend:replicas``; each replica a process with its own
-``Store``, as API replicas would be), each ``--leases`` times: lease ``n=5`` (cap 10, TTL 10 min),
-then end the previous lease's items (labeled), so live leases stay bounded as with people.
+over the run's replicas (``--runs backend:replicas[:random_share]``; each replica a process with
+its own ``Store``, as API replicas would be), each ``--leases`` times: lease ``n=5`` (caps of 10 per
+annotator and 20 per token, TTL 10 min; a ``random_share`` of the items random picks, of which
+each shard published a tenth of its candidates), then end the previous lease's items (labeled), so
+live leases stay bounded as with people.
 
 Measured: every lease and every end (p50/p99), leases per second over the whole run (ends
 included), the CPU time per lease (and its end) of the server and of the replicas, whatever else
@@ -50,7 +52,7 @@ from alstream.store.candidates import Candidates
 from common import RESULTS, console, percentiles, write_report
 from provenance import ROOT, machine, source_info
 
-N, CAP, TTL_S = 5, 10, 600.0
+N, CAP, TOKEN_CAP, TTL_S = 5, 10, 20, 600.0
 
 
 @contextlib.contextmanager
@@ -107,13 +109,22 @@ def fill(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     publish_s = []
     for shard in range(args.shards):
         names = [f"s{shard}-{i}" for i in range(per_shard)]
+        picks = [f"r{shard}-{i}" for i in range(per_shard // 10)]
         started = time.perf_counter()
-        store.candidates.publish(shard, 1, names, rng.random(per_shard).tolist())
+        store.candidates.publish(
+            shard,
+            1,
+            names,
+            rng.random(per_shard).tolist(),
+            picks=picks,
+            pick_scores=rng.random(len(picks)).tolist(),
+            stream=(shard + 1) * 100 * len(picks),
+        )
         publish_s.append(time.perf_counter() - started)
     return {"per_shard": per_shard, "publish_s": publish_s}
 
 
-def replica(url: str, first: int, threads: int, leases: int, start: Any, results: Any) -> None:
+def replica(url: str, first: int, threads: int, leases: int, share: float, start: Any, results: Any) -> None:
     """One API replica, in a process of its own: annotators ``first`` ... on ``threads`` threads (a
     connection each), all from ``start`` (a barrier of every replica and the bench) on; their
     timings and what they leased go to ``results``."""
@@ -130,7 +141,18 @@ def replica(url: str, first: int, threads: int, leases: int, start: Any, results
             ready.wait()
             for _ in range(leases):
                 began = time.perf_counter()
-                got = [c.id for c in queue.lease(annotator, f"key{first + i}", N, TTL_S, cap=CAP)]
+                got = [
+                    c.id
+                    for c in queue.lease(
+                        annotator,
+                        f"key{first + i}",
+                        N,
+                        TTL_S,
+                        cap=CAP,
+                        token_cap=TOKEN_CAP,
+                        random_share=share,
+                    )
+                ]
                 lease_ms.append((time.perf_counter() - began) * 1e3)
                 leased.extend(got)
                 if len(got) < N:
@@ -166,12 +188,14 @@ def replica(url: str, first: int, threads: int, leases: int, start: Any, results
     )
 
 
-def annotate(url: str, replicas: int, pid_file: Path | None, args: argparse.Namespace) -> dict[str, Any]:
+def annotate(
+    url: str, replicas: int, share: float, pid_file: Path | None, args: argparse.Namespace
+) -> dict[str, Any]:
     """``args.threads`` annotators over ``replicas`` processes, started together; what they did."""
     context = get_context("spawn")
     start, results, per = context.Barrier(replicas + 1), context.Queue(), args.threads // replicas
     processes = [
-        context.Process(target=replica, args=(url, first, per, args.leases, start, results))
+        context.Process(target=replica, args=(url, first, per, args.leases, share, start, results))
         for first in range(0, per * replicas, per)
     ]
     for process in processes:
@@ -190,6 +214,7 @@ def annotate(url: str, replicas: int, pid_file: Path | None, args: argparse.Name
     leases = sum(len(r["lease_ms"]) for r in runs)
     return {
         "replicas": replicas,
+        "random_share": share,
         "wall_s": wall_s,
         "leases": leases,
         "leases_per_s": leases / wall_s,
@@ -205,7 +230,7 @@ def annotate(url: str, replicas: int, pid_file: Path | None, args: argparse.Name
 
 
 def one_run(
-    backend: str, replicas: int, url: str, pid_file: Path | None, args: argparse.Namespace
+    backend: str, replicas: int, share: float, url: str, pid_file: Path | None, args: argparse.Namespace
 ) -> dict[str, Any]:
     print(f"{backend}, {replicas} replica(s): filling", file=sys.stderr)
     with Store(url) as store:
@@ -216,7 +241,7 @@ def one_run(
                 conn.exec_driver_sql("ANALYZE")
                 conn.commit()
         print(f"{backend}: {args.threads} annotators x {args.leases} leases", file=sys.stderr)
-        run = annotate(url, replicas, pid_file, args)
+        run = annotate(url, replicas, share, pid_file, args)
         names = [f"s0-{i}" for i in range(filled["per_shard"])]
         scores = np.random.default_rng(1).random(len(names)).tolist()
         started = time.perf_counter()
@@ -228,13 +253,14 @@ def one_run(
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> Table:
     title = (
-        f"{args.threads} annotators, leases of {N} (cap {CAP}) from {args.candidates:,} candidates "
-        f"over {args.shards} shards, {args.labels:,} labels"
+        f"{args.threads} annotators, leases of {N} (caps {CAP}, token {TOKEN_CAP}) from "
+        f"{args.candidates:,} candidates over {args.shards} shards, {args.labels:,} labels"
     )
     out = Table(title=title)
     columns = (
         "backend",
         "replicas",
+        "random share",
         "leases/s",
         "lease p50 ms",
         "lease p99 ms",
@@ -252,6 +278,7 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> Table:
         out.add_row(
             r["backend"],
             str(r["replicas"]),
+            f"{r['random_share']:g}",
             f"{r['leases_per_s']:,.0f}",
             f"{lease['p50_ms']:.2f}",
             f"{lease['p99_ms']:.2f}",
@@ -275,8 +302,8 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         nargs="+",
-        default=["postgresql:2", "postgresql:1", "sqlite:1"],
-        help="backend:replicas (SQLite: one process, the case it serves)",
+        default=["postgresql:2", "postgresql:2:0.1", "postgresql:1", "sqlite:1"],
+        help="backend:replicas[:random_share] (SQLite: one process, the case it serves)",
     )
     parser.add_argument("--postgres-url", help="a server to CREATE DATABASE on (default: a private one)")
     parser.add_argument("--out", type=Path, default=RESULTS / "candidates.json")
@@ -285,13 +312,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="alstream-candidates-") as tmp, contextlib.ExitStack() as stack:
         server = None
         for number, run in enumerate(args.runs):
-            backend, replicas = run.split(":")
+            backend, replicas, *share = run.split(":")
             if backend == "sqlite":
                 url, pid_file = f"sqlite:///{tmp}/store{number}.db", None
             else:
                 server = server or stack.enter_context(postgres(args.postgres_url))
                 url, pid_file = database(server[0]), server[1]
-            results.append(one_run(backend, int(replicas), url, pid_file, args))
+            results.append(one_run(backend, int(replicas), float(*share or [0]), url, pid_file, args))
     out = console(150)
     out.print(table(results, args))
     created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -303,7 +330,7 @@ def main() -> None:
             "benchmark": "candidates",
             "created": created,
             "settings": settings,
-            "lease": {"n": N, "cap": CAP, "ttl_s": TTL_S},
+            "lease": {"n": N, "cap": CAP, "token_cap": TOKEN_CAP, "ttl_s": TTL_S},
             "alstream": source_info(),
             "machine": {**machine(), "load_average": load},
             "results": results,

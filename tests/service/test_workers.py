@@ -86,11 +86,12 @@ def sample_messages(prefix: str, X: np.ndarray) -> list[tuple[bytes, bytes]]:
 
 
 def check_shards(store: Store, model: ModelVersion, shards: range) -> None:
-    """Each shard's free candidates: its own unlabeled samples, scored by ``model``, at least as good as
-    its ``TOP`` best (ties aside); together they hold the whole pool's ``TOP`` best."""
+    """Each shard's free candidates: its own unlabeled samples, scored by ``model``, its ``TOP`` best
+    (ties aside; one that is also a random pick is published as one) and ``TOP`` random picks of its
+    reservoir (here every sample); together they hold the whole pool's ``TOP`` best."""
     with store.engine.connect() as conn:
         free = candidates.c.leased_by.is_(None)  # leased ones keep what they were leased as
-        columns = (candidates.c.sample_id, candidates.c.shard, candidates.c.version)
+        columns = (candidates.c.sample_id, candidates.c.shard, candidates.c.version, candidates.c.reason)
         published = conn.execute(select(*columns).where(free)).all()
         rows = conn.execute(select(samples.c.id, samples.c.shard, samples.c.features)).all()
     labeled = set(store.current_labels())
@@ -98,14 +99,17 @@ def check_shards(store: Store, model: ModelVersion, shards: range) -> None:
     ids = [sid for sid, _, _ in rows if sid not in labeled]
     X = np.array([np.frombuffer(blob, dtype="<f4") for sid, _, blob in rows if sid not in labeled])
     score = dict(zip(ids, score_pool(model.model, X, get_strategy(STRATEGY)), strict=True))
-    assert all(shard_of[sid] == shard for sid, shard, _ in published), "a candidate of another shard"
-    assert all(v == model.version for *_, v in published), "candidates of an older version"
+    assert all(shard_of[sid] == shard for sid, shard, *_ in published), "a candidate of another shard"
+    assert all(v == model.version for *_, v, _ in published), "candidates of an older version"
     assert not labeled & {sid for sid, *_ in published}, "a labeled sample is a candidate"
     for shard in shards:
         mine = sorted((score[i] for i in ids if shard_of[i] == shard), reverse=True)
-        got = [score[sid] for sid, s, _ in published if s == shard]
-        assert len(got) == min(TOP, len(mine)), f"shard {shard}: {len(got)} candidates"
-        assert min(got) >= mine[len(got) - 1] - 1e-12, f"shard {shard}: not its best"
+        best = {sid for sid, s, _, why in published if s == shard and why != "random"}
+        picks = {sid for sid, s, _, why in published if s == shard and why == "random"}
+        assert len(picks) == min(TOP, len(mine)), f"shard {shard}: {len(picks)} random picks"
+        assert min(TOP, len(mine)) - len(picks) <= len(best) <= TOP, f"shard {shard}: {len(best)} candidates"
+        top = {i for i in ids if shard_of[i] == shard and score[i] > mine[min(TOP, len(mine)) - 1] + 1e-12}
+        assert top <= best | picks, f"shard {shard}: not its best"
     best = sorted(score, key=score.__getitem__, reverse=True)[:TOP]
     assert {sid for sid, *_ in published} >= {i for i in best if score[i] > score[best[-1]]}
 

@@ -236,3 +236,67 @@ def test_on_postgresql_a_lease_skips_the_items_another_replica_is_taking_without
                     )
         other.join()
         assert (waited, leased) == (False, ["c"])
+
+
+def test_a_cap_bounds_a_tokens_live_leases_whatever_the_names(store: Store) -> None:
+    queue = store.candidates
+    queue.publish(0, 1, [f"s{i}" for i in range(10)], [i / 10 for i in range(10)], now=T0)
+
+    assert len(queue.lease("ann", "k", 3, ttl_s=60, token_cap=4, now=T0)) == 3
+    assert ids(queue.lease("bob", "k", 3, ttl_s=60, token_cap=4, now=T0)) == ["s6"]  # the token's fourth
+    assert queue.lease("cy", "k", 3, ttl_s=60, token_cap=4, now=T0) == []
+    assert len(queue.lease("cy", "k2", 3, ttl_s=60, token_cap=4, now=T0)) == 3  # another token
+    assert len(queue.lease("cy", None, 2, ttl_s=60, token_cap=1, now=T0)) == 2  # no token: no token cap
+    assert queue.release("ann", ["s9"]) == 1
+    assert ids(queue.lease("dee", "k", 3, ttl_s=60, token_cap=4, now=T0)) == ["s9"]
+    assert len(queue.lease("dee", "k", 3, ttl_s=60, token_cap=4, now=at(60))) == 3  # they ended: a new four
+
+
+def test_a_tokens_cap_holds_when_replicas_lease_through_it_at_once(store: Store) -> None:
+    store.candidates.publish(0, 1, [f"s{i}" for i in range(100)], [i / 100 for i in range(100)])
+    replicas = [Store(store.engine.url), Store(store.engine.url)]
+    try:
+        leased = run_at_once(
+            10, lambda i: ids(replicas[i % 2].candidates.lease(f"ann{i}", "k", 3, 600, cap=3, token_cap=7))
+        )
+    finally:
+        for replica in replicas:
+            replica.close()
+    assert sum(map(len, leased)) == 7  # ten annotators, one token: seven at most
+    assert store.candidates.counts()["leased"] == 7
+
+
+def test_random_picks_are_leased_as_the_share_says_and_never_as_the_best(store: Store) -> None:
+    queue = store.candidates
+    best = [f"b{i}" for i in range(200)]
+    picks = [f"r{i}" for i in range(200)]
+    queue.publish(0, 2, best, [1.0] * 200, picks=["b0", *picks], pick_scores=[0.0] * 201, stream=2010)
+
+    with store.engine.connect() as conn:
+        rows = dict(conn.exec_driver_sql("SELECT reason, count(*) FROM candidates GROUP BY reason").all())
+        weights = set(conn.exec_driver_sql("SELECT weight FROM candidates WHERE reason = 'random'").scalars())
+    assert rows == {"uncertainty": 199, "random": 201}  # b0: a pick (unbiased), not a best candidate
+    assert weights == {10.0}  # each pick stands for 2010 / 201 samples of the stream
+    assert {c.reason for c in queue.lease("ann", "k", 50, ttl_s=60, now=T0)} == {"uncertainty"}
+    assert {c.reason for c in queue.lease("ann", "k", 50, ttl_s=60, random_share=1.0, now=T0)} == {"random"}
+    half = queue.lease("bob", "k", 200, ttl_s=60, random_share=0.5, now=T0)
+    n_random = sum(c.reason == "random" for c in half)
+    assert 60 <= n_random <= 140  # binomial(200, 0.5): 100 +- 40 is over 5 sigma
+    assert all(c.id.startswith("r") or c.id == "b0" for c in half if c.reason == "random")
+    rest = queue.lease("cy", "k", 300, ttl_s=60, random_share=1.0, now=T0)  # picks run out: the best fill in
+    assert len(rest) == 400 - 100 - 200
+
+
+def test_random_picks_come_from_the_shards_as_their_streams_weigh(store: Store) -> None:
+    """Shard 0 saw 9 times the stream shard 1 saw, and published as many picks: 90% of the random
+    items come from it, so an accuracy measured on them weighs every sample of the stream alike."""
+    queue = store.candidates
+    for shard, stream in ((0, 9_000), (1, 1_000)):
+        names = [f"s{shard}-{i}" for i in range(50)]
+        queue.publish(shard, 1, [], [], picks=names, pick_scores=[0.5] * 50, stream=stream)
+    shards = Counter()
+    for _ in range(400):
+        (pick,) = queue.lease("ann", "k", 1, ttl_s=60, random_share=1.0)
+        shards[pick.shard] += 1
+        queue.release("ann", [pick.id])  # drawn with replacement
+    assert 0.84 <= shards[0] / 400 <= 0.96, shards  # 0.9 +- 0.06: 4 sigma of binomial(400, 0.9)

@@ -16,8 +16,11 @@ shard), and labels from its share of the labels topic (group ``<consumer_group>.
 one engine per samples partition it owns, without HTTP and without training: each follows its
 shard's samples and every label in the store, scores with the newest version the store records
 (its file from the shared ``data_dir/models``), and publishes its best ``candidates_per_shard``
-samples to the shared queue (:class:`alstream.store.candidates.Candidates`), samples leased there
-pinned in its pool. When Kafka moves a partition away (a rebalance: cooperative, only the
+samples to the shared queue (:class:`alstream.store.candidates.Candidates`), with as many of its
+reservoir as random picks (weighted by the shard's stream), samples leased there pinned in its
+pool. Each shard reports its numbers to ``shard_stats`` (a stateless replica's ``/stats`` merges
+them), and deletes its own departed samples from the store (retention, by ``samples.shard``: never
+another shard's). When Kafka moves a partition away (a rebalance: cooperative, only the
 partitions that move), its engine goes and its unleased candidates are dropped; a partition gained
 gets an engine rebuilt from the store.
 """
@@ -25,8 +28,11 @@ gets an engine rebuilt from the store.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from alstream.errors import ConfigError
@@ -36,6 +42,7 @@ from alstream.service.featurize import featurizer
 from alstream.service.model_files import ModelFiles
 from alstream.service.private import create_private
 from alstream.service.runtime import open_engine, open_ingestor, open_parts
+from alstream.service.shard_totals import shard_report
 from alstream.service.snapshot import Snapshot
 from alstream.service.versions import Orchestrator
 from alstream.settings import Settings
@@ -48,6 +55,7 @@ log = logging.getLogger(__name__)
 # label's features come from the store when its sample is not in the pool).
 TRAINER_POOL = 1_000
 PUBLISH_EVERY_S = 1.0  # a shard's candidates are published at most this often (at once on a new version)
+REPORT_EVERY_S = 0.5  # a shard reports its numbers this often (its /stats row's age says it is alive)
 IDLE_S = 0.1  # a worker with nothing new looks again after this long (or when its consumer stored some)
 
 
@@ -144,6 +152,15 @@ class ShardStore:
     def texts_after(self, seq: int, limit: int) -> Any:
         return self.store.texts_after(seq, limit, shard=self.shard)
 
+    def first_not_due(self, seq: int, upto: int, before: datetime) -> int | None:
+        return self.store.first_not_due(seq, upto, before, shard=self.shard)
+
+    def delete_unlabeled_between(
+        self, first: int, last: int, before: datetime, keep: Sequence[int] = ()
+    ) -> int:
+        """Retention's deletes, of this shard's samples only."""
+        return self.store.delete_unlabeled_between(first, last, before, keep, shard=self.shard)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
@@ -180,6 +197,8 @@ class WorkerRole:
         self.shards: dict[int, Engine] = {}
         self.version = 0  # the newest model version the store recorded that this worker looked at
         self._published: dict[int, tuple[Snapshot, float]] = {}  # shard -> what it published last, when
+        self._reported: dict[int, float] = {}  # shard -> when it reported its numbers last
+        self.name = f"{os.uname().nodename}:{os.getpid()}"  # as its shards' reports name it
 
     def run(self, stop: threading.Event) -> None:
         """Consume (on a thread of its own) and keep the shards, until ``stop`` is set."""
@@ -220,17 +239,18 @@ class WorkerRole:
             samples, labels = engine.sync(held=self.store.candidates.held(shard=shard))
             busy = busy or bool(samples or labels)
             self._publish(shard, engine)
+            self._report(shard, engine)
         return busy
 
     def _gain(self, shard: int) -> None:
         log.info("shard %d: assigned to this worker; its pool is rebuilt from the store", shard)
-        # No retention: it would delete by seq across every shard. The stopping rule's file is the trainer's.
+        # Retention deletes this shard's departed samples only (ShardStore); the stopping rule's file
+        # is the trainer's.
         engine = open_engine(
             self.settings,
             ShardStore(self.store, shard),
             self.features,
             track=False,
-            retention_s=None,
             keep_stopping_state=False,
         )
         self.shards[shard] = engine
@@ -238,6 +258,7 @@ class WorkerRole:
     def _lose(self, shard: int) -> None:
         engine = self.shards.pop(shard)
         self._published.pop(shard, None)
+        self._reported.pop(shard, None)  # its row stays until the new owner reports (stale meanwhile)
         engine.close()
         dropped = self.store.candidates.drop_shard(shard)
         log.info("shard %d: moved to another worker; %d of its unleased candidates dropped", shard, dropped)
@@ -273,8 +294,28 @@ class WorkerRole:
                 return
         view = engine.pool.view(self.settings.candidates_per_shard)
         reason = "uncertainty" if view.version else "cold start"
-        self.store.candidates.publish(shard, view.version, view.ranked, view.ranked_scores.tolist(), reason)
+        self.store.candidates.publish(
+            shard,
+            view.version,
+            view.ranked,
+            view.ranked_scores.tolist(),
+            reason,
+            picks=view.reservoir,  # a uniform sample of the shard's stream: the random share
+            pick_scores=view.reservoir_scores.tolist(),
+            stream=engine.pool.arrivals,
+        )
         self._published[shard] = (snapshot, now)
+
+    def _report(self, shard: int, engine: Engine) -> None:
+        """The shard's numbers to ``shard_stats``, every ``REPORT_EVERY_S``."""
+        now = time.monotonic()
+        if now - self._reported.get(shard, -REPORT_EVERY_S) < REPORT_EVERY_S:
+            return
+        # The pool's and retention's numbers as they are now: the snapshot's are those of its last change.
+        retention = None if engine.retention is None else engine.retention.state()
+        stats = {**engine.snapshot.stats, **engine.pool.counts(), "retention": retention}
+        self.store.shard_stats.report(shard, self.name, shard_report(stats))
+        self._reported[shard] = now
 
     def close(self) -> None:
         for engine in self.shards.values():

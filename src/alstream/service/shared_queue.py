@@ -1,7 +1,10 @@
 """The queue of ``alstream serve --stateless``: any number of API replicas lease from the shards'
 candidates in the store (:class:`alstream.store.candidates.Candidates`: ``FOR UPDATE SKIP LOCKED``,
-so two replicas never lease one item; caps and expiries in the store), and show each item with the
-newest model version the store records (its file from the shared ``data_dir/models``).
+so two replicas never lease one item; the caps per annotator and per token, and the expiries, in
+the store), a ``random_share`` of them random picks from the shards' reservoirs (drawn over all
+shards by their stream's size: the accuracy measured on them stays unbiased), and show each item
+with the newest model version the store records (its file from the shared ``data_dir/models``).
+``/stats`` merges what the shards report (:mod:`alstream.service.shard_totals`).
 
 A replica keeps nothing but that model: the workers keep the pools (``alstream worker``), the
 trainer trains (``alstream trainer``); ``/send`` and ``/labels`` publish to the stream as always.
@@ -20,6 +23,7 @@ from alstream.service.engine import EngineConfig
 from alstream.service.featurize import Featurizer
 from alstream.service.model_files import ModelFiles
 from alstream.service.serving import QueueItem, ServingConfig, predict_with, queue_items
+from alstream.service.shard_totals import merge
 from alstream.service.snapshot import Snapshot
 from alstream.service.trainer import ModelVersion
 
@@ -35,7 +39,11 @@ class SharedQueue:
     ) -> None:
         self.config, self.store, self.featurizer, self.model_files = config, store, featurizer, model_files
         self.serving_config = ServingConfig(
-            config.classes, config.strategy, config.lease_s, config.max_leases_per_annotator
+            config.classes,
+            config.strategy,
+            config.lease_s,
+            config.max_leases_per_annotator,
+            config.max_leases_per_token,
         )
         self._serving: ModelVersion | None = None
         self._checked = -np.inf
@@ -68,13 +76,22 @@ class SharedQueue:
     def queue(
         self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
     ) -> list[QueueItem]:
-        """Lease to ``annotator`` the ``n`` best free candidates of every shard (at most
-        ``max_leases_per_annotator`` held at once). Each call leases new items (``fresh`` always):
-        what she holds stays hers until labeled, released or expired. No per-token cap here."""
-        config = self.serving_config
-        cap = config.max_leases_per_annotator
-        taken = self.store.candidates.lease(annotator, token, n, config.lease_s, cap=cap)
-        items, gone = queue_items(self.store, self.featurizer, config, taken, self.serving)
+        """Lease to ``annotator`` through ``token`` the ``n`` best free candidates of every shard, a
+        ``random_share`` of them random picks (none before a model serves); at most
+        ``max_leases_per_annotator`` held by her at once and, when ``token_capped``,
+        ``max_leases_per_token`` through the token. Each call leases new items (``fresh`` always):
+        what she holds stays hers until labeled, released or expired."""
+        config, serving = self.serving_config, self.serving
+        taken = self.store.candidates.lease(
+            annotator,
+            token,
+            n,
+            config.lease_s,
+            cap=config.max_leases_per_annotator,
+            token_cap=config.max_leases_per_token if token_capped else None,
+            random_share=0.0 if serving is None else self.config.random_share,
+        )
+        items, gone = queue_items(self.store, self.featurizer, config, taken, serving)
         if gone:
             self.store.candidates.end(sorted(gone))
         return items
@@ -92,7 +109,8 @@ class SharedQueue:
         return predict_with(self.serving, features)
 
     def stats(self) -> dict[str, Any]:
-        """The store's counts, the shared queue's, and the version that serves."""
+        """The store's counts, the shared queue's, the version that serves, and what the shards
+        report: each shard's numbers with their age, and the totals."""
         serving = self.serving
         return {
             "stateless": True,
@@ -100,6 +118,8 @@ class SharedQueue:
             "queue": self.store.candidates.counts(),
             "model_version": serving.version if serving else None,
             "strategy": self.config.strategy,
+            "random_share": self.config.random_share,
+            **merge(self.store.shard_stats.reports()),
         }
 
     def close(self) -> None:

@@ -5,9 +5,16 @@ the model version that scored them; any number of stateless API replicas lease f
 once, best first. A shard's unleased rows are replaced at each publish (never appended), so the
 table holds what the shards published last plus the leases out.
 
+A shard publishes **random picks** too: members of its pool's reservoir (a uniform sample of its
+stream), each weighted by the stream samples it stands for (the shard's arrivals over the picks it
+published). A lease's random share is drawn from all shards' free picks by weight (Efraimidis and
+Spirakis: the largest ``u ** (1 / weight)``), so the random items are a uniform sample of the whole
+stream, whatever each shard's size, and the accuracy measured on them stays unbiased.
+
 PostgreSQL: a lease takes its rows with ``SELECT ... FOR UPDATE SKIP LOCKED``, so two replicas never
 lease one item, nor wait for the rows another is taking; an annotator's leases are taken under an
-advisory lock of hers, so her cap holds across replicas. SQLite (the single-process case): writers
+advisory lock of hers, and a token's under one of the token's, so both caps hold across replicas
+(every lease locks the annotator first, then the token: no two wait on each other). SQLite: writers
 are serialized (in this process by a lock, between processes by the file's), and the
 ``BEGIN IMMEDIATE`` transaction each call runs in stands in for both.
 
@@ -18,6 +25,7 @@ it. Times are UTC; replicas' clocks should agree to well within a lease.
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +44,14 @@ MAX_PER_SHARD = 100_000  # candidates one shard may publish at once
 MAX_LEASE = 1_000  # items one lease may take
 _CHUNK = 1_000  # ids bound, or rows sent, in one statement
 _LEASE_LOCK = 0x63616E64  # the advisory lock class of an annotator's leases ("cand")
+_TOKEN_LOCK = 0x746F6B6E  # the advisory lock class of a token's leases ("tokn")
+RANDOM = "random"  # the reason of a random pick
+# A uniform draw in (0, 1] as each database writes it (SQLite's random() is a signed 64-bit integer;
+# 0 would give ln's NULL, which sorts last).
+_UNIFORM: dict[str, Callable[[], Any]] = {
+    "postgresql": lambda: 1.0 - func.random(),
+    "sqlite": lambda: 0.5 + func.random() / 18446744073709551616.0,
+}
 _INSERT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
     "postgresql": postgresql.insert,
     "sqlite": sqlite.insert,
@@ -51,7 +67,7 @@ class Candidate:
     shard: int
     score: float
     version: int
-    reason: str
+    reason: str  # "uncertainty", "cold start", or "random" (a random pick)
     cluster: int | None = None  # the shared queue does not spread over clusters (yet)
 
 
@@ -67,6 +83,7 @@ class Candidates:
         self.max_per_shard = max_per_shard
         self._retry = retry_options
         self._insert = _INSERT[self.dialect](candidates)
+        self._random = random.Random()  # which leased items are random picks
         # SQLite: this process's writers queue here rather than poll the file's lock (busy_timeout).
         self._writing = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
 
@@ -78,29 +95,42 @@ class Candidates:
         scores: Sequence[float],
         reason: str = "uncertainty",
         now: datetime | None = None,
+        *,
+        picks: Sequence[str] = (),
+        pick_scores: Sequence[float] = (),
+        stream: int = 0,
     ) -> None:
-        """Make ``ids`` (scored ``scores`` by model ``version``) ``shard``'s unleased candidates.
+        """Make ``ids`` (scored ``scores`` by model ``version``) ``shard``'s unleased candidates, and
+        ``picks`` (scored ``pick_scores``: a uniform sample of the ``stream`` samples the shard saw)
+        its random picks; an id in both is a random pick.
 
         Its other unleased candidates go; leased ones stay until their lease ends (an id leased
         now keeps its lease and its old score). Ids the store has a label event for are left out.
         An id another shard published unleased moves to this one (a partition changed owner).
         """
-        if len(ids) != len(scores):
-            raise ValueError(f"{len(ids)} ids but {len(scores)} scores")
-        if len(ids) > self.max_per_shard:
-            raise ValueError(f"{len(ids)} candidates, more than max_per_shard={self.max_per_shard}")
+        for named, valued in ((ids, scores), (picks, pick_scores)):
+            if len(named) != len(valued):
+                raise ValueError(f"{len(named)} ids but {len(valued)} scores")
+            if len(named) > self.max_per_shard:
+                raise ValueError(f"{len(named)} candidates, more than max_per_shard={self.max_per_shard}")
         now = _utc(now)
         best = dict(zip(ids, map(float, scores), strict=True))  # one row per id
-        columns = ("sample_id", "score", "shard", "version", "reason", "published_at")
-        constants = [
-            literal(shard),
-            literal(version),
-            literal(reason),
-            literal(now, candidates.c.published_at.type),
-        ]
+        picked = dict(zip(picks, map(float, pick_scores), strict=True))
+        for sample_id in picked:
+            best.pop(sample_id, None)
+        # the stream samples each pick stands for
+        weight = max(stream, len(picked)) / len(picked) if picked else None
+        columns = ("sample_id", "score", "shard", "version", "reason", "published_at", "weight")
 
-        def upsert(chunk: list[str]) -> Any:
-            rows = listed_pairs(chunk, [best[i] for i in chunk], self.dialect).subquery()
+        def upsert(chunk: list[str], values: dict[str, float], why: str, weight: float | None) -> Any:
+            rows = listed_pairs(chunk, [values[i] for i in chunk], self.dialect).subquery()
+            constants = [
+                literal(shard),
+                literal(version),
+                literal(why),
+                literal(now, _c.published_at.type),
+                literal(weight, _c.weight.type),
+            ]
             # SQLite reads the ON of ON CONFLICT as a join's unless the SELECT has a WHERE
             source = select(rows.c.key, rows.c.value, *constants).where(true())
             statement = self._insert.from_select(columns, source)
@@ -118,9 +148,10 @@ class Candidates:
 
         def work(conn: Connection) -> None:
             conn.execute(delete(candidates).where(_c.shard == shard, _free(now)))
-            labeled = self._labeled(conn, list(best))
-            for chunk in _chunks([i for i in best if i not in labeled]):
-                conn.execute(upsert(chunk))
+            for values, why, each in ((best, reason, None), (picked, RANDOM, weight)):
+                labeled = self._labeled(conn, list(values))
+                for chunk in _chunks([i for i in values if i not in labeled]):
+                    conn.execute(upsert(chunk, values, why, each))
 
         self._write(work)
 
@@ -132,36 +163,57 @@ class Candidates:
         ttl_s: float,
         cap: int | None = None,
         now: datetime | None = None,
+        *,
+        token_cap: int | None = None,
+        random_share: float = 0.0,
     ) -> list[Candidate]:
         """Lease to ``annotator`` (through the token ``token_key``) for ``ttl_s`` seconds the ``n``
         best free candidates of all shards, best first; fewer when there are fewer, or when she
-        would hold more than ``cap`` live leases (None: no cap). Labeled samples are never leased:
-        one labeled since it was published is removed when a lease meets it, and another taken."""
+        would hold more than ``cap`` live leases, or the token more than ``token_cap`` (None: no
+        cap). Each item is, with probability ``random_share``, a random pick instead (drawn over
+        all shards by weight; the best candidate when none is free). Labeled samples are never
+        leased: one labeled since it was published is removed when a lease meets it, and another
+        taken."""
         if not 0 <= n <= MAX_LEASE:
             raise ValueError(f"n={n}: a lease takes 0 to {MAX_LEASE} items")
         now = _utc(now)
         until = now + timedelta(seconds=ttl_s)
         leased = {"leased_by": annotator, "token_key": token_key, "leased_until": until}
+        draws = [self._random.random() < random_share for _ in range(n)] if random_share else [False] * n
+        token_cap = None if token_key is None else token_cap
+
+        def live(*where: Any) -> Any:
+            return select(func.count()).select_from(candidates).where(*where, _c.leased_until > now)
 
         def work(conn: Connection) -> list[Candidate]:
-            if self.dialect == "postgresql":  # her leases, one at a time: the cap holds
+            if self.dialect == "postgresql":  # her leases, then the token's, one at a time: the caps hold
                 conn.execute(select(func.pg_advisory_xact_lock(_LEASE_LOCK, func.hashtext(annotator))))
+                if token_cap is not None:
+                    conn.execute(select(func.pg_advisory_xact_lock(_TOKEN_LOCK, func.hashtext(token_key))))
             k = n
             if cap is not None:
-                live = select(func.count()).where(_c.leased_by == annotator, _c.leased_until > now)
-                k = min(k, cap - conn.execute(live.select_from(candidates)).scalar_one())
-            taken: list[Candidate] = []
-            # The best k free; labeled ones among them go for good, and others come instead (a NOT
-            # EXISTS in the query would let PostgreSQL's planner hash-join the whole labels table).
-            while k > 0:
-                rows = [Candidate(*row) for row in conn.execute(_take(k, now, leased))]
-                labeled = self._labeled(conn, [c.id for c in rows])
-                self._end(conn, list(labeled))
-                taken += [c for c in rows if c.id not in labeled]
-                k = len(labeled) if len(rows) == k else 0
-            return sorted(taken, key=lambda c: (-c.score, c.id))
+                k = min(k, cap - conn.execute(live(_c.leased_by == annotator)).scalar_one())
+            if token_cap is not None:
+                k = min(k, token_cap - conn.execute(live(_c.token_key == token_key)).scalar_one())
+            k = max(k, 0)
+            picks = self._take(conn, sum(draws[:k]), _take_random(now, leased, _UNIFORM[self.dialect]))
+            best = self._take(conn, k - len(picks), _take_best(now, leased))
+            return sorted(picks + best, key=lambda c: (-c.score, c.id))
 
         return self._write(work)
+
+    def _take(self, conn: Connection, k: int, take: Callable[[int], Any]) -> list[Candidate]:
+        """Up to ``k`` candidates leased by ``take(k)``; labeled ones among them go for good, and
+        others come instead (a NOT EXISTS in the query would let PostgreSQL's planner hash-join the
+        whole labels table)."""
+        taken: list[Candidate] = []
+        while k > 0:
+            rows = [Candidate(*row) for row in conn.execute(take(k))]
+            labeled = self._labeled(conn, [c.id for c in rows])
+            self._end(conn, list(labeled))
+            taken += [c for c in rows if c.id not in labeled]
+            k = len(labeled) if len(rows) == k else 0
+        return taken
 
     def release(self, annotator: str, ids: Sequence[str]) -> int:
         """Give ``annotator``'s leases of ``ids`` back (free again now); returns how many were hers."""
@@ -242,17 +294,43 @@ def _free(now: datetime) -> Any:
     return or_(_c.leased_until.is_(None), _c.leased_until <= now)
 
 
-def _take(k: int, now: datetime, leased: dict[str, Any]) -> Any:
-    """Lease (``leased``: the lease's columns) the ``k`` best candidates free at ``now`` and not
-    being taken by another transaction; returns them (in no order)."""
-    picked = (
-        select(_c.sample_id)
-        .where(_free(now))
-        .order_by(_c.score.desc(), _c.sample_id.desc())  # the index, read backwards
-        .limit(k)
-        .with_for_update(skip_locked=True, of=candidates)  # SQLite: no such clause, no need
-        .cte("picked")
-    )
+def _take_best(now: datetime, leased: dict[str, Any]) -> Callable[[int], Any]:
+    """Lease (``leased``: the lease's columns) the ``k`` best candidates, not random picks, free at
+    ``now`` and not being taken by another transaction; returns them (in no order)."""
+
+    def take(k: int) -> Any:
+        picked = (
+            select(_c.sample_id)
+            .where(_free(now), _c.weight.is_(None))
+            .order_by(_c.score.desc(), _c.sample_id.desc())  # the index, read backwards
+            .limit(k)
+            .with_for_update(skip_locked=True, of=candidates)  # SQLite: no such clause, no need
+            .cte("picked")
+        )
+        return _lease_rows(picked, leased)
+
+    return take
+
+
+def _take_random(now: datetime, leased: dict[str, Any], uniform: Callable[[], Any]) -> Callable[[int], Any]:
+    """Lease ``k`` random picks free at ``now``, drawn by weight without replacement (the largest
+    ``ln(u) / weight``, ``u`` uniform in (0, 1]: Efraimidis and Spirakis)."""
+
+    def take(k: int) -> Any:
+        picked = (
+            select(_c.sample_id)
+            .where(_free(now), _c.weight.is_not(None))
+            .order_by((func.ln(uniform()) / _c.weight).desc())
+            .limit(k)
+            .with_for_update(skip_locked=True, of=candidates)
+            .cte("picked")
+        )
+        return _lease_rows(picked, leased)
+
+    return take
+
+
+def _lease_rows(picked: Any, leased: dict[str, Any]) -> Any:
     return (
         update(candidates)
         .where(_c.sample_id == picked.c.sample_id)

@@ -18,6 +18,7 @@ from alstream.store.database import SQLITE_BEGIN, make_engine
 from alstream.store.lists import listed
 from alstream.store.retry import retry
 from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
+from alstream.store.shard_stats import ShardStats
 from alstream.store.tables import labels, models, samples
 from alstream.store.tokens import Tokens
 
@@ -62,6 +63,7 @@ class Store:
         self._retry: dict[str, Any] = {"attempts": attempts, "base_delay": base_delay, "max_delay": max_delay}
         self.tokens = Tokens(self.engine)
         self.candidates = Candidates(self.engine, **self._retry)
+        self.shard_stats = ShardStats(self.engine, **self._retry)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         sample_columns = ("id", "features", "text", "meta", "arrived_at", "shard")
         self._insert_samples = _insert_sql(samples.name, sample_columns, ("id",), mark)
@@ -347,13 +349,14 @@ class Store:
             [bool(r[1]) for r in rows], dtype=bool
         )
 
-    def first_not_due(self, seq: int, upto: int, before: datetime) -> int | None:
-        """The first seq after ``seq`` and up to ``upto`` of a sample that arrived at ``before`` or
-        later (None: every one of them arrived before). One row read back: the database scans."""
+    def first_not_due(self, seq: int, upto: int, before: datetime, shard: int | None = None) -> int | None:
+        """The first seq after ``seq`` and up to ``upto`` of a sample (of ``shard`` only, unless None)
+        that arrived at ``before`` or later (None: every one of them arrived before). One row read
+        back: the database scans."""
         old = _arrived_before(before)
         query = (
             select(samples.c.seq)
-            .where(samples.c.seq > int(seq), samples.c.seq <= int(upto), ~old)
+            .where(samples.c.seq > int(seq), samples.c.seq <= int(upto), ~old, *_of_shard(shard))
             .order_by(samples.c.seq)
             .limit(1)
         )
@@ -377,14 +380,14 @@ class Store:
             return int(conn.execute(query).scalar() or 0)
 
     def delete_unlabeled_between(
-        self, first: int, last: int, before: datetime, keep: Sequence[int] = ()
+        self, first: int, last: int, before: datetime, keep: Sequence[int] = (), shard: int | None = None
     ) -> int:
-        """Delete the samples with ``first <= seq <= last``, arrived before ``before``, that no label
-        event names, but those at ``keep``; one statement, one short transaction. Returns how many
-        were deleted."""
+        """Delete the samples (of ``shard`` only, unless None) with ``first <= seq <= last``, arrived
+        before ``before``, that no label event names, but those at ``keep``; one statement, one short
+        transaction. Returns how many were deleted."""
         unlabeled = ~exists().where(labels.c.sample_id == samples.c.id)
         old = _arrived_before(before)
-        where = [samples.c.seq >= int(first), samples.c.seq <= int(last), old, unlabeled]
+        where = [samples.c.seq >= int(first), samples.c.seq <= int(last), old, unlabeled, *_of_shard(shard)]
         if len(keep):
             where.append(samples.c.seq.not_in(listed(keep, self.dialect, integers=True)))
         query = delete(samples).where(*where)
@@ -430,6 +433,11 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else _model(row)
+
+
+def _of_shard(shard: int | None) -> list[Any]:
+    """The condition that a sample came from ``shard`` (none when None)."""
+    return [] if shard is None else [samples.c.shard == int(shard)]
 
 
 def _current(*where: Any):

@@ -1,5 +1,5 @@
 """Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``,
-``candidates`` (the shared queue and its leases).
+``candidates`` (the shared queue and its leases), ``shard_stats`` (what each shard reports).
 
 These are the models the migrations (``store/migrations/``, Alembic) build: a change here needs
 a new revision there, and the tests check that a migrated database equals these models.
@@ -103,8 +103,20 @@ candidates = Table(
     Column("leased_by", String),  # the annotator holding it; NULL: free
     Column("token_key", String),  # the key of the token it was leased through
     Column("leased_until", DateTime(timezone=True)),  # free again after this (NULL: free)
+    Column("weight", Double),  # a random pick: the stream samples it stands for (NULL: not one)
     Index("ix_candidates_score_sample_id", "score", "sample_id"),  # best first, read backwards
     Index("ix_candidates_shard_leased_until", "shard", "leased_until"),  # publish, drop a shard, held
     Index("ix_candidates_leased_by_leased_until", "leased_by", "leased_until"),  # an annotator's cap
+    Index("ix_candidates_token_key_leased_until", "token_key", "leased_until"),  # a token's cap
     CheckConstraint("length(sample_id) <= 1000", name="ck_candidates_sample_id_length"),
+)
+
+# What each shard's worker reported last (alstream.store.shard_stats): one row per shard, replaced.
+shard_stats = Table(
+    "shard_stats",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("worker", String, nullable=False),  # the member that reported it
+    Column("stats", Text, nullable=False),  # JSON: the shard's numbers
+    Column("reported_at", DateTime(timezone=True), nullable=False),
 )
