@@ -20,28 +20,18 @@ array([ 1. , -2.5], dtype=float32)
 from __future__ import annotations
 
 import binascii
-import functools
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
+from alstream.messages.contract import contract, float32_rows, label, sample
+from alstream.messages.ids import ordered_id
+from alstream.messages.problems import Explain, listing, type_name
 from alstream.messages.schema import ProjectSchema
-from alstream.messages.validation import (
-    LABEL_FIELDS,
-    SAMPLE_FIELDS,
-    Checker,
-    Errors,
-    Pending,
-    Problem,
-    type_name,
-)
 from alstream.messages.values import InvalidMessage, Label, Sample
-
-# The service writes the key of the token that sent a label; ``/send`` and ``/labels`` refuse the field.
-_TOPIC_SAMPLE_FIELDS = (*SAMPLE_FIELDS, "token_key")
-_TOPIC_LABEL_FIELDS = (*LABEL_FIELDS, "token_key")
 
 
 def encode_sample(s: Sample) -> bytes:
@@ -85,8 +75,41 @@ def _load_object(value: Any) -> dict:
     return body
 
 
-def _reason(problems: list[Problem]) -> str:
-    return "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+def _checked(value: Any, schema: ProjectSchema, kind: str, adapter: TypeAdapter[Any]) -> Any:
+    """The model of one message (``kind``: "topic_sample" or "topic_label", checked by ``adapter``),
+    or InvalidMessage with the reason: the bytes are checked as they are; a refused message again
+    from its decoded JSON."""
+    if isinstance(value, bytes | bytearray):
+        try:
+            return adapter.validate_json(value)
+        except ValidationError:
+            pass
+    body = _load_object(value)
+    try:
+        return adapter.validate_python(body)
+    except ValidationError as error:
+        problems = Explain(schema, kind).items(error.errors(), [body], indexed=False)
+        raise InvalidMessage(
+            "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+        ) from None
+
+
+def _not_finite(rows: list[np.ndarray] | None, packed: list[int]) -> list[int]:
+    """The rows among ``packed`` that hold a number that is not finite (checked at once)."""
+    if rows is None or not packed:
+        return []
+    finite = (
+        [bool(np.isfinite(rows[row]).all()) for row in packed]
+        if len({rows[r].size for r in packed}) > 1
+        else (np.isfinite(np.stack([rows[row] for row in packed])).all(axis=1).tolist())
+    )
+    return [row for row, ok in zip(packed, finite, strict=True) if not ok]
+
+
+def _finite(features: np.ndarray) -> str:
+    """Why packed features that are not all finite are refused."""
+    bad = [f"[{i}] is {features[i]}" for i in np.flatnonzero(~np.isfinite(features)).tolist()]
+    return f"features: not finite numbers: {listing(bad)}"
 
 
 def decode_sample(
@@ -94,13 +117,10 @@ def decode_sample(
 ) -> Sample:
     """One sample from a topic message, written by any client; InvalidMessage says what is wrong.
     A sample without an id is named ``default_id()`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
-    sample, _, problems = Checker(schema, packed=True).sample(
-        _load_object(value), allowed=_TOPIC_SAMPLE_FIELDS, default_id=default_id
-    )
-    if problems:
-        raise InvalidMessage(_reason(problems))
-    assert isinstance(sample, Sample)  # no problems, not deferred: a sample
-    return sample
+    [decoded] = decode_samples([value], schema, None if default_id is None else lambda _: default_id())
+    if isinstance(decoded, InvalidMessage):
+        raise decoded
+    return decoded
 
 
 def decode_samples(
@@ -109,39 +129,30 @@ def decode_samples(
     """:func:`decode_sample` for a batch of messages, converting all their features in one go:
     per message, the sample or the InvalidMessage that says what is wrong with it. A sample without
     an id is named ``default_id(its index)`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
-    checker = Checker(schema, packed=True)
-    bodies = [_parsed(value) for value in values]  # each message's JSON, parsed once
-    if not any(isinstance(body, InvalidMessage) for body in bodies):
-        plain = checker.plain_samples(bodies)  # the common batch: checked at once
-        if plain is not None:
-            return list(plain)
-    out: list[Sample | Pending | InvalidMessage] = []
-    for index, body in enumerate(bodies):
-        if isinstance(body, InvalidMessage):
-            out.append(body)
+    out: list[Any] = []
+    adapter = contract(schema).topic_sample
+    for value in values:
+        try:
+            out.append(_checked(value, schema, "topic_sample", adapter))
+        except InvalidMessage as error:
+            out.append(error)
+    models = [(i, m) for i, m in enumerate(out) if not isinstance(m, InvalidMessage)]
+    rows = float32_rows([m.__dict__["features"] for _, m in models]) if schema.data == "features" else None
+    packed = [row for row, (_, m) in enumerate(models) if isinstance(m.__dict__.get("features"), bytes)]
+    for row in _not_finite(rows, packed):  # numbers were checked finite; packed float32s may not be
+        index = models[row][0]
+        out[index] = InvalidMessage(_finite(rows[row]))  # type: ignore[index]
+    for row, (index, model) in enumerate(models):
+        if isinstance(out[index], InvalidMessage):
             continue
-        name = None if default_id is None else functools.partial(default_id, index)
-        sample, _, problems = checker.sample(body, allowed=_TOPIC_SAMPLE_FIELDS, defer=True, default_id=name)
-        assert sample is not None or problems  # no problems: a sample
-        out.append(InvalidMessage(_reason(problems)) if problems else cast("Sample | Pending", sample))
-    errors = Errors()
-    done = checker.finish([(i, s) for i, s in enumerate(out) if isinstance(s, Pending)], errors)
-    bad = {e.index: InvalidMessage(f"{e.field}: {e.message}") for e in errors.all}
-    return [done.get(i) or bad[i] if isinstance(s, Pending) else s for i, s in enumerate(out)]
-
-
-def _parsed(value: Any) -> dict | InvalidMessage:
-    """:func:`_load_object`, or the InvalidMessage that says why it is none."""
-    try:
-        return _load_object(value)
-    except InvalidMessage as error:
-        return error
+        features = None if rows is None else rows[row]
+        name = model.__dict__["id"]
+        if name is None:
+            name = default_id(index) if default_id is not None else ordered_id()
+        out[index] = sample(model, str(name), features)
+    return out
 
 
 def decode_label(value: bytes | None, schema: ProjectSchema) -> Label:
     """One label from a topic message, written by any client; InvalidMessage says what is wrong."""
-    label, _, problems = Checker(schema).label_item(_load_object(value), allowed=_TOPIC_LABEL_FIELDS)
-    if problems:
-        raise InvalidMessage(_reason(problems))
-    assert label is not None  # no problems: a label
-    return label
+    return label(_checked(value, schema, "topic_label", contract(schema).topic_label))
