@@ -21,7 +21,8 @@ and a body's features become one read-only float32 matrix for the batch (:func:`
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from threading import Lock
 from typing import Annotated, Any, Literal, cast
@@ -59,6 +60,7 @@ from alstream.messages.values import Label, Sample
 _CONTROL = "\\x00-\\x1f\\x7f-\\x9f"
 NAME_PATTERN = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"  # no control character, not blank
 KEY_PATTERN = f"^[^{_CONTROL}]*$"
+BASE64_PATTERN = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"  # strict, padded
 TEXT_PATTERN = "^[^\\x00]*[^\\s\\x00][^\\x00]*$"  # not blank, no NUL
 _CLOSED = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
@@ -178,7 +180,8 @@ def _name(max_chars: int, description: str) -> Any:
     return Annotated[str, constraints, Field(description=description)]
 
 
-def _id(project: ProjectSchema) -> Any:
+def _id(project: ProjectSchema, fast: bool = False) -> Any:
+    """A string, or an integer that becomes its string. ``fast``: a string is tried first."""
     text = _name(project.max_id_chars, "The sample's id: no control characters, not blank.")
     if project.max_id_chars * 4 > MAX_ID_BYTES:  # only then may an id be too long in bytes
         text = Annotated[text, AfterValidator(_id_bytes)]
@@ -187,7 +190,7 @@ def _id(project: ProjectSchema) -> Any:
         Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER, description="Becomes its string."),
         BeforeValidator(_integral),  # after the constraints, so that they stay in the JSON Schema
     ]
-    return Annotated[text | number, Field(examples=["s-1"])]
+    return Annotated[text | number, Field(examples=["s-1"], union_mode="left_to_right" if fast else "smart")]
 
 
 def _label(project: ProjectSchema) -> Any:
@@ -199,7 +202,10 @@ def _label(project: ProjectSchema) -> Any:
     ]
 
 
-def _features(project: ProjectSchema, *, packed: bool = False) -> Any:
+def _features(project: ProjectSchema, *, packed: bool = False, fast: bool = False) -> Any:
+    """A sample's features: a list of numbers, or an object of them by name, or (on a topic) packed.
+    ``fast``: the forms are tried in order (each refuses the others' JSON type at once), else
+    chosen by the value's type, so that pydantic's errors are those of that form."""
     n = project.n_features
     listed: Any = Annotated[
         list[Number],
@@ -212,11 +218,19 @@ def _features(project: ProjectSchema, *, packed: bool = False) -> Any:
         names = project.feature_names  # they need not be identifiers: each is a field's alias
         fields: dict[str, Any] = {f"f{i}": (Number, Field(alias=name)) for i, name in enumerate(names)}
         kinds.append(Annotated[create_model("NamedFeatures", __config__=_CLOSED, **fields), Tag("named")])
-    if packed:
+    if packed and fast and n is not None:  # checked in Rust; decoded with the batch (float32_rows)
+        base64 = StringConstraints(
+            pattern=BASE64_PATTERN, min_length=4 * -(-4 * n // 3), max_length=4 * -(-4 * n // 3)
+        )
+        kinds.append(Annotated[Annotated[str, base64], Tag("packed")])
+    elif packed:
         kinds.append(Annotated[Annotated[str, AfterValidator(_packed(n))], Tag("packed")])
     if len(kinds) == 1:
         return listed
     description = "Numbers: a list in the order of feature_names, or an object with exactly those names."
+    if fast:  # the topics' own form first: a branch that fails costs its error
+        kinds = kinds[-1:] + kinds[:-1] if packed else kinds
+        return Annotated[_union(kinds), Field(union_mode="left_to_right", description=description)]
     return Annotated[_union(kinds), Discriminator(_features_kind), Field(description=description)]
 
 
@@ -254,13 +268,15 @@ def _token_key() -> Any:
     return Annotated[str, StringConstraints(min_length=1, max_length=64)] | None
 
 
-def _sample(project: ProjectSchema, *, on_send: bool = False, topic: bool = False) -> type[SampleModel]:
+def _sample(
+    project: ProjectSchema, *, on_send: bool = False, topic: bool = False, fast: bool = False
+) -> type[SampleModel]:
     """One sample (on ``/send``, ``kind`` may say "sample"; absent means a sample too)."""
     data = project.data
     other = "text" if data == "features" else "features"
     fields: dict[str, Any] = {
-        "id": (_id(project) | None, None),
-        data: (_features(project, packed=topic) if data == "features" else _text(project), ...),
+        "id": (_id(project, fast) | None, None),
+        data: (_features(project, packed=topic, fast=fast) if data == "features" else _text(project), ...),
         other: (None, None),
         "meta": (_meta(project) | None, None),
         "label": (_label(project) | None, None),
@@ -273,11 +289,14 @@ def _sample(project: ProjectSchema, *, on_send: bool = False, topic: bool = Fals
     return create_model("Sample", __base__=SampleModel, **fields)
 
 
-def _label_models(project: ProjectSchema, *, on_send: bool = False, topic: bool = False) -> Any:
+def _label_models(
+    project: ProjectSchema, *, on_send: bool = False, topic: bool = False, fast: bool = False
+) -> Any:
     """A label: a class (``Labeled``), or ``"skipped": true`` with no label (``Skipped``); on
-    ``/send`` with ``"kind": "label"``."""
+    ``/send`` with ``"kind": "label"``. ``fast``: the two are tried in order (``skipped`` tells
+    them apart), else chosen by ``skipped``, so that pydantic's errors are those of that one."""
     common: dict[str, Any] = {
-        "id": (_id(project), ...),
+        "id": (_id(project, fast), ...),
         "annotator": (_name(MAX_ANNOTATOR_CHARS, "Who labels it.") | None, None),
     }
     if on_send:
@@ -298,6 +317,8 @@ def _label_models(project: ProjectSchema, *, on_send: bool = False, topic: bool 
         label=(None, None),
         skipped=(Annotated[Literal[True], BeforeValidator(_boolean)], ...),
     )
+    if fast:
+        return Annotated[labeled | skipped, Field(union_mode="left_to_right")]
     return Annotated[
         Annotated[labeled, Tag("labeled")] | Annotated[skipped, Tag("skipped")],
         Discriminator(_label_kind),
@@ -324,32 +345,38 @@ def _values(features: bool) -> Callable[[Any, ValidationInfo], list[Sample | Lab
     def values(value: Any, info: ValidationInfo) -> list[Sample | Label]:
         items = value if isinstance(value, list) else [value]
         default_id: DefaultId | None = (info.context or {}).get("default_id")
-        samples = [(i, m) for i, m in enumerate(items) if isinstance(m, SampleModel)]
-        rows = float32_rows([m.__dict__["features"] for _, m in samples]) if features else None
-        out: list[Any] = [label(m) if isinstance(m, LabelModel) else m for m in items]
-        for row, (index, model) in enumerate(samples):
-            name = model.__dict__["id"]
-            if name is None:
-                name = default_id(index) if default_id is not None else ordered_id()
-            out[index] = sample(model, str(name), None if rows is None else rows[row])
+        fields = [m.__dict__ if isinstance(m, SampleModel) else None for m in items]
+        samples = [f for f in fields if f is not None]
+        rows = float32_rows([f["features"] for f in samples]) if features and samples else None
+        out: list[Any] = []
+        row = 0
+        for index, (model, found) in enumerate(zip(items, fields, strict=True)):
+            if found is None:
+                out.append(label(model))
+                continue
+            name = found["id"]
+            if type(name) is not str:
+                name = str(name) if name is not None else default_id(index) if default_id else ordered_id()
+            out.append(sample(found, name, None if rows is None else rows[row]))
+            row += 1
         return out
 
     return values
 
 
-def float32_rows(rows: list[Any]) -> list[np.ndarray]:
+def float32_rows(rows: list[Any]) -> Sequence[np.ndarray]:
     """Checked features (lists of numbers within float32's range, named features, packed bytes) as
-    read-only float32 vectors: one numpy call for the batch when the rows are lists of one length."""
-    lists = [_numbers(row) for row in rows]
+    read-only float32 vectors: one matrix for the batch when the rows have one length."""
+    lists = rows if set(map(type, rows)) == {list} else [_numbers(row) for row in rows]
     kinds, lengths = set(map(type, lists)), set(map(len, lists))
     if lists and kinds == {bytes} and len(lengths) == 1:  # packed: the bytes of the batch at once
         matrix = np.frombuffer(b"".join(cast(list[bytes], lists)), dtype="<f4").astype(np.float32, copy=False)
-        return list(matrix.reshape(len(lists), -1))  # read-only: it views bytes
+        return matrix.reshape(len(lists), -1)  # read-only: it views bytes
     if lists and kinds == {list} and len(lengths) == 1:
         with np.errstate(over="ignore"):  # below FLOAT32_LIMIT: rounds to float32's largest
             matrix = np.array(lists, dtype=np.float32)
         matrix.flags.writeable = False
-        return list(matrix)
+        return matrix
     out = []
     for row in lists:
         with np.errstate(over="ignore"):
@@ -364,22 +391,19 @@ def float32_rows(rows: list[Any]) -> list[np.ndarray]:
 
 
 def _numbers(row: Any) -> list | bytes:
-    return list(row.__dict__.values()) if isinstance(row, BaseModel) else row  # named: schema order
+    """A row's numbers: named ones in schema order, packed ones as bytes (their base64 was checked)."""
+    if isinstance(row, str):
+        return binascii.a2b_base64(row, strict_mode=True)
+    return list(row.__dict__.values()) if isinstance(row, BaseModel) else row
 
 
-def sample(model: SampleModel, name: str, features: np.ndarray | None) -> Sample:
-    """The value of a checked sample (fields read from ``__dict__``: a model lacks some of them)."""
-    fields = model.__dict__
+def sample(fields: dict[str, Any], name: str, features: np.ndarray | None) -> Sample:
+    """The value of a checked sample, from its model's ``__dict__`` (a model lacks some fields)."""
     label_ = fields["label"]
-    return Sample(
-        id=name,
-        features=features,
-        text=fields.get("text"),
-        meta=fields["meta"],
-        label=None if label_ is None else str(label_),
-        annotator=fields["annotator"],
-        token_key=fields.get("token_key"),
-    )
+    if label_ is not None:
+        label_ = str(label_)
+    get = fields.get
+    return Sample(name, features, get("text"), fields["meta"], label_, fields["annotator"], get("token_key"))
 
 
 def label(model: LabelModel) -> Label:
@@ -396,68 +420,80 @@ def label(model: LabelModel) -> Label:
 
 @dataclass(frozen=True)
 class Body:
-    """A request body: one item or a non-empty list of at most ``max_batch``, validated into values
-    (``one``, ``many``); ``schema``, their union, is its JSON Schema."""
+    """A request body: one item or a non-empty list of at most ``max_batch``, validated into values.
+    ``json``: (one, many) for the raw bytes, checked in Rust, the unions' members tried in order
+    (the fastest); ``python``: (one, many) for decoded JSON, each union's member chosen by the item,
+    so that a refused body's errors say which rule failed. ``schema``: the JSON Schema's."""
 
-    one: TypeAdapter[list[Any]]
-    many: TypeAdapter[list[Any]]
+    json: tuple[TypeAdapter[list[Any]], TypeAdapter[list[Any]]]
+    python: tuple[TypeAdapter[list[Any]], TypeAdapter[list[Any]]]
     schema: TypeAdapter[Any]
 
     def validate(self, payload: Any, context: dict[str, Any] | None = None) -> list[Any]:
         """The values of ``payload``: JSON bytes (checked as they are, in Rust) or decoded JSON."""
         if isinstance(payload, bytes):
-            many = payload.lstrip()[:1] == b"["
-            return (self.many if many else self.one).validate_json(payload, context=context)
-        adapter = self.many if isinstance(payload, list) else self.one
-        return adapter.validate_python(payload, context=context)
+            one, many = self.json
+            return (many if payload.lstrip()[:1] == b"[" else one).validate_json(payload, context=context)
+        one, many = self.python
+        return (many if isinstance(payload, list) else one).validate_python(payload, context=context)
 
 
-def _body(item: Any, project: ProjectSchema) -> Body:
+def _body(item: Callable[[bool], Any], project: ProjectSchema) -> Body:
+    """The body of ``item(fast)`` (see :class:`Body`)."""
     values = AfterValidator(_values(project.data == "features"))
-    many = Annotated[list[item], Field(min_length=1, max_length=project.max_batch)]
-    return Body(
-        one=TypeAdapter(Annotated[item, values]),
-        many=TypeAdapter(Annotated[many, values]),
-        schema=TypeAdapter(item | many),
-    )
+
+    def many(fast: bool) -> Any:
+        return Annotated[list[item(fast)], Field(min_length=1, max_length=project.max_batch)]  # type: ignore[misc]
+
+    def adapters(fast: bool) -> tuple[TypeAdapter[list[Any]], TypeAdapter[list[Any]]]:
+        return TypeAdapter(Annotated[item(fast), values]), TypeAdapter(Annotated[many(fast), values])
+
+    return Body(json=adapters(True), python=adapters(False), schema=TypeAdapter(item(False) | many(False)))
+
+
+def _item(project: ProjectSchema, fast: bool) -> Any:
+    """A ``/send`` item: a sample or (with ``"kind": "label"``) a label."""
+    sample, label = _sample(project, on_send=True, fast=fast), _label_models(project, on_send=True, fast=fast)
+    if fast:  # ``kind`` tells them apart: a label must say it, a sample may not say otherwise
+        return Annotated[sample | label, Field(union_mode="left_to_right")]
+    return Annotated[
+        Annotated[sample, Tag("sample")] | Annotated[label, Tag("label")],
+        Discriminator(
+            _item_kind, custom_error_type="kind", custom_error_message='expected "sample" or "label"'
+        ),
+    ]
 
 
 @dataclass(frozen=True)
 class Contract:
     """The models of one project: the bodies of ``POST /send`` (``samples``: of samples only),
-    ``/labels`` and ``/predict``, and a topic's sample and label (one message each)."""
+    ``/labels`` and ``/predict``; a topic's sample and label (one message each), and a batch of
+    a topic's samples (``topic_samples``, decoded JSON objects, checked in one call)."""
 
     send: Body
     samples: Body
     labels: Body
     predict: TypeAdapter[Any]
     topic_sample: TypeAdapter[Any]
+    topic_samples: TypeAdapter[list[Any]]
     topic_label: TypeAdapter[Any]
 
 
-@cachetools.cached(
-    cachetools.LRUCache(maxsize=16), key=lambda project: project.model_dump_json(), lock=Lock()
-)
+@cachetools.cached(cachetools.LRUCache(16), key=lambda project: project.model_dump_json(), lock=Lock())
 def contract(project: ProjectSchema) -> Contract:
     """The models of ``project``'s messages (built once per project)."""
-    item: Any = Annotated[
-        Annotated[_sample(project, on_send=True), Tag("sample")]
-        | Annotated[_label_models(project, on_send=True), Tag("label")],
-        Discriminator(
-            _item_kind, custom_error_type="kind", custom_error_message='expected "sample" or "label"'
-        ),
-    ]
     key = "texts" if project.data == "text" else "features"
     row: Any = _text(project) if key == "texts" else _features(project)
     rows: dict[str, Any] = {
         key: (Annotated[list[row], Field(min_length=1, max_length=project.max_batch)], ...)
     }
     return Contract(
-        send=_body(item, project),
-        samples=_body(_sample(project), project),
-        labels=_body(_label_models(project), project),
+        send=_body(functools.partial(_item, project), project),
+        samples=_body(lambda fast: _sample(project, fast=fast), project),
+        labels=_body(lambda fast: _label_models(project, fast=fast), project),
         predict=TypeAdapter(create_model("Predict", __config__=_CLOSED, **rows)),
         topic_sample=TypeAdapter(_sample(project, topic=True)),
+        topic_samples=TypeAdapter(list[_sample(project, topic=True, fast=True)]),  # type: ignore[misc]
         topic_label=TypeAdapter(_label_models(project, topic=True)),
     )
 

@@ -76,40 +76,18 @@ def _load_object(value: Any) -> dict:
 
 
 def _checked(value: Any, schema: ProjectSchema, kind: str, adapter: TypeAdapter[Any]) -> Any:
-    """The model of one message (``kind``: "topic_sample" or "topic_label", checked by ``adapter``),
-    or InvalidMessage with the reason: the bytes are checked as they are; a refused message again
-    from its decoded JSON."""
-    if isinstance(value, bytes | bytearray):
-        try:
-            return adapter.validate_json(value)
-        except ValidationError:
-            pass
-    body = _load_object(value)
+    """The model of one message, checked by ``adapter`` (``kind``: "topic_sample" or
+    "topic_label"), or InvalidMessage with the reason."""
+    return _explained(_load_object(value), schema, kind, adapter)
+
+
+def _explained(body: dict, schema: ProjectSchema, kind: str, adapter: TypeAdapter[Any]) -> Any:
     try:
         return adapter.validate_python(body)
     except ValidationError as error:
         problems = Explain(schema, kind).items(error.errors(), [body], indexed=False)
-        raise InvalidMessage(
-            "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
-        ) from None
-
-
-def _not_finite(rows: list[np.ndarray] | None, packed: list[int]) -> list[int]:
-    """The rows among ``packed`` that hold a number that is not finite (checked at once)."""
-    if rows is None or not packed:
-        return []
-    finite = (
-        [bool(np.isfinite(rows[row]).all()) for row in packed]
-        if len({rows[r].size for r in packed}) > 1
-        else (np.isfinite(np.stack([rows[row] for row in packed])).all(axis=1).tolist())
-    )
-    return [row for row, ok in zip(packed, finite, strict=True) if not ok]
-
-
-def _finite(features: np.ndarray) -> str:
-    """Why packed features that are not all finite are refused."""
-    bad = [f"[{i}] is {features[i]}" for i in np.flatnonzero(~np.isfinite(features)).tolist()]
-    return f"features: not finite numbers: {listing(bad)}"
+        reason = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+        raise InvalidMessage(reason) from None
 
 
 def decode_sample(
@@ -126,31 +104,61 @@ def decode_sample(
 def decode_samples(
     values: Sequence[bytes | None], schema: ProjectSchema, default_id: Callable[[int], str] | None = None
 ) -> list[Sample | InvalidMessage]:
-    """:func:`decode_sample` for a batch of messages, converting all their features in one go:
-    per message, the sample or the InvalidMessage that says what is wrong with it. A sample without
-    an id is named ``default_id(its index)`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
-    out: list[Any] = []
-    adapter = contract(schema).topic_sample
-    for value in values:
-        try:
-            out.append(_checked(value, schema, "topic_sample", adapter))
-        except InvalidMessage as error:
-            out.append(error)
-    models = [(i, m) for i, m in enumerate(out) if not isinstance(m, InvalidMessage)]
-    rows = float32_rows([m.__dict__["features"] for _, m in models]) if schema.data == "features" else None
-    packed = [row for row, (_, m) in enumerate(models) if isinstance(m.__dict__.get("features"), bytes)]
-    for row in _not_finite(rows, packed):  # numbers were checked finite; packed float32s may not be
-        index = models[row][0]
-        out[index] = InvalidMessage(_finite(rows[row]))  # type: ignore[index]
-    for row, (index, model) in enumerate(models):
-        if isinstance(out[index], InvalidMessage):
+    """:func:`decode_sample` for a batch of messages, checked in one call and their features
+    converted in one go: per message, the sample or the InvalidMessage that says what is wrong with
+    it (when one is refused, each is checked alone for its reason). A sample without an id is named
+    ``default_id(its index)`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
+    models = contract(schema)
+    out: list[Any] = [_parsed(value) for value in values]  # each message's JSON, parsed once
+    good = [i for i, body in enumerate(out) if not isinstance(body, InvalidMessage)]
+    try:
+        checked = models.topic_samples.validate_python([out[i] for i in good])
+    except ValidationError:
+        checked = []
+        for i in good:
+            try:
+                checked.append(_explained(out[i], schema, "topic_sample", models.topic_sample))
+            except InvalidMessage as refused:
+                out[i] = refused
+        good = [i for i in good if not isinstance(out[i], InvalidMessage)]
+    features = schema.data == "features"
+    rows = float32_rows([m.__dict__["features"] for m in checked]) if features and checked else None
+    packed = [row for row, m in enumerate(checked) if not isinstance(m.__dict__.get("features"), list)]
+    bad = set(_not_finite(rows, packed)) if features else set()  # packed float32s may be any
+    for row, (index, model) in enumerate(zip(good, checked, strict=True)):
+        if row in bad:
+            out[index] = InvalidMessage(_finite(rows[row]))  # type: ignore[index]
             continue
-        features = None if rows is None else rows[row]
         name = model.__dict__["id"]
         if name is None:
             name = default_id(index) if default_id is not None else ordered_id()
-        out[index] = sample(model, str(name), features)
+        out[index] = sample(model.__dict__, str(name), None if rows is None else rows[row])
     return out
+
+
+def _parsed(value: Any) -> dict | InvalidMessage:
+    """:func:`_load_object`, or the InvalidMessage that says why it is none."""
+    try:
+        return _load_object(value)
+    except InvalidMessage as error:
+        return error
+
+
+def _not_finite(rows: Sequence[np.ndarray] | None, packed: list[int]) -> list[int]:
+    """The rows among ``packed`` that hold a number that is not finite (checked at once)."""
+    if rows is None or not packed:
+        return []
+    if isinstance(rows, np.ndarray):  # one matrix
+        finite = np.isfinite(rows[packed]).all(axis=1).tolist()
+    else:
+        finite = [bool(np.isfinite(rows[row]).all()) for row in packed]
+    return [row for row, ok in zip(packed, finite, strict=True) if not ok]
+
+
+def _finite(features: np.ndarray) -> str:
+    """Why packed features that are not all finite are refused."""
+    bad = [f"[{i}] is {features[i]}" for i in np.flatnonzero(~np.isfinite(features)).tolist()]
+    return f"features: not finite numbers: {listing(bad)}"
 
 
 def decode_label(value: bytes | None, schema: ProjectSchema) -> Label:
