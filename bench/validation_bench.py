@@ -11,7 +11,8 @@ Four stages, each for 10^4 digits-shaped samples (64 features) or labels, micros
 
 Each child runs every stage ``--rounds`` times and keeps the best CPU time of its thread (on a
 loaded machine wall time mostly measures the others' work); the children alternate ``--repeats``
-times and the best of all is reported, with the load average before and after. Results: a rich table and ``bench/results/validation.json``.
+times and the best of all is reported, with the load average before and after. Results: a rich
+table and ``bench/results/validation.json``.
 
     .venv/bin/python bench/validation_bench.py
     .venv/bin/python bench/validation_bench.py --against 337a1d1 --repeats 5

@@ -364,6 +364,10 @@ def _values(features: bool) -> Callable[[Any, ValidationInfo], list[Sample | Lab
     return values
 
 
+def _list(item: Any) -> Any:
+    return list[item]
+
+
 def float32_rows(rows: list[Any]) -> Sequence[np.ndarray]:
     """Checked features (lists of numbers within float32's range, named features, packed bytes) as
     read-only float32 vectors: one matrix for the batch when the rows have one length."""
@@ -371,12 +375,12 @@ def float32_rows(rows: list[Any]) -> Sequence[np.ndarray]:
     kinds, lengths = set(map(type, lists)), set(map(len, lists))
     if lists and kinds == {bytes} and len(lengths) == 1:  # packed: the bytes of the batch at once
         matrix = np.frombuffer(b"".join(cast(list[bytes], lists)), dtype="<f4").astype(np.float32, copy=False)
-        return matrix.reshape(len(lists), -1)  # read-only: it views bytes
+        return cast(Sequence[np.ndarray], matrix.reshape(len(lists), -1))  # read-only: it views bytes
     if lists and kinds == {list} and len(lengths) == 1:
         with np.errstate(over="ignore"):  # below FLOAT32_LIMIT: rounds to float32's largest
             matrix = np.array(lists, dtype=np.float32)
         matrix.flags.writeable = False
-        return matrix
+        return cast(Sequence[np.ndarray], matrix)
     out = []
     for row in lists:
         with np.errstate(over="ignore"):
@@ -446,7 +450,9 @@ def _body(item: Callable[[bool], Any], project: ProjectSchema) -> Body:
         return Annotated[list[item(fast)], Field(min_length=1, max_length=project.max_batch)]  # type: ignore[misc]
 
     def adapters(fast: bool) -> tuple[TypeAdapter[list[Any]], TypeAdapter[list[Any]]]:
-        return TypeAdapter(Annotated[item(fast), values]), TypeAdapter(Annotated[many(fast), values])
+        one: Any = Annotated[item(fast), values]
+        listed: Any = Annotated[many(fast), values]
+        return TypeAdapter(one), TypeAdapter(listed)
 
     return Body(json=adapters(True), python=adapters(False), schema=TypeAdapter(item(False) | many(False)))
 
@@ -493,7 +499,7 @@ def contract(project: ProjectSchema) -> Contract:
         labels=_body(lambda fast: _label_models(project, fast=fast), project),
         predict=TypeAdapter(create_model("Predict", __config__=_CLOSED, **rows)),
         topic_sample=TypeAdapter(_sample(project, topic=True)),
-        topic_samples=TypeAdapter(list[_sample(project, topic=True, fast=True)]),  # type: ignore[misc]
+        topic_samples=TypeAdapter(_list(_sample(project, topic=True, fast=True))),
         topic_label=TypeAdapter(_label_models(project, topic=True)),
     )
 
