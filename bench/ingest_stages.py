@@ -2,7 +2,7 @@
 
 The soak's samples (64 float features, rounded to 2 decimals, ``/send`` bodies of ``--batch``)
 go through the service's own pieces in turn, one thread, no HTTP server: the body's JSON
-(``routes.deps.decode``), validation (``parse_messages``), the topic encoding (``encode_sample``), the
+and validation (``parse_messages`` on the body's bytes), the topic encoding (``encode_sample``), the
 embedded log's append (framing and fsync), then the consumer's steps (``poll``, ``_decode``:
 wire decoding and validation again, ``_write``: the store's transaction, ``commit``), and the
 engine's read of what was stored (``samples_after``, as ``featurize.StoredFeatures.after``) and
@@ -62,7 +62,6 @@ def run(samples: int, batch: int, home: Path) -> dict[str, dict[str, float]]:
     """Every sample through every stage; ms per 10^4 samples per stage."""
     from alstream.messages import ProjectSchema, encode_sample, parse_messages
     from alstream.service.ingest import Ingestor, Topics, _collector_paused
-    from alstream.service.routes.deps import decode
     from alstream.store import Store
     from alstream.stream.log import EmbeddedLog
 
@@ -75,8 +74,9 @@ def run(samples: int, batch: int, home: Path) -> dict[str, dict[str, float]]:
     last_seq, followed = 0, 0
     for start in range(0, samples, batch):
         body = bank.body(start, min(batch, samples - start))
-        payload = clock.time("http: body JSON", lambda b=body: decode(b))
-        parsed, _ = clock.time("http: validate (parse_messages)", lambda p=payload: parse_messages(p, schema))
+        parsed, _ = clock.time(
+            "http: body JSON + validate (parse_messages)", lambda b=body: parse_messages(b, schema)
+        )
         messages = clock.time(
             "publish: encode_sample", lambda s=parsed: [(x.id.encode(), encode_sample(x)) for x in s]
         )

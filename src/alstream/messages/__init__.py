@@ -5,22 +5,26 @@ any client may write. All of them go through this package, so the rules are the 
 
 * :mod:`~alstream.messages.schema`: the data contract, :class:`ProjectSchema`.
 * :mod:`~alstream.messages.values`: the checked :class:`Sample` and :class:`Label`, and the errors.
-* :mod:`~alstream.messages.validation`: ``parse_samples`` / ``parse_labels`` / ``parse_messages``
-  check a decoded JSON payload (one object or a list of objects) and raise :class:`InvalidBatch`
-  naming **every** bad item and why; nothing is half-accepted. ``parse_predict`` checks the rows
-  ``/predict`` scores with the same rules for features and texts.
+* :mod:`~alstream.messages.contract`: the contract as pydantic models, built once per project:
+  they validate every body and message (JSON bytes in Rust), and their JSON Schema is the OpenAPI.
+* :mod:`~alstream.messages.parsing`: ``parse_samples`` / ``parse_labels`` / ``parse_messages``
+  check a body (its JSON bytes, or one object or a list of objects decoded) and raise
+  :class:`InvalidBatch` naming **every** bad item and why; nothing is half-accepted.
+  ``parse_predict`` checks the rows ``/predict`` scores with the same rules for features and texts.
+* :mod:`~alstream.messages.problems`: pydantic's errors in the API's words (item, field, why).
 * :mod:`~alstream.messages.wire`: ``decode_sample`` / ``decode_label`` check the raw bytes of one
   stream message and raise :class:`InvalidMessage` with the reason (the consumer sends those to
   the dead-letter topic); ``encode_sample`` / ``encode_label`` write the JSON the topics carry.
-* :mod:`~alstream.messages.openapi`: the same rules as JSON Schema, for one project: the request
+* :mod:`~alstream.messages.openapi`: the models' JSON Schema, for one project: the request
   bodies of the OpenAPI document.
 
 Rules (the README repeats them for clients):
 
 Sample
-    ``id``: optional; one in time order (a UUIDv7 in hex: :mod:`alstream.messages.ids`) is made
-    when it is absent or null (on ``/send`` with an ``Idempotency-Key``, one derived from the key:
-    :mod:`alstream.idempotency`; on a stream, the message's place). A non-empty string of
+    ``id``: optional; the caller names a sample sent without one (``default_id``): on ``/send``
+    with an ``Idempotency-Key``, from the key and the sample's place (:mod:`alstream.idempotency`);
+    on a stream, from the message's place (:mod:`alstream.messages.ids`); else one in time order
+    (a UUIDv7 in hex) is made. A non-empty string of
     at most ``max_id_chars`` characters, not only whitespace. Integers are accepted and converted
     to their decimal string (``7`` -> ``"7"``; so ``7`` and ``"7"`` are the same id); floats and
     booleans are refused. Exactly one of ``features`` or ``text``, whichever ``schema.data``
@@ -53,19 +57,13 @@ Batch
     with a hint to add ``"kind": "label"``.
 """
 
+from alstream.messages.parsing import parse_labels, parse_messages, parse_predict, parse_samples
+from alstream.messages.problems import LABEL_FIELDS, SAMPLE_FIELDS
 from alstream.messages.schema import (
     MAX_ANNOTATOR_CHARS,
     RESERVED_KEYS,
     ProjectSchema,
     digits_feature_names,
-)
-from alstream.messages.validation import (
-    LABEL_FIELDS,
-    SAMPLE_FIELDS,
-    parse_labels,
-    parse_messages,
-    parse_predict,
-    parse_samples,
 )
 from alstream.messages.values import MAX_ERRORS, InvalidBatch, InvalidMessage, ItemError, Label, Sample
 from alstream.messages.wire import decode_label, decode_sample, decode_samples, encode_label, encode_sample

@@ -2,11 +2,12 @@
 the JSON Schema of the models of :mod:`alstream.messages.contract`, with the models inlined (only
 ``MetaValue``, which refers to itself, is a component).
 
-They say exactly what :mod:`alstream.messages.validation` accepts -- the project's classes, its
+They say exactly what the models accept -- the project's classes, its
 feature count or names, every length and character rule -- so that a client generated from the
 OpenAPI document, or a tool that tests it (schemathesis), sees the same contract the service
-applies. Two rules are beyond JSON Schema and only the checks apply them: ``meta`` is at most
-``max_meta_bytes`` once encoded, and a message is at most ``max_message_bytes``.
+applies. Rules beyond JSON Schema are the models' Python validators only: ``meta`` is at most
+``max_meta_bytes`` once encoded, an id at most 2,000 bytes of UTF-8, and a message is at most
+``max_message_bytes`` (the service's check before publishing).
 
 >>> schema = send_body(ProjectSchema(classes=["a", "b"], n_features=2))
 >>> sample = schema["anyOf"][0]["oneOf"][0]
@@ -94,7 +95,8 @@ def predict_body(project: ProjectSchema) -> dict[str, Any]:
 def _bodies(project_json: str) -> dict[str, dict[str, Any]]:
     """The three bodies' schemas, generated once per project."""
     models = contract(ProjectSchema.model_validate_json(project_json))
-    return {name: _schema(getattr(models, name))[0] for name in ("send", "labels", "predict")}
+    bodies = {"send": models.send.schema, "labels": models.labels.schema, "predict": models.predict}
+    return {name: _schema(adapter)[0] for name, adapter in bodies.items()}
 
 
 def request_body(schema: dict[str, Any], examples: list[Any] | None = None) -> dict[str, Any]:

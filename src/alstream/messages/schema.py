@@ -67,6 +67,16 @@ class ProjectSchema(BaseModel):
     )
     max_batch: int = Field(10_000, ge=1, description="Most items accepted in one batch.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _count_named_features(cls, values: Any) -> Any:
+        """``n_features`` defaults to the number of ``feature_names``."""
+        if isinstance(values, dict) and values.get("n_features") is None:
+            names = values.get("feature_names")
+            if isinstance(names, list | tuple):
+                return {**values, "n_features": len(names)}
+        return values
+
     @field_validator("classes", mode="before")
     @classmethod
     def _classes_as_strings(cls, value: Any) -> Any:
@@ -114,13 +124,10 @@ class ProjectSchema(BaseModel):
     def _check_shape(self) -> ProjectSchema:
         if self.data == "text" and (self.n_features is not None or self.feature_names is not None):
             raise ValueError("n_features and feature_names apply to data = 'features' only, not 'text'")
-        if self.feature_names is not None:
-            if self.n_features is None:
-                object.__setattr__(self, "n_features", len(self.feature_names))
-            elif self.n_features != len(self.feature_names):
-                raise ValueError(
-                    f"n_features is {self.n_features} but feature_names has {len(self.feature_names)} names"
-                )
+        if self.feature_names is not None and self.n_features != len(self.feature_names):
+            raise ValueError(
+                f"n_features is {self.n_features} but feature_names has {len(self.feature_names)} names"
+            )
         if self.image_shape is not None:
             height, width = self.image_shape
             if self.n_features != height * width:
@@ -150,6 +157,11 @@ class ProjectSchema(BaseModel):
             return {c: c for c in self.classes}
         free = [str(d) for d in range(1, 10)] + [k for k in string.ascii_lowercase if k not in RESERVED_KEYS]
         return dict(zip(self.classes, free, strict=False))
+
+
+def is_name(value: str) -> bool:
+    """Whether ``value`` may name an annotator: not blank, no control character, at most 200 characters."""
+    return bool(value.strip()) and len(value) <= MAX_ANNOTATOR_CHARS and not _CONTROL.search(value)
 
 
 def _check_names(what: str, names: list[str], max_chars: int) -> None:

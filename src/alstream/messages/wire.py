@@ -20,28 +20,18 @@ array([ 1. , -2.5], dtype=float32)
 from __future__ import annotations
 
 import binascii
-import functools
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
+from alstream.messages.contract import contract, float32_rows, label, sample
+from alstream.messages.ids import ordered_id
+from alstream.messages.problems import Explain, listing, type_name
 from alstream.messages.schema import ProjectSchema
-from alstream.messages.validation import (
-    LABEL_FIELDS,
-    SAMPLE_FIELDS,
-    Checker,
-    Errors,
-    Pending,
-    Problem,
-    type_name,
-)
 from alstream.messages.values import InvalidMessage, Label, Sample
-
-# The service writes the key of the token that sent a label; ``/send`` and ``/labels`` refuse the field.
-_TOPIC_SAMPLE_FIELDS = (*SAMPLE_FIELDS, "token_key")
-_TOPIC_LABEL_FIELDS = (*LABEL_FIELDS, "token_key")
 
 
 def encode_sample(s: Sample) -> bytes:
@@ -85,8 +75,19 @@ def _load_object(value: Any) -> dict:
     return body
 
 
-def _reason(problems: list[Problem]) -> str:
-    return "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+def _checked(value: Any, schema: ProjectSchema, kind: str, adapter: TypeAdapter[Any]) -> Any:
+    """The model of one message, checked by ``adapter`` (``kind``: "topic_sample" or
+    "topic_label"), or InvalidMessage with the reason."""
+    return _explained(_load_object(value), schema, kind, adapter)
+
+
+def _explained(body: dict, schema: ProjectSchema, kind: str, adapter: TypeAdapter[Any]) -> Any:
+    try:
+        return adapter.validate_python(body)
+    except ValidationError as error:
+        problems = Explain(schema, kind).items(error.errors(), [body], indexed=False)
+        reason = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in problems)
+        raise InvalidMessage(reason) from None
 
 
 def decode_sample(
@@ -94,40 +95,45 @@ def decode_sample(
 ) -> Sample:
     """One sample from a topic message, written by any client; InvalidMessage says what is wrong.
     A sample without an id is named ``default_id()`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
-    sample, _, problems = Checker(schema, packed=True).sample(
-        _load_object(value), allowed=_TOPIC_SAMPLE_FIELDS, default_id=default_id
-    )
-    if problems:
-        raise InvalidMessage(_reason(problems))
-    assert isinstance(sample, Sample)  # no problems, not deferred: a sample
-    return sample
+    [decoded] = decode_samples([value], schema, None if default_id is None else lambda _: default_id())
+    if isinstance(decoded, InvalidMessage):
+        raise decoded
+    return decoded
 
 
 def decode_samples(
     values: Sequence[bytes | None], schema: ProjectSchema, default_id: Callable[[int], str] | None = None
 ) -> list[Sample | InvalidMessage]:
-    """:func:`decode_sample` for a batch of messages, converting all their features in one go:
-    per message, the sample or the InvalidMessage that says what is wrong with it. A sample without
-    an id is named ``default_id(its index)`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
-    checker = Checker(schema, packed=True)
-    bodies = [_parsed(value) for value in values]  # each message's JSON, parsed once
-    if not any(isinstance(body, InvalidMessage) for body in bodies):
-        plain = checker.plain_samples(bodies)  # the common batch: checked at once
-        if plain is not None:
-            return list(plain)
-    out: list[Sample | Pending | InvalidMessage] = []
-    for index, body in enumerate(bodies):
-        if isinstance(body, InvalidMessage):
-            out.append(body)
+    """:func:`decode_sample` for a batch of messages, checked in one call and their features
+    converted in one go: per message, the sample or the InvalidMessage that says what is wrong with
+    it (when one is refused, each is checked alone for its reason). A sample without an id is named
+    ``default_id(its index)`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
+    models = contract(schema)
+    out: list[Any] = [_parsed(value) for value in values]  # each message's JSON, parsed once
+    good = [i for i, body in enumerate(out) if not isinstance(body, InvalidMessage)]
+    try:
+        checked = models.topic_samples.validate_python([out[i] for i in good])
+    except ValidationError:
+        checked = []
+        for i in good:
+            try:
+                checked.append(_explained(out[i], schema, "topic_sample", models.topic_sample))
+            except InvalidMessage as refused:
+                out[i] = refused
+        good = [i for i in good if not isinstance(out[i], InvalidMessage)]
+    features = schema.data == "features"
+    rows = float32_rows([m.__dict__["features"] for m in checked]) if features and checked else None
+    packed = [row for row, m in enumerate(checked) if not isinstance(m.__dict__.get("features"), list)]
+    bad = set(_not_finite(rows, packed)) if features else set()  # packed float32s may be any
+    for row, (index, model) in enumerate(zip(good, checked, strict=True)):
+        if row in bad:
+            out[index] = InvalidMessage(_finite(rows[row]))  # type: ignore[index]
             continue
-        name = None if default_id is None else functools.partial(default_id, index)
-        sample, _, problems = checker.sample(body, allowed=_TOPIC_SAMPLE_FIELDS, defer=True, default_id=name)
-        assert sample is not None or problems  # no problems: a sample
-        out.append(InvalidMessage(_reason(problems)) if problems else cast("Sample | Pending", sample))
-    errors = Errors()
-    done = checker.finish([(i, s) for i, s in enumerate(out) if isinstance(s, Pending)], errors)
-    bad = {e.index: InvalidMessage(f"{e.field}: {e.message}") for e in errors.all}
-    return [done.get(i) or bad[i] if isinstance(s, Pending) else s for i, s in enumerate(out)]
+        name = model.__dict__["id"]
+        if name is None:
+            name = default_id(index) if default_id is not None else ordered_id()
+        out[index] = sample(model.__dict__, str(name), None if rows is None else rows[row])
+    return out
 
 
 def _parsed(value: Any) -> dict | InvalidMessage:
@@ -138,10 +144,23 @@ def _parsed(value: Any) -> dict | InvalidMessage:
         return error
 
 
+def _not_finite(rows: Sequence[np.ndarray] | None, packed: list[int]) -> list[int]:
+    """The rows among ``packed`` that hold a number that is not finite (checked at once)."""
+    if rows is None or not packed:
+        return []
+    if isinstance(rows, np.ndarray):  # one matrix
+        finite = np.isfinite(rows[packed]).all(axis=1).tolist()
+    else:
+        finite = [bool(np.isfinite(rows[row]).all()) for row in packed]
+    return [row for row, ok in zip(packed, finite, strict=True) if not ok]
+
+
+def _finite(features: np.ndarray) -> str:
+    """Why packed features that are not all finite are refused."""
+    bad = [f"[{i}] is {features[i]}" for i in np.flatnonzero(~np.isfinite(features)).tolist()]
+    return f"features: not finite numbers: {listing(bad)}"
+
+
 def decode_label(value: bytes | None, schema: ProjectSchema) -> Label:
     """One label from a topic message, written by any client; InvalidMessage says what is wrong."""
-    label, _, problems = Checker(schema).label_item(_load_object(value), allowed=_TOPIC_LABEL_FIELDS)
-    if problems:
-        raise InvalidMessage(_reason(problems))
-    assert label is not None  # no problems: a label
-    return label
+    return label(_checked(value, schema, "topic_label", contract(schema).topic_label))

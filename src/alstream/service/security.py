@@ -23,7 +23,7 @@ from fastapi import HTTPException
 from alstream import auth
 from alstream.errors import InvalidInput, LastAdmin
 from alstream.messages import Label, Sample
-from alstream.messages.validation import is_name
+from alstream.messages.schema import is_name
 from alstream.store.tokens import Tokens
 
 CACHE_S = 2.0  # a revoked token stops working within this long

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
-import orjson
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.params import Depends as Dependency
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from alstream import auth
-from alstream.messages import InvalidBatch, ItemError, Label, Sample
+from alstream.messages import Label, Sample
 from alstream.service.limits import RateLimiter
 from alstream.service.runtime import Runtime
 from alstream.service.security import Caller
@@ -81,33 +80,11 @@ async def raw_body(request: Request) -> bytes:
 RawBody = Annotated[bytes, Depends(raw_body)]
 
 
-async def parse_body(body: bytes, parse: Callable[[Any], T]) -> T:
-    """``parse(decoded body)`` in the threadpool: decoding and checking a large body must not
-    stall the event loop (and with it every other request, ``/health`` included)."""
-    return await run_in_threadpool(lambda: parse(decode(body)))
-
-
-def decode(body: bytes) -> Any:
-    """The decoded JSON of a request body (call it off the event loop: a body may be 64 MB)."""
-    if not body:
-        raise InvalidBatch([ItemError(-1, None, "", "empty body: send a JSON object or a list of them")])
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        problem = f"body is not valid JSON: {_json_problem(body, error)}"
-        raise InvalidBatch([ItemError(-1, None, "", problem)]) from None
-
-
-def _json_problem(body: bytes, error: orjson.JSONDecodeError) -> str:
-    """orjson's message, plainer for the usual mistake: NaN and infinities (the edge refused bytes
-    that are not UTF-8 already: :mod:`alstream.service.bodies`)."""
-    text = body.decode(errors="replace")
-    if text.startswith(("NaN", "Infinity"), error.pos):
-        return (
-            f"NaN and Infinity are not JSON numbers (line {error.lineno} column {error.colno}): send finite "
-            "numbers (Python's json.dumps writes NaN unless allow_nan=False)"
-        )
-    return str(error)
+async def parse_body(body: bytes, parse: Callable[[bytes], T]) -> T:
+    """``parse(body)`` in the threadpool: checking a large body (64 MB) must not stall the event
+    loop (and with it every other request, ``/health`` included). The parsers of
+    :mod:`alstream.messages` take the JSON bytes and say what is wrong with them."""
+    return await run_in_threadpool(parse, body)
 
 
 async def publish(runtime: Runtime, samples: list[Sample], labels: list[Label]) -> None:
@@ -128,7 +105,6 @@ __all__ = [
     "Labeler",
     "RawBody",
     "RuntimeDep",
-    "decode",
     "get_runtime",
     "parse_body",
     "publish",

@@ -24,7 +24,7 @@ async def labels(runtime: RuntimeDep, caller: Labeler, body: RawBody) -> Accepte
     samples the store holds (404 names the others). ``annotator``: one of the names the token may act
     as (absent: its name)."""
     throttle(runtime.labels_limiter, "/labels", caller)
-    parsed = await parse_body(body, lambda payload: parse_labels(payload, runtime.settings.project))
+    parsed = await parse_body(body, lambda raw: parse_labels(raw, runtime.settings.project))
     _, parsed = caller.own([], parsed)
     ids = list(dict.fromkeys(label.id for label in parsed))
     missing = sorted(set(ids) - await run_in_threadpool(runtime.store.known_ids, ids))

@@ -57,8 +57,8 @@ async def predict(
     """``{"features": [[...], ...]}`` for a project of features, ``{"texts": [...]}`` for one of texts:
     at most ``max_batch`` rows, each checked as the features (or the text) of a sample on ``/send``."""
 
-    def score(payload: Any) -> Response:  # the answer too is written off the loop (10,000 rows of it)
-        rows = parse_predict(payload, schema)
+    def score(raw: bytes) -> Response:  # the answer too is written off the loop (10,000 rows of it)
+        rows = parse_predict(raw, schema)
         texts = cast(HashedText, runtime.featurizer)  # rows are texts in a project of texts
         features = texts(rows) if isinstance(rows, list) else rows
         version, classes, proba = runtime.engine.predict(features)

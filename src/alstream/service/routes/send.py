@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException
 from pydantic import BaseModel, Field
 
 from alstream.errors import InvalidInput
-from alstream.idempotency import HEADER, MAX_KEY_CHARS, check_key, with_ids_from_key
+from alstream.idempotency import HEADER, MAX_KEY_CHARS, check_key, ids_from_key
 from alstream.messages import Label, Sample, parse_messages
 from alstream.service.routes.deps import RawBody, RuntimeDep, parse_body, publish, require, throttle
 from alstream.service.routes.problems import BODY, TOKEN, errors
@@ -73,10 +73,9 @@ async def send(
     it does not take them within ``publish_timeout_s``: send the batch again, with the same ids (or
     the same ``Idempotency-Key``)."""
 
-    def parse(payload: Any) -> tuple[list[Sample], list[Label]]:
-        if key is not None:
-            payload = with_ids_from_key(payload, key=key, scope=caller.key)
-        return parse_messages(payload, runtime.settings.project)
+    def parse(raw: bytes) -> tuple[list[Sample], list[Label]]:
+        default_id = None if key is None else ids_from_key(key, scope=caller.key)
+        return parse_messages(raw, runtime.settings.project, default_id)
 
     samples, labels = caller.own(*await parse_body(body, parse))
     await publish(runtime, samples, labels)
