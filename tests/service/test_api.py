@@ -205,6 +205,10 @@ def test_labeling_with_an_oracle_makes_the_model_learn(client):
         wait_for(lambda t=target: client.get("/stats").json()["labeled"] >= t, what="the labels")
     wait_for(lambda: client.get("/stats").json()["labeled"] == 150, what="all labels")
     wait_for(lambda: not client.app.state.runtime.engine._pending, what="a model with every label")
+    wait_for(  # the snapshot that /stats reads comes once the pool is re-scored by that model
+        lambda: client.get("/stats").json()["learning_curve"][-1]["n_labels"] == 150,
+        what="the snapshot of the model with every label",
+    )
     stats = client.get("/stats").json()
     assert stats["model_version"] > start_version + 5
     curve = stats["learning_curve"]
