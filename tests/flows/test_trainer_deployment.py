@@ -13,14 +13,9 @@ from typing import Any
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-from prefect.settings import (
-    PREFECT_API_DATABASE_CONNECTION_URL,
-    PREFECT_API_URL,
-    PREFECT_HOME,
-    temporary_settings,
-)
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from alstream.flows.server import TemporaryServer, start_server
+from alstream.flows.server import TemporaryServer
 from alstream.flows.trainer_deployment import DEPLOYMENT, EVENT, FLOW
 from alstream.store import Store
 
@@ -30,23 +25,6 @@ from ..service.test_trainer_role import Labeler, versions
 
 STALL_S = 120.0  # a wait fails only when nothing moved (versions, runs, the trainers' logs) this long
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-@pytest.fixture
-def prefect_server(tmp_path: Path) -> Iterator[TemporaryServer]:
-    """A Prefect server with every service, on a database of its own."""
-    home = tmp_path / "prefect"
-    home.mkdir()
-    updates: dict[Any, Any] = {
-        PREFECT_HOME: str(home),
-        PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{home}/prefect.db",
-    }
-    with temporary_settings(updates=updates):
-        server = start_server(services=True)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Api:
