@@ -36,7 +36,8 @@ class Trainers(Roles):
 
     def progress(self) -> tuple[object, ...]:
         """The logs' sizes and the processes' CPU seconds: a trainer still importing moves too."""
-        return (super().progress(), tuple(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in self.procs))
+        alive = [p for p in self.procs if p.poll() is None]  # a killed one: its log no longer grows
+        return (super().progress(), tuple(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in alive))
 
 
 @pytest.fixture(
