@@ -68,6 +68,28 @@ def prefect_backend():
 
 
 @pytest.fixture
+def prefect_server(tmp_path: Path):
+    """A Prefect server with every service (its scheduler, triggers and actions), on a database of its
+    own; its API at ``.url``."""
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_HOME, temporary_settings
+
+    from alstream.flows.server import start_server
+
+    home = tmp_path / "prefect"
+    home.mkdir()
+    updates = {
+        PREFECT_HOME: str(home),
+        PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{home}/prefect.db",
+    }
+    with temporary_settings(updates=updates):
+        server = start_server(services=True)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def local_mlflow(tmp_path, monkeypatch):
     """MLflow tracking in a SQLite file under the test's own folder."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")

@@ -414,13 +414,19 @@ def trainer(
     orchestrator: OrchestratorOption = None,
 ) -> None:
     """Train model versions from the store's labels: the active trainer, or a standby that takes over
-    when the active one dies (one is elected by a lock in the store)."""
+    when the active one dies (one is elected by a lock in the store). With Prefect, the active one
+    serves the full retrains as the deployment alstream-retrain."""
     from alstream.service.roles import TrainerRole
 
     settings = _recording_settings(project, mlflow, orchestrator)
     configure_logging(settings.log_level)
     _check_mlflow(settings)
-    role = TrainerRole(settings, orchestrator=_orchestrator(settings.orchestrator))
+    if settings.orchestrator == "prefect":  # full retrains: runs of a deployment this trainer serves
+        from alstream.flows.trainer_deployment import PrefectDeployment
+
+        role = TrainerRole(settings, deployment=PrefectDeployment.open())
+    else:
+        role = TrainerRole(settings)
     try:
         _until_stopped(role.run)
     finally:

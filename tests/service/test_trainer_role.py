@@ -1,6 +1,8 @@
 """``alstream trainer`` as real processes on PostgreSQL: one is active, a second stands by; SIGKILL
 the active one (while it may be training) and the standby takes over and trains the next versions.
-The versions in the store are numbered 1..n, each once, each with its file."""
+The versions in the store are numbered 1..n, each once, each with its file. With Prefect, the full
+retrains are runs of the deployment the active trainer serves (the standby serves it once it takes
+over), between the online updates of the trainer itself."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 from sklearn.datasets import load_digits
 
@@ -25,16 +28,26 @@ STALL_S = 90.0  # a wait fails only when nothing moved (versions, the trainers' 
 class Trainers(Roles):
     """``alstream trainer`` processes."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        super().__init__("trainer", env, cwd, "--no-mlflow", "--orchestrator", "none")
+    def __init__(self, env: dict[str, str], cwd: Path, orchestrator: str = "none") -> None:
+        super().__init__("trainer", env, cwd, "--no-mlflow", "--orchestrator", orchestrator)
 
     def said(self, n: int, words: str) -> bool:
         return words in self.text(n)
 
+    def progress(self) -> tuple[object, ...]:
+        """The logs' sizes and the processes' CPU seconds: a trainer still importing moves too."""
+        alive = [p for p in self.procs if p.poll() is None]  # a killed one: its log no longer grows
+        return (super().progress(), tuple(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in alive))
 
-@pytest.fixture
-def trainers(tmp_path: Path, postgres_url: str) -> Iterator[Trainers]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ALSTREAM_")}
+
+@pytest.fixture(params=["none", "prefect"])
+def trainers(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str) -> Iterator[Trainers]:
+    """Two trainers' settings: full retrains in their own loop, or as runs of the Prefect deployment
+    (on a real Prefect server both share)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALSTREAM_", "PREFECT_"))}
+    if request.param == "prefect":
+        server = request.getfixturevalue("prefect_server")
+        env.update({"PREFECT_API_URL": server.url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"})
     env.update(
         {
             "ALSTREAM_DATABASE_URL": postgres_url,
@@ -45,7 +58,7 @@ def trainers(tmp_path: Path, postgres_url: str) -> Iterator[Trainers]:
             "ALSTREAM_TRAINER_POLL_S": "0.2",
         }
     )
-    made = Trainers(env, tmp_path)
+    made = Trainers(env, tmp_path, request.param)
     try:
         yield made
     finally:

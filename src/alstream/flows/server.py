@@ -102,11 +102,15 @@ def start_server(
     command: Callable[[int], list[str]] | None = None,
     poll_s: float = 0.2,
     meanwhile: Callable[[], object] = lambda: None,
+    services: bool = False,
 ) -> TemporaryServer:
     """Start a temporary server (``command(port)``, default ``server_command``), do ``meanwhile()``
-    while it boots, and wait, without a limit, until it answers or its process exits."""
+    while it boots, and wait, without a limit, until it answers or its process exits. ``services``:
+    with all of the server's services (the scheduler too), not only an ephemeral server's."""
     command = command or server_command
     env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True), **SERVER_ENV}
+    if services:
+        env.pop("PREFECT__SERVER_EPHEMERAL")
     started = time.monotonic()
     while True:
         port = _free_port()

@@ -337,6 +337,10 @@ class Engine:
                 or policy.wants_full(self._new_since_full, since, trainer.online_since_full)
             )
             self._force_full = False
+            if not policy.full_here:  # full retrains run elsewhere: online updates only, on a version
+                if trainer.current is None:
+                    return None
+                full = False
             if not full and not trainer.online:
                 return None
             self.training = trainer.next_version

@@ -1,14 +1,6 @@
-"""The service's roles when it runs on several machines: ``alstream trainer`` trains, each
-``alstream worker`` keeps the pools of the Kafka partitions it owns.
-
-Exactly one trainer is active: it holds the store's trainer lock (:class:`alstream.store.election.
-Election`); any other waits as a standby, asking again every ``trainer_poll_s``, and takes over
-when the active one dies. The active trainer is the engine without a queue to serve: it follows the
-labels in the store, trains by the retrain rule (after ``retrain_after_labels`` new labels or every
-``retrain_interval_s``, online updates between), and records each version (file, store row,
-MLflow, the orchestrator). A new leader starts as a restarted service does: it numbers versions
-after the last one the store recorded and serves the newest saved file, so no number is used twice
-(the store's key refuses a second row of one number) and none is skipped.
+"""The service's roles when it runs on several machines: ``alstream trainer`` trains
+(:mod:`alstream.service.trainer_role`), each ``alstream worker`` keeps the pools of the Kafka
+partitions it owns.
 
 A worker is a member of the Kafka consumer group ``consumer_group`` on the samples topic: it
 stores what its partitions bring (as ``alstream consume`` does, each sample with its partition: its
@@ -36,102 +28,21 @@ from datetime import datetime
 from typing import Any
 
 from alstream.errors import ConfigError
-from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine
 from alstream.service.featurize import featurizer
 from alstream.service.model_files import ModelFiles
-from alstream.service.private import create_private
 from alstream.service.runtime import open_engine, open_ingestor, open_parts
 from alstream.service.shard_totals import shard_report
 from alstream.service.snapshot import Snapshot
-from alstream.service.versions import Orchestrator
+from alstream.service.trainer_role import TrainerRole
 from alstream.settings import Settings
 from alstream.store import Store
-from alstream.store.election import Election
 from alstream.stream.kafka import KafkaConsumer
 
 log = logging.getLogger(__name__)
-# The trainer serves no queue: its pool only feeds the drift watch with the arrivals' scores (a
-# label's features come from the store when its sample is not in the pool).
-TRAINER_POOL = 1_000
 PUBLISH_EVERY_S = 1.0  # a shard's candidates are published at most this often (at once on a new version)
 REPORT_EVERY_S = 0.5  # a shard reports its numbers this often (its /stats row's age says it is alive)
 IDLE_S = 0.1  # a worker with nothing new looks again after this long (or when its consumer stored some)
-
-
-class TrainerRole:
-    """A candidate trainer: standby until it holds the trainer lock, then the active trainer until
-    it stops or loses the lock (then standby again)."""
-
-    def __init__(
-        self, settings: Settings, *, orchestrator: Orchestrator | None = None, track: bool | None = None
-    ) -> None:
-        create_private(settings)
-        self.settings, self.orchestrator, self.track = settings, orchestrator, track
-        self.store = Store(settings.database_url)
-        self.store.create()
-        self.election = Election(self.store.engine)
-        self.terms = 0  # how many times this process became the active trainer
-
-    def run(self, stop: threading.Event) -> None:
-        """Stand by, lead, and stand by again after a lost lock, until ``stop`` is set."""
-        poll_s, waiting = self.settings.trainer_poll_s, False
-        while not stop.is_set():
-            try:
-                leads = self.election.try_lead()
-            except Exception:  # the store is away: ask again
-                log.exception("cannot ask the store for the trainer lock; asking again in %g s", poll_s)
-                leads = False
-            if not leads:
-                if not waiting:
-                    log.info("standby trainer: another one is active; asking again every %g s", poll_s)
-                waiting = True
-                stop.wait(poll_s)
-                continue
-            waiting = False
-            self.terms += 1
-            self._lead(stop)
-
-    def _lead(self, stop: threading.Event) -> None:
-        """Train until ``stop`` is set or the lock is lost (the engine then stops, its records done)."""
-        settings = self.settings
-        holdout = digits_demo(settings.seed)[1] if settings.demo else None
-        features = featurizer(settings.project, settings.text_features)
-        # No retention: the workers' pools hold samples this trainer does not know about.
-        engine = open_engine(
-            settings,
-            self.store,
-            features,
-            holdout=holdout,
-            orchestrator=self.orchestrator,
-            track=self.track,
-            max_pool=TRAINER_POOL,
-            retention_s=None,
-        )
-        latest = self.store.latest_model(status=None)
-        log.info(
-            "active trainer: the next model version is %d (the store's last: %s)",
-            engine.trainer.next_version,
-            latest and latest["version"],
-        )
-        halt = threading.Event()
-        thread = threading.Thread(target=engine.run, args=(halt,), name="alstream-trainer", daemon=True)
-        thread.start()
-        try:
-            while not stop.wait(settings.trainer_poll_s):
-                if not self.election.alive():
-                    log.error("lost the trainer lock (its connection to the store ended): training stops")
-                    break
-        finally:
-            halt.set()
-            thread.join()
-            engine.close()
-
-    def close(self) -> None:
-        self.election.close()
-        if self.orchestrator is not None:
-            self.orchestrator.close()
-        self.store.close()
 
 
 def labels_group(settings: Settings) -> str:
@@ -324,3 +235,6 @@ class WorkerRole:
         self.labels.close()
         self.stream.close()
         self.store.close()
+
+
+__all__ = ["ShardStore", "TrainerRole", "WorkerRole", "labels_group"]

@@ -93,24 +93,28 @@ def backlog(settings: Settings, store: Store) -> Backlog | None:
     )
 
 
-def engine_config(
-    settings: Settings, width: int, *, track: bool | None = None, **changes: Any
-) -> EngineConfig:
-    """The engine's settings for samples of ``width`` features (``track`` None: the ``mlflow``
-    setting); ``changes`` replace fields (a role's own)."""
-    policy = RetrainPolicy(
+def retrain_policy(settings: Settings) -> RetrainPolicy:
+    """When the settings say to train the next version."""
+    return RetrainPolicy(
         after_labels=settings.retrain_after_labels,
         interval_s=settings.retrain_interval_s,
         online=settings.online_updates,
         full_every=settings.full_retrain_every,
         min_per_class=settings.min_labels_per_class,
     )
+
+
+def engine_config(
+    settings: Settings, width: int, *, track: bool | None = None, **changes: Any
+) -> EngineConfig:
+    """The engine's settings for samples of ``width`` features (``track`` None: the ``mlflow``
+    setting); ``changes`` replace fields (a role's own)."""
     config = EngineConfig(
         classes=list(settings.project.classes),
         n_features=width,
         strategy=settings.strategy,
         model=settings.model,
-        policy=policy,
+        policy=retrain_policy(settings),
         lease_s=settings.lease_s,
         random_share=settings.random_share,
         project="demo-digits" if settings.demo else "project",

@@ -43,13 +43,15 @@ class ModelVersion:
 
 @dataclass(frozen=True)
 class RetrainPolicy:
-    """Full retrain after ``after_labels`` new labels, or every ``interval_s`` when any are new."""
+    """Full retrain after ``after_labels`` new labels, or every ``interval_s`` when any are new
+    (``full_here`` False: full retrains run elsewhere, a Prefect deployment; online updates only)."""
 
     after_labels: int = 20
     interval_s: float = 30.0
     online: bool = True
     full_every: int = 5  # with online updates, a full refit every that many versions
     min_per_class: int = 2
+    full_here: bool = True
 
     def cold(self, counts: dict[str, int], classes: list[str]) -> bool:
         """Too few labels per class to train: the queue serves random samples."""

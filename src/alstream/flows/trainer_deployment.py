@@ -1,0 +1,167 @@
+"""The trainer's full retrains as the Prefect deployment ``full-retrain/alstream-retrain``.
+
+The active ``alstream trainer`` serves it (what ``flow.serve`` does: a ``Runner`` with the flow
+added, here on a thread of its own so that the trainer can stop serving when it loses its lock), so
+Prefect's UI shows every retrain, its schedule and its history. Each run is a process of its own
+(the runner spawns it) that calls the trainer's retrain (labels from the store in, a version out).
+
+- The schedule: every ``retrain_interval_s``, the first one that long after the trainer took over.
+- The trigger: the event ``alstream.labels.came``, which the trainer emits each time
+  ``retrain_after_labels`` new labels have come (threshold 1). The trainer counts the labels, not
+  Prefect: a trigger's threshold counts events inside a time window (``within``), so "one event per
+  label, threshold N" would forget labels that came slower than the window, and Prefect cannot sum
+  a count carried in the events' payloads.
+
+Schedules need the server's scheduler service and triggers its triggers and actions services:
+Prefect's temporary ("ephemeral") server runs the last two but not the first, so the trainer needs a
+full server: ``PREFECT_API_URL`` (one every trainer shares, or a standby that takes over starts a
+history of its own), else :func:`alstream.flows.server.start_server` with ``services=True``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import flow
+from prefect.events import DeploymentEventTrigger, emit_event
+from prefect.runner import Runner
+from prefect.schedules import Interval
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from alstream.flows.server import TemporaryServer, answers, start_server
+
+log = logging.getLogger(__name__)
+FLOW = "full-retrain"
+DEPLOYMENT = "alstream-retrain"
+EVENT = "alstream.labels.came"
+RESOURCE = {"prefect.resource.id": "alstream.trainer"}
+RETRY_S = 5.0  # a server that does not answer is asked again after this long
+STOP_WAIT_S = 30.0
+
+
+def retrain_flow(retrain: Callable[[], int | None]) -> Any:
+    """The flow ``full-retrain``: one call of ``retrain`` (pickled into the run's own process)."""
+
+    def full_retrain() -> int | None:
+        """A full retrain of the active learner's model from every label in the store; the version
+        it recorded (None: no new labels)."""
+        return retrain()
+
+    return flow(name=FLOW, log_prints=True, validate_parameters=False)(full_retrain)
+
+
+def trigger(deployment: str = DEPLOYMENT) -> DeploymentEventTrigger:
+    """Run the deployment on each ``alstream.labels.came`` event."""
+    return DeploymentEventTrigger(
+        name=f"{deployment}: new labels", expect={EVENT}, match=RESOURCE, posture="Reactive", threshold=1
+    )
+
+
+class PrefectDeployment:
+    """Serves the full retrains as a Prefect deployment on the API at ``url`` (a ``Deployment``, as
+    :mod:`alstream.service.trainer_role` names it)."""
+
+    def __init__(
+        self,
+        url: str,
+        name: str = DEPLOYMENT,
+        poll_s: float | None = None,
+        server: TemporaryServer | None = None,
+    ) -> None:
+        self.url, self.name, self.poll_s, self.server = url, name, poll_s, server
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: Runner | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._served = False  # the deployment and its trigger exist: events reach it
+        self._held = 0  # labels that came before, told once it is served
+
+    @classmethod
+    def open(cls, waiting: Callable[[float], None] = lambda _: None) -> PrefectDeployment:
+        """On the server ``PREFECT_API_URL`` names (it need not answer yet), else on a temporary one
+        with every service, stopped by :meth:`close`."""
+        given = PREFECT_API_URL.value()
+        if given:
+            if not answers(given):
+                log.warning("no Prefect server answers at %s yet: the deployment waits for it", given)
+            return cls(given)
+        server = start_server(waiting, services=True)
+        log.info("started a temporary Prefect server at %s (set PREFECT_API_URL to share one)", server.url)
+        return cls(server.url, server=server)
+
+    def serve(self, retrain: Callable[[], int | None], *, interval_s: float) -> None:
+        """Serve ``retrain`` in the background until :meth:`stop`; a server that does not answer is
+        asked again every ``RETRY_S``."""
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._serve, args=(retrain, interval_s), name="alstream-deployment", daemon=True
+        )
+        self._thread.start()
+
+    def _serve(self, retrain: Callable[[], int | None], interval_s: float) -> None:
+        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+            while not self._stop.is_set():
+                try:
+                    asyncio.run(self._run(retrain, interval_s))
+                except Exception:
+                    log.exception("cannot serve the deployment %s; trying again in %g s", self.name, RETRY_S)
+                self._stop.wait(RETRY_S)
+
+    async def _run(self, retrain: Callable[[], int | None], interval_s: float) -> None:
+        runner = Runner(name=f"{self.name}-runner", pause_on_shutdown=False, query_seconds=self.poll_s)
+        # The first scheduled retrain an interval from now, not at once.
+        start = datetime.now(UTC) + timedelta(seconds=interval_s)
+        schedule = Interval(interval_s, anchor_date=start)
+        retrains = retrain_flow(retrain)
+        await runner.aadd_flow(retrains, name=self.name, schedule=schedule, triggers=[trigger(self.name)])
+        self._loop, self._runner = asyncio.get_running_loop(), runner
+        if self._stop.is_set():
+            return
+        with self._lock:
+            self._served, held, self._held = True, self._held, 0
+        if held:
+            self._emit(held)
+        log.info("serving the Prefect deployment %s/%s at %s", FLOW, self.name, self.url)
+        await runner.start()
+
+    def labels_came(self, n: int) -> None:
+        """Fire the trigger: ``n`` new labels came (held until the trigger exists: an event before it
+        would be lost)."""
+        with self._lock:
+            if not self._served:
+                self._held += n
+                return
+        self._emit(n)
+
+    def _emit(self, n: int) -> None:
+        with temporary_settings(updates={PREFECT_API_URL: self.url}):
+            emit_event(EVENT, resource=RESOURCE, payload={"labels": n})
+
+    def stop(self) -> None:
+        """Stop serving (Prefect cancels the runs in flight: their versions are not recorded)."""
+        self._stop.set()
+        with self._lock:
+            self._served = False
+        loop, runner, thread = self._loop, self._runner, self._thread
+        if loop is not None and runner is not None and runner.started:
+            future = asyncio.run_coroutine_threadsafe(runner.astop(), loop)
+            try:
+                future.result(STOP_WAIT_S)
+            except Exception:
+                log.exception("the deployment's runner did not stop cleanly")
+        if thread is not None:
+            thread.join(STOP_WAIT_S)
+        self._loop = self._runner = self._thread = None
+
+    def close(self) -> None:
+        """Stop serving, and the temporary server if this one started it."""
+        self.stop()
+        if self.server is not None:
+            self.server.stop()
+            self.server = None

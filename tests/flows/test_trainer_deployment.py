@@ -1,0 +1,162 @@
+"""``alstream trainer`` with Prefect, as real processes on a real Prefect server (with its scheduler,
+triggers and actions) and a SQLite store: the active trainer serves the deployment
+``full-retrain/alstream-retrain``; new labels fire its trigger, its schedule runs it, each run
+records exactly one full version, and Prefect's API lists the runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from alstream.flows.server import TemporaryServer
+from alstream.flows.trainer_deployment import DEPLOYMENT, EVENT, FLOW
+from alstream.store import Store
+
+from ..conftest import wait_while_progressing
+from ..service.processes import Roles, kill_all
+from ..service.test_trainer_role import Labeler, versions
+
+STALL_S = 120.0  # a wait fails only when nothing moved (versions, runs, the trainers' logs) this long
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+class Api:
+    """What Prefect's API says of the deployment."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _client(self) -> Any:
+        return get_client(sync_client=True)
+
+    def deployment(self) -> Any:
+        with temporary_settings(updates={PREFECT_API_URL: self.url}), self._client() as client:
+            try:
+                return client.read_deployment_by_name(f"{FLOW}/{DEPLOYMENT}")
+            except Exception:  # not there yet
+                return None
+
+    def automations(self, deployment_id: Any) -> list[Any]:
+        with temporary_settings(updates={PREFECT_API_URL: self.url}), self._client() as client:
+            return client.read_resource_related_automations(f"prefect.deployment.{deployment_id}")
+
+    def runs(self) -> list[Any]:
+        deployment = self.deployment()
+        if deployment is None:
+            return []
+        only = DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+        with temporary_settings(updates={PREFECT_API_URL: self.url}), self._client() as client:
+            return client.read_flow_runs(deployment_filter=only)
+
+    def finished(self) -> list[Any]:
+        """The runs that ran and ended (a schedule's runs still to come are left out)."""
+        return [run for run in self.runs() if run.state and run.state.type.value in TERMINAL]
+
+
+def start_trainer(tmp_path: Path, url: str, **settings: str) -> Roles:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALSTREAM_", "PREFECT_"))}
+    env.update(
+        {
+            "ALSTREAM_DATABASE_URL": f"sqlite:///{tmp_path}/alstream.db",
+            "ALSTREAM_DATA_DIR": str(tmp_path / "shared"),
+            "ALSTREAM_DEMO": "false",
+            "ALSTREAM_ONLINE_UPDATES": "false",  # every version a full one: a flow run's
+            "ALSTREAM_TRAINER_POLL_S": "0.2",
+            "PREFECT_API_URL": url,
+            "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+            **{f"ALSTREAM_{k.upper()}": v for k, v in settings.items()},
+        }
+    )
+    trainers = Roles("trainer", env, tmp_path, "--no-mlflow", "--orchestrator", "prefect")
+    trainers.start()
+    return trainers
+
+
+@pytest.fixture
+def labeled(tmp_path: Path) -> Iterator[Labeler]:
+    store = Store(f"sqlite:///{tmp_path}/alstream.db")
+    store.create()
+    labeler = Labeler(store)
+    labeler.label(40)  # four per class on average: past the cold start
+    yield labeler
+    store.close()
+
+
+def waiter(api: Api, store: Store, trainers: Roles):
+    def wait(done, what: str) -> None:
+        wait_while_progressing(
+            done,
+            lambda: (versions(store), len(api.finished()), trainers.progress()),
+            stall_s=STALL_S,
+            what=what,
+            detail=trainers.output,
+            poll_s=0.5,
+        )
+
+    return wait
+
+
+def full_versions(store: Store) -> list[int]:
+    return [int(row["version"]) for row in store.models() if row["kind"] == "full" and row["status"] == "ok"]
+
+
+@pytest.mark.timeout(900)
+def test_new_labels_fire_the_deployment_and_each_run_records_one_version(
+    prefect_server: TemporaryServer, labeled: Labeler, tmp_path: Path
+) -> None:
+    api, store = Api(prefect_server.url), labeled.store
+    trainers = start_trainer(
+        tmp_path, prefect_server.url, retrain_after_labels="10", retrain_interval_s="3600"
+    )
+    try:
+        wait = waiter(api, store, trainers)
+        wait(lambda: api.deployment() is not None, "the deployment")
+        deployment = api.deployment()
+        (schedule,) = deployment.schedules
+        assert schedule.schedule.interval.total_seconds() == 3600 and schedule.active
+        (automation,) = api.automations(deployment.id)
+        assert automation.trigger.expect == {EVENT} and automation.trigger.threshold == 1
+        assert automation.enabled
+
+        # The 40 labels there at start: one event, one run, version 1.
+        wait(lambda: len(api.finished()) >= 1 and versions(store) == [1], "the first retrain")
+        for n in (2, 3):
+            labeled.label(10)
+            wait(lambda n=n: len(api.finished()) >= n and len(versions(store)) >= n, f"retrain {n}")
+        runs = api.finished()
+        assert [run.state.type.value for run in runs] == ["COMPLETED"] * 3, [run.state for run in runs]
+        assert not any(run.auto_scheduled for run in runs)  # the trigger's, not the schedule's
+        assert versions(store) == full_versions(store) == [1, 2, 3]  # one version a run, each once
+        assert [row["n_labels"] for row in store.models()] == [40, 50, 60]
+        assert "serving model version 3 (full, 60 labels)" in trainers.text(0)
+    finally:
+        kill_all(trainers.procs)
+
+
+@pytest.mark.timeout(900)
+def test_the_schedule_runs_the_deployment_when_labels_wait(
+    prefect_server: TemporaryServer, labeled: Labeler, tmp_path: Path
+) -> None:
+    api, store = Api(prefect_server.url), labeled.store
+    trainers = start_trainer(
+        tmp_path, prefect_server.url, retrain_after_labels="1000", retrain_interval_s="10"
+    )
+    try:
+        wait = waiter(api, store, trainers)
+        wait(lambda: len(api.finished()) >= 1 and len(versions(store)) >= 1, "a scheduled retrain")
+        labeled.label(10)
+        wait(lambda: len(versions(store)) >= 2, "the next scheduled retrain")
+        runs = api.finished()
+        assert runs and all(run.auto_scheduled for run in runs)  # the schedule's: no trigger fired
+        assert all(run.state.type.value == "COMPLETED" for run in runs), [run.state for run in runs]
+        assert versions(store) == full_versions(store) == [1, 2]
+        assert [row["n_labels"] for row in store.models()] == [40, 50]
+    finally:
+        kill_all(trainers.procs)
