@@ -27,6 +27,26 @@ def test_experiment_compares_a_strategy_with_continuous_training(prefect_backend
     assert "MLflow run" in result.output
 
 
+def test_two_workers_run_on_a_local_cluster_started_while_the_server_boots(
+    prefect_backend, local_mlflow, monkeypatch
+):
+    flow_run, given = alstream.flows.active_learning_flow.run_flow, {}
+
+    def run_flow(*args, **kwargs):
+        given.update(kwargs)
+        return flow_run(*args, **kwargs)
+
+    monkeypatch.setattr(alstream.flows.active_learning_flow, "run_flow", run_flow)
+    args = ["--dataset", "iris", "--iterations", "2", "--batch-size", "5", "--seeds", "2", "--workers", "2"]
+    result = runner.invoke(app, ["experiment", *args, "--strategy", "typical"])
+    assert result.exit_code == 0, result.output
+    assert given["address"].startswith("tcp://127.0.0.1:")  # the cluster the command started, warm
+    for strategy in ("typical", "random"):
+        rows = json.loads((local_mlflow / "metrics" / f"iris-logreg-{strategy}.json").read_text())
+        assert len(rows) == 2 * 3 and {r["seed"] for r in rows} == {0, 1}
+    assert "MLflow run" in result.output
+
+
 def test_all_strategies_without_baseline_or_mlflow(prefect_backend, local_mlflow):
     args = [
         "experiment",

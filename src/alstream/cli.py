@@ -9,7 +9,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -267,8 +267,16 @@ def _run_pool(config: ExperimentConfig, run: Launch) -> dict:
     from alstream.progress import experiment_progress
 
     with ExitStack() as stack:
+        ready = [run]
+
+        def warm_up() -> None:
+            ready[0] = _warm_up(run, stack)
+
         if run.orchestrator == "prefect":
-            stack.enter_context(_prefect_api())
+            stack.enter_context(_prefect_api(warm_up))  # while the server boots
+        else:
+            warm_up()
+        run = ready[0]
         advance = stack.enter_context(experiment_progress(config))
         try:
             if run.orchestrator == "none":
@@ -291,10 +299,25 @@ def _run_pool(config: ExperimentConfig, run: Launch) -> dict:
     return outcome
 
 
+def _warm_up(run: Launch, stack: ExitStack) -> Launch:
+    """Ready what the runs need, in ``stack``: MLflow's store, and a local Dask cluster of warm
+    workers when ``run`` asks for several; returns ``run`` on that cluster."""
+    if run.track:
+        from alstream.tracking import configure
+
+        configure()  # imports MLflow and migrates a new store now, not after the runs
+    if run.workers == 1 or run.address:
+        return run
+    from alstream.experiment.parallel import PRELOAD, local_cluster
+
+    preload = "alstream.flows.active_learning_flow" if run.orchestrator == "prefect" else PRELOAD
+    return replace(run, address=stack.enter_context(local_cluster(run.workers, [preload])))
+
+
 @contextmanager
-def _prefect_api() -> Iterator[str]:
-    """The Prefect API the flow runs against (a temporary server, started with a spinner); exit 2
-    saying what to do when there is none."""
+def _prefect_api(meanwhile: Callable[[], None] = lambda: None) -> Iterator[str]:
+    """The Prefect API the flow runs against (a temporary server, started with a spinner), with
+    ``meanwhile()`` done while it boots; exit 2 saying what to do when there is none."""
     from alstream.experiment.parallel import quiet_dask
 
     quiet_dask()  # before Dask is imported, here and in the workers
@@ -302,17 +325,18 @@ def _prefect_api() -> Iterator[str]:
         os.environ.setdefault(key, value)
     from alstream.flows.server import prefect_api
 
-    def meanwhile() -> None:  # while the server boots
+    def booting() -> None:
         import alstream.flows.active_learning_flow  # noqa: F401 (Prefect sets its logging up on first use)
 
         for name in ("prefect.task_runs", "prefect.flow_runs"):  # the progress bars say it; their lines
             logging.getLogger(name).setLevel(logging.WARNING)  # would cut through the bars
+        meanwhile()
 
     text = "starting Prefect's temporary server ({:.0f} s; --orchestrator none runs without one)"
     try:
         with ExitStack() as stack:
             with Console(stderr=True).status(text.format(0)) as status:
-                wait = prefect_api(lambda seconds: status.update(text.format(seconds)), meanwhile)
+                wait = prefect_api(lambda seconds: status.update(text.format(seconds)), booting)
                 url = stack.enter_context(wait)
             yield url
     except OrchestratorUnavailable as error:

@@ -27,6 +27,7 @@ from alstream.experiment.loop import PLAIN_STEPS, Oracle, Round, Steps, run_loop
 from alstream.learning import stopping
 from alstream.learning.cold_start import typical_sample
 from alstream.learning.estimators import Classifier, make_model
+from alstream.learning.querying import make_strategy
 
 RoundCallback = Callable[[str, int, Round], None]
 T = TypeVar("T")
@@ -247,6 +248,22 @@ def run_strategy(
     return Run(strategy, seed, rows, np.stack(seen), rnd.model)
 
 
+def grid(config: ExperimentConfig) -> list[tuple[int, str]]:
+    """Every run as ``(seed, strategy)``: seed by seed, in the config's strategy order."""
+    return [(seed, strategy) for seed in config.seed_list for strategy in config.strategies]
+
+
+def heaviest_first(config: ExperimentConfig) -> list[tuple[int, str]]:
+    """The grid in the order to start it: the pool strategies' runs (each round they cluster the pool
+    or train a committee, several times a probability strategy's work) before the rest, so that the
+    last runs to finish on a cluster are short ones.
+
+    >>> heaviest_first(ExperimentConfig(strategies=("margin", "typical"), seeds=2))
+    [(0, 'typical'), (1, 'typical'), (0, 'margin'), (1, 'margin')]
+    """
+    return sorted(grid(config), key=lambda run: isinstance(make_strategy(run[1]), str))
+
+
 def run_grid(
     config: ExperimentConfig,
     data: Dataset,
@@ -256,15 +273,15 @@ def run_grid(
 ) -> tuple[ExperimentResult, list[Run]]:
     """Every strategy on every seed, each run handed to ``submit`` (with the seed's data as a future
     when ``submit`` gives futures): at once, on threads, on a Dask cluster or as Prefect tasks. The
-    result, and the runs (with their last models), seed by seed in the config's strategy order."""
+    result, and the runs (with their last models), seed by seed in the config's strategy order; the
+    runs start ``heaviest_first``."""
     seeds = {seed: submit(prepare_seed, config, data, seed) for seed in config.seed_list}
     references = [submit(full_pool_reference, config, seeds[seed], steps) for seed in config.seed_list]
-    pending = [
-        submit(run_strategy, config, seeds[seed], strategy, on_round, steps)
-        for seed in config.seed_list
-        for strategy in config.strategies
-    ]
-    runs: list[Run] = [future.result() for future in pending]
+    pending = {
+        (seed, strategy): submit(run_strategy, config, seeds[seed], strategy, on_round, steps)
+        for seed, strategy in heaviest_first(config)
+    }
+    runs: list[Run] = [pending[seed, strategy].result() for seed, strategy in grid(config)]
     rows = [row for run in runs for row in run.rows]
     predictions = {(run.strategy, run.seed): run.stop_predictions for run in runs}
     reference = pd.DataFrame([future.result() for future in references])

@@ -125,7 +125,8 @@ def run_flow(
     flow_ = active_learning_flow
     if address or workers > 1:
         quiet_dask()
-        options = {"address": address} if address else {"cluster_kwargs": cluster_options(workers)}
+        warm = cluster_options(workers, preload=[__name__])  # each worker imports this module at start
+        options = {"address": address} if address else {"cluster_kwargs": warm}
         flow_ = flow_.with_options(task_runner=cast(Any, DaskTaskRunner(**options)))  # a TaskRunner
     told = _ON_ROUND.set(on_round)
     try:
