@@ -136,7 +136,8 @@ class Candidates:
         """Lease to ``annotator`` (through the token ``token_key``) for ``ttl_s`` seconds the ``n``
         best free candidates of all shards, best first; fewer when there are fewer, or when she
         would hold more than ``cap`` live leases (None: no cap). Labeled samples are never leased:
-        one labeled since it was published is removed when a lease meets it, and another taken."""
+        one labeled since it was published is removed when a lease meets it, and another taken;
+        her leases of samples labeled since end before her cap is counted."""
         if not 0 <= n <= MAX_LEASE:
             raise ValueError(f"n={n}: a lease takes 0 to {MAX_LEASE} items")
         now = _utc(now)
@@ -147,9 +148,12 @@ class Candidates:
             if self.dialect == "postgresql":  # her leases, one at a time: the cap holds
                 conn.execute(select(func.pg_advisory_xact_lock(_LEASE_LOCK, func.hashtext(annotator))))
             k = n
-            if cap is not None:
-                live = select(func.count()).where(_c.leased_by == annotator, _c.leased_until > now)
-                k = min(k, cap - conn.execute(live.select_from(candidates)).scalar_one())
+            if cap is not None:  # what she labeled since is hers no more: those leases end
+                live = select(_c.sample_id).where(_c.leased_by == annotator, _c.leased_until > now)
+                holds = list(conn.execute(live).scalars())
+                done = self._labeled(conn, holds)
+                self._end(conn, list(done))
+                k = min(k, cap - len(holds) + len(done))
             taken: list[Candidate] = []
             # The best k free; labeled ones among them go for good, and others come instead (a NOT
             # EXISTS in the query would let PostgreSQL's planner hash-join the whole labels table).
