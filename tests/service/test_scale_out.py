@@ -109,15 +109,24 @@ class System:
             self.trainers.progress(),
         )
 
-    def cpu_s(self) -> float:
-        """CPU seconds the processes used so far (they move while they start, before they log)."""
-        procs = [*self.workers.procs, *self.trainers.procs, *(r.process for r in self.replicas if r.process)]
-        total = 0.0
-        for proc in procs:
+    def starting(self) -> object:
+        """:meth:`progress`, and the CPU seconds of the processes that have not logged a line yet:
+        a process moves nothing else while it imports."""
+        quiet = [
+            p
+            for role in (self.workers, self.trainers)
+            for n, p in enumerate(role.procs)
+            if not role.log(n).stat().st_size
+        ]
+        quiet += [
+            r.process for r in self.replicas if r.process and not (r.home / "service.log").stat().st_size
+        ]
+        cpu = 0.0
+        for proc in quiet:
             with contextlib.suppress(psutil.Error):
                 times = psutil.Process(proc.pid).cpu_times()
-                total += times.user + times.system
-        return round(total, 1)
+                cpu += times.user + times.system
+        return self.progress(), round(cpu, 1)
 
     def output(self) -> str:
         logs = [self.workers.output(), self.trainers.output()]
@@ -375,8 +384,7 @@ def test_workers_replicas_and_trainers_scale_out_and_survive_kills(system: Syste
         system.trainers.start()
     for replica in system.replicas:
         replica.launch()
-    starting = lambda: (system.progress(), system.cpu_s())  # noqa: E731
-    system.wait(lambda: all(r.ready() for r in system.replicas), "the replicas answering", starting)
+    system.wait(lambda: all(r.ready() for r in system.replicas), "the replicas answering", system.starting)
     system.wait(
         lambda: (
             system.partitioned()
@@ -384,7 +392,7 @@ def test_workers_replicas_and_trainers_scale_out_and_survive_kills(system: Syste
             and len(free_candidates(store)) == PARTITIONS * TOP
         ),
         "three workers sharing the partitions and publishing cold-start candidates",
-        starting,
+        system.starting,
     )
     owned = system.ownership()
     assert len(owned) == 3 and all(len(shards) == 2 for shards in owned), owned
