@@ -96,6 +96,10 @@ class System:
             (shards.add if what == "assigned" else shards.discard)(int(shard))
         return shards
 
+    def moves(self, alive: list[int]) -> int:
+        """Partitions the workers ``alive`` gave up so far (rebalances)."""
+        return sum(self.log(f"worker-{n}").read_text().count(" moved to another worker") for n in alive)
+
     def partitioned(self, alive: list[int]) -> bool:
         for n in alive:
             if self.workers[n].poll() is not None:
@@ -210,6 +214,7 @@ def throughput(made: System, batch: list[tuple[bytes, bytes]], pid_file: Path | 
     """Stop the workers, produce ``batch``, let them go; how fast they store, score and publish it
     (and PostgreSQL's CPU for it)."""
     alive = list(range(len(made.workers)))
+    moves_before = made.moves(alive)
     rss_before = sum(psutil.Process(p.pid).memory_info().rss for p in made.workers)
     for proc in made.workers:
         os.kill(proc.pid, signal.SIGSTOP)
@@ -230,7 +235,7 @@ def throughput(made: System, batch: list[tuple[bytes, bytes]], pid_file: Path | 
     pg_after = server_cpu_s(pid_file)
     pg_s = None if pg_before is None or pg_after is None else pg_after - pg_before
     rss_after = sum(psutil.Process(p.pid).memory_info().rss for p in made.workers)
-    moved = any(" moved to another worker" in made.log(f"worker-{n}").read_text() for n in alive)
+    moved = made.moves(alive) > moves_before
     return {
         "workers": len(made.workers),
         "samples": len(batch),
