@@ -67,6 +67,7 @@ bench: install
 	$(PY) bench/soak_bench.py --quick
 	$(PY) bench/first_model_bench.py
 	$(PY) bench/candidates_bench.py
+	$(PY) bench/scale_out_bench.py
 	$(PY) bench/experiment_bench.py
 
 # The soak at the issue's size, 10^7 samples into a pool of 10^6 (about 25 minutes on 2 cores).

@@ -57,6 +57,11 @@ class Service:
         self.mlflow, self.orchestrator, self.args = mlflow, orchestrator, args
 
     def start(self) -> None:
+        self.launch()
+        wait_for(self.ready, timeout=120, what=f"the service (log: {self.home / 'service.log'})")
+
+    def launch(self) -> None:
+        """Start the process; :meth:`ready` says when it answers."""
         command = [sys.executable, "-m", "alstream", "serve", "--port", str(self.port)]
         command += ([] if self.mlflow else ["--no-mlflow"]) + [
             "--orchestrator",
@@ -65,9 +70,9 @@ class Service:
         ]
         log = open(self.home / "service.log", "ab")  # noqa: SIM115 - the process owns it
         self.process = subprocess.Popen(command, env=self.env, cwd=self.home, stdout=log, stderr=log)
-        wait_for(self._ready, timeout=120, what=f"the service (log: {self.home / 'service.log'})")
 
-    def _ready(self) -> bool:
+    def ready(self) -> bool:
+        """It answers /health (with a model version, if it waits for one); AssertionError if it died."""
         assert self.process is not None and self.process.poll() is None, "the service died"
         try:
             health = httpx.get(f"{self.url}/health", timeout=2).json()

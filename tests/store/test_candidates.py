@@ -71,6 +71,19 @@ def test_a_cap_bounds_an_annotators_live_leases(store: Store) -> None:
     assert len(queue.lease("ann", "k", 3, ttl_s=60, cap=4, now=at(60))) == 3  # hers ended: a new four
 
 
+def test_what_she_labeled_leaves_her_cap(store: Store) -> None:
+    queue = store.candidates
+    queue.publish(0, 1, [f"s{i}" for i in range(10)], [i / 10 for i in range(10)], now=T0)
+    assert ids(queue.lease("ann", "k", 4, ttl_s=60, cap=4, now=T0)) == ["s9", "s8", "s7", "s6"]
+    store.add_labels([LabelRow(i, "x", "ann", False, "labels:0", n) for n, i in enumerate(["s9", "s8"])])
+
+    assert ids(queue.lease("ann", "k", 4, ttl_s=60, cap=4, now=at(1))) == [
+        "s5",
+        "s4",
+    ]  # two labeled: two more
+    assert sorted(queue.held(at(1))) == ["s4", "s5", "s6", "s7"]  # the labeled ones' leases ended
+
+
 def test_an_expired_lease_returns_its_item(store: Store) -> None:
     queue = store.candidates
     queue.publish(0, 1, ["a", "b"], [0.9, 0.1], now=T0)

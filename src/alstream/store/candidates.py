@@ -173,7 +173,7 @@ class Candidates:
         cap). Each item is, with probability ``random_share``, a random pick instead (drawn over
         all shards by weight; the best candidate when none is free). Labeled samples are never
         leased: one labeled since it was published is removed when a lease meets it, and another
-        taken."""
+        taken; her leases of samples labeled since end before her caps are counted."""
         if not 0 <= n <= MAX_LEASE:
             raise ValueError(f"n={n}: a lease takes 0 to {MAX_LEASE} items")
         now = _utc(now)
@@ -191,6 +191,9 @@ class Candidates:
                 if token_cap is not None:
                     conn.execute(select(func.pg_advisory_xact_lock(_TOKEN_LOCK, func.hashtext(token_key))))
             k = n
+            if cap is not None or token_cap is not None:  # what she labeled since is hers no more
+                mine = select(_c.sample_id).where(_c.leased_by == annotator, _c.leased_until > now)
+                self._end(conn, list(self._labeled(conn, list(conn.execute(mine).scalars()))))
             if cap is not None:
                 k = min(k, cap - conn.execute(live(_c.leased_by == annotator)).scalar_one())
             if token_cap is not None:
