@@ -199,8 +199,11 @@ class Candidates:
             if token_cap is not None:
                 k = min(k, token_cap - conn.execute(live(_c.token_key == token_key)).scalar_one())
             k = max(k, 0)
-            picks = self._take(conn, sum(draws[:k]), _take_random(now, leased, _UNIFORM[self.dialect]))
+            random = _take_random(now, leased, _UNIFORM[self.dialect])
+            picks = self._take(conn, sum(draws[:k]), random)
             best = self._take(conn, k - len(picks), _take_best(now, leased))
+            if len(picks) + len(best) < k:  # too few best (a cold start: the shards' pools are their
+                picks += self._take(conn, k - len(picks) - len(best), random)  # reservoirs): picks fill
             return sorted(picks + best, key=lambda c: (-c.score, c.id))
 
         return self._write(work)
