@@ -41,7 +41,13 @@ def test_versions_serve_while_the_orchestrator_has_recorded_nothing(tmp_path, re
     orchestrator = Stuck()
     with TestClient(create_app(settings, track=False, orchestrator=orchestrator), headers=AUTH) as client:
         wait_for(lambda: client.get("/health").json()["model_version"] == 1, what="the first model")
-        items = client.get("/queue", params={"n": 12, "annotator": "oracle"}).json()
+        items: list[dict] = []  # the pool's first snapshot may come a moment after the first model
+        wait_for(
+            lambda: (
+                items.extend(client.get("/queue", params={"n": 12, "annotator": "oracle"}).json()) or items
+            ),
+            what="items to label",
+        )
         assert client.post("/labels", json=_labels(items)).status_code == 202
         wait_for(lambda: client.get("/health").json()["model_version"] == 2, what="a second full version")
         assert orchestrator.runs == []  # both serve, and neither is recorded yet
