@@ -141,8 +141,41 @@ def uncertainty(proba: ArrayLike, measure: str = "entropy") -> np.ndarray:
     raise ValueError(f"unknown uncertainty measure {measure!r}: use one of {', '.join(MEASURES)}")
 
 
+class _SuccessiveModels:
+    """A rule on one value per pair of successive models' predictions on the stop set (``values``),
+    that stops once the last ``window`` of them pass (``passes``)."""
+
+    window: int
+
+    def values(self, predictions: Sequence[ArrayLike]) -> np.ndarray:
+        raise NotImplementedError
+
+    def passes(self, values: np.ndarray) -> bool:
+        raise NotImplementedError
+
+    def should_stop(self, predictions: Sequence[ArrayLike]) -> bool:
+        """Whether the rule stops after the last of ``predictions`` (every model so far, oldest first)."""
+        self._check()
+        if len(predictions) <= self.window:
+            return False
+        return self.passes(self.values(predictions[-self.window - 1 :]))
+
+    def stop_round(self, predictions: Sequence[ArrayLike]) -> int | None:
+        """The first round (index into ``predictions``) at which the rule stops; None if none."""
+        self._check()
+        values = self.values(predictions) if len(predictions) > 1 else np.empty(0)
+        for end in range(self.window, len(values) + 1):  # values[end - 1] compares rounds end - 1, end
+            if self.passes(values[end - self.window : end]):
+                return end
+        return None
+
+    def _check(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"window must be at least 1, got {self.window}")
+
+
 @dataclass(frozen=True)
-class StabilizingPredictions:
+class StabilizingPredictions(_SuccessiveModels):
     """Stop once successive models agree on the stop set: mean kappa of the last ``window`` pairs
     of successive models' predictions >= ``threshold`` (Bloodgood and Vijay-Shanker, 2009)."""
 
@@ -157,29 +190,14 @@ class StabilizingPredictions:
         """Kappa between each model's predictions and the previous one's (one fewer than models)."""
         return np.array([cohen_kappa(a, b) for a, b in pairwise(predictions)])
 
-    def should_stop(self, predictions: Sequence[ArrayLike]) -> bool:
-        """Whether the rule stops after the last of ``predictions`` (every model so far, oldest first)."""
-        self._check()
-        if len(predictions) <= self.window:
-            return False
-        return bool(self.kappas(predictions[-self.window - 1 :]).mean() >= self.threshold)
+    values = kappas
 
-    def stop_round(self, predictions: Sequence[ArrayLike]) -> int | None:
-        """The first round (index into ``predictions``) at which the rule stops; None if none."""
-        self._check()
-        kappas = self.kappas(predictions) if len(predictions) > 1 else np.empty(0)
-        for end in range(self.window, len(kappas) + 1):  # kappas[end - 1] compares rounds end - 1, end
-            if kappas[end - self.window : end].mean() >= self.threshold:
-                return end
-        return None
-
-    def _check(self) -> None:
-        if self.window < 1:
-            raise ValueError(f"window must be at least 1, got {self.window}")
+    def passes(self, values: np.ndarray) -> bool:
+        return bool(values.mean() >= self.threshold)
 
 
 @dataclass(frozen=True)
-class PredictedChangeOfF:
+class PredictedChangeOfF(_SuccessiveModels):
     """Stop once each of the last ``window`` predicted changes of F between successive models on the
     stop set is below ``threshold`` (Altschuler and Bloodgood, 2019)."""
 
@@ -194,25 +212,10 @@ class PredictedChangeOfF:
         """``1 - F`` between each model's predictions and the previous one's (one fewer than models)."""
         return np.array([1.0 - f_agreement(a, b) for a, b in pairwise(predictions)])
 
-    def should_stop(self, predictions: Sequence[ArrayLike]) -> bool:
-        """Whether the rule stops after the last of ``predictions`` (every model so far, oldest first)."""
-        self._check()
-        if len(predictions) <= self.window:
-            return False
-        return bool((self.changes(predictions[-self.window - 1 :]) < self.threshold).all())
+    values = changes
 
-    def stop_round(self, predictions: Sequence[ArrayLike]) -> int | None:
-        """The first round (index into ``predictions``) at which the rule stops; None if none."""
-        self._check()
-        below = self.changes(predictions) < self.threshold if len(predictions) > 1 else np.empty(0, bool)
-        for end in range(self.window, len(below) + 1):
-            if below[end - self.window : end].all():
-                return end
-        return None
-
-    def _check(self) -> None:
-        if self.window < 1:
-            raise ValueError(f"window must be at least 1, got {self.window}")
+    def passes(self, values: np.ndarray) -> bool:
+        return bool((values < self.threshold).all())
 
 
 @dataclass(frozen=True)

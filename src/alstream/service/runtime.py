@@ -79,6 +79,12 @@ def open_ingestor(
     )
 
 
+def pool_size(settings: Settings, width: int) -> int:
+    """The most unlabeled samples of ``width`` features the pool holds: ``max_pool``, else what fits
+    in ``max_pool_mb``."""
+    return settings.max_pool or size_for(settings.max_pool_mb, width)
+
+
 def backlog(settings: Settings, store: Store) -> Backlog | None:
     """What holds a consumer apart (``alstream consume``) while retention is behind; None without
     retention."""
@@ -88,7 +94,7 @@ def backlog(settings: Settings, store: Store) -> Backlog | None:
     return Backlog(
         store,
         retention_s=settings.retention_s,
-        max_pool=settings.max_pool or size_for(settings.max_pool_mb, width),
+        max_pool=pool_size(settings, width),
         max_overdue=settings.retention_max_overdue,
     )
 
@@ -124,7 +130,7 @@ def engine_config(
         max_leases_per_annotator=settings.max_leases_per_annotator,
         max_leases_per_token=settings.max_leases_per_token,
         max_waiting_labels=settings.max_waiting_labels,
-        max_pool=settings.max_pool or size_for(settings.max_pool_mb, width),
+        max_pool=pool_size(settings, width),
         reservoir_share=settings.reservoir_share,
         max_age_s=settings.max_age_s,
         retention_s=settings.retention_s,
