@@ -156,6 +156,15 @@ def test_a_replicas_stats_random_share_and_retention_over_two_workers_shards(
 
     wait(retained, "the workers' retention deleting their shards' departed samples")
     assert per_shard(store)[ORPHAN] == 100
-    assert stats()["totals"]["retention"]["deleted"] >= len(X) - PARTITIONS * (POOL + 1)
+    # /stats says so once each shard reported its last deletes (every half second)
+    deleted = lambda: stats()["totals"]["retention"]["deleted"]  # noqa: E731
+    wait_while_progressing(
+        lambda: deleted() >= len(X) - PARTITIONS * (POOL + 1),
+        deleted,
+        stall_s=STALL_S,
+        what="the shards' reports counting retention's deletes",
+        detail=workers.output,
+        poll_s=0.2,
+    )
     stream.close()
     store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alstream.service.shard_totals import merge, shard_report
+from alstream.service.shard_totals import deleted_before, merge, shard_report
 from alstream.store import Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -76,3 +76,14 @@ def test_each_shard_keeps_its_last_report_and_a_replica_sums_them(store: Store) 
     reports.drop(1)
     assert [r.shard for r in reports.reports()] == [0]
     assert merge([], now=T0)["totals"]["pool"] == 0
+
+
+def test_a_shards_new_owner_counts_retentions_deletes_on_from_the_last_report(store: Store) -> None:
+    reports = store.shard_stats
+    assert reports.last(3) is None and deleted_before(None) == 0
+    reports.report(3, "w0", shard_report(pool_stats(100, 900, 2, 50)), now=T0)
+    reports.report(3, "w0", shard_report(pool_stats(100, 950, 2, 80)), now=T0 + timedelta(seconds=1))
+    reports.report(4, "w1", shard_report(pool_stats(10, 10, None, 0) | {"retention": None}), now=T0)
+    last = reports.last(3)
+    assert last is not None and (last.worker, last.reported_at) == ("w0", T0 + timedelta(seconds=1))
+    assert deleted_before(last) == 80 and deleted_before(reports.last(4)) == 0

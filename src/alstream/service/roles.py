@@ -32,7 +32,7 @@ from alstream.service.engine import Engine
 from alstream.service.featurize import featurizer
 from alstream.service.model_files import ModelFiles
 from alstream.service.runtime import open_engine, open_ingestor, open_parts
-from alstream.service.shard_totals import shard_report
+from alstream.service.shard_totals import deleted_before, shard_report
 from alstream.service.snapshot import Snapshot
 from alstream.service.trainer_role import TrainerRole
 from alstream.settings import Settings
@@ -164,6 +164,8 @@ class WorkerRole:
             track=False,
             keep_stopping_state=False,
         )
+        if engine.retention is not None:  # the count goes on from the last owner's last report
+            engine.retention.deleted = deleted_before(self.store.shard_stats.last(shard))
         self.shards[shard] = engine
 
     def _lose(self, shard: int) -> None:

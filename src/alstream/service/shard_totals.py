@@ -47,6 +47,13 @@ def shard_report(stats: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def deleted_before(report: ShardReport | None) -> int:
+    """How many samples retention deleted from a shard, as its last report says: a new owner's
+    count goes on from there (the deletes of the old owner's last half second may be missed)."""
+    retention = None if report is None else report.stats.get("retention")
+    return int((retention or {}).get("deleted") or 0)
+
+
 def merge(
     reports: Sequence[ShardReport], now: datetime | None = None, stale_s: float = STALE_S
 ) -> dict[str, Any]:

@@ -60,6 +60,14 @@ class ShardStats:
             rows = conn.execute(select(shard_stats).order_by(shard_stats.c.shard)).all()
         return [ShardReport(shard, worker, load_json(text), _utc(at)) for shard, worker, text, at in rows]
 
+    def last(self, shard: int) -> ShardReport | None:
+        """``shard``'s last report, if it has one."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(shard_stats).where(shard_stats.c.shard == shard)).first()
+        if row is None:
+            return None
+        return ShardReport(int(row.shard), row.worker, load_json(row.stats), _utc(row.reported_at))
+
     def drop(self, shard: int) -> None:
         """Forget ``shard``'s report."""
         self._run(delete(shard_stats).where(shard_stats.c.shard == shard))
