@@ -109,10 +109,11 @@ def decode_samples(
     it (when one is refused, each is checked alone for its reason). A sample without an id is named
     ``default_id(its index)`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
     models = contract(schema)
-    out: list[Any] = [_parsed(value) for value in values]  # each message's JSON, parsed once
-    good = [i for i, body in enumerate(out) if not isinstance(body, InvalidMessage)]
+    out: list[Any] = _bodies(values)  # each message's JSON, parsed once
+    good = [i for i, body in enumerate(out) if type(body) is dict]
     try:
-        checked = models.topic_samples.validate_python([out[i] for i in good])
+        bodies = out if len(good) == len(out) else [out[i] for i in good]
+        checked = models.topic_samples.validate_python(bodies)
     except ValidationError:
         checked = []
         for i in good:
@@ -121,19 +122,34 @@ def decode_samples(
             except InvalidMessage as refused:
                 out[i] = refused
         good = [i for i in good if not isinstance(out[i], InvalidMessage)]
+    fields = [model.__dict__ for model in checked]
     features = schema.data == "features"
-    rows = float32_rows([m.__dict__["features"] for m in checked]) if features and checked else None
-    packed = [row for row, m in enumerate(checked) if not isinstance(m.__dict__.get("features"), list)]
+    rows = float32_rows([f["features"] for f in fields]) if features and fields else None
+    packed = [row for row, f in enumerate(fields) if type(f.get("features")) is not list]
     bad = set(_not_finite(rows, packed)) if features else set()  # packed float32s may be any
-    for row, (index, model) in enumerate(zip(good, checked, strict=True)):
-        if row in bad:
-            out[index] = InvalidMessage(_finite(rows[row]))  # type: ignore[index]
+    vectors: Sequence[Any] = [None] * len(fields) if rows is None else rows
+    for row, (index, f, vector) in enumerate(zip(good, fields, vectors, strict=True)):
+        if bad and row in bad:
+            out[index] = InvalidMessage(_finite(vector))
             continue
-        name = model.__dict__["id"]
+        name = f["id"]
         if name is None:
             name = default_id(index) if default_id is not None else ordered_id()
-        out[index] = sample(model.__dict__, str(name), None if rows is None else rows[row])
+        out[index] = sample(f, str(name), vector)
     return out
+
+
+def _bodies(values: Sequence[bytes | None]) -> list[dict | InvalidMessage]:
+    """Each message's JSON object, or the InvalidMessage that says why it is none (parsed at once
+    when every message is JSON, one by one for the reasons when one is not)."""
+    try:
+        bodies = [orjson.loads(value) for value in values]  # type: ignore[arg-type]
+    except (orjson.JSONDecodeError, TypeError):
+        return [_parsed(value) for value in values]
+    if all(type(body) is dict for body in bodies):
+        return bodies
+    pairs = zip(bodies, values, strict=True)
+    return [body if type(body) is dict else _parsed(value) for body, value in pairs]
 
 
 def _parsed(value: Any) -> dict | InvalidMessage:
