@@ -60,8 +60,8 @@ class Clock:
 
 def run(samples: int, batch: int, home: Path) -> dict[str, dict[str, float]]:
     """Every sample through every stage; ms per 10^4 samples per stage."""
-    from alstream.messages import ProjectSchema, encode_sample, parse_messages
-    from alstream.service.ingest import Ingestor, Topics, _collector_paused
+    from alstream.messages import ProjectSchema, collector, encode_sample, parse_messages
+    from alstream.service.ingest import Ingestor, Topics
     from alstream.store import Store
     from alstream.stream.log import EmbeddedLog
 
@@ -85,7 +85,7 @@ def run(samples: int, batch: int, home: Path) -> dict[str, dict[str, float]]:
             records = clock.time("consume: poll", lambda: ingestor.consumer.poll(2000, 0))
             if not records:
                 break
-            with _collector_paused():  # as Ingestor.step decodes
+            with collector.paused():  # as Ingestor.step decodes
                 entries, dead = clock.time(
                     "consume: decode + validate", lambda r=records: ingestor._decode(r)
                 )

@@ -6,7 +6,7 @@ A sample; a label (``Labeled``: a class, or ``Skipped``); the ``/send`` item, a 
 discriminated on ``kind`` (absent means a sample); the bodies of ``/send``, ``/labels`` and
 ``/predict``; and a topic's sample and label (they may carry ``token_key``, and a sample's features
 may be packed). Strict, as JSON's types: a string is never a number, nor a boolean an integer.
-pydantic-core checks the raw JSON bytes in Rust; what it cannot say in JSON Schema runs as Python
+orjson decodes a body, pydantic-core checks it; what JSON Schema cannot say runs as Python
 validators: ``meta`` is at most ``max_meta_bytes`` once encoded, an id at most 2,000 bytes of UTF-8,
 and a body's features become one read-only float32 matrix for the batch (:func:`_values`).
 
@@ -425,25 +425,28 @@ def label(model: LabelModel) -> Label:
 @dataclass(frozen=True)
 class Body:
     """A request body: one item or a non-empty list of at most ``max_batch``, validated into values.
-    ``json``: (one, many) for the raw bytes, checked in Rust, the unions' members tried in order
-    (the fastest); ``python``: (one, many) for decoded JSON, each union's member chosen by the item,
-    so that a refused body's errors say which rule failed. ``schema``: the JSON Schema's."""
+    ``fast``: (one, many), the unions' members tried in order (the fastest); ``python``: (one, many),
+    each union's member chosen by the item, so that a refused body's errors say which rule failed.
+    Both check decoded JSON (orjson decodes bytes: ~3x faster than pydantic-core's own JSON mode
+    with these models). ``schema``: the JSON Schema's."""
 
-    json: tuple[TypeAdapter[list[Any]], TypeAdapter[list[Any]]]
+    fast: tuple[TypeAdapter[list[Any]], TypeAdapter[list[Any]]]
     python: tuple[TypeAdapter[list[Any]], TypeAdapter[list[Any]]]
     schema: TypeAdapter[Any]
 
-    def validate(self, payload: Any, context: dict[str, Any] | None = None) -> list[Any]:
-        """The values of ``payload``: JSON bytes (checked as they are, in Rust) or decoded JSON."""
+    def validate(
+        self, payload: Any, context: dict[str, Any] | None = None, *, fast: bool = False
+    ) -> list[Any]:
+        """The values of ``payload``: JSON bytes (decoded by orjson, then checked fast) or decoded JSON."""
         if isinstance(payload, bytes):
-            one, many = self.json
-            return (many if payload.lstrip()[:1] == b"[" else one).validate_json(payload, context=context)
-        one, many = self.python
+            payload, fast = orjson.loads(payload), True
+        one, many = self.fast if fast else self.python
         return (many if isinstance(payload, list) else one).validate_python(payload, context=context)
 
 
 def _body(item: Callable[[bool], Any], project: ProjectSchema) -> Body:
     """The body of ``item(fast)`` (see :class:`Body`)."""
+
     values = AfterValidator(_values(project.data == "features"))
 
     def many(fast: bool) -> Any:
@@ -454,7 +457,7 @@ def _body(item: Callable[[bool], Any], project: ProjectSchema) -> Body:
         listed: Any = Annotated[many(fast), values]
         return TypeAdapter(one), TypeAdapter(listed)
 
-    return Body(json=adapters(True), python=adapters(False), schema=TypeAdapter(item(False) | many(False)))
+    return Body(fast=adapters(True), python=adapters(False), schema=TypeAdapter(item(False) | many(False)))
 
 
 def _item(project: ProjectSchema, fast: bool) -> Any:

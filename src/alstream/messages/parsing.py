@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
+from alstream.messages import collector
 from alstream.messages.contract import Body, DefaultId, contract, float32_rows
 from alstream.messages.problems import Explain, type_name
 from alstream.messages.schema import ProjectSchema
@@ -88,12 +89,20 @@ def _predict_rows(payload: Any, schema: ProjectSchema, key: str) -> list[Any]:
 
 
 def _parse(body: Body, payload: Any, schema: ProjectSchema, shape: str, default_id: DefaultId | None) -> Any:
+    with collector.paused():
+        return _checked(body, payload, schema, shape, default_id)
+
+
+def _checked(
+    body: Body, payload: Any, schema: ProjectSchema, shape: str, default_id: DefaultId | None
+) -> Any:
     context = {"default_id": default_id}
     if isinstance(payload, bytes | bytearray | memoryview):
-        try:
-            return body.validate(bytes(payload), context)
-        except ValidationError:
-            payload = decode_body(bytes(payload))  # refused: say why, from the decoded JSON
+        payload = decode_body(bytes(payload))
+    try:  # the fast way first; refused: each rule checked alone, to say which failed
+        return body.validate(payload, context, fast=True)
+    except ValidationError:
+        pass
     items = batch_items(payload, schema)
     try:
         return body.validate(payload, context)

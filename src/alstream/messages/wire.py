@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from alstream.messages import collector
 from alstream.messages.contract import contract, float32_rows, label, sample
 from alstream.messages.ids import ordered_id
 from alstream.messages.problems import Explain, listing, type_name
@@ -108,22 +109,28 @@ def decode_samples(
     converted in one go: per message, the sample or the InvalidMessage that says what is wrong with
     it (when one is refused, each is checked alone for its reason). A sample without an id is named
     ``default_id(its index)`` (default: :func:`~alstream.messages.ids.ordered_id`)."""
+    with collector.paused():
+        return _decoded(values, schema, default_id)
+
+
+def _decoded(
+    values: Sequence[bytes | None], schema: ProjectSchema, default_id: Callable[[int], str] | None
+) -> list[Sample | InvalidMessage]:
     models = contract(schema)
     out: list[Any] = _bodies(values)  # each message's JSON, parsed once
     good = [i for i, body in enumerate(out) if type(body) is dict]
-    try:
+    features = schema.data == "features"
+    try:  # the batch in one call
         bodies = out if len(good) == len(out) else [out[i] for i in good]
-        checked = models.topic_samples.validate_python(bodies)
-    except ValidationError:
-        checked = []
+        fields = [model.__dict__ for model in models.topic_samples.validate_python(bodies)]
+    except ValidationError:  # one is refused: each alone, for its reason
+        fields = []
         for i in good:
             try:
-                checked.append(_explained(out[i], schema, "topic_sample", models.topic_sample))
+                fields.append(_explained(out[i], schema, "topic_sample", models.topic_sample).__dict__)
             except InvalidMessage as refused:
                 out[i] = refused
         good = [i for i in good if not isinstance(out[i], InvalidMessage)]
-    fields = [model.__dict__ for model in checked]
-    features = schema.data == "features"
     rows = float32_rows([f["features"] for f in fields]) if features and fields else None
     packed = [row for row, f in enumerate(fields) if type(f.get("features")) is not list]
     bad = set(_not_finite(rows, packed)) if features else set()  # packed float32s may be any
