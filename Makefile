@@ -61,6 +61,7 @@ bench: install
 	$(PY) bench/selective_bench.py
 	$(PY) bench/freshness_bench.py --sizes 100000 1000000
 	$(PY) bench/ingest_stages.py
+	$(PY) bench/validation_bench.py
 	$(PY) bench/store_ids_bench.py
 	$(PY) bench/log_vs_sqlite.py
 	$(PY) bench/committee_bench.py
