@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from threading import Lock
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, NotRequired, Required, cast
 
 import cachetools
 import numpy as np
@@ -45,7 +45,7 @@ from pydantic import (
     create_model,
 )
 from pydantic_core import PydanticCustomError, core_schema
-from typing_extensions import TypeAliasType
+from typing_extensions import TypeAliasType, TypedDict
 
 from alstream.messages.ids import ordered_id
 from alstream.messages.schema import (
@@ -272,6 +272,28 @@ def _sample(
     project: ProjectSchema, *, on_send: bool = False, topic: bool = False, fast: bool = False
 ) -> type[SampleModel]:
     """One sample (on ``/send``, ``kind`` may say "sample"; absent means a sample too)."""
+    fields = _sample_fields(project, on_send=on_send, topic=topic, fast=fast)
+    return create_model("Sample", __base__=SampleModel, **fields)
+
+
+def _topic_sample_dict(project: ProjectSchema) -> Any:
+    """A topic's sample checked as a dict (the fields of ``_sample(topic=True, fast=True)``): about
+    twice as fast as the model, for the consumer's batches; absent fields stay absent."""
+    fields = _sample_fields(project, topic=True, fast=True)
+    items = {
+        name: Required[kind] if default is ... else NotRequired[kind]
+        for name, (kind, default) in fields.items()
+    }
+    make: Any = TypedDict  # built from the fields, which mypy cannot follow
+    typed = make("TopicSample", items)
+    typed.__pydantic_config__ = _CLOSED
+    return typed
+
+
+def _sample_fields(
+    project: ProjectSchema, *, on_send: bool = False, topic: bool = False, fast: bool = False
+) -> dict[str, Any]:
+    """A sample's fields: name -> (type, default; ``...`` when required)."""
     data = project.data
     other = "text" if data == "features" else "features"
     fields: dict[str, Any] = {
@@ -286,7 +308,7 @@ def _sample(
         fields["kind"] = (Literal["sample"] | None, Field(None, description='Absent or null: "sample".'))
     if topic:
         fields["token_key"] = (_token_key(), None)
-    return create_model("Sample", __base__=SampleModel, **fields)
+    return fields
 
 
 def _label_models(
@@ -402,12 +424,13 @@ def _numbers(row: Any) -> list | bytes:
 
 
 def sample(fields: dict[str, Any], name: str, features: np.ndarray | None) -> Sample:
-    """The value of a checked sample, from its model's ``__dict__`` (a model lacks some fields)."""
-    label_ = fields["label"]
+    """The value of a checked sample, from its model's ``__dict__`` or its checked dict (either may
+    lack some fields)."""
+    get = fields.get
+    label_ = get("label")
     if label_ is not None:
         label_ = str(label_)
-    get = fields.get
-    return Sample(name, features, get("text"), fields["meta"], label_, fields["annotator"], get("token_key"))
+    return Sample(name, features, get("text"), get("meta"), label_, get("annotator"), get("token_key"))
 
 
 def label(model: LabelModel) -> Label:
@@ -502,7 +525,7 @@ def contract(project: ProjectSchema) -> Contract:
         labels=_body(lambda fast: _label_models(project, fast=fast), project),
         predict=TypeAdapter(create_model("Predict", __config__=_CLOSED, **rows)),
         topic_sample=TypeAdapter(_sample(project, topic=True)),
-        topic_samples=TypeAdapter(_list(_sample(project, topic=True, fast=True))),
+        topic_samples=TypeAdapter(_list(_topic_sample_dict(project))),
         topic_label=TypeAdapter(_label_models(project, topic=True)),
     )
 

@@ -122,7 +122,7 @@ def _decoded(
     features = schema.data == "features"
     try:  # the batch in one call
         bodies = out if len(good) == len(out) else [out[i] for i in good]
-        fields = [model.__dict__ for model in models.topic_samples.validate_python(bodies)]
+        fields = models.topic_samples.validate_python(bodies)  # dicts
     except ValidationError:  # one is refused: each alone, for its reason
         fields = []
         for i in good:
@@ -139,7 +139,7 @@ def _decoded(
         if bad and row in bad:
             out[index] = InvalidMessage(_finite(vector))
             continue
-        name = f["id"]
+        name = f.get("id")
         if name is None:
             name = default_id(index) if default_id is not None else ordered_id()
         out[index] = sample(f, str(name), vector)
