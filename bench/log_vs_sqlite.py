@@ -64,7 +64,7 @@ def folder_bytes(path: Path) -> int:
 def run_log(home: Path, batches: Batches) -> dict[str, Any]:
     """Append, read and trim through the embedded log."""
     from alstream.stream.log import EmbeddedLog
-    from alstream.stream.retention import LogLimits, Retention
+    from alstream.stream.log_retention import LogLimits, Retention
 
     limits = LogLimits(retention_s=None)  # no deletion while timing append and read
     log, phases, read = EmbeddedLog(home, limits), Phases(), []

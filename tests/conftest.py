@@ -73,7 +73,7 @@ def prefect_server(tmp_path: Path):
     own; its API at ``.url``."""
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_HOME, temporary_settings
 
-    from alstream.flows.server import start_server
+    from alstream.flows.prefect_server import start_server
 
     home = tmp_path / "prefect"
     home.mkdir()

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 # MLflow (imported above) and Prefect attach log handlers to sys.stderr when first imported: import
 # them here, not inside CliRunner, whose captured stream is closed after each invocation.
 import alstream.flows.active_learning_flow
-import alstream.flows.server
+import alstream.flows.prefect_server
 from alstream.cli import app
 from alstream.learning.querying import query_strategy_names
 
@@ -167,7 +167,7 @@ def test_without_prefect_the_experiment_asks_for_no_server(local_mlflow, monkeyp
     def no_server(*_):
         raise AssertionError("--orchestrator none asked for a Prefect server")
 
-    monkeypatch.setattr(alstream.flows.server, "prefect_api", no_server)
+    monkeypatch.setattr(alstream.flows.prefect_server, "prefect_api", no_server)
     args = ["--dataset", "iris", "--iterations", "2", "--seeds", "2", "--workers", "1", "--no-mlflow"]
     options = ["--orchestrator", "none", "--batch-size", "0.1", "--initial-set", "typical"]
     result = runner.invoke(app, ["experiment", *args, *options, "--strategy", "margin"])
@@ -193,8 +193,8 @@ def test_a_prefect_server_that_does_not_answer_is_named_in_one_line(local_mlflow
 
 def test_a_temporary_server_that_cannot_start_says_why_and_what_to_do_in_one_line(local_mlflow, monkeypatch):
     failing = [sys.executable, "-c", "import sys; sys.exit('unable to open database file')"]
-    monkeypatch.setattr(alstream.flows.server, "server_command", lambda port: failing)
-    monkeypatch.setattr(alstream.flows.server, "_SERVER", None)
+    monkeypatch.setattr(alstream.flows.prefect_server, "server_command", lambda port: failing)
+    monkeypatch.setattr(alstream.flows.prefect_server, "_SERVER", None)
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         result = runner.invoke(app, ["experiment", *SMALL, "--no-mlflow"])
     assert result.exit_code == 2, result.output

@@ -632,7 +632,7 @@ def test_sample_equality():
 
 
 def test_documented_examples_are_valid_messages():
-    from alstream.service.contract import _examples
+    from alstream.service.openapi_document import _examples
 
     for project in (SCHEMA, DIGITS, TEXT):
         examples = _examples(project)

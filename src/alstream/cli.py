@@ -323,7 +323,7 @@ def _prefect_api(meanwhile: Callable[[], None] = lambda: None) -> Iterator[str]:
     quiet_dask()  # before Dask is imported, here and in the workers
     for key, value in QUIET_WORKERS.items():
         os.environ.setdefault(key, value)
-    from alstream.flows.server import prefect_api
+    from alstream.flows.prefect_server import prefect_api
 
     def booting() -> None:
         import alstream.flows.active_learning_flow  # noqa: F401 (Prefect sets its logging up on first use)

@@ -15,7 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from alstream.flows.server import TemporaryServer
+from alstream.flows.prefect_server import TemporaryServer
 from alstream.flows.trainer_deployment import DEPLOYMENT, EVENT, FLOW
 from alstream.store import Store
 

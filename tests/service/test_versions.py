@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -85,3 +87,46 @@ def test_full_retrains_wait_for_an_orchestrator_that_is_away_and_go_in_order(tmp
     assert "could not record full retrain 1 (ConnectionError: nobody answers); 2 wait" in caplog.text
     assert records.unrecorded == deque() and [r["version"] for r in store.models()] == [1, 2, 3, 4]
     store.close()
+
+
+STUCK_AT_SHUTDOWN = """
+import threading, time
+from alstream import tracking
+from alstream.service import versions
+from alstream.service.trainer import ModelVersion
+
+class Store:
+    def __init__(self):
+        self.rows = []
+
+    def record_model(self, **row):
+        self.rows.append(row)
+
+class Stuck:
+    def record(self, **run):
+        threading.Event().wait()  # an orchestrator that never answers
+
+    def close(self):
+        pass
+
+tracking.log_model_version = lambda *args, **kwargs: threading.Event().wait()  # nor does MLflow
+versions.MLFLOW_CLOSE_WAIT_S = versions.ORCHESTRATOR_CLOSE_WAIT_S = 0.2
+store = Store()
+records = versions.VersionRecords(store, None, track=True, project="p", params={}, orchestrator=Stuck())
+for number in (1, 2, 3):
+    records.record(ModelVersion(number, None, "full", 2, time.time()), {})
+start = time.monotonic()
+records.close()
+assert time.monotonic() - start < 10, "close waited for MLflow or the orchestrator"
+assert [(row["version"], row["status"]) for row in store.rows] == [(1, "ok"), (2, "ok"), (3, "ok")]
+"""
+
+
+def test_shutting_down_with_mlflow_and_the_orchestrator_stuck_keeps_every_record_and_exits():
+    """Every store record is written, and neither close nor the process exit waits for the calls
+    that never return (why ``background.Worker`` is not a ``ThreadPoolExecutor``)."""
+    start = time.monotonic()
+    script = [sys.executable, "-c", STUCK_AT_SHUTDOWN]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - start < 30

@@ -15,7 +15,7 @@ from alstream.stream import open_stream
 from alstream.stream.frames import encode
 from alstream.stream.kafka import KafkaStream
 from alstream.stream.log import EmbeddedLog
-from alstream.stream.retention import LogLimits
+from alstream.stream.log_retention import LogLimits
 from alstream.stream.topic import TopicFiles
 
 

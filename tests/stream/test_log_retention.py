@@ -15,7 +15,7 @@ import pytest
 from alstream.stream.base import Record
 from alstream.stream.frames import encode
 from alstream.stream.log import EmbeddedConsumer, EmbeddedLog
-from alstream.stream.retention import LogLimits
+from alstream.stream.log_retention import LogLimits
 from alstream.stream.topic import TopicFiles
 
 SEGMENT = 16 * 1024

@@ -3,7 +3,7 @@
 A run's rounds go to the progress bars as Dask events (``alstream.experiment.parallel``), not as
 tasks of their own: a task is a unit worth scheduling. ``run_flow`` picks the task runner: a local
 Dask cluster of ``workers`` processes, a Dask scheduler at ``address``, or, for one worker, this
-process. Runs against ``PREFECT_API_URL`` (``alstream.flows.server`` starts a temporary server when
+process. Runs against ``PREFECT_API_URL`` (``alstream.flows.prefect_server`` starts a temporary server when
 it is unset). Only I/O is retried: writing files and logging to MLflow.
 
 >>> from alstream.experiment.config import ExperimentConfig

@@ -15,7 +15,7 @@ Prefect's UI shows every retrain, its schedule and its history. Each run is a pr
 Schedules need the server's scheduler service and triggers its triggers and actions services:
 Prefect's temporary ("ephemeral") server runs the last two but not the first, so the trainer needs a
 full server: ``PREFECT_API_URL`` (one every trainer shares, or a standby that takes over starts a
-history of its own), else :func:`alstream.flows.server.start_server` with ``services=True``.
+history of its own), else :func:`alstream.flows.prefect_server.start_server` with ``services=True``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from prefect.runner import Runner
 from prefect.schedules import Interval
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from alstream.flows.server import TemporaryServer, answers, start_server
+from alstream.flows.prefect_server import TemporaryServer, answers, start_server
 
 log = logging.getLogger(__name__)
 FLOW = "full-retrain"

@@ -16,9 +16,9 @@ from starlette.types import HTTPExceptionHandler
 from alstream.errors import NoModelYet
 from alstream.messages import InvalidBatch
 from alstream.service.bodies import WholeBody
-from alstream.service.contract import document
 from alstream.service.docs import mount_docs
 from alstream.service.headers import SecurityHeaders
+from alstream.service.openapi_document import document
 from alstream.service.page import mount_page
 from alstream.service.routes import labels, models, project, queue, send, tokens
 from alstream.service.runtime import Runtime

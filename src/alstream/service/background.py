@@ -1,9 +1,15 @@
 """A background worker: jobs run in order on one daemon thread, off the thread that submits them.
 
 A failing job is logged and the next one runs. Closing may wait a bounded time, so a slow
-optional side effect (a tracking server that does not answer) never holds up a shutdown. Not a
-``ThreadPoolExecutor(max_workers=1)``: the interpreter joins an executor's threads at exit, so a
-job stuck there would hold the process up however briefly ``close`` waited.
+optional side effect (a tracking server that does not answer) never holds up a shutdown.
+
+Not a ``ThreadPoolExecutor(max_workers=1)``: the interpreter joins an executor's threads at exit,
+even after ``shutdown(wait=False, cancel_futures=True)``, so the job running then holds the process
+up (measured, Python 3.11: a process whose executor ran an 8 s job exited after 8.1 s). Here that
+job is an MLflow call: against a tracking server that refuses connections one call took 246 s,
+MLflow's client retrying (mlflow 3.17, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` = 7); one that never
+answers waits out a 120 s timeout per try. Bounding the call instead (fewer retries) would lose the
+runs of a server away for a minute, which today fill in once it is back.
 
 >>> done = []
 >>> worker = Worker("example")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alstream.errors import StreamUnavailable
 from alstream.stream.base import Consumer, Message, Record, Stream
-from alstream.stream.retention import LogLimits
+from alstream.stream.log_retention import LogLimits
 
 
 def open_stream(

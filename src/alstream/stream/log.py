@@ -3,7 +3,7 @@
 Layout under the log's directory: `topics/<topic>/` holds a topic's segments (partition 0;
 offsets keep increasing from one segment to the next, see `alstream.stream.topic`) and
 `groups/<group>.json` each consumer group's committed positions. A new segment begins once the
-newest holds `limits.segment_bytes`; closed segments go as `alstream.stream.retention` says,
+newest holds `limits.segment_bytes`; closed segments go as `alstream.stream.log_retention` says,
 checked after each roll and every few seconds of publishing or committing. Several processes
 may publish at once (an exclusive flock serialises appends); each group may have only one
 consumer at a time (a second one is refused).
@@ -20,8 +20,8 @@ from alstream.errors import StreamUnavailable
 from alstream.stream.base import Message, Record, next_positions
 from alstream.stream.cursor import TopicCursor
 from alstream.stream.frames import encode
+from alstream.stream.log_retention import LogLimits, Retention
 from alstream.stream.positions import GroupPositions, Position
-from alstream.stream.retention import LogLimits, Retention
 from alstream.stream.topic import TopicFiles
 from alstream.stream.writer import TopicWriter
 

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from alstream.messages import parse_labels
 from alstream.service.routes.deps import Labeler, RawBody, RuntimeDep, parse_body, publish, throttle
-from alstream.service.routes.problems import BODY, TOKEN, errors
+from alstream.service.routes.error_responses import BODY, TOKEN, errors
 from alstream.service.routes.send import Accepted
 
 router = APIRouter()

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from alstream.messages import ProjectSchema, parse_predict
 from alstream.service.featurize import HashedText
 from alstream.service.routes.deps import RawBody, RuntimeDep, parse_body, require
-from alstream.service.routes.problems import BODY, TOKEN, errors
+from alstream.service.routes.error_responses import BODY, TOKEN, errors
 
 router = APIRouter()
 

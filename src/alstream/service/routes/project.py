@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from alstream.service.routes.deps import AnyCaller, RuntimeDep, require
-from alstream.service.routes.problems import TOKEN, errors
+from alstream.service.routes.error_responses import TOKEN, errors
 
 router = APIRouter()
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alstream.messages.openapi import NAME_PATTERN
 from alstream.service.routes.deps import Labeler, RuntimeDep, throttle
-from alstream.service.routes.problems import BODY, TOKEN, errors
+from alstream.service.routes.error_responses import BODY, TOKEN, errors
 from alstream.service.serving import QueueItem
 
 router = APIRouter()

@@ -11,7 +11,7 @@ from alstream.errors import InvalidInput
 from alstream.idempotency import HEADER, MAX_KEY_CHARS, check_key, ids_from_key
 from alstream.messages import Label, Sample, parse_messages
 from alstream.service.routes.deps import RawBody, RuntimeDep, parse_body, publish, require, throttle
-from alstream.service.routes.problems import BODY, TOKEN, errors
+from alstream.service.routes.error_responses import BODY, TOKEN, errors
 from alstream.service.security import Caller
 
 router = APIRouter()
@@ -60,7 +60,7 @@ async def idempotency_key(
     "/send",
     status_code=202,
     summary="Send samples and labels into the stream",
-    responses=errors(400, *TOKEN, *BODY, 429, 503),  # the body's schema: alstream.service.contract
+    responses=errors(400, *TOKEN, *BODY, 429, 503),  # the body's schema: alstream.service.openapi_document
 )
 async def send(
     runtime: RuntimeDep,

@@ -11,7 +11,7 @@ from alstream.auth import Role, token_key
 from alstream.errors import LastAdmin
 from alstream.messages.openapi import NAME_PATTERN
 from alstream.service.routes.deps import RuntimeDep, require
-from alstream.service.routes.problems import BODY, TOKEN, errors
+from alstream.service.routes.error_responses import BODY, TOKEN, errors
 
 router = APIRouter(dependencies=[require("admin")])
 

@@ -4,8 +4,8 @@ import sys
 
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-import alstream.flows.server as server_module
-from alstream.flows.server import answers, prefect_api, start_server
+import alstream.flows.prefect_server as server_module
+from alstream.flows.prefect_server import answers, prefect_api, start_server
 
 # Answers /api/health like Prefect's server, on the port it is given.
 FAKE_SERVER = """
