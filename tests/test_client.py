@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from alstream.client import file_digest, post_batch, read_messages, with_row_ids
+from alstream.errors import InvalidInput
 
 
 def test_csv_rows_become_samples_with_named_features_ids_and_labels(tmp_path):
@@ -22,10 +23,13 @@ def test_jsonl_lines_are_taken_as_they_are_and_bad_files_are_refused(tmp_path):
     path.write_text('{"kind": "label", "id": "a", "label": "cat"}\n\n{"features": [1, 2]}\n')
     assert read_messages(path) == [{"kind": "label", "id": "a", "label": "cat"}, {"features": [1, 2]}]
     (tmp_path / "bad.jsonl").write_text("{not json\n")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(InvalidInput, match="not valid JSON"):
         read_messages(tmp_path / "bad.jsonl")
-    with pytest.raises(ValueError, match=r"\.csv or \.jsonl"):
+    with pytest.raises(InvalidInput, match=r"\.csv or \.jsonl"):
         read_messages(path.rename(tmp_path / "data.txt"))
+    (tmp_path / "garbled.csv").write_bytes(b"a,label\n\xff\xfe,x\n")
+    with pytest.raises(InvalidInput, match=r"garbled\.csv cannot be read"):
+        read_messages(tmp_path / "garbled.csv")
 
 
 class Script:

@@ -38,7 +38,10 @@ def read_messages(path: Path, *, label_column: str = "label", id_column: str = "
             raise InvalidInput(f"{path.name}: a line is not valid JSON: {error}") from None
     if path.suffix.lower() != ".csv":
         raise InvalidInput(f"{path.name}: send a .csv or .jsonl file")
-    frame = pd.read_csv(path, dtype={label_column: str, id_column: str})
+    try:
+        frame = pd.read_csv(path, dtype={label_column: str, id_column: str})
+    except ValueError as error:  # pandas' parse errors, bytes that are not text
+        raise InvalidInput(f"{path.name} cannot be read: {error}") from error
     messages = []
     features = [c for c in frame.columns if c not in (label_column, id_column)]
     for row in frame.to_dict(orient="records"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from alstream.errors import ConfigError
 from alstream.experiment.datasets import check_source
 from alstream.learning.estimators import MODELS, make_model, model_name, supports_partial_fit
 from alstream.learning.querying import query_strategy_name
@@ -48,7 +49,8 @@ class ExperimentConfig(Knobs):
     """The protocol's knobs. ``strategies`` are compared with each other on the same splits;
     ``initial_set``: the initial labeled set drawn ``stratified`` (by class, at random) or ``typical``
     (TypiClust's most typical points, without labels). ``batch_size``: labels per round, or a share
-    of the pool (0 < x < 1).
+    of the pool (0 < x < 1). A knob that cannot be used raises :class:`~alstream.errors.ConfigError`,
+    an unknown name :class:`~alstream.errors.InvalidInput`.
 
     >>> ExperimentConfig(strategies=("margin", "least-confident", "Cluster-Margin")).strategies
     ('margin', 'least_confident', 'cluster_margin')
@@ -72,37 +74,37 @@ class ExperimentConfig(Knobs):
         names = tuple(dict.fromkeys(query_strategy_name(s) for s in self.strategies))
         object.__setattr__(self, "strategies", names)
         if not names:
-            raise ValueError("choose at least one strategy")
+            raise ConfigError("choose at least one strategy")
         object.__setattr__(self, "initial_set", registered(self.initial_set, INITIAL_SETS, "initial set"))
         model_name(self.model)  # a clear error for unknown names
         if self.online and not supports_partial_fit(make_model(self.model)):
             online = [name for name in MODELS if supports_partial_fit(make_model(name))]
-            raise ValueError(
+            raise ConfigError(
                 f"model {self.model!r} has no partial_fit, so it cannot learn online: "
                 f"use {' or '.join(online)} for online updates, or refit (no --online)"
             )
         if self.refit_every and not self.online:
-            raise ValueError("refit_every applies to online updates only: add --online")
+            raise ConfigError("refit_every applies to online updates only: add --online")
         if not 0 < self.initial_fraction < 1:
-            raise ValueError(f"initial_fraction must be in (0, 1), got {self.initial_fraction}")
+            raise ConfigError(f"initial_fraction must be in (0, 1), got {self.initial_fraction}")
         if not 0 < self.test_size < 1:
-            raise ValueError(f"test_size must be in (0, 1), got {self.test_size}")
+            raise ConfigError(f"test_size must be in (0, 1), got {self.test_size}")
         if self.seeds < 1:
-            raise ValueError(f"seeds must be at least 1, got {self.seeds}")
+            raise ConfigError(f"seeds must be at least 1, got {self.seeds}")
         size = self.batch_size
         if not (0 < size < 1 or (size >= 1 and float(size).is_integer())):
-            raise ValueError(f"batch_size must be a count or a share of the pool (0 < x < 1), got {size}")
+            raise ConfigError(f"batch_size must be a count or a share of the pool (0 < x < 1), got {size}")
         if size >= 1:
             object.__setattr__(self, "batch_size", int(size))
         if self.iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+            raise ConfigError(f"iterations must be >= 0, got {self.iterations}")
         if not self.name:
             object.__setattr__(self, "name", f"{_stem(self.dataset)}-{self.model}")
 
 
 @dataclass(frozen=True)
 class StreamConfig(Knobs):
-    """The stream protocol's knobs.
+    """The stream protocol's knobs; errors as :class:`ExperimentConfig`'s.
 
     >>> StreamConfig(strategies=("Split", "random"), skactiveml=False).runs
     ('split', 'random')
@@ -124,16 +126,19 @@ class StreamConfig(Knobs):
         check_source(self.dataset)
         names = tuple(dict.fromkeys(selector_name(s) for s in self.strategies))
         if not names:
-            raise ValueError("choose at least one strategy")
+            raise ConfigError("choose at least one strategy")
         object.__setattr__(self, "strategies", names)
         if not supports_partial_fit(make_model(self.model)):
-            raise ValueError(
+            raise ConfigError(
                 f"model {self.model!r} has no partial_fit, so it cannot learn from a stream: use sgd"
             )
-        BudgetManager(self.budget, self.window).check()
+        try:
+            BudgetManager(self.budget, self.window).check()
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         for knob in ("initial", "update_every", "points", "seeds"):
             if getattr(self, knob) < 1:
-                raise ValueError(f"{knob} must be at least 1, got {getattr(self, knob)}")
+                raise ConfigError(f"{knob} must be at least 1, got {getattr(self, knob)}")
         if not self.name:
             object.__setattr__(self, "name", f"{_stem(self.dataset)}-stream-{self.model}")
 
