@@ -1,3 +1,6 @@
+import dataclasses
+import pickle
+
 import numpy as np
 import pytest
 
@@ -146,3 +149,15 @@ def test_an_impossible_initial_set_is_refused():
 def test_bad_configs_say_what_is_wrong(options, error, message):
     with pytest.raises(error, match=message):
         ExperimentConfig(**options)
+
+
+def test_a_config_keeps_what_it_is_given_normalised_and_stays_frozen():
+    given = {"strategies": ("Margin", "margin"), "initial_set": "Typical", "batch_size": 5.0}
+    config = ExperimentConfig(dataset="iris", **given)
+    assert (config.strategies, config.initial_set, config.batch_size) == (("margin",), "typical", 5)
+    params = config.params()
+    assert config.name == params["name"] == "iris-logreg" and params["strategies"] == "margin"
+    assert pickle.loads(pickle.dumps(config)) == config == dataclasses.replace(config)
+    assert dataclasses.replace(config, name="mine").name == "mine"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.strategies = ("entropy",)  # type: ignore[misc]
