@@ -202,3 +202,40 @@ def test_a_temporary_server_that_cannot_start_says_why_and_what_to_do_in_one_lin
         "error: Prefect's temporary server did not start (unable to open database file): start one with "
         "`make prefect-server` and set PREFECT_API_URL, or run without Prefect: --orchestrator none"
     ]
+
+
+def _data_it_cannot_use(folder) -> list[tuple[list[str], str]]:
+    """Options naming data an experiment cannot run on, each with what the error says."""
+    (folder / "small.csv").write_text("a,label\n" + "".join(f"{i},{'xy'[i % 2]}\n" for i in range(4)))
+    (folder / "garbled.csv").write_bytes(b"a,label\n\xff\xfe,x\n")
+    stream = ["--protocol", "stream", "--dataset", "drift", "--n-samples", "40"]
+    return [
+        (["--dataset", str(folder / "small.csv")], "every class needs at least 3 samples"),
+        (["--dataset", str(folder / "garbled.csv")], "garbled.csv cannot be read"),
+        (["--dataset", "generated", "--n-classes", "50", "--n-features", "3"], "generated data: n_classes"),
+        ([*stream, "--no-skactiveml"], "a stream of 40 arrivals is too short"),
+        ([*stream, "--drifts", "30"], "40 samples cannot make 31 blocks"),
+    ]
+
+
+def test_data_a_run_cannot_use_is_named_and_exits_2(local_mlflow):
+    quick = ["--seeds", "1", "--workers", "1", "--no-mlflow", "--orchestrator", "none"]
+    for args, message in _data_it_cannot_use(local_mlflow):
+        result = runner.invoke(app, ["experiment", *args, *quick])
+        assert result.exit_code == 2, (args, result.output)
+        assert f"error: {message}" in " ".join(result.output.split()), result.output
+
+
+def test_data_a_prefect_run_cannot_use_is_named_and_exits_2(prefect_backend, local_mlflow):
+    args, message = _data_it_cannot_use(local_mlflow)[0]
+    result = runner.invoke(app, ["experiment", *args, "--seeds", "1", "--workers", "1", "--no-mlflow"])
+    assert result.exit_code == 2, result.output
+    assert f"error: {message}" in " ".join(result.output.split()), result.output
+
+
+def test_send_refuses_a_file_it_cannot_read_before_it_connects(tmp_path):
+    (tmp_path / "garbled.csv").write_bytes(b"a,label\n\xff\xfe,x\n")
+    (tmp_path / "data.txt").write_text("a,label\n1,x\n")
+    for name, message in [("garbled.csv", "cannot be read"), ("data.txt", "send a .csv or .jsonl")]:
+        result = runner.invoke(app, ["send", str(tmp_path / name), "--url", "http://127.0.0.1:9"])
+        assert result.exit_code == 2 and message in result.output, result.output

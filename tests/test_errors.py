@@ -73,3 +73,10 @@ def test_the_api_answers_no_model_yet_with_409(tmp_path: Path):
         response = client.post("/predict", json={"features": [[0.0] * 64]})
     assert response.status_code == 409
     assert response.json() == {"detail": "no model yet: label a few samples of every class first"}
+
+
+def test_an_unknown_name_is_invalid_input():
+    from alstream.names import registered
+
+    with pytest.raises(InvalidInput, match="unknown model 'svm': choose one of logreg, sgd"):
+        registered("svm", ["logreg", "sgd"], "model")

@@ -18,7 +18,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from alstream.errors import ConfigError, ConsumerBusy, InvalidInput, LastAdmin, OrchestratorUnavailable
+from alstream.errors import (
+    AlstreamError,
+    ConfigError,
+    ConsumerBusy,
+    InvalidInput,
+    LastAdmin,
+    OrchestratorUnavailable,
+)
 from alstream.experiment.config import BASELINE, INITIAL_SETS, PREFIX, ExperimentConfig, StreamConfig
 from alstream.experiment.parallel import local_cpus
 from alstream.learning.estimators import MODELS
@@ -165,7 +172,7 @@ def experiment(
                 n_classes=n_classes,
                 drifts=drifts,
             )
-        except (ValueError, FileNotFoundError) as error:
+        except (AlstreamError, FileNotFoundError) as error:
             raise typer.BadParameter(str(error)) from None
         _run_stream(stream_config, output_dir)
         return
@@ -190,7 +197,7 @@ def experiment(
             n_classes=n_classes,
             drifts=drifts,
         )
-    except (ValueError, FileNotFoundError) as error:
+    except (AlstreamError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from None
     if mlflow:
         _check_tracking()
@@ -208,7 +215,7 @@ def _run_stream(config: StreamConfig, output_dir: Path) -> None:
     with stream_progress(config) as advance:
         try:
             result = run_stream_experiment(config, on_point=advance)
-        except ValueError as error:  # e.g. a stream too short for its initial set
+        except InvalidInput as error:  # e.g. a stream too short for its initial set
             console.print(f"[red]error:[/] {error}")
             raise typer.Exit(2) from None
     write_metrics(output_dir, result)
@@ -293,7 +300,7 @@ def _run_pool(config: ExperimentConfig, run: Launch) -> dict:
                     workers=run.workers,
                     address=run.address,
                 )
-        except ValueError as error:  # e.g. a file whose classes are too small to split
+        except InvalidInput as error:  # e.g. a file whose classes are too small to split
             console.print(f"[red]error:[/] {error}")
             raise typer.Exit(2) from None
     return outcome
@@ -587,7 +594,7 @@ def send(
         messages = with_row_ids(
             read_messages(file, label_column=label_column, id_column=id_column), file_digest(file)
         )
-    except (OSError, ValueError) as error:
+    except (OSError, InvalidInput) as error:
         raise typer.BadParameter(str(error)) from None
     sent = 0
     headers = {"Authorization": f"Bearer {token}"} if token else {}

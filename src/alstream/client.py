@@ -38,7 +38,10 @@ def read_messages(path: Path, *, label_column: str = "label", id_column: str = "
             raise InvalidInput(f"{path.name}: a line is not valid JSON: {error}") from None
     if path.suffix.lower() != ".csv":
         raise InvalidInput(f"{path.name}: send a .csv or .jsonl file")
-    frame = pd.read_csv(path, dtype={label_column: str, id_column: str})
+    try:
+        frame = pd.read_csv(path, dtype={label_column: str, id_column: str})
+    except ValueError as error:  # pandas' parse errors, bytes that are not text
+        raise InvalidInput(f"{path.name} cannot be read: {error}") from error
     messages = []
     features = [c for c in frame.columns if c not in (label_column, id_column)]
     for row in frame.to_dict(orient="records"):
@@ -76,26 +79,46 @@ def post_batch(
 ) -> httpx.Response:
     """POST one batch until the service answers for good (give every sample an id first).
 
-    429: waits ``Retry-After``. 502/503/504 and lost connections: backs off 0.5 s, 1 s, 2 s ... up
-    to 10 s, for at most ``give_up_after_s``; then returns the last answer or raises the last
+    429: waits ``Retry-After`` (1 s if it gives no number of seconds). 502/503/504 and lost
+    connections: backs off 0.5 s, 1 s, 2 s ... up to 10 s. Either for at most ``give_up_after_s``
+    in all: when the next wait would end past it, returns the last answer or raises the last
     ``httpx.TransportError``. Any other answer (202, 4xx) is returned at once.
     """
     deadline = clock() + give_up_after_s
 
-    def post() -> httpx.Response:
-        while (response := client.post("/send", json=batch)).status_code == 429:
-            sleep(float(response.headers.get("Retry-After", "1")))  # over this token's rate: wait as told
-        return response
+    def too_late(state: tenacity.RetryCallState) -> bool:  # the next wait would end past the deadline
+        return clock() + state.upcoming_sleep > deadline
 
     def last(state: tenacity.RetryCallState) -> httpx.Response:
         assert state.outcome is not None  # tenacity calls it after the last attempt
         return state.outcome.result()  # the last answer, or its error
 
+    def told(state: tenacity.RetryCallState) -> float:
+        assert state.outcome is not None  # tenacity waits after an attempt
+        return _retry_after(state.outcome.result())
+
+    def post() -> httpx.Response:  # over this token's rate: wait as told
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda response: response.status_code == 429),
+            wait=told,
+            stop=too_late,
+            sleep=sleep,
+            retry_error_callback=last,
+        )(client.post, "/send", json=batch)
+
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(httpx.TransportError)
         | tenacity.retry_if_result(lambda response: response.status_code in RETRYABLE),
         wait=tenacity.wait_exponential(multiplier=0.5, max=10.0),
-        stop=lambda state: clock() + state.upcoming_sleep > deadline,
+        stop=too_late,
         sleep=sleep,
         retry_error_callback=last,
     )(post)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """The seconds a 429's ``Retry-After`` asks to wait: 1 when it names none (a date, nothing)."""
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0

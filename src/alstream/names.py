@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from alstream.errors import InvalidInput
+
 
 def registered(name: str, names: Iterable[str], kind: str) -> str:
-    """The one of ``names`` that ``name`` stands for (trimmed, lower case, ``-`` as ``_``), or a
-    ValueError that lists them."""
+    """The one of ``names`` that ``name`` stands for (trimmed, lower case, ``-`` as ``_``), or an
+    :class:`~alstream.errors.InvalidInput` (a ValueError) that lists them."""
     names = list(names)
     key = name.strip().lower().replace("-", "_")
     if key not in names:
-        raise ValueError(f"unknown {kind} {name!r}: choose one of {', '.join(names)}")
+        raise InvalidInput(f"unknown {kind} {name!r}: choose one of {', '.join(names)}")
     return key

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alstream.errors import InvalidInput
 from alstream.experiment.datasets import dataset_names, load_dataset
 
 
@@ -62,3 +63,15 @@ def test_unknown_names_and_missing_files_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such data file"):
         load_dataset(str(tmp_path / "nope.csv"))
     assert "generated" in dataset_names()
+
+
+def test_data_that_cannot_be_made_or_read_is_invalid_input(tmp_path):
+    with pytest.raises(InvalidInput, match="generated data: n_classes"):
+        load_dataset("generated", n_samples=100, n_features=3, n_classes=50)
+    with pytest.raises(InvalidInput, match="10 samples cannot make 10 blocks of 2 or more: fewer drifts"):
+        load_dataset("drift", n_samples=10, drifts=9)
+    (tmp_path / "garbled.csv").write_bytes(b"a,label\n\xff\xfe,x\n")
+    (tmp_path / "garbled.parquet").write_text("a,label\n1,x\n")
+    for name in ("garbled.csv", "garbled.parquet"):
+        with pytest.raises(InvalidInput, match=f"{name} cannot be read"):
+            load_dataset(str(tmp_path / name))

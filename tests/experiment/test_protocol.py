@@ -1,6 +1,10 @@
+import dataclasses
+import pickle
+
 import numpy as np
 import pytest
 
+from alstream.errors import ConfigError, InvalidInput
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.datasets import load_dataset
 from alstream.experiment.protocol import run_experiment, split_data
@@ -123,25 +127,37 @@ def test_string_labels_from_a_file_work(tmp_path):
 
 def test_an_impossible_initial_set_is_refused():
     data = load_dataset("iris")
-    with pytest.raises(ValueError, match="initial"):
+    with pytest.raises(InvalidInput, match="initial"):
         split_data(data.X, data.y, ExperimentConfig(dataset="iris", initial_fraction=0.999), seed=0)
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "error", "message"),
     [
-        ({"strategies": ("nope",)}, "unknown strategy"),
-        ({"model": "svm"}, "unknown model"),
-        ({"initial_fraction": 0.0}, "initial_fraction"),
-        ({"batch_size": 0}, "batch_size"),
-        ({"seeds": 0}, "seeds"),
-        ({"strategies": ()}, "at least one"),
-        ({"online": True}, "'logreg' has no partial_fit.*use sgd"),
-        ({"model": "random_forest", "online": True}, "no partial_fit"),
-        ({"refit_every": 3}, "online updates only"),
-        ({"initial_set": "random"}, "unknown initial set 'random'"),
+        ({"strategies": ("nope",)}, InvalidInput, "unknown strategy"),
+        ({"model": "svm"}, InvalidInput, "unknown model"),
+        ({"initial_fraction": 0.0}, ConfigError, "initial_fraction"),
+        ({"batch_size": 0}, ConfigError, "batch_size"),
+        ({"seeds": 0}, ConfigError, "seeds"),
+        ({"strategies": ()}, ConfigError, "at least one"),
+        ({"online": True}, ConfigError, "'logreg' has no partial_fit.*use sgd"),
+        ({"model": "random_forest", "online": True}, ConfigError, "no partial_fit"),
+        ({"refit_every": 3}, ConfigError, "online updates only"),
+        ({"initial_set": "random"}, InvalidInput, "unknown initial set 'random'"),
     ],
 )
-def test_bad_configs_say_what_is_wrong(options, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_configs_say_what_is_wrong(options, error, message):
+    with pytest.raises(error, match=message):
         ExperimentConfig(**options)
+
+
+def test_a_config_keeps_what_it_is_given_normalised_and_stays_frozen():
+    given = {"strategies": ("Margin", "margin"), "initial_set": "Typical", "batch_size": 5.0}
+    config = ExperimentConfig(dataset="iris", **given)
+    assert (config.strategies, config.initial_set, config.batch_size) == (("margin",), "typical", 5)
+    params = config.params()
+    assert config.name == params["name"] == "iris-logreg" and params["strategies"] == "margin"
+    assert pickle.loads(pickle.dumps(config)) == config == dataclasses.replace(config)
+    assert dataclasses.replace(config, name="mine").name == "mine"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.strategies = ("entropy",)  # type: ignore[misc]

@@ -5,6 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from alstream.cli import app
+from alstream.errors import ConfigError, InvalidInput
 from alstream.experiment.config import PREFIX, StreamConfig
 from alstream.experiment.stream import run_stream_experiment, summarize_stream
 from alstream.learning.selective import BudgetManager
@@ -107,21 +108,21 @@ def test_the_command_writes_the_report_and_metrics(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "error", "message"),
     [
-        ({"model": "logreg"}, "no partial_fit, so it cannot learn from a stream"),
-        ({"budget": 0.0}, r"budget must be a number in \(0, 1\]"),
-        ({"strategies": ("margin",)}, "unknown selective strategy 'margin'"),
-        ({"initial": 0}, "initial must be at least 1"),
+        ({"model": "logreg"}, ConfigError, "no partial_fit, so it cannot learn from a stream"),
+        ({"budget": 0.0}, ConfigError, r"budget must be a number in \(0, 1\]"),
+        ({"strategies": ("margin",)}, InvalidInput, "unknown selective strategy 'margin'"),
+        ({"initial": 0}, ConfigError, "initial must be at least 1"),
     ],
 )
-def test_bad_stream_configs_say_what_is_wrong(options, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_stream_configs_say_what_is_wrong(options, error, message):
+    with pytest.raises(error, match=message):
         StreamConfig(**options)
 
 
 def test_a_stream_too_short_is_refused():
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(InvalidInput, match="too short"):
         run_stream_experiment(
             StreamConfig(dataset="drift", n_samples=40, points=30, seeds=1, skactiveml=False)
         )

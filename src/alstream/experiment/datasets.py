@@ -66,18 +66,24 @@ def load_dataset(
 ) -> Dataset:
     """Load a bundled set by name, ``"generated"`` data, a ``"drift"`` stream, or a CSV/Parquet file.
 
-    A file needs a ``label_column``; every other column must be numeric.
+    A file needs a ``label_column``; every other column must be numeric. Sizes that cannot be
+    generated and files that cannot be read raise :class:`~alstream.errors.InvalidInput`.
     """
     check_source(source)
     key = _key(source)
     if key in BUNDLED:
         bunch = BUNDLED[key]()
         return Dataset(key, bunch.data.astype(np.float64), bunch.target, tuple(bunch.feature_names))
-    if key == GENERATED:
-        return _generated(n_samples, n_features, n_classes, seed)
-    if key == DRIFT:
+    if key not in (GENERATED, DRIFT):
+        return _from_file(Path(source), label_column)
+    try:
+        if key == GENERATED:
+            return _generated(n_samples, n_features, n_classes, seed)
         return drifting_stream(n_samples, n_features, n_classes, drifts=drifts, seed=seed)
-    return _from_file(Path(source), label_column)
+    except InvalidInput:
+        raise
+    except ValueError as error:  # scikit-learn's: e.g. more classes than the features can tell apart
+        raise InvalidInput(f"{key} data: {error}") from error
 
 
 def check_source(source: str) -> None:
@@ -119,7 +125,7 @@ def drifting_stream(
     (0.97, 0.55)
     """
     if drifts < 0 or n_samples < 2 * (drifts + 1):
-        raise ValueError(f"{n_samples} samples cannot make {drifts + 1} blocks of 2 or more: fewer drifts")
+        raise InvalidInput(f"{n_samples} samples cannot make {drifts + 1} blocks of 2 or more: fewer drifts")
     sizes = np.diff(np.linspace(0, n_samples, drifts + 2).round().astype(int))
     seeds = np.random.SeedSequence(seed).generate_state(len(sizes))
     blocks = [
@@ -157,7 +163,10 @@ def _classification(
 
 
 def _from_file(path: Path, label_column: str) -> Dataset:
-    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    try:
+        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except ValueError as error:  # pandas' and pyarrow's parse errors, bytes that are not text
+        raise InvalidInput(f"{path.name} cannot be read: {error}") from error
     if label_column not in frame.columns:
         raise InvalidInput(
             f"{path.name} has no label column {label_column!r} "

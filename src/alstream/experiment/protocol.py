@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
+from alstream.errors import InvalidInput
 from alstream.experiment.config import ExperimentConfig, StreamConfig
 from alstream.experiment.datasets import Dataset, load_dataset
 from alstream.experiment.loop import PLAIN_STEPS, Oracle, Round, Steps, run_loop
@@ -101,13 +102,13 @@ def split_data(X: np.ndarray, y: np.ndarray, config: ExperimentConfig, seed: int
     n_classes = len(np.unique(y))
     counts = np.bincount(y)
     if counts.min() < 3:
-        raise ValueError("every class needs at least 3 samples to split into pool, test and seed set")
+        raise InvalidInput("every class needs at least 3 samples to split into pool, test and seed set")
     pool, test = train_test_split(
         np.arange(len(y)), test_size=config.test_size, stratify=y, random_state=seed
     )
     n_initial = max(n_classes, round(config.initial_fraction * len(pool)))
     if n_initial >= len(pool):
-        raise ValueError(f"the initial set ({n_initial}) would take the whole pool ({len(pool)})")
+        raise InvalidInput(f"the initial set ({n_initial}) would take the whole pool ({len(pool)})")
     X_pool, X_test = X[pool], X[test]
     if config.standardize:
         scaler = StandardScaler().fit(X_pool)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import LabelEncoder
 
+from alstream.errors import InvalidInput
 from alstream.experiment.config import BASELINE, PREFIX, StreamConfig
 from alstream.experiment.protocol import ExperimentResult, load_experiment_data
 from alstream.experiment.skactiveml_stream import SkactivemlSelector
@@ -46,7 +47,7 @@ def replay(
     since the last point and overall). ``ask`` None labels every arrival (the reference)."""
     n = len(y)
     if n < config.initial + config.points:
-        raise ValueError(
+        raise InvalidInput(
             f"a stream of {n} arrivals is too short for {config.initial} initial labels and "
             f"{config.points} points"
         )
@@ -54,7 +55,7 @@ def replay(
     model = estimators.standardized(model) if config.standardize else model
     first = slice(0, config.initial)
     if len(np.unique(y[first])) < 2:
-        raise ValueError(f"the first {config.initial} arrivals hold one class only: raise initial")
+        raise InvalidInput(f"the first {config.initial} arrivals hold one class only: raise initial")
     model = estimators.fit(model, X[first], y[first])
     correct = np.zeros(n, dtype=bool)
     asked = np.zeros(n, dtype=bool)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
+from alstream.errors import AlstreamError
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine
 from alstream.service.featurize import featurizer
@@ -85,7 +86,8 @@ class VersionLock:
 def full_retrain(settings: Settings, track: bool | None = None) -> int | None:
     """One full retrain, as a deployment's flow run does it: every label in the store in, the next
     model version (file, store row, MLflow) out; its number, or None when no label came since the
-    newest version (or too few per class). Raises when training failed (recorded as failed)."""
+    newest version (or too few per class). Raises :class:`~alstream.errors.AlstreamError` saying why
+    when training failed (recorded as failed)."""
     store = Store(settings.database_url)
     lock = VersionLock(store, settings.trainer_poll_s)
     lock.take()
@@ -100,7 +102,7 @@ def full_retrain(settings: Settings, track: bool | None = None) -> int | None:
                 return None
             version = engine.train_full()
             if version is None:
-                raise RuntimeError(engine.trainer.last_error or "full training failed")
+                raise AlstreamError(engine.trainer.last_error or "full training failed")
             return version.version
         finally:
             engine.close()  # the version's file and store row written
