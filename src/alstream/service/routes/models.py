@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from datetime import datetime
+from typing import Annotated, cast
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from alstream.messages import ProjectSchema, parse_predict
 from alstream.service.featurize import HashedText
@@ -25,14 +26,30 @@ class PredictOut(BaseModel):
     predicted: list[str]
 
 
+class ModelRecord(BaseModel):
+    """A model version as the store records it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int
+    kind: str = Field(description="'full' or 'online'.")
+    n_labels: int = Field(description="The labels it was trained on.")
+    metrics: dict[str, float] = Field(description="Its metrics by name (holdout_*, stream_*); none: failed.")
+    status: str = Field(description="'ok' or 'failed'.")
+    error: str | None = Field(description="Why it failed.")
+    mlflow_run_id: str | None
+    path: str | None = Field(description="Its file, under data_dir/models (None: no file).")
+    created_at: datetime
+
+
 @router.get(
     "/models",
     summary="Every model version with its metrics",
     dependencies=[require("admin")],
     responses=errors(*TOKEN),
 )
-def models(runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return runtime.store.models()
+def models(runtime: RuntimeDep) -> list[ModelRecord]:
+    return [ModelRecord.model_validate(row) for row in runtime.store.models()]
 
 
 async def rows_schema(runtime: RuntimeDep) -> ProjectSchema:
