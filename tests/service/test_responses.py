@@ -1,5 +1,6 @@
 """The response models are the shapes sent: a full service's ``/stats`` and a replica's go through
-them with every key and value as the engine made them."""
+them with every key and value as the engine made them, and ``/predict``'s orjson answer is
+``PredictOut``'s JSON."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from alstream.service.engine import Engine, EngineConfig
 from alstream.service.featurize import StoredFeatures
 from alstream.service.ingest import IngestCounts
 from alstream.service.model_files import ModelFiles
+from alstream.service.routes.models import PredictOut
 from alstream.service.routes.stats import EngineStats, ReplicaStats, stats_out
 from alstream.service.shard_totals import shard_report
 from alstream.service.shared_queue import SharedQueue
@@ -115,3 +117,12 @@ def test_a_replicas_stats_keep_every_key_and_value(tmp_path: Path) -> None:
         assert out.totals.retention is not None and out.shards["1"].retention is None
     finally:
         store.close()
+
+
+def test_the_predict_answer_is_predict_outs_json() -> None:
+    proba = np.asfortranarray([[0.25, 0.75], [1e-8, 1 - 1e-8], [0.5, 0.5]])  # as gradient boosting gives
+    answer = PredictOut(model_version=3, classes=["x", "y"], probabilities=proba, predicted=["y", "y", "x"])
+    assert typed(orjson.loads(answer.encoded())) == typed(json.loads(answer.model_dump_json()))
+    assert orjson.loads(answer.encoded())["probabilities"] == proba.tolist()
+    with pytest.raises(ValidationError, match="rows of numbers"):
+        PredictOut(model_version=3, classes=["x"], probabilities=np.ones(3), predicted=["x"] * 3)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
 from alstream.messages import ProjectSchema, parse_predict
 from alstream.service.featurize import HashedText
@@ -19,11 +19,35 @@ from alstream.service.routes.problems import BODY, TOKEN, errors
 router = APIRouter()
 
 
+def _probabilities(value: Any) -> np.ndarray:
+    """``value`` as a C-ordered array of float64 (orjson writes no other), one row per row asked."""
+    array = np.ascontiguousarray(value, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"probabilities are rows of numbers, not an array of {array.ndim} dimensions")
+    return array
+
+
+Probabilities = Annotated[
+    np.ndarray,
+    PlainValidator(_probabilities),
+    PlainSerializer(lambda array: array.tolist(), return_type=list[list[float]]),
+    WithJsonSchema({"type": "array", "items": {"type": "array", "items": {"type": "number"}}}),
+]
+
+
 class PredictOut(BaseModel):
-    model_version: int
-    classes: list[str]
-    probabilities: list[list[float]]
-    predicted: list[str]
+    """Each row's probabilities and most probable class, by the version that serves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_version: int = Field(description="The version that predicted.")
+    classes: list[str] = Field(description="The model's classes, the order of each row's probabilities.")
+    probabilities: Probabilities = Field(description="One row per row asked: each class's probability.")
+    predicted: list[str] = Field(description="Each row's most probable class.")
+
+    def encoded(self) -> bytes:
+        """This answer's JSON, as :meth:`model_dump_json` writes it but faster (10,000 rows)."""
+        return orjson.dumps(vars(self), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 class ModelRecord(BaseModel):
@@ -79,15 +103,8 @@ async def predict(
         texts = cast(HashedText, runtime.featurizer)  # rows are texts in a project of texts
         features = texts(rows) if isinstance(rows, list) else rows
         version, classes, proba = runtime.engine.predict(features)
-        proba = np.ascontiguousarray(proba, dtype=np.float64)  # orjson writes C-ordered arrays only
-        answer = {
-            "model_version": version,
-            "classes": classes,
-            "probabilities": proba,
-            "predicted": [classes[i] for i in proba.argmax(axis=1)],
-        }
-        return Response(
-            orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-        )
+        predicted = [classes[i] for i in proba.argmax(axis=1)]
+        answer = PredictOut(model_version=version, classes=classes, probabilities=proba, predicted=predicted)
+        return Response(answer.encoded(), media_type="application/json")
 
     return await parse_body(body, score)  # no model yet: 409 (alstream.service.app)
