@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from alstream.service.routes.deps import AnyCaller, RuntimeDep, require
 from alstream.service.routes.error_responses import TOKEN, errors
+from alstream.service.routes.stats import Stats, stats_out
 
 router = APIRouter()
 
@@ -24,6 +25,11 @@ class ProjectOut(BaseModel):
     )
     strategy: str
     model: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    model_version: int | None = Field(description="The version that serves (None: none yet).")
 
 
 class Me(BaseModel):
@@ -71,15 +77,17 @@ def project(runtime: RuntimeDep) -> ProjectOut:
     summary="Pool, labels, model versions and the learning curve",
     dependencies=[require("read")],
     responses=errors(*TOKEN),
+    response_model_exclude_unset=True,  # a key the numbers lack stays out (a drift before any model)
 )
-def stats(runtime: RuntimeDep) -> dict[str, Any]:
-    """``store`` and ``conflicts`` count the rows the engine has followed (at most a moment behind
-    the store): tallied as they arrive, not counted per request."""
+def stats(runtime: RuntimeDep) -> Stats:
+    """A full service's numbers, or a stateless replica's (``stateless``: true). ``store`` and
+    ``conflicts`` count the rows the engine has followed (at most a moment behind the store):
+    tallied as they arrive, not counted per request."""
     ingest = runtime.ingestor.counts.__dict__ if runtime.ingestor else None
-    return {**runtime.engine.stats(), "ingest": ingest}
+    return stats_out(runtime.engine.stats(), ingest)
 
 
 @router.get("/health", summary="Liveness")
-async def health(runtime: RuntimeDep) -> dict[str, Any]:  # on the loop: never queued behind the threadpool
+async def health(runtime: RuntimeDep) -> Health:  # on the loop: never queued behind the threadpool
     serving = runtime.engine.snapshot.serving
-    return {"status": "ok", "model_version": serving.version if serving else None}
+    return Health(status="ok", model_version=serving.version if serving else None)

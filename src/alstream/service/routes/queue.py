@@ -27,6 +27,10 @@ PAUSED: dict[int | str, dict[str, Any]] = {
 }
 
 
+class Released(BaseModel):
+    released: int = Field(description="How many of the items the annotator held.")
+
+
 class ReleaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -75,7 +79,7 @@ def queue(
 
 
 @router.post("/queue/release", summary="Give leased items back to the queue", responses=errors(*TOKEN, *BODY))
-def release(runtime: RuntimeDep, body: ReleaseIn, caller: Labeler) -> dict[str, int]:
+def release(runtime: RuntimeDep, body: ReleaseIn, caller: Labeler) -> Released:
     """The page gives back the items it prefetched but did not show, e.g. after a new model.
     ``released``: how many of them the annotator held."""
-    return {"released": runtime.engine.release(body.ids, caller.annotator(body.annotator))}
+    return Released(released=runtime.engine.release(body.ids, caller.annotator(body.annotator)))
