@@ -210,7 +210,7 @@ def _run_stream(config: StreamConfig, output_dir: Path) -> None:
     from alstream.experiment.outputs import write_metrics
     from alstream.experiment.report import write_report
     from alstream.experiment.stream import run_stream_experiment, summarize_stream
-    from alstream.progress import stream_progress
+    from alstream.experiment.progress import stream_progress
 
     with stream_progress(config) as advance:
         try:
@@ -271,7 +271,7 @@ class Launch:
 def _run_pool(config: ExperimentConfig, run: Launch) -> dict:
     for key, value in QUIET_PREFECT.items():
         os.environ.setdefault(key, value)
-    from alstream.progress import experiment_progress
+    from alstream.experiment.progress import experiment_progress
 
     with ExitStack() as stack:
         ready = [run]

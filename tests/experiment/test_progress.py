@@ -5,7 +5,7 @@ from rich.console import Console
 
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.loop import Round
-from alstream.progress import experiment_progress
+from alstream.experiment.progress import experiment_progress
 
 CONFIG = ExperimentConfig(dataset="iris", strategies=("margin", "random"), iterations=2, seeds=2)
 
