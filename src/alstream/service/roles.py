@@ -9,12 +9,13 @@ one engine per samples partition it owns, without HTTP and without training: eac
 shard's samples and every label in the store, scores with the newest version the store records
 (its file from the shared ``data_dir/models``), and publishes its best ``candidates_per_shard``
 samples to the shared queue (:class:`alstream.store.candidates.Candidates`), with as many of its
-reservoir as random picks (weighted by the shard's stream), samples leased there pinned in its
-pool. Each shard reports its numbers to ``shard_stats`` (a stateless replica's ``/stats`` merges
-them), and deletes its own departed samples from the store (retention, by ``samples.shard``: never
-another shard's). When Kafka moves a partition away (a rebalance: cooperative, only the
-partitions that move), its engine goes and its unleased candidates are dropped; a partition gained
-gets an engine rebuilt from the store.
+reservoir as random picks (weighted by the shard's stream; none when ``random_share`` is 0: set it
+alike on workers and replicas), samples leased there pinned in its pool. Each shard reports its
+numbers to ``shard_stats`` (a stateless replica's ``/stats`` merges them), and deletes its own
+departed samples from the store (retention, by ``samples.shard``: never another shard's). When
+Kafka moves a partition away (a rebalance: cooperative, only the partitions that move), its engine
+goes and its unleased candidates are dropped; a partition gained gets an engine rebuilt from the
+store.
 
 A partition changes hands without two owners at once: the consumer's revoke waits (in Kafka's
 rebalance callback, at most ``HANDOFF_S``) until the worker has let go of the shard (stopped
@@ -281,14 +282,17 @@ class WorkerRole:
                 return
         view = engine.pool.view(self.settings.candidates_per_shard)
         reason = "uncertainty" if view.version else "cold start"
+        # No random share, no picks: an id among both the best and the picks is a pick, which a lease
+        # takes only at random, so the queue would not serve the best first.
+        picks = self.settings.random_share > 0
         self.store.candidates.publish(
             shard,
             view.version,
             view.ranked,
             view.ranked_scores.tolist(),
             reason,
-            picks=view.reservoir,  # a uniform sample of the shard's stream: the random share
-            pick_scores=view.reservoir_scores.tolist(),
+            picks=view.reservoir if picks else (),  # a uniform sample of the shard's stream
+            pick_scores=view.reservoir_scores.tolist() if picks else (),
             stream=engine.pool.arrivals,
         )
         self._published[shard] = (snapshot, now)
