@@ -208,9 +208,9 @@ def experiment(
 
 def _run_stream(config: StreamConfig, output_dir: Path) -> None:
     from alstream.experiment.outputs import write_metrics
+    from alstream.experiment.progress import stream_progress
     from alstream.experiment.report import write_report
     from alstream.experiment.stream import run_stream_experiment, summarize_stream
-    from alstream.experiment.progress import stream_progress
 
     with stream_progress(config) as advance:
         try:

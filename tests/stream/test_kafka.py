@@ -4,6 +4,7 @@ group members that never share an id."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -77,6 +78,61 @@ def test_two_static_members_of_a_group_share_its_partitions(
         b.close()
         stream.close()
     assert seen["a"] and seen["b"]  # neither fenced the other out: each read a partition
+
+
+def test_a_revoked_partition_goes_to_the_next_owner_only_once_the_revoke_hook_returned(
+    kafka_bootstrap: str, topic, group, tmp_path: Path
+):
+    """Cooperative rebalancing: what a worker's handoff of a shard rests on (no two owners at once)."""
+    stream = KafkaStream(kafka_bootstrap, partitions=2, member_dir=tmp_path, cooperative=True)
+    stream.publish(topic, [])
+    let_go, hooked, returned = threading.Event(), threading.Event(), []
+
+    def hook(partitions: frozenset[tuple[str, int]], lost: bool) -> None:
+        hooked.set()
+        let_go.wait(60)
+        returned.append((partitions, lost, time.monotonic()))
+
+    first = stream.consumer(group, [topic], on_revoke=hook)
+    second = None
+    stop = threading.Event()
+    polling = threading.Thread(target=lambda: [first.poll(timeout=0.1) for _ in iter(stop.is_set, True)])
+    try:
+        for _ in range(600):  # alone in the group: both partitions
+            first.poll(timeout=0.1)
+            if len(first.assigned(topic)) == 2:
+                break
+        assert first.assigned(topic) == {0, 1}
+        polling.start()
+        second = stream.consumer(group, [topic])
+        for _ in range(600):
+            second.poll(timeout=0.1)
+            if hooked.is_set():
+                break
+        assert hooked.is_set(), "the first member was never asked to give a partition up"
+        waited = time.monotonic()
+        while time.monotonic() - waited < 3:  # the hook holds on: the partition goes nowhere
+            second.poll(timeout=0.1)
+            assert not second.assigned(topic)
+        assert len(first.assigned(topic)) == 1  # the one revoked is gone before the hook is called
+        let_go.set()
+        for _ in range(600):
+            second.poll(timeout=0.1)
+            if second.assigned(topic):
+                break
+        gained = time.monotonic()
+        assert second.assigned(topic) and not second.assigned(topic) & first.assigned(topic)
+        [(partitions, lost, at)] = returned
+        assert partitions == {(topic, p) for p in second.assigned(topic)} and not lost and at <= gained
+    finally:
+        let_go.set()
+        stop.set()
+        if polling.is_alive():
+            polling.join()
+        first.close()
+        if second is not None:
+            second.close()
+        stream.close()
 
 
 class SharedSlot:

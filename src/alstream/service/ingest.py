@@ -36,7 +36,7 @@ from alstream.messages import InvalidMessage, ProjectSchema, Sample, collector, 
 from alstream.messages.ids import stream_id
 from alstream.store import LabelRow, SampleRow, Store
 from alstream.store.retry import is_bad_record, is_transient
-from alstream.stream import Consumer, Record, Stream
+from alstream.stream import Consumer, Record, RevokeHook, Stream
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,16 @@ class Ingestor:
         on_stored: Callable[[], None] | None = None,
         hold: Callable[[], bool] | None = None,
         only: str | None = None,
+        on_revoke: RevokeHook | None = None,
     ) -> None:
-        """``only``: consume that one of the two topics (a worker's shards are its samples partitions)."""
+        """``only``: consume that one of the two topics (a worker's shards are its samples partitions);
+        ``on_revoke``: called when the group takes partitions away (see
+        :data:`~alstream.stream.base.RevokeHook`), by every consumer this ingestor opens."""
         self.stream, self.store, self.schema, self.topics, self.group = stream, store, schema, topics, group
         self.subscribed = [only] if only else [topics.samples, topics.labels]
         self.max_message_bytes = max_message_bytes
         self.on_stored = on_stored  # called after a batch stored new rows (the engine looks at once)
+        self.on_revoke = on_revoke
         self.hold = hold  # true while the store is too far behind: wait before the next batch
         self._held_since: float | None = None
         self.consumer = self._open()
@@ -241,7 +245,9 @@ class Ingestor:
                 log.exception("cannot reopen the stream consumer; trying again")
 
     def _open(self) -> Consumer:
-        return self.stream.consumer(self.group, self.subscribed)
+        if self.on_revoke is None:
+            return self.stream.consumer(self.group, self.subscribed)
+        return self.stream.consumer(self.group, self.subscribed, on_revoke=self.on_revoke)
 
     def _reopen(self) -> None:
         """Start again from the committed offsets, so the failed batch is read again."""

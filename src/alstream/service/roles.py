@@ -9,12 +9,21 @@ one engine per samples partition it owns, without HTTP and without training: eac
 shard's samples and every label in the store, scores with the newest version the store records
 (its file from the shared ``data_dir/models``), and publishes its best ``candidates_per_shard``
 samples to the shared queue (:class:`alstream.store.candidates.Candidates`), with as many of its
-reservoir as random picks (weighted by the shard's stream), samples leased there pinned in its
-pool. Each shard reports its numbers to ``shard_stats`` (a stateless replica's ``/stats`` merges
-them), and deletes its own departed samples from the store (retention, by ``samples.shard``: never
-another shard's). When Kafka moves a partition away (a rebalance: cooperative, only the
-partitions that move), its engine goes and its unleased candidates are dropped; a partition gained
-gets an engine rebuilt from the store.
+reservoir as random picks (weighted by the shard's stream; none when ``random_share`` is 0: set it
+alike on workers and replicas), samples leased there pinned in its pool. Each shard reports its
+numbers to ``shard_stats`` (a stateless replica's ``/stats`` merges them), and deletes its own
+departed samples from the store (retention, by ``samples.shard``: never another shard's). When
+Kafka moves a partition away (a rebalance: cooperative, only the partitions that move), its engine
+goes and its unleased candidates are dropped; a partition gained gets an engine rebuilt from the
+store.
+
+A partition changes hands without two owners at once: the consumer's revoke waits (in Kafka's
+rebalance callback, at most ``HANDOFF_S``) until the worker has let go of the shard (stopped
+publishing it and dropped its candidates), and cooperative rebalancing gives it to its next owner
+only after that. Otherwise the old owner, still in a long step, could drop or overwrite the
+candidates the new owner had just published, which it publishes again only when its shard changes.
+A partition *lost* (the group gave it away, taking this member for dead) has a new owner already:
+its candidates are left for that one's publish to replace.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ log = logging.getLogger(__name__)
 PUBLISH_EVERY_S = 1.0  # a shard's candidates are published at most this often (at once on a new version)
 REPORT_EVERY_S = 0.5  # a shard reports its numbers this often (its /stats row's age says it is alive)
 IDLE_S = 0.1  # a worker with nothing new looks again after this long (or when its consumer stored some)
+HANDOFF_S = 60.0  # a revoke waits at most this long for the worker to let go (max.poll.interval: 300 s)
 
 
 def labels_group(settings: Settings) -> str:
@@ -91,8 +101,18 @@ class WorkerRole:
         # Two groups: Kafka's assignors balance a member's partitions over all its topics together, so
         # one group of both topics could give a worker every labels partition and no samples one.
         wake = self._wake.set
+        self._stop = threading.Event()  # run's
+        self._handoff = threading.Condition()  # guards _held and _lost, between the consumer and the loop
+        self._held: frozenset[int] = frozenset()  # the shards this worker keeps an engine of
+        self._lost: set[int] = set()  # shards the group gave away without a revoke, not let go of yet
         self.ingestor = open_ingestor(
-            settings, self.stream, self.store, self.topics, on_stored=wake, only=self.topics.samples
+            settings,
+            self.stream,
+            self.store,
+            self.topics,
+            on_stored=wake,
+            only=self.topics.samples,
+            on_revoke=self._let_go,
         )
         self.labels = open_ingestor(
             settings,
@@ -113,6 +133,7 @@ class WorkerRole:
 
     def run(self, stop: threading.Event) -> None:
         """Consume (on a thread of its own) and keep the shards, until ``stop`` is set."""
+        self._stop = stop
         consumers = [
             threading.Thread(target=ingestor.run, args=(stop,), name=f"alstream-{name}", daemon=True)
             for name, ingestor in (("samples", self.ingestor), ("labels", self.labels))
@@ -131,50 +152,104 @@ class WorkerRole:
                     self._wake.wait(IDLE_S)
         finally:
             stop.set()
+            with self._handoff:
+                self._handoff.notify_all()  # a revoke waiting for this loop goes on
             for consumer in consumers:
                 consumer.join(timeout=10)
 
     def step(self) -> bool:
         """Follow the assignment, the model versions and the shards' samples and labels, and publish
         the shards' candidates; whether anything new came from the store."""
-        consumer = self.ingestor.consumer
-        assert isinstance(consumer, KafkaConsumer)  # a worker needs Kafka (checked at start)
-        owned = consumer.assigned(self.topics.samples)
-        for shard in sorted(self.shards.keys() - owned):
-            self._lose(shard)
-        for shard in sorted(owned - self.shards.keys()):
+        self._let_go_revoked()
+        for shard in sorted(self._assigned() - self.shards.keys()):
+            self._let_go_revoked()  # a revoke waits for this loop: between shards, not after them all
             self._gain(shard)
         self._follow_versions()
         busy = False
-        for shard, engine in self.shards.items():
+        for shard in list(self.shards):
+            self._let_go_revoked()
+            engine = self.shards.get(shard)
+            if engine is None:
+                continue
             samples, labels = engine.sync(held=self.store.candidates.held(shard=shard))
             busy = busy or bool(samples or labels)
             self._publish(shard, engine)
             self._report(shard, engine)
         return busy
 
+    def _assigned(self) -> frozenset[int]:
+        consumer = self.ingestor.consumer
+        assert isinstance(consumer, KafkaConsumer)  # a worker needs Kafka (checked at start)
+        return consumer.assigned(self.topics.samples)
+
+    def _let_go_revoked(self) -> None:
+        """Lose the shards Kafka no longer assigns this worker."""
+        for shard in sorted(self.shards.keys() - self._assigned()):
+            self._lose(shard)
+
+    def _let_go(self, partitions: frozenset[tuple[str, int]], lost: bool) -> None:
+        """The samples consumer's revoke (on its thread): wait until the loop let go of those shards."""
+        shards = {partition for topic, partition in partitions if topic == self.topics.samples}
+        if not shards:
+            return
+        with self._handoff:
+            if lost:
+                self._lost |= shards & self._held
+            self._wake.set()
+            if not self._handoff.wait_for(
+                lambda: self._stop.is_set() or not shards & self._held, timeout=HANDOFF_S
+            ):
+                held = sorted(shards & self._held)
+                log.warning("shards %s revoked, still kept after %g s: they go all the same", held, HANDOFF_S)
+
     def _gain(self, shard: int) -> None:
+        with self._handoff:  # held before the assignment is read again: a revoke from now on waits
+            self._held |= {shard}
+        if shard not in self._assigned():  # revoked meanwhile
+            self._let_go_of(shard)
+            return
         log.info("shard %d: assigned to this worker; its pool is rebuilt from the store", shard)
-        # Retention deletes this shard's departed samples only (ShardStore); the stopping rule's file
-        # is the trainer's.
-        engine = open_engine(
-            self.settings,
-            ShardStore(self.store, shard),
-            self.features,
-            track=False,
-            keep_stopping_state=False,
-        )
-        if engine.retention is not None:  # the count goes on from the last owner's last report
-            engine.retention.deleted = deleted_before(self.store.shard_stats.last(shard))
+        try:
+            # Retention deletes this shard's departed samples only (ShardStore); the stopping rule's
+            # file is the trainer's.
+            engine = open_engine(
+                self.settings,
+                ShardStore(self.store, shard),
+                self.features,
+                track=False,
+                keep_stopping_state=False,
+            )
+            if engine.retention is not None:  # the count goes on from the last owner's last report
+                engine.retention.deleted = deleted_before(self.store.shard_stats.last(shard))
+        except BaseException:
+            self._let_go_of(shard)  # gained again at the next step, if still assigned
+            raise
         self.shards[shard] = engine
 
     def _lose(self, shard: int) -> None:
         engine = self.shards.pop(shard)
         self._published.pop(shard, None)
         self._reported.pop(shard, None)  # its row stays until the new owner reports (stale meanwhile)
-        engine.close()
-        dropped = self.store.candidates.drop_shard(shard)
-        log.info("shard %d: moved to another worker; %d of its unleased candidates dropped", shard, dropped)
+        try:
+            engine.close()
+            with self._handoff:
+                lost = shard in self._lost
+            if lost:  # its new owner may have published already: its publish replaces these
+                log.info("shard %d: moved to another worker (lost: the group took this one for dead)", shard)
+            else:
+                dropped = self.store.candidates.drop_shard(shard)
+                log.info(
+                    "shard %d: moved to another worker; %d of its unleased candidates dropped", shard, dropped
+                )
+        finally:
+            self._let_go_of(shard)
+
+    def _let_go_of(self, shard: int) -> None:
+        """This worker keeps nothing of ``shard`` any more: a revoke waiting for it goes on."""
+        with self._handoff:
+            self._held -= {shard}
+            self._lost.discard(shard)
+            self._handoff.notify_all()
 
     def _follow_versions(self) -> None:
         """Serve the newest version the store recorded, once its file loads."""
@@ -207,14 +282,17 @@ class WorkerRole:
                 return
         view = engine.pool.view(self.settings.candidates_per_shard)
         reason = "uncertainty" if view.version else "cold start"
+        # No random share, no picks: an id among both the best and the picks is a pick, which a lease
+        # takes only at random, so the queue would not serve the best first.
+        picks = self.settings.random_share > 0
         self.store.candidates.publish(
             shard,
             view.version,
             view.ranked,
             view.ranked_scores.tolist(),
             reason,
-            picks=view.reservoir,  # a uniform sample of the shard's stream: the random share
-            pick_scores=view.reservoir_scores.tolist(),
+            picks=view.reservoir if picks else (),  # a uniform sample of the shard's stream
+            pick_scores=view.reservoir_scores.tolist() if picks else (),
             stream=engine.pool.arrivals,
         )
         self._published[shard] = (snapshot, now)

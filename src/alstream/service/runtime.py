@@ -30,7 +30,7 @@ from alstream.service.trainer import RetrainPolicy
 from alstream.service.versions import Orchestrator
 from alstream.settings import Settings
 from alstream.store import Store
-from alstream.stream import LogLimits, Stream, open_stream
+from alstream.stream import LogLimits, RevokeHook, Stream, open_stream
 
 log = logging.getLogger(__name__)
 PUBLISH_CHUNK = 5000
@@ -63,9 +63,10 @@ def open_ingestor(
     hold: Callable[[], bool] | None = None,
     only: str | None = None,
     group: str | None = None,
+    on_revoke: RevokeHook | None = None,
 ) -> Ingestor:
     """The consumer of the settings' topics (``only``: of that one), as the settings' consumer group
-    (or ``group``)."""
+    (or ``group``); ``on_revoke``: see :class:`Ingestor`."""
     return Ingestor(
         stream,
         store,
@@ -76,6 +77,7 @@ def open_ingestor(
         on_stored=on_stored,
         hold=hold,
         only=only,
+        on_revoke=on_revoke,
     )
 
 

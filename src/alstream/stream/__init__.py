@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alstream.errors import StreamUnavailable
-from alstream.stream.base import Consumer, Message, Record, Stream
+from alstream.stream.base import Consumer, Message, Record, RevokeHook, Stream
 from alstream.stream.log_retention import LogLimits
 
 
@@ -35,4 +35,13 @@ def open_stream(
     return EmbeddedLog(Path(data_dir) / "log", log_limits)
 
 
-__all__ = ["Consumer", "LogLimits", "Message", "Record", "Stream", "StreamUnavailable", "open_stream"]
+__all__ = [
+    "Consumer",
+    "LogLimits",
+    "Message",
+    "Record",
+    "RevokeHook",
+    "Stream",
+    "StreamUnavailable",
+    "open_stream",
+]

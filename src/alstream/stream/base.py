@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -10,6 +10,12 @@ from alstream.errors import StreamUnavailable
 
 Message = tuple[bytes | None, bytes]
 """One message to publish: (key, value)."""
+
+RevokeHook = Callable[[frozenset[tuple[str, int]], bool], None]
+"""Called with the (topic, partition) pairs a consumer group takes away from a member, and whether
+they were lost (the group gave them away already: the member was thought dead) rather than revoked
+(no other member gets them before the hook returns). It runs on the polling thread, inside ``poll``,
+and may block until the caller let go of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +52,9 @@ class Stream(Protocol):
         so consumers must be idempotent by message id."""
         ...
 
-    def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
+    def consumer(self, group: str, topics: Sequence[str], *, on_revoke: RevokeHook | None = None) -> Consumer:
+        """A member of ``group`` reading ``topics``; ``on_revoke``: see :data:`RevokeHook`."""
+        ...
 
     def close(self) -> None: ...
 

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from alstream.errors import StreamUnavailable
-from alstream.stream.base import Message, Record, next_positions
+from alstream.stream.base import Message, Record, RevokeHook, next_positions
 from alstream.stream.frames import check_topic
 
 log = logging.getLogger(__name__)
@@ -159,11 +159,19 @@ class KafkaStream:
                     raise StreamUnavailable("producer queue full: the broker is not keeping up") from None
                 self._producer.poll(0.05)
 
-    def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
+    def consumer(
+        self, group: str, topics: Sequence[str], *, on_revoke: RevokeHook | None = None
+    ) -> KafkaConsumer:
         self._topics.ensure(topics, 10.0)
         slot = None if self._member_dir is None else MemberSlot(self._member_dir, group, self._instance_id)
         return KafkaConsumer(
-            self.bootstrap, group, topics, client_id=self._client_id, slot=slot, cooperative=self.cooperative
+            self.bootstrap,
+            group,
+            topics,
+            client_id=self._client_id,
+            slot=slot,
+            cooperative=self.cooperative,
+            on_revoke=on_revoke,
         )
 
     def close(self) -> None:
@@ -224,7 +232,9 @@ class KafkaConsumer:
     next consumer with the same id resumes its partitions without waiting for a rebalance.
     ``cooperative``: rebalances move only the partitions that change owner (Kafka's cooperative-sticky
     assignor), instead of revoking every partition of every member first; a group's members must
-    all agree on it.
+    all agree on it. ``on_revoke`` (see :data:`~alstream.stream.base.RevokeHook`): with cooperative
+    rebalancing, a revoked partition goes to its next owner only once this member rejoins, after the
+    hook returned, so a caller that lets go of a partition in the hook never shares it with the next.
     """
 
     def __init__(
@@ -236,6 +246,7 @@ class KafkaConsumer:
         client_id: str,
         slot: MemberSlot | None,
         cooperative: bool = False,
+        on_revoke: RevokeHook | None = None,
     ) -> None:
         config = {
             **client_config(bootstrap, client_id),
@@ -250,11 +261,12 @@ class KafkaConsumer:
         if cooperative:
             config["partition.assignment.strategy"] = "cooperative-sticky"
         self._slot = slot
+        self._on_revoked = on_revoke
         self._errors = ErrorLog()
         self._assigned: frozenset[tuple[str, int]] = frozenset()  # replaced whole: any thread may read it
         self._consumer = _KafkaConsumer(config)
         self._consumer.subscribe(
-            list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+            list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
 
     def assigned(self, topic: str) -> frozenset[int]:
@@ -266,7 +278,20 @@ class KafkaConsumer:
         self._assigned = self._assigned | {(p.topic, p.partition) for p in partitions}
 
     def _on_revoke(self, _consumer: object, partitions: list[TopicPartition]) -> None:
-        self._assigned = self._assigned - {(p.topic, p.partition) for p in partitions}
+        self._taken(partitions, lost=False)
+
+    def _on_lost(self, _consumer: object, partitions: list[TopicPartition]) -> None:
+        self._taken(partitions, lost=True)
+
+    def _taken(self, partitions: list[TopicPartition], lost: bool) -> None:
+        gone = frozenset((p.topic, p.partition) for p in partitions)
+        self._assigned = self._assigned - gone  # first: the hook's caller sees them gone
+        if self._on_revoked is None or not gone:
+            return
+        try:
+            self._on_revoked(gone, lost)
+        except Exception:  # raised in a callback, it would come out of consume(), the rebalance half done
+            log.exception("the revoke hook failed; the partitions go all the same")
 
     def poll(self, max_records: int = 1000, timeout: float = 1.0) -> list[Record]:
         """The next records; raises StreamUnavailable once the consumer has failed for good (reopen it)."""

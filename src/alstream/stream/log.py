@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alstream.errors import StreamUnavailable
-from alstream.stream.base import Message, Record, next_positions
+from alstream.stream.base import Message, Record, RevokeHook, next_positions
 from alstream.stream.cursor import TopicCursor
 from alstream.stream.frames import encode
 from alstream.stream.log_retention import LogLimits, Retention
@@ -54,7 +54,10 @@ class EmbeddedLog:
             raise StreamUnavailable(f"embedded log write failed: {exc}") from exc
         self.retention.maybe(topic, now=rolled)  # after the append lock: other writers go on
 
-    def consumer(self, group: str, topics: Sequence[str]) -> EmbeddedConsumer:
+    def consumer(
+        self, group: str, topics: Sequence[str], *, on_revoke: RevokeHook | None = None
+    ) -> EmbeddedConsumer:
+        """``on_revoke`` is never called: a consumer of the embedded log reads every partition."""
         return EmbeddedConsumer(self.directory, group, topics, self.retention)
 
     def close(self) -> None:
