@@ -22,6 +22,7 @@ The machine is shared: the load average is recorded at the start and end. Result
 ``bench/results/scale_out.json``.
 
     PYTHONPATH=src .venv/bin/python bench/scale_out_bench.py
+    PYTHONPATH=src .venv/bin/python bench/scale_out_bench.py --only queue  # results/scale_out_queue.json
 """
 
 from __future__ import annotations
