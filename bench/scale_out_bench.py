@@ -22,6 +22,7 @@ The machine is shared: the load average is recorded at the start and end. Result
 ``bench/results/scale_out.json``.
 
     PYTHONPATH=src .venv/bin/python bench/scale_out_bench.py
+    PYTHONPATH=src .venv/bin/python bench/scale_out_bench.py --only queue  # results/scale_out_queue.json
 """
 
 from __future__ import annotations
@@ -369,14 +370,90 @@ def candidates_size(made: System) -> dict[str, Any]:
     return {"rows": int(rows), "bytes": int(size), "bytes_per_row": size / max(rows, 1)}
 
 
+def queue_table(args: argparse.Namespace, queue_runs: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"GET /queue, {args.clients} clients x {args.rounds} leases of 5 (and releases)")
+    for column in (
+        "replicas",
+        "requests/s",
+        "failed",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "PostgreSQL CPU ms/lease",
+    ):
+        table.add_column(column, justify="right")
+    for q in queue_runs:
+        pg = q["postgres_cpu_ms_per_lease"]
+        table.add_row(
+            str(q["replicas"]),
+            f"{q['requests_per_s']:.0f}",
+            str(q["failed_requests"]),
+            *(f"{q['queue'][k]:.0f}" for k in ("p50_ms", "p90_ms", "p99_ms")),
+            "-" if pg is None else f"{pg:.2f}",
+        )
+    return table
+
+
+def queue_only(args: argparse.Namespace) -> None:
+    """``--only queue``: 2 workers ingest the samples (their candidates), then /queue through 1 and
+    2 replicas, as the whole run does."""
+    out = console(120)
+    load_start = os.getloadavg()
+    out.print(f"load average at the start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+    batch = messages(args.samples)
+    with kafka_broker(True, out) as (bootstrap, why), postgres(args.postgres_url) as (admin, pid_file):
+        if bootstrap is None:
+            raise SystemExit(f"no Kafka broker: {why}")
+        with system(admin, bootstrap, 2) as two:
+            ingest = throughput(two, batch, pid_file)
+            queue_runs = [queue_run(two, start_replicas(two, 1), pid_file, args)]
+            queue_runs.append(queue_run(two, start_replicas(two, 1), pid_file, args))
+    load_end = os.getloadavg()
+    out.print(queue_table(args, queue_runs))
+    out.print(f"load average: start {load_start[0]:.2f}, end {load_end[0]:.2f} (1 min)")
+    write_report(
+        args.out,
+        {
+            "benchmark": "scale_out_queue",
+            "created": datetime.now(UTC).isoformat(),
+            "settings": {
+                "samples": args.samples,
+                "partitions": PARTITIONS,
+                "clients": args.clients,
+                "rounds": args.rounds,
+                "lease_n": 5,
+                "note": "--only queue: the /queue runs of scale_out_bench (2 workers up), on one shared "
+                "2-CPU machine (see load_average)",
+            },
+            "alstream": source_info(),
+            "machine": {**machine(), "load_average": {"start": load_start, "end": load_end}},
+            "ingest": ingest,
+            "queue": queue_runs,
+        },
+    )
+    out.print(f"wrote {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=20, help="leases per client")
     parser.add_argument("--postgres-url", default=None)
-    parser.add_argument("--out", type=Path, default=RESULTS / "scale_out.json")
+    parser.add_argument(
+        "--only",
+        choices=["queue"],
+        default=None,
+        help="queue: only the /queue runs (2 workers ingest --samples first, for their candidates; no "
+        "1-worker run, no takeover); written to scale_out_queue.json unless --out",
+    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None:
+        args.out = RESULTS / ("scale_out_queue.json" if args.only == "queue" else "scale_out.json")
+    if args.only == "queue":
+        queue_only(args)
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the processes and servers go too
     out = console(120)
     load_start = os.getloadavg()
@@ -413,27 +490,7 @@ def main() -> None:
             "yes" if r["rebalanced_while_measured"] else "no",
         )
     out.print(table)
-    table = Table(title=f"GET /queue, {args.clients} clients x {args.rounds} leases of 5 (and releases)")
-    for column in (
-        "replicas",
-        "requests/s",
-        "failed",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "PostgreSQL CPU ms/lease",
-    ):
-        table.add_column(column, justify="right")
-    for q in queue_runs:
-        pg = q["postgres_cpu_ms_per_lease"]
-        table.add_row(
-            str(q["replicas"]),
-            f"{q['requests_per_s']:.0f}",
-            str(q["failed_requests"]),
-            *(f"{q['queue'][k]:.0f}" for k in ("p50_ms", "p90_ms", "p99_ms")),
-            "-" if pg is None else f"{pg:.2f}",
-        )
-    out.print(table)
+    out.print(queue_table(args, queue_runs))
     out.print(
         f"killed worker's shards {moved['moved_shards']}: the survivor's after {moved['owned_s']:.1f} s, "
         f"published (serving) after {moved['serving_s']:.1f} s (Kafka's session timeout: 10 s)",

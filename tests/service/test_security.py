@@ -189,3 +189,16 @@ def test_a_key_is_looked_up_once_a_cache_period_and_again_once_revoked():
     assert gatekeeper.check(unknown) is None and tokens.finds == 2
     gatekeeper.revoke(auth.token_key(unknown))
     assert gatekeeper.check(unknown) is None and tokens.finds == 3
+
+
+def test_known_answers_without_the_store_only_what_check_would():
+    now = [0.0]
+    tokens, unknown, admin = CountedTokens(), auth.new_token(), auth.new_token()
+    gatekeeper = security.Gatekeeper(tokens, admin, clock=lambda: now[0])
+    assert gatekeeper.known(admin) is security.CONFIGURED_ADMIN
+    assert gatekeeper.known("not a token") is None
+    assert gatekeeper.known(unknown) == "ask the store" and tokens.finds == 0  # never the store
+    assert gatekeeper.check(unknown) is None and tokens.finds == 1
+    assert gatekeeper.known(unknown) is None and tokens.finds == 1  # cached: no store
+    now[0] += security.CACHE_S + 0.1
+    assert gatekeeper.known(unknown) == "ask the store"  # expired: the store again

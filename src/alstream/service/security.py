@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import cachetools
 from fastapi import HTTPException
@@ -84,6 +84,7 @@ class Caller(NamedTuple):
         )
 
 
+_UNCACHED: Any = object()
 CONFIGURED_ADMIN = Caller("configured-admin", "admin", "admin", ("admin",))
 
 
@@ -140,7 +141,23 @@ class Gatekeeper:
         key = auth.token_key(token)
         if key is None:
             return None
-        record = self._record(key)
+        return self._caller(token, key, self._record(key))
+
+    def known(self, token: str) -> Caller | Literal["ask the store"] | None:
+        """:meth:`check`'s answer when it needs no store (the configured admin token, a malformed
+        token, a stored one looked up less than ``CACHE_S`` ago), else "ask the store": the routes
+        check on the event loop, and go to the threadpool only for the store."""
+        if self._admin_digest is not None and auth.matches(token, self._admin_digest):
+            return CONFIGURED_ADMIN
+        key = auth.token_key(token)
+        if key is None:
+            return None
+        with self._lock:
+            record = self._records.get(key, _UNCACHED)
+        return "ask the store" if record is _UNCACHED else self._caller(token, key, record)
+
+    @staticmethod
+    def _caller(token: str, key: str, record: dict | None) -> Caller | None:
         if record is None or not auth.matches(token, record["digest"]):
             return None
         return Caller(key, record["role"], record["name"], tuple(record["annotators"]))

@@ -48,6 +48,7 @@ class SharedQueue:
         self._serving: ModelVersion | None = None
         self._checked = -np.inf
         self._looked_at = 0  # the newest recorded version tried
+        self._looked = False  # a first look for a version is over
         self._lock = threading.Lock()
 
     @property
@@ -57,8 +58,13 @@ class SharedQueue:
 
     @property
     def serving(self) -> ModelVersion | None:
-        """The newest recorded version whose file loads (looked for at most every ``MODEL_CHECK_S``)."""
-        with self._lock:
+        """The newest recorded version whose file loads (looked for at most every ``MODEL_CHECK_S``;
+        while one thread looks, and loads it, the others go on with the version they had)."""
+        if time.monotonic() - self._checked < MODEL_CHECK_S:
+            return self._serving
+        if not self._lock.acquire(blocking=not self._looked):  # the first look: all wait for it
+            return self._serving
+        try:
             now = time.monotonic()
             if now - self._checked < MODEL_CHECK_S:
                 return self._serving
@@ -72,6 +78,9 @@ class SharedQueue:
                     why = f"{type(error).__name__}: {error}"
                     log.warning("model version %s is not served: %s", row["version"], why)
             return self._serving
+        finally:
+            self._looked = True
+            self._lock.release()
 
     def queue(
         self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True

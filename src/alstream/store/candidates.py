@@ -193,9 +193,11 @@ class Candidates:
             k = n
             if cap is not None or token_cap is not None:  # what she labeled since is hers no more
                 mine = select(_c.sample_id).where(_c.leased_by == annotator, _c.leased_until > now)
-                self._end(conn, list(self._labeled(conn, list(conn.execute(mine).scalars()))))
-            if cap is not None:
-                k = min(k, cap - conn.execute(live(_c.leased_by == annotator)).scalar_one())
+                held = list(conn.execute(mine).scalars())
+                gone = self._labeled(conn, held)
+                self._end(conn, list(gone))
+                if cap is not None:  # her live leases: those she holds, less those just ended
+                    k = min(k, cap - (len(held) - len(gone)))
             if token_cap is not None:
                 k = min(k, token_cap - conn.execute(live(_c.token_key == token_key)).scalar_one())
             k = max(k, 0)

@@ -10,6 +10,13 @@ from sqlalchemy.pool import StaticPool
 
 # Execution option naming the SQLite BEGIN mode; writers use IMMEDIATE to take the write lock up front.
 SQLITE_BEGIN = "alstream_sqlite_begin"
+# PostgreSQL connections a process keeps open: one for each thread of the service's threadpool
+# (anyio's default, 40: every request handler may hold one) and a few for its background threads.
+# With SQLAlchemy's default (5, and 10 more opened and closed again for each checkout past them)
+# a busy API replica opened a new connection, a new server backend, for most requests: that tripled
+# PostgreSQL's CPU per /queue. The pool opens them only as they are needed.
+POOL_SIZE = 48
+POOL_OVERFLOW = 16  # past POOL_SIZE at once: opened, and closed when given back
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -25,7 +32,7 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = 5000) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, busy_timeout_ms)
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:

@@ -37,7 +37,7 @@ def require(permission: str | None) -> Dependency:
     """A route dependency: the caller must hold a token whose role allows ``permission`` (None: any
     valid token); 401 without one, 403 when its role lacks the permission."""
 
-    def caller(
+    async def caller(
         runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
     ) -> Caller:
         challenge = {"WWW-Authenticate": "Bearer"}
@@ -45,7 +45,14 @@ def require(permission: str | None) -> Dependency:
             raise HTTPException(
                 401, "this endpoint needs a token: send 'Authorization: Bearer <token>'", headers=challenge
             )
-        found = runtime.gatekeeper.check(credentials.credentials)
+        # on the event loop when no store is asked (most requests: a hop to the threadpool and back
+        # cost more than the check), else in the threadpool
+        known = runtime.gatekeeper.known(credentials.credentials)
+        found = (
+            await run_in_threadpool(runtime.gatekeeper.check, credentials.credentials)
+            if isinstance(known, str)  # "ask the store"
+            else known
+        )
         if found is None:
             raise HTTPException(
                 401, "the token is not valid: unknown, malformed or revoked", headers=challenge
