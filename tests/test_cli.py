@@ -1,4 +1,5 @@
 import json
+import subprocess
 import sys
 
 import mlflow  # noqa: F401
@@ -202,3 +203,25 @@ def test_a_temporary_server_that_cannot_start_says_why_and_what_to_do_in_one_lin
         "error: Prefect's temporary server did not start (unable to open database file): start one with "
         "`make prefect-server` and set PREFECT_API_URL, or run without Prefect: --orchestrator none"
     ]
+
+
+def test_importing_the_command_line_loads_no_command_s_libraries():
+    """Each command imports what it needs: none of them waits for scikit-learn, pandas, Prefect or
+    MLflow, nor for the experiment's or the service's modules, before it starts."""
+    heavy = ("sklearn", "scipy", "pandas", "prefect", "mlflow", "fastapi", "sqlalchemy")
+    heavy += ("alstream.experiment", "alstream.service")
+    code = f"import sys, alstream.cli; print([m for m in sys.modules if m.startswith({heavy!r})])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
+def test_the_experiments_help_names_every_model_and_strategy():
+    from alstream.experiment.config import INITIAL_SETS
+    from alstream.learning.estimators import MODELS
+    from alstream.learning.selective import SELECTORS
+
+    result = runner.invoke(app, ["experiment", "--help"], env={"COLUMNS": "1000"})
+    assert result.exit_code == 0, result.output
+    assert "{" not in result.output  # every name filled in
+    for name in [*MODELS, *query_strategy_names(), *SELECTORS, *INITIAL_SETS]:
+        assert name in result.output, name
