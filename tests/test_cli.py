@@ -1,4 +1,5 @@
 import json
+import subprocess
 import sys
 
 import mlflow  # noqa: F401
@@ -239,3 +240,25 @@ def test_send_refuses_a_file_it_cannot_read_before_it_connects(tmp_path):
     for name, message in [("garbled.csv", "cannot be read"), ("data.txt", "send a .csv or .jsonl")]:
         result = runner.invoke(app, ["send", str(tmp_path / name), "--url", "http://127.0.0.1:9"])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_importing_the_command_line_loads_no_command_s_libraries():
+    """Each command imports what it needs: none of them waits for scikit-learn, pandas, Prefect or
+    MLflow, nor for the experiment's or the service's modules, before it starts."""
+    heavy = ("sklearn", "scipy", "pandas", "prefect", "mlflow", "fastapi", "sqlalchemy")
+    heavy += ("alstream.experiment", "alstream.service")
+    code = f"import sys, alstream.cli; print([m for m in sys.modules if m.startswith({heavy!r})])"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]", loaded.stderr
+
+
+def test_the_experiments_help_names_every_model_and_strategy():
+    from alstream.experiment.config import INITIAL_SETS
+    from alstream.learning.estimators import MODELS
+    from alstream.learning.selective import SELECTORS
+
+    result = runner.invoke(app, ["experiment", "--help"], env={"COLUMNS": "1000"})
+    assert result.exit_code == 0, result.output
+    assert "{" not in result.output  # every name filled in
+    for name in [*MODELS, *query_strategy_names(), *SELECTORS, *INITIAL_SETS]:
+        assert name in result.output, name

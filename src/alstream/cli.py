@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -12,11 +13,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperCommand
 
 from alstream.errors import (
     AlstreamError,
@@ -26,14 +28,12 @@ from alstream.errors import (
     LastAdmin,
     OrchestratorUnavailable,
 )
-from alstream.experiment.config import BASELINE, INITIAL_SETS, PREFIX, ExperimentConfig, StreamConfig
-from alstream.experiment.parallel import local_cpus
-from alstream.learning.estimators import MODELS
-from alstream.learning.querying import query_strategy_names
-from alstream.learning.selective import SELECTORS
 from alstream.logs import configure_logging
 
+# Each command imports what it needs when it runs: the experiment's modules (scikit-learn, pandas),
+# the service's, Prefect and MLflow are not loaded for every command.
 if TYPE_CHECKING:
+    from alstream.experiment.config import ExperimentConfig, StreamConfig
     from alstream.service.versions import Orchestrator
     from alstream.settings import Settings
 
@@ -72,7 +72,31 @@ def main() -> None:
     configure_logging(logging.WARNING)  # serve and consume: the log_level setting, once they read it
 
 
-@app.command()
+class NamesInHelp(TyperCommand):
+    """A command whose options' help names the registries' entries ({models}, {strategies},
+    {selectors}, {initial_sets}), filled in when its help is shown: the registries import
+    scikit-learn, which no other command should wait for."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:  # typer's click: private types
+        from alstream.experiment.config import INITIAL_SETS
+        from alstream.learning.estimators import MODELS
+        from alstream.learning.querying import query_strategy_names
+        from alstream.learning.selective import SELECTORS
+
+        names = {
+            "models": ", ".join(MODELS),
+            "strategies": ", ".join(query_strategy_names()),
+            "selectors": ", ".join(SELECTORS),
+            "initial_sets": " or ".join(INITIAL_SETS),
+        }
+        for param in self.params:
+            help_ = getattr(param, "help", None)
+            if help_:
+                param.help = help_.format_map(names)  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=NamesInHelp)
 def experiment(
     dataset: Annotated[
         str, typer.Option(help="digits, breast_cancer, wine, iris, generated, drift, or a CSV/Parquet path.")
@@ -84,20 +108,16 @@ def experiment(
     strategy: Annotated[
         list[str],
         typer.Option(
-            help=f"Repeat to compare. pool: {', '.join(query_strategy_names())} (default entropy); stream: "
-            f"{', '.join(SELECTORS)} (default all). 'all' = every one."
+            help="Repeat to compare. pool: {strategies} (default entropy); stream: {selectors} (default "
+            "all). 'all' = every one."
         ),
     ] = [],  # noqa: B006
     baseline: Annotated[bool, typer.Option(help="Also run continuous training (random sampling).")] = True,
-    model: Annotated[
-        str, typer.Option(help=f"One of {', '.join(MODELS)} (default logreg; stream: sgd).")
-    ] = "",
+    model: Annotated[str, typer.Option(help="One of {models} (default logreg; stream: sgd).")] = "",
     initial_fraction: Annotated[
         float, typer.Option(help="Share of the training pool labeled at start.")
     ] = 0.1,
-    initial_set: Annotated[
-        str, typer.Option(help=f"Drawn {' or '.join(INITIAL_SETS)} (TypiClust).")
-    ] = "stratified",
+    initial_set: Annotated[str, typer.Option(help="Drawn {initial_sets} (TypiClust).")] = "stratified",
     batch_size: Annotated[float, typer.Option(help="Labels a round, or a pool share (0 < x < 1).")] = 20,
     iterations: Annotated[int, typer.Option(help="Rounds of select, label, retrain.")] = 20,
     seeds: Annotated[int, typer.Option(help="Repetitions with different splits (seeds 0..n-1).")] = 5,
@@ -141,6 +161,11 @@ def experiment(
     ] = True,
 ) -> None:
     """Simulate active learning on labeled data and compare strategies with continuous training."""
+    from alstream.experiment.config import BASELINE, ExperimentConfig, StreamConfig
+    from alstream.experiment.parallel import local_cpus
+    from alstream.learning.querying import query_strategy_names
+    from alstream.learning.selective import SELECTORS
+
     if protocol not in ("pool", "stream"):
         raise typer.BadParameter(
             f"unknown protocol {protocol!r}: choose pool or stream", param_hint="--protocol"
@@ -207,6 +232,7 @@ def experiment(
 
 
 def _run_stream(config: StreamConfig, output_dir: Path) -> None:
+    from alstream.experiment.config import BASELINE, PREFIX
     from alstream.experiment.outputs import write_metrics
     from alstream.experiment.progress import stream_progress
     from alstream.experiment.report import write_report
@@ -423,17 +449,18 @@ def serve(
     ] = False,
 ) -> None:
     """Run the service: the HTTP API, the stream consumer and the learning loop."""
-    from alstream.service.app import create_app
-    from alstream.service.server import route_server_log, serve
+    with _collector_paused():  # the service's modules (serve's own collector settings: server.py)
+        from alstream.service.app import create_app
+        from alstream.service.server import route_server_log, serve
 
-    settings = _recording_settings(project, mlflow, orchestrator)
-    settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
-    route_server_log(configure_logging(settings.log_level))
-    _check_mlflow(settings)
-    recorder = None if stateless else _orchestrator(settings.orchestrator)
-    app_ = create_app(
-        settings, consume=consumer and not stateless, orchestrator=recorder, stateless=stateless
-    )
+        settings = _recording_settings(project, mlflow, orchestrator)
+        settings = settings.model_copy(update={"host": host or settings.host, "port": port or settings.port})
+        route_server_log(configure_logging(settings.log_level))
+        _check_mlflow(settings)
+        recorder = None if stateless else _orchestrator(settings.orchestrator)
+        app_ = create_app(
+            settings, consume=consumer and not stateless, orchestrator=recorder, stateless=stateless
+        )
     console.print(f"alstream on [bold]http://{settings.host}:{settings.port}[/]  (API docs at /docs)")
     serve(app_, settings)
 
@@ -482,6 +509,21 @@ def worker(project: Annotated[Path | None, typer.Option(help="Project file (TOML
         _until_stopped(role.run)
     finally:
         role.close()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off, then what was made meanwhile frozen (never walked again) and the
+    collector as it was: importing makes many objects, all kept for good, that it would walk again
+    and again (a sixth of the imports' CPU), and the first collection after would walk them all."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def _until_stopped(run: Callable[[threading.Event], None]) -> None:

@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import exc
 
 from alstream.store import LabelRow, Store
+from alstream.store import store as store_module
 from alstream.store.tables import metadata
 
 # The tables as alstream made them before migrations (metadata.create_all of that day's schema.py).
@@ -112,6 +115,21 @@ def test_a_fresh_database_equals_the_models(make_store) -> None:
     assert_checks_refuse_long_values(store)
     store.create()  # again: nothing to do
     assert version(store) == HEAD
+
+
+def test_the_migrations_build_the_models_from_an_empty_database(make_store) -> None:
+    store = make_store(create=False)
+    store.create(always_migrate=True)  # what create does for an empty one: the tables, stamped
+    assert differences(store) == []
+    assert check_names(store) == CHECKS
+    assert version(store) == HEAD
+    assert_checks_refuse_long_values(store)
+
+
+def test_the_newest_revision_is_alembics_head() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(store_module.MIGRATIONS))
+    assert store_module.HEAD == ScriptDirectory.from_config(config).get_current_head() == HEAD
 
 
 def test_a_database_made_before_migrations_keeps_its_rows_and_gains_the_new_columns(make_store) -> None:

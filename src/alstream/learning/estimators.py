@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import ClassifierMixin, clone
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -26,11 +25,24 @@ from alstream.names import registered
 
 Classifier = Any  # a scikit-learn classifier with fit and predict_proba
 
+
+def _random_forest(seed: int) -> ClassifierMixin:
+    from sklearn.ensemble import RandomForestClassifier  # the ensembles: imported when asked for
+
+    return RandomForestClassifier(n_estimators=100, random_state=seed)
+
+
+def _gradient_boosting(seed: int) -> ClassifierMixin:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(random_state=seed)
+
+
 MODELS: dict[str, Callable[[int], ClassifierMixin]] = {
     "logreg": lambda seed: LogisticRegression(max_iter=1000),
     "sgd": lambda seed: SGDClassifier(loss="log_loss", alpha=1e-2, random_state=seed),
-    "random_forest": lambda seed: RandomForestClassifier(n_estimators=100, random_state=seed),
-    "gradient_boosting": lambda seed: HistGradientBoostingClassifier(random_state=seed),
+    "random_forest": _random_forest,
+    "gradient_boosting": _gradient_boosting,
 }
 
 

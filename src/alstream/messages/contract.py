@@ -496,38 +496,55 @@ def _item(project: ProjectSchema, fast: bool) -> Any:
     ]
 
 
-@dataclass(frozen=True)
 class Contract:
     """The models of one project: the bodies of ``POST /send`` (``samples``: of samples only),
     ``/labels`` and ``/predict``; a topic's sample and label (one message each), and a batch of
-    a topic's samples (``topic_samples``, decoded JSON objects, checked in one call)."""
+    a topic's samples (``topic_samples``, decoded JSON objects, checked in one call). Each is built
+    on first use: the consumer's first batch needs only the topic's (a few of the 56 models), so the
+    service's first model does not wait for the bodies' models."""
 
-    send: Body
-    samples: Body
-    labels: Body
-    predict: TypeAdapter[Any]
-    topic_sample: TypeAdapter[Any]
-    topic_samples: TypeAdapter[list[Any]]
-    topic_label: TypeAdapter[Any]
+    def __init__(self, project: ProjectSchema) -> None:
+        self.project = project
+
+    @functools.cached_property
+    def send(self) -> Body:
+        return _body(functools.partial(_item, self.project), self.project)
+
+    @functools.cached_property
+    def samples(self) -> Body:
+        return _body(lambda fast: _sample(self.project, fast=fast), self.project)
+
+    @functools.cached_property
+    def labels(self) -> Body:
+        return _body(lambda fast: _label_models(self.project, fast=fast), self.project)
+
+    @functools.cached_property
+    def predict(self) -> TypeAdapter[Any]:
+        project = self.project
+        key = "texts" if project.data == "text" else "features"
+        row: Any = _text(project) if key == "texts" else _features(project)
+        rows: dict[str, Any] = {
+            key: (Annotated[list[row], Field(min_length=1, max_length=project.max_batch)], ...)
+        }
+        return TypeAdapter(create_model("Predict", __config__=_CLOSED, **rows))
+
+    @functools.cached_property
+    def topic_sample(self) -> TypeAdapter[Any]:
+        return TypeAdapter(_sample(self.project, topic=True))
+
+    @functools.cached_property
+    def topic_samples(self) -> TypeAdapter[list[Any]]:
+        return TypeAdapter(_list(_topic_sample_dict(self.project)))
+
+    @functools.cached_property
+    def topic_label(self) -> TypeAdapter[Any]:
+        return TypeAdapter(_label_models(self.project, topic=True))
 
 
 @cachetools.cached(cachetools.LRUCache(16), key=lambda project: project.model_dump_json(), lock=Lock())
 def contract(project: ProjectSchema) -> Contract:
-    """The models of ``project``'s messages (built once per project)."""
-    key = "texts" if project.data == "text" else "features"
-    row: Any = _text(project) if key == "texts" else _features(project)
-    rows: dict[str, Any] = {
-        key: (Annotated[list[row], Field(min_length=1, max_length=project.max_batch)], ...)
-    }
-    return Contract(
-        send=_body(functools.partial(_item, project), project),
-        samples=_body(lambda fast: _sample(project, fast=fast), project),
-        labels=_body(lambda fast: _label_models(project, fast=fast), project),
-        predict=TypeAdapter(create_model("Predict", __config__=_CLOSED, **rows)),
-        topic_sample=TypeAdapter(_sample(project, topic=True)),
-        topic_samples=TypeAdapter(_list(_topic_sample_dict(project))),
-        topic_label=TypeAdapter(_label_models(project, topic=True)),
-    )
+    """The models of ``project``'s messages (one contract per project; each model built once)."""
+    return Contract(project)
 
 
 __all__ = ["KEY_PATTERN", "NAME_PATTERN", "TEXT_PATTERN", "Contract", "MetaValue", "contract", "float32_rows"]

@@ -9,7 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, distinct, exists, false, func, inspect, or_, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    delete,
+    distinct,
+    exists,
+    false,
+    func,
+    inspect,
+    or_,
+    select,
+)
 from sqlalchemy.engine import URL
 
 from alstream.migrating import MIGRATING
@@ -19,16 +34,24 @@ from alstream.store.lists import listed
 from alstream.store.retry import retry
 from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
 from alstream.store.shard_stats import ShardStats
-from alstream.store.tables import labels, models, samples
+from alstream.store.tables import labels, metadata, models, samples
 from alstream.store.tokens import Tokens
 
 LabelEvent = tuple[int, str, str | None, str | None, bool, datetime]
 _DELETE_CHUNK = 2000  # samples deleted in one short transaction
 _MIGRATION_LOCK = 0x616C7374  # PostgreSQL advisory lock held while migrating ("alst")
 # Alembic's scripts (not a package: alembic runs them). Revision 0001 is the schema as it was before
-# migrations existed; each later one changes the tables, and ``schema.py`` holds the result.
+# migrations existed; each later one changes the tables, and ``tables.py`` holds the result.
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001"
+HEAD = "0006"  # the newest revision: a new migration moves it here too (a test checks it is Alembic's)
+# Alembic's table of the revision a database is at, as Alembic makes it.
+_VERSION = Table(
+    "alembic_version",
+    MetaData(),
+    Column("version_num", String(32), nullable=False),
+    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+)
 
 
 def _arrived_before(before: datetime) -> Any:
@@ -89,27 +112,39 @@ class Store:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def create(self) -> None:
+    def create(self, *, always_migrate: bool = False) -> None:
         """Bring the schema to the newest revision (creating the tables in an empty database).
 
-        A database made before migrations existed (tables, no ``alembic_version``) is stamped at
-        the baseline first. The whole upgrade is one transaction, held under a lock, so stores
-        created at once in several processes migrate once.
+        An empty database gets the tables as ``tables.py`` declares them, stamped at the newest
+        revision (Alembic's recipe for a new database; the tests check that the migrations build the
+        same tables), and a database at the newest revision is left as it is: Alembic and its scripts
+        run only when there is something to migrate (``always_migrate``: on an empty database too).
+        A database made before migrations existed (tables, no ``alembic_version``) is stamped at the
+        baseline first. The whole upgrade is one transaction, held under a lock, so stores created at
+        once in several processes migrate once.
         """
-        retry(self._migrate, **self._retry)
+        retry(lambda: self._migrate(always_migrate), **self._retry)
 
-    def _migrate(self) -> None:
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+    def _migrate(self, always_migrate: bool) -> None:
         with MIGRATING, self.transaction() as conn:  # Alembic's context is global: one at a time
             if self.dialect == "postgresql":  # SQLite: the transaction's write lock does this
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
-            config.attributes["connection"] = conn
             tables = set(inspect(conn).get_table_names())
-            if "alembic_version" not in tables and samples.name in tables:
+            if _VERSION.name in tables:
+                if conn.execute(select(_VERSION.c.version_num)).scalars().all() == [HEAD]:
+                    return
+            elif not tables & set(metadata.tables) and not always_migrate:
+                metadata.create_all(conn)
+                _VERSION.create(conn)
+                conn.execute(_VERSION.insert().values(version_num=HEAD))
+                return
+            from alembic import command
+            from alembic.config import Config
+
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            if _VERSION.name not in tables and samples.name in tables:
                 command.stamp(config, BASELINE)
             command.upgrade(config, "head")
 
