@@ -133,10 +133,15 @@ def test_a_replicas_stats_random_share_and_retention_over_two_workers_shards(
     assert {shards[str(s)]["worker"] for s in range(PARTITIONS)} and totals["retention"] is not None
 
     # the random picks: every shard's, weighted so that together they stand for the whole stream
-    with store.engine.connect() as conn:
-        query = select(candidates.c.shard, func.count(), func.sum(candidates.c.weight))
-        query = query.where(candidates.c.reason == "random").group_by(candidates.c.shard)
-        picks = {int(shard): (int(n), float(weight)) for shard, n, weight in conn.execute(query)}
+    def published() -> dict[int, tuple[int, float]]:
+        with store.engine.connect() as conn:
+            query = select(candidates.c.shard, func.count(), func.sum(candidates.c.weight))
+            query = query.where(candidates.c.reason == "random").group_by(candidates.c.shard)
+            return {int(shard): (int(n), float(weight)) for shard, n, weight in conn.execute(query)}
+
+    # a shard publishes at most once a second: its last samples' picks may follow its report
+    wait(lambda: set(published()) == set(range(PARTITIONS)), "every shard publishing its random picks")
+    picks = published()
     assert {s: n for s, (n, _) in picks.items()} == dict.fromkeys(range(PARTITIONS), TOP)
     assert sum(weight for _, weight in picks.values()) == pytest.approx(len(X))
     served = []
