@@ -245,8 +245,6 @@ class Ingestor:
                 log.exception("cannot reopen the stream consumer; trying again")
 
     def _open(self) -> Consumer:
-        if self.on_revoke is None:
-            return self.stream.consumer(self.group, self.subscribed)
         return self.stream.consumer(self.group, self.subscribed, on_revoke=self.on_revoke)
 
     def _reopen(self) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import cachetools
 from fastapi import HTTPException
@@ -85,6 +85,7 @@ class Caller(NamedTuple):
 
 
 _UNCACHED: Any = object()
+ASK_THE_STORE: Literal["ask the store"] = "ask the store"  # what Gatekeeper.known says it cannot tell
 CONFIGURED_ADMIN = Caller("configured-admin", "admin", "admin", ("admin",))
 
 
@@ -136,11 +137,10 @@ class Gatekeeper:
 
     def check(self, token: str) -> Caller | None:
         """The caller a token stands for, or None when it is unknown, malformed or revoked."""
-        if self._admin_digest is not None and auth.matches(token, self._admin_digest):
-            return CONFIGURED_ADMIN
-        key = auth.token_key(token)
-        if key is None:
-            return None
+        found = self.known(token)
+        if found != ASK_THE_STORE:
+            return found
+        key = cast(str, auth.token_key(token))  # well-formed: known() asks the store for no other
         return self._caller(token, key, self._record(key))
 
     def known(self, token: str) -> Caller | Literal["ask the store"] | None:
@@ -154,7 +154,7 @@ class Gatekeeper:
             return None
         with self._lock:
             record = self._records.get(key, _UNCACHED)
-        return "ask the store" if record is _UNCACHED else self._caller(token, key, record)
+        return ASK_THE_STORE if record is _UNCACHED else self._caller(token, key, record)
 
     @staticmethod
     def _caller(token: str, key: str, record: dict | None) -> Caller | None:
@@ -168,4 +168,4 @@ class Gatekeeper:
         return self.tokens.find(key)
 
 
-__all__ = ["CONFIGURED_ADMIN", "Caller", "Gatekeeper", "LastAdmin"]
+__all__ = ["ASK_THE_STORE", "CONFIGURED_ADMIN", "Caller", "Gatekeeper", "LastAdmin"]

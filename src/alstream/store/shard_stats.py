@@ -58,15 +58,13 @@ class ShardStats:
         """Every shard's last report, by shard."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(shard_stats).order_by(shard_stats.c.shard)).all()
-        return [ShardReport(shard, worker, load_json(text), _utc(at)) for shard, worker, text, at in rows]
+        return [_report(row) for row in rows]
 
     def last(self, shard: int) -> ShardReport | None:
         """``shard``'s last report, if it has one."""
         with self.engine.connect() as conn:
             row = conn.execute(select(shard_stats).where(shard_stats.c.shard == shard)).first()
-        if row is None:
-            return None
-        return ShardReport(int(row.shard), row.worker, load_json(row.stats), _utc(row.reported_at))
+        return None if row is None else _report(row)
 
     def drop(self, shard: int) -> None:
         """Forget ``shard``'s report."""
@@ -78,6 +76,11 @@ class ShardStats:
                 conn.execute(statement)
 
         retry(attempt, **self._retry)
+
+
+def _report(row: Any) -> ShardReport:
+    shard, worker, text, at = row
+    return ShardReport(int(shard), worker, load_json(text), _utc(at))
 
 
 def _utc(at: datetime | None) -> datetime:

@@ -16,7 +16,7 @@ from alstream import auth
 from alstream.messages import Label, Sample
 from alstream.service.limits import RateLimiter
 from alstream.service.runtime import Runtime
-from alstream.service.security import Caller
+from alstream.service.security import ASK_THE_STORE, Caller
 from alstream.stream import StreamUnavailable
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ def require(permission: str | None) -> Dependency:
         known = runtime.gatekeeper.known(credentials.credentials)
         found = (
             await run_in_threadpool(runtime.gatekeeper.check, credentials.credentials)
-            if isinstance(known, str)  # "ask the store"
+            if known == ASK_THE_STORE
             else known
         )
         if found is None:
