@@ -416,15 +416,11 @@ def queue_only(args: argparse.Namespace) -> None:
         {
             "benchmark": "scale_out_queue",
             "created": datetime.now(UTC).isoformat(),
-            "settings": {
-                "samples": args.samples,
-                "partitions": PARTITIONS,
-                "clients": args.clients,
-                "rounds": args.rounds,
-                "lease_n": 5,
-                "note": "--only queue: the /queue runs of scale_out_bench (2 workers up), on one shared "
+            "settings": run_settings(
+                args,
+                "--only queue: the /queue runs of scale_out_bench (2 workers up), on one shared "
                 "2-CPU machine (see load_average)",
-            },
+            ),
             "alstream": source_info(),
             "machine": {**machine(), "load_average": {"start": load_start, "end": load_end}},
             "ingest": ingest,
@@ -432,6 +428,18 @@ def queue_only(args: argparse.Namespace) -> None:
         },
     )
     out.print(f"wrote {args.out}")
+
+
+def run_settings(args: argparse.Namespace, note: str) -> dict[str, Any]:
+    """What a report says of the run's settings."""
+    return {
+        "samples": args.samples,
+        "partitions": PARTITIONS,
+        "clients": args.clients,
+        "rounds": args.rounds,
+        "lease_n": 5,
+        "note": note,
+    }
 
 
 def main() -> None:
@@ -523,15 +531,11 @@ def main() -> None:
         {
             "benchmark": "scale_out",
             "created": datetime.now(UTC).isoformat(),
-            "settings": {
-                "samples": args.samples,
-                "partitions": PARTITIONS,
-                "clients": args.clients,
-                "rounds": args.rounds,
-                "lease_n": 5,
-                "note": "one shared 2-CPU machine: workers, replicas, Kafka, PostgreSQL and the clients "
+            "settings": run_settings(
+                args,
+                "one shared 2-CPU machine: workers, replicas, Kafka, PostgreSQL and the clients "
                 "on the same CPUs, with other work (see load_average)",
-            },
+            ),
             "alstream": source_info(),
             "machine": {**machine(), "load_average": {"start": load_start, "end": load_end}},
             "throughput": runs,
