@@ -64,6 +64,7 @@ from service_bench import kafka_broker
 
 ALSTREAM = Path(sys.executable).parent / "alstream"
 PARTITIONS = 6
+LEASE_N = 5  # items a client leases a request
 TARGET_SPEEDUP = 1.7
 ADMIN_TOKEN = "bench-admin-token-0123456789"
 TIMEOUT_S = 600  # a step that takes longer than this has failed
@@ -291,7 +292,7 @@ async def clients(urls: list[str], n_clients: int, rounds: int) -> tuple[list[fl
                 url = urls[(c + turn) % len(urls)]
                 began = time.perf_counter()
                 try:
-                    answer = await client.get(f"{url}/queue", params={"n": 5, "annotator": f"c-{c}"})
+                    answer = await client.get(f"{url}/queue", params={"n": LEASE_N, "annotator": f"c-{c}"})
                     latencies.append((time.perf_counter() - began) * 1000)
                     ids = [item["id"] for item in answer.raise_for_status().json()]
                     leased += len(ids)
@@ -437,7 +438,7 @@ def run_settings(args: argparse.Namespace, note: str) -> dict[str, Any]:
         "partitions": PARTITIONS,
         "clients": args.clients,
         "rounds": args.rounds,
-        "lease_n": 5,
+        "lease_n": LEASE_N,
         "note": note,
     }
 
