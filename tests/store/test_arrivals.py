@@ -83,3 +83,25 @@ def test_the_samples_past_a_time_and_the_labeled_ones_are_counted(store):
         ]
     )
     assert store.count_labeled_samples() == 3
+
+
+def test_the_count_past_a_time_finds_the_young_ones_behind_gaps_and_untimed_rows(store):
+    """The young rows' first seq is found by bisection: deleted runs of seqs, rows from before
+    arrival times were kept (NULL: old), an empty store, every boundary: the count is the scan's."""
+    from sqlalchemy import update
+
+    from alstream.store.tables import samples
+
+    assert store.count_arrived_before(datetime.now(UTC)) == 0
+    store.add_samples([SampleRow(f"s{i}", np.zeros(2, dtype=np.float32), None, None) for i in range(40)])
+    seqs, _ = store.arrivals_after(0, datetime.now(UTC), 100)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with store.transaction() as conn:
+        for i, seq in enumerate(seqs.tolist()):
+            at = None if i < 3 else start + timedelta(seconds=i)
+            conn.execute(update(samples).where(samples.c.seq == seq).values(arrived_at=at))
+    store.delete_unlabeled([int(s) for s in seqs[5:12]] + [int(s) for s in seqs[30:33]])
+    kept = [i for i in range(40) if not (5 <= i < 12 or 30 <= i < 33)]
+    for second in range(-1, 42):
+        expected = sum(1 for i in kept if i < 3 or i < second)
+        assert store.count_arrived_before(start + timedelta(seconds=second)) == expected, second

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-CHECK_S = 5.0  # how often the store is counted, at most: a count scans the samples past retention
+CHECK_S = 5.0  # how often the store is counted, at most (a count reads the key by bisection, then counts)
 
 
 class CountingStore(Protocol):
