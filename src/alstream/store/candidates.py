@@ -22,18 +22,21 @@ A lease that ended (``leased_until`` passed) is free again: leases take it, a pu
 it. Times are UTC; replicas' clocks should agree to well within a lease.
 
 **Fencing.** A worker the group took for dead (a stall past the session timeout) may wake up and
-publish or drop a shard that moved to another worker meanwhile. So each gain of a shard
-claims it (:meth:`Candidates.claim`): one statement bumps the shard's generation in ``shard_owners``, and
-the :class:`Claim` it returns is the worker's fencing token. A publish or drop with a claim first
-reads the shard's generation ``FOR SHARE`` (a claim's update waits for it, or it for the claim) and,
-when that is no longer the claim's, writes nothing and raises :class:`~alstream.errors.ShardFenced`;
-each row it writes names its owner and generation. Kafka's own group generation does not do this:
-confluent-kafka does not expose it (``consumer_group_metadata()`` is opaque, for transactions), it
-is one number for the whole group that every rebalance bumps, moved partitions or not, and only the
-broker checks it, on commits; PostgreSQL does not see it. A generation per shard, kept and checked
-in the database the writes go to, fences exactly the writes that matter, on SQLite too (where
-``BEGIN IMMEDIATE`` serializes claims and writes). A write without a claim is not fenced: for a
-store with one writer (tests, benchmarks).
+publish or drop a shard that moved to another worker meanwhile. So each gain of a shard claims it
+(:meth:`Candidates.claim`): one statement bumps the shard's generation in ``shard_owners``, and the
+:class:`Claim` it returns is the worker's fencing token. A publish or drop with a claim first reads
+the shard's generation ``FOR SHARE`` (a claim's update waits for it, or it for the claim) and, when
+that is no longer the claim's, writes nothing and raises :class:`~alstream.errors.ShardFenced`;
+each row it writes names its owner and generation (``shard_stats`` reports are fenced alike).
+
+Why not Kafka's own group generation: confluent-kafka does not expose it
+(``consumer_group_metadata()`` is opaque, for transactions); it is one number for the whole group,
+bumped by every rebalance whether a partition moved or not; and only the broker checks it, on
+offset commits, while the writes to fence go to the database. A generation per shard, bumped and
+checked in the database the writes go to, fences exactly those writes, on SQLite too (where
+``BEGIN IMMEDIATE`` serializes claims and writes; the single process keeps its queue in memory and
+never uses this table). A write without a claim is not fenced: for a store with one writer (tests,
+benchmarks).
 """
 
 from __future__ import annotations
