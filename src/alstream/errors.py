@@ -37,6 +37,11 @@ class NoModelYet(AlstreamError, LookupError):
     """No model serves yet: label a few samples of every class first (the service answers 409)."""
 
 
+class ShardFenced(AlstreamError):
+    """Another worker gained the shard since this one did (a newer generation): this one wrote
+    nothing, and lets the shard go."""
+
+
 class LastAdmin(AlstreamError):
     """Revoking this admin token would leave no admin token (the service answers 409)."""
 
@@ -49,5 +54,6 @@ __all__ = [
     "LastAdmin",
     "NoModelYet",
     "OrchestratorUnavailable",
+    "ShardFenced",
     "StreamUnavailable",
 ]

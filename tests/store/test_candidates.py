@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from alstream.errors import ShardFenced
 from alstream.store import LabelRow, Store
-from alstream.store.candidates import MAX_LEASE
+from alstream.store.candidates import MAX_LEASE, Claim
+from alstream.store.tables import candidates
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -162,6 +164,80 @@ def test_the_table_holds_what_the_shards_published_last_and_the_leases(store: St
         queue.lease("ann", "k", MAX_LEASE + 1, ttl_s=60)
     assert queue.end([f"r29-s0-{i}" for i in range(40)] * 30) == 40  # a long list, in chunks
     assert queue.release("ann0", [f"x{i}" for i in range(2500)]) == 0
+
+
+def rows(store: Store) -> list[tuple]:
+    """Every candidate as (id, shard, version, owner, generation)."""
+    c = candidates.c
+    query = candidates.select().with_only_columns(c.sample_id, c.shard, c.version, c.owner, c.generation)
+    with store.engine.connect() as conn:
+        return sorted(tuple(row) for row in conn.execute(query))
+
+
+def test_a_stale_owners_publish_and_drop_change_nothing_once_a_newer_owner_claimed_the_shard(
+    store: Store,
+) -> None:
+    queue = store.candidates
+    old = queue.claim(0, "w1", now=T0)
+    queue.publish(0, 1, ["a", "b"], [0.9, 0.8], now=T0, claim=old)
+    # w1 stalls past its session timeout; the group gives partition 0 to w2, which claims it
+    new = queue.claim(0, "w2", now=at(1))
+    assert (old, new) == (Claim(0, "w1", 1), Claim(0, "w2", 2))
+    queue.publish(0, 2, ["c", "d"], [0.7, 0.6], now=at(1), claim=new)
+    kept = [("c", 0, 2, "w2", 2), ("d", 0, 2, "w2", 2)]
+    assert rows(store) == kept
+
+    # w1 wakes up: what it publishes or drops of shard 0 changes nothing, and it learns it lost it
+    with pytest.raises(ShardFenced, match="shard 0: w1 holds generation 1; it is w2's, generation 2"):
+        queue.publish(0, 1, ["a", "b", "e"], [0.95, 0.9, 0.85], now=at(2), claim=old)
+    with pytest.raises(ShardFenced):
+        queue.drop_shard(0, now=at(2), claim=old)
+    with pytest.raises(ShardFenced):
+        store.shard_stats.report(0, "w1", {"pool": 1}, now=at(2), claim=old)
+    assert rows(store) == kept
+    assert store.shard_stats.last(0) is None
+    assert queue.owner(0) == new
+    with pytest.raises(ValueError, match="a claim of shard 0 does not write shard 1"):
+        queue.publish(1, 1, ["x"], [0.5], claim=new)
+    assert ids(queue.lease("ann", "k", 5, ttl_s=60, now=at(2))) == ["c", "d"]
+
+
+def test_a_handover_moves_the_shard_and_its_candidates_to_the_new_owner(store: Store) -> None:
+    queue = store.candidates
+    first = queue.claim(0, "w1", now=T0)
+    queue.publish(0, 1, ["a", "b", "c"], [0.9, 0.8, 0.7], now=T0, claim=first)
+    store.shard_stats.report(0, "w1", {"pool": 3}, now=T0, claim=first)
+    assert ids(queue.lease("ann", "k", 1, ttl_s=60, now=T0)) == ["a"]
+
+    assert queue.drop_shard(0, now=at(1), claim=first) == 2  # revoked: w1 lets go, a stays leased
+    second = queue.claim(0, "w2", now=at(1))
+    queue.publish(0, 2, ["a", "b", "d"], [0.5, 0.4, 0.3], now=at(1), claim=second)
+    store.shard_stats.report(0, "w2", {"pool": 3}, now=at(1), claim=second)
+
+    assert rows(store) == [("a", 0, 1, "w1", 1), ("b", 0, 2, "w2", 2), ("d", 0, 2, "w2", 2)]
+    report = store.shard_stats.last(0)
+    assert report is not None and report.worker == "w2"
+    assert ids(queue.lease("bob", "k", 5, ttl_s=60, now=at(1))) == ["b", "d"]
+    third = queue.claim(0, "w1", now=at(2))  # given back to w1 later: a claim of its own again
+    assert third.generation == 3
+    queue.publish(0, 3, ["e"], [0.2], now=at(2), claim=third)
+    with pytest.raises(ShardFenced):
+        queue.publish(0, 2, ["f"], [0.1], now=at(2), claim=second)
+    assert queue.claim(1, "w2").generation == 1  # each shard counts its own
+    queue.publish(1, 1, ["x"], [0.1], now=at(2))  # no claim: not fenced (one writer)
+    assert ("x", 1, 1, None, None) in rows(store)
+
+
+def test_claims_at_once_each_get_a_generation_of_their_own(store: Store) -> None:
+    replicas = [Store(store.engine.url) for _ in range(4)]
+    try:
+        claims = run_at_once(8, lambda i: replicas[i % 4].candidates.claim(0, f"w{i}"))
+    finally:
+        for replica in replicas:
+            replica.close()
+    assert sorted(c.generation for c in claims) == list(range(1, 9))
+    newest = max(claims, key=lambda c: c.generation)
+    assert store.candidates.owner(0) == newest
 
 
 def run_at_once(workers: int, work) -> list:

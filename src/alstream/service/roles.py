@@ -24,6 +24,15 @@ only after that. Otherwise the old owner, still in a long step, could drop or ov
 candidates the new owner had just published, which it publishes again only when its shard changes.
 A partition *lost* (the group gave it away, taking this member for dead) has a new owner already:
 its candidates are left for that one's publish to replace.
+
+A member taken for dead may not know it yet (a stall past the session timeout: its consumer hears
+of the loss only at its next poll). So each gain claims the shard in the store
+(:meth:`~alstream.store.candidates.Candidates.claim`: its generation, bumped in ``shard_owners``),
+and the shard's publishes, drop and reports carry that claim: once another worker has claimed the
+shard they change nothing and raise :class:`~alstream.errors.ShardFenced`, and this worker lets
+the shard go without touching its rows, and gains it again only once the group has taken it away
+and given it back (a new claim). Why a generation of our own rather than Kafka's: see
+:mod:`alstream.store.candidates`.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from alstream.errors import ConfigError
+from alstream.errors import ConfigError, ShardFenced
 from alstream.service.engine import Engine
 from alstream.service.featurize import featurizer
 from alstream.service.model_files import ModelFiles
@@ -46,6 +55,7 @@ from alstream.service.snapshot import Snapshot
 from alstream.service.trainer_role import TrainerRole
 from alstream.settings import Settings
 from alstream.store import Store
+from alstream.store.candidates import Claim
 from alstream.stream.kafka import KafkaConsumer
 
 log = logging.getLogger(__name__)
@@ -105,6 +115,9 @@ class WorkerRole:
         self._handoff = threading.Condition()  # guards _held and _lost, between the consumer and the loop
         self._held: frozenset[int] = frozenset()  # the shards this worker keeps an engine of
         self._lost: set[int] = set()  # shards the group gave away without a revoke, not let go of yet
+        # shards another worker claimed while the group still gives them to this one -> the consumer
+        # that gives them: not gained again until the group takes them away (or the consumer is new)
+        self._fenced: dict[int, object] = {}
         self.ingestor = open_ingestor(
             settings,
             self.stream,
@@ -127,6 +140,7 @@ class WorkerRole:
         self.models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
         self.shards: dict[int, Engine] = {}
         self.version = 0  # the newest model version the store recorded that this worker looked at
+        self._claims: dict[int, Claim] = {}  # shard -> this worker's claim of it (its fencing token)
         self._published: dict[int, tuple[Snapshot, float]] = {}  # shard -> what it published last, when
         self._reported: dict[int, float] = {}  # shard -> when it reported its numbers last
         self.name = f"{os.uname().nodename}:{os.getpid()}"  # as its shards' reports name it
@@ -161,7 +175,7 @@ class WorkerRole:
         """Follow the assignment, the model versions and the shards' samples and labels, and publish
         the shards' candidates; whether anything new came from the store."""
         self._let_go_revoked()
-        for shard in sorted(self._assigned() - self.shards.keys()):
+        for shard in self._to_gain():
             self._let_go_revoked()  # a revoke waits for this loop: between shards, not after them all
             self._gain(shard)
         self._follow_versions()
@@ -174,13 +188,21 @@ class WorkerRole:
             samples, labels = engine.sync(held=self.store.candidates.held(shard=shard))
             busy = busy or bool(samples or labels)
             self._publish(shard, engine)
-            self._report(shard, engine)
+            if shard in self.shards:  # not fenced off by the publish
+                self._report(shard, engine)
         return busy
 
     def _assigned(self) -> frozenset[int]:
         consumer = self.ingestor.consumer
         assert isinstance(consumer, KafkaConsumer)  # a worker needs Kafka (checked at start)
         return consumer.assigned(self.topics.samples)
+
+    def _to_gain(self) -> list[int]:
+        """The shards assigned to this worker that it keeps no engine of, but those fenced off."""
+        consumer = self.ingestor.consumer
+        with self._handoff:
+            fenced = {shard for shard, by in self._fenced.items() if by is consumer}
+        return sorted(self._assigned() - self.shards.keys() - fenced)
 
     def _let_go_revoked(self) -> None:
         """Lose the shards Kafka no longer assigns this worker."""
@@ -193,6 +215,8 @@ class WorkerRole:
         if not shards:
             return
         with self._handoff:
+            for shard in shards:  # the group took it: gained again only if it gives it back
+                self._fenced.pop(shard, None)
             if lost:
                 self._lost |= shards & self._held
             self._wake.set()
@@ -210,6 +234,7 @@ class WorkerRole:
             return
         log.info("shard %d: assigned to this worker; its pool is rebuilt from the store", shard)
         try:
+            claim = self.store.candidates.claim(shard, self.name)  # a stale owner's writes: no more
             # Retention deletes this shard's departed samples only (ShardStore); the stopping rule's
             # file is the trainer's.
             engine = open_engine(
@@ -225,9 +250,22 @@ class WorkerRole:
             self._let_go_of(shard)  # gained again at the next step, if still assigned
             raise
         self.shards[shard] = engine
+        self._claims[shard] = claim
+        log.info("shard %d: claimed by %s, generation %d", shard, self.name, claim.generation)
+
+    def _fenced_off(self, shard: int, error: ShardFenced) -> None:
+        """Another worker claimed ``shard`` since this one did: the group took this one for dead and
+        it has not heard yet. Let the shard go, its rows left to their owner."""
+        log.warning("%s: this worker lets the shard go", error)
+        with self._handoff:
+            if shard in self._assigned():  # the revoke is still to come: it lifts the fence
+                self._fenced[shard] = self.ingestor.consumer
+            self._lost.add(shard)
+        self._lose(shard)
 
     def _lose(self, shard: int) -> None:
         engine = self.shards.pop(shard)
+        claim = self._claims.pop(shard)
         self._published.pop(shard, None)
         self._reported.pop(shard, None)  # its row stays until the new owner reports (stale meanwhile)
         try:
@@ -237,10 +275,16 @@ class WorkerRole:
             if lost:  # its new owner may have published already: its publish replaces these
                 log.info("shard %d: moved to another worker (lost: the group took this one for dead)", shard)
             else:
-                dropped = self.store.candidates.drop_shard(shard)
-                log.info(
-                    "shard %d: moved to another worker; %d of its unleased candidates dropped", shard, dropped
-                )
+                try:
+                    dropped = self.store.candidates.drop_shard(shard, claim=claim)
+                except ShardFenced as error:
+                    log.info("shard %d: moved to another worker; nothing dropped: %s", shard, error)
+                else:
+                    log.info(
+                        "shard %d: moved to another worker; %d of its unleased candidates dropped",
+                        shard,
+                        dropped,
+                    )
         finally:
             self._let_go_of(shard)
 
@@ -285,16 +329,21 @@ class WorkerRole:
         # No random share, no picks: an id among both the best and the picks is a pick, which a lease
         # takes only at random, so the queue would not serve the best first.
         picks = self.settings.random_share > 0
-        self.store.candidates.publish(
-            shard,
-            view.version,
-            view.ranked,
-            view.ranked_scores.tolist(),
-            reason,
-            picks=view.reservoir if picks else (),  # a uniform sample of the shard's stream
-            pick_scores=view.reservoir_scores.tolist() if picks else (),
-            stream=engine.pool.arrivals,
-        )
+        try:
+            self.store.candidates.publish(
+                shard,
+                view.version,
+                view.ranked,
+                view.ranked_scores.tolist(),
+                reason,
+                picks=view.reservoir if picks else (),  # a uniform sample of the shard's stream
+                pick_scores=view.reservoir_scores.tolist() if picks else (),
+                stream=engine.pool.arrivals,
+                claim=self._claims[shard],  # fenced: changes nothing once another worker claimed it
+            )
+        except ShardFenced as error:
+            self._fenced_off(shard, error)
+            return
         self._published[shard] = (snapshot, now)
 
     def _report(self, shard: int, engine: Engine) -> None:
@@ -305,7 +354,11 @@ class WorkerRole:
         # The pool's and retention's numbers as they are now: the snapshot's are those of its last change.
         retention = None if engine.retention is None else engine.retention.state()
         stats = {**engine.snapshot.stats, **engine.pool.counts(), "retention": retention}
-        self.store.shard_stats.report(shard, self.name, shard_report(stats))
+        try:
+            self.store.shard_stats.report(shard, self.name, shard_report(stats), claim=self._claims[shard])
+        except ShardFenced as error:  # also how a stalled worker with nothing to publish learns it
+            self._fenced_off(shard, error)
+            return
         self._reported[shard] = now
 
     def close(self) -> None:

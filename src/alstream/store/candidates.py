@@ -20,6 +20,23 @@ are serialized (in this process by a lock, between processes by the file's), and
 
 A lease that ended (``leased_until`` passed) is free again: leases take it, a publish replaces
 it. Times are UTC; replicas' clocks should agree to well within a lease.
+
+**Fencing.** A worker the group took for dead (a stall past the session timeout) may wake up and
+publish or drop a shard that moved to another worker meanwhile. So each gain of a shard claims it
+(:meth:`Candidates.claim`): one statement bumps the shard's generation in ``shard_owners``, and the
+:class:`Claim` it returns is the worker's fencing token. A publish or drop with a claim first reads
+the shard's generation ``FOR SHARE`` (a claim's update waits for it, or it for the claim) and, when
+that is no longer the claim's, writes nothing and raises :class:`~alstream.errors.ShardFenced`;
+each row it writes names its owner and generation (``shard_stats`` reports are fenced alike).
+
+Why not Kafka's own group generation: confluent-kafka does not expose it
+(``consumer_group_metadata()`` is opaque, for transactions); it is one number for the whole group,
+bumped by every rebalance whether a partition moved or not; and only the broker checks it, on
+offset commits, while the writes to fence go to the database. A generation per shard, bumped and
+checked in the database the writes go to, fences exactly those writes, on SQLite too (where
+``BEGIN IMMEDIATE`` serializes claims and writes; the single process keeps its queue in memory and
+never uses this table). A write without a claim is not fenced: for a store with one writer (tests,
+benchmarks).
 """
 
 from __future__ import annotations
@@ -35,10 +52,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, delete, func, literal, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from alstream.errors import ShardFenced
 from alstream.store.database import SQLITE_BEGIN
 from alstream.store.lists import listed, listed_pairs
 from alstream.store.retry import retry
-from alstream.store.tables import candidates, labels
+from alstream.store.tables import candidates, labels, shard_owners
 
 MAX_PER_SHARD = 100_000  # candidates one shard may publish at once
 MAX_LEASE = 1_000  # items one lease may take
@@ -57,6 +75,7 @@ _INSERT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
     "sqlite": sqlite.insert,
 }
 _c = candidates.c
+_o = shard_owners.c
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,15 @@ class Candidate:
     version: int
     reason: str  # "uncertainty", "cold start", or "random" (a random pick)
     cluster: int | None = None  # the shared queue does not spread over clusters (yet)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a shard: its fencing token, valid until another worker claims the shard."""
+
+    shard: int
+    owner: str
+    generation: int
 
 
 class Candidates:
@@ -99,6 +127,7 @@ class Candidates:
         picks: Sequence[str] = (),
         pick_scores: Sequence[float] = (),
         stream: int = 0,
+        claim: Claim | None = None,
     ) -> None:
         """Make ``ids`` (scored ``scores`` by model ``version``) ``shard``'s unleased candidates, and
         ``picks`` (scored ``pick_scores``: a uniform sample of the ``stream`` samples the shard saw)
@@ -107,7 +136,10 @@ class Candidates:
         Its other unleased candidates go; leased ones stay until their lease ends (an id leased
         now keeps its lease and its old score). Ids the store has a label event for are left out.
         An id another shard published unleased moves to this one (a partition changed owner).
+        With a ``claim`` (of ``shard``) it writes only while that is the shard's newest generation,
+        else raises :class:`~alstream.errors.ShardFenced` having written nothing.
         """
+        _check(claim, shard)
         for named, valued in ((ids, scores), (picks, pick_scores)):
             if len(named) != len(valued):
                 raise ValueError(f"{len(named)} ids but {len(valued)} scores")
@@ -120,7 +152,17 @@ class Candidates:
             best.pop(sample_id, None)
         # the stream samples each pick stands for
         weight = max(stream, len(picked)) / len(picked) if picked else None
-        columns = ("sample_id", "score", "shard", "version", "reason", "published_at", "weight")
+        columns = (
+            "sample_id",
+            "score",
+            "shard",
+            "version",
+            "reason",
+            "published_at",
+            "weight",
+            "owner",
+            "generation",
+        )
 
         def upsert(chunk: list[str], values: dict[str, float], why: str, weight: float | None) -> Any:
             rows = listed_pairs(chunk, [values[i] for i in chunk], self.dialect).subquery()
@@ -130,6 +172,8 @@ class Candidates:
                 literal(why),
                 literal(now, _c.published_at.type),
                 literal(weight, _c.weight.type),
+                literal(None if claim is None else claim.owner, _c.owner.type),
+                literal(None if claim is None else claim.generation, _c.generation.type),
             ]
             # SQLite reads the ON of ON CONFLICT as a join's unless the SELECT has a WHERE
             source = select(rows.c.key, rows.c.value, *constants).where(true())
@@ -147,6 +191,7 @@ class Candidates:
             )
 
         def work(conn: Connection) -> None:
+            _hold(conn, claim)
             conn.execute(delete(candidates).where(_c.shard == shard, _free(now)))
             for values, why, each in ((best, reason, None), (picked, RANDOM, weight)):
                 labeled = self._labeled(conn, list(values))
@@ -262,11 +307,39 @@ class Candidates:
         with self.engine.connect() as conn:
             return list(conn.execute(query).scalars())
 
-    def drop_shard(self, shard: int, now: datetime | None = None) -> int:
+    def drop_shard(self, shard: int, now: datetime | None = None, *, claim: Claim | None = None) -> int:
         """Remove ``shard``'s unleased candidates (its partition moved); its leased ones stay until
-        their leases end. Returns how many went."""
+        their leases end. Returns how many went. With a ``claim``, fenced as :meth:`publish` is."""
+        _check(claim, shard)
         statement = delete(candidates).where(_c.shard == shard, _free(_utc(now)))
-        return self._write(lambda conn: conn.execute(statement).rowcount)
+
+        def work(conn: Connection) -> int:
+            _hold(conn, claim)
+            return conn.execute(statement).rowcount
+
+        return self._write(work)
+
+    def claim(self, shard: int, owner: str, now: datetime | None = None) -> Claim:
+        """Make ``owner`` (a worker that just gained ``shard``) its owner, at the next generation (1
+        for a shard never claimed): from now on the claims before it are fenced."""
+        row = {"shard": shard, "owner": owner, "generation": 1, "claimed_at": _utc(now)}
+        insert = _INSERT[self.dialect](shard_owners).values(row)
+        statement = insert.on_conflict_do_update(
+            index_elements=[_o.shard],
+            set_={
+                "owner": insert.excluded.owner,
+                "generation": _o.generation + 1,
+                "claimed_at": insert.excluded.claimed_at,
+            },
+        ).returning(_o.generation)
+        generation = self._write(lambda conn: conn.execute(statement).scalar_one())
+        return Claim(shard, owner, int(generation))
+
+    def owner(self, shard: int) -> Claim | None:
+        """``shard``'s newest claim, if it has one."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_o.owner, _o.generation).where(_o.shard == shard)).first()
+        return None if row is None else Claim(shard, row.owner, int(row.generation))
 
     def counts(self, now: datetime | None = None) -> dict[str, int]:
         """``candidates`` in the table and, of them, ``leased`` at ``now``."""
@@ -295,6 +368,29 @@ class Candidates:
                     return work(conn)
 
         return retry(attempt, **self._retry)
+
+
+def _check(claim: Claim | None, shard: int) -> None:
+    if claim is not None and claim.shard != shard:
+        raise ValueError(f"a claim of shard {claim.shard} does not write shard {shard}")
+
+
+def _hold(conn: Connection, claim: Claim | None) -> None:
+    """Raise :class:`ShardFenced` unless ``claim`` (None: no fence) is its shard's newest; its row
+    stays locked (``FOR SHARE``) until the transaction ends, so no claim comes in between."""
+    if claim is None:
+        return
+    held = (
+        select(_o.owner, _o.generation)
+        .where(_o.shard == claim.shard)
+        .with_for_update(read=True)  # SQLite: BEGIN IMMEDIATE already holds the writers off
+    )
+    newest = conn.execute(held).first()
+    if newest is None or int(newest.generation) != claim.generation:
+        now = "unclaimed" if newest is None else f"{newest.owner}'s, generation {newest.generation}"
+        raise ShardFenced(
+            f"shard {claim.shard}: {claim.owner} holds generation {claim.generation}; it is {now}"
+        )
 
 
 def _free(now: datetime) -> Any:

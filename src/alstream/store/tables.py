@@ -1,5 +1,6 @@
 """Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``,
-``candidates`` (the shared queue and its leases), ``shard_stats`` (what each shard reports).
+``candidates`` (the shared queue and its leases), ``shard_stats`` (what each shard reports),
+``shard_owners`` (each shard's owner and generation: the fence of its candidates).
 
 These are the models the migrations (``store/migrations/``, Alembic) build: a change here needs
 a new revision there, and the tests check that a migrated database equals these models.
@@ -104,6 +105,8 @@ candidates = Table(
     Column("token_key", String),  # the key of the token it was leased through
     Column("leased_until", DateTime(timezone=True)),  # free again after this (NULL: free)
     Column("weight", Double),  # a random pick: the stream samples it stands for (NULL: not one)
+    Column("owner", String),  # the worker that published it (NULL: published unfenced, or before 0007)
+    Column("generation", Integer),  # its shard's generation that worker held (shard_owners)
     Index("ix_candidates_score_sample_id", "score", "sample_id"),  # best first, read backwards
     Index("ix_candidates_shard_leased_until", "shard", "leased_until"),  # publish, drop a shard, held
     Index("ix_candidates_leased_by_leased_until", "leased_by", "leased_until"),  # an annotator's cap
@@ -119,4 +122,15 @@ shard_stats = Table(
     Column("worker", String, nullable=False),  # the member that reported it
     Column("stats", Text, nullable=False),  # JSON: the shard's numbers
     Column("reported_at", DateTime(timezone=True), nullable=False),
+)
+
+# Who owns each shard, and since which generation (alstream.store.candidates: the fence): one row per
+# shard, its generation bumped by one each time a worker gains the shard.
+shard_owners = Table(
+    "shard_owners",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("owner", String, nullable=False),  # the worker that gained it last
+    Column("generation", Integer, nullable=False),  # 1 at the first gain, then one more at each
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
 )
