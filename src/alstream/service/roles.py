@@ -10,7 +10,8 @@ shard's samples and every label in the store, scores with the newest version the
 (its file from the shared ``data_dir/models``), and publishes its best ``candidates_per_shard``
 samples to the shared queue (:class:`alstream.store.candidates.Candidates`), with as many of its
 reservoir as random picks (weighted by the shard's stream; none when ``random_share`` is 0: set it
-alike on workers and replicas), samples leased there pinned in its pool. Each shard reports its
+alike on workers and replicas; more while the trainer reports a drift's raised share), samples
+leased there pinned in its pool. Each shard reports its
 numbers to ``shard_stats`` (a stateless replica's ``/stats`` merges them), and deletes its own
 departed samples from the store (retention, by ``samples.shard``: never another shard's). When
 Kafka moves a partition away (a rebalance: cooperative, only the partitions that move), its engine
