@@ -108,12 +108,20 @@ class SharedQueue:
         items, gone = queue_items(self.store, self.featurizer, config, taken, serving)
         if gone:
             self.store.candidates.end(sorted(gone))
-        if serving is not None:  # the guesses the trainer scores once people label these
-            guesses = [
-                (i.id, serving.version, i.predicted) for i in items if i.reason == "random" and i.predicted
-            ]
-            self.store.audits.served(guesses)
+        if serving is not None:
+            self._audit(serving.version, items)
         return items
+
+    def _audit(self, version: int, items: list[QueueItem]) -> None:
+        """Record the guesses of the random ``items`` (the trainer scores them once labeled); a store
+        that fails here costs the estimate these few, never the annotator her items."""
+        guesses = [(i.id, version, i.predicted) for i in items if i.reason == "random" and i.predicted]
+        try:
+            self.store.audits.served(guesses)
+        except Exception:
+            log.exception(
+                "cannot record the guesses of %d random items; they are served all the same", len(guesses)
+            )
 
     def random_share(self) -> float:
         """The share of random items now: ``random_share``, raised while a drift's boost lasts."""
