@@ -72,6 +72,7 @@ CHECKS = {
     "samples": {"ck_samples_id_length"},
     "labels": {"ck_labels_sample_id_length", "ck_labels_annotator_length", "ck_labels_label_length"},
     "candidates": {"ck_candidates_sample_id_length"},
+    "audits": {"ck_audits_sample_id_length"},
 }
 
 
@@ -104,7 +105,7 @@ def assert_checks_refuse_long_values(store: Store) -> None:
     store.add_labels([LabelRow("s" * 1000, "l" * 200, "n" * 200, False, "labels:0", 903)])  # at the limits
 
 
-HEAD = "0007"
+HEAD = "0008"
 
 
 def test_a_fresh_database_equals_the_models(make_store) -> None:

@@ -46,6 +46,15 @@ class DriftWatch:
         self._accuracy.update(float(correct))
         return self._found("accuracy", self._accuracy)
 
+    def resume(self, state: dict[str, Any], audited: list[bool]) -> None:
+        """Go on from another watch's ``state`` (its :meth:`state`: the drifts it found) and the
+        audited guesses since, oldest first (a drift among them is not found again)."""
+        self.detected = int(state.get("detected") or 0)
+        self.events.clear()
+        self.events.extend(state.get("events") or [])
+        for correct in audited:
+            self._accuracy.update(float(correct))
+
     def arrivals(self, scores: np.ndarray) -> bool:
         """The serving model's scores of new arrivals; True when they reveal a drift."""
         found = False

@@ -42,8 +42,10 @@ from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
 from alstream.service.versions import Orchestrator, VersionRecords
+from alstream.store.audits import Audits
 
 log = logging.getLogger(__name__)
+RESUMED_AUDITS = 1_000  # scored guesses a resumed drift watch reads back (the newest)
 CURVE_POINTS = 1_000  # the learning curve /stats shows: the newest versions (the store keeps every one)
 VIEW_DEPTH = 1_024  # the best samples a snapshot ranks beyond those leased (more when requests ran short)
 
@@ -99,8 +101,12 @@ class Engine:
         orchestrator: Orchestrator | None = None,
         featurizer: Featurizer | None = None,
         model_files: ModelFiles | None = None,
+        audits: Audits | None = None,
     ) -> None:
+        """``audits``: the random items' guesses of the replicas (the shared queue), scored here as
+        their labels come (None: this engine's own queue's, in memory)."""
         self.config, self.store, self.holdout = config, store, holdout
+        self.audits = audits
         self.featurizer = featurizer or StoredFeatures(config.n_features)  # stored samples -> pool rows
         self.pool = Pool(
             config.n_features,
@@ -204,10 +210,20 @@ class Engine:
                 for sample_id, (label, _annotator, skipped) in self.book.forgotten_labels(unlabeled).items():
                     self._set_label(sample_id, None if skipped else label, new=True)
         rows = self.store.labels_after(self._last_label_id)
+        if self.audits is not None and rows:  # stored before the labels that name them
+            for guess in self.audits.open([row[1] for row in rows]):
+                self.quality.served(*guess)
+        scored = []
         for row_id, sample_id, label, annotator, skipped, _created in rows:
             self._last_label_id = max(self._last_label_id, int(row_id))
             self.tally.add_label(sample_id, label, annotator, skipped)
-            self._set_label(sample_id, None if skipped else label, new=row_id > self._restored_label_id)
+            correct = self._set_label(
+                sample_id, None if skipped else label, new=row_id > self._restored_label_id
+            )
+            if correct is not None:
+                scored.append((sample_id, int(row_id), correct))
+        if self.audits is not None and scored:
+            self.audits.scored(scored)
         for sample_id in self.book.resolve():  # forgotten while waiting: no model will have them soon
             self._pending.pop(sample_id, None)
         self._age_out()
@@ -251,12 +267,13 @@ class Engine:
         retention = self.retention
         return retention is not None and retention.overdue > self.config.retention_max_overdue
 
-    def _set_label(self, sample_id: str, label: str | None, new: bool) -> None:
-        """A sample's latest label (None: skipped); ``new``: not in the version restored at start."""
+    def _set_label(self, sample_id: str, label: str | None, new: bool) -> bool | None:
+        """A sample's latest label (None: skipped); ``new``: not in the version restored at start.
+        Returns whether the model's guess was right, when it was a random item's (else None)."""
         self.book.set(sample_id, label, self.pool)
         if label is None:
             self._pending.pop(sample_id, None)
-            return
+            return None
         if new:
             self._pending.setdefault(sample_id, time.time())
             self._new_since_full += 1
@@ -264,6 +281,19 @@ class Engine:
         correct = self.quality.labeled(sample_id, label, len(self.labels))
         if correct is not None and self.drift.audit(correct):
             self._drifted("accuracy")
+        return correct
+
+    def resume_audits(self, drift: dict[str, Any], boost_left_s: float) -> None:
+        """Before this engine's loop runs: go on with the stream's accuracy and its drift watch from
+        the audits scored before (a new trainer), the drifts found (``drift``: the last trainer's
+        ``/stats`` of them) and the random share raised for ``boost_left_s`` more."""
+        assert self.audits is not None
+        recent = self.audits.recent(max(self.quality.window, RESUMED_AUDITS))
+        self.quality.restore(self.audits.tallies(), [ok for _, ok in recent[-self.quality.window :]])
+        self.drift.resume(drift, [ok for _, ok in recent])
+        if boost_left_s > 0:
+            self._boost_until = time.monotonic() + boost_left_s
+        self._publish()
 
     def _drifted(self, signal: str) -> None:
         """A drift: say so; unless told not to, retrain now favouring the labels to come, and audit
@@ -519,6 +549,7 @@ class Engine:
             boost_share=config.drift_random_share,
             boost_until=self._boost_until,
             stats=MappingProxyType(stats),
+            accuracy_by_version=MappingProxyType(self.quality.by_version()),
             paused=paused,
         )
         self.leases.publish(snapshot, pool.drain_left())

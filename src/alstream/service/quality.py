@@ -22,6 +22,7 @@ class StreamAccuracy:
 
     def __init__(self, window: int = 200, max_guesses: int = 100_000) -> None:
         self.max_guesses = max_guesses  # random draws served and not labeled yet: the newest are kept
+        self.window = window
         self._guesses: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._recent: deque[bool] = deque(maxlen=window)
         self._by_version: dict[int, list[int]] = {}
@@ -40,11 +41,22 @@ class StreamAccuracy:
             return None
         version, predicted = guess
         correct = predicted == label
+        self.scored(version, correct)
+        return correct
+
+    def scored(self, version: int, correct: bool) -> None:
+        """One guess of model ``version`` scored."""
         self._recent.append(correct)
         tally = self._by_version.setdefault(version, [0, 0])
         tally[0] += int(correct)
         tally[1] += 1
-        return correct
+
+    def restore(self, tallies: dict[int, tuple[int, int]], recent: list[bool]) -> None:
+        """Resume from what was scored before (a new trainer, from the store): per version (right,
+        scored), and the newest outcomes, oldest first (the window keeps the last ``window``)."""
+        self._by_version = {version: [right, n] for version, (right, n) in tallies.items()}
+        self._recent.clear()
+        self._recent.extend(recent)
 
     def estimate(self) -> tuple[float | None, int]:
         """(accuracy over the window, how many samples it rests on)."""

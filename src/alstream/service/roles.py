@@ -10,7 +10,8 @@ shard's samples and every label in the store, scores with the newest version the
 (its file from the shared ``data_dir/models``), and publishes its best ``candidates_per_shard``
 samples to the shared queue (:class:`alstream.store.candidates.Candidates`), with as many of its
 reservoir as random picks (weighted by the shard's stream; none when ``random_share`` is 0: set it
-alike on workers and replicas), samples leased there pinned in its pool. Each shard reports its
+alike on workers and replicas; more while the trainer reports a drift's raised share), samples
+leased there pinned in its pool. Each shard reports its
 numbers to ``shard_stats`` (a stateless replica's ``/stats`` merges them), and deletes its own
 departed samples from the store (retention, by ``samples.shard``: never another shard's). When
 Kafka moves a partition away (a rebalance: cooperative, only the partitions that move), its engine
@@ -51,6 +52,7 @@ from alstream.service.featurize import featurizer
 from alstream.service.model_files import ModelFiles
 from alstream.service.runtime import open_engine, open_ingestor, open_parts
 from alstream.service.shard_totals import deleted_before, shard_report
+from alstream.service.shared_audit import Reported, picks_per_shard, random_share
 from alstream.service.snapshot import Snapshot
 from alstream.service.trainer_role import TrainerRole
 from alstream.settings import Settings
@@ -141,7 +143,9 @@ class WorkerRole:
         self.shards: dict[int, Engine] = {}
         self.version = 0  # the newest model version the store recorded that this worker looked at
         self._claims: dict[int, Claim] = {}  # shard -> this worker's claim of it (its fencing token)
-        self._published: dict[int, tuple[Snapshot, float]] = {}  # shard -> what it published last, when
+        # shard -> what it published last, when, and how many random picks
+        self._published: dict[int, tuple[Snapshot, float, int]] = {}
+        self.reported = Reported(self.store.trainer_stats)  # the trainer's: has a drift raised the share?
         self._reported: dict[int, float] = {}  # shard -> when it reported its numbers last
         self.name = f"{os.uname().nodename}:{os.getpid()}"  # as its shards' reports name it
 
@@ -315,36 +319,40 @@ class WorkerRole:
 
     def _publish(self, shard: int, engine: Engine) -> None:
         """The shard's best samples to the shared queue, when they changed (at most every
-        ``PUBLISH_EVERY_S``, but at once with a new version)."""
-        snapshot, now = engine.snapshot, time.monotonic()
+        ``PUBLISH_EVERY_S``, but at once with a new version or a drift's raised random share)."""
+        snapshot, now, settings = engine.snapshot, time.monotonic(), self.settings
+        best = settings.candidates_per_shard
+        # No random share, no picks: an id among both the best and the picks is a pick, which a lease
+        # takes only at random, so the queue would not serve the best first. A drift raises the share
+        # (the trainer reports it): more picks meanwhile.
+        share = random_share(self.reported.get(), settings.random_share, settings.drift_random_share)
+        n_picks = picks_per_shard(best, settings.random_share, share)
         last = self._published.get(shard)
         if last is not None:
-            published, when = last
-            if published is snapshot:
+            published, when, picked = last
+            if published is snapshot and picked == n_picks:
                 return
-            if published.queue.version == snapshot.queue.version and now - when < PUBLISH_EVERY_S:
+            same = published.queue.version == snapshot.queue.version and picked == n_picks
+            if same and now - when < PUBLISH_EVERY_S:
                 return
-        view = engine.pool.view(self.settings.candidates_per_shard)
+        view = engine.pool.view(max(best, n_picks))  # its reservoir: a uniform sample of the shard's stream
         reason = "uncertainty" if view.version else "cold start"
-        # No random share, no picks: an id among both the best and the picks is a pick, which a lease
-        # takes only at random, so the queue would not serve the best first.
-        picks = self.settings.random_share > 0
         try:
             self.store.candidates.publish(
                 shard,
                 view.version,
-                view.ranked,
-                view.ranked_scores.tolist(),
+                view.ranked[:best],
+                view.ranked_scores[:best].tolist(),
                 reason,
-                picks=view.reservoir if picks else (),  # a uniform sample of the shard's stream
-                pick_scores=view.reservoir_scores.tolist() if picks else (),
+                picks=view.reservoir[:n_picks],
+                pick_scores=view.reservoir_scores[:n_picks].tolist(),
                 stream=engine.pool.arrivals,
                 claim=self._claims[shard],  # fenced: changes nothing once another worker claimed it
             )
         except ShardFenced as error:
             self._fenced_off(shard, error)
             return
-        self._published[shard] = (snapshot, now)
+        self._published[shard] = (snapshot, now, n_picks)
 
     def _report(self, shard: int, engine: Engine) -> None:
         """The shard's numbers to ``shard_stats``, every ``REPORT_EVERY_S``."""

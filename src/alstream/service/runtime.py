@@ -30,6 +30,7 @@ from alstream.service.trainer import RetrainPolicy
 from alstream.service.versions import Orchestrator
 from alstream.settings import Settings
 from alstream.store import Store
+from alstream.store.audits import Audits
 from alstream.stream import LogLimits, RevokeHook, Stream, open_stream
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,11 @@ def open_engine(
     holdout: tuple[np.ndarray, np.ndarray] | None = None,
     orchestrator: Orchestrator | None = None,
     track: bool | None = None,
+    audits: Audits | None = None,
     **changes: Any,
 ) -> Engine:
     """An engine on ``store`` as the settings say (``changes``: fields of its config replaced), its
-    model files under ``data_dir/models``."""
+    model files under ``data_dir/models``; ``audits``: see :class:`Engine`."""
     config = engine_config(settings, featurizer.width, track=track, **changes)
     assert config.max_pool is not None
     mib = config.max_pool * bytes_per_sample(config.n_features) / 2**20
@@ -174,7 +176,13 @@ def open_engine(
     )
     models = ModelFiles(settings.data_dir / "models", keep=settings.keep_model_files)
     return Engine(
-        config, store, holdout=holdout, orchestrator=orchestrator, featurizer=featurizer, model_files=models
+        config,
+        store,
+        holdout=holdout,
+        orchestrator=orchestrator,
+        featurizer=featurizer,
+        model_files=models,
+        audits=audits,
     )
 
 

@@ -4,7 +4,10 @@ so two replicas never lease one item; the caps per annotator and per token, and 
 the store), a ``random_share`` of them random picks from the shards' reservoirs (drawn over all
 shards by their stream's size: the accuracy measured on them stays unbiased), and show each item
 with the newest model version the store records (its file from the shared ``data_dir/models``).
-``/stats`` merges what the shards report (:mod:`alstream.service.shard_totals`).
+``/stats`` merges what the shards report (:mod:`alstream.service.shard_totals`) and shows the
+stream's accuracy on the random items and the drifts found in it, as the trainer reports them: the
+replica records the model's guess for each random item it leases, the trainer scores it once labeled
+(:mod:`alstream.service.shared_audit`); while a drift's boost lasts, the random share is raised.
 
 A replica keeps nothing but that model: the workers keep the pools (``alstream worker``), the
 trainer trains (``alstream trainer``); ``/send`` and ``/labels`` publish to the stream as always.
@@ -24,6 +27,7 @@ from alstream.service.featurize import Featurizer
 from alstream.service.model_files import ModelFiles
 from alstream.service.serving import QueueItem, ServingConfig, predict_with, queue_items
 from alstream.service.shard_totals import merge
+from alstream.service.shared_audit import Reported, random_share, replica_stats
 from alstream.service.snapshot import Snapshot
 from alstream.service.trainer import ModelVersion
 
@@ -50,6 +54,7 @@ class SharedQueue:
         self._looked_at = 0  # the newest recorded version tried
         self._looked = False  # a first look for a version is over
         self._lock = threading.Lock()
+        self.reported = Reported(store.trainer_stats)  # the trainer's: the stream's accuracy, drift
 
     @property
     def snapshot(self) -> Snapshot:
@@ -98,12 +103,30 @@ class SharedQueue:
             config.lease_s,
             cap=config.max_leases_per_annotator,
             token_cap=config.max_leases_per_token if token_capped else None,
-            random_share=0.0 if serving is None else self.config.random_share,
+            random_share=0.0 if serving is None else self.random_share(),
         )
         items, gone = queue_items(self.store, self.featurizer, config, taken, serving)
         if gone:
             self.store.candidates.end(sorted(gone))
+        if serving is not None:
+            self._audit(serving.version, items)
         return items
+
+    def _audit(self, version: int, items: list[QueueItem]) -> None:
+        """Record the guesses of the random ``items`` (the trainer scores them once labeled); a store
+        that fails here costs the estimate these few, never the annotator her items."""
+        guesses = [(i.id, version, i.predicted) for i in items if i.reason == "random" and i.predicted]
+        try:
+            self.store.audits.served(guesses)
+        except Exception:
+            log.exception(
+                "cannot record the guesses of %d random items; they are served all the same", len(guesses)
+            )
+
+    def random_share(self) -> float:
+        """The share of random items now: ``random_share``, raised while a drift's boost lasts."""
+        config = self.config
+        return random_share(self.reported.get(), config.random_share, config.drift_random_share)
 
     def lease(
         self, n: int, annotator: str, fresh: bool = False, token: str | None = None, token_capped: bool = True
@@ -128,6 +151,7 @@ class SharedQueue:
             "model_version": serving.version if serving else None,
             "strategy": self.config.strategy,
             "random_share": self.config.random_share,
+            **replica_stats(self.reported.get(), self.random_share()),
             **merge(self.store.shard_stats.reports()),
         }
 

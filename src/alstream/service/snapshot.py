@@ -33,6 +33,8 @@ class Snapshot:
     boost_until: float = 0.0
     stats: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     paused: str | None = None  # why the queue serves nothing (pause_when_stable); None: it serves
+    # per model version: (accuracy on its random items, how many)
+    accuracy_by_version: Mapping[int, tuple[float, int]] = field(default_factory=lambda: MappingProxyType({}))
 
     def share(self, now: float) -> float:
         """The queue's random share at ``now`` (monotonic time)."""

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Protocol
@@ -33,6 +35,7 @@ from alstream.service.engine import Engine
 from alstream.service.featurize import featurizer
 from alstream.service.private import create_private
 from alstream.service.runtime import open_engine, retrain_policy
+from alstream.service.shared_audit import boost_left_s, trainer_report
 from alstream.service.versions import Orchestrator
 from alstream.settings import Settings
 from alstream.store import Store
@@ -44,6 +47,8 @@ log = logging.getLogger(__name__)
 TRAINER_POOL = 1_000
 VERSIONS_LOCK = 0x616C7673  # held while a version is numbered, trained and recorded ("alvs")
 IDLE_S = 0.1  # a trainer with nothing new looks again after this long
+REPORT_EVERY_S = 0.5  # the active trainer reports the stream's accuracy and drift this often
+PRUNE_EVERY_S = 60.0  # and forgets the oldest guesses never labeled this often
 
 
 class Deployment(Protocol):
@@ -117,6 +122,7 @@ def _trainer_engine(
     *,
     track: bool | None,
     orchestrator: Orchestrator | None,
+    audits: bool = False,
     **changes: object,
 ) -> Engine:
     holdout = digits_demo(settings.seed)[1] if settings.demo else None
@@ -131,6 +137,7 @@ def _trainer_engine(
         track=track,
         max_pool=TRAINER_POOL,
         retention_s=None,
+        audits=store.audits if audits else None,
         **changes,
     )
 
@@ -154,6 +161,7 @@ class TrainerRole:
         self.store.create()
         self.election = Election(self.store.engine)
         self.terms = 0  # how many times this process became the active trainer
+        self.name = f"{os.uname().nodename}:{os.getpid()}"  # as its reports name it
 
     def run(self, stop: threading.Event) -> None:
         """Stand by, lead, and stand by again after a lost lock, until ``stop`` is set."""
@@ -180,9 +188,13 @@ class TrainerRole:
         changes = (
             {"policy": dataclasses.replace(retrain_policy(settings), full_here=False)} if deployed else {}
         )
+        # The replicas' random items are scored here, once: the stream's accuracy and its drift watch.
         engine = _trainer_engine(
-            settings, self.store, track=self.track, orchestrator=self.orchestrator, **changes
+            settings, self.store, track=self.track, orchestrator=self.orchestrator, audits=True, **changes
         )
+        last = self.store.trainer_stats.last()  # a trainer before this one: go on from it
+        report = {} if last is None else last.stats
+        engine.resume_audits(report.get("drift") or {}, boost_left_s(report))
         latest = self.store.latest_model(status=None)
         log.info(
             "active trainer: the next model version is %d (the store's last: %s)",
@@ -203,7 +215,16 @@ class TrainerRole:
                 settings.retrain_after_labels,
             )
         try:
-            while not stop.wait(settings.trainer_poll_s):
+            checked = pruned = time.monotonic()
+            while not stop.wait(REPORT_EVERY_S):
+                self._report(engine)
+                now = time.monotonic()
+                if now - pruned >= PRUNE_EVERY_S:
+                    pruned = now
+                    self._prune()
+                if now - checked < settings.trainer_poll_s:
+                    continue
+                checked = now
                 if not self.election.alive():
                     log.error("lost the trainer lock (its connection to the store ended): training stops")
                     break
@@ -213,6 +234,19 @@ class TrainerRole:
             halt.set()
             thread.join()
             engine.close()
+
+    def _report(self, engine: Engine) -> None:
+        """The stream's accuracy and drift, from the engine's snapshot, for replicas and workers."""
+        try:
+            self.store.trainer_stats.report(self.name, trainer_report(engine.snapshot))
+        except Exception:
+            log.exception("cannot report the stream's accuracy to the store; reporting again soon")
+
+    def _prune(self) -> None:
+        try:
+            self.store.audits.prune()
+        except Exception:
+            log.exception("cannot prune the audits; trying again later")
 
     def _train_online(self, engine: Engine, stop: threading.Event) -> None:
         """The engine's loop when full retrains are a deployment's: follow the store, fire the trigger

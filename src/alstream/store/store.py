@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 
 from alstream.migrating import MIGRATING
+from alstream.store.audits import Audits
 from alstream.store.candidates import Candidates
 from alstream.store.database import SQLITE_BEGIN, make_engine
 from alstream.store.lists import listed
@@ -36,6 +37,7 @@ from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features,
 from alstream.store.shard_stats import ShardStats
 from alstream.store.tables import labels, metadata, models, samples
 from alstream.store.tokens import Tokens
+from alstream.store.trainer_stats import TrainerStats
 
 LabelEvent = tuple[int, str, str | None, str | None, bool, datetime]
 _DELETE_CHUNK = 2000  # samples deleted in one short transaction
@@ -44,7 +46,7 @@ _MIGRATION_LOCK = 0x616C7374  # PostgreSQL advisory lock held while migrating ("
 # migrations existed; each later one changes the tables, and ``tables.py`` holds the result.
 MIGRATIONS = Path(__file__).with_name("migrations")
 BASELINE = "0001"
-HEAD = "0007"  # the newest revision: a new migration moves it here too (a test checks it is Alembic's)
+HEAD = "0008"  # the newest revision: a new migration moves it here too (a test checks it is Alembic's)
 # Alembic's table of the revision a database is at, as Alembic makes it.
 _VERSION = Table(
     "alembic_version",
@@ -87,6 +89,8 @@ class Store:
         self.tokens = Tokens(self.engine)
         self.candidates = Candidates(self.engine, **self._retry)
         self.shard_stats = ShardStats(self.engine, **self._retry)
+        self.audits = Audits(self.engine, **self._retry)
+        self.trainer_stats = TrainerStats(self.engine, **self._retry)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         sample_columns = ("id", "features", "text", "meta", "arrived_at", "shard")
         self._insert_samples = _insert_sql(samples.name, sample_columns, ("id",), mark)

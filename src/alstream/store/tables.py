@@ -1,6 +1,8 @@
 """Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``,
 ``candidates`` (the shared queue and its leases), ``shard_stats`` (what each shard reports),
-``shard_owners`` (each shard's owner and generation: the fence of its candidates).
+``shard_owners`` (each shard's owner and generation: the fence of its candidates), ``audits`` (the
+random items replicas served, the model's guess and whether it was right), ``trainer_stats`` (what
+the active trainer reports of them).
 
 These are the models the migrations (``store/migrations/``, Alembic) build: a change here needs
 a new revision there, and the tests check that a migrated database equals these models.
@@ -133,4 +135,30 @@ shard_owners = Table(
     Column("owner", String, nullable=False),  # the worker that gained it last
     Column("generation", Integer, nullable=False),  # 1 at the first gain, then one more at each
     Column("claimed_at", DateTime(timezone=True), nullable=False),
+)
+
+# The random items the replicas served with the model's guess and, once labeled, whether it was right
+# (alstream.store.audits): the stream's unbiased accuracy, across replicas and trainer restarts.
+audits = Table(
+    "audits",
+    metadata,
+    Column("sample_id", String, primary_key=True),  # its first guess only, as one process keeps
+    Column("version", Integer, nullable=False),  # the model version that guessed
+    Column("predicted", String, nullable=False),
+    Column("served_at", DateTime(timezone=True), nullable=False),
+    Column("label_id", BigInteger),  # the label event that scored it (NULL: not labeled yet)
+    Column("correct", Boolean),  # whether the guess was right (NULL: not labeled yet)
+    Index("ix_audits_label_id", "label_id"),  # the scored ones in label order
+    Index("ix_audits_served_at", "served_at"),  # the open ones pruned, oldest first
+    CheckConstraint("length(sample_id) <= 1000", name="ck_audits_sample_id_length"),
+)
+
+# What the active trainer reports (alstream.store.trainer_stats): one row, replaced.
+trainer_stats = Table(
+    "trainer_stats",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("trainer", String, nullable=False),  # the process that reported it
+    Column("stats", Text, nullable=False),  # JSON: the stream's accuracy, drift and its boost
+    Column("reported_at", DateTime(timezone=True), nullable=False),
 )

@@ -237,6 +237,17 @@ class Totals(PoolCounts):
     stopping: TotalsStopping
 
 
+class VersionAccuracy(_Out):
+    accuracy: float = Field(description="The version's guesses right, on the random items labeled.")
+    samples: int
+
+
+class ReplicaDrift(DriftState):
+    """The drifts the active trainer found in the replicas' random items."""
+
+    boost_until: float | None = Field(description="The random share stays raised until (Unix time).")
+
+
 class ReplicaStats(_Out):
     """``/stats`` of a stateless replica: the store's counts, the shared queue's, the version that
     serves, and what the shards report (each with its age) with their totals."""
@@ -247,6 +258,14 @@ class ReplicaStats(_Out):
     model_version: int | None = Field(description="The newest recorded version, as served.")
     strategy: str
     random_share: float
+    stream_accuracy: float | None = Field(
+        description="Accuracy on the replicas' random items people labeled (unbiased; the trainer scores it)."
+    )
+    stream_accuracy_samples: int
+    stream_accuracy_by_version: dict[str, VersionAccuracy] = Field(
+        description="Per model version (the one that guessed): its accuracy on the random items."
+    )
+    drift: ReplicaDrift
     shards: dict[str, ShardOut] = Field(description="Each shard's report, by the shard's number.")
     totals: Totals
     stale: list[int] = Field(description="The shards whose reports are stale.")

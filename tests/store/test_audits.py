@@ -1,0 +1,54 @@
+"""The random items' guesses and outcomes (``audits``) and the trainer's report (``trainer_stats``),
+on SQLite and PostgreSQL: a sample keeps its first guess, a guess is scored once, the tallies and
+the newest outcomes come back as scored, and the open guesses stay bounded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from alstream.store import Store
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_sample_keeps_its_first_guess_and_is_scored_once(store: Store) -> None:
+    audits = store.audits
+    audits.served([("a", 1, "cat"), ("b", 1, "dog")], T0)
+    audits.served([("a", 2, "dog"), ("c", 2, "cat")], T0)  # a: served again, its first guess stays
+    assert sorted(audits.open(["a", "b", "c", "nobody"])) == [
+        ("a", 1, "cat"),
+        ("b", 1, "dog"),
+        ("c", 2, "cat"),
+    ]
+    audits.scored([("a", 10, True), ("c", 11, False)])
+    audits.scored([("a", 12, False)])  # scored already: the first label counts
+    assert audits.open(["a", "b", "c"]) == [("b", 1, "dog")]
+    assert audits.tallies() == {1: (1, 1), 2: (0, 1)}
+    assert audits.recent(5) == [(1, True), (2, False)]  # in the labels' order
+    assert audits.recent(1) == [(2, False)]
+    assert audits.counts() == {"open": 1, "scored": 2}
+
+
+def test_the_newest_open_guesses_are_kept_and_the_scored_ones_stay(store: Store) -> None:
+    audits = store.audits
+    audits.served([(f"s{i}", 1, "x") for i in range(10)], T0)
+    audits.scored([("s0", 1, True)])
+    for i in range(10, 20):
+        audits.served([(f"s{i}", 1, "x")], T0 + timedelta(seconds=i))
+    assert audits.prune(keep=5) == 14  # s1..s9 and s10..s14
+    assert sorted(s for s, _, _ in audits.open([f"s{i}" for i in range(20)])) == [
+        f"s{i}" for i in range(15, 20)
+    ]
+    assert audits.tallies() == {1: (1, 1)}
+    assert audits.prune(keep=5) == 0
+
+
+def test_the_trainer_report_is_one_row_replaced(store: Store) -> None:
+    assert store.trainer_stats.last() is None
+    store.trainer_stats.report("t1", {"stream_accuracy": 0.5}, T0)
+    store.trainer_stats.report(
+        "t2", {"stream_accuracy": 0.75, "drift": {"detected": 1}}, T0 + timedelta(seconds=1)
+    )
+    last = store.trainer_stats.last()
+    assert last is not None and last.trainer == "t2" and last.reported_at == T0 + timedelta(seconds=1)
+    assert last.stats == {"stream_accuracy": 0.75, "drift": {"detected": 1}}
