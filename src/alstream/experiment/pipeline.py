@@ -43,7 +43,7 @@ def conduct(
     sees each round of runs made here; runs on a Dask cluster announce theirs as events."""
     root = Path(output_dir)
     sink = RoundSink(config.name, str(root.resolve()) if save_every_round else None, on_round)
-    result, runs = run_grid(config, data, submit, on_round=sink)
+    result, runs = run_grid(config, data, submit, on_round=sink, call=call)
     if not save_every_round:
         call(save_final_models, root, config.name, runs)
     call(write_metrics, root, result)

@@ -271,12 +271,15 @@ def run_grid(
     submit: Submit = run_now,
     on_round: RoundCallback | None = None,
     steps: Steps = PLAIN_STEPS,
+    call: Callable[..., Any] = lambda fn, *args: fn(*args),
 ) -> tuple[ExperimentResult, list[Run]]:
-    """Every strategy on every seed, each run handed to ``submit`` (with the seed's data as a future
-    when ``submit`` gives futures): at once, on threads, on a Dask cluster or as Prefect tasks. The
-    result, and the runs (with their last models), seed by seed in the config's strategy order; the
-    runs start ``heaviest_first``."""
-    seeds = {seed: submit(prepare_seed, config, data, seed) for seed in config.seed_list}
+    """Every strategy on every seed, each run handed to ``submit``: at once, on threads, on a Dask
+    cluster or as Prefect tasks. The seeds' splits are made here (``call``: cheap), so that no run
+    waits on another task: a cluster hands each run to the next free worker in the order given,
+    ``heaviest_first`` (runs behind a task's future would go where its result lies, some workers
+    idle at the end). The result, and the runs (with their last models), seed by seed in the
+    config's strategy order."""
+    seeds = {seed: call(prepare_seed, config, data, seed) for seed in config.seed_list}
     references = [submit(full_pool_reference, config, seeds[seed], steps) for seed in config.seed_list]
     pending = {
         (seed, strategy): submit(run_strategy, config, seeds[seed], strategy, on_round, steps)
