@@ -228,6 +228,24 @@ def test_a_handover_moves_the_shard_and_its_candidates_to_the_new_owner(store: S
     assert ("x", 1, 1, None, None) in rows(store)
 
 
+def test_a_stale_owners_retention_deletes_nothing_once_a_newer_owner_claimed_the_shard(
+    store: Store,
+) -> None:
+    import numpy as np
+
+    from alstream.store import SampleRow
+
+    store.add_samples([SampleRow(f"s{i}", np.zeros(2, dtype=np.float32), shard=0) for i in range(6)])
+    old = store.candidates.claim(0, "w1", now=T0)
+    later = datetime.now(UTC) + timedelta(seconds=5)  # every sample is past retention
+    assert store.delete_unlabeled_between(0, 2, later, shard=0, claim=old) == 2  # seqs 1 and 2
+    new = store.candidates.claim(0, "w2", now=at(1))
+    with pytest.raises(ShardFenced, match="w1 holds generation 1; it is w2's, generation 2"):
+        store.delete_unlabeled_between(0, 10**9, later, shard=0, claim=old)
+    assert len(store.get_samples([f"s{i}" for i in range(6)])) == 4  # the new owner's pool rebuilt
+    assert store.delete_unlabeled_between(0, 10**9, later, shard=0, claim=new) == 4
+
+
 def test_claims_at_once_each_get_a_generation_of_their_own(store: Store) -> None:
     replicas = [Store(store.engine.url) for _ in range(4)]
     try:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from alstream.errors import ShardFenced
 from alstream.learning.evaluation import evaluate
 from alstream.learning.strategies import get_strategy
 from alstream.service.admission import Admission
@@ -258,6 +259,8 @@ class Engine:
         self._retained_at = now
         try:
             self.retention.step(self.store, self._last_seq, lambda: self.pool.seq[self.pool.held()])
+        except ShardFenced as error:  # a worker's shard another has claimed: its publish lets it go
+            log.warning("%s: retention deleted nothing", error)
         except Exception:  # the store is down or busy: the next step goes on from where this one was
             log.exception("retention could not delete old samples; it tries again")
 

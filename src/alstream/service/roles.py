@@ -76,8 +76,8 @@ class ShardStore:
     """The store as one shard's engine sees it: the samples of ``shard`` only; labels, models and the
     rest shared."""
 
-    def __init__(self, store: Store, shard: int) -> None:
-        self.store, self.shard = store, shard
+    def __init__(self, store: Store, shard: int, claim: Claim | None = None) -> None:
+        self.store, self.shard, self.claim = store, shard, claim
 
     def samples_after(self, seq: int, limit: int) -> Any:
         return self.store.samples_after(seq, limit, shard=self.shard)
@@ -91,8 +91,10 @@ class ShardStore:
     def delete_unlabeled_between(
         self, first: int, last: int, before: datetime, keep: Sequence[int] = ()
     ) -> int:
-        """Retention's deletes, of this shard's samples only."""
-        return self.store.delete_unlabeled_between(first, last, before, keep, shard=self.shard)
+        """Retention's deletes, of this shard's samples only, fenced by the shard's claim."""
+        return self.store.delete_unlabeled_between(
+            first, last, before, keep, shard=self.shard, claim=self.claim
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
@@ -243,7 +245,7 @@ class WorkerRole:
             # file is the trainer's.
             engine = open_engine(
                 self.settings,
-                ShardStore(self.store, shard),
+                ShardStore(self.store, shard, claim),
                 self.features,
                 track=False,
                 keep_stopping_state=False,

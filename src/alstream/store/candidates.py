@@ -191,7 +191,7 @@ class Candidates:
             )
 
         def work(conn: Connection) -> None:
-            _hold(conn, claim)
+            hold(conn, claim)
             conn.execute(delete(candidates).where(_c.shard == shard, _free(now)))
             for values, why, each in ((best, reason, None), (picked, RANDOM, weight)):
                 labeled = self._labeled(conn, list(values))
@@ -314,7 +314,7 @@ class Candidates:
         statement = delete(candidates).where(_c.shard == shard, _free(_utc(now)))
 
         def work(conn: Connection) -> int:
-            _hold(conn, claim)
+            hold(conn, claim)
             return conn.execute(statement).rowcount
 
         return self._write(work)
@@ -375,9 +375,10 @@ def _check(claim: Claim | None, shard: int) -> None:
         raise ValueError(f"a claim of shard {claim.shard} does not write shard {shard}")
 
 
-def _hold(conn: Connection, claim: Claim | None) -> None:
+def hold(conn: Connection, claim: Claim | None) -> None:
     """Raise :class:`ShardFenced` unless ``claim`` (None: no fence) is its shard's newest; its row
-    stays locked (``FOR SHARE``) until the transaction ends, so no claim comes in between."""
+    stays locked (``FOR SHARE``) until the transaction ends, so no claim comes in between (the
+    shard's writes in that transaction are the claim's owner's: publishes, drops, retention)."""
     if claim is None:
         return
     held = (

@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL
 
 from alstream.migrating import MIGRATING
 from alstream.store.audits import Audits
-from alstream.store.candidates import Candidates
+from alstream.store.candidates import Candidates, Claim, hold
 from alstream.store.database import SQLITE_BEGIN, make_engine
 from alstream.store.lists import listed
 from alstream.store.retry import retry
@@ -441,18 +441,30 @@ class Store:
             return int(conn.execute(query).scalar() or 0)
 
     def delete_unlabeled_between(
-        self, first: int, last: int, before: datetime, keep: Sequence[int] = (), shard: int | None = None
+        self,
+        first: int,
+        last: int,
+        before: datetime,
+        keep: Sequence[int] = (),
+        shard: int | None = None,
+        claim: Claim | None = None,
     ) -> int:
         """Delete the samples (of ``shard`` only, unless None) with ``first <= seq <= last``, arrived
         before ``before``, that no label event names, but those at ``keep``; one statement, one short
-        transaction. Returns how many were deleted."""
+        transaction. Returns how many were deleted. With a ``claim`` of the shard, fenced: when
+        another worker claimed it since, nothing is deleted and ``ShardFenced`` is raised."""
         unlabeled = ~exists().where(labels.c.sample_id == samples.c.id)
         old = _arrived_before(before)
         where = [samples.c.seq >= int(first), samples.c.seq <= int(last), old, unlabeled, *_of_shard(shard)]
         if len(keep):
             where.append(samples.c.seq.not_in(listed(keep, self.dialect, integers=True)))
         query = delete(samples).where(*where)
-        return self._write(lambda c: c.execute(query).rowcount)
+
+        def fenced(conn: Connection) -> int:
+            hold(conn, claim)
+            return int(conn.execute(query).rowcount)
+
+        return self._write(fenced)
 
     def delete_unlabeled(self, seqs: Sequence[int]) -> int:
         """Delete the samples at ``seqs`` that no label event names (labeled samples are kept forever);
