@@ -1,7 +1,8 @@
 """``alstream trainer`` with Prefect, as real processes on a real Prefect server (with its scheduler,
 triggers and actions) and a SQLite store: the active trainer serves the deployment
 ``full-retrain/alstream-retrain``; new labels fire its trigger, its schedule runs it, each run
-records exactly one full version, and Prefect's API lists the runs."""
+records exactly one full version, a drift starts a run that weighs the labels before it less, and
+Prefect's API lists the runs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -17,7 +19,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from alstream.flows.prefect_server import TemporaryServer
 from alstream.flows.trainer_deployment import DEPLOYMENT, EVENT, FLOW
-from alstream.store import Store
+from alstream.service.model_files import ModelFiles
+from alstream.store import LabelRow, Store
 
 from ..conftest import wait_while_progressing
 from ..service.processes import Roles, kill_all
@@ -160,3 +163,43 @@ def test_the_schedule_runs_the_deployment_when_labels_wait(
         assert [row["n_labels"] for row in store.models()] == [40, 50]
     finally:
         kill_all(trainers.procs)
+
+
+@pytest.mark.timeout(900)
+def test_a_drift_starts_a_run_that_weighs_the_labels_before_it_less(
+    prefect_server: TemporaryServer, tmp_path: Path
+) -> None:
+    """The replicas' random items: 240 guessed right, then the concept changes (every label moves to
+    the next digit) and the guesses go wrong. The trainer's ADWIN finds the drift, a run starts at
+    once (neither the trigger nor the schedule would run: 10^5 labels, an hour) with the drift's
+    label id, and its model follows the new concept: the labels before the drift weighed 0.05."""
+    api, store = Api(prefect_server.url), Store(f"sqlite:///{tmp_path}/alstream.db")
+    store.create()
+    labeler, old, n = Labeler(store), 240, 340
+    new_concept = (labeler.y.astype(int) + 1) % 10
+    given = [labeler.y[i] if i < old else str(new_concept[i]) for i in range(n)]
+    store.audits.served([(f"d-{i}", 1, labeler.y[i]) for i in range(n)])
+    store.write_batch([], [LabelRow(f"d-{i}", given[i], "ann", False, "test:0", i) for i in range(n)])
+    trainers = start_trainer(
+        tmp_path, prefect_server.url, retrain_after_labels="100000", retrain_interval_s="3600"
+    )
+    try:
+        wait = waiter(api, store, trainers)
+        wait(lambda: len(api.finished()) >= 1 and versions(store) == [1], "the drift's retrain")
+        (run,) = api.finished()
+        assert run.state.type.value == "COMPLETED" and not run.auto_scheduled, run.state
+        drift = run.parameters["drift_label_id"]
+        ids = {sample_id: int(row_id) for row_id, sample_id, *_ in store.labels_after(0)}
+        after = [i for i in range(n) if ids[f"d-{i}"] > drift]
+        assert after and all(i >= old for i in after)  # found a few wrong guesses into the change
+        assert api.deployment().parameters == {"drift_label_id": drift}  # the later runs' too
+        assert "drift detected in the accuracy" in trainers.text(0)
+
+        (row,) = store.models()
+        model = ModelFiles(tmp_path / "shared" / "models").load(row["path"]).model
+        predicted = model.predict(labeler.X[n:]).astype(int)  # samples nobody labeled
+        assert np.mean(predicted == new_concept[n:]) > 0.6, trainers.output()  # unweighted: about 0.37
+        assert np.mean(predicted == labeler.y[n:].astype(int)) < 0.2  # unweighted: about 0.42
+    finally:
+        kill_all(trainers.procs)
+        store.close()
