@@ -7,6 +7,7 @@ Prefect's API lists the runs."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,12 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from sklearn.datasets import load_digits
 
 from alstream.flows.prefect_server import TemporaryServer
 from alstream.flows.trainer_deployment import DEPLOYMENT, EVENT, FLOW
 from alstream.service.model_files import ModelFiles
-from alstream.store import LabelRow, Store
+from alstream.store import LabelRow, SampleRow, Store
 
 from ..conftest import wait_while_progressing
 from ..service.processes import Roles, kill_all
@@ -175,10 +177,13 @@ def test_a_drift_starts_a_run_that_weighs_the_labels_before_it_less(
     label id, and its model follows the new concept: the labels before the drift weighed 0.05."""
     api, store = Api(prefect_server.url), Store(f"sqlite:///{tmp_path}/alstream.db")
     store.create()
-    labeler, old, n = Labeler(store), 240, 340
-    new_concept = (labeler.y.astype(int) + 1) % 10
-    given = [labeler.y[i] if i < old else str(new_concept[i]) for i in range(n)]
-    store.audits.served([(f"d-{i}", 1, labeler.y[i]) for i in range(n)])
+    digits, old, n = load_digits(), 240, 340
+    X, y = digits.data.astype(np.float32), digits.target
+    # Arrivals in no order: the labeled ones' scores spread over the stream, no drift in them.
+    store.write_batch([SampleRow(f"d-{i}", X[i]) for i in np.random.default_rng(0).permutation(len(X))], [])
+    new_concept = (y + 1) % 10
+    given = [str(y[i]) if i < old else str(new_concept[i]) for i in range(n)]
+    store.audits.served([(f"d-{i}", 1, str(y[i])) for i in range(n)])
     store.write_batch([], [LabelRow(f"d-{i}", given[i], "ann", False, "test:0", i) for i in range(n)])
     trainers = start_trainer(
         tmp_path, prefect_server.url, retrain_after_labels="100000", retrain_interval_s="3600"
@@ -197,9 +202,19 @@ def test_a_drift_starts_a_run_that_weighs_the_labels_before_it_less(
 
         (row,) = store.models()
         model = ModelFiles(tmp_path / "shared" / "models").load(row["path"]).model
-        predicted = model.predict(labeler.X[n:]).astype(int)  # samples nobody labeled
+        predicted = model.predict(X[n:]).astype(int)  # samples nobody labeled
         assert np.mean(predicted == new_concept[n:]) > 0.6, trainers.output()  # unweighted: about 0.37
-        assert np.mean(predicted == labeler.y[n:].astype(int)) < 0.2  # unweighted: about 0.42
+        assert np.mean(predicted == y[n:]) < 0.2  # unweighted: about 0.42
+
+        # A trainer that takes over serves the deployment with the drift's weighting still on.
+        reported = lambda: (store.trainer_stats.last().stats or {}).get("drift_label_id")  # noqa: E731
+        wait(lambda: reported() == drift, "the drift in the trainer's report")
+        os.kill(trainers.procs[0].pid, signal.SIGKILL)
+        trainers.procs[0].wait(timeout=30)
+        trainers.start()
+        wait(lambda: "serving the Prefect deployment" in trainers.text(1), "the next trainer serving")
+        assert api.deployment().parameters == {"drift_label_id": drift}
+        assert "drift: started" not in trainers.text(1)  # the drift's run is not run again
     finally:
         kill_all(trainers.procs)
         store.close()

@@ -104,10 +104,19 @@ class PrefectDeployment:
         log.info("started a temporary Prefect server at %s (set PREFECT_API_URL to share one)", server.url)
         return cls(server.url, server=server)
 
-    def serve(self, retrain: Callable[[int | None], int | None], *, interval_s: float) -> None:
-        """Serve ``retrain`` in the background until :meth:`stop`; a server that does not answer is
-        asked again every ``RETRY_S``."""
+    def serve(
+        self,
+        retrain: Callable[[int | None], int | None],
+        *,
+        interval_s: float,
+        drift_label_id: int | None = None,
+    ) -> None:
+        """Serve ``retrain`` in the background until :meth:`stop`, its runs weighing as after the drift
+        at ``drift_label_id`` (None: none yet); a server that does not answer is asked again every
+        ``RETRY_S``."""
         self._stop.clear()
+        with self._lock:
+            self._drift, self._drift_held = drift_label_id, False
         self._thread = threading.Thread(
             target=self._serve, args=(retrain, interval_s), name="alstream-deployment", daemon=True
         )

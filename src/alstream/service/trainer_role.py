@@ -55,10 +55,16 @@ class Deployment(Protocol):
     """Where full retrains run when they are not the trainer's own (Prefect: a deployment served by
     the active trainer, its schedule the retrain timer, its trigger the new labels)."""
 
-    def serve(self, retrain: Callable[[int | None], int | None], *, interval_s: float) -> None:
+    def serve(
+        self,
+        retrain: Callable[[int | None], int | None],
+        *,
+        interval_s: float,
+        drift_label_id: int | None = None,
+    ) -> None:
         """Serve ``retrain`` (picklable: it runs in a process of its own) in the background, every
         ``interval_s``, on each :meth:`labels_came` and on each :meth:`drifted`; its argument is
-        the label id of the last drift (None: none)."""
+        the label id of the last drift (``drift_label_id`` at first: a trainer before this one's)."""
 
     def labels_came(self, n: int) -> None:
         """``n`` new labels came (``retrain_after_labels`` or more): fire the trigger."""
@@ -210,6 +216,7 @@ class TrainerRole:
         last = self.store.trainer_stats.last()  # a trainer before this one: go on from it
         report = {} if last is None else last.stats
         engine.resume_audits(report.get("drift") or {}, boost_left_s(report))
+        engine.drift_label_id = report.get("drift_label_id")  # the runs go on weighing as before
         latest = self.store.latest_model(status=None)
         log.info(
             "active trainer: the next model version is %d (the store's last: %s)",
@@ -222,7 +229,9 @@ class TrainerRole:
         thread.start()
         if self.deployment is not None:
             self.deployment.serve(
-                partial(full_retrain, settings, self.track), interval_s=settings.retrain_interval_s
+                partial(full_retrain, settings, self.track),
+                interval_s=settings.retrain_interval_s,
+                drift_label_id=engine.drift_label_id,
             )
             log.info(
                 "serving the full retrains as a deployment, every %g s and after %d new labels",
@@ -253,7 +262,8 @@ class TrainerRole:
     def _report(self, engine: Engine) -> None:
         """The stream's accuracy and drift, from the engine's snapshot, for replicas and workers."""
         try:
-            self.store.trainer_stats.report(self.name, trainer_report(engine.snapshot))
+            report = {**trainer_report(engine.snapshot), "drift_label_id": engine.drift_label_id}
+            self.store.trainer_stats.report(self.name, report)
         except Exception:
             log.exception("cannot report the stream's accuracy to the store; reporting again soon")
 
