@@ -1,23 +1,28 @@
 """``alstream trainer`` with Prefect, as real processes on a real Prefect server (with its scheduler,
 triggers and actions) and a SQLite store: the active trainer serves the deployment
 ``full-retrain/alstream-retrain``; new labels fire its trigger, its schedule runs it, each run
-records exactly one full version, and Prefect's API lists the runs."""
+records exactly one full version, a drift starts a run that weighs the labels before it less, and
+Prefect's API lists the runs."""
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from sklearn.datasets import load_digits
 
 from alstream.flows.prefect_server import TemporaryServer
 from alstream.flows.trainer_deployment import DEPLOYMENT, EVENT, FLOW
-from alstream.store import Store
+from alstream.service.model_files import ModelFiles
+from alstream.store import LabelRow, SampleRow, Store
 
 from ..conftest import wait_while_progressing
 from ..service.processes import Roles, kill_all
@@ -160,3 +165,56 @@ def test_the_schedule_runs_the_deployment_when_labels_wait(
         assert [row["n_labels"] for row in store.models()] == [40, 50]
     finally:
         kill_all(trainers.procs)
+
+
+@pytest.mark.timeout(900)
+def test_a_drift_starts_a_run_that_weighs_the_labels_before_it_less(
+    prefect_server: TemporaryServer, tmp_path: Path
+) -> None:
+    """The replicas' random items: 240 guessed right, then the concept changes (every label moves to
+    the next digit) and the guesses go wrong. The trainer's ADWIN finds the drift, a run starts at
+    once (neither the trigger nor the schedule would run: 10^5 labels, an hour) with the drift's
+    label id, and its model follows the new concept: the labels before the drift weighed 0.05."""
+    api, store = Api(prefect_server.url), Store(f"sqlite:///{tmp_path}/alstream.db")
+    store.create()
+    digits, old, n = load_digits(), 240, 340
+    X, y = digits.data.astype(np.float32), digits.target
+    # Arrivals in no order: the labeled ones' scores spread over the stream, no drift in them.
+    store.write_batch([SampleRow(f"d-{i}", X[i]) for i in np.random.default_rng(0).permutation(len(X))], [])
+    new_concept = (y + 1) % 10
+    given = [str(y[i]) if i < old else str(new_concept[i]) for i in range(n)]
+    store.audits.served([(f"d-{i}", 1, str(y[i])) for i in range(n)])
+    store.write_batch([], [LabelRow(f"d-{i}", given[i], "ann", False, "test:0", i) for i in range(n)])
+    trainers = start_trainer(
+        tmp_path, prefect_server.url, retrain_after_labels="100000", retrain_interval_s="3600"
+    )
+    try:
+        wait = waiter(api, store, trainers)
+        wait(lambda: len(api.finished()) >= 1 and versions(store) == [1], "the drift's retrain")
+        (run,) = api.finished()
+        assert run.state.type.value == "COMPLETED" and not run.auto_scheduled, run.state
+        drift = run.parameters["drift_label_id"]
+        ids = {sample_id: int(row_id) for row_id, sample_id, *_ in store.labels_after(0)}
+        after = [i for i in range(n) if ids[f"d-{i}"] > drift]
+        assert after and all(i >= old for i in after)  # found a few wrong guesses into the change
+        assert api.deployment().parameters == {"drift_label_id": drift}  # the later runs' too
+        assert "drift detected in the accuracy" in trainers.text(0)
+
+        (row,) = store.models()
+        model = ModelFiles(tmp_path / "shared" / "models").load(row["path"]).model
+        predicted = model.predict(X[n:]).astype(int)  # samples nobody labeled
+        assert np.mean(predicted == new_concept[n:]) > 0.6, trainers.output()  # unweighted: about 0.37
+        assert np.mean(predicted == y[n:]) < 0.2  # unweighted: about 0.42
+
+        # A trainer that takes over serves the deployment with the drift's weighting still on.
+        reported = lambda: (store.trainer_stats.last().stats or {}).get("drift_label_id")  # noqa: E731
+        wait(lambda: reported() == drift, "the drift in the trainer's report")
+        os.kill(trainers.procs[0].pid, signal.SIGKILL)
+        trainers.procs[0].wait(timeout=30)
+        trainers.start()
+        wait(lambda: "serving the Prefect deployment" in trainers.text(1), "the next trainer serving")
+        assert api.deployment().parameters == {"drift_label_id": drift}
+        assert "drift: started" not in trainers.text(1)  # the drift's run is not run again
+    finally:
+        kill_all(trainers.procs)
+        store.close()

@@ -96,3 +96,28 @@ def test_a_concept_change_is_detected_and_the_reaction_recovers_sooner(tmp_path:
     print(f"steps to recover: {recovered(reacting)} with the reaction, {recovered(still)} without")
     assert recovered(reacting) + 5 <= recovered(still)
     assert np.mean(reacting[CHANGE:]) > np.mean(still[CHANGE:]) + 0.05
+
+
+def test_a_drift_found_elsewhere_weighs_the_labels_up_to_its_id_less(tmp_path: Path):
+    """``drifted_at``: a flow run's engine weighs by the drift's label id, as the trainer found it,
+    even for labels whose samples the bounded pool let go (their features come from the store later)."""
+    store = Store(f"sqlite:///{tmp_path}/elsewhere.db")
+    store.create()
+    X = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    store.add_samples([SampleRow(f"s{i}", X[i], None, None) for i in range(60)])
+    store.add_labels([LabelRow(f"s{i}", CLASSES[i % 3], "ann", False, "t:0", i) for i in range(60)])
+    ids = {sample_id: int(row_id) for row_id, sample_id, *_ in store.labels_after(0)}
+    drift = ids["s39"]
+    engine = Engine(EngineConfig(classes=CLASSES, n_features=8, track=False, max_pool=10), store)
+    try:
+        engine.drifted_at(drift)
+        while any(engine.sync()):
+            pass
+        weights = engine.training_weights()
+        assert weights is not None
+        by_sample = dict(zip(engine.train_set.ids, weights.tolist(), strict=True))
+        assert len(by_sample) == 60
+        assert all(by_sample[s] == (1.0 if ids[s] > drift else 0.05) for s in by_sample)
+    finally:
+        engine.close()
+        store.close()

@@ -11,6 +11,9 @@ Prefect's UI shows every retrain, its schedule and its history. Each run is a pr
   Prefect: a trigger's threshold counts events inside a time window (``within``), so "one event per
   label, threshold N" would forget labels that came slower than the window, and Prefect cannot sum
   a count carried in the events' payloads.
+- A drift: the trainer starts a run at once, with the parameter ``drift_label_id`` (the store's
+  newest label when the drift was found), and makes it the deployment's default, so the schedule's
+  and the trigger's runs after it weigh the labels before the drift less too (until the next drift).
 
 Schedules need the server's scheduler service and triggers its triggers and actions services:
 Prefect's temporary ("ephemeral") server runs the last two but not the first, so the trainer needs a
@@ -28,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.events import DeploymentEventTrigger, emit_event
 from prefect.runner import Runner
 from prefect.schedules import Interval
@@ -44,13 +49,14 @@ RETRY_S = 5.0  # a server that does not answer is asked again after this long
 STOP_WAIT_S = 30.0
 
 
-def retrain_flow(retrain: Callable[[], int | None]) -> Any:
+def retrain_flow(retrain: Callable[[int | None], int | None]) -> Any:
     """The flow ``full-retrain``: one call of ``retrain`` (pickled into the run's own process)."""
 
-    def full_retrain() -> int | None:
-        """A full retrain of the active learner's model from every label in the store; the version
-        it recorded (None: no new labels)."""
-        return retrain()
+    def full_retrain(drift_label_id: int | None = None) -> int | None:
+        """A full retrain of the active learner's model from every label in the store (after a drift,
+        the labels up to ``drift_label_id`` weigh less); the version it recorded (None: no new
+        labels)."""
+        return retrain(drift_label_id)
 
     return flow(name=FLOW, log_prints=True, validate_parameters=False)(full_retrain)
 
@@ -81,6 +87,9 @@ class PrefectDeployment:
         self._lock = threading.Lock()
         self._served = False  # the deployment and its trigger exist: events reach it
         self._held = 0  # labels that came before, told once it is served
+        self._drift: int | None = None  # the last drift's label id: every run's parameter
+        self._drift_held = False  # a drift before it was served: its run starts once it is
+        self._deployment_id: Any = None
 
     @classmethod
     def open(cls, waiting: Callable[[float], None] = lambda _: None) -> PrefectDeployment:
@@ -95,16 +104,25 @@ class PrefectDeployment:
         log.info("started a temporary Prefect server at %s (set PREFECT_API_URL to share one)", server.url)
         return cls(server.url, server=server)
 
-    def serve(self, retrain: Callable[[], int | None], *, interval_s: float) -> None:
-        """Serve ``retrain`` in the background until :meth:`stop`; a server that does not answer is
-        asked again every ``RETRY_S``."""
+    def serve(
+        self,
+        retrain: Callable[[int | None], int | None],
+        *,
+        interval_s: float,
+        drift_label_id: int | None = None,
+    ) -> None:
+        """Serve ``retrain`` in the background until :meth:`stop`, its runs weighing as after the drift
+        at ``drift_label_id`` (None: none yet); a server that does not answer is asked again every
+        ``RETRY_S``."""
         self._stop.clear()
+        with self._lock:
+            self._drift, self._drift_held = drift_label_id, False
         self._thread = threading.Thread(
             target=self._serve, args=(retrain, interval_s), name="alstream-deployment", daemon=True
         )
         self._thread.start()
 
-    def _serve(self, retrain: Callable[[], int | None], interval_s: float) -> None:
+    def _serve(self, retrain: Callable[[int | None], int | None], interval_s: float) -> None:
         with temporary_settings(updates={PREFECT_API_URL: self.url}):
             while not self._stop.is_set():
                 try:
@@ -113,18 +131,25 @@ class PrefectDeployment:
                     log.exception("cannot serve the deployment %s; trying again in %g s", self.name, RETRY_S)
                 self._stop.wait(RETRY_S)
 
-    async def _run(self, retrain: Callable[[], int | None], interval_s: float) -> None:
+    async def _run(self, retrain: Callable[[int | None], int | None], interval_s: float) -> None:
         runner = Runner(name=f"{self.name}-runner", pause_on_shutdown=False, query_seconds=self.poll_s)
         # The first scheduled retrain an interval from now, not at once.
         start = datetime.now(UTC) + timedelta(seconds=interval_s)
         schedule = Interval(interval_s, anchor_date=start)
         retrains = retrain_flow(retrain)
-        await runner.aadd_flow(retrains, name=self.name, schedule=schedule, triggers=[trigger(self.name)])
+        with self._lock:
+            parameters = {"drift_label_id": self._drift}
+        self._deployment_id = await runner.aadd_flow(
+            retrains, name=self.name, schedule=schedule, triggers=[trigger(self.name)], parameters=parameters
+        )
         self._loop, self._runner = asyncio.get_running_loop(), runner
         if self._stop.is_set():
             return
         with self._lock:
             self._served, held, self._held = True, self._held, 0
+            drift, self._drift_held = (self._drift if self._drift_held else None), False
+        if drift is not None:
+            await asyncio.to_thread(self._start_drift_run, drift)
         if held:
             self._emit(held)
         log.info("serving the Prefect deployment %s/%s at %s", FLOW, self.name, self.url)
@@ -138,6 +163,31 @@ class PrefectDeployment:
                 self._held += n
                 return
         self._emit(n)
+
+    def drifted(self, label_id: int) -> None:
+        """A drift at the store's label ``label_id``: the deployment's runs weigh the labels up to it
+        less from now on, and one starts now (once it is served, if it is not yet)."""
+        with self._lock:
+            self._drift = label_id
+            if not self._served:
+                self._drift_held = True
+                return
+        self._start_drift_run(label_id)
+
+    def _start_drift_run(self, label_id: int) -> None:
+        parameters = {"drift_label_id": label_id}
+        try:
+            with (
+                temporary_settings(updates={PREFECT_API_URL: self.url}),
+                get_client(sync_client=True) as client,
+            ):
+                # The default first: the trigger's and the schedule's runs (made again) weigh as this one.
+                client.update_deployment(self._deployment_id, DeploymentUpdate(parameters=parameters))
+                run = client.create_flow_run_from_deployment(self._deployment_id, parameters=parameters)
+        except Exception:
+            log.exception("cannot start the drift's full retrain on the deployment %s", self.name)
+            return
+        log.info("drift: started the full retrain %s (labels up to id %d weigh less)", run.name, label_id)
 
     def _emit(self, n: int) -> None:
         with temporary_settings(updates={PREFECT_API_URL: self.url}):

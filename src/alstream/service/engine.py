@@ -148,6 +148,8 @@ class Engine:
             path=None if kept is None else kept / STATE_FILE,  # a restart resumes the rule
         )
         self._drift_clock: int | None = None  # the training set's clock at the last drift
+        self.drift_label_id: int | None = None  # the store's newest label id at the last drift
+        self._weigh_after: int | None = None  # a drift found elsewhere: labels up to this id weigh less
         self._boost_until = 0.0  # monotonic time until which the random share stays raised
         self._force_full = False  # a drift asks for a full retrain now
         self._drift_since_version = False
@@ -211,6 +213,9 @@ class Engine:
                 for sample_id, (label, _annotator, skipped) in self.book.forgotten_labels(unlabeled).items():
                     self._set_label(sample_id, None if skipped else label, new=True)
         rows = self.store.labels_after(self._last_label_id)
+        cut = self._weigh_after if self._drift_clock is None else None
+        if cut is not None:  # up to the drift's label first: the rest next step, stamped after it
+            rows = [row for row in rows if row[0] <= cut]
         if self.audits is not None and rows:  # stored before the labels that name them
             for guess in self.audits.open([row[1] for row in rows]):
                 self.quality.served(*guess)
@@ -227,6 +232,8 @@ class Engine:
             self.audits.scored(scored)
         for sample_id in self.book.resolve():  # forgotten while waiting: no model will have them soon
             self._pending.pop(sample_id, None)
+        if cut is not None:  # every label up to the drift's is in, features and all
+            self._drift_clock = self.train_set.clock
         self._age_out()
         self._retain()
         if new_samples or rows or self.leases.short:
@@ -311,9 +318,15 @@ class Engine:
             "" if self.config.drift_reaction else "; drift_reaction is off",
         )
         if self.config.drift_reaction:
-            self._drift_clock = self.train_set.clock
+            self._drift_clock, self.drift_label_id = self.train_set.clock, self._last_label_id
             self._boost_until = time.monotonic() + self.config.drift_boost_s
             self._force_full = True
+
+    def drifted_at(self, label_id: int) -> None:
+        """Before this engine's first :meth:`sync`: a drift was found elsewhere (the active trainer)
+        when the store's newest label was ``label_id``; full retrains weigh the labels up to it as
+        this engine's own drift would (:meth:`training_weights`)."""
+        self._weigh_after, self._drift_clock = label_id, None
 
     # --- scoring --------------------------------------------------------------------------
     def rescore(self, version: ModelVersion) -> None:

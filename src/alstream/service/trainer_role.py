@@ -55,12 +55,23 @@ class Deployment(Protocol):
     """Where full retrains run when they are not the trainer's own (Prefect: a deployment served by
     the active trainer, its schedule the retrain timer, its trigger the new labels)."""
 
-    def serve(self, retrain: Callable[[], int | None], *, interval_s: float) -> None:
+    def serve(
+        self,
+        retrain: Callable[[int | None], int | None],
+        *,
+        interval_s: float,
+        drift_label_id: int | None = None,
+    ) -> None:
         """Serve ``retrain`` (picklable: it runs in a process of its own) in the background, every
-        ``interval_s`` and on each :meth:`labels_came`."""
+        ``interval_s``, on each :meth:`labels_came` and on each :meth:`drifted`; its argument is
+        the label id of the last drift (``drift_label_id`` at first: a trainer before this one's)."""
 
     def labels_came(self, n: int) -> None:
         """``n`` new labels came (``retrain_after_labels`` or more): fire the trigger."""
+
+    def drifted(self, label_id: int) -> None:
+        """A drift, found when the store's newest label was ``label_id``: run a retrain now, it and
+        the later ones weighing the labels up to ``label_id`` less."""
 
     def stop(self) -> None:
         """Stop serving."""
@@ -88,17 +99,27 @@ class VersionLock:
         self.election.close()
 
 
-def full_retrain(settings: Settings, track: bool | None = None) -> int | None:
+def full_retrain(
+    settings: Settings, track: bool | None = None, drift_label_id: int | None = None
+) -> int | None:
     """One full retrain, as a deployment's flow run does it: every label in the store in, the next
     model version (file, store row, MLflow) out; its number, or None when no label came since the
-    newest version (or too few per class). Raises :class:`~alstream.errors.AlstreamError` saying why
-    when training failed (recorded as failed)."""
+    newest version (or too few per class). After a drift (``drift_label_id``: the store's newest
+    label then) the labels up to it weigh ``drift_old_weight``, as in the single process. Raises
+    :class:`~alstream.errors.AlstreamError` saying why when training failed (recorded as failed)."""
     store = Store(settings.database_url)
     lock = VersionLock(store, settings.trainer_poll_s)
     lock.take()
     try:
         engine = _trainer_engine(settings, store, track=track, orchestrator=None)
         try:
+            if drift_label_id is not None:
+                log.info(
+                    "labels up to id %d (before the drift) weigh %g",
+                    drift_label_id,
+                    settings.drift_old_weight,
+                )
+                engine.drifted_at(drift_label_id)
             while any(engine.sync()):
                 pass
             policy = engine.config.policy
@@ -195,6 +216,7 @@ class TrainerRole:
         last = self.store.trainer_stats.last()  # a trainer before this one: go on from it
         report = {} if last is None else last.stats
         engine.resume_audits(report.get("drift") or {}, boost_left_s(report))
+        engine.drift_label_id = report.get("drift_label_id")  # the runs go on weighing as before
         latest = self.store.latest_model(status=None)
         log.info(
             "active trainer: the next model version is %d (the store's last: %s)",
@@ -207,7 +229,9 @@ class TrainerRole:
         thread.start()
         if self.deployment is not None:
             self.deployment.serve(
-                partial(full_retrain, settings, self.track), interval_s=settings.retrain_interval_s
+                partial(full_retrain, settings, self.track),
+                interval_s=settings.retrain_interval_s,
+                drift_label_id=engine.drift_label_id,
             )
             log.info(
                 "serving the full retrains as a deployment, every %g s and after %d new labels",
@@ -238,7 +262,8 @@ class TrainerRole:
     def _report(self, engine: Engine) -> None:
         """The stream's accuracy and drift, from the engine's snapshot, for replicas and workers."""
         try:
-            self.store.trainer_stats.report(self.name, trainer_report(engine.snapshot))
+            report = {**trainer_report(engine.snapshot), "drift_label_id": engine.drift_label_id}
+            self.store.trainer_stats.report(self.name, report)
         except Exception:
             log.exception("cannot report the stream's accuracy to the store; reporting again soon")
 
@@ -250,16 +275,21 @@ class TrainerRole:
 
     def _train_online(self, engine: Engine, stop: threading.Event) -> None:
         """The engine's loop when full retrains are a deployment's: follow the store, fire the trigger
-        every ``retrain_after_labels`` new labels, serve the newest full version, update online."""
+        every ``retrain_after_labels`` new labels, start a run on each drift, serve the newest full
+        version, update online."""
         assert self.deployment is not None
         lock, after, new = (
             VersionLock(self.store, self.settings.trainer_poll_s),
             self.settings.retrain_after_labels,
             0,
         )
+        drift = engine.drift_label_id
         while not stop.is_set():
             try:
                 _, labels = engine.sync()
+                if engine.drift_label_id != drift and engine.drift_label_id is not None:
+                    drift = engine.drift_label_id
+                    self.deployment.drifted(drift)  # first: the trigger's runs weigh as its own
                 new += labels
                 if new >= after:
                     self.deployment.labels_came(new)
