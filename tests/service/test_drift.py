@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.datasets import make_classification
 
 from alstream.service.engine import Engine, EngineConfig
+from alstream.service.model_files import ModelFiles
 from alstream.service.trainer import RetrainPolicy
 from alstream.store import LabelRow, SampleRow, Store
 
@@ -120,4 +121,54 @@ def test_a_drift_found_elsewhere_weighs_the_labels_up_to_its_id_less(tmp_path: P
         assert all(by_sample[s] == (1.0 if ids[s] > drift else 0.05) for s in by_sample)
     finally:
         engine.close()
+        store.close()
+
+
+def test_the_stored_samples_a_restart_rebuilds_from_are_not_arrivals_to_the_drift_watch(tmp_path: Path):
+    """The scores' detector watches what arrives: a restarted engine (or a new trainer) rebuilds its
+    pool from stored samples whose scores shift (confident ones, then ones on the boundary) without
+    finding a drift in them, and finds one when the same shift arrives after it started."""
+    rng = np.random.default_rng(3)
+    centres = np.eye(3, 8, dtype=np.float32) * 6.0
+
+    def block(n: int, start: int, unsure: bool) -> list[SampleRow]:
+        rows = centres.mean(axis=0) if unsure else centres[rng.integers(0, 3, n)]
+        X = (rows + rng.normal(scale=0.5, size=(n, 8))).astype(np.float32)
+        return [SampleRow(f"s{start + i}", X[i], None, None) for i in range(n)]
+
+    store = Store(f"sqlite:///{tmp_path}/restart.db")
+    store.create()
+    models = ModelFiles(tmp_path / "models")
+    policy = RetrainPolicy(after_labels=30, interval_s=3600.0, online=False, min_per_class=2)
+    config = EngineConfig(classes=CLASSES, n_features=8, track=False, policy=policy, max_pool=20_000, seed=1)
+    first = Engine(config, store, model_files=models)
+    try:
+        taught = block(60, 0, unsure=False)
+        store.add_samples(taught)
+        store.add_labels(
+            [
+                LabelRow(row.id, CLASSES[int(np.argmax(row.features))], "ann", False, "labels:0", n)
+                for n, row in enumerate(taught)
+            ]
+        )
+        first.sync()
+        assert first.train_step() is not None and first.serving is not None
+    finally:
+        first.close()
+    store.add_samples(block(3_000, 100, unsure=False) + block(3_000, 3_100, unsure=True))
+
+    restarted = Engine(config, store, model_files=models)
+    try:
+        assert restarted.serving is not None  # the version restored scores the stored samples
+        while any(restarted.sync()):
+            pass
+        assert len(restarted.pool) == 6_000 and restarted.drift.detected == 0
+        store.add_samples(block(3_000, 6_100, unsure=False))
+        restarted.sync()
+        assert restarted.drift.detected == 0
+        store.add_samples(block(3_000, 9_100, unsure=True))  # new kinds of inputs arrive
+        restarted.sync()
+        assert restarted.drift.detected >= 1 and restarted.drift.events[-1]["signal"] == "scores"
+    finally:
+        restarted.close()
         store.close()

@@ -20,7 +20,9 @@ from alstream.service.engine import EngineConfig
 from alstream.service.featurize import StoredFeatures
 from alstream.service.model_files import ModelFiles
 from alstream.service.routes.stats import ReplicaStats, stats_out
+from alstream.service.shared_audit import trainer_report
 from alstream.service.shared_queue import SharedQueue
+from alstream.service.snapshot import Snapshot
 from alstream.service.trainer_role import TrainerRole
 from alstream.settings import Settings
 from alstream.store import LabelRow, SampleRow, Store
@@ -213,3 +215,12 @@ def test_replicas_show_the_trainers_stream_accuracy_and_drift(system: System) ->
     again = system.stats()[0]["drift"]
     assert again["detected"] == first["drift"]["detected"] and again["random_share"] == BOOSTED
     assert again["boost_until"] == pytest.approx(first["drift"]["boost_until"], abs=1.0)
+
+
+def test_every_report_names_the_same_end_of_the_boost() -> None:
+    """Reports made at different times say the same ``boost_until`` (replicas reading different ones
+    show the same), and none once the boost is over."""
+    snapshot = Snapshot(random_share=SHARE, boost_share=BOOSTED, boost_until=100.0, boost_ends_at=1.8e9)
+    early, late = trainer_report(snapshot, monotonic=10.0), trainer_report(snapshot, monotonic=99.9)
+    assert early["boost_until"] == late["boost_until"] == 1.8e9
+    assert trainer_report(snapshot, monotonic=100.0)["boost_until"] is None

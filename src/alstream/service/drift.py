@@ -9,7 +9,8 @@ mean, with a bound on false alarms set by ``delta``):
 - **scores**: the uncertainty of each arrival under the serving model. New kinds of inputs show
   here before anyone labels them. A new model version scores differently by design, so this
   detector starts afresh with each version. Arrivals are many: it looks every 32 of them, with
-  the stricter ``scores_delta``.
+  the stricter ``scores_delta``. The samples already stored when an engine starts (a restart,
+  a new trainer or worker rebuilding its pool) are not arrivals: the one before saw them arrive.
 
 >>> watch = DriftWatch(delta=0.05)
 >>> [watch.audit(True) for _ in range(300)][-1], watch.audit(False)

@@ -151,6 +151,7 @@ class Engine:
         self.drift_label_id: int | None = None  # the store's newest label id at the last drift
         self._weigh_after: int | None = None  # a drift found elsewhere: labels up to this id weigh less
         self._boost_until = 0.0  # monotonic time until which the random share stays raised
+        self._boost_ends_at = 0.0  # the same moment in Unix time, fixed when set: what others are told
         self._force_full = False  # a drift asks for a full retrain now
         self._drift_since_version = False
         self._retained_at = 0.0
@@ -162,6 +163,7 @@ class Engine:
         self._new_since_full = 0
         self._last_full = time.monotonic()
         self._last_seq = 0
+        self._stored_before = store.last_seq()  # these rebuild the pool: not new arrivals to the drift watch
         self._last_label_id = 0
         self._failed_at: int | None = None  # the last label seen when training last failed
         self._restored_label_id = 0  # labels up to this one are in the version restored at start
@@ -208,7 +210,8 @@ class Engine:
                 unlabeled = [ids[i] for i in rest.tolist()]
                 model = None if self.serving is None else self.serving.model
                 scores = self.admission.offer(self.pool, unlabeled, features[rest], seqs[rest], model)
-                if model is not None and self.drift.arrivals(scores):
+                arrived = seqs[rest] > self._stored_before
+                if model is not None and arrived.any() and self.drift.arrivals(scores[arrived]):
                     self._drifted("scores")
                 for sample_id, (label, _annotator, skipped) in self.book.forgotten_labels(unlabeled).items():
                     self._set_label(sample_id, None if skipped else label, new=True)
@@ -303,6 +306,7 @@ class Engine:
         self.drift.resume(drift, [ok for _, ok in recent])
         if boost_left_s > 0:
             self._boost_until = time.monotonic() + boost_left_s
+            self._boost_ends_at = time.time() + boost_left_s
         self._publish()
 
     def _drifted(self, signal: str) -> None:
@@ -320,6 +324,7 @@ class Engine:
         if self.config.drift_reaction:
             self._drift_clock, self.drift_label_id = self.train_set.clock, self._last_label_id
             self._boost_until = time.monotonic() + self.config.drift_boost_s
+            self._boost_ends_at = time.time() + self.config.drift_boost_s
             self._force_full = True
 
     def drifted_at(self, label_id: int) -> None:
@@ -564,6 +569,7 @@ class Engine:
             random_share=config.random_share,
             boost_share=config.drift_random_share,
             boost_until=self._boost_until,
+            boost_ends_at=self._boost_ends_at,
             stats=MappingProxyType(stats),
             accuracy_by_version=MappingProxyType(self.quality.by_version()),
             paused=paused,

@@ -29,12 +29,10 @@ READ_EVERY_S = 1.0  # how often a replica or a worker reads the trainer's report
 NO_DRIFT = {"detected": 0, "events": [], "audit_accuracy": None, "audit_window": 0}
 
 
-def trainer_report(
-    snapshot: Snapshot, now: float | None = None, monotonic: float | None = None
-) -> dict[str, Any]:
+def trainer_report(snapshot: Snapshot, monotonic: float | None = None) -> dict[str, Any]:
     """What the trainer reports, from its engine's ``snapshot``: the stream's accuracy (running and
-    per version), the drifts found, and until when (Unix time) the random share stays raised."""
-    now = time.time() if now is None else now
+    per version), the drifts found, and until when (Unix time) the random share stays raised (the
+    same moment in every report, so every replica shows the same)."""
     left = snapshot.boost_until - (time.monotonic() if monotonic is None else monotonic)
     stats = snapshot.stats
     return {
@@ -45,7 +43,7 @@ def trainer_report(
             for version, (accuracy, n) in sorted(snapshot.accuracy_by_version.items())
         },
         "drift": dict(stats.get("drift") or NO_DRIFT),
-        "boost_until": now + left if left > 0 else None,
+        "boost_until": snapshot.boost_ends_at if left > 0 else None,
     }
 
 

@@ -31,6 +31,7 @@ class Snapshot:
     random_share: float = 0.0  # of the queue, drawn from the reservoir
     boost_share: float = 0.0  # the random share until ``boost_until`` (monotonic time), after a drift
     boost_until: float = 0.0
+    boost_ends_at: float = 0.0  # ``boost_until`` in Unix time, as other processes are told
     stats: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     paused: str | None = None  # why the queue serves nothing (pause_when_stable); None: it serves
     # per model version: (accuracy on its random items, how many)

@@ -403,6 +403,11 @@ class Store:
             first = conn.execute(query).scalar()
         return None if first is None else int(first)
 
+    def last_seq(self) -> int:
+        """The newest stored sample's ``seq`` (0 when none is stored)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(samples.c.seq))).scalar() or 0)
+
     def count_arrived_before(self, before: datetime) -> int:
         """How many stored samples arrived before ``before``. Arrivals are stored in seq order, so the
         young ones begin at one seq, found by bisection (a few dozen lookups of the primary key), and
