@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from alstream.service.app import create_app
 
+from ..conftest import wait_while_progressing
 from .conftest import AUTH, service_settings, wait_for
 
 VOCABULARY = {
@@ -49,7 +50,19 @@ def test_a_text_project_learns_from_the_stream(client):
     response = client.post("/send", json=batch)
     assert response.status_code == 202, response.text
 
-    wait_for(lambda: client.get("/stats").json()["pool"] == len(unlabeled), what="the texts in the pool")
+    def stats() -> dict:
+        return client.get("/stats").json()
+
+    def moving() -> tuple:  # what the texts pass through: the consumer, the store, the pool
+        now = stats()
+        return now["ingest"], now["store"], now["pool"], now["labeled"]
+
+    wait_while_progressing(
+        lambda: stats()["pool"] == len(unlabeled),
+        moving,
+        what="the texts on their way to the pool",
+        detail=lambda: f"; /stats: {stats()}",
+    )
     wait_for(lambda: client.get("/health").json()["model_version"] is not None, what="the first model")
     first = client.get("/health").json()["model_version"]
 
