@@ -146,11 +146,20 @@ class Roles:
         return "\n".join(f"--- {self.role} {n}\n{text}" for n, text in enumerate(logs))
 
 
-def record_version(store: Store, folder: Path, X: np.ndarray, y: np.ndarray, number: int) -> ModelVersion:
-    """Train version ``number`` as the trainer would, save its file and record it."""
+def record_version(
+    store: Store,
+    folder: Path,
+    X: np.ndarray,
+    y: np.ndarray,
+    number: int,
+    metrics: dict[str, float] | None = None,
+) -> ModelVersion:
+    """Train version ``number`` as the trainer would, save its file and record it (with ``metrics``)."""
     trainer = Trainer("sgd", [str(c) for c in range(10)], RetrainPolicy())
     trainer.start_at(number - 1)
     version = trainer.train_full(X, y)
     path = ModelFiles(folder).save(version)
-    store.record_model(kind="full", n_labels=len(y), metrics={}, status="ok", path=path, version=number)
+    store.record_model(
+        kind="full", n_labels=len(y), metrics=metrics or {}, status="ok", path=path, version=number
+    )
     return version

@@ -13,11 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from alstream.store import SampleRow, Store
+
 from .conftest import ADMIN_TOKEN, AUTH, label_until_stable, wait_for
-from .processes import Service
+from .processes import Service, record_version
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 DIGITS_Y = load_digits().target
@@ -429,3 +432,54 @@ def test_the_page_says_when_the_model_has_stabilised_and_the_queue_paused(open_p
     finally:
         stopping.process.terminate()
         stopping.process.wait(timeout=30)
+
+
+def test_a_replicas_page_draws_the_trainers_learning_curve(browser, tmp_path, postgres_url):
+    """``alstream serve --stateless`` on PostgreSQL: the page draws the curve of the versions the
+    trainer recorded (their held-out and stream accuracies) and marks the drift it reported."""
+    store = Store(postgres_url)
+    store.create()
+    digits = load_digits()
+    X, y = digits.data.astype(np.float32), digits.target.astype(str)
+    ids = [f"digit-{i}" for i in range(300, 400)]
+    store.add_samples([SampleRow(i, X[int(i[6:])], shard=0) for i in ids])
+    models = tmp_path / "shared" / "models"
+    for number in (1, 2, 3):  # as the trainer records them
+        metrics = {"holdout_accuracy": 0.5 + number / 10, "stream_accuracy": 0.4 + number / 10}
+        record_version(
+            store, models, X[: 100 * number], y[: 100 * number], number, {**metrics, "stream_samples": 50.0}
+        )
+    recorded = [row["created_at"].timestamp() for row in store.models()]
+    drift = {"signal": "accuracy", "at": (recorded[1] + recorded[2]) / 2, "estimate": 0.4, "model_version": 2}
+    store.trainer_stats.report("trainer", {"drift": {"detected": 1, "events": [drift]}})  # before version 3
+    store.candidates.publish(0, 3, ids, [1.0 - n / len(ids) for n in range(len(ids))])  # as a worker would
+    store.close()
+    home = tmp_path / "replica"
+    home.mkdir()
+    replica = Service(
+        home,
+        args=("--stateless",),
+        database_url=postgres_url,
+        data_dir=str(tmp_path / "shared"),
+        demo="false",
+    )
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    try:
+        replica.start()
+        page = context.new_page()
+        page.goto(f"{replica.url}/?annotator=rae#token={ADMIN_TOKEN}")
+        page.wait_for_selector("#item[data-id^='digit-']")
+        page.wait_for_function(  # a poll of /stats draws it, one point per version
+            "() => document.querySelector('#curve polyline.holdout')?.getAttribute('points')"
+            ".split(' ').length === 3"
+        )
+        assert len(page.get_attribute("#curve polyline.stream", "points").split(" ")) == 3
+        marks = page.eval_on_selector_all(
+            "#curve line.drift", "marks => marks.map((mark) => mark.textContent)"
+        )
+        assert marks == ["drift detected (version 3)"]
+    finally:
+        context.close()
+        if replica.process is not None and replica.process.poll() is None:
+            replica.process.terminate()
+            replica.process.wait(timeout=30)

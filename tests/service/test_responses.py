@@ -106,11 +106,17 @@ def test_a_replicas_stats_keep_every_key_and_value(tmp_path: Path) -> None:
     store.shard_stats.report(0, "w0", shard_report(engine), now)
     bare = {**engine, "max_pool": None, "model_version": None, "retention": None, "drift": {"detected": 0}}
     store.shard_stats.report(1, "w1", shard_report(bare), now - timedelta(seconds=60))  # stale
+    metrics = {"stream_accuracy": 0.75, "stream_samples": 12.0, "holdout_accuracy": 0.5}
+    store.record_model(kind="full", n_labels=60, metrics=metrics, status="ok", version=1)  # as the trainer
+    store.trainer_stats.report("trainer", {"drift": {"detected": 1, "events": [WITH_A_MODEL]}})
     config = EngineConfig(classes=CLASSES, n_features=6, random_share=0.3)
     queue = SharedQueue(config, store, StoredFeatures(6), ModelFiles(tmp_path / "models"))
     try:
         stats = queue.stats()
         assert set(stats["shards"]) == {"0", "1"} and stats["stale"] == [1]
+        assert stats["learning_curve"] == [
+            {"version": 1, "kind": "full", "n_labels": 60, "drift": True, **metrics}  # the drift before it
+        ]
         out = stats_out(stats, None)
         assert isinstance(out, ReplicaStats)
         assert sent(out) == made(stats, None)

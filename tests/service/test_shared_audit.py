@@ -4,7 +4,7 @@ replicas (the shared queue) lease random picks and record the model's guesses; t
 the same estimate, running and per version, exactly the share of random items whose guess was
 right (other labels do not count); a new trainer goes on from the store without counting a label
 twice; a drift (the labels turn against the model) is found once, shown alike by both replicas, and
-raises their random share for ``drift_boost_s``."""
+raises their random share for ``drift_boost_s``. Their learning curve is the trainer's versions."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from alstream.service.trainer_role import TrainerRole
 from alstream.settings import Settings
 from alstream.store import LabelRow, SampleRow, Store
 
+from ..conftest import wait_while_progressing
 from .conftest import wait_for
 from .processes import record_version
 
@@ -224,3 +225,54 @@ def test_every_report_names_the_same_end_of_the_boost() -> None:
     early, late = trainer_report(snapshot, monotonic=10.0), trainer_report(snapshot, monotonic=99.9)
     assert early["boost_until"] == late["boost_until"] == 1.8e9
     assert trainer_report(snapshot, monotonic=100.0)["boost_until"] is None
+
+
+@pytest.mark.timeout(300)
+def test_replicas_show_the_learning_curve_of_the_trainers_versions(system: System) -> None:
+    """Each version the trainer records is a point on both replicas' curves, as recorded (kind,
+    labels, the stream's accuracy it was trained at); the version trained after the drift it found
+    is marked."""
+    more = {"retrain_after_labels": 40, "min_labels_per_class": 1}  # a version per round of 40 labels
+    system.settings = system.settings.model_copy(update=more)
+    system.start_trainer()
+
+    def newest() -> int:
+        return max(point["version"] for point in system.stats()[0]["learning_curve"])
+
+    def progress() -> tuple:
+        latest = system.store.latest_model()
+        return (latest and latest["version"], [scored(s) for s in system.stats()])
+
+    for version in (2, 3):  # labeled truthfully
+        system.label(system.lease(40))
+        wait_while_progressing(lambda v=version: newest() >= v, progress, what=f"version {version}")
+    assert not any(point["drift"] for point in system.stats()[0]["learning_curve"])
+
+    for _ in range(40):  # the labels turn against the model: a drift, and a full retrain at once
+        system.label(system.lease(20), right=False)
+        if system.stats()[0]["drift"]["detected"]:
+            break
+    drifts = [event["at"] for event in system.stats()[0]["drift"]["events"]]
+    assert drifts, "no drift found"
+
+    def trained_after_drift() -> bool:  # and both replicas show it
+        [last] = system.store.newest_models(1)
+        shown = {max(p["version"] for p in s["learning_curve"]) for s in system.stats()}
+        return last["created_at"].timestamp() >= drifts[0] and shown == {last["version"]}
+
+    wait_while_progressing(trained_after_drift, progress, what="a version after the drift")
+    first, second = system.stats()
+    assert first["learning_curve"] == second["learning_curve"]
+    rows = [row for row in system.store.models() if row["status"] == "ok"]
+    curve = first["learning_curve"]
+    assert [p["version"] for p in curve] == [row["version"] for row in rows] and len(rows) >= 4
+    for point, row in zip(curve, rows, strict=True):
+        assert {k: point[k] for k in ("kind", "n_labels")} == {k: row[k] for k in ("kind", "n_labels")}
+        assert {k: v for k, v in point.items() if k not in ("version", "kind", "n_labels", "drift")} == row[
+            "metrics"
+        ]
+    assert all(0 <= p["stream_accuracy"] <= 1 and p["stream_samples"] > 0 for p in curve[1:])  # trainer's
+    after = next(row["version"] for row in rows if row["created_at"].timestamp() >= drifts[0])
+    marked = [p["version"] for p in curve if p["drift"]]
+    assert marked[0] == after, (marked, after)  # the first version after the first drift
+    assert isinstance(stats_out(first, None), ReplicaStats)

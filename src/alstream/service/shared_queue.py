@@ -8,6 +8,8 @@ with the newest model version the store records (its file from the shared ``data
 stream's accuracy on the random items and the drifts found in it, as the trainer reports them: the
 replica records the model's guess for each random item it leases, the trainer scores it once labeled
 (:mod:`alstream.service.shared_audit`); while a drift's boost lasts, the random share is raised.
+Its learning curve is the single process's, drawn from the versions the store records
+(:mod:`alstream.service.shared_curve`).
 
 A replica keeps nothing but that model: the workers keep the pools (``alstream worker``), the
 trainer trains (``alstream trainer``); ``/send`` and ``/labels`` publish to the stream as always.
@@ -22,12 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from alstream.service.engine import EngineConfig
+from alstream.service.engine import CURVE_POINTS, EngineConfig
 from alstream.service.featurize import Featurizer
 from alstream.service.model_files import ModelFiles
 from alstream.service.serving import QueueItem, ServingConfig, predict_with, queue_items
 from alstream.service.shard_totals import merge
 from alstream.service.shared_audit import Reported, random_share, replica_stats
+from alstream.service.shared_curve import RecordedCurve
 from alstream.service.snapshot import Snapshot
 from alstream.service.trainer import ModelVersion
 
@@ -55,6 +58,7 @@ class SharedQueue:
         self._looked = False  # a first look for a version is over
         self._lock = threading.Lock()
         self.reported = Reported(store.trainer_stats)  # the trainer's: the stream's accuracy, drift
+        self.curve = RecordedCurve(store, CURVE_POINTS)  # the recorded versions, as the single process's
 
     @property
     def snapshot(self) -> Snapshot:
@@ -141,9 +145,10 @@ class SharedQueue:
         return predict_with(self.serving, features)
 
     def stats(self) -> dict[str, Any]:
-        """The store's counts, the shared queue's, the version that serves, and what the shards
-        report: each shard's numbers with their age, and the totals."""
-        serving = self.serving
+        """The store's counts, the shared queue's, the version that serves, the learning curve of the
+        recorded versions, and what the shards report: each shard's numbers with their age, and the
+        totals."""
+        serving, report = self.serving, self.reported.get()
         return {
             "stateless": True,
             "store": self.store.counts(),
@@ -151,7 +156,8 @@ class SharedQueue:
             "model_version": serving.version if serving else None,
             "strategy": self.config.strategy,
             "random_share": self.config.random_share,
-            **replica_stats(self.reported.get(), self.random_share()),
+            **replica_stats(report, self.random_share()),
+            "learning_curve": self.curve.get((report.get("drift") or {}).get("events") or []),
             **merge(self.store.shard_stats.reports()),
         }
 

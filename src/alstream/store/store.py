@@ -503,6 +503,12 @@ class Store:
         with self.engine.connect() as conn:
             return [_model(r) for r in conn.execute(select(models).order_by(models.c.version))]
 
+    def newest_models(self, n: int, status: str = "ok") -> list[dict]:
+        """The newest ``n`` model versions with ``status``, oldest first."""
+        query = select(models).where(models.c.status == status).order_by(models.c.version.desc()).limit(n)
+        with self.engine.connect() as conn:
+            return [_model(r) for r in reversed(conn.execute(query).all())]
+
     def latest_model(self, status: str | None = "ok") -> dict | None:
         """The newest model version with ``status`` (any status when None)."""
         query = select(models).order_by(models.c.version.desc()).limit(1)

@@ -250,7 +250,8 @@ class ReplicaDrift(DriftState):
 
 class ReplicaStats(_Out):
     """``/stats`` of a stateless replica: the store's counts, the shared queue's, the version that
-    serves, and what the shards report (each with its age) with their totals."""
+    serves, the learning curve of the recorded versions, and what the shards report (each with its
+    age) with their totals."""
 
     stateless: Literal[True]
     store: StoreCounts
@@ -266,6 +267,9 @@ class ReplicaStats(_Out):
         description="Per model version (the one that guessed): its accuracy on the random items."
     )
     drift: ReplicaDrift
+    learning_curve: list[CurvePoint] = Field(
+        description="The newest versions the store records, oldest first; drift: the trainer found one."
+    )
     shards: dict[str, ShardOut] = Field(description="Each shard's report, by the shard's number.")
     totals: Totals
     stale: list[int] = Field(description="The shards whose reports are stale.")
