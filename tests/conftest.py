@@ -67,22 +67,27 @@ def prefect_backend():
         yield
 
 
-@pytest.fixture
-def prefect_server(tmp_path: Path):
-    """A Prefect server with every service (its scheduler, triggers and actions), on a database of its
-    own; its API at ``.url``."""
+def start_prefect_server(home: Path, port: int | None = None):
+    """A Prefect server with every service (its scheduler, triggers and actions), its home and
+    database in ``home`` (started again on one, it finds what the one before left), on ``port``
+    (None: a free one); its API at ``.url``."""
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_HOME, temporary_settings
 
     from alstream.flows.prefect_server import start_server
 
-    home = tmp_path / "prefect"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     updates = {
         PREFECT_HOME: str(home),
         PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{home}/prefect.db",
     }
     with temporary_settings(updates=updates):
-        server = start_server(services=True)
+        return start_server(services=True, port=port)
+
+
+@pytest.fixture
+def prefect_server(tmp_path: Path):
+    """A Prefect server with every service, on a database of its own (:func:`start_prefect_server`)."""
+    server = start_prefect_server(tmp_path / "prefect")
     try:
         yield server
     finally:

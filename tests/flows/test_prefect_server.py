@@ -2,9 +2,11 @@
 
 import sys
 
+import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 import alstream.flows.prefect_server as server_module
+from alstream.errors import OrchestratorUnavailable
 from alstream.flows.prefect_server import answers, prefect_api, start_server
 
 # Answers /api/health like Prefect's server, on the port it is given.
@@ -50,6 +52,16 @@ def test_a_port_taken_meanwhile_is_given_up_for_another():
     server = start_server(command=taken_once, poll_s=0.01)
     try:
         assert len(started) == 2 and server.url == f"http://127.0.0.1:{started[1]}/api"
+    finally:
+        server.stop()
+
+
+def test_a_server_on_a_port_given_starts_there_and_a_taken_port_is_an_error(free_port):
+    server = start_server(command=fake([]), poll_s=0.01, port=free_port)
+    try:
+        assert server.url == f"http://127.0.0.1:{free_port}/api" and answers(server.url)
+        with pytest.raises(OrchestratorUnavailable, match="exit status 3"):  # no other port tried
+            start_server(command=lambda _: [sys.executable, "-c", "raise SystemExit(3)"], port=free_port)
     finally:
         server.stop()
 

@@ -1,16 +1,19 @@
 """``alstream trainer`` with Prefect, as real processes on a real Prefect server (with its scheduler,
 triggers and actions) and a SQLite store: the active trainer serves the deployment
 ``full-retrain/alstream-retrain``; new labels fire its trigger, its schedule runs it, each run
-records exactly one full version, a drift starts a run that weighs the labels before it less, and
-Prefect's API lists the runs."""
+records exactly one full version, a drift starts a run that weighs the labels before it less (once
+the server answers, if it does not at the drift), and Prefect's API lists the runs."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import pytest
@@ -20,16 +23,17 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from sklearn.datasets import load_digits
 
 from alstream.flows.prefect_server import TemporaryServer
-from alstream.flows.trainer_deployment import DEPLOYMENT, EVENT, FLOW
+from alstream.flows.trainer_deployment import DEPLOYMENT, EVENT, FLOW, PrefectDeployment
 from alstream.service.model_files import ModelFiles
 from alstream.store import LabelRow, SampleRow, Store
 
-from ..conftest import wait_while_progressing
+from ..conftest import start_prefect_server, wait_while_progressing
 from ..service.processes import Roles, kill_all
 from ..service.test_trainer_role import Labeler, versions
 
 STALL_S = 120.0  # a wait fails only when nothing moved (versions, runs, the trainers' logs) this long
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+NOT_STARTED = "cannot start the drift's full retrain"  # logged when the server does not answer
 
 
 class Api:
@@ -218,3 +222,54 @@ def test_a_drift_starts_a_run_that_weighs_the_labels_before_it_less(
     finally:
         kill_all(trainers.procs)
         store.close()
+
+
+@pytest.mark.timeout(900)
+def test_a_drift_while_the_server_is_down_starts_its_run_once_it_answers_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server stops once the deployment is served (restarted later on its port and database:
+    the same server, unreachable meanwhile). Two drifts come while it is down: ``drifted`` returns
+    and the newest one's run is asked for again until the server answers, then created once (the
+    older one's never); a drift whose run has not started when the deployment stops is given up."""
+    caplog.set_level(logging.INFO, logger="alstream.flows.trainer_deployment")
+    home = tmp_path / "prefect"
+    server = start_prefect_server(home)
+    port, api = urlparse(server.url).port, Api(server.url)
+    # The runner looks for runs hourly: they are listed, not run (the retrain, ``str``, is never called).
+    deployment = PrefectDeployment(server.url, poll_s=3600)
+    drift_logs = lambda: sum("drift" in record.getMessage() for record in caplog.records)  # noqa: E731
+
+    def wait(done, what: str) -> None:
+        wait_while_progressing(done, drift_logs, stall_s=STALL_S, what=what, detail=lambda: caplog.text)
+
+    def drift_runs(label_id: int) -> list[Any]:
+        return [run for run in api.runs() if run.parameters.get("drift_label_id") == label_id]
+
+    try:
+        deployment.serve(str, interval_s=3600)
+        served = lambda: "serving the Prefect deployment" in caplog.text  # noqa: E731
+        wait_while_progressing(served, lambda: len(caplog.records), stall_s=STALL_S, what="serving")
+        server.stop()
+        deployment.drifted(7)
+        deployment.drifted(9)  # before 7's run started: it replaces it
+        wait(lambda: NOT_STARTED in caplog.text, "the drift's run asked for while the server is down")
+
+        server = start_prefect_server(home, port=port)
+        wait(lambda: "drift: started" in caplog.text, "the drift's run once the server answers")
+        (run,) = drift_runs(9)
+        assert not drift_runs(7) and not run.auto_scheduled
+        assert api.deployment().parameters == {"drift_label_id": 9}  # the later runs' too
+
+        server.stop()
+        asked = caplog.text.count(NOT_STARTED)
+        deployment.drifted(11)
+        wait(lambda: caplog.text.count(NOT_STARTED) > asked, "the next drift's run asked for")
+        deployment.stop()
+        assert not [t for t in threading.enumerate() if t.name == "alstream-drift-run"]  # given up
+        server = start_prefect_server(home, port=port)
+        assert not drift_runs(11) and len(drift_runs(9)) == 1
+        assert caplog.text.count("drift: started") == 1
+    finally:
+        deployment.stop()
+        server.stop()

@@ -172,3 +172,43 @@ def test_the_stored_samples_a_restart_rebuilds_from_are_not_arrivals_to_the_drif
     finally:
         restarted.close()
         store.close()
+
+
+def test_labels_given_before_a_drift_weigh_less_whenever_their_features_arrive(tmp_path: Path):
+    """One rule, the store's label id: a label up to the drift's weighs ``drift_old_weight`` though
+    its sample's features came after the drift (evicted from the bounded pool: from the store; not
+    arrived yet: when it does, the label waiting or forgotten); a relabel after the drift weighs 1."""
+    store = Store(f"sqlite:///{tmp_path}/evicted.db")
+    store.create()
+    X = np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32)
+    store.add_samples([SampleRow(f"s{i}", X[i], None, None) for i in range(400)])
+    store.audits.served([(f"s{i}", 1, "a") for i in range(400)])  # guesses of random items: all "a"
+    late = [LabelRow(f"late{i}", "b", "ann", False, "t:0", i) for i in range(2)]  # before their samples
+    right = [LabelRow(f"s{i}", "a", "ann", False, "t:0", 2 + i) for i in range(300)]
+    wrong = [LabelRow(f"s{i}", "b", "ann", False, "t:0", 2 + i) for i in range(300, 400)]  # the drift
+    store.add_labels(late + right + wrong)
+    config = EngineConfig(
+        classes=CLASSES, n_features=8, track=False, max_pool=10, max_waiting_labels=1
+    )  # late0 forgotten while waiting: its label comes from the store when its sample does
+    engine = Engine(config, store, audits=store.audits)
+    try:
+        engine.sync()
+        drift = engine.drift_label_id
+        assert engine.drift.detected >= 1 and drift is not None
+        assert len(engine.train_set) == 400 and len(engine.pool) <= 10  # most came from the store
+        assert engine.book.waiting() == {"held": 1, "dropped": 1}
+        store.add_samples([SampleRow(f"late{i}", X[i], None, None) for i in range(2)])
+        store.add_labels([LabelRow("s0", "c", "ann", False, "t:0", 402)])  # relabeled after the drift
+        while any(engine.sync()):
+            pass
+        assert engine.drift_label_id == drift
+        ids = {sample_id: int(row_id) for row_id, sample_id, *_ in store.labels_after(0)}  # the latest
+        weights = engine.training_weights()
+        assert weights is not None
+        by_sample = dict(zip(engine.train_set.ids, weights.tolist(), strict=True))
+        assert len(by_sample) == 402 and {"late0", "late1"} <= by_sample.keys()
+        assert by_sample["s0"] == 1.0 and by_sample["s1"] == by_sample["late0"] == 0.05
+        assert all(by_sample[s] == (1.0 if ids[s] > drift else 0.05) for s in by_sample)
+    finally:
+        engine.close()
+        store.close()

@@ -21,10 +21,10 @@ def _book(tmp_path: Path, max_waiting: int = 100) -> tuple[LabelBook, Pool, Stor
 def test_a_label_moves_its_sample_from_the_pool_to_the_training_set(tmp_path: Path):
     book, pool, store = _book(tmp_path)
     pool.add(["a", "b"], np.array([[1, 2], [3, 4]], dtype=np.float32))
-    book.set("a", "cat", pool)
+    book.set("a", "cat", 1, pool)
     assert list(pool.index) == ["b"] and book.train_set.data()[1].tolist() == ["cat"]
-    book.set("a", "dog", pool)  # relabeled: the latest wins, still one row
-    book.set("b", None, pool)  # skipped: out of the pool, not trained on
+    book.set("a", "dog", 2, pool)  # relabeled: the latest wins, still one row
+    book.set("b", None, 3, pool)  # skipped: out of the pool, not trained on
     X, y = book.train_set.data()
     assert X.tolist() == [[1.0, 2.0]] and y.tolist() == ["dog"] and not pool.index
     store.close()
@@ -33,7 +33,7 @@ def test_a_label_moves_its_sample_from_the_pool_to_the_training_set(tmp_path: Pa
 def test_a_label_for_an_evicted_sample_takes_its_features_from_the_store(tmp_path: Path):
     book, pool, store = _book(tmp_path)
     store.add_samples([SampleRow("gone", np.array([5, 6], dtype=np.float32), None, None)])
-    book.set("gone", "cat", pool)  # not in the pool (evicted long ago)
+    book.set("gone", "cat", 1, pool)  # not in the pool (evicted long ago)
     assert book.resolve() == [] and book.train_set.data()[0].tolist() == [[5.0, 6.0]]
     store.close()
 
@@ -41,7 +41,7 @@ def test_a_label_for_an_evicted_sample_takes_its_features_from_the_store(tmp_pat
 def test_labels_before_their_samples_wait_and_the_oldest_are_forgotten_past_the_bound(tmp_path: Path):
     book, pool, store = _book(tmp_path, max_waiting=3)
     for i in range(5):
-        book.set(f"early-{i}", "cat", pool)
+        book.set(f"early-{i}", "cat", i + 1, pool)
     assert book.resolve() == ["early-0", "early-1"]  # forgotten here; the store keeps them
     assert book.waiting() == {"held": 3, "dropped": 2} and len(book) == 3
     labeled = book.arrived(["early-4", "other"], np.array([[7, 8], [9, 9]], dtype=np.float32))

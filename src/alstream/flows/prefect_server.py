@@ -103,20 +103,22 @@ def start_server(
     poll_s: float = 0.2,
     meanwhile: Callable[[], object] = lambda: None,
     services: bool = False,
+    port: int | None = None,
 ) -> TemporaryServer:
     """Start a temporary server (``command(port)``, default ``server_command``), do ``meanwhile()``
     while it boots, and wait, without a limit, until it answers or its process exits. ``services``:
-    with all of the server's services (the scheduler too), not only an ephemeral server's."""
+    with all of the server's services (the scheduler too), not only an ephemeral server's. ``port``:
+    on that one (None: a free one)."""
     command = command or server_command
     env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True), **SERVER_ENV}
     if services:
         env.pop("PREFECT__SERVER_EPHEMERAL")
     started = time.monotonic()
     while True:
-        port = _free_port()
+        port_now = _free_port() if port is None else port
         errors = tempfile.TemporaryFile()  # noqa: SIM115 (the server's, closed by its stop)
-        process = subprocess.Popen(command(port), env=env, stdout=subprocess.DEVNULL, stderr=errors)
-        server = TemporaryServer(process, f"http://127.0.0.1:{port}/api", errors)
+        process = subprocess.Popen(command(port_now), env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        server = TemporaryServer(process, f"http://127.0.0.1:{port_now}/api", errors)
         meanwhile()
         meanwhile = lambda: None  # noqa: E731 (once)
         while server.alive() and not answers(server.url, timeout_s=2.0):
@@ -124,7 +126,7 @@ def start_server(
             time.sleep(poll_s)
         if server.alive():
             return server
-        if process.returncode != PORT_IN_USE:  # another process took the port: try another one
+        if process.returncode != PORT_IN_USE or port is not None:  # else another took the port: another one
             why = server.last_error() or f"exit status {process.returncode}"
             server.stop()
             raise OrchestratorUnavailable(

@@ -14,6 +14,9 @@ Prefect's UI shows every retrain, its schedule and its history. Each run is a pr
 - A drift: the trainer starts a run at once, with the parameter ``drift_label_id`` (the store's
   newest label when the drift was found), and makes it the deployment's default, so the schedule's
   and the trigger's runs after it weigh the labels before the drift less too (until the next drift).
+  A thread of its own starts it (the engine's thread goes on): while the server does not answer it
+  asks again, waiting longer each time up to ``RETRY_S``; a newer drift's run replaces it, and
+  :meth:`PrefectDeployment.stop` gives it up.
 
 Schedules need the server's scheduler service and triggers its triggers and actions services:
 Prefect's temporary ("ephemeral") server runs the last two but not the first, so the trainer needs a
@@ -37,6 +40,7 @@ from prefect.events import DeploymentEventTrigger, emit_event
 from prefect.runner import Runner
 from prefect.schedules import Interval
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from alstream.flows.prefect_server import TemporaryServer, answers, start_server
 
@@ -46,6 +50,7 @@ DEPLOYMENT = "alstream-retrain"
 EVENT = "alstream.labels.came"
 RESOURCE = {"prefect.resource.id": "alstream.trainer"}
 RETRY_S = 5.0  # a server that does not answer is asked again after this long
+FIRST_RETRY_S = 0.5  # a drift's run that did not start: asked again after this, doubling up to RETRY_S
 STOP_WAIT_S = 30.0
 
 
@@ -85,10 +90,12 @@ class PrefectDeployment:
         self._runner: Runner | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # served, a drift, or stopping
         self._served = False  # the deployment and its trigger exist: events reach it
         self._held = 0  # labels that came before, told once it is served
         self._drift: int | None = None  # the last drift's label id: every run's parameter
-        self._drift_held = False  # a drift before it was served: its run starts once it is
+        self._unstarted: int | None = None  # the newest drift whose run has not started yet
+        self._drift_thread: threading.Thread | None = None
         self._deployment_id: Any = None
 
     @classmethod
@@ -116,11 +123,13 @@ class PrefectDeployment:
         ``RETRY_S``."""
         self._stop.clear()
         with self._lock:
-            self._drift, self._drift_held = drift_label_id, False
+            self._drift, self._unstarted = drift_label_id, None
         self._thread = threading.Thread(
             target=self._serve, args=(retrain, interval_s), name="alstream-deployment", daemon=True
         )
         self._thread.start()
+        self._drift_thread = threading.Thread(target=self._drift_runs, name="alstream-drift-run", daemon=True)
+        self._drift_thread.start()
 
     def _serve(self, retrain: Callable[[int | None], int | None], interval_s: float) -> None:
         with temporary_settings(updates={PREFECT_API_URL: self.url}):
@@ -147,9 +156,7 @@ class PrefectDeployment:
             return
         with self._lock:
             self._served, held, self._held = True, self._held, 0
-            drift, self._drift_held = (self._drift if self._drift_held else None), False
-        if drift is not None:
-            await asyncio.to_thread(self._start_drift_run, drift)
+            self._changed.notify_all()  # a drift's run waiting for it starts now
         if held:
             self._emit(held)
         log.info("serving the Prefect deployment %s/%s at %s", FLOW, self.name, self.url)
@@ -166,28 +173,62 @@ class PrefectDeployment:
 
     def drifted(self, label_id: int) -> None:
         """A drift at the store's label ``label_id``: the deployment's runs weigh the labels up to it
-        less from now on, and one starts now (once it is served, if it is not yet)."""
+        less from now on, and one starts as soon as it can (served, the server answering), on a
+        thread of its own; it replaces an earlier drift's run that has not started yet."""
         with self._lock:
-            self._drift = label_id
-            if not self._served:
-                self._drift_held = True
-                return
-        self._start_drift_run(label_id)
+            self._drift = self._unstarted = label_id
+            self._changed.notify_all()
 
-    def _start_drift_run(self, label_id: int) -> None:
-        parameters = {"drift_label_id": label_id}
-        try:
-            with (
-                temporary_settings(updates={PREFECT_API_URL: self.url}),
-                get_client(sync_client=True) as client,
-            ):
-                # The default first: the trigger's and the schedule's runs (made again) weigh as this one.
-                client.update_deployment(self._deployment_id, DeploymentUpdate(parameters=parameters))
-                run = client.create_flow_run_from_deployment(self._deployment_id, parameters=parameters)
-        except Exception:
-            log.exception("cannot start the drift's full retrain on the deployment %s", self.name)
+    def _drift_runs(self) -> None:
+        """Until :meth:`stop`: start the newest drift's run once it is served, asking again while the
+        server does not answer."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(Exception),
+            stop=lambda _: self._stop.is_set(),  # stopping: the run is given up
+            wait=wait_exponential(multiplier=FIRST_RETRY_S, min=FIRST_RETRY_S, max=RETRY_S),
+            sleep=self._pause,
+            before_sleep=self._not_started,
+            retry_error_callback=lambda _: None,
+        )
+        while True:
+            with self._lock:
+                while not self._stop.is_set() and (self._unstarted is None or not self._served):
+                    self._changed.wait()
+                if self._stop.is_set():
+                    return
+            retrying(self._start_newest_drift_run)
+
+    def _start_newest_drift_run(self) -> None:
+        """Start the run of the newest drift not started (none: nothing to do); raises when the server
+        does not take it."""
+        with self._lock:
+            label_id = self._unstarted
+        if label_id is None or self._stop.is_set():
             return
+        parameters = {"drift_label_id": label_id}
+        with temporary_settings(updates={PREFECT_API_URL: self.url}), get_client(sync_client=True) as client:
+            # The default first: the trigger's and the schedule's runs (made again) weigh as this one.
+            client.update_deployment(self._deployment_id, DeploymentUpdate(parameters=parameters))
+            run = client.create_flow_run_from_deployment(self._deployment_id, parameters=parameters)
+        with self._lock:
+            if self._unstarted == label_id:  # a newer drift's run is still to start
+                self._unstarted = None
         log.info("drift: started the full retrain %s (labels up to id %d weigh less)", run.name, label_id)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` before asking the server again; a newer drift or :meth:`stop` ends it."""
+        with self._lock:
+            unstarted = self._unstarted
+            self._changed.wait_for(lambda: self._stop.is_set() or self._unstarted != unstarted, seconds)
+
+    def _not_started(self, state: RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None  # after a failed attempt
+        log.warning(
+            "cannot start the drift's full retrain on the deployment %s (%s); asking again in %.1f s",
+            self.name,
+            state.outcome.exception(),
+            state.next_action.sleep,
+        )
 
     def _emit(self, n: int) -> None:
         with temporary_settings(updates={PREFECT_API_URL: self.url}):
@@ -197,7 +238,8 @@ class PrefectDeployment:
         """Stop serving (Prefect cancels the runs in flight: their versions are not recorded)."""
         self._stop.set()
         with self._lock:
-            self._served = False
+            self._served, self._unstarted = False, None  # a drift's run not started is given up
+            self._changed.notify_all()
         loop, runner, thread = self._loop, self._runner, self._thread
         if loop is not None and runner is not None and runner.started:
             future = asyncio.run_coroutine_threadsafe(runner.astop(), loop)
@@ -205,9 +247,10 @@ class PrefectDeployment:
                 future.result(STOP_WAIT_S)
             except Exception:
                 log.exception("the deployment's runner did not stop cleanly")
-        if thread is not None:
-            thread.join(STOP_WAIT_S)
-        self._loop = self._runner = self._thread = None
+        for waited in (thread, self._drift_thread):
+            if waited is not None:
+                waited.join(STOP_WAIT_S)
+        self._loop = self._runner = self._thread = self._drift_thread = None
 
     def close(self) -> None:
         """Stop serving, and the temporary server if this one started it."""

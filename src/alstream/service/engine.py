@@ -147,9 +147,7 @@ class Engine:
             seed=config.seed,
             path=None if kept is None else kept / STATE_FILE,  # a restart resumes the rule
         )
-        self._drift_clock: int | None = None  # the training set's clock at the last drift
         self.drift_label_id: int | None = None  # the store's newest label id at the last drift
-        self._weigh_after: int | None = None  # a drift found elsewhere: labels up to this id weigh less
         self._boost_until = 0.0  # monotonic time until which the random share stays raised
         self._boost_ends_at = 0.0  # the same moment in Unix time, fixed when set: what others are told
         self._force_full = False  # a drift asks for a full retrain now
@@ -213,12 +211,10 @@ class Engine:
                 arrived = seqs[rest] > self._stored_before
                 if model is not None and arrived.any() and self.drift.arrivals(scores[arrived]):
                     self._drifted("scores")
-                for sample_id, (label, _annotator, skipped) in self.book.forgotten_labels(unlabeled).items():
-                    self._set_label(sample_id, None if skipped else label, new=True)
+                for sample_id, event in self.book.forgotten_labels(unlabeled).items():
+                    label_id, label, _annotator, skipped = event
+                    self._set_label(sample_id, None if skipped else label, label_id, new=True)
         rows = self.store.labels_after(self._last_label_id)
-        cut = self._weigh_after if self._drift_clock is None else None
-        if cut is not None:  # up to the drift's label first: the rest next step, stamped after it
-            rows = [row for row in rows if row[0] <= cut]
         if self.audits is not None and rows:  # stored before the labels that name them
             for guess in self.audits.open([row[1] for row in rows]):
                 self.quality.served(*guess)
@@ -227,7 +223,7 @@ class Engine:
             self._last_label_id = max(self._last_label_id, int(row_id))
             self.tally.add_label(sample_id, label, annotator, skipped)
             correct = self._set_label(
-                sample_id, None if skipped else label, new=row_id > self._restored_label_id
+                sample_id, None if skipped else label, int(row_id), new=row_id > self._restored_label_id
             )
             if correct is not None:
                 scored.append((sample_id, int(row_id), correct))
@@ -235,8 +231,6 @@ class Engine:
             self.audits.scored(scored)
         for sample_id in self.book.resolve():  # forgotten while waiting: no model will have them soon
             self._pending.pop(sample_id, None)
-        if cut is not None:  # every label up to the drift's is in, features and all
-            self._drift_clock = self.train_set.clock
         self._age_out()
         self._retain()
         if new_samples or rows or self.leases.short:
@@ -280,10 +274,11 @@ class Engine:
         retention = self.retention
         return retention is not None and retention.overdue > self.config.retention_max_overdue
 
-    def _set_label(self, sample_id: str, label: str | None, new: bool) -> bool | None:
-        """A sample's latest label (None: skipped); ``new``: not in the version restored at start.
-        Returns whether the model's guess was right, when it was a random item's (else None)."""
-        self.book.set(sample_id, label, self.pool)
+    def _set_label(self, sample_id: str, label: str | None, label_id: int, new: bool) -> bool | None:
+        """A sample's latest label (None: skipped), the store's label ``label_id``; ``new``: not in the
+        version restored at start. Returns whether the model's guess was right, when it was a random
+        item's (else None)."""
+        self.book.set(sample_id, label, label_id, self.pool)
         if label is None:
             self._pending.pop(sample_id, None)
             return None
@@ -322,16 +317,16 @@ class Engine:
             "" if self.config.drift_reaction else "; drift_reaction is off",
         )
         if self.config.drift_reaction:
-            self._drift_clock, self.drift_label_id = self.train_set.clock, self._last_label_id
+            self.drift_label_id = self._last_label_id
             self._boost_until = time.monotonic() + self.config.drift_boost_s
             self._boost_ends_at = time.time() + self.config.drift_boost_s
             self._force_full = True
 
     def drifted_at(self, label_id: int) -> None:
-        """Before this engine's first :meth:`sync`: a drift was found elsewhere (the active trainer)
-        when the store's newest label was ``label_id``; full retrains weigh the labels up to it as
-        this engine's own drift would (:meth:`training_weights`)."""
-        self._weigh_after, self._drift_clock = label_id, None
+        """A drift was found elsewhere (the active trainer) when the store's newest label was
+        ``label_id``: full retrains weigh the labels up to it less, as this engine's own drift would
+        (:meth:`training_weights`)."""
+        self.drift_label_id = label_id
 
     # --- scoring --------------------------------------------------------------------------
     def rescore(self, version: ModelVersion) -> None:
@@ -356,11 +351,12 @@ class Engine:
         return self.train_set.data()
 
     def training_weights(self) -> np.ndarray | None:
-        """Per row of :meth:`training_data`: labels given before the last drift weigh
-        ``drift_old_weight``, newer ones 1 (None: no drift yet, every label weighs the same)."""
-        if self._drift_clock is None:
+        """Per row of :meth:`training_data`: labels up to the last drift's store label id
+        (:attr:`drift_label_id`) weigh ``drift_old_weight``, later ones 1, whenever their samples'
+        features came (None: no drift yet, every label weighs the same)."""
+        if self.drift_label_id is None:
             return None
-        return np.where(self.train_set.labeled_after(self._drift_clock), 1.0, self.config.drift_old_weight)
+        return np.where(self.train_set.labeled_after(self.drift_label_id), 1.0, self.config.drift_old_weight)
 
     def _labeled(self, ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Features and latest labels of those ``ids`` in the training set."""

@@ -4,7 +4,8 @@ A label may name a sample in the pool (the sample moves to the training set), on
 (its features come from the store), or one that has not arrived yet: that label waits, and the
 newest ``max_waiting`` of those are kept in memory (the store keeps them all; one forgotten here is
 found again there when its sample arrives). A skip, the latest word on a sample, takes it out of
-the training set and the pool. One writer: the engine's thread.
+the training set and the pool. Each label keeps its id in the store, wherever its features come
+from (after a drift, the labels up to the drift's id weigh less). One writer: the engine's thread.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class LabelBook:
     def __init__(self, store: Any, featurizer: Featurizer, n_features: int, max_waiting: int) -> None:
         self.store, self.featurizer, self.max_waiting = store, featurizer, max_waiting
         self.labels: dict[str, str] = {}  # latest non-skipped label per sample (arrived or waiting)
+        self.label_ids: dict[str, int] = {}  # the store's id of each of those labels
         self.train_set = TrainingSet(n_features)
         self._waiting: OrderedDict[str, None] = OrderedDict()  # labeled, sample not arrived: oldest first
         self._missing: list[str] = []  # labeled, in neither the pool nor the training set: ask the store
@@ -41,29 +43,31 @@ class LabelBook:
         labeled = np.array([sample_id in self._waiting for sample_id in ids], dtype=bool)
         for i in np.flatnonzero(labeled).tolist():
             del self._waiting[ids[i]]
-            self.train_set.put(ids[i], features[i], self.labels[ids[i]])
+            self.train_set.put(ids[i], features[i], self.labels[ids[i]], self.label_ids[ids[i]])
         return labeled
 
-    def forgotten_labels(self, ids: list[str]) -> dict[str, tuple[str | None, str | None, bool]]:
-        """For new samples, once waiting labels were forgotten: their current labels in the store."""
+    def forgotten_labels(self, ids: list[str]) -> dict[str, tuple[int, str | None, str | None, bool]]:
+        """For new samples, once waiting labels were forgotten: their current label events in the
+        store, ``(id, label, annotator, skipped)``."""
         if not self.dropped:
             return {}
-        return self.store.current_labels([i for i in ids if i not in self.labels])
+        return self.store.current_label_events([i for i in ids if i not in self.labels])
 
-    def set(self, sample_id: str, label: str | None, pool: Pool) -> None:
-        """A sample's latest label (None: skipped)."""
+    def set(self, sample_id: str, label: str | None, label_id: int, pool: Pool) -> None:
+        """A sample's latest label (None: skipped), the store's label event ``label_id``."""
         if label is None:
             self.labels.pop(sample_id, None)
+            self.label_ids.pop(sample_id, None)
             self.train_set.drop(sample_id)
             pool.remove([sample_id])
             self._waiting.pop(sample_id, None)
             return
-        self.labels[sample_id] = label
-        if self.train_set.relabel(sample_id, label) or sample_id in self._waiting:
+        self.labels[sample_id], self.label_ids[sample_id] = label, label_id
+        if self.train_set.relabel(sample_id, label, label_id) or sample_id in self._waiting:
             return
         found, X = pool.remove([sample_id])
         if found:
-            self.train_set.put(sample_id, X[0], label)
+            self.train_set.put(sample_id, X[0], label, label_id)
         else:  # evicted from the pool, or not arrived yet
             self._missing.append(sample_id)
 
@@ -78,7 +82,7 @@ class LabelBook:
         if missing:
             found, X = self.featurizer.of(self.store, missing)
             for row, sample_id in enumerate(found):
-                self.train_set.put(sample_id, X[row], self.labels[sample_id])
+                self.train_set.put(sample_id, X[row], self.labels[sample_id], self.label_ids[sample_id])
         stored = set(found)
         forgotten: list[str] = []
         for sample_id in missing:
@@ -100,6 +104,7 @@ class LabelBook:
         while len(self._waiting) > self.max_waiting:
             oldest, _ = self._waiting.popitem(last=False)
             self.labels.pop(oldest, None)
+            self.label_ids.pop(oldest, None)
             forgotten.append(oldest)
         self.dropped += len(forgotten)
         return forgotten

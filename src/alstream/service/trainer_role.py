@@ -71,7 +71,8 @@ class Deployment(Protocol):
 
     def drifted(self, label_id: int) -> None:
         """A drift, found when the store's newest label was ``label_id``: run a retrain now, it and
-        the later ones weighing the labels up to ``label_id`` less."""
+        the later ones weighing the labels up to ``label_id`` less (without holding up the caller:
+        until it starts, or a newer drift's does, or :meth:`stop`)."""
 
     def stop(self) -> None:
         """Stop serving."""

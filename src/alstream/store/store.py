@@ -297,15 +297,21 @@ class Store:
     ) -> dict[str, tuple[str | None, str | None, bool]]:
         """sample_id -> (label, annotator, skipped) of its latest label event ("latest wins"), for
         every labeled sample or those among ``ids``."""
+        return {sid: event[1:] for sid, event in self.current_label_events(ids).items()}
+
+    def current_label_events(
+        self, ids: Sequence[str] | None = None
+    ) -> dict[str, tuple[int, str | None, str | None, bool]]:
+        """sample_id -> (id, label, annotator, skipped) of its latest label event, for every labeled
+        sample or those among ``ids``."""
         if ids is None:
             current = _current()
-            query = select(current.c.sample_id, current.c.label, current.c.annotator, current.c.skipped)
-            with self.engine.connect() as conn:
-                return {sid: (label, ann, bool(skipped)) for sid, label, ann, skipped in conn.execute(query)}
-        current = _current(labels.c.sample_id.in_(listed(list(dict.fromkeys(ids)), self.dialect)))
-        query = select(current.c.sample_id, current.c.label, current.c.annotator, current.c.skipped)
+        else:
+            current = _current(labels.c.sample_id.in_(listed(list(dict.fromkeys(ids)), self.dialect)))
+        c = current.c
+        query = select(c.sample_id, c.id, c.label, c.annotator, c.skipped)
         with self.engine.connect() as conn:
-            return {sid: (lab, ann, bool(sk)) for sid, lab, ann, sk in conn.execute(query)}
+            return {sid: (int(i), lab, ann, bool(sk)) for sid, i, lab, ann, sk in conn.execute(query)}
 
     def known_ids(self, ids: Sequence[str]) -> set[str]:
         """Those of ``ids`` that a stored sample has."""
@@ -528,7 +534,7 @@ def _current(*where: Any):
     """Subquery: each sample's latest label event (of the samples ``where`` picks)."""
     latest = select(func.max(labels.c.id).label("id")).where(*where).group_by(labels.c.sample_id).subquery()
     return (
-        select(labels.c.sample_id, labels.c.label, labels.c.annotator, labels.c.skipped)
+        select(labels.c.id, labels.c.sample_id, labels.c.label, labels.c.annotator, labels.c.skipped)
         .join(latest, labels.c.id == latest.c.id)
         .subquery()
     )
