@@ -113,6 +113,8 @@ def start_server(
     env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True), **SERVER_ENV}
     if services:
         env.pop("PREFECT__SERVER_EPHEMERAL")
+    if port is not None and not _is_free(port):  # what answers there would pass for this server
+        raise OrchestratorUnavailable(f"Prefect's temporary server cannot start on port {port}: it is taken")
     started = time.monotonic()
     while True:
         port_now = _free_port() if port is None else port
@@ -166,6 +168,18 @@ def _stop(server: TemporaryServer) -> None:
 
     APILogWorker.drain_all(timeout=5)  # the logs still queued reach the server before it goes
     server.stop()
+
+
+def _is_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` of 127.0.0.1 (closed connections waiting out TIME_WAIT
+    there do not count: a server binds past them, as uvicorn does)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _free_port() -> int:
