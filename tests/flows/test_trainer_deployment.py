@@ -260,7 +260,7 @@ def test_a_drift_while_the_server_is_down_starts_its_run_once_it_answers_again(
 
         server = start_prefect_server(home, port=port)
         wait(lambda: "drift: started" in caplog.text, "the drift's run once the server answers")
-        (run,) = drift_runs(9)
+        assert len(drift_runs(9)) == 1
         assert not drift_runs(7)
         assert api.deployment().parameters == {"drift_label_id": 9}  # the later runs' too
 
