@@ -70,6 +70,7 @@ bench: install
 	$(PY) bench/soak_bench.py --quick
 	$(PY) bench/first_model_bench.py
 	$(PY) bench/candidates_bench.py
+	$(PY) bench/audits_bench.py
 	$(PY) bench/scale_out_bench.py
 	$(PY) bench/experiment_bench.py
 

@@ -4,6 +4,7 @@ the newest outcomes come back as scored, and the open guesses stay bounded."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 from alstream.store import Store
@@ -52,3 +53,29 @@ def test_the_trainer_report_is_one_row_replaced(store: Store) -> None:
     last = store.trainer_stats.last()
     assert last is not None and last.trainer == "t2" and last.reported_at == T0 + timedelta(seconds=1)
     assert last.stats == {"stream_accuracy": 0.75, "drift": {"detected": 1}}
+
+
+def test_sqlite_audit_writes_queue_behind_the_leases_of_their_process(tmp_path) -> None:
+    """SQLite: a replica's audit writes and its leases take turns in the process (no busy_timeout to
+    poll the file's lock: it would put hundreds of ms of sleeps into a lease's tail)."""
+    store = Store(f"sqlite:///{tmp_path}/store.db", busy_timeout_ms=0, attempts=1)
+    store.create()
+    names = [f"c{i}" for i in range(400)]
+    store.candidates.publish(0, 1, names[:200], [0.5] * 200, picks=names[200:], pick_scores=[0.5] * 200)
+    errors: list[BaseException] = []
+
+    def replica_thread(k: int) -> None:
+        try:
+            for turn in range(20):
+                taken = store.candidates.lease(f"ann{k}-{turn}", None, 5, 600.0, random_share=0.5)
+                store.audits.served([(c.id, 1, "x") for c in taken if c.reason == "random"])
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=replica_thread, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.close()
+    assert errors == []

@@ -12,6 +12,7 @@ random item (fewer than the labels).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from alstream.store.database import SQLITE_BEGIN
 from alstream.store.lists import listed
 from alstream.store.retry import retry
 from alstream.store.tables import audits
@@ -34,12 +36,23 @@ Guess = tuple[str, int, str]  # (sample id, model version, predicted class)
 
 
 class Audits:
-    """The ``audits`` table; each write one transaction, retried on transient errors."""
+    """The ``audits`` table; each write one transaction, retried on transient errors. ``writing``:
+    what this process's SQLite writers hold while they write (the store's, shared with its
+    candidates: an audit write waits its turn behind the leases rather than poll the file's lock,
+    whose busy_timeout sleeps put hundreds of ms into the leases' tail; measured by
+    bench/audits_bench.py). None: nothing (PostgreSQL needs nothing)."""
 
-    def __init__(self, engine: Engine, **retry_options: Any) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        writing: contextlib.AbstractContextManager | None = None,
+        **retry_options: Any,
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._retry = retry_options
+        self._writing = contextlib.nullcontext() if writing is None else writing
         self._insert = _INSERT[self.dialect](audits).on_conflict_do_nothing(index_elements=[_a.sample_id])
         self._score = (
             update(audits)
@@ -112,8 +125,10 @@ class Audits:
 
     def _run(self, work: Callable[[Any], Any]) -> Any:
         def attempt() -> Any:
-            with self.engine.begin() as conn:
-                return work(conn)
+            with self._writing, self.engine.connect() as conn:
+                conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+                with conn.begin():
+                    return work(conn)
 
         return retry(attempt, **self._retry)
 

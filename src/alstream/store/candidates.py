@@ -112,8 +112,9 @@ class Candidates:
         self._retry = retry_options
         self._insert = _INSERT[self.dialect](candidates)
         self._random = random.Random()  # which leased items are random picks
-        # SQLite: this process's writers queue here rather than poll the file's lock (busy_timeout).
-        self._writing = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        # SQLite: this process's writers queue here rather than poll the file's lock (busy_timeout);
+        # the store's audits queue here too (a replica's audit writes follow its leases).
+        self.writing = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
 
     def publish(
         self,
@@ -362,7 +363,7 @@ class Candidates:
 
     def _write(self, work):
         def attempt():
-            with self._writing, self.engine.connect() as conn:
+            with self.writing, self.engine.connect() as conn:
                 conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
                 with conn.begin():
                     return work(conn)

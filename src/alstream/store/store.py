@@ -89,7 +89,7 @@ class Store:
         self.tokens = Tokens(self.engine)
         self.candidates = Candidates(self.engine, **self._retry)
         self.shard_stats = ShardStats(self.engine, **self._retry)
-        self.audits = Audits(self.engine, **self._retry)
+        self.audits = Audits(self.engine, writing=self.candidates.writing, **self._retry)
         self.trainer_stats = TrainerStats(self.engine, **self._retry)
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         sample_columns = ("id", "features", "text", "meta", "arrived_at", "shard")
