@@ -93,11 +93,13 @@ class Reported:
 
     def get(self) -> dict[str, Any]:
         """The report's numbers ({} before a trainer reports)."""
-        if time.monotonic() - self._read_at >= self.every_s and self._lock.acquire(blocking=False):
+        first = self._read_at == -float("inf")  # nothing read yet: wait for the thread reading it
+        if time.monotonic() - self._read_at >= self.every_s and self._lock.acquire(blocking=first):
             try:
-                self._read_at = time.monotonic()
-                last: TrainerReport | None = self.table.last()
-                self._report = {} if last is None else last.stats
+                if not first or self._read_at == -float("inf"):
+                    last: TrainerReport | None = self.table.last()
+                    self._report = {} if last is None else last.stats
+                    self._read_at = time.monotonic()
             finally:
                 self._lock.release()
         return self._report

@@ -62,10 +62,12 @@ class RecordedCurve:
 
     def get(self, drift_events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The points, their drift markers from ``drift_events`` (the trainer's report's), oldest first."""
-        if time.monotonic() - self._checked >= self.every_s and self._lock.acquire(blocking=False):
+        first = self._checked == -float("inf")  # nothing read yet: wait for the thread reading it
+        if time.monotonic() - self._checked >= self.every_s and self._lock.acquire(blocking=first):
             try:
-                self._checked = time.monotonic()
-                self._read()
+                if not first or self._checked == -float("inf"):
+                    self._read()
+                    self._checked = time.monotonic()
             finally:
                 self._lock.release()
         rows = self._rows
