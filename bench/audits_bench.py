@@ -68,7 +68,7 @@ from alstream.store import LabelRow, SampleRow, Store
 from alstream.store.audits import MAX_OPEN, Audits
 from alstream.store.tables import audits, labels
 from candidates_bench import database, postgres, server_cpu_s
-from common import RESULTS, console, percentiles, print_verdict, write_report
+from common import RESULTS, console, percentiles, print_verdict, table, write_report
 from provenance import machine, source_info
 
 CLASSES = [str(c) for c in range(10)]
@@ -549,20 +549,20 @@ def lease_table(results: list[dict], args: argparse.Namespace) -> Table:
 
 
 def labels_table(results: list[dict], _args: argparse.Namespace) -> Table:
-    out = Table(title="Label ingestion (store a batch, the trainer's sync), audits scored vs none")
-    columns = [
-        "backend",
-        "batch",
-        "write ms",
-        "sync ms, audits",
-        "sync ms, none",
-        "in audits ms",
-        "audits/ingest",
-        "stmts/sync, audits",
-        "stmts/sync, none",
-    ]
-    for column in columns:
-        out.add_column(column, justify="left" if column == "backend" else "right")
+    out = table(
+        "Label ingestion (store a batch, the trainer's sync), audits scored vs none",
+        [
+            "backend",
+            "batch",
+            "write ms",
+            "sync ms, audits",
+            "sync ms, none",
+            "in audits ms",
+            "audits/ingest",
+            "stmts/sync, audits",
+            "stmts/sync, none",
+        ],
+    )
     for r in results:
         for b in r["batches"]:
             out.add_row(
@@ -580,20 +580,20 @@ def labels_table(results: list[dict], _args: argparse.Namespace) -> Table:
 
 
 def growth_table(results: list[dict], _args: argparse.Namespace) -> Table:
-    out = Table(title="The audits table over a run that writes many more guesses than it keeps")
-    columns = [
-        "backend",
-        "written",
-        "keep",
-        "open max before prune",
-        "open max after",
-        "scored (kept)",
-        "prune s (max)",
-        "table MB (first prune, last)",
-        "bounded",
-    ]
-    for column in columns:
-        out.add_column(column, justify="left" if column == "backend" else "right")
+    out = table(
+        "The audits table over a run that writes many more guesses than it keeps",
+        [
+            "backend",
+            "written",
+            "keep",
+            "open max before prune",
+            "open max after",
+            "scored (kept)",
+            "prune s (max)",
+            "table MB (first prune, last)",
+            "bounded",
+        ],
+    )
     for r in results:
         sizes = [p["table_bytes"] / 1e6 for p in r["prunes"]]
         out.add_row(
@@ -688,9 +688,9 @@ def main() -> None:
             growth.append(growth_run(backend, make(backend)[0], args))
     load["end"] = os.getloadavg()
     out = console(160)
-    for part, table in ((leases, lease_table), (labels_, labels_table), (growth, growth_table)):
+    for part, draw in ((leases, lease_table), (labels_, labels_table), (growth, growth_table)):
         if part:
-            out.print(table(part, args))
+            out.print(draw(part, args))
     found = checks(leases, labels_, growth)
     for check in found:
         mark = "[green]ok  " if check["passed"] else "[red]MISS"

@@ -49,7 +49,7 @@ from sqlalchemy.engine import make_url
 
 from alstream.store import LabelRow, Store
 from alstream.store.candidates import Candidates
-from common import RESULTS, console, percentiles, write_report
+from common import RESULTS, console, percentiles, table, write_report
 from provenance import ROOT, machine, source_info
 
 N, CAP, TOKEN_CAP, TTL_S = 5, 10, 20, 600.0
@@ -251,28 +251,28 @@ def one_run(
     return {"backend": backend, **filled, "republish_s": republish_s, **run, "after": counts}
 
 
-def table(results: list[dict[str, Any]], args: argparse.Namespace) -> Table:
+def results_table(results: list[dict[str, Any]], args: argparse.Namespace) -> Table:
     title = (
         f"{args.threads} annotators, leases of {N} (caps {CAP}, token {TOKEN_CAP}) from "
         f"{args.candidates:,} candidates over {args.shards} shards, {args.labels:,} labels"
     )
-    out = Table(title=title)
-    columns = (
-        "backend",
-        "replicas",
-        "random share",
-        "leases/s",
-        "lease p50 ms",
-        "lease p99 ms",
-        "end p50 ms",
-        "end p99 ms",
-        "server CPU ms/lease",
-        "client CPU ms/lease",
-        "publish a shard s",
-        "leased twice",
+    out = table(
+        title,
+        [
+            "backend",
+            "replicas",
+            "random share",
+            "leases/s",
+            "lease p50 ms",
+            "lease p99 ms",
+            "end p50 ms",
+            "end p99 ms",
+            "server CPU ms/lease",
+            "client CPU ms/lease",
+            "publish a shard s",
+            "leased twice",
+        ],
     )
-    for column in columns:
-        out.add_column(column, justify="left" if column == "backend" else "right")
     for r in results:
         lease, end = r["lease"], r["end"]
         out.add_row(
@@ -320,7 +320,7 @@ def main() -> None:
                 url, pid_file = database(server[0]), server[1]
             results.append(one_run(backend, int(replicas), float(*share or [0]), url, pid_file, args))
     out = console(150)
-    out.print(table(results, args))
+    out.print(results_table(results, args))
     created = datetime.now(UTC).isoformat(timespec="seconds")
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "postgres_url")}
     load["end"] = os.getloadavg()

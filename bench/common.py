@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,16 @@ def console(width: int) -> Any:
     from rich.console import Console
 
     return Console(width=None if sys.stdout.isatty() else width)
+
+
+def table(title: str, columns: Sequence[str]) -> Any:
+    """A rich table of ``columns``: the first (the case's name) aligned left, the figures right."""
+    from rich.table import Table
+
+    out = Table(title=title)
+    for i, column in enumerate(columns):
+        out.add_column(column, justify="left" if i == 0 else "right")
+    return out
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:

@@ -114,7 +114,7 @@ def test_the_curve_is_the_newest_recorded_versions_with_the_trainers_drifts(queu
     assert [p["version"] for p in curve if p["drift"]] == [4, 500]
     assert isinstance(stats_out(queue.stats(), None), ReplicaStats)
 
-    queue.curve.every_s = 0.0  # a newer version: read at the next look
+    queue._checked = -np.inf  # the next look for a newer version comes at once
     store.record_model(kind="full", n_labels=1, metrics={}, status="ok", version=CURVE_POINTS + 4)
     curve = queue.stats()["learning_curve"]
     assert [p["version"] for p in curve[:2]] == [4, 5] and curve[-1]["version"] == CURVE_POINTS + 4

@@ -93,13 +93,15 @@ class Reported:
 
     def get(self) -> dict[str, Any]:
         """The report's numbers ({} before a trainer reports)."""
-        first = self._read_at == -float("inf")  # nothing read yet: wait for the thread reading it
-        if time.monotonic() - self._read_at >= self.every_s and self._lock.acquire(blocking=first):
-            try:
-                if not first or self._read_at == -float("inf"):
-                    last: TrainerReport | None = self.table.last()
-                    self._report = {} if last is None else last.stats
-                    self._read_at = time.monotonic()
-            finally:
-                self._lock.release()
-        return self._report
+        if time.monotonic() - self._read_at < self.every_s:
+            return self._report
+        if not self._lock.acquire(blocking=self._read_at == -float("inf")):  # the first read: all wait
+            return self._report
+        try:
+            if time.monotonic() - self._read_at >= self.every_s:  # no other thread read it meanwhile
+                last: TrainerReport | None = self.table.last()
+                self._report = {} if last is None else last.stats
+                self._read_at = time.monotonic()
+            return self._report
+        finally:
+            self._lock.release()

@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import bisect
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-
-CHECK_EVERY_S = 1.0  # how often a replica asks the store for a newer version, at most
 
 
 def curve_points(
@@ -48,36 +45,28 @@ def curve_points(
 
 
 class RecordedCurve:
-    """The curve of the newest ``points`` versions ``store`` records, read again only when a newer
-    one is (thread-safe: the thread that reads swaps one reference; the others use the last one)."""
+    """The curve of the newest ``points`` versions ``store`` records, read again only when the newest
+    recorded version changes (thread-safe: a read swaps one reference)."""
 
-    def __init__(self, store: Any, points: int, every_s: float = CHECK_EVERY_S) -> None:
+    def __init__(self, store: Any, points: int) -> None:
         if points < 1:
             raise ValueError(f"a curve of {points} points")
-        self.store, self.points, self.every_s = store, points, every_s
-        self._rows: list[dict[str, Any]] = []  # the newest points + 1: the first says when the one before was
-        self._newest: int | None = None
-        self._checked = -float("inf")
+        self.store, self.points = store, points
+        # The newest version when read, and the newest points + 1 rows: the first says when the one
+        # before the curve's first was recorded.
+        self._read: tuple[int | None, list[dict[str, Any]]] = (None, [])
         self._lock = threading.Lock()
 
-    def get(self, drift_events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """The points, their drift markers from ``drift_events`` (the trainer's report's), oldest first."""
-        first = self._checked == -float("inf")  # nothing read yet: wait for the thread reading it
-        if time.monotonic() - self._checked >= self.every_s and self._lock.acquire(blocking=first):
-            try:
-                if not first or self._checked == -float("inf"):
-                    self._read()
-                    self._checked = time.monotonic()
-            finally:
-                self._lock.release()
-        rows = self._rows
+    def get(self, newest: int | None, drift_events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The points, ``newest`` the newest recorded version (as the caller last looked it up), their
+        drift markers from ``drift_events`` (the trainer's report's), oldest first."""
+        seen, rows = self._read
+        if newest != seen:
+            with self._lock:  # one thread reads; the others wait for its rows
+                seen, rows = self._read
+                if newest != seen:
+                    rows = self.store.newest_models(self.points + 1)
+                    self._read = (newest, rows)
         since = rows[0]["created_at"].timestamp() if len(rows) > self.points else None
         drifts = [float(event["at"]) for event in drift_events]
         return curve_points(rows[-self.points :], drifts, since)
-
-    def _read(self) -> None:
-        latest = self.store.latest_model()
-        newest = None if latest is None else int(latest["version"])
-        if newest != self._newest:
-            self._rows = self.store.newest_models(self.points + 1)
-            self._newest = newest

@@ -55,10 +55,11 @@ class SharedQueue:
         self._serving: ModelVersion | None = None
         self._checked = -np.inf
         self._looked_at = 0  # the newest recorded version tried
+        self._recorded: int | None = None  # the newest recorded version, its file loading or not
         self._looked = False  # a first look for a version is over
         self._lock = threading.Lock()
         self.reported = Reported(store.trainer_stats)  # the trainer's: the stream's accuracy, drift
-        self.curve = RecordedCurve(store, CURVE_POINTS)  # the recorded versions, as the single process's
+        self.curve = RecordedCurve(store, CURVE_POINTS)  # the recorded versions (as ``serving`` sees them)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -79,6 +80,7 @@ class SharedQueue:
                 return self._serving
             self._checked = now
             row = self.store.latest_model()
+            self._recorded = None if row is None else int(row["version"])
             if row is not None and row["path"] and int(row["version"]) > self._looked_at:
                 self._looked_at = int(row["version"])  # a file that fails to load: not tried again
                 try:
@@ -157,7 +159,7 @@ class SharedQueue:
             "strategy": self.config.strategy,
             "random_share": self.config.random_share,
             **replica_stats(report, self.random_share()),
-            "learning_curve": self.curve.get((report.get("drift") or {}).get("events") or []),
+            "learning_curve": self.curve.get(self._recorded, (report.get("drift") or {}).get("events") or []),
             **merge(self.store.shard_stats.reports()),
         }
 
