@@ -93,7 +93,7 @@ def test_a_replicas_stats_keep_every_key_and_value(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path}/store.db")
     store.create()
     pool = {"pool": 40, "max_pool": 50, "reservoir": 4, "arrivals": 60, "evicted": 5, "rejected": 5}
-    retention = {"deleted": 2, "waiting_to_leave_pool": 1, "overdue": 0, "not_looked_at": 0}
+    retention = {"deleted": 2, "waiting_to_leave_pool": 1, "left_pool": 1, "overdue": 0, "not_looked_at": 0}
     engine = {  # a shard's engine's numbers, those a report takes
         **pool,
         **dict.fromkeys(("aged_out", "removed", "passed"), 3),

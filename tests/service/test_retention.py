@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from alstream.service import retention as retention_module
 from alstream.service.engine import Engine, EngineConfig
+from alstream.service.retention import LEFT_SHARE, Retention
 from alstream.store import LabelRow, SampleRow, Store
 
 CLASSES = ["a", "b"]
@@ -47,7 +49,7 @@ def _stored(store: Store) -> set[str]:
         return {row[0] for row in conn.exec_driver_sql("SELECT id FROM samples")}
 
 
-def test_old_samples_out_of_the_pool_leave_the_store_and_the_rest_stay(tmp_path: Path):
+def test_old_samples_out_of_the_pool_leave_the_store_and_the_rest_stay(tmp_path: Path, monkeypatch):
     store = Store(f"sqlite:///{tmp_path}/store.db")
     store.create()
     engine = _engine(store)
@@ -67,11 +69,14 @@ def test_old_samples_out_of_the_pool_leave_the_store_and_the_rest_stay(tmp_path:
         assert deleted == 5_000 - len(in_pool | set(labels) | newest) == engine.retention.deleted
         assert store.current_labels(labels).keys() == set(labels)  # label events stay
 
-        engine.sync()  # the 100 arrive and take places: the samples they push out go at the next step
+        engine.sync()  # the 100 arrive and take places: the samples they push out go, together, later
         pushed_out = in_pool - set(engine.pool.index)
-        assert pushed_out
+        assert 0 < len(pushed_out) < LEFT_SHARE * 499
         _retain(engine, LATER)
-        assert not pushed_out & _stored(store)
+        assert pushed_out <= _stored(store) and engine.retention.state()["left_pool"] == len(pushed_out)
+        monkeypatch.setattr(retention_module, "LEFT_MAX_S", 0.0)  # the first of them waited long enough
+        _retain(engine, LATER)
+        assert not pushed_out & _stored(store) and engine.retention.state()["left_pool"] == 0
         assert _stored(store) == set(engine.pool.index) | set(labels) | {"s5099"}
     finally:
         engine.close()
@@ -106,8 +111,6 @@ def test_the_pools_seqs_taken_a_while_ago_never_let_a_newer_pool_member_go(tmp_p
     """The pool's sorted seqs are taken once every few seconds: a sample followed after they were
     taken waits, even when old, so none is deleted while the pool may hold it. The newest sample
     followed always stays: a sample stored after it gets a larger seq, never one deleted."""
-    from alstream.service import retention as retention_module
-    from alstream.service.retention import Retention
 
     def stored() -> np.ndarray:
         return np.sort(store.arrivals_after(0, LATER, 1_000)[0])
@@ -128,6 +131,33 @@ def test_the_pools_seqs_taken_a_while_ago_never_let_a_newer_pool_member_go(tmp_p
         assert retention.step(store, int(second[-1]), lambda: np.array(in_pool), LATER) == 51  # 100 too
         assert retention.step(store, int(second[-1]), lambda: np.empty(0, dtype=np.int64), LATER) == 99
         assert stored().tolist() == [second[-1]]
+
+
+def test_samples_that_leave_the_pool_are_deleted_together_once_they_are_an_eighth_of_it(
+    tmp_path: Path, monkeypatch
+):
+    """Leavers lie scattered over the table: they wait until they are LEFT_SHARE of the pool (each
+    delete then clears several rows of a page), and are counted meanwhile."""
+    monkeypatch.setattr(retention_module, "REFRESH_S", 0.0)
+    with Store(f"sqlite:///{tmp_path}/r.db") as store:
+        store.create()
+        _send(store, 0, 1_001)
+        seqs = np.sort(store.arrivals_after(0, LATER, 2_000)[0])
+        pool, newest = seqs[:1_000], int(seqs[-1])
+        retention = Retention(3600.0)
+        assert retention.step(store, newest, lambda: pool, LATER) == 0  # all in the pool
+        rng = np.random.default_rng(1)
+        left = rng.choice(pool, 100, replace=False)
+        pool = np.setdiff1d(pool, left)
+        assert retention.step(store, newest, lambda: pool, LATER) == 0  # 100 < 900 / 8: they wait
+        assert (
+            retention.state()["left_pool"] == 100 and len(store.arrivals_after(0, LATER, 2_000)[0]) == 1_001
+        )
+        more = rng.choice(pool, 20, replace=False)
+        pool = np.setdiff1d(pool, more)
+        assert retention.step(store, newest, lambda: pool, LATER) == 120  # 120 >= 880 / 8: all go
+        assert np.array_equal(np.sort(store.arrivals_after(0, LATER, 2_000)[0]), np.append(pool, newest))
+        assert retention.state()["left_pool"] == 0 and retention.deleted == 120
 
 
 def test_a_step_out_of_time_says_it_is_behind_and_the_engine_steps_again_at_once(tmp_path: Path, monkeypatch):

@@ -28,6 +28,7 @@ def pool_stats(pool: int, arrivals: int, version: int | None, deleted: int) -> d
         "retention": {
             "deleted": deleted,
             "waiting_to_leave_pool": 1,
+            "left_pool": 3,
             "overdue": 0,
             "not_looked_at": 2,
             "behind": False,
@@ -62,6 +63,7 @@ def test_each_shard_keeps_its_last_report_and_a_replica_sums_them(store: Store) 
     assert totals["retention"] == {
         "deleted": 67,
         "waiting_to_leave_pool": 2,
+        "left_pool": 6,
         "overdue": 0,
         "not_looked_at": 4,
         "behind": False,

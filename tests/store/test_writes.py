@@ -131,3 +131,29 @@ def test_replayed_batches_store_each_id_once(make_store, batches: list[list[str]
     assert new == len(expected) == len(got)
     assert set(got) == expected
     assert all(f[0] == int(i[2:]) for i, f in zip(got, features, strict=True))
+
+
+def test_a_sqlite_wal_grown_while_a_reader_held_it_is_truncated_once_it_restarts(
+    tmp_path, monkeypatch
+) -> None:
+    """A WAL file keeps the size of its busiest stretch (a long read stops checkpoints from
+    restarting it); the store truncates it back to ``WAL_LIMIT_BYTES`` once it restarts."""
+    from sqlalchemy import func, select
+
+    from alstream.store import database
+    from alstream.store.tables import samples
+
+    monkeypatch.setattr(database, "WAL_LIMIT_BYTES", 256 * 1024)
+    wal = tmp_path / "s.db-wal"
+    with Store(f"sqlite:///{tmp_path}/s.db") as store:
+        store.create()
+        with store.engine.connect() as reader, reader.begin():
+            reader.execute(select(func.count()).select_from(samples)).scalar()  # holds its snapshot
+            for start in range(0, 4_000, 500):
+                store.add_samples([sample(i, d=256) for i in range(start, start + 500)])
+            grown = wal.stat().st_size
+        assert grown > 4 * 2**20
+        store.add_samples([sample(4_000 + i, d=256) for i in range(500)])  # checkpointed to the end...
+        store.add_samples([sample(5_000 + i, d=256) for i in range(10)])  # ... so this one restarts it
+        assert wal.stat().st_size <= 2 * 2**20 < grown
+        assert store.counts()["samples"] == 4_510

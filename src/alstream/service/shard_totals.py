@@ -27,7 +27,7 @@ from alstream.store.shard_stats import ShardReport
 STALE_S = 10.0  # a shard whose last report is older than this is marked stale
 # The pool's numbers that add up over shards (Pool.counts), and retention's (Retention.state).
 POOL_SUMS = ("pool", "reservoir", "arrivals", "evicted", "rejected", "aged_out", "removed", "passed")
-RETENTION_SUMS = ("deleted", "waiting_to_leave_pool", "overdue", "not_looked_at")
+RETENTION_SUMS = ("deleted", "waiting_to_leave_pool", "left_pool", "overdue", "not_looked_at")
 STOPPING = ("stable", "kappa", "since_version")
 
 
@@ -41,7 +41,7 @@ def shard_report(stats: Mapping[str, Any]) -> dict[str, Any]:
         "model_version": stats.get("model_version"),
         "retention": None
         if retention is None
-        else {k: retention.get(k) for k in (*RETENTION_SUMS, "behind")},
+        else {**{k: retention.get(k) or 0 for k in RETENTION_SUMS}, "behind": bool(retention.get("behind"))},
         "drift": {"detected": drift.get("detected", 0), "last": (drift.get("events") or [None])[-1]},
         "stopping": {name: stopping.get(name) for name in STOPPING},
     }

@@ -17,6 +17,7 @@ SQLITE_BEGIN = "alstream_sqlite_begin"
 # PostgreSQL's CPU per /queue. The pool opens them only as they are needed.
 POOL_SIZE = 48
 POOL_OVERFLOW = 16  # past POOL_SIZE at once: opened, and closed when given back
+WAL_LIMIT_BYTES = 64 * 2**20  # a SQLite WAL file past this is truncated to it when it restarts
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -52,6 +53,8 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
+            # A WAL file keeps the size of its busiest stretch; this truncates it back once it restarts.
+            cursor.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()

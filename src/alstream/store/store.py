@@ -418,7 +418,9 @@ class Store:
         """How many stored samples arrived before ``before``. Arrivals are stored in seq order, so the
         young ones begin at one seq, found by bisection (a few dozen lookups of the primary key), and
         the old ones are the rows before it (when writers race, the boundary is off by what they
-        had in flight at once)."""
+        had in flight at once). SQLite: the young rows are the seqs from it to the last, none
+        missing (retention deletes old ones only, and keeps the newest: SQLite gives a seq again
+        only when the largest is deleted), so only the whole table is counted."""
         with self.engine.connect() as conn:
             first = conn.execute(select(func.min(samples.c.seq))).scalar()  # one each: SQLite reads
             last = conn.execute(select(func.max(samples.c.seq))).scalar()  # one end of the key, not all
@@ -427,8 +429,10 @@ class Store:
             young = self._first_young(conn, int(first), int(last) + 1, _arrived_before(before))
             if self.dialect == "sqlite":  # SQLite counts a whole table from page headers, a range row by row
                 total = conn.execute(select(func.count()).select_from(samples)).scalar() or 0
-                newer = conn.execute(select(func.count()).where(samples.c.seq >= young)).scalar() or 0
-                return int(total - newer)
+                first_young = conn.execute(
+                    select(func.min(samples.c.seq)).where(samples.c.seq >= young)
+                ).scalar()
+                return max(0, int(total) - (0 if first_young is None else int(last) + 1 - int(first_young)))
             return int(conn.execute(select(func.count()).where(samples.c.seq < young)).scalar() or 0)
 
     @staticmethod

@@ -73,6 +73,9 @@ class RetentionCounts(_Out):
 
     deleted: int = Field(description="Unlabeled samples deleted from the store past retention_s.")
     waiting_to_leave_pool: int = Field(description="Past retention_s, kept while in the pool.")
+    left_pool: int = Field(
+        0, description="Past retention_s, left the pool since: deleted together, once they are many."
+    )
     overdue: int = Field(description="Arrived over retention_s ago, not looked at yet.")
     not_looked_at: int = Field(description="Followed, not yet looked at.")
     behind: bool = Field(description="The last step ran out of time with more due.")
