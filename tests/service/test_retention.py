@@ -237,3 +237,25 @@ def test_samples_not_past_retention_s_are_not_overdue(tmp_path: Path):
         engine.sync()
         engine._retain()
         assert engine.retention.overdue == 0 and engine.retention.deleted == 0 and not engine.store_behind()
+
+
+def test_a_backlog_is_read_a_budget_at_a_time_and_retention_steps_between(tmp_path: Path):
+    """A consumer apart may be a million samples ahead: the engine's loop reads them a step at a
+    time (``SYNC_BUDGET_S``), and retention deletes between steps instead of after the whole backlog."""
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+    engine = _engine(store)
+    try:
+        for start in range(0, 120_000, 20_000):
+            _send(store, start, 20_000)
+        assert engine.retention is not None
+        engine.retention.retention_s = 0.0  # every sample is old at once
+        assert engine.sync(budget_s=0.0) == (50_000, 0)  # one batch: then labels, retention, the snapshot
+        first = engine.retention.deleted
+        assert 0 < first < 50_000 and engine.retention.looked_at < 50_000
+        assert engine.sync(budget_s=0.0) == (50_000, 0)
+        assert engine.retention.deleted > first
+        assert engine.sync() == (20_000, 0)  # no budget: the rest at once
+    finally:
+        engine.close()
+        store.close()

@@ -48,6 +48,9 @@ from alstream.store.audits import Audits
 log = logging.getLogger(__name__)
 RESUMED_AUDITS = 1_000  # scored guesses a resumed drift watch reads back (the newest)
 CURVE_POINTS = 1_000  # the learning curve /stats shows: the newest versions (the store keeps every one)
+# How long a step of the loop reads new samples at most: a backlog of a million (a consumer apart
+# ahead of the engine) is read a step at a time, and retention, labels and the queue go on between.
+SYNC_BUDGET_S = 0.5
 VIEW_DEPTH = 1_024  # the best samples a snapshot ranks beyond those leased (more when requests ran short)
 
 
@@ -188,10 +191,12 @@ class Engine:
         self._publish()
 
     # --- following the store --------------------------------------------------------------
-    def sync(self, held: Iterable[str] = ()) -> tuple[int, int]:
+    def sync(self, held: Iterable[str] = (), budget_s: float | None = None) -> tuple[int, int]:
         """Bring new samples and labels from the store into the pool and the training set; returns how
-        many of each. ``held``: samples leased elsewhere (the shared queue), kept like this one's."""
-        new_samples = 0
+        many of each. ``held``: samples leased elsewhere (the shared queue), kept like this one's.
+        ``budget_s``: read samples for about that long at most (a batch at least), so that labels,
+        retention and the queue's snapshot keep up while a backlog is read (None: read them all)."""
+        new_samples, began = 0, time.monotonic()
         self._read_guesses()
         self.pool.pin([*self.leases.held(), *held])  # what people hold stays
         while True:
@@ -214,6 +219,8 @@ class Engine:
                 for sample_id, event in self.book.forgotten_labels(unlabeled).items():
                     label_id, label, _annotator, skipped = event
                     self._set_label(sample_id, None if skipped else label, label_id, new=True)
+            if budget_s is not None and time.monotonic() - began >= budget_s:
+                break
         rows = self.store.labels_after(self._last_label_id)
         if self.audits is not None and rows:  # stored before the labels that name them
             for guess in self.audits.open([row[1] for row in rows]):
@@ -625,7 +632,7 @@ class Engine:
         while not stop.is_set():
             self._wake.clear()
             try:
-                samples, labels = self.sync()
+                samples, labels = self.sync(budget_s=SYNC_BUDGET_S)
                 trained = self.train_step()
             except Exception:
                 log.exception("engine step failed; retrying")

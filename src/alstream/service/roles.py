@@ -47,7 +47,7 @@ from datetime import datetime
 from typing import Any
 
 from alstream.errors import ConfigError, ShardFenced
-from alstream.service.engine import Engine
+from alstream.service.engine import SYNC_BUDGET_S, Engine
 from alstream.service.featurize import featurizer
 from alstream.service.model_files import ModelFiles
 from alstream.service.runtime import open_engine, open_ingestor, open_parts
@@ -191,7 +191,9 @@ class WorkerRole:
             engine = self.shards.get(shard)
             if engine is None:
                 continue
-            samples, labels = engine.sync(held=self.store.candidates.held(shard=shard))
+            samples, labels = engine.sync(
+                held=self.store.candidates.held(shard=shard), budget_s=SYNC_BUDGET_S
+            )
             busy = busy or bool(samples or labels)
             self._publish(shard, engine)
             if shard in self.shards:  # not fenced off by the publish
