@@ -16,8 +16,9 @@ once they number ``LEFT_SHARE`` of the pool, or ``LEFT_MAX_S`` after the first o
 several to a page (bench: 8 us a row at three to a page). The store holds that many more rows.
 
 When deleting falls behind what comes due (``overdue``: samples past ``retention_s`` not looked at
-yet), the store grows; the engine then asks the consumer to wait (``retention_max_overdue``), and
-the stream keeps the samples meanwhile.
+yet), the store grows: a step then takes longer (:func:`step_budget`), and past
+``retention_max_overdue`` the engine asks the consumer to wait, the stream keeping the samples
+meanwhile.
 
 The engine's thread alone calls :meth:`Retention.step`.
 """
@@ -34,6 +35,7 @@ import numpy as np
 
 BATCH = 20_000  # seqs looked at per delete statement (but the pool's)
 STEP_BUDGET_S = 0.25  # a step stops after this long; the next one goes on
+CATCH_UP = 4.0  # while behind by many ranges, a step may take up to this many budgets
 REFRESH_S = 5.0  # how long the pool's sorted seqs serve at most (a tenth of retention_s if less)
 MAX_KEEP = 10_000  # pool members named in one delete statement (a range with more is split)
 MARKS = 1_000  # (time, seq followed) marks kept to tell how far behind retention is
@@ -81,6 +83,7 @@ class Retention:
         be in the pool: it waits for the next); a sample that left the pool since waits too.
         """
         began, now = time.monotonic(), now or datetime.now(UTC)
+        budget = step_budget(self.overdue, self.batch)
         cutoff = now - timedelta(seconds=self.retention_s)
         self._mark(now.timestamp(), followed)
         inside, followed, refreshed = self._pool(pool_seqs, followed)
@@ -89,7 +92,7 @@ class Retention:
             self._gather(self._kept[~held])
             self._kept = self._kept[held]
         self.behind = False
-        deleted = self._delete_left(store, len(inside), began)
+        deleted = self._delete_left(store, len(inside), began + budget / 2)  # ranges get the rest
         last = followed - 1  # the newest followed stays: SQLite gives a deleted last seq again
         while self.looked_at < last:  # a range at least, then ranges until the time is spent
             upto = min(last, self.looked_at + self.batch)
@@ -102,7 +105,7 @@ class Retention:
                 self.looked_at = upto
             if later is not None or self.looked_at >= last:
                 break
-            if time.monotonic() - began >= STEP_BUDGET_S:
+            if time.monotonic() - began >= budget:
                 self.behind = True
                 break
         self.behind = self.behind or self._draining
@@ -118,14 +121,14 @@ class Retention:
             if self._left_since is None:
                 self._left_since = time.monotonic()
 
-    def _delete_left(self, store: Any, pool: int, began: float) -> int:
+    def _delete_left(self, store: Any, pool: int, until: float) -> int:
         """Delete the gathered leavers, oldest seq first, once they are many enough or waited long
         enough; a chunk at a time while the step has time (the next step goes on)."""
         waited = self._left_since is not None and time.monotonic() - self._left_since >= LEFT_MAX_S
         if not self._draining and len(self._left) and (len(self._left) >= LEFT_SHARE * pool or waited):
             self._draining = True
         deleted = 0
-        while self._draining and time.monotonic() - began < STEP_BUDGET_S:
+        while self._draining and time.monotonic() < until:
             chunk, self._left = self._left[:LEFT_CHUNK], self._left[LEFT_CHUNK:]
             deleted += store.delete_unlabeled(chunk.tolist())
             if not len(self._left):
@@ -175,6 +178,16 @@ class Retention:
             "behind": self.behind,
             "busy_s": round(self.busy_s, 3),
         }
+
+
+def step_budget(overdue: int, batch: int) -> float:
+    """How long a step may take: ``STEP_BUDGET_S``, and while ``overdue`` is several ranges of
+    ``batch``, that many budgets (``CATCH_UP`` at most), so retention catches up with a fast stream.
+
+    >>> step_budget(0, 20_000), step_budget(50_000, 20_000), step_budget(10**6, 20_000)
+    (0.25, 0.625, 1.0)
+    """
+    return STEP_BUDGET_S * min(CATCH_UP, max(1.0, overdue / batch))
 
 
 def _delete_range(store: Any, first: int, last: int, kept: np.ndarray, before: datetime) -> int:
