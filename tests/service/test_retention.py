@@ -15,6 +15,8 @@ from alstream.service.engine import Engine, EngineConfig
 from alstream.service.retention import LEFT_SHARE, Retention
 from alstream.store import LabelRow, SampleRow, Store
 
+from ..conftest import wait_while_progressing
+
 CLASSES = ["a", "b"]
 LATER = datetime.now(UTC) + timedelta(days=30)  # every sample stored in this test is old by then
 
@@ -244,18 +246,62 @@ def test_a_backlog_is_read_a_budget_at_a_time_and_retention_steps_between(tmp_pa
     time (``SYNC_BUDGET_S``), and retention deletes between steps instead of after the whole backlog."""
     store = Store(f"sqlite:///{tmp_path}/store.db")
     store.create()
-    engine = _engine(store)
+    config = EngineConfig(  # every sample is old at once; retention steps at every sync
+        classes=CLASSES, n_features=2, track=False, max_pool=500, retention_s=0.0, retention_every_s=0.0
+    )
+    engine = Engine(config, store)
     try:
         for start in range(0, 120_000, 20_000):
             _send(store, start, 20_000)
         assert engine.retention is not None
-        engine.retention.retention_s = 0.0  # every sample is old at once
         assert engine.sync(budget_s=0.0) == (50_000, 0)  # one batch: then labels, retention, the snapshot
         first = engine.retention.deleted
         assert 0 < first < 50_000 and engine.retention.looked_at < 50_000
         assert engine.sync(budget_s=0.0) == (50_000, 0)
-        assert engine.retention.deleted > first
+        assert first < engine.retention.deleted < 100_000 and engine.retention.looked_at < 100_000
         assert engine.sync() == (20_000, 0)  # no budget: the rest at once
     finally:
         engine.close()
         store.close()
+
+
+def test_the_engines_loop_deletes_on_a_thread_of_its_own_and_keeps_the_pool(tmp_path: Path):
+    """``Engine.run``: retention's steps run on the ``alstream-retention`` thread, handed the pool's
+    seqs by the engine's thread between its steps; what is left is the pool and the newest sample."""
+    import threading
+
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+    engine = _engine(store)
+    assert engine.retention is not None
+    engine.retention.retention_s = 0.0  # every sample is old at once
+    steps: list[str] = []
+    step = engine.retention.step
+
+    def on_its_thread(*args, **kwargs):
+        steps.append(threading.current_thread().name)
+        return step(*args, **kwargs)
+
+    engine.retention.step = on_its_thread  # type: ignore[method-assign]
+    stop = threading.Event()
+    loop = threading.Thread(target=engine.run, args=(stop,))
+    loop.start()
+    try:
+        for start in range(0, 10_000, 1_000):
+            _send(store, start, 1_000)
+
+        def left() -> set[str]:
+            return _stored(store)
+
+        wait_while_progressing(
+            lambda: engine._last_seq == 10_000 and left() == set(engine.pool.index) | {"s9999"},
+            lambda: (engine._last_seq, len(left())),
+            what="retention",
+        )
+        assert set(steps) == {"alstream-retention"} and len(engine.pool.index) == 500
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+        engine.close()
+        store.close()
+    assert not loop.is_alive() and not any(t.name == "alstream-retention" for t in threading.enumerate())

@@ -35,6 +35,7 @@ from alstream.service.leases import Leases
 from alstream.service.model_files import ModelFiles
 from alstream.service.pool import Pool
 from alstream.service.quality import StreamAccuracy
+from alstream.service.retainer import PoolSeqs, Retainer
 from alstream.service.retention import Retention
 from alstream.service.serving import QueueItem, Serving, ServingConfig
 from alstream.service.snapshot import Snapshot
@@ -191,11 +192,14 @@ class Engine:
         self._publish()
 
     # --- following the store --------------------------------------------------------------
-    def sync(self, held: Iterable[str] = (), budget_s: float | None = None) -> tuple[int, int]:
+    def sync(
+        self, held: Iterable[str] = (), budget_s: float | None = None, retain: bool = True
+    ) -> tuple[int, int]:
         """Bring new samples and labels from the store into the pool and the training set; returns how
         many of each. ``held``: samples leased elsewhere (the shared queue), kept like this one's.
         ``budget_s``: read samples for about that long at most (a batch at least), so that labels,
-        retention and the queue's snapshot keep up while a backlog is read (None: read them all)."""
+        retention and the queue's snapshot keep up while a backlog is read (None: read them all).
+        ``retain``: run retention's step here (False: a :class:`Retainer` thread runs it)."""
         new_samples, began = 0, time.monotonic()
         self._read_guesses()
         self.pool.pin([*self.leases.held(), *held])  # what people hold stays
@@ -239,7 +243,8 @@ class Engine:
         for sample_id in self.book.resolve():  # forgotten while waiting: no model will have them soon
             self._pending.pop(sample_id, None)
         self._age_out()
-        self._retain()
+        if retain:
+            self._retain()
         if new_samples or rows or self.leases.short:
             self._publish()
         return new_samples, len(rows)
@@ -277,7 +282,7 @@ class Engine:
 
     def store_behind(self) -> bool:
         """Whether retention is over ``retention_max_overdue`` behind: the consumer waits (any thread:
-        it reads one number the engine's thread writes)."""
+        it reads one number retention's thread writes)."""
         retention = self.retention
         return retention is not None and retention.overdue > self.config.retention_max_overdue
 
@@ -628,11 +633,20 @@ class Engine:
 
     def run(self, stop: threading.Event, idle_s: float = 0.05) -> None:
         """Follow the store and train until ``stop`` is set; errors are logged, never fatal. When idle,
-        look again after ``idle_s`` (a consumer in another process), or at once when woken."""
+        look again after ``idle_s`` (a consumer in another process), or at once when woken.
+        Retention runs on a thread of its own meanwhile, handed the pool's seqs between steps."""
+        seqs, retainer = PoolSeqs(), None
+        if self.retention is not None:
+            work = Retainer(
+                self.retention, self.store, lambda: self._last_seq, seqs, self.config.retention_every_s
+            )
+            retainer = threading.Thread(target=work.run, args=(stop,), name="alstream-retention", daemon=True)
+            retainer.start()
         while not stop.is_set():
             self._wake.clear()
             try:
-                samples, labels = self.sync(budget_s=SYNC_BUDGET_S)
+                samples, labels = self.sync(budget_s=SYNC_BUDGET_S, retain=retainer is None)
+                seqs.hand(lambda: self.pool.seq[self.pool.held()])
                 trained = self.train_step()
             except Exception:
                 log.exception("engine step failed; retrying")
@@ -640,6 +654,8 @@ class Engine:
                 trained = None
             if not (samples or labels or trained):
                 self._wake.wait(idle_s)
+        if retainer is not None:
+            retainer.join(timeout=10)
 
 
 __all__ = ["Engine", "EngineConfig", "QueueItem"]
