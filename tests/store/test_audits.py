@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from alstream.store import Store
+from alstream.store import LabelRow, Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -28,6 +28,23 @@ def test_a_sample_keeps_its_first_guess_and_is_scored_once(store: Store) -> None
     assert audits.recent(5) == [(1, True), (2, False)]  # in the labels' order
     assert audits.recent(1) == [(2, False)]
     assert audits.counts() == {"open": 1, "scored": 2}
+
+
+def test_the_labels_come_with_the_open_guesses_they_name_and_a_guess_takes_its_first_label(
+    store: Store,
+) -> None:
+    audits = store.audits
+    audits.served([("a", 1, "cat"), ("b", 1, "dog"), ("c", 2, "cat")], T0)
+    audits.scored([("c", 1, True)])  # scored before: not open
+    store.add_labels([LabelRow(s, "cat", "ann", False, "t:0", i) for i, s in enumerate("xaacb")])
+    events, guesses = audits.labels_after(0)
+    assert events == store.labels_after(0) and [e[1] for e in events] == list("xaacb")
+    assert sorted(guesses) == [("a", 1, "cat"), ("b", 1, "dog")]  # a once, though labeled twice
+    assert audits.labels_after(events[2][0], limit=1) == ([events[3]], [])
+    first, second = events[1][0], events[2][0]
+    audits.scored([("a", second, False), ("a", first, True), ("b", events[4][0], False)])
+    assert audits.recent(5) == [(2, True), (1, True), (1, False)]  # a: its first label's outcome
+    assert audits.labels_after(0)[1] == []
 
 
 def test_the_newest_open_guesses_are_kept_and_the_scored_ones_stay(store: Store) -> None:

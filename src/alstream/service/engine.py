@@ -43,7 +43,8 @@ from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
 from alstream.service.versions import Orchestrator, VersionRecords
-from alstream.store.audits import Audits
+from alstream.store.audits import Audits, Guess
+from alstream.store.label_events import LabelEvent
 
 log = logging.getLogger(__name__)
 RESUMED_AUDITS = 1_000  # scored guesses a resumed drift watch reads back (the newest)
@@ -214,10 +215,9 @@ class Engine:
                 for sample_id, event in self.book.forgotten_labels(unlabeled).items():
                     label_id, label, _annotator, skipped = event
                     self._set_label(sample_id, None if skipped else label, label_id, new=True)
-        rows = self.store.labels_after(self._last_label_id)
-        if self.audits is not None and rows:  # stored before the labels that name them
-            for guess in self.audits.open([row[1] for row in rows]):
-                self.quality.served(*guess)
+        rows, guesses = self._labels_after()
+        for guess in guesses:  # stored before the labels that name them
+            self.quality.served(*guess)
         scored = []
         for row_id, sample_id, label, annotator, skipped, _created in rows:
             self._last_label_id = max(self._last_label_id, int(row_id))
@@ -236,6 +236,13 @@ class Engine:
         if new_samples or rows or self.leases.short:
             self._publish()
         return new_samples, len(rows)
+
+    def _labels_after(self) -> tuple[list[LabelEvent], list[Guess]]:
+        """The label events since the last one read and, with ``audits``, the open guesses of the
+        samples they name (one query for both)."""
+        if self.audits is None:
+            return self.store.labels_after(self._last_label_id), []
+        return self.audits.labels_after(self._last_label_id)
 
     def _read_guesses(self) -> None:
         """The model's guesses for the random items served since the last step."""

@@ -3,11 +3,12 @@ a person labels it, whether the guess was right.
 
 A stateless replica records the guess of each random pick it leases (:meth:`Audits.served`), before
 the annotator sees it, so by the time her label is stored the guess is there. The active trainer
-follows the labels and scores the open guesses they name (:meth:`Audits.open`, :meth:`Audits.scored`),
-so the stream's accuracy rests on rows every replica shares and a new trainer resumes from
-(:meth:`Audits.tallies`, :meth:`Audits.recent`). Bounded: one row per sample served at random; open
-ones beyond the newest ``keep`` are pruned (:meth:`Audits.prune`), scored ones are one per labeled
-random item (fewer than the labels).
+reads the labels with the open guesses they name, in one query (:meth:`Audits.labels_after`), and
+scores those guesses in one statement (:meth:`Audits.scored`), so the stream's accuracy rests on
+rows every replica shares and a new trainer resumes from (:meth:`Audits.tallies`,
+:meth:`Audits.recent`). Bounded: one row per sample served at random; open ones beyond the newest
+``keep`` are pruned (:meth:`Audits.prune`), scored ones are one per labeled random item (fewer than
+the labels).
 """
 
 from __future__ import annotations
@@ -17,13 +18,30 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, case, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Engine,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.types import TypeEngine
 
+from alstream.store import label_events
 from alstream.store.database import SQLITE_BEGIN
-from alstream.store.lists import listed
+from alstream.store.label_events import LabelEvent
+from alstream.store.lists import listed, listed_rows
 from alstream.store.retry import retry
-from alstream.store.tables import audits
+from alstream.store.tables import audits, labels
 
 MAX_OPEN = 100_000  # guesses served and not labeled yet that are kept: the newest
 _CHUNK = 1_000
@@ -32,6 +50,8 @@ _INSERT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
     "sqlite": sqlite.insert,
 }
 _a = audits.c
+# the scores' rows: (sample id, label event id, correct)
+_OUTCOMES: dict[str, TypeEngine] = {"sid": String(), "lid": BigInteger(), "ok": Boolean()}
 Guess = tuple[str, int, str]  # (sample id, model version, predicted class)
 
 
@@ -79,11 +99,38 @@ class Audits:
                 found += [(s, int(v), p) for s, v, p in conn.execute(query)]
         return found
 
+    def labels_after(self, label_id: int, limit: int | None = None) -> tuple[list[LabelEvent], list[Guess]]:
+        """:meth:`Store.labels_after`'s label events and the open guesses of the samples they name,
+        read in one query (the guesses' rows joined to the labels': no round trip of their own)."""
+        opened = and_(_a.sample_id == labels.c.sample_id, _a.label_id.is_(None))
+        query = label_events.after(label_id, limit, _a.version, _a.predicted).select_from(
+            labels.outerjoin(audits, opened)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [label_events.event(row) for row in rows], _guesses(rows)
+
     def scored(self, outcomes: Sequence[tuple[str, int, bool]]) -> None:
-        """``(sample id, label event id, correct)``: the label that scored each open guess."""
-        rows = [{"sid": s, "lid": int(lid), "ok": bool(ok)} for s, lid, ok in outcomes]
+        """``(sample id, label event id, correct)``: the label that scored each open guess; one
+        statement whatever their number (a sample named twice: its first label scores it)."""
+        rows = _firsts(outcomes)
         if rows:
-            self._run(lambda conn: conn.execute(self._score, rows))
+            self._run(self._scores(rows), one_statement=True)
+
+    def _scores(self, rows: list[tuple[str, int, bool]]) -> Callable[[Connection], Any]:
+        """PostgreSQL: one ``UPDATE ... FROM unnest(...)``, in autocommit (no BEGIN, no COMMIT to wait
+        for). SQLite: the row's UPDATE run for each (in this process: no round trips; its planner
+        would scan the open guesses for an ``UPDATE ... FROM``)."""
+        if self.dialect != "postgresql":
+            each = [{"sid": s, "lid": lid, "ok": ok} for s, lid, ok in rows]
+            return lambda conn: conn.execute(self._score, each)
+        given = listed_rows(_OUTCOMES, rows, self.dialect).subquery()
+        statement = (
+            update(audits)
+            .where(_a.sample_id == given.c.sid, _a.label_id.is_(None))
+            .values(label_id=given.c.lid, correct=given.c.ok)
+        )
+        return lambda conn: conn.execute(statement)
 
     def tallies(self) -> dict[int, tuple[int, int]]:
         """Per model version: (guesses right, guesses scored)."""
@@ -123,14 +170,35 @@ class Audits:
             total, done = conn.execute(select(func.count(), scored).select_from(audits)).one()
         return {"open": int(total) - int(done), "scored": int(done)}
 
-    def _run(self, work: Callable[[Any], Any]) -> Any:
+    def _run(self, work: Callable[[Any], Any], *, one_statement: bool = False) -> Any:
+        """``work(conn)`` in a transaction of its own; ``one_statement``: it runs one statement, which
+        on PostgreSQL is its own transaction (autocommit: two round trips fewer)."""
+        autocommit = one_statement and self.dialect == "postgresql"
+
         def attempt() -> Any:
             with self._writing, self.engine.connect() as conn:
+                if autocommit:
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
                 conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
                 with conn.begin():
                     return work(conn)
 
         return retry(attempt, **self._retry)
+
+
+def _firsts(outcomes: Sequence[tuple[str, int, bool]]) -> list[tuple[str, int, bool]]:
+    """``outcomes``, one per sample: that of its first label (its lowest label event id)."""
+    first: dict[str, tuple[str, int, bool]] = {}
+    for sample_id, label_id, correct in sorted(outcomes, key=lambda o: int(o[1])):
+        first.setdefault(sample_id, (sample_id, int(label_id), bool(correct)))
+    return list(first.values())
+
+
+def _guesses(rows: Sequence[Any]) -> list[Guess]:
+    """The open guesses among :meth:`Audits.labels_after`'s rows (the label's columns, then the
+    guess's version and predicted class, NULL for none), one per sample."""
+    found = {row[1]: (row[1], int(row[-2]), row[-1]) for row in rows if row[-2] is not None}
+    return list(found.values())
 
 
 def _utc(now: datetime | None) -> datetime:

@@ -28,9 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 
 from alstream.migrating import MIGRATING
+from alstream.store import label_events
 from alstream.store.audits import Audits
 from alstream.store.candidates import Candidates, Claim, hold
 from alstream.store.database import SQLITE_BEGIN, make_engine
+from alstream.store.label_events import LabelEvent
 from alstream.store.lists import listed
 from alstream.store.retry import retry
 from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
@@ -39,7 +41,6 @@ from alstream.store.tables import labels, metadata, models, samples
 from alstream.store.tokens import Tokens
 from alstream.store.trainer_stats import TrainerStats
 
-LabelEvent = tuple[int, str, str | None, str | None, bool, datetime]
 _DELETE_CHUNK = 2000  # samples deleted in one short transaction
 _MIGRATION_LOCK = 0x616C7374  # PostgreSQL advisory lock held while migrating ("alst")
 # Alembic's scripts (not a package: alembic runs them). Revision 0001 is the schema as it was before
@@ -322,21 +323,8 @@ class Store:
     def labels_after(self, label_id: int, limit: int | None = None) -> list[LabelEvent]:
         """Label events with row id above ``label_id``, oldest first:
         ``(id, sample_id, label, annotator, skipped, created_at)``."""
-        query = (
-            select(
-                labels.c.id,
-                labels.c.sample_id,
-                labels.c.label,
-                labels.c.annotator,
-                labels.c.skipped,
-                labels.c.created_at,
-            )
-            .where(labels.c.id > label_id)
-            .order_by(labels.c.id)
-            .limit(limit)
-        )
         with self.engine.connect() as conn:
-            return [(i, s, lab, a, bool(sk), _utc(t)) for i, s, lab, a, sk, t in conn.execute(query)]
+            return [label_events.event(row) for row in conn.execute(label_events.after(label_id, limit))]
 
     def label_counts(self) -> dict[str, int]:
         """Per class, over current labels that are not skipped."""

@@ -1,0 +1,91 @@
+"""What the random items' audits cost the store, on SQLite and PostgreSQL: the trainer's sync reads
+the open guesses with the labels (no statement of their own) and scores them in one statement."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy import event
+
+from alstream.service.engine import Engine, EngineConfig
+from alstream.store import LabelRow, SampleRow, Store
+
+CLASSES = [str(c) for c in range(10)]
+N = 200
+
+
+class Counted:
+    """Statements (SQLite's BEGINs aside: its transactions), commits and connection checkouts on
+    ``engine`` (its pool) since made."""
+
+    def __init__(self, engine: SqlEngine) -> None:
+        self.numbers = {"statements": 0, "commits": 0, "checkouts": 0}
+        self._lock = threading.Lock()
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", lambda *_: self._add("commits"))
+        event.listen(engine.pool, "checkout", lambda *_: self._add("checkouts"))
+
+    def _statement(self, _conn, _cursor, statement: str, *_) -> None:
+        if not statement.startswith("BEGIN"):
+            self._add("statements")
+
+    def _add(self, what: str) -> None:
+        with self._lock:
+            self.numbers[what] += 1
+
+    def during(self, call) -> dict[str, int]:
+        before = dict(self.numbers)
+        call()
+        return {k: self.numbers[k] - before[k] for k in before}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    made = Store(url)
+    made.create()
+    X = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    made.add_samples([SampleRow(f"s{i}", X[i]) for i in range(40)])
+    made.audits.served([(f"s{i}", 1, "a") for i in range(0, 40, 2)])  # the even ones served at random
+    yield made
+    made.close()
+
+
+def test_the_trainer_reads_the_open_guesses_with_the_labels_and_scores_them_in_one_statement(
+    store: Store,
+) -> None:
+    """The engine that scores the audits costs one statement and one connection more than its peer
+    that does not, for a batch with open guesses; none for a batch without (before: 2 and 1)."""
+    config = EngineConfig(classes=["a", "b"], n_features=8, track=False)
+    audited, peer = Engine(config, store, audits=store.audits), Engine(config, store)
+    counted = Counted(store.engine)
+    try:
+        for engine in (audited, peer):
+            engine.sync()  # the samples
+
+        def batch(first: int, step: int) -> tuple[dict[str, int], dict[str, int]]:
+            ids = range(first, first + 10 * step, step)
+            store.add_labels([LabelRow(f"s{i}", "ab"[i % 4 // 2], "ann", False, "t:0", i) for i in ids])
+            return counted.during(audited.sync), counted.during(peer.sync)
+
+        with_guesses, without = batch(0, 2), batch(1, 2)  # s0, s2, ... s18; then s1, s3, ... s19
+        assert with_guesses[0]["statements"] == with_guesses[1]["statements"] + 1, with_guesses
+        assert with_guesses[0]["checkouts"] == with_guesses[1]["checkouts"] + 1, with_guesses
+        assert without[0] == without[1], without
+        assert store.audits.counts() == {"open": 10, "scored": 10}
+        assert store.audits.tallies() == {1: (5, 10)}  # "a" right for s0, s4, ...; "b" for s2, s6, ...
+        assert audited.quality.estimate() == (0.5, 10)
+    finally:
+        audited.close()
+        peer.close()
