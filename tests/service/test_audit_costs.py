@@ -1,19 +1,30 @@
-"""What the random items' audits cost the store, on SQLite and PostgreSQL: the trainer's sync reads
-the open guesses with the labels (no statement of their own) and scores them in one statement."""
+"""What the random items' audits cost the store, on SQLite and PostgreSQL: a replica's lease records
+its random items' guesses in its own transaction (committed with it, seen by any other connection as
+soon as ``queue`` returns), and a store that cannot record them still serves the items; the
+trainer's sync reads the open guesses with the labels (no statement of their own) and scores them
+in one statement."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import event
 
 from alstream.service.engine import Engine, EngineConfig
+from alstream.service.featurize import StoredFeatures
+from alstream.service.model_files import ModelFiles
+from alstream.service.shared_queue import SharedQueue
 from alstream.store import LabelRow, SampleRow, Store
+from alstream.store.tables import audits
+
+from .processes import record_version
 
 CLASSES = [str(c) for c in range(10)]
 N = 200
@@ -49,6 +60,48 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/store.db"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def replica(url: str, tmp_path: Path) -> Iterator[SharedQueue]:
+    """A replica whose every item is a random pick (version 1 of a model on the digits serves)."""
+    store = Store(url)
+    store.create()
+    digits = load_digits()
+    X, y = digits.data[:N].astype(np.float32), digits.target[:N].astype(str)
+    store.add_samples([SampleRow(f"d-{i}", row, shard=0) for i, row in enumerate(X)])
+    record_version(store, tmp_path / "models", X, y, number=1)
+    ids = [f"d-{i}" for i in range(N)]
+    store.candidates.publish(0, 1, ids[:10], [0.9] * 10, picks=ids[10:], pick_scores=[0.1] * 190, stream=N)
+    config = EngineConfig(classes=CLASSES, n_features=X.shape[1], random_share=1.0, drift_random_share=1.0)
+    shared = SharedQueue(config, store, StoredFeatures(X.shape[1]), ModelFiles(tmp_path / "models"))
+    assert shared.serving is not None and shared.random_share() == 1.0
+    shared._checked = shared.reported._read_at = float("inf")  # not read again: a lease's cost alone
+    yield shared
+    store.close()
+
+
+def test_a_lease_and_its_guesses_are_one_transaction(replica: SharedQueue, url: str) -> None:
+    counted = Counted(replica.store.engine)
+    items: list = []
+    numbers = counted.during(lambda: items.extend(replica.queue(5, "ann", token="k")))
+    assert len(items) == 5 and all(item.reason == "random" for item in items)
+    assert numbers["commits"] == 1 and numbers["checkouts"] == 1, numbers  # before: 2 and 3
+    with Store(url) as other:  # another connection sees them at once: committed with the lease
+        guesses = sorted(other.audits.open([item.id for item in items]))
+    assert guesses == sorted((item.id, 1, item.predicted) for item in items)
+
+
+def test_a_store_that_cannot_record_the_guesses_still_serves_the_items(
+    replica: SharedQueue, caplog: pytest.LogCaptureFixture
+) -> None:
+    with replica.store.engine.begin() as conn:
+        audits.drop(conn)
+    with caplog.at_level(logging.ERROR, logger="alstream.service.shared_queue"):
+        items = replica.queue(5, "ann", token="k")
+    assert len(items) == 5 and all(item.predicted is not None for item in items)
+    assert "leased again without" in caplog.text
+    assert replica.store.candidates.counts()["leased"] == 5  # the failed attempt's leases undone
 
 
 @pytest.fixture

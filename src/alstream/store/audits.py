@@ -1,14 +1,14 @@
 """The random items replicas served, in the ``audits`` table: the model's guess for each and, once
 a person labels it, whether the guess was right.
 
-A stateless replica records the guess of each random pick it leases (:meth:`Audits.served`), before
-the annotator sees it, so by the time her label is stored the guess is there. The active trainer
-reads the labels with the open guesses they name, in one query (:meth:`Audits.labels_after`), and
-scores those guesses in one statement (:meth:`Audits.scored`), so the stream's accuracy rests on
-rows every replica shares and a new trainer resumes from (:meth:`Audits.tallies`,
-:meth:`Audits.recent`). Bounded: one row per sample served at random; open ones beyond the newest
-``keep`` are pruned (:meth:`Audits.prune`), scored ones are one per labeled random item (fewer than
-the labels).
+A stateless replica records the guess of each random pick it leases (:meth:`Audits.served`) in the
+lease's own transaction, before the annotator sees it, so by the time her label is stored the guess
+is there. The active trainer reads the labels with the open guesses they name, in one query
+(:meth:`Audits.labels_after`), and scores those guesses in one statement (:meth:`Audits.scored`), so
+the stream's accuracy rests on rows every replica shares and a new trainer resumes from
+(:meth:`Audits.tallies`, :meth:`Audits.recent`). Bounded: one row per sample served at random; open
+ones beyond the newest ``keep`` are pruned (:meth:`Audits.prune`), scored ones are one per labeled
+random item (fewer than the labels).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from alstream.store import label_events
 from alstream.store.database import SQLITE_BEGIN
 from alstream.store.label_events import LabelEvent
 from alstream.store.lists import listed, listed_rows
-from alstream.store.retry import retry
+from alstream.store.retry import is_transient, retry
 from alstream.store.tables import audits, labels
 
 MAX_OPEN = 100_000  # guesses served and not labeled yet that are kept: the newest
@@ -53,6 +53,11 @@ _a = audits.c
 # the scores' rows: (sample id, label event id, correct)
 _OUTCOMES: dict[str, TypeEngine] = {"sid": String(), "lid": BigInteger(), "ok": Boolean()}
 Guess = tuple[str, int, str]  # (sample id, model version, predicted class)
+
+
+class NotRecorded(Exception):
+    """Guesses written in another's transaction (a lease's) failed for a reason no retry cures; that
+    transaction is lost with them (PostgreSQL aborts it)."""
 
 
 class Audits:
@@ -80,13 +85,27 @@ class Audits:
             .values(label_id=bindparam("lid"), correct=bindparam("ok"))
         )
 
-    def served(self, guesses: Sequence[Guess], now: datetime | None = None) -> None:
+    def served(
+        self, guesses: Sequence[Guess], now: datetime | None = None, conn: Connection | None = None
+    ) -> None:
         """Record each random item's guess ``(sample id, version, predicted)``; a sample served
-        before keeps its first guess."""
+        before keeps its first guess. In ``conn``'s transaction when given (a lease's: the guesses
+        commit with it, one statement more and no round trip of their own), else in one of their own.
+        In ``conn``, a failure no retry cures raises :class:`NotRecorded`: the transaction is lost
+        with it (PostgreSQL aborts it; a SAVEPOINT to keep it would cost two round trips more)."""
         at = _utc(now)
         rows = [{"sample_id": s, "version": int(v), "predicted": p, "served_at": at} for s, v, p in guesses]
-        if rows:
-            self._run(lambda conn: conn.execute(self._insert, rows))
+        if not rows:
+            return
+        if conn is None:
+            self._run(lambda own: own.execute(self._insert, rows))
+            return
+        try:
+            conn.execute(self._insert, rows)
+        except Exception as error:
+            if is_transient(error):  # the whole transaction is retried
+                raise
+            raise NotRecorded(f"{len(rows)} guesses: {error}") from error
 
     def open(self, ids: Sequence[str]) -> list[Guess]:
         """The guesses of those of ``ids`` not scored yet."""

@@ -282,15 +282,18 @@ class Store:
         seqs = np.array([row[0] for row in rows], dtype=np.int64)
         return seqs, [row[1] for row in rows], [row[2] for row in rows]
 
-    def get_samples(self, ids: Sequence[str]) -> list[dict]:
-        """The stored samples among ``ids``, in the order asked: id, features (list), text, meta."""
+    def get_samples(self, ids: Sequence[str], conn: Connection | None = None) -> list[dict]:
+        """The stored samples among ``ids``, in the order asked: id, features (list), text, meta;
+        read in ``conn`` when given (a lease's transaction), else in a connection of its own."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.get_samples(ids, own)
         found: dict[str, dict] = {}
         cols = (samples.c.id, samples.c.features, samples.c.text, samples.c.meta)
-        with self.engine.connect() as conn:
-            wanted = listed(list(dict.fromkeys(ids)), self.dialect)
-            for sid, blob, text, meta in conn.execute(select(*cols).where(samples.c.id.in_(wanted))):
-                features = None if blob is None else np.frombuffer(blob, dtype="<f4").tolist()
-                found[sid] = {"id": sid, "features": features, "text": text, "meta": load_json(meta)}
+        wanted = listed(list(dict.fromkeys(ids)), self.dialect)
+        for sid, blob, text, meta in conn.execute(select(*cols).where(samples.c.id.in_(wanted))):
+            features = None if blob is None else np.frombuffer(blob, dtype="<f4").tolist()
+            found[sid] = {"id": sid, "features": features, "text": text, "meta": load_json(meta)}
         return [found[i] for i in ids if i in found]
 
     def current_labels(
