@@ -7,10 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import BigInteger, Boolean, String
 
 from alstream.store import LabelRow, SampleRow
-from alstream.store.lists import listed, listed_pairs, listed_rows
+from alstream.store.lists import listed, listed_pairs
 from alstream.store.tables import samples
 
 
@@ -50,13 +49,3 @@ def test_pairs_read_back_as_given_in_one_statement_for_every_length(store):
     with store.engine.connect() as conn:
         rows = conn.execute(listed_pairs(keys, values, store.dialect)).all()
     assert sorted(rows) == sorted(zip(keys, values, strict=True))
-
-
-def test_rows_of_several_columns_read_back_as_given_in_one_statement_for_every_length(store):
-    columns = {"key": String(), "n": BigInteger(), "ok": Boolean()}
-    rows = [(f"k{i}", 2**40 + i, i % 3 == 0) for i in range(2000)] + [("s\u00e9 'quoted\"", -1, False)]
-    texts = {str(listed_rows(columns, rows[:n], store.dialect).compile(store.engine)) for n in (0, 1, 2001)}
-    assert len(texts) == 1
-    with store.engine.connect() as conn:
-        back = conn.execute(listed_rows(columns, rows, store.dialect)).all()
-    assert sorted((k, int(n), bool(ok)) for k, n, ok in back) == sorted(rows)
