@@ -67,6 +67,10 @@ class Audits:
             .where(_a.sample_id == bindparam("sid"), _a.label_id.is_(None))
             .values(label_id=bindparam("lid"), correct=bindparam("ok"))
         )
+        opened = and_(_a.sample_id == labels.c.sample_id, _a.label_id.is_(None))
+        self._labels_after = label_events.after(_a.version, _a.predicted).select_from(
+            labels.outerjoin(audits, opened)
+        )
 
     def served(
         self, guesses: Sequence[Guess], now: datetime | None = None, conn: Connection | None = None
@@ -104,12 +108,8 @@ class Audits:
     def labels_after(self, label_id: int, limit: int | None = None) -> tuple[list[LabelEvent], list[Guess]]:
         """:meth:`Store.labels_after`'s label events and the open guesses of the samples they name,
         read in one query (the guesses' rows joined to the labels': no round trip of their own)."""
-        opened = and_(_a.sample_id == labels.c.sample_id, _a.label_id.is_(None))
-        query = label_events.after(label_id, limit, _a.version, _a.predicted).select_from(
-            labels.outerjoin(audits, opened)
-        )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows = label_events.rows_after(conn, self._labels_after, label_id, limit)
         return [label_events.event(row) for row in rows], _guesses(rows)
 
     def scored(self, outcomes: Sequence[tuple[str, int, bool]]) -> None:

@@ -114,6 +114,7 @@ class Store:
             sharded: _after_sql("text", texts, mark, sharded) for sharded in (False, True)
         }
         self._bind_time = labels.c.created_at.type.bind_processor(self.engine.dialect)
+        self._labels_after = label_events.after()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -327,7 +328,8 @@ class Store:
         """Label events with row id above ``label_id``, oldest first:
         ``(id, sample_id, label, annotator, skipped, created_at)``."""
         with self.engine.connect() as conn:
-            return [label_events.event(row) for row in conn.execute(label_events.after(label_id, limit))]
+            rows = label_events.rows_after(conn, self._labels_after, label_id, limit)
+        return [label_events.event(row) for row in rows]
 
     def label_counts(self) -> dict[str, int]:
         """Per class, over current labels that are not skipped."""
