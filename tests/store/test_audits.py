@@ -42,7 +42,9 @@ def test_the_labels_come_with_the_open_guesses_they_name_and_a_guess_takes_its_f
     assert sorted(guesses) == [("a", 1, "cat"), ("b", 1, "dog")]  # a once, though labeled twice
     assert audits.labels_after(events[2][0], limit=1) == ([events[3]], [])
     first, second = events[1][0], events[2][0]
-    audits.scored([("a", second, False), ("a", first, True), ("b", events[4][0], False)])
+    scores = [("a", second, False), ("a", first, True)]  # written before the read, in its transaction
+    assert audits.labels_after(0, scores=scores) == (events, [("b", 1, "dog")])
+    audits.scored([("b", events[4][0], False)])
     assert audits.recent(5) == [(2, True), (1, True), (1, False)]  # a: its first label's outcome
     assert audits.labels_after(0)[1] == []
 

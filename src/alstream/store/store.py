@@ -31,7 +31,7 @@ from alstream.migrating import MIGRATING
 from alstream.store import label_events
 from alstream.store.audits import Audits
 from alstream.store.candidates import Candidates, Claim, hold
-from alstream.store.database import SQLITE_BEGIN, make_engine
+from alstream.store.database import SQLITE_BEGIN, in_autocommit, make_engine
 from alstream.store.label_events import LabelEvent
 from alstream.store.lists import listed
 from alstream.store.retry import retry
@@ -327,7 +327,7 @@ class Store:
     def labels_after(self, label_id: int, limit: int | None = None) -> list[LabelEvent]:
         """Label events with row id above ``label_id``, oldest first:
         ``(id, sample_id, label, annotator, skipped, created_at)``."""
-        with self.engine.connect() as conn:
+        with in_autocommit(self.engine.connect()) as conn:
             rows = label_events.rows_after(conn, self._labels_after, label_id, limit)
         return [label_events.event(row) for row in rows]
 
