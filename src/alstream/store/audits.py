@@ -125,7 +125,7 @@ class Audits:
         ``scores`` (:meth:`scored`'s: the trainer's of the last read) are written first on the same
         connection, one statement more: on SQLite in the read's transaction, on PostgreSQL in
         autocommit, as the read is (no BEGIN, no COMMIT; a read that fails after them: they are
-        written again, and find their guesses scored)."""
+        written again, and find their guesses scored). Tried once, as the read alone is."""
         outcomes = _firsts(scores)
 
         def read(conn: Connection) -> Sequence[Any]:
@@ -133,8 +133,8 @@ class Audits:
                 self._write_scores(conn, outcomes)
             return label_events.rows_after(conn, self._labels_after, label_id, limit)
 
-        if outcomes:
-            found = self._run(read, autocommit=True)
+        if outcomes:  # not retried here: the trainer keeps them, and syncs again
+            found = self._once(read, autocommit=True)
         else:
             with in_autocommit(self.engine.connect()) as conn:
                 found = read(conn)
@@ -194,19 +194,19 @@ class Audits:
         return {"open": int(total) - int(done), "scored": int(done)}
 
     def _run(self, work: Callable[[Any], Any], *, autocommit: bool = False) -> Any:
-        """``work(conn)`` in a transaction of its own, retried on transient errors; ``autocommit``:
-        on PostgreSQL each of its statements is a transaction of its own (no BEGIN, no COMMIT: for
-        statements each whole alone), on SQLite it is still one (its BEGIN IMMEDIATE: the lock)."""
+        """:meth:`_once`, retried on transient errors."""
+        return retry(lambda: self._once(work, autocommit=autocommit), **self._retry)
 
-        def attempt() -> Any:
-            with self._writing, self.engine.connect() as conn:
-                if autocommit:
-                    in_autocommit(conn)
-                conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
-                with conn.begin():
-                    return work(conn)
-
-        return retry(attempt, **self._retry)
+    def _once(self, work: Callable[[Any], Any], *, autocommit: bool = False) -> Any:
+        """``work(conn)`` in a transaction of its own; ``autocommit``: on PostgreSQL each of its
+        statements is a transaction of its own (no BEGIN, no COMMIT: for statements each whole
+        alone), on SQLite it is still one (its BEGIN IMMEDIATE: the lock)."""
+        with self._writing, self.engine.connect() as conn:
+            if autocommit:
+                in_autocommit(conn)
+            conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            with conn.begin():
+                return work(conn)
 
 
 def _firsts(outcomes: Sequence[Outcome]) -> list[Outcome]:
