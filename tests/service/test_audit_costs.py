@@ -150,3 +150,26 @@ def test_the_trainer_reads_the_open_guesses_with_the_labels_and_writes_their_sco
         audited.close()
         peer.close()
     assert store.audits.counts() == {"open": 9, "scored": 11}
+
+
+def test_scores_the_store_could_not_take_are_written_with_a_later_read(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = EngineConfig(classes=["a", "b"], n_features=8, track=False)
+    engine = Engine(config, store, audits=store.audits)
+    try:
+        store.add_labels([LabelRow("s0", "a", "ann", False, "t:0", 0)])
+        engine.sync()  # s0 scored, its score kept for the next read
+        write = store.audits._write_scores
+
+        def down(*_) -> None:
+            raise OSError("the store is away")
+
+        monkeypatch.setattr(store.audits, "_write_scores", down)
+        with pytest.raises(OSError):
+            engine.sync()
+        monkeypatch.setattr(store.audits, "_write_scores", write)
+        engine.sync()
+        assert store.audits.counts() == {"open": 19, "scored": 1}
+    finally:
+        engine.close()
