@@ -237,8 +237,8 @@ class Engine:
 
     def _labels_after(self) -> tuple[list[LabelEvent], list[Guess]]:
         """The label events since the last one read and, with ``audits``, the open guesses of the
-        samples they name (one query for both), the scores of the last ones written first on its
-        connection (:meth:`Audits.labels_after`)."""
+        samples they name (one query for both), the scores of the last ones written with it
+        (:meth:`Audits.labels_after`)."""
         if self.audits is None:
             return self.store.labels_after(self._last_label_id), []
         read = self.audits.labels_after(self._last_label_id, scores=self._scores)

@@ -24,9 +24,12 @@ def after(*more: Any) -> Select:
     return select(*COLUMNS, *more).where(_l.id > bindparam(AFTER)).order_by(_l.id)
 
 
-def rows_after(conn: Connection, query: Select, label_id: int, limit: int | None) -> Sequence[Row]:
-    """``query`` (one of :func:`after`'s) run for the events above ``label_id``, ``limit`` at most."""
-    return conn.execute(query if limit is None else query.limit(limit), {AFTER: label_id}).all()
+def rows_after(
+    conn: Connection, query: Select, label_id: int, limit: int | None, **params: Any
+) -> Sequence[Row]:
+    """``query`` (one of :func:`after`'s, its other ``params`` bound) run for the events above
+    ``label_id``, ``limit`` at most."""
+    return conn.execute(query if limit is None else query.limit(limit), {AFTER: label_id, **params}).all()
 
 
 def event(row: Sequence[Any]) -> LabelEvent:
