@@ -18,8 +18,9 @@ it):
   workers' consumers store them: one ``write_batch``), a ``random_share`` of them of samples served
   at random (an open audit each), then two engines follow the store (``Engine.sync``): one scoring
   the audits (``Audits.labels_after``: the labels with the open guesses they name, one query, the
-  last sync's scores written first in its transaction: as the active trainer does), its peer not
-  (``Store.labels_after``); in turn, ``--label-rounds`` times per batch size.
+  last sync's scores written with it, in its statement on PostgreSQL and its transaction on
+  SQLite: as the active trainer does), its peer not (``Store.labels_after``); in turn,
+  ``--label-rounds`` times per batch size.
 - **growth**: ``--growth`` guesses written over a simulated clock (``--growth-rate`` a second, in
   batches of 1,000), a quarter of them scored (labeled), the rest never labeled; ``Audits.prune()``
   (its default bound, ``MAX_OPEN``) every ``PRUNE_EVERY_S`` (60 s) of that clock, as the trainer
