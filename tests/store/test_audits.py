@@ -98,3 +98,26 @@ def test_sqlite_audit_writes_queue_behind_the_leases_of_their_process(tmp_path) 
         thread.join()
     store.close()
     assert errors == []
+
+
+def test_the_labels_read_probes_each_labels_guess_whatever_the_open_guesses(store: Store) -> None:
+    """Its plan looks a label's guess up by the sample's key, the table of open guesses never scanned
+    (PostgreSQL hashed all 20,000 for a plain LEFT JOIN of 100 labels: 4.1 ms instead of 1.3)."""
+    store.audits.served([(f"g{i}", 1, "x") for i in range(20_000)], T0)
+    store.add_labels([LabelRow(f"g{i}", "x", "ann", False, "t:0", i) for i in range(0, 20_000, 200)])
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+        audits = store.audits
+        queries = [(audits._labels_after, {})]
+        if audits._scoring_read is not None:
+            queries.append((audits._scoring_read, {"sids": ["g0"], "lids": [1], "oks": [True]}))
+        for query, params in queries:
+            compiled = query.compile(store.engine)
+            explain = "EXPLAIN " if store.dialect == "postgresql" else "EXPLAIN QUERY PLAN "
+            bound = {**compiled.params, "after_label_id": 0, **params}
+            if store.dialect == "sqlite":
+                bound = tuple(bound[name] for name in compiled.positiontup)
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(explain + str(compiled), bound))
+            assert "Seq Scan on audits" not in plan and "SCAN audits" not in plan, plan
+            assert "audits_pkey" in plan or "sqlite_autoindex_audits" in plan, plan

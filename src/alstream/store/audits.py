@@ -32,6 +32,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -84,7 +85,7 @@ class Audits:
             .where(_a.sample_id == bindparam("sid"), _a.label_id.is_(None))
             .values(label_id=bindparam("lid"), correct=bindparam("ok"))
         )
-        self._labels_after = _with_open_guesses()
+        self._labels_after = _with_open_guesses(self.dialect)
         self._scoring_read = _scoring_read() if self.dialect == "postgresql" else None
 
     def served(
@@ -215,10 +216,17 @@ class Audits:
                 return work(conn)
 
 
-def _with_open_guesses(*also: Any) -> Any:
-    """The label events (:func:`label_events.after`) with the open guesses they name (and ``also``)."""
-    opened = and_(_a.sample_id == labels.c.sample_id, _a.label_id.is_(None), *also)
-    return label_events.after(_a.version, _a.predicted).select_from(labels.outerjoin(audits, opened))
+def _with_open_guesses(dialect: str, *also: Any) -> Any:
+    """The label events (:func:`label_events.after`) with the open guesses they name (and ``also``).
+    PostgreSQL: a LATERAL probe of the guess's row for each label (its planner hashed the whole
+    table for a plain LEFT JOIN: at 100 labels and 20,000 open guesses 4.1 ms against 1.3); SQLite:
+    a LEFT JOIN (its planner probes the primary key)."""
+    where = (_a.sample_id == labels.c.sample_id, _a.label_id.is_(None), *also)
+    if dialect != "postgresql":
+        joined = labels.outerjoin(audits, and_(*where))
+        return label_events.after(_a.version, _a.predicted).select_from(joined)
+    guess = select(_a.version, _a.predicted).where(*where).limit(1).lateral("guess")
+    return label_events.after(guess.c.version, guess.c.predicted).select_from(labels.outerjoin(guess, true()))
 
 
 def _scoring_read() -> Any:
@@ -240,7 +248,8 @@ def _scoring_read() -> Any:
         .returning(_a.sample_id)
         .cte("scored")
     )
-    return _with_open_guesses(_a.sample_id.not_in(select(scored.c.sample_id))).add_cte(scored)
+    left_out = _a.sample_id.not_in(select(scored.c.sample_id))
+    return _with_open_guesses("postgresql", left_out).add_cte(scored)
 
 
 def _arrays(outcomes: list[Outcome]) -> dict[str, list]:
