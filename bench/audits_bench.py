@@ -16,11 +16,12 @@ it):
   checkouts per lease, and PostgreSQL's CPU per lease.
 - **labels**: the trainer's label ingestion. A batch of ``--label-batches`` labels is stored (as the
   workers' consumers store them: one ``write_batch``), a ``random_share`` of them of samples served
-  at random (an open audit each), then two engines follow the store (``Engine.sync``): one scoring
-  the audits (``Audits.labels_after``: the labels with the open guesses they name, one query, the
-  last sync's scores written with it, in its statement on PostgreSQL and its transaction on
-  SQLite: as the active trainer does), its peer not (``Store.labels_after``); in turn,
-  ``--label-rounds`` times per batch size.
+  at random (an open audit each; ``--label-open`` more of other samples: the table as a busy stream
+  keeps it), then two engines follow the store (``Engine.sync``): one scoring the audits
+  (``Audits.labels_after``: the labels with the open guesses they name, one query, the last sync's
+  scores written with it, in its statement on PostgreSQL and its transaction on SQLite: as the
+  active trainer does), its peer not (``Store.labels_after``); in turn, ``--label-rounds`` times per
+  batch size.
 - **growth**: ``--growth`` guesses written over a simulated clock (``--growth-rate`` a second, in
   batches of 1,000), a quarter of them scored (labeled), the rest never labeled; ``Audits.prune()``
   (its default bound, ``MAX_OPEN``) every ``PRUNE_EVERY_S`` (60 s) of that clock, as the trainer
@@ -356,6 +357,7 @@ def labels_run(backend: str, url: str, args: argparse.Namespace) -> dict:
             chunk = range(start, min(start + 10_000, n))
             store.add_samples([SampleRow(ids[i], rng.random(N_FEATURES, dtype=np.float32)) for i in chunk])
         guesses = [(ids[i], 1, CLASSES[i % 10]) for i in np.flatnonzero(random_items)]  # served at random
+        guesses += [(f"unlabeled-{i}", 1, "0") for i in range(args.label_open)]  # never labeled here
         for start in range(0, len(guesses), 1_000):
             store.audits.served(guesses[start : start + 1_000], T0)
         analyze(store)
@@ -680,6 +682,9 @@ def main() -> None:
     parser.add_argument("--label-batches", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--label-rounds", type=int, default=40)
     parser.add_argument("--label-share", type=float, default=0.1, help="labels of random items")
+    parser.add_argument(
+        "--label-open", type=int, default=MAX_OPEN, help="open guesses of other samples (a busy stream's)"
+    )
     parser.add_argument("--growth-backends", nargs="*", default=["postgresql", "sqlite"])
     parser.add_argument("--growth", type=int, default=4 * MAX_OPEN)
     parser.add_argument("--growth-keep", type=int, default=MAX_OPEN)
