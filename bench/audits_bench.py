@@ -6,18 +6,22 @@ synchronous commit off; or ``--postgres-url``) and on SQLite (a file in WAL mode
 it):
 
 - **leases** (``--runs backend:random_share``): ``--threads`` annotators on threads of one replica
-  lease ``n=5`` through the shared queue (``SharedQueue.queue``: the candidates' lease, the samples'
-  read, the model's guesses and, for the random items among them, ``Audits.served``: the audit rows)
-  and end the previous lease's items (labeled). Its peer is the same queue with the audit write left
-  out. ``--phases`` phases, the two queues in turn (ABBA...: load that drifts weighs on both alike),
-  each ``--leases`` leases per annotator. Measured: leases per second, each lease's time (p50, mean),
-  the time in the audit write per lease (every lease, those without a random item at 0), the
-  statements, transactions and connection checkouts per lease, and PostgreSQL's CPU per lease.
+  lease ``n=5`` through the shared queue (``SharedQueue.queue``, one transaction: the candidates'
+  lease, the samples' read, the model's guesses and, for the random items among them,
+  ``Audits.served``: the audit rows) and end the previous lease's items (labeled). Its peer is the
+  same queue with the audit rows' insert left out. ``--phases`` phases, the two queues in turn
+  (ABBA...: load that drifts weighs on both alike), each ``--leases`` leases per annotator.
+  Measured: leases per second, each lease's time (p50, mean), the time in the audit write per lease
+  (every lease, those without a random item at 0), the statements, transactions and connection
+  checkouts per lease, and PostgreSQL's CPU per lease.
 - **labels**: the trainer's label ingestion. A batch of ``--label-batches`` labels is stored (as the
   workers' consumers store them: one ``write_batch``), a ``random_share`` of them of samples served
-  at random (an open audit each), then two engines follow the store (``Engine.sync``): one scoring
-  the audits (``Audits.open``, ``Audits.scored``: as the active trainer does), its peer not; in
-  turn, ``--label-rounds`` times per batch size.
+  at random (an open audit each; ``--label-open`` more of other samples: the table as a busy stream
+  keeps it), then two engines follow the store (``Engine.sync``): one scoring the audits
+  (``Audits.labels_after``: the labels with the open guesses they name, one query, the last sync's
+  scores written with it, in its statement on PostgreSQL and its transaction on SQLite: as the
+  active trainer does), its peer not (``Store.labels_after``); in turn, ``--label-rounds`` times per
+  batch size.
 - **growth**: ``--growth`` guesses written over a simulated clock (``--growth-rate`` a second, in
   batches of 1,000), a quarter of them scored (labeled), the rest never labeled; ``Audits.prune()``
   (its default bound, ``MAX_OPEN``) every ``PRUNE_EVERY_S`` (60 s) of that clock, as the trainer
@@ -28,8 +32,9 @@ serve and learn; it may add at most 10% to the DB time of the path it rides on. 
 time in the audit write against the peer's mean lease (a lease is almost all round trips), and
 PostgreSQL's CPU per lease against the peer's (the server is what every replica shares; the
 leases/s of the two arms are reported too, but here the client and the server share 2 cores, so
-they also count the client's CPU). For a label: the time in the audits' read and write against the
-peer's write and sync of the same batch. And the open guesses stay at ``MAX_OPEN`` after each
+they also count the client's CPU). For a label: the time the audits add to the labels' read (the
+joined read with the scores' write, against the peer's plain read), against the peer's write and
+sync of the same batch. And the open guesses stay at ``MAX_OPEN`` after each
 prune (at most one prune interval's writes above it before), the scored ones one per labeled
 random item. On PostgreSQL each prune is followed by a ``VACUUM audits``: the stand-in for the
 autovacuum that a real minute between prunes gives time for (without it, this compressed run
@@ -47,15 +52,15 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.table import Table
+from sqlalchemy import Connection, event, func, select, text
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import event, func, select, text
 
 from alstream.service.engine import Engine, EngineConfig
 from alstream.service.featurize import StoredFeatures
@@ -65,7 +70,8 @@ from alstream.service.shared_queue import SharedQueue
 from alstream.service.trainer import RetrainPolicy, Trainer
 from alstream.service.trainer_role import PRUNE_EVERY_S
 from alstream.store import LabelRow, SampleRow, Store
-from alstream.store.audits import MAX_OPEN, Audits
+from alstream.store.audits import MAX_OPEN, Guess
+from alstream.store.label_events import LabelEvent
 from alstream.store.tables import audits, labels
 from candidates_bench import database, postgres, server_cpu_s
 from common import RESULTS, console, percentiles, print_verdict, table, write_report
@@ -110,9 +116,9 @@ class Audited(SharedQueue):
         self.audit_ms: list[float] = []  # list.append is atomic: the threads share it
         self.written: list[int] = []
 
-    def _audit(self, version: int, items: list[QueueItem]) -> None:
+    def _audit(self, conn: Connection, version: int, items: list[QueueItem]) -> None:
         began = time.perf_counter()
-        super()._audit(version, items)
+        super()._audit(conn, version, items)
         self.audit_ms.append((time.perf_counter() - began) * 1e3)
         self.written.append(sum(1 for i in items if i.reason == "random" and i.predicted))
 
@@ -120,28 +126,28 @@ class Audited(SharedQueue):
 class Unaudited(SharedQueue):
     """The peer: the same queue, no audit rows written."""
 
-    def _audit(self, version: int, items: list[QueueItem]) -> None:
+    def _audit(self, conn: Connection, version: int, items: list[QueueItem]) -> None:
         return None
 
 
-class TimedAudits:
-    """``Audits`` for the trainer's engine, the time in its reads and writes kept."""
+def timed(call: Callable[[], Any], into: list[float]) -> Any:
+    """``call()``, its time (ms) appended to ``into``."""
+    began = time.perf_counter()
+    try:
+        return call()
+    finally:
+        into.append((time.perf_counter() - began) * 1e3)
 
-    def __init__(self, audits: Audits) -> None:
-        self.audits, self.ms = audits, 0.0
 
-    def _timed(self, call: Callable[[], Any]) -> Any:
-        began = time.perf_counter()
-        try:
-            return call()
-        finally:
-            self.ms += (time.perf_counter() - began) * 1e3
+class TimedEngine(Engine):
+    """An engine whose label reads are timed (the labels with the open guesses, or without)."""
 
-    def open(self, ids: Sequence[str]) -> Any:
-        return self._timed(lambda: self.audits.open(ids))
+    def __init__(self, *args: Any, **options: Any) -> None:
+        self.read_ms: list[float] = []
+        super().__init__(*args, **options)
 
-    def scored(self, outcomes: Sequence[tuple[str, int, bool]]) -> None:
-        self._timed(lambda: self.audits.scored(outcomes))
+    def _labels_after(self) -> tuple[list[LabelEvent], list[Guess]]:
+        return timed(super()._labels_after, self.read_ms)
 
 
 @contextlib.contextmanager
@@ -351,19 +357,24 @@ def labels_run(backend: str, url: str, args: argparse.Namespace) -> dict:
             chunk = range(start, min(start + 10_000, n))
             store.add_samples([SampleRow(ids[i], rng.random(N_FEATURES, dtype=np.float32)) for i in chunk])
         guesses = [(ids[i], 1, CLASSES[i % 10]) for i in np.flatnonzero(random_items)]  # served at random
+        guesses += [(f"unlabeled-{i}", 1, "0") for i in range(args.label_open)]  # never labeled here
         for start in range(0, len(guesses), 1_000):
             store.audits.served(guesses[start : start + 1_000], T0)
         analyze(store)
         config = EngineConfig(classes=CLASSES, n_features=N_FEATURES, track=False)
-        timed = TimedAudits(store.audits)
-        engines = {"audits": Engine(config, store, audits=timed), "none": Engine(config, store)}  # type: ignore[arg-type]
+        engines = {
+            "audits": TimedEngine(config, store, audits=store.audits),
+            "none": TimedEngine(config, store),
+        }
         for engine in engines.values():
             engine.sync()  # the samples into its pool, before the clock starts
         counted = Counted(store.engine)
         offset, results = 0, []
         for batch in batches:
             print(f"labels, {backend}: {rounds} rounds of {batch}", flush=True)
-            times: dict[str, list[float]] = {"write": [], "audits": [], "none": [], "in_audits": []}
+            times: dict[str, list[float]] = {
+                k: [] for k in ("write", "audits", "none", "read_audits", "read_none", "in_audits")
+            }
             numbers = {"write": [], "audits": [], "none": []}
             for turn in range(rounds):
                 rows = [
@@ -376,13 +387,15 @@ def labels_run(backend: str, url: str, args: argparse.Namespace) -> dict:
                 times["write"].append((time.perf_counter() - began) * 1e3)
                 numbers["write"].append(since(before, counted.now()))
                 for arm in ("audits", "none") if turn % 2 == 0 else ("none", "audits"):
-                    spent, before, began = timed.ms, counted.now(), time.perf_counter()
+                    engines[arm].read_ms = []
+                    before, began = counted.now(), time.perf_counter()
                     _, got = engines[arm].sync()
                     times[arm].append((time.perf_counter() - began) * 1e3)
                     numbers[arm].append(since(before, counted.now()))
-                    if arm == "audits":
-                        times["in_audits"].append(timed.ms - spent)
+                    times[f"read_{arm}"].append(sum(engines[arm].read_ms))
                     assert got == batch, (arm, got, batch)
+                # what the audits add: their read (the last sync's scores written in it) over the plain one
+                times["in_audits"].append(times["read_audits"][-1] - times["read_none"][-1])
             results.append(summarize_labels(batch, times, numbers))
         scored = store.audits.counts()["scored"]
         with store.engine.connect() as conn:
@@ -415,6 +428,8 @@ def summarize_labels(batch: int, times: dict[str, list[float]], numbers: dict[st
         "write": percentiles(times["write"]),
         "sync_audits": percentiles(times["audits"]),
         "sync_none": percentiles(times["none"]),
+        "read_audits": percentiles(times["read_audits"]),  # the labels with the open guesses, the scores
+        "read_none": percentiles(times["read_none"]),  # the labels alone
         "in_audits": percentiles(times["in_audits"]),
         "per_label_ms": {
             "write": mean["write"] / batch,
@@ -557,6 +572,7 @@ def labels_table(results: list[dict], _args: argparse.Namespace) -> Table:
             "write ms",
             "sync ms, audits",
             "sync ms, none",
+            "read ms, audits / none",
             "in audits ms",
             "audits/ingest",
             "stmts/sync, audits",
@@ -571,6 +587,7 @@ def labels_table(results: list[dict], _args: argparse.Namespace) -> Table:
                 f"{b['write']['mean_ms']:.2f}",
                 f"{b['sync_audits']['mean_ms']:.2f}",
                 f"{b['sync_none']['mean_ms']:.2f}",
+                f"{b['read_audits']['mean_ms']:.2f} / {b['read_none']['mean_ms']:.2f}",
                 f"{b['in_audits']['mean_ms']:.2f}",
                 f"{b['audit_share_of_ingest']:.1%}",
                 f"{b['per_sync']['audits']['statements']:.1f}",
@@ -665,6 +682,9 @@ def main() -> None:
     parser.add_argument("--label-batches", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--label-rounds", type=int, default=40)
     parser.add_argument("--label-share", type=float, default=0.1, help="labels of random items")
+    parser.add_argument(
+        "--label-open", type=int, default=MAX_OPEN, help="open guesses of other samples (a busy stream's)"
+    )
     parser.add_argument("--growth-backends", nargs="*", default=["postgresql", "sqlite"])
     parser.add_argument("--growth", type=int, default=4 * MAX_OPEN)
     parser.add_argument("--growth-keep", type=int, default=MAX_OPEN)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from alstream.store import Store
+from alstream.store import LabelRow, Store
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -28,6 +28,25 @@ def test_a_sample_keeps_its_first_guess_and_is_scored_once(store: Store) -> None
     assert audits.recent(5) == [(1, True), (2, False)]  # in the labels' order
     assert audits.recent(1) == [(2, False)]
     assert audits.counts() == {"open": 1, "scored": 2}
+
+
+def test_the_labels_come_with_the_open_guesses_they_name_and_a_guess_takes_its_first_label(
+    store: Store,
+) -> None:
+    audits = store.audits
+    audits.served([("a", 1, "cat"), ("b", 1, "dog"), ("c", 2, "cat")], T0)
+    audits.scored([("c", 1, True)])  # scored before: not open
+    store.add_labels([LabelRow(s, "cat", "ann", False, "t:0", i) for i, s in enumerate("xaacb")])
+    events, guesses = audits.labels_after(0)
+    assert events == store.labels_after(0) and [e[1] for e in events] == list("xaacb")
+    assert sorted(guesses) == [("a", 1, "cat"), ("b", 1, "dog")]  # a once, though labeled twice
+    assert audits.labels_after(events[2][0], limit=1) == ([events[3]], [])
+    first, second = events[1][0], events[2][0]
+    scores = [("a", second, False), ("a", first, True)]  # written before the read, in its transaction
+    assert audits.labels_after(0, scores=scores) == (events, [("b", 1, "dog")])
+    audits.scored([("b", events[4][0], False)])
+    assert audits.recent(5) == [(2, True), (1, True), (1, False)]  # a: its first label's outcome
+    assert audits.labels_after(0)[1] == []
 
 
 def test_the_newest_open_guesses_are_kept_and_the_scored_ones_stay(store: Store) -> None:
@@ -79,3 +98,26 @@ def test_sqlite_audit_writes_queue_behind_the_leases_of_their_process(tmp_path) 
         thread.join()
     store.close()
     assert errors == []
+
+
+def test_the_labels_read_probes_each_labels_guess_whatever_the_open_guesses(store: Store) -> None:
+    """Its plan looks a label's guess up by the sample's key, the table of open guesses never scanned
+    (PostgreSQL hashed all 20,000 for a plain LEFT JOIN of 100 labels: 4.1 ms instead of 1.3)."""
+    store.audits.served([(f"g{i}", 1, "x") for i in range(20_000)], T0)
+    store.add_labels([LabelRow(f"g{i}", "x", "ann", False, "t:0", i) for i in range(0, 20_000, 200)])
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+        audits = store.audits
+        queries = [(audits._labels_after, {})]
+        if audits._scoring_read is not None:
+            queries.append((audits._scoring_read, {"sids": ["g0"], "lids": [1], "oks": [True]}))
+        for query, params in queries:
+            compiled = query.compile(store.engine)
+            explain = "EXPLAIN " if store.dialect == "postgresql" else "EXPLAIN QUERY PLAN "
+            bound = {**compiled.params, "after_label_id": 0, **params}
+            if store.dialect == "sqlite":
+                bound = tuple(bound[name] for name in compiled.positiontup)
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(explain + str(compiled), bound))
+            assert "Seq Scan on audits" not in plan and "SCAN audits" not in plan, plan
+            assert "audits_pkey" in plan or "sqlite_autoindex_audits" in plan, plan

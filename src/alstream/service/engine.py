@@ -44,7 +44,8 @@ from alstream.service.tally import StoreTally
 from alstream.service.trainer import ModelVersion, RetrainPolicy, Trainer
 from alstream.service.training_set import TrainingSet
 from alstream.service.versions import Orchestrator, VersionRecords
-from alstream.store.audits import Audits
+from alstream.store.audits import Audits, Guess, Outcome
+from alstream.store.label_events import LabelEvent
 
 log = logging.getLogger(__name__)
 RESUMED_AUDITS = 1_000  # scored guesses a resumed drift watch reads back (the newest)
@@ -167,6 +168,7 @@ class Engine:
         self._last_seq = 0
         self._stored_before = store.last_seq()  # these rebuild the pool: not new arrivals to the drift watch
         self._last_label_id = 0
+        self._scores: list[Outcome] = []  # the guesses scored since the last read: written with the next
         self._failed_at: int | None = None  # the last label seen when training last failed
         self._restored_label_id = 0  # labels up to this one are in the version restored at start
         self._train_lock = threading.Lock()
@@ -225,21 +227,17 @@ class Engine:
                     self._set_label(sample_id, None if skipped else label, label_id, new=True)
             if budget_s is not None and time.monotonic() - began >= budget_s:
                 break
-        rows = self.store.labels_after(self._last_label_id)
-        if self.audits is not None and rows:  # stored before the labels that name them
-            for guess in self.audits.open([row[1] for row in rows]):
-                self.quality.served(*guess)
-        scored = []
+        rows, guesses = self._labels_after()
+        for guess in guesses:  # stored before the labels that name them
+            self.quality.served(*guess)
         for row_id, sample_id, label, annotator, skipped, _created in rows:
             self._last_label_id = max(self._last_label_id, int(row_id))
             self.tally.add_label(sample_id, label, annotator, skipped)
             correct = self._set_label(
                 sample_id, None if skipped else label, int(row_id), new=row_id > self._restored_label_id
             )
-            if correct is not None:
-                scored.append((sample_id, int(row_id), correct))
-        if self.audits is not None and scored:
-            self.audits.scored(scored)
+            if correct is not None and self.audits is not None:
+                self._scores.append((sample_id, int(row_id), correct))
         for sample_id in self.book.resolve():  # forgotten while waiting: no model will have them soon
             self._pending.pop(sample_id, None)
         self._age_out()
@@ -248,6 +246,29 @@ class Engine:
         if new_samples or rows or self.leases.short:
             self._publish()
         return new_samples, len(rows)
+
+    def _labels_after(self) -> tuple[list[LabelEvent], list[Guess]]:
+        """The label events since the last one read and, with ``audits``, the open guesses of the
+        samples they name (one query for both), the scores of the last ones written with it
+        (:meth:`Audits.labels_after`)."""
+        if self.audits is None:
+            return self.store.labels_after(self._last_label_id), []
+        read = self.audits.labels_after(self._last_label_id, scores=self._scores)
+        self._scores = []
+        return read
+
+    def _write_scores(self) -> None:
+        """The scores not written yet, in a transaction of their own (this engine stops); a store
+        that fails here loses none: their guesses stay open, and the next trainer scores them from
+        the labels it reads (all, from the first)."""
+        try:
+            if self.audits is not None and self._scores:
+                self.audits.scored(self._scores)
+                self._scores = []
+        except Exception:
+            log.exception(
+                "cannot write the scores of %d guesses; the next trainer scores them", len(self._scores)
+            )
 
     def _read_guesses(self) -> None:
         """The model's guesses for the random items served since the last step."""
@@ -624,6 +645,7 @@ class Engine:
         return self.serve.stats()
 
     def close(self) -> None:
+        self._write_scores()
         self.records.close()
 
     # --- the background loop --------------------------------------------------------------

@@ -151,10 +151,22 @@ def queue_items(
 ) -> tuple[list[QueueItem], set[str]]:
     """The queue items of ``taken`` (their data and features from the store, one read; ``version``:
     the model whose guesses they show, None: a cold start), and the ids the store no longer has."""
+    samples = store.get_samples([t.id for t in taken]) if taken else []
+    return items_of(samples, featurizer, config, taken, version)
+
+
+def items_of(
+    samples: Sequence[dict],
+    featurizer: Featurizer,
+    config: ServingConfig,
+    taken: Sequence[Leased],
+    version: ModelVersion | None,
+) -> tuple[list[QueueItem], set[str]]:
+    """:func:`queue_items` of the samples read (``samples``: as ``store.get_samples`` gives them)."""
     if not taken:
         return [], set()
     ids = [t.id for t in taken]
-    stored = {s["id"]: s for s in store.get_samples(ids)}
+    stored = {s["id"]: s for s in samples}
     found, features = featurizer.rows(list(stored.values()))
     gone = set(ids) - set(found)
     taken = [t for t in taken if t.id not in gone]

@@ -6,8 +6,10 @@ shards by their stream's size: the accuracy measured on them stays unbiased), an
 with the newest model version the store records (its file from the shared ``data_dir/models``).
 ``/stats`` merges what the shards report (:mod:`alstream.service.shard_totals`) and shows the
 stream's accuracy on the random items and the drifts found in it, as the trainer reports them: the
-replica records the model's guess for each random item it leases, the trainer scores it once labeled
-(:mod:`alstream.service.shared_audit`); while a drift's boost lasts, the random share is raised.
+replica records the model's guess for each random item it leases, in the lease's transaction (the
+items' samples are read, and the guesses made, before it commits), the trainer scores it once
+labeled (:mod:`alstream.service.shared_audit`); while a drift's boost lasts, the random share is
+raised.
 Its learning curve is the single process's, drawn from the versions the store records
 (:mod:`alstream.service.shared_curve`).
 
@@ -17,22 +19,27 @@ trainer trains (``alstream trainer``); ``/send`` and ``/labels`` publish to the 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from sqlalchemy import Connection
 
 from alstream.service.engine import CURVE_POINTS, EngineConfig
 from alstream.service.featurize import Featurizer
 from alstream.service.model_files import ModelFiles
-from alstream.service.serving import QueueItem, ServingConfig, predict_with, queue_items
+from alstream.service.serving import QueueItem, ServingConfig, items_of, predict_with
 from alstream.service.shard_totals import merge
 from alstream.service.shared_audit import Reported, random_share, replica_stats
 from alstream.service.shared_curve import RecordedCurve
 from alstream.service.snapshot import Snapshot
 from alstream.service.trainer import ModelVersion
+from alstream.store.audits import NotRecorded
+from alstream.store.candidates import Candidate
 
 log = logging.getLogger(__name__)
 MODEL_CHECK_S = 1.0  # how often the store is asked for a newer model version, at most
@@ -100,9 +107,12 @@ class SharedQueue:
         ``random_share`` of them random picks (none before a model serves); at most
         ``max_leases_per_annotator`` held by her at once and, when ``token_capped``,
         ``max_leases_per_token`` through the token. Each call leases new items (``fresh`` always):
-        what she holds stays hers until labeled, released or expired."""
+        what she holds stays hers until labeled, released or expired. The random items' guesses
+        commit with the lease (the trainer scores them once labeled): a store that cannot record
+        them costs the estimate these few, never the annotator her items (leased again without)."""
         config, serving = self.serving_config, self.serving
-        taken = self.store.candidates.lease(
+        lease = functools.partial(
+            self.store.candidates.lease,
             annotator,
             token,
             n,
@@ -111,23 +121,35 @@ class SharedQueue:
             token_cap=config.max_leases_per_token if token_capped else None,
             random_share=0.0 if serving is None else self.random_share(),
         )
-        items, gone = queue_items(self.store, self.featurizer, config, taken, serving)
-        if gone:
-            self.store.candidates.end(sorted(gone))
-        if serving is not None:
-            self._audit(serving.version, items)
+        try:
+            return self._leased(lease, serving, audited=True)
+        except NotRecorded:
+            log.exception("cannot record the guesses of a lease's random items; it is leased again without")
+            return self._leased(lease, serving, audited=False)
+
+    def _leased(
+        self, lease: Callable[..., list[Candidate]], serving: ModelVersion | None, audited: bool
+    ) -> list[QueueItem]:
+        """The items ``lease`` takes, made in its transaction: their samples read, those the store no
+        longer has ended, and (``audited``) the random ones' guesses recorded."""
+        items: list[QueueItem] = []
+
+        def made(conn: Connection, taken: list[Candidate]) -> None:  # each attempt's: the last one's stay
+            nonlocal items
+            samples = self.store.get_samples([c.id for c in taken], conn) if taken else []
+            items, gone = items_of(samples, self.featurizer, self.serving_config, taken, serving)
+            if gone:
+                self.store.candidates.end(sorted(gone), conn)
+            if audited and serving is not None:
+                self._audit(conn, serving.version, items)
+
+        lease(then=made)
         return items
 
-    def _audit(self, version: int, items: list[QueueItem]) -> None:
-        """Record the guesses of the random ``items`` (the trainer scores them once labeled); a store
-        that fails here costs the estimate these few, never the annotator her items."""
+    def _audit(self, conn: Connection, version: int, items: list[QueueItem]) -> None:
+        """Record the guesses of the random ``items`` in the lease's transaction ``conn``."""
         guesses = [(i.id, version, i.predicted) for i in items if i.reason == "random" and i.predicted]
-        try:
-            self.store.audits.served(guesses)
-        except Exception:
-            log.exception(
-                "cannot record the guesses of %d random items; they are served all the same", len(guesses)
-            )
+        self.store.audits.served(guesses, conn=conn)
 
     def random_share(self) -> float:
         """The share of random items now: ``random_share``, raised while a drift's boost lasts."""

@@ -1,10 +1,12 @@
 """The random items replicas served, in the ``audits`` table: the model's guess for each and, once
 a person labels it, whether the guess was right.
 
-A stateless replica records the guess of each random pick it leases (:meth:`Audits.served`), before
-the annotator sees it, so by the time her label is stored the guess is there. The active trainer
-follows the labels and scores the open guesses they name (:meth:`Audits.open`, :meth:`Audits.scored`),
-so the stream's accuracy rests on rows every replica shares and a new trainer resumes from
+A stateless replica records the guess of each random pick it leases (:meth:`Audits.served`) in the
+lease's own transaction, before the annotator sees it, so by the time her label is stored the guess
+is there. The active trainer reads the labels with the open guesses they name, in one query
+(:meth:`Audits.labels_after`), and writes the scores of those guesses with its next read (in its
+statement on PostgreSQL, its transaction on SQLite; as it stops: :meth:`Audits.scored`), so the
+stream's accuracy rests on rows every replica shares and a new trainer resumes from
 (:meth:`Audits.tallies`, :meth:`Audits.recent`). Bounded: one row per sample served at random; open
 ones beyond the newest ``keep`` are pruned (:meth:`Audits.prune`), scored ones are one per labeled
 random item (fewer than the labels).
@@ -17,13 +19,31 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, case, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Engine,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from alstream.store.database import SQLITE_BEGIN
+from alstream.store import label_events
+from alstream.store.database import SQLITE_BEGIN, in_autocommit
+from alstream.store.label_events import LabelEvent
 from alstream.store.lists import listed
-from alstream.store.retry import retry
-from alstream.store.tables import audits
+from alstream.store.retry import is_transient, retry
+from alstream.store.tables import audits, labels
 
 MAX_OPEN = 100_000  # guesses served and not labeled yet that are kept: the newest
 _CHUNK = 1_000
@@ -33,6 +53,12 @@ _INSERT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
 }
 _a = audits.c
 Guess = tuple[str, int, str]  # (sample id, model version, predicted class)
+Outcome = tuple[str, int, bool]  # (sample id, the label event id that scored its guess, correct)
+
+
+class NotRecorded(Exception):
+    """Guesses written in another's transaction (a lease's) failed for a reason no retry cures; that
+    transaction is lost with them (PostgreSQL aborts it)."""
 
 
 class Audits:
@@ -59,14 +85,30 @@ class Audits:
             .where(_a.sample_id == bindparam("sid"), _a.label_id.is_(None))
             .values(label_id=bindparam("lid"), correct=bindparam("ok"))
         )
+        self._labels_after = _with_open_guesses(self.dialect)
+        self._scoring_read = _scoring_read() if self.dialect == "postgresql" else None
 
-    def served(self, guesses: Sequence[Guess], now: datetime | None = None) -> None:
+    def served(
+        self, guesses: Sequence[Guess], now: datetime | None = None, conn: Connection | None = None
+    ) -> None:
         """Record each random item's guess ``(sample id, version, predicted)``; a sample served
-        before keeps its first guess."""
+        before keeps its first guess. In ``conn``'s transaction when given (a lease's: the guesses
+        commit with it, one statement more and no round trip of their own), else in one of their own.
+        In ``conn``, a failure no retry cures raises :class:`NotRecorded`: the transaction is lost
+        with it (PostgreSQL aborts it; a SAVEPOINT to keep it would cost two round trips more)."""
         at = _utc(now)
         rows = [{"sample_id": s, "version": int(v), "predicted": p, "served_at": at} for s, v, p in guesses]
-        if rows:
-            self._run(lambda conn: conn.execute(self._insert, rows))
+        if not rows:
+            return
+        if conn is None:
+            self._run(lambda own: own.execute(self._insert, rows))
+            return
+        try:
+            conn.execute(self._insert, rows)
+        except Exception as error:
+            if is_transient(error):  # the whole transaction is retried
+                raise
+            raise NotRecorded(f"{len(rows)} guesses: {error}") from error
 
     def open(self, ids: Sequence[str]) -> list[Guess]:
         """The guesses of those of ``ids`` not scored yet."""
@@ -79,11 +121,46 @@ class Audits:
                 found += [(s, int(v), p) for s, v, p in conn.execute(query)]
         return found
 
-    def scored(self, outcomes: Sequence[tuple[str, int, bool]]) -> None:
-        """``(sample id, label event id, correct)``: the label that scored each open guess."""
-        rows = [{"sid": s, "lid": int(lid), "ok": bool(ok)} for s, lid, ok in outcomes]
-        if rows:
-            self._run(lambda conn: conn.execute(self._score, rows))
+    def labels_after(
+        self, label_id: int, limit: int | None = None, *, scores: Sequence[Outcome] = ()
+    ) -> tuple[list[LabelEvent], list[Guess]]:
+        """:meth:`Store.labels_after`'s label events and the open guesses of the samples they name,
+        read in one query (the guesses joined to the labels: no round trip of their own). ``scores``
+        (:meth:`scored`'s: the trainer's since its last read) are written with it: on PostgreSQL in
+        the same statement, on SQLite in the same transaction; tried once, as the read alone is
+        (the trainer keeps them until they are written)."""
+        outcomes = _firsts(scores)
+        if not outcomes:
+            found = self._read(self._labels_after, label_id, limit)
+        elif self._scoring_read is not None:  # PostgreSQL
+            found = self._read(self._scoring_read, label_id, limit, **_arrays(outcomes))
+        else:
+            found = self._once(lambda conn: self._scores_then_read(conn, outcomes, label_id, limit))
+        return [label_events.event(row) for row in found], _guesses(found)
+
+    def scored(self, outcomes: Sequence[Outcome]) -> None:
+        """``(sample id, label event id, correct)``: the label that scored each open guess (a sample
+        named twice: its first label); one statement (in autocommit on PostgreSQL: no BEGIN and
+        no COMMIT to wait for)."""
+        firsts = _firsts(outcomes)
+        if firsts:
+            self._run(lambda conn: self._write_scores(conn, firsts), autocommit=True)
+
+    def _read(self, query: Any, label_id: int, limit: int | None, **params: Any) -> Sequence[Any]:
+        """``query``'s label events (one statement: in autocommit on PostgreSQL)."""
+        with in_autocommit(self.engine.connect()) as conn:
+            return label_events.rows_after(conn, query, label_id, limit, **params)
+
+    def _scores_then_read(
+        self, conn: Connection, outcomes: list[Outcome], label_id: int, limit: int | None
+    ) -> Sequence[Any]:
+        self._write_scores(conn, outcomes)
+        return label_events.rows_after(conn, self._labels_after, label_id, limit)
+
+    def _write_scores(self, conn: Connection, outcomes: list[Outcome]) -> None:
+        """One executemany of the row's UPDATE (psycopg pipelines it: one round trip, one implicit
+        transaction; SQLite runs it in this process)."""
+        conn.execute(self._score, [{"sid": s, "lid": lid, "ok": ok} for s, lid, ok in outcomes])
 
     def tallies(self) -> dict[int, tuple[int, int]]:
         """Per model version: (guesses right, guesses scored)."""
@@ -123,14 +200,77 @@ class Audits:
             total, done = conn.execute(select(func.count(), scored).select_from(audits)).one()
         return {"open": int(total) - int(done), "scored": int(done)}
 
-    def _run(self, work: Callable[[Any], Any]) -> Any:
-        def attempt() -> Any:
-            with self._writing, self.engine.connect() as conn:
-                conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
-                with conn.begin():
-                    return work(conn)
+    def _run(self, work: Callable[[Any], Any], *, autocommit: bool = False) -> Any:
+        """:meth:`_once`, retried on transient errors."""
+        return retry(lambda: self._once(work, autocommit=autocommit), **self._retry)
 
-        return retry(attempt, **self._retry)
+    def _once(self, work: Callable[[Any], Any], *, autocommit: bool = False) -> Any:
+        """``work(conn)`` in a transaction of its own; ``autocommit``: on PostgreSQL each of its
+        statements is a transaction of its own (no BEGIN, no COMMIT: for statements each whole
+        alone), on SQLite it is still one (its BEGIN IMMEDIATE: the lock)."""
+        with self._writing, self.engine.connect() as conn:
+            if autocommit:
+                in_autocommit(conn)
+            conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            with conn.begin():
+                return work(conn)
+
+
+def _with_open_guesses(dialect: str, *also: Any) -> Any:
+    """The label events (:func:`label_events.after`) with the open guesses they name (and ``also``).
+    PostgreSQL: a LATERAL probe of the guess's row for each label (its planner hashed the whole
+    table for a plain LEFT JOIN: at 100 labels and 20,000 open guesses 4.1 ms against 1.3); SQLite:
+    a LEFT JOIN (its planner probes the primary key)."""
+    where = (_a.sample_id == labels.c.sample_id, _a.label_id.is_(None), *also)
+    if dialect != "postgresql":
+        joined = labels.outerjoin(audits, and_(*where))
+        return label_events.after(_a.version, _a.predicted).select_from(joined)
+    guess = select(_a.version, _a.predicted).where(*where).limit(1).lateral("guess")
+    return label_events.after(guess.c.version, guess.c.predicted).select_from(labels.outerjoin(guess, true()))
+
+
+def _scoring_read() -> Any:
+    """PostgreSQL: the scores (bound as the arrays ``sids``, ``lids``, ``oks``) written and the label
+    events read with their open guesses, in one statement: the scores' ``UPDATE ... FROM unnest``
+    a CTE (run once, whole, whether read or not); the guesses it scores are left out (in the
+    statement's snapshot they are still open). Against the UPDATE then the read, on one connection:
+    0.25 to 0.4 ms less at 10 scores (100 or 10 labels)."""
+    arrays = (
+        bindparam("sids", type_=ARRAY(String)),
+        bindparam("lids", type_=ARRAY(BigInteger)),
+        bindparam("oks", type_=ARRAY(Boolean)),
+    )
+    given = func.unnest(*arrays).table_valued("sid", "lid", "ok").render_derived()
+    scored = (
+        update(audits)
+        .where(_a.sample_id == given.c.sid, _a.label_id.is_(None))
+        .values(label_id=given.c.lid, correct=given.c.ok)
+        .returning(_a.sample_id)
+        .cte("scored")
+    )
+    left_out = _a.sample_id.not_in(select(scored.c.sample_id))
+    return _with_open_guesses("postgresql", left_out).add_cte(scored)
+
+
+def _arrays(outcomes: list[Outcome]) -> dict[str, list]:
+    """``outcomes`` as :func:`_scoring_read`'s three arrays."""
+    sids, lids, oks = (list(column) for column in zip(*outcomes, strict=True))
+    return {"sids": sids, "lids": lids, "oks": oks}
+
+
+def _firsts(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """``outcomes``, one per sample: that of its first label (its lowest label event id)."""
+    first: dict[str, Outcome] = {}
+    for sample_id, label_id, correct in sorted(outcomes, key=lambda o: int(o[1])):
+        first.setdefault(sample_id, (sample_id, int(label_id), bool(correct)))
+    return list(first.values())
+
+
+def _guesses(rows: Sequence[Any]) -> list[Guess]:
+    """The open guesses among :meth:`Audits.labels_after`'s rows (the label's columns, then the
+    guess's version and predicted class, NULL for none), one per sample."""
+    found = {row[1]: (row[1], int(row[-2]), row[-1]) for row in rows if row[-2] is not None}
+    return list(found.values())
 
 
 def _utc(now: datetime | None) -> datetime:

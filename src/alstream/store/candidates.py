@@ -212,6 +212,7 @@ class Candidates:
         *,
         token_cap: int | None = None,
         random_share: float = 0.0,
+        then: Callable[[Connection, list[Candidate]], None] | None = None,
     ) -> list[Candidate]:
         """Lease to ``annotator`` (through the token ``token_key``) for ``ttl_s`` seconds the ``n``
         best free candidates of all shards, best first; fewer when there are fewer, or when she
@@ -219,7 +220,11 @@ class Candidates:
         cap). Each item is, with probability ``random_share``, a random pick instead (drawn over
         all shards by weight; the best candidate when none is free). Labeled samples are never
         leased: one labeled since it was published is removed when a lease meets it, and another
-        taken; her leases of samples labeled since end before her caps are counted."""
+        taken; her leases of samples labeled since end before her caps are counted.
+
+        ``then(conn, leased)`` runs in the lease's transaction before it commits (each attempt's:
+        a retried lease calls it again): what it writes commits with the lease, and what it raises
+        undoes the lease."""
         if not 0 <= n <= MAX_LEASE:
             raise ValueError(f"n={n}: a lease takes 0 to {MAX_LEASE} items")
         now = _utc(now)
@@ -252,7 +257,10 @@ class Candidates:
             best = self._take(conn, k - len(picks), _take_best(now, leased))
             if len(picks) + len(best) < k:  # too few best (a cold start: the shards' pools are their
                 picks += self._take(conn, k - len(picks) - len(best), random)  # reservoirs): picks fill
-            return sorted(picks + best, key=lambda c: (-c.score, c.id))
+            taken = sorted(picks + best, key=lambda c: (-c.score, c.id))
+            if then is not None:
+                then(conn, taken)
+            return taken
 
         return self._write(work)
 
@@ -285,9 +293,12 @@ class Candidates:
 
         return self._write(work)
 
-    def end(self, ids: Sequence[str]) -> int:
-        """Remove the candidates ``ids`` for good, leased or not (labeled); returns how many were."""
-        return self._write(lambda conn: self._end(conn, list(ids)))
+    def end(self, ids: Sequence[str], conn: Connection | None = None) -> int:
+        """Remove the candidates ``ids`` for good, leased or not (labeled); returns how many were.
+        In ``conn``'s transaction when given (a lease's ``then``), else in one of its own."""
+        if conn is not None:
+            return self._end(conn, list(ids))
+        return self._write(lambda own: self._end(own, list(ids)))
 
     def expire(self, now: datetime | None = None) -> int:
         """Free the leases that ended by ``now`` (leases and publishes treat them as free anyway);

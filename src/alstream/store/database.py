@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -18,6 +18,15 @@ SQLITE_BEGIN = "alstream_sqlite_begin"
 POOL_SIZE = 48
 POOL_OVERFLOW = 16  # past POOL_SIZE at once: opened, and closed when given back
 WAL_LIMIT_BYTES = 64 * 2**20  # a SQLite WAL file past this is truncated to it when it restarts
+
+
+def in_autocommit(conn: Connection) -> Connection:
+    """``conn``, on PostgreSQL with each statement a transaction of its own (no BEGIN, no COMMIT or
+    ROLLBACK: two round trips fewer, for statements each whole alone: a read of one query); SQLite's
+    as it is (a writer's BEGIN IMMEDIATE is its lock)."""
+    if conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
 
 
 def normalize_url(url: str | URL) -> URL:

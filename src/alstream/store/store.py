@@ -28,9 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL
 
 from alstream.migrating import MIGRATING
+from alstream.store import label_events
 from alstream.store.audits import Audits
 from alstream.store.candidates import Candidates, Claim, hold
-from alstream.store.database import SQLITE_BEGIN, make_engine
+from alstream.store.database import SQLITE_BEGIN, in_autocommit, make_engine
+from alstream.store.label_events import LabelEvent
 from alstream.store.lists import listed
 from alstream.store.retry import retry
 from alstream.store.rows import LabelRow, SampleRow, dump_json, encode_features, load_json
@@ -39,7 +41,6 @@ from alstream.store.tables import labels, metadata, models, samples
 from alstream.store.tokens import Tokens
 from alstream.store.trainer_stats import TrainerStats
 
-LabelEvent = tuple[int, str, str | None, str | None, bool, datetime]
 _DELETE_CHUNK = 2000  # samples deleted in one short transaction
 _MIGRATION_LOCK = 0x616C7374  # PostgreSQL advisory lock held while migrating ("alst")
 # Alembic's scripts (not a package: alembic runs them). Revision 0001 is the schema as it was before
@@ -113,6 +114,7 @@ class Store:
             sharded: _after_sql("text", texts, mark, sharded) for sharded in (False, True)
         }
         self._bind_time = labels.c.created_at.type.bind_processor(self.engine.dialect)
+        self._labels_after = label_events.after()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -281,15 +283,18 @@ class Store:
         seqs = np.array([row[0] for row in rows], dtype=np.int64)
         return seqs, [row[1] for row in rows], [row[2] for row in rows]
 
-    def get_samples(self, ids: Sequence[str]) -> list[dict]:
-        """The stored samples among ``ids``, in the order asked: id, features (list), text, meta."""
+    def get_samples(self, ids: Sequence[str], conn: Connection | None = None) -> list[dict]:
+        """The stored samples among ``ids``, in the order asked: id, features (list), text, meta;
+        read in ``conn`` when given (a lease's transaction), else in a connection of its own."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.get_samples(ids, own)
         found: dict[str, dict] = {}
         cols = (samples.c.id, samples.c.features, samples.c.text, samples.c.meta)
-        with self.engine.connect() as conn:
-            wanted = listed(list(dict.fromkeys(ids)), self.dialect)
-            for sid, blob, text, meta in conn.execute(select(*cols).where(samples.c.id.in_(wanted))):
-                features = None if blob is None else np.frombuffer(blob, dtype="<f4").tolist()
-                found[sid] = {"id": sid, "features": features, "text": text, "meta": load_json(meta)}
+        wanted = listed(list(dict.fromkeys(ids)), self.dialect)
+        for sid, blob, text, meta in conn.execute(select(*cols).where(samples.c.id.in_(wanted))):
+            features = None if blob is None else np.frombuffer(blob, dtype="<f4").tolist()
+            found[sid] = {"id": sid, "features": features, "text": text, "meta": load_json(meta)}
         return [found[i] for i in ids if i in found]
 
     def current_labels(
@@ -322,21 +327,9 @@ class Store:
     def labels_after(self, label_id: int, limit: int | None = None) -> list[LabelEvent]:
         """Label events with row id above ``label_id``, oldest first:
         ``(id, sample_id, label, annotator, skipped, created_at)``."""
-        query = (
-            select(
-                labels.c.id,
-                labels.c.sample_id,
-                labels.c.label,
-                labels.c.annotator,
-                labels.c.skipped,
-                labels.c.created_at,
-            )
-            .where(labels.c.id > label_id)
-            .order_by(labels.c.id)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [(i, s, lab, a, bool(sk), _utc(t)) for i, s, lab, a, sk, t in conn.execute(query)]
+        with in_autocommit(self.engine.connect()) as conn:
+            rows = label_events.rows_after(conn, self._labels_after, label_id, limit)
+        return [label_events.event(row) for row in rows]
 
     def label_counts(self) -> dict[str, int]:
         """Per class, over current labels that are not skipped."""
