@@ -290,8 +290,7 @@ class Engine:
         now = time.monotonic()
         if self.retention is None:
             return
-        behind = self.retention.behind or self.retention.overdue >= self.retention.batch
-        if now - self._retained_at < self.config.retention_every_s and not behind:
+        if now - self._retained_at < self.config.retention_every_s and not self.retention.hurried:
             return
         self._retained_at = now
         try:

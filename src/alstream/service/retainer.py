@@ -75,13 +75,8 @@ class Retainer:
         seqs: PoolSeqs,
         every_s: float,
     ) -> None:
-        self.retention, self.store, self.followed, self.seqs, self.every_s = (
-            retention,
-            store,
-            followed,
-            seqs,
-            every_s,
-        )
+        self.retention, self.store, self.followed = retention, store, followed
+        self.seqs, self.every_s = seqs, every_s
 
     def run(self, stop: threading.Event) -> None:
         retention = self.retention
@@ -94,5 +89,5 @@ class Retainer:
                 log.warning("%s: retention deleted nothing", error)
             except Exception:  # the store is down or busy: the next step goes on from where this one was
                 log.exception("retention could not delete old samples; it tries again")
-            if not (retention.behind or retention.overdue >= retention.batch):
+            if not retention.hurried:
                 stop.wait(self.every_s)

@@ -20,7 +20,8 @@ yet), the store grows: a step then takes longer (:func:`step_budget`), and past
 ``retention_max_overdue`` the engine asks the consumer to wait, the stream keeping the samples
 meanwhile.
 
-The engine's thread alone calls :meth:`Retention.step`.
+One thread calls :meth:`Retention.step`: the engine's, or in its loop retention's own
+(:mod:`alstream.service.retainer`).
 """
 
 from __future__ import annotations
@@ -113,6 +114,11 @@ class Retention:
         self.overdue = max(0, self._due_upto(cutoff.timestamp()) - self.looked_at)
         self.busy_s += time.monotonic() - began
         return deleted
+
+    @property
+    def hurried(self) -> bool:
+        """Whether the next step should come at once: the last ran out of time, or a range is due."""
+        return self.behind or self.overdue >= self.batch
 
     def _gather(self, left: np.ndarray) -> None:
         """Add ``left`` (sorted seqs that left the pool) to the leavers to delete."""
