@@ -126,7 +126,11 @@ def test_new_labels_fire_the_deployment_and_each_run_records_one_version(
     )
     try:
         wait = waiter(api, store, trainers)
-        wait(lambda: api.deployment() is not None, "the deployment")
+        # The trainer creates the deployment, then its automation: wait for both.
+        wait(
+            lambda: (d := api.deployment()) is not None and len(api.automations(d.id)) >= 1,
+            "the deployment and its automation",
+        )
         deployment = api.deployment()
         (schedule,) = deployment.schedules
         assert schedule.schedule.interval.total_seconds() == 3600 and schedule.active
