@@ -1,8 +1,9 @@
 """The service's loop: follow the store, score what arrives, train as labels come, publish.
 
 The store is the source of truth (the consumer writes it); the engine's thread follows it into
-the in-memory pool, trains model versions, re-scores the pool with each (the previous scores keep
-serving until the new ones are complete), and publishes an immutable snapshot after each change
+the in-memory pool, trains model versions (a full retrain on a thread of its own, numbered and
+published here once finished), re-scores the pool with each (the previous scores keep serving
+until the new ones are complete), and publishes an immutable snapshot after each change
 (:mod:`alstream.service.snapshot`). HTTP handlers read that snapshot and write only the leases
 (:mod:`alstream.service.serving`): one thread owns the pool, the labels and the model versions.
 Each finished version is saved as a file; a restarted engine serves the newest one that loads,
@@ -16,7 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -30,6 +31,7 @@ from alstream.service.admission import Admission
 from alstream.service.clusters import CLUSTER_MARGIN, PoolClusters, scored_by
 from alstream.service.drift import DriftWatch
 from alstream.service.featurize import Featurizer, StoredFeatures
+from alstream.service.full_fits import FullFits
 from alstream.service.labels import LabelBook
 from alstream.service.leases import Leases
 from alstream.service.model_files import ModelFiles
@@ -53,7 +55,20 @@ CURVE_POINTS = 1_000  # the learning curve /stats shows: the newest versions (th
 # How long a step of the loop reads new samples at most: a backlog of a million (a consumer apart
 # ahead of the engine) is read a step at a time, and retention, labels and the queue go on between.
 SYNC_BUDGET_S = 0.5
+# After a full retrain that took t seconds, the next waits FULL_FIT_REST * t (online updates go on):
+# full retrains, whose time grows with the labels, take half a core at most.
+FULL_FIT_REST = 1.0
 VIEW_DEPTH = 1_024  # the best samples a snapshot ranks beyond those leased (more when requests ran short)
+
+
+@dataclass(frozen=True)
+class Handed:
+    """What the engine knew as it handed a full retrain to the fits' thread."""
+
+    pending: dict[str, float]  # the labels it has that no version had -> when each was stored
+    last_label_id: int  # the newest label event it has
+    new_labels: int  # labels it has since the last full retrain
+    n_labels: int  # the labels it fits
 
 
 @dataclass
@@ -172,6 +187,7 @@ class Engine:
         self._failed_at: int | None = None  # the last label seen when training last failed
         self._restored_label_id = 0  # labels up to this one are in the version restored at start
         self._train_lock = threading.Lock()
+        self._fits: FullFits[ModelVersion] | None = None  # full retrains on a thread (in run): else here
         self._wake = threading.Event()
         self.leases = Leases(Snapshot(), seed=config.seed)
         self.serve = Serving(
@@ -399,9 +415,14 @@ class Engine:
         return self.book.class_counts(self.config.classes)
 
     def train_step(self) -> ModelVersion | None:
-        """Train the next version if the policy says so: online update or full retrain.
-        After a failure, training waits for a new label (no retrying the same failure in a loop)."""
-        policy, trainer = self.config.policy, self.trainer
+        """Train the next version if the policy says so: online update or full retrain (in
+        :meth:`run`, a full retrain is handed to a thread of its own and published at the step that
+        finds it finished; no online update meanwhile). After a failure, training waits for a new
+        label (no retrying the same failure in a loop)."""
+        policy, trainer, fits = self.config.policy, self.trainer, self._fits
+        if fits is not None and fits.busy:
+            done = fits.done()
+            return None if done is None else self._finish_full(*done)
         if (
             not (self._pending or self._force_full)
             or self._failed_at == self._last_label_id
@@ -410,26 +431,51 @@ class Engine:
             return None
         with self._train_lock:
             since = time.monotonic() - self._last_full
+            forced, self._force_full = self._force_full, False
             full = (
                 trainer.current is None
-                or self._force_full
+                or forced
                 or policy.wants_full(self._new_since_full, since, trainer.online_since_full)
             )
-            self._force_full = False
             if not policy.full_here:  # full retrains run elsewhere: online updates only, on a version
                 if trainer.current is None:
                     return None
                 full = False
+            if full and fits is not None and not (forced or trainer.current is None or fits.rested()):
+                full = False  # the last full retrain's rest: online updates meanwhile
             if not full and not trainer.online:
                 return None
             self.training = trainer.next_version
             if full:  # /stats shows it is training
                 self._publish()
+            if full and fits is not None:
+                self._hand_full(fits)
+                return None
             try:
                 return self.train_full() if full else self._online()
             finally:
                 self.training = None
                 self._publish()
+
+    def _hand_full(self, fits: FullFits[ModelVersion]) -> None:
+        """Start a full retrain on every current label on the fits' thread (on copies of them)."""
+        X, y = self.training_data()
+        self._last_full = time.monotonic()
+        log.info("training version %d in full on %d labels", self.trainer.next_version, len(y))
+        handed = Handed(dict(self._pending), self._last_label_id, self._new_since_full, len(y))
+        fits.start(self.trainer.full_fit(X, y, self.training_weights()), handed)
+
+    def _finish_full(self, fitted: Callable[[], ModelVersion], handed: Handed) -> ModelVersion | None:
+        """Publish the full retrain the fits' thread finished (it has the labels ``handed`` names)."""
+        self.training = None
+        try:
+            version = self.trainer.finish_full(fitted)
+        except Exception:
+            log.exception("full training failed; the previous model keeps serving")
+            self._record_failure("full", handed.n_labels, handed.last_label_id)
+            return None
+        self._new_since_full = max(0, self._new_since_full - handed.new_labels)
+        return self.publish(version, handed.pending, handed.last_label_id)
 
     def train_full(self) -> ModelVersion | None:
         """Refit on every current label and publish it; the orchestrator records it afterwards."""
@@ -472,9 +518,13 @@ class Engine:
             return None
         return self.publish(version, pending)
 
-    def publish(self, version: ModelVersion, pending: dict[str, float]) -> ModelVersion:
-        """Re-score the pool with ``version``, then record it (store and MLflow, in the background)."""
-        version = dataclasses.replace(version, last_label_id=self._last_label_id)  # read in this thread
+    def publish(
+        self, version: ModelVersion, pending: dict[str, float], last_label_id: int | None = None
+    ) -> ModelVersion:
+        """Re-score the pool with ``version``, then record it (store and MLflow, in the background);
+        it has the labels up to the store's ``last_label_id`` (None: the newest read)."""
+        newest = self._last_label_id if last_label_id is None else last_label_id  # read in this thread
+        version = dataclasses.replace(version, last_label_id=newest)
         self.rescore(version)
         if self.clusters is not None:
             self.clusters.refresh(self.pool)  # again if the pool changed much
@@ -519,8 +569,10 @@ class Engine:
             metrics.update({f"holdout_{k}": v for k, v in held.items()})
         return metrics
 
-    def _record_failure(self, kind: str, n_labels: int) -> None:
-        self._failed_at = self._last_label_id
+    def _record_failure(self, kind: str, n_labels: int, last_label_id: int | None = None) -> None:
+        """A failed version, trained on labels up to ``last_label_id`` (None: the newest read): the
+        next waits for a label after it."""
+        self._failed_at = self._last_label_id if last_label_id is None else last_label_id
         self.records.failed(kind, n_labels, self.trainer.last_error, self.trainer.failed_version)
         self._publish()  # /stats says why
 
@@ -655,8 +707,10 @@ class Engine:
     def run(self, stop: threading.Event, idle_s: float = 0.05) -> None:
         """Follow the store and train until ``stop`` is set; errors are logged, never fatal. When idle,
         look again after ``idle_s`` (a consumer in another process), or at once when woken.
-        Retention runs on a thread of its own meanwhile, handed the pool's seqs between steps."""
+        Retention runs on a thread of its own meanwhile, handed the pool's seqs between steps, and so
+        do full retrains (:mod:`alstream.service.full_fits`), handed copies of the labels."""
         seqs, retainer = PoolSeqs(), None
+        self._fits = FullFits(FULL_FIT_REST, finished=self._wake.set)
         if self.retention is not None:
             work = Retainer(
                 self.retention, self.store, lambda: self._last_seq, seqs, self.config.retention_every_s
@@ -675,6 +729,8 @@ class Engine:
                 trained = None
             if not (samples or labels or trained):
                 self._wake.wait(idle_s)
+        self._fits.close()
+        self._fits = None
         if retainer is not None:
             retainer.join(timeout=10)
 

@@ -14,6 +14,8 @@ not finite) leaves the previous one serving.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -100,18 +102,23 @@ class Trainer:
         self._next_version = max(self._next_version, version + 1)
 
     def train_full(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        fit: Callable[..., Classifier] = estimators.fit,
-        sample_weight: np.ndarray | None = None,
+        self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> ModelVersion:
         """A new version trained on all of ``X``, ``y`` (rows weighted by ``sample_weight``); becomes
         current if training succeeds."""
-        return self._publish(
-            lambda number: retrain(self.prototype, X, y, number=number, sample_weight=sample_weight, fit=fit),
-            "full",
-        )
+        return self.finish_full(self.full_fit(X, y, sample_weight))
+
+    def full_fit(
+        self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> Callable[[], ModelVersion]:
+        """A full retrain on ``X``, ``y`` to run on any thread (it reads the prototype and nothing
+        else here); :meth:`finish_full` makes what it returns the next version."""
+        return functools.partial(retrain, self.prototype, X, y, number=0, sample_weight=sample_weight)
+
+    def finish_full(self, fitted: Callable[[], ModelVersion]) -> ModelVersion:
+        """The version ``fitted()`` returns (a :meth:`full_fit`, run elsewhere), numbered now, becomes
+        current; raises the fit's error, keeping the previous one (as :meth:`train_full`)."""
+        return self._publish(lambda number: dataclasses.replace(fitted(), version=number), "full")
 
     def update_online(self, X: np.ndarray, y: np.ndarray, n_labels: int) -> ModelVersion:
         """A new version updated from the newest labels only (``partial_fit`` on a copy);
