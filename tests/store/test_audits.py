@@ -1,13 +1,15 @@
 """The random items' guesses and outcomes (``audits``) and the trainer's report (``trainer_stats``),
 on SQLite and PostgreSQL: a sample keeps its first guess, a guess is scored once, the tallies and
-the newest outcomes come back as scored, and the open guesses stay bounded."""
+the newest outcomes come back as scored, and the open and the scored guesses stay bounded."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
 
+from alstream.service.engine import RESUMED_AUDITS
 from alstream.store import LabelRow, Store
+from alstream.store.audits import MAX_SCORED
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -61,6 +63,35 @@ def test_the_newest_open_guesses_are_kept_and_the_scored_ones_stay(store: Store)
     ]
     assert audits.tallies() == {1: (1, 1)}
     assert audits.prune(keep=5) == 0
+
+
+def test_the_newest_scored_guesses_are_kept_and_the_older_folded_into_the_tallies(store: Store) -> None:
+    """Beyond the bound, scored rows are counted per version and deleted: the rows stay at the bound,
+    the tallies stay exact and the newest outcomes come back as before."""
+    assert MAX_SCORED >= RESUMED_AUDITS  # a new trainer reads back that many outcomes
+    audits, outcomes = store.audits, []
+    audits.fold(keep=10)  # nothing scored: nothing to fold
+    for start in range(0, 100, 25):
+        ids = range(start, start + 25)
+        audits.served([(f"s{i}", i % 3 + 1, "x") for i in ids] + [(f"open{start}", 1, "x")], T0)
+        outcomes += [(i % 3 + 1, i % 2 == 0 or i % 5 == 0) for i in ids]
+        audits.scored([(f"s{i}", i + 1, outcomes[i][1]) for i in ids])  # label i + 1 scores s{i}
+        before, newest = audits.tallies(), audits.recent(10)
+        assert audits.fold(keep=10) == (15 if start == 0 else 25)  # all scored rows but the newest 10
+        assert audits.counts() == {"open": start // 25 + 1, "scored": 10}
+        assert audits.tallies() == before == counted(outcomes)
+        assert audits.recent(10) == newest == outcomes[-10:]
+        assert audits.recent(3) == outcomes[-3:]
+    assert audits.fold(keep=10) == 0 and audits.counts()["scored"] == 10
+
+
+def counted(outcomes: list[tuple[int, bool]]) -> dict[int, tuple[int, int]]:
+    """Per version: (outcomes right, outcomes)."""
+    tallies: dict[int, tuple[int, int]] = {}
+    for version, ok in outcomes:
+        right, n = tallies.get(version, (0, 0))
+        tallies[version] = (right + ok, n + 1)
+    return tallies
 
 
 def test_the_trainer_report_is_one_row_replaced(store: Store) -> None:

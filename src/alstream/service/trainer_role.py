@@ -48,7 +48,7 @@ TRAINER_POOL = 1_000
 VERSIONS_LOCK = 0x616C7673  # held while a version is numbered, trained and recorded ("alvs")
 IDLE_S = 0.1  # a trainer with nothing new looks again after this long
 REPORT_EVERY_S = 0.5  # the active trainer reports the stream's accuracy and drift this often
-PRUNE_EVERY_S = 60.0  # and forgets the oldest guesses never labeled this often
+PRUNE_EVERY_S = 60.0  # and forgets the oldest guesses never labeled (folds the oldest scored) this often
 
 
 class Deployment(Protocol):
@@ -269,8 +269,10 @@ class TrainerRole:
             log.exception("cannot report the stream's accuracy to the store; reporting again soon")
 
     def _prune(self) -> None:
+        """The audits' open guesses pruned and their older scored ones folded into the tallies."""
         try:
             self.store.audits.prune()
+            self.store.audits.fold()
         except Exception:
             log.exception("cannot prune the audits; trying again later")
 

@@ -8,8 +8,10 @@ is there. The active trainer reads the labels with the open guesses they name, i
 statement on PostgreSQL, its transaction on SQLite; as it stops: :meth:`Audits.scored`), so the
 stream's accuracy rests on rows every replica shares and a new trainer resumes from
 (:meth:`Audits.tallies`, :meth:`Audits.recent`). Bounded: one row per sample served at random; open
-ones beyond the newest ``keep`` are pruned (:meth:`Audits.prune`), scored ones are one per labeled
-random item (fewer than the labels).
+ones beyond the newest ``MAX_OPEN`` are pruned (:meth:`Audits.prune`), scored ones (one per labeled
+random item) beyond the newest ``MAX_SCORED`` are folded into their model version's counts in
+``audit_tallies`` (:meth:`Audits.fold`: deleted and counted in one transaction, one row per model
+version), so the tallies stay exact.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sqlalchemy import (
     func,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -43,15 +46,17 @@ from alstream.store.database import SQLITE_BEGIN, in_autocommit
 from alstream.store.label_events import LabelEvent
 from alstream.store.lists import listed
 from alstream.store.retry import is_transient, retry
-from alstream.store.tables import audits, labels
+from alstream.store.tables import audit_tallies, audits, labels
 
 MAX_OPEN = 100_000  # guesses served and not labeled yet that are kept: the newest
+MAX_SCORED = 100_000  # scored guesses kept as rows (the newest: what recent reads), the rest folded
 _CHUNK = 1_000
 _INSERT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
     "postgresql": postgresql.insert,
     "sqlite": sqlite.insert,
 }
 _a = audits.c
+_t = audit_tallies.c
 Guess = tuple[str, int, str]  # (sample id, model version, predicted class)
 Outcome = tuple[str, int, bool]  # (sample id, the label event id that scored its guess, correct)
 
@@ -87,6 +92,7 @@ class Audits:
         )
         self._labels_after = _with_open_guesses(self.dialect)
         self._scoring_read = _scoring_read() if self.dialect == "postgresql" else None
+        self._add_tallies = _adding(_INSERT[self.dialect](audit_tallies))
 
     def served(
         self, guesses: Sequence[Guess], now: datetime | None = None, conn: Connection | None = None
@@ -163,11 +169,16 @@ class Audits:
         conn.execute(self._score, [{"sid": s, "lid": lid, "ok": ok} for s, lid, ok in outcomes])
 
     def tallies(self) -> dict[int, tuple[int, int]]:
-        """Per model version: (guesses right, guesses scored)."""
-        right = func.sum(case((_a.correct.is_(True), 1), else_=0))
-        query = select(_a.version, right, func.count()).where(_a.label_id.is_not(None)).group_by(_a.version)
+        """Per model version: (guesses right, guesses scored), those folded and those still rows (one
+        statement: one snapshot, a fold in between never counted twice or missed)."""
+        folded = select(_t.version, _t.correct, _t.scored)
+        query = union_all(folded, _counted(_a, _a.label_id.is_not(None)))
+        totals: dict[int, tuple[int, int]] = {}
         with self.engine.connect() as conn:
-            return {int(v): (int(r), int(n)) for v, r, n in conn.execute(query)}
+            for version, right, scored in conn.execute(query):
+                r, n = totals.get(int(version), (0, 0))
+                totals[int(version)] = (r + int(right), n + int(scored))
+        return totals
 
     def recent(self, n: int) -> list[tuple[int, bool]]:
         """The newest ``n`` scored guesses ``(version, correct)``, in the order they were labeled."""
@@ -193,8 +204,31 @@ class Audits:
         statement = delete(audits).where(_a.label_id.is_(None), _a.served_at <= cutoff)
         return self._run(lambda conn: conn.execute(statement).rowcount)
 
+    def fold(self, keep: int = MAX_SCORED) -> int:
+        """Fold the scored guesses but the newest ``keep`` (by label) into ``audit_tallies``: deleted
+        and added to their version's counts in one transaction; returns how many went."""
+        return self._run(lambda conn: self._fold(conn, keep))
+
+    def _fold(self, conn: Connection, keep: int) -> int:
+        """:meth:`fold` in ``conn``'s transaction: the rows at or below the ``keep + 1``-th newest
+        label counted per version (on PostgreSQL those its DELETE returns), deleted, added."""
+        newest = select(_a.label_id).where(_a.label_id.is_not(None)).order_by(_a.label_id.desc())
+        cutoff = conn.execute(newest.offset(keep).limit(1)).scalar()
+        if cutoff is None:
+            return 0
+        older = _a.label_id <= cutoff
+        if self.dialect == "postgresql":  # what the DELETE took, counted: exact whatever commits meanwhile
+            gone = delete(audits).where(older).returning(_a.version, _a.correct).cte("gone")
+            counts = conn.execute(_counted(gone.c).add_cte(gone)).all()
+        else:  # BEGIN IMMEDIATE: no other writer between the count and the DELETE
+            counts = conn.execute(_counted(_a, older)).all()
+            conn.execute(delete(audits).where(older))
+        if counts:
+            conn.execute(self._add_tallies, [{"version": v, "correct": r, "scored": n} for v, r, n in counts])
+        return sum(int(n) for _, _, n in counts)
+
     def counts(self) -> dict[str, int]:
-        """Guesses ``open`` (not labeled yet) and ``scored``."""
+        """Guesses ``open`` (not labeled yet) and ``scored``, as rows (those folded not counted)."""
         scored = func.count().filter(_a.label_id.is_not(None))
         with self.engine.connect() as conn:
             total, done = conn.execute(select(func.count(), scored).select_from(audits)).one()
@@ -250,6 +284,21 @@ def _scoring_read() -> Any:
     )
     left_out = _a.sample_id.not_in(select(scored.c.sample_id))
     return _with_open_guesses("postgresql", left_out).add_cte(scored)
+
+
+def _counted(columns: Any, *where: Any) -> Any:
+    """Per ``version`` of ``columns`` (the audits' or a CTE's): its guesses right, its guesses."""
+    right = func.sum(case((columns.correct.is_(True), 1), else_=0))
+    return select(columns.version, right, func.count()).where(*where).group_by(columns.version)
+
+
+def _adding(insert: postgresql.Insert | sqlite.Insert) -> Any:
+    """``insert`` of a version's counts, added to those it has (an upsert)."""
+    excluded = insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=[_t.version],
+        set_={"correct": _t.correct + excluded.correct, "scored": _t.scored + excluded.scored},
+    )
 
 
 def _arrays(outcomes: list[Outcome]) -> dict[str, list]:

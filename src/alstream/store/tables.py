@@ -1,8 +1,9 @@
 """Tables: ``samples`` (arrival order in ``seq``), ``labels`` (full history), ``models``, ``tokens``,
 ``candidates`` (the shared queue and its leases), ``shard_stats`` (what each shard reports),
 ``shard_owners`` (each shard's owner and generation: the fence of its candidates), ``audits`` (the
-random items replicas served, the model's guess and whether it was right), ``trainer_stats`` (what
-the active trainer reports of them).
+random items replicas served, the model's guess and whether it was right), ``audit_tallies`` (the
+older scored guesses, counted per model version), ``trainer_stats`` (what the active trainer reports
+of them).
 
 These are the models the migrations (``store/migrations/``, Alembic) build: a change here needs
 a new revision there, and the tests check that a migrated database equals these models.
@@ -151,6 +152,16 @@ audits = Table(
     Index("ix_audits_label_id", "label_id"),  # the scored ones in label order
     Index("ix_audits_served_at", "served_at"),  # the open ones pruned, oldest first
     CheckConstraint("length(sample_id) <= 1000", name="ck_audits_sample_id_length"),
+)
+
+# The scored guesses folded out of ``audits`` (alstream.store.audits: all but the newest), counted: one
+# row per model version, added to as more are folded.
+audit_tallies = Table(
+    "audit_tallies",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),  # the model version that guessed
+    Column("correct", BigInteger, nullable=False),  # its folded guesses that were right
+    Column("scored", BigInteger, nullable=False),  # its folded guesses
 )
 
 # What the active trainer reports (alstream.store.trainer_stats): one row, replaced.
