@@ -2,7 +2,8 @@
 triggers and actions) and a SQLite store: the active trainer serves the deployment
 ``full-retrain/alstream-retrain``; new labels fire its trigger, its schedule runs it, each run
 records exactly one full version, a drift starts a run that weighs the labels before it less (once
-the server answers, if it does not at the drift), and Prefect's API lists the runs."""
+the server answers, if it does not at the drift; replacing an earlier drift's run that has not
+started), and Prefect's API lists the runs."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Running
 from sklearn.datasets import load_digits
 
+from alstream.flows import trainer_deployment
 from alstream.flows.prefect_server import TemporaryServer
 from alstream.flows.trainer_deployment import DEPLOYMENT, EVENT, FLOW, PrefectDeployment
 from alstream.service.model_files import ModelFiles
@@ -280,3 +283,74 @@ def test_a_drift_while_the_server_is_down_starts_its_run_once_it_answers_again(
     finally:
         deployment.stop()
         server.stop()
+
+
+@pytest.mark.timeout(900)
+def test_a_newer_drift_run_cancels_the_one_before_it_that_has_not_started_running(
+    prefect_server: TemporaryServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Drifts at 3, 5, 7 and 9; the runs are listed, not run (the runner's next look is an hour after
+    its first). 3's run is made running (through the API) before 5's is created: it is left to
+    finish. 7's run, once created, is held before the deployment takes note of it, and 9 drifts
+    meanwhile (the overlap that made two retrains): 7's run cancels 5's and 9's cancels 7's."""
+    caplog.set_level(logging.INFO, logger="alstream.flows.trainer_deployment")
+    api, deployment = Api(prefect_server.url), PrefectDeployment(prefect_server.url, poll_s=3600)
+    created, release = threading.Event(), threading.Event()
+    real_client = trainer_deployment.get_client
+
+    def holding_client(**kwargs: Any) -> Any:
+        """The module's client, 7's run held once created until ``release``."""
+        client = real_client(**kwargs)
+        create = client.create_flow_run_from_deployment
+
+        def create_and_hold(deployment_id: Any, parameters: dict[str, Any]) -> Any:
+            run = create(deployment_id, parameters=parameters)
+            if parameters["drift_label_id"] == 7:
+                created.set()
+                release.wait()
+            return run
+
+        client.create_flow_run_from_deployment = create_and_hold
+        return client
+
+    monkeypatch.setattr(trainer_deployment, "get_client", holding_client)
+
+    def drift_runs() -> list[tuple[int, str]]:  # not the schedule's, made ahead with the default
+        runs = [run for run in api.runs() if not run.auto_scheduled]
+        return sorted((run.parameters["drift_label_id"], run.state.type.value) for run in runs)
+
+    def wait(done, what: str) -> None:
+        progress = lambda: (len(caplog.records), drift_runs())  # noqa: E731
+        wait_while_progressing(
+            done, progress, stall_s=STALL_S, what=what, detail=lambda: caplog.text, poll_s=0.2
+        )
+
+    started = lambda: caplog.text.count("drift: started")  # noqa: E731
+    try:
+        deployment.serve(str, interval_s=3600)
+        runner = lambda: deployment._runner  # noqa: E731
+        wait(lambda: runner() is not None and runner().last_polled is not None, "the runner's first look")
+        deployment.drifted(3)
+        wait(lambda: started() == 1, "3's run")
+        (run_3,) = [run.id for run in api.runs() if not run.auto_scheduled]
+        with (
+            temporary_settings(updates={PREFECT_API_URL: prefect_server.url}),
+            get_client(sync_client=True) as c,
+        ):
+            c.set_flow_run_state(run_3, Running(), force=True)
+        deployment.drifted(5)
+        wait(lambda: started() == 2, "5's run")
+        assert drift_runs() == [(3, "RUNNING"), (5, "SCHEDULED")]  # a running one is left to finish
+
+        deployment.drifted(7)
+        wait(created.is_set, "7's run created")
+        deployment.drifted(9)
+        release.set()
+        expected = [(3, "RUNNING"), (5, "CANCELLED"), (7, "CANCELLED"), (9, "SCHEDULED")]
+        wait(lambda: drift_runs() == expected, "the replaced runs cancelled")
+        assert [label for label, state in drift_runs() if state != "CANCELLED" and label > 3] == [9]
+        assert api.deployment().parameters == {"drift_label_id": 9}
+        assert started() == 4 and caplog.text.count("drift: cancelling the replaced") == 2
+    finally:
+        release.set()
+        deployment.stop()

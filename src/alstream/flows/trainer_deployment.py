@@ -16,7 +16,10 @@ Prefect's UI shows every retrain, its schedule and its history. Each run is a pr
   and the trigger's runs after it weigh the labels before the drift less too (until the next drift).
   A thread of its own starts it (the engine's thread goes on): while the server does not answer it
   asks again, waiting longer each time up to ``RETRY_S``; a newer drift's run replaces it, and
-  :meth:`PrefectDeployment.stop` gives it up.
+  :meth:`PrefectDeployment.stop` gives it up. At most one drift's run waits: once a newer drift's
+  run is created, the one before it is cancelled if still ``Scheduled`` or ``Pending`` (Prefect's
+  "Cancelling", as ``prefect flow-run cancel`` does: the server makes it "Cancelled" at once while
+  no process runs it); one that runs is left to finish.
 
 Schedules need the server's scheduler service and triggers its triggers and actions services:
 Prefect's temporary ("ephemeral") server runs the last two but not the first, so the trainer needs a
@@ -32,14 +35,18 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from prefect import flow
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import DeploymentUpdate
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.responses import OrchestrationResult
 from prefect.events import DeploymentEventTrigger, emit_event
 from prefect.runner import Runner
 from prefect.schedules import Interval
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import Cancelling
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from alstream.flows.prefect_server import TemporaryServer, answers, start_server
@@ -52,6 +59,7 @@ RESOURCE = {"prefect.resource.id": "alstream.trainer"}
 RETRY_S = 5.0  # a server that does not answer is asked again after this long
 FIRST_RETRY_S = 0.5  # a drift's run that did not start: asked again after this, doubling up to RETRY_S
 STOP_WAIT_S = 30.0
+WAITING = {StateType.SCHEDULED, StateType.PENDING}  # a run's states before it runs
 
 
 def retrain_flow(retrain: Callable[[int | None], int | None]) -> Any:
@@ -95,6 +103,7 @@ class PrefectDeployment:
         self._held = 0  # labels that came before, told once it is served
         self._drift: int | None = None  # the last drift's label id: every run's parameter
         self._unstarted: int | None = None  # the newest drift whose run has not started yet
+        self._waiting: UUID | None = None  # the last drift's run created: cancelled by the next one's
         self._drift_thread: threading.Thread | None = None
         self._deployment_id: Any = None
 
@@ -199,8 +208,8 @@ class PrefectDeployment:
             retrying(self._start_newest_drift_run)
 
     def _start_newest_drift_run(self) -> None:
-        """Start the run of the newest drift not started (none: nothing to do); raises when the server
-        does not take it."""
+        """Start the run of the newest drift not started (none: nothing to do), cancelling the drift's
+        run before it that has not started running; raises when the server does not take it."""
         with self._lock:
             label_id = self._unstarted
         if label_id is None or self._stop.is_set():
@@ -210,10 +219,30 @@ class PrefectDeployment:
             # The default first: the trigger's and the schedule's runs (made again) weigh as this one.
             client.update_deployment(self._deployment_id, DeploymentUpdate(parameters=parameters))
             run = client.create_flow_run_from_deployment(self._deployment_id, parameters=parameters)
-        with self._lock:
-            if self._unstarted == label_id:  # a newer drift's run is still to start
-                self._unstarted = None
-        log.info("drift: started the full retrain %s (labels up to id %d weigh less)", run.name, label_id)
+            with self._lock:
+                if self._unstarted == label_id:  # else a newer drift's run is still to start
+                    self._unstarted = None
+                replaced, self._waiting = self._waiting, run.id
+            log.info("drift: started the full retrain %s (labels up to id %d weigh less)", run.name, label_id)
+            if replaced is not None:
+                self._cancel_waiting(client, replaced)
+
+    def _cancel_waiting(self, client: SyncPrefectClient, run_id: UUID) -> None:
+        """Cancel the drift's run ``run_id`` if it has not started running (a newer drift's replaces
+        it); a server that does not answer leaves it to run (not asked again: the newer run is made).
+        Prefect cannot cancel "unless running": one that starts between the read and the cancel stops."""
+        try:
+            run = client.read_flow_run(run_id)
+            if run.state is None or run.state.type not in WAITING:
+                return  # running or ended: left to finish
+            result: OrchestrationResult[Any] = client.set_flow_run_state(
+                run_id, Cancelling(message="a newer drift's run replaces it")
+            )
+        except Exception as e:
+            log.warning("drift: cannot cancel the replaced full retrain %s (%s); it runs too", run_id, e)
+            return
+        outcome = result.state.name if result.state is not None else result.status.value
+        log.info("drift: cancelling the replaced full retrain %s (%s)", run.name, outcome)
 
     def _pause(self, seconds: float) -> None:
         """Wait ``seconds`` before asking the server again; a newer drift or :meth:`stop` ends it."""
