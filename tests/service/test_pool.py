@@ -176,3 +176,16 @@ def test_evictions_from_the_weak_end_match_a_competition_over_the_whole_pool(mon
         small, whole = pools.values()
         assert set(small.index) == set(whole.index) and len(small) <= 2_000
         assert small.counts() == whole.counts()
+
+
+def test_placed_after_names_the_places_filled_since_a_count_of_placements():
+    """What a re-score taken on another thread misses: places filled later, a freed one refilled too."""
+    pool = Pool(2, capacity=4)
+    pool.add(["a", "b", "c"], np.zeros((3, 2), dtype=np.float32))
+    mark = pool.placements
+    assert pool.placed_after(mark).tolist() == []
+    pool.remove(["b"])
+    pool.add(["d", "e"], np.ones((2, 2), dtype=np.float32))  # b's place again, and the last one free
+    assert sorted(pool.placed_after(mark).tolist()) == sorted(pool.index[i] for i in ("d", "e"))
+    pool.add([f"x{i}" for i in range(4)], np.ones((4, 2), dtype=np.float32))  # the pool grows
+    assert {pool.ids[p] for p in pool.placed_after(mark)} == {"d", "e", "x0", "x1", "x2", "x3"}

@@ -1,8 +1,8 @@
 """The service's loop: follow the store, score what arrives, train as labels come, publish.
 
 The store is the source of truth (the consumer writes it); the engine's thread follows it into
-the in-memory pool, trains model versions (a full retrain on a thread of its own, numbered and
-published here once finished), re-scores the pool with each (the previous scores keep serving
+the in-memory pool, trains model versions (made on a thread of its own, trained and scored, then
+numbered and swapped in here), re-scores the pool with each (the previous scores keep serving
 until the new ones are complete), and publishes an immutable snapshot after each change
 (:mod:`alstream.service.snapshot`). HTTP handlers read that snapshot and write only the leases
 (:mod:`alstream.service.serving`): one thread owns the pool, the labels and the model versions.
@@ -31,7 +31,7 @@ from alstream.service.admission import Admission
 from alstream.service.clusters import CLUSTER_MARGIN, PoolClusters, scored_by
 from alstream.service.drift import DriftWatch
 from alstream.service.featurize import Featurizer, StoredFeatures
-from alstream.service.full_fits import FullFits
+from alstream.service.fitting import Fitting
 from alstream.service.labels import LabelBook
 from alstream.service.leases import Leases
 from alstream.service.model_files import ModelFiles
@@ -63,12 +63,17 @@ VIEW_DEPTH = 1_024  # the best samples a snapshot ranks beyond those leased (mor
 
 @dataclass(frozen=True)
 class Handed:
-    """What the engine knew as it handed a full retrain to the fits' thread."""
+    """What the engine knew as it handed a version to make to the fitting thread."""
 
+    kind: str  # "full" or "online"
     pending: dict[str, float]  # the labels it has that no version had -> when each was stored
     last_label_id: int  # the newest label event it has
-    new_labels: int  # labels it has since the last full retrain
+    new_labels: int  # labels it has since the last full retrain (online: 0)
     n_labels: int  # the labels it fits
+    placements: int  # the pool's placements then: the places filled later are scored again
+
+
+Made = tuple[ModelVersion, np.ndarray]  # a version (not numbered yet) and its scores of the pool's places
 
 
 @dataclass
@@ -187,7 +192,7 @@ class Engine:
         self._failed_at: int | None = None  # the last label seen when training last failed
         self._restored_label_id = 0  # labels up to this one are in the version restored at start
         self._train_lock = threading.Lock()
-        self._fits: FullFits[ModelVersion] | None = None  # full retrains on a thread (in run): else here
+        self._fitting: Fitting[Made] | None = None  # versions made on a thread (in run): else here
         self._wake = threading.Event()
         self.leases = Leases(Snapshot(), seed=config.seed)
         self.serve = Serving(
@@ -377,12 +382,22 @@ class Engine:
         self.drift_label_id = label_id
 
     # --- scoring --------------------------------------------------------------------------
-    def rescore(self, version: ModelVersion) -> None:
+    def rescore(self, version: ModelVersion, scored: tuple[np.ndarray, int] | None = None) -> None:
         """Score the whole pool with ``version`` in chunks, then swap the scores in at once (this thread
-        alone adds to the pool: no sample arrives meanwhile)."""
-        places = len(self.pool.scores)  # empty places too: cheaper than gathering the held ones
-        scores = self.admission.score(version.model, self.pool.features[:places])
-        self.pool.set_scores(scores, version.version)
+        alone adds to the pool: no sample arrives meanwhile). ``scored``: the pool's scores taken on
+        another thread when the pool had made that many placements: swapped in, and the places
+        filled since (or beyond them) scored here."""
+        pool = self.pool
+        if scored is None:
+            places = len(pool.scores)  # empty places too: cheaper than gathering the held ones
+            pool.set_scores(self.admission.score(version.model, pool.features[:places]), version.version)
+            return
+        scores, placements = scored
+        again = pool.placed_after(placements)
+        again = np.union1d(again[again < len(scores)], np.arange(len(scores), len(pool.scores)))
+        pool.set_scores(scores, version.version)
+        if len(again):
+            pool.set_scores(self.admission.score(version.model, pool.features[again]), version.version, again)
 
     def adopt(self, version: ModelVersion) -> None:
         """Serve ``version``, trained elsewhere (by ``alstream trainer``): the pool is re-scored with it
@@ -416,13 +431,13 @@ class Engine:
 
     def train_step(self) -> ModelVersion | None:
         """Train the next version if the policy says so: online update or full retrain (in
-        :meth:`run`, a full retrain is handed to a thread of its own and published at the step that
-        finds it finished; no online update meanwhile). After a failure, training waits for a new
-        label (no retrying the same failure in a loop)."""
-        policy, trainer, fits = self.config.policy, self.trainer, self._fits
-        if fits is not None and fits.busy:
-            done = fits.done()
-            return None if done is None else self._finish_full(*done)
+        :meth:`run`, made on the fitting thread and published at the step that finds it done; one at
+        a time). After a failure, training waits for a new label (no retrying the same failure in a
+        loop)."""
+        policy, trainer, fitting = self.config.policy, self.trainer, self._fitting
+        if fitting is not None and fitting.busy:
+            done = fitting.done()
+            return None if done is None else self._finish(*done)
         if (
             not (self._pending or self._force_full)
             or self._failed_at == self._last_label_id
@@ -441,41 +456,68 @@ class Engine:
                 if trainer.current is None:
                     return None
                 full = False
-            if full and fits is not None and not (forced or trainer.current is None or fits.rested()):
+            if full and fitting is not None and not (forced or trainer.current is None or fitting.rested()):
                 full = False  # the last full retrain's rest: online updates meanwhile
             if not full and not trainer.online:
+                return None
+            if fitting is not None:
+                self._hand(fitting, full)
                 return None
             self.training = trainer.next_version
             if full:  # /stats shows it is training
                 self._publish()
-            if full and fits is not None:
-                self._hand_full(fits)
-                return None
             try:
                 return self.train_full() if full else self._online()
             finally:
                 self.training = None
                 self._publish()
 
-    def _hand_full(self, fits: FullFits[ModelVersion]) -> None:
-        """Start a full retrain on every current label on the fits' thread (on copies of them)."""
-        X, y = self.training_data()
-        self._last_full = time.monotonic()
-        log.info("training version %d in full on %d labels", self.trainer.next_version, len(y))
-        handed = Handed(dict(self._pending), self._last_label_id, self._new_since_full, len(y))
-        fits.start(self.trainer.full_fit(X, y, self.training_weights()), handed)
+    def _hand(self, fitting: Fitting[Made], full: bool) -> None:
+        """Start making the next version on the fitting thread: a full retrain on every current label
+        or an online update on the pending ones (copies), then its scores of the pool's places."""
+        pending, trainer = dict(self._pending), self.trainer
+        if full:
+            X, y = self.training_data()
+            fit = trainer.full_fit(X, y, self.training_weights())
+            self._last_full = time.monotonic()
+        else:
+            X, y = self._labeled(pending)
+            if not len(y):
+                return
+            fit = trainer.online_fit(X, y, n_labels=sum(self.label_counts().values()))
+        kind = "full" if full else "online"
+        log.info("%s version %d on %d labels", kind, trainer.next_version, len(y))
+        features, score = self.pool.features[: len(self.pool.scores)], self.admission.score
 
-    def _finish_full(self, fitted: Callable[[], ModelVersion], handed: Handed) -> ModelVersion | None:
-        """Publish the full retrain the fits' thread finished (it has the labels ``handed`` names)."""
-        self.training = None
+        def make() -> Made:
+            version = fit()
+            return version, score(version.model, features)  # places refilled meanwhile: scored again
+
+        new = self._new_since_full if full else 0
+        handed = Handed(kind, pending, self._last_label_id, new, len(y), self.pool.placements)
+        fitting.start(make, handed, rests=full)
+        self.training = trainer.next_version
+        if full:  # /stats shows it is training
+            self._publish()
+
+    def _finish(self, result: Callable[[], Made], handed: Handed) -> ModelVersion | None:
+        """Publish the version the fitting thread made (it has the labels ``handed`` names)."""
+        self.training, scores = None, []
+
+        def fitted() -> ModelVersion:
+            version, pool_scores = result()  # raises the job's error
+            scores.append(pool_scores)
+            return version
+
         try:
-            version = self.trainer.finish_full(fitted)
+            version = self.trainer.finish(fitted, handed.kind)
         except Exception:
-            log.exception("full training failed; the previous model keeps serving")
-            self._record_failure("full", handed.n_labels, handed.last_label_id)
+            what = "online update" if handed.kind == "online" else "full training"
+            log.exception("%s failed; the previous model keeps serving", what)
+            self._record_failure(handed.kind, handed.n_labels, handed.last_label_id)
             return None
         self._new_since_full = max(0, self._new_since_full - handed.new_labels)
-        return self.publish(version, handed.pending, handed.last_label_id)
+        return self.publish(version, handed.pending, handed.last_label_id, (scores[0], handed.placements))
 
     def train_full(self) -> ModelVersion | None:
         """Refit on every current label and publish it; the orchestrator records it afterwards."""
@@ -519,13 +561,18 @@ class Engine:
         return self.publish(version, pending)
 
     def publish(
-        self, version: ModelVersion, pending: dict[str, float], last_label_id: int | None = None
+        self,
+        version: ModelVersion,
+        pending: dict[str, float],
+        last_label_id: int | None = None,
+        scored: tuple[np.ndarray, int] | None = None,
     ) -> ModelVersion:
         """Re-score the pool with ``version``, then record it (store and MLflow, in the background);
-        it has the labels up to the store's ``last_label_id`` (None: the newest read)."""
+        it has the labels up to the store's ``last_label_id`` (None: the newest read). ``scored``:
+        its scores of the pool's places, taken when the pool had made that many placements."""
         newest = self._last_label_id if last_label_id is None else last_label_id  # read in this thread
         version = dataclasses.replace(version, last_label_id=newest)
-        self.rescore(version)
+        self.rescore(version, scored)
         if self.clusters is not None:
             self.clusters.refresh(self.pool)  # again if the pool changed much
         now = time.time()
@@ -707,10 +754,10 @@ class Engine:
     def run(self, stop: threading.Event, idle_s: float = 0.05) -> None:
         """Follow the store and train until ``stop`` is set; errors are logged, never fatal. When idle,
         look again after ``idle_s`` (a consumer in another process), or at once when woken.
-        Retention runs on a thread of its own meanwhile, handed the pool's seqs between steps, and so
-        do full retrains (:mod:`alstream.service.full_fits`), handed copies of the labels."""
+        Retention runs on a thread of its own meanwhile, handed the pool's seqs between steps, and the
+        versions are made on another (:mod:`alstream.service.fitting`), handed copies of the labels."""
         seqs, retainer = PoolSeqs(), None
-        self._fits = FullFits(FULL_FIT_REST, finished=self._wake.set)
+        self._fitting = Fitting(FULL_FIT_REST, finished=self._wake.set)
         if self.retention is not None:
             work = Retainer(
                 self.retention, self.store, lambda: self._last_seq, seqs, self.config.retention_every_s
@@ -729,8 +776,8 @@ class Engine:
                 trained = None
             if not (samples or labels or trained):
                 self._wake.wait(idle_s)
-        self._fits.close()
-        self._fits = None
+        self._fitting.close()
+        self._fitting = None
         if retainer is not None:
             retainer.join(timeout=10)
 

@@ -157,6 +157,8 @@ class Pool:
         self.scores = np.zeros(capacity)
         self.pinned = np.zeros(capacity, dtype=bool)  # leased: neither evicted nor aged out
         self.arrived_at = np.zeros(capacity)
+        self.placed = np.zeros(capacity, dtype=np.int64)  # the placement that filled each place
+        self.placements = 0  # places filled, ever: scores computed before a placement miss its place
         self.seq = np.full(capacity, -1, dtype=np.int64)  # arrival number of the sample held (-1: empty)
         self._keys = np.zeros(capacity, dtype=np.uint64)
         self._rkeys = np.zeros(capacity, dtype=np.uint64)  # reservoir keys of the samples held
@@ -199,6 +201,7 @@ class Pool:
             "scores",
             "pinned",
             "arrived_at",
+            "placed",
             "seq",
             "_keys",
             "_rkeys",
@@ -232,6 +235,8 @@ class Pool:
         self._keys[positions] = tie_keys(seq, self.seed)
         self._rkeys[positions] = rkeys
         self.arrived_at[positions] = now
+        self.placements += 1
+        self.placed[positions] = self.placements
         self.pinned[positions] = False
         self._candidate[positions] = True
         self._added.extend(positions.tolist())
@@ -458,6 +463,11 @@ class Pool:
             self.scores[positions] = scores
         self.version = max(self.version, version)
         self._rank_all, self._low = True, None
+
+    def placed_after(self, placements: int) -> np.ndarray:
+        """The places filled since :attr:`placements` was ``placements`` (scores taken before are of
+        the samples they held then)."""
+        return np.flatnonzero(self.placed > placements)
 
     def pin(self, ids: list[str]) -> None:
         """Exactly these samples are leased now: they stay, whatever comes (unknown ids are ignored)."""

@@ -106,30 +106,32 @@ class Trainer:
     ) -> ModelVersion:
         """A new version trained on all of ``X``, ``y`` (rows weighted by ``sample_weight``); becomes
         current if training succeeds."""
-        return self.finish_full(self.full_fit(X, y, sample_weight))
+        return self.finish(self.full_fit(X, y, sample_weight), "full")
+
+    def update_online(self, X: np.ndarray, y: np.ndarray, n_labels: int) -> ModelVersion:
+        """A new version updated from the newest labels only (``partial_fit`` on a copy);
+        ``n_labels`` is how many labels the model has now seen in all."""
+        return self.finish(self.online_fit(X, y, n_labels), "online")
 
     def full_fit(
         self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> Callable[[], ModelVersion]:
         """A full retrain on ``X``, ``y`` to run on any thread (it reads the prototype and nothing
-        else here); :meth:`finish_full` makes what it returns the next version."""
+        else here); :meth:`finish` makes what it returns the next version."""
         return functools.partial(retrain, self.prototype, X, y, number=0, sample_weight=sample_weight)
 
-    def finish_full(self, fitted: Callable[[], ModelVersion]) -> ModelVersion:
-        """The version ``fitted()`` returns (a :meth:`full_fit`, run elsewhere), numbered now, becomes
-        current; raises the fit's error, keeping the previous one (as :meth:`train_full`)."""
-        return self._publish(lambda number: dataclasses.replace(fitted(), version=number), "full")
-
-    def update_online(self, X: np.ndarray, y: np.ndarray, n_labels: int) -> ModelVersion:
-        """A new version updated from the newest labels only (``partial_fit`` on a copy);
-        ``n_labels`` is how many labels the model has now seen in all."""
+    def online_fit(self, X: np.ndarray, y: np.ndarray, n_labels: int) -> Callable[[], ModelVersion]:
+        """An online update of the current version on ``X``, ``y`` to run on any thread (on a copy of
+        its model); :meth:`finish` makes what it returns the next version."""
         base = self.current
         if base is None:
             raise NoModelYet("no model to update yet: train one in full first")
-        classes = self.classes
-        return self._publish(
-            lambda number: update(base, X, y, classes, number=number, n_labels=n_labels), "online"
-        )
+        return functools.partial(update, base, X, y, self.classes, number=0, n_labels=n_labels)
+
+    def finish(self, fitted: Callable[[], ModelVersion], kind: str) -> ModelVersion:
+        """The version ``fitted()`` returns (a :meth:`full_fit` or :meth:`online_fit`, run anywhere),
+        numbered now, becomes current; raises the fit's error, keeping the previous one."""
+        return self._publish(lambda number: dataclasses.replace(fitted(), version=number), kind)
 
     def restore(self, version: ModelVersion) -> None:
         """Serve ``version`` (saved by an earlier run) and number the next ones after it."""

@@ -12,7 +12,7 @@ import pytest
 
 from alstream.service import engine as engine_module
 from alstream.service.engine import Engine, EngineConfig
-from alstream.service.full_fits import FullFits
+from alstream.service.fitting import Fitting
 from alstream.service.trainer import RetrainPolicy
 from alstream.store import LabelRow, SampleRow, Store
 
@@ -30,58 +30,66 @@ def _send(store: Store, start: int, n: int) -> None:
     store.add_samples(rows)
 
 
-def test_a_fit_is_taken_out_once_finished_and_the_next_rests_as_long_as_it_took():
-    fits: FullFits[int] = FullFits(rest=1_000.0)
+def test_a_job_is_taken_out_once_finished_and_a_full_retrain_rests_as_long_as_it_took():
+    fitting: Fitting[int] = Fitting(rest=1_000.0)
     gate = threading.Event()
-    fits.start(lambda: (gate.wait(), 7)[1], "handed")
-    assert fits.busy and fits.done() is None and not fits.rested()
+    fitting.start(lambda: (gate.wait(), 7)[1], "handed", rests=True)
+    assert fitting.busy and fitting.done() is None and not fitting.rested()
     with pytest.raises(AssertionError):
-        fits.start(lambda: 8, "a second at once")
+        fitting.start(lambda: 8, "a second at once", rests=True)
     gate.set()
-    wait_while_progressing(lambda: fits.done() is not None or not fits.busy, lambda: 0, what="the fit")
-    assert not fits.busy and not fits.rested()  # it took a moment: 1,000 moments of rest
-    fits.close()
+    wait_while_progressing(lambda: fitting.done() is not None, lambda: 0, what="the job")
+    assert not fitting.busy and not fitting.rested()  # it took a moment: 1,000 moments of rest
+    fitting.close()
 
-    failing: FullFits[int] = FullFits(rest=0.0)
-    failing.start(lambda: 1 // 0, "handed")
-    while (done := failing.done()) is None:
+    fitting = Fitting(rest=1_000.0)
+    fitting.start(lambda: (time.sleep(0.01), 7)[1], "an online update", rests=False)
+    wait_while_progressing(lambda: fitting.done() is not None, lambda: 0, what="the job")
+    assert fitting.rested()  # it does not rest
+    fitting.start(lambda: 1 // 0, "handed", rests=False)
+    while (done := fitting.done()) is None:
         time.sleep(0.01)
     result, handed = done
-    with pytest.raises(ZeroDivisionError):  # the fit's error comes out where its result would
+    with pytest.raises(ZeroDivisionError):  # the job's error comes out where its result would
         result()
-    assert handed == "handed" and failing.rested()
-    failing.close()
+    assert handed == "handed" and fitting.rested()
+    fitting.close()
 
 
 def test_the_engines_loop_goes_on_while_a_full_retrain_fits_and_publishes_what_it_was_handed(
     tmp_path: Path, monkeypatch
 ):
     """The fit of version 1 is held until the engine has read 1,000 samples and 10 labels more: it
-    comes out with the 20 labels it was handed, and the 10 later ones make version 2."""
+    comes out with the 20 labels it was handed, and the 10 later ones make version 2. Each version's
+    scores of the pool, taken on the fitting thread, are what it scores now (the places filled while
+    it was made scored again)."""
     monkeypatch.setattr(engine_module, "FULL_FIT_REST", 0.0)
     store = Store(f"sqlite:///{tmp_path}/store.db")
     store.create()
     policy = RetrainPolicy(after_labels=10, interval_s=3600.0, online=False)
     engine = Engine(EngineConfig(classes=CLASSES, n_features=2, track=False, policy=policy), store)
     gate, threads = threading.Event(), []
-    full_fit = engine.trainer.full_fit
+    score = engine.admission.score
 
-    def held(*args, **kwargs):
-        fit = full_fit(*args, **kwargs)
+    def held(model, X):  # the fitting thread's scores of the pool: its features as they were, held
+        if threading.current_thread().name != "alstream-fit":
+            return score(model, X)
+        threads.append(threading.current_thread().name)
+        X = X.copy()
+        gate.wait() if len(threads) == 1 else None
+        return score(model, X)
 
-        def run():
-            threads.append(threading.current_thread().name)
-            gate.wait() if len(threads) == 1 else None
-            return fit()
+    engine.admission.score = held  # type: ignore[method-assign]
+    recorded, record, pool = [], engine.records.record, engine.pool
 
-        return run
+    def recording(version, metrics):  # on the engine's thread, once the version's scores are in
+        held = np.flatnonzero(pool.seq >= 0)
+        exact = engine.admission.score(version.model, pool.features[held])
+        right = bool(np.allclose(pool.scores[held], exact))
+        recorded.append((version.version, version.n_labels, version.last_label_id, len(held), right))
+        return record(version, metrics)
 
-    engine.trainer.full_fit = held  # type: ignore[method-assign]
-    recorded, record = [], engine.records.record
-    engine.records.record = lambda version, metrics: (  # type: ignore[method-assign]
-        recorded.append((version.version, version.n_labels, version.last_label_id)),
-        record(version, metrics),
-    )[-1]
+    engine.records.record = recording  # type: ignore[method-assign]
     _send(store, 0, 200)
     store.add_labels([LabelRow(f"s{i}", CLASSES[i % 2], "ann", False, "labels:0", i) for i in range(20)])
     stop = threading.Event()
@@ -114,8 +122,10 @@ def test_the_engines_loop_goes_on_while_a_full_retrain_fits_and_publishes_what_i
         )
         curve = stats()["learning_curve"]
         assert [(p["version"], p["n_labels"]) for p in curve] == [(1, 20), (2, 30)]
-        assert len(threads) == 2 and all(name.startswith("alstream-fit") for name in threads)
-        assert recorded == [(1, 20, handed_label_id), (2, 30, engine._last_label_id)]
+        assert len(threads) == 2  # both versions scored the pool on the fitting thread
+        assert [r[:3] for r in recorded] == [(1, 20, handed_label_id), (2, 30, engine._last_label_id)]
+        assert recorded[0][3] > 1_000  # samples placed while version 1 was made: scored again
+        assert [r[4] for r in recorded] == [True, True]  # each version's scores are of what is held
         assert handed_label_id < engine._last_label_id
     finally:
         gate.set()
