@@ -480,20 +480,20 @@ class Engine:
             X, y = self.training_data()
             fit = trainer.full_fit(X, y, self.training_weights())
             self._last_full = time.monotonic()
+            log.info("training version %d in full on %d labels", trainer.next_version, len(y))
         else:
             X, y = self._labeled(pending)
             if not len(y):
                 return
             fit = trainer.online_fit(X, y, n_labels=sum(self.label_counts().values()))
-        kind = "full" if full else "online"
-        log.info("%s version %d on %d labels", kind, trainer.next_version, len(y))
+            log.info("updating to version %d online with %d labels", trainer.next_version, len(y))
         features, score = self.pool.features[: len(self.pool.scores)], self.admission.score
 
         def make() -> Made:
             version = fit()
             return version, score(version.model, features)  # places refilled meanwhile: scored again
 
-        new = self._new_since_full if full else 0
+        new, kind = (self._new_since_full, "full") if full else (0, "online")
         handed = Handed(kind, pending, self._last_label_id, new, len(y), self.pool.placements)
         fitting.start(make, handed, rests=full)
         self.training = trainer.next_version
