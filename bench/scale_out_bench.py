@@ -14,7 +14,9 @@ partitions) and group, and model version 1 recorded before the workers start.
 * **Memory per sample:** the single worker's RSS before the samples and after, over the samples.
 * **/queue:** ``--clients`` clients (asyncio, one process), each leasing 5 and releasing them,
   ``--rounds`` times, spread over the replicas; latencies of ``GET /queue``; PostgreSQL's CPU (every
-  backend: the leases, the releases and the workers' own queries) over the leases made.
+  backend: the leases, the releases and the workers' own queries) over the leases made, and so the
+  CPU of the replicas, the clients (this process), the workers and the whole machine (other work
+  too), and the machine's busy share: where the time goes when every process shares the CPUs.
 * **Takeover:** SIGKILL one of the 2 workers; seconds until the survivor owns its partitions and has
   published them (Kafka's session timeout, 10 s, is the floor: static members are waited for).
 
@@ -315,15 +317,43 @@ def idle_cost(made: System, pid_file: Path | None, seconds: float = 10.0) -> dic
     return {"workers": len(made.workers), "seconds": seconds, "postgres_cpu_s_per_s": per_s}
 
 
+def cpu_s(procs: list[subprocess.Popen]) -> float:
+    """CPU seconds (user and system) the processes ``procs`` used so far."""
+    return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs)
+
+
+def where_cpu_goes(made: System, before: dict[str, float], requests: int, wall: float) -> dict[str, Any]:
+    """CPU ms per lease (with its release) of the replicas, the clients (this process), the workers
+    and the machine as a whole (every process, the other work on it too), and the machine's busy share."""
+    now = cpu_snapshot(made)
+    per_lease = {f"{k}_cpu_ms_per_lease": (now[k] - before[k]) * 1000 / requests for k in now if k != "idle"}
+    logical = psutil.cpu_count() or 1
+    busy = 1 - (now["idle"] - before["idle"]) / (wall * logical)
+    return {**per_lease, "machine_busy_share": busy}
+
+
+def cpu_snapshot(made: System) -> dict[str, float]:
+    times = psutil.cpu_times()
+    return {
+        "replicas": cpu_s([p for _, p in made.replicas]),
+        "clients": sum(os.times()[:2]),
+        "workers": cpu_s(made.workers),
+        "machine": sum(times) - times.idle - getattr(times, "iowait", 0.0),
+        "idle": times.idle + getattr(times, "iowait", 0.0),
+    }
+
+
 def queue_run(
     made: System, urls: list[str], pid_file: Path | None, args: argparse.Namespace
 ) -> dict[str, Any]:
     cpu = server_cpu_s(pid_file)
+    processes = cpu_snapshot(made)
     began = time.perf_counter()
     latencies, leased, failed = asyncio.run(clients(urls, args.clients, args.rounds))
     wall = time.perf_counter() - began
     after = server_cpu_s(pid_file)
     requests = len(latencies)
+    spent = where_cpu_goes(made, processes, requests, wall)
     return {
         "replicas": len(urls),
         "clients": args.clients,
@@ -335,6 +365,7 @@ def queue_run(
         "postgres_cpu_ms_per_lease": None
         if cpu is None or after is None
         else (after - cpu) * 1000 / requests,
+        **spent,
     }
 
 
@@ -381,16 +412,21 @@ def queue_table(args: argparse.Namespace, queue_runs: list[dict[str, Any]]) -> T
         "p90 ms",
         "p99 ms",
         "PostgreSQL CPU ms/lease",
+        "replicas / clients / workers / machine CPU ms/lease",
+        "machine busy",
     ):
         table.add_column(column, justify="right")
     for q in queue_runs:
         pg = q["postgres_cpu_ms_per_lease"]
+        spent = (q.get(f"{k}_cpu_ms_per_lease") for k in ("replicas", "clients", "workers", "machine"))
         table.add_row(
             str(q["replicas"]),
             f"{q['requests_per_s']:.0f}",
             str(q["failed_requests"]),
             *(f"{q['queue'][k]:.0f}" for k in ("p50_ms", "p90_ms", "p99_ms")),
             "-" if pg is None else f"{pg:.2f}",
+            " / ".join("-" if ms is None else f"{ms:.1f}" for ms in spent),
+            f"{q.get('machine_busy_share', 0):.0%}",
         )
     return table
 

@@ -12,11 +12,14 @@ Spirakis: the largest ``u ** (1 / weight)``), so the random items are a uniform 
 stream, whatever each shard's size, and the accuracy measured on them stays unbiased.
 
 PostgreSQL: a lease takes its rows with ``SELECT ... FOR UPDATE SKIP LOCKED``, so two replicas never
-lease one item, nor wait for the rows another is taking; an annotator's leases are taken under an
-advisory lock of hers, and a token's under one of the token's, so both caps hold across replicas
-(every lease locks the annotator first, then the token: no two wait on each other). SQLite: writers
-are serialized (in this process by a lock, between processes by the file's), and the
-``BEGIN IMMEDIATE`` transaction each call runs in stands in for both.
+lease one item, nor wait for the rows another is taking; a capped annotator's leases are taken under
+an advisory lock of hers, and a capped token's under one of the token's, so both caps hold across
+replicas (every lease locks the annotator first, then the token: no two wait on each other); an
+uncapped lease takes no lock. A take says in its RETURNING which of its rows were labeled meanwhile;
+the best are read best first from a partial index without the random picks, and the draw reads the
+picks from one of theirs (migration 0010). SQLite: writers are serialized (in this process by a
+lock, between processes by the file's), and the ``BEGIN IMMEDIATE`` transaction each call runs in
+stands in for both.
 
 A lease that ended (``leased_until`` passed) is free again: leases take it, a publish replaces
 it. Times are UTC; replicas' clocks should agree to well within a lease.
@@ -49,7 +52,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, func, literal, or_, select, true, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from alstream.errors import ShardFenced
@@ -237,16 +253,14 @@ class Candidates:
             return select(func.count()).select_from(candidates).where(*where, _c.leased_until > now)
 
         def work(conn: Connection) -> list[Candidate]:
-            if self.dialect == "postgresql":  # her leases, then the token's, one at a time: the caps hold
-                conn.execute(select(func.pg_advisory_xact_lock(_LEASE_LOCK, func.hashtext(annotator))))
-                if token_cap is not None:
-                    conn.execute(select(func.pg_advisory_xact_lock(_TOKEN_LOCK, func.hashtext(token_key))))
+            self._lock_caps(
+                conn, annotator if cap is not None else None, token_key if token_cap is not None else None
+            )
             k = n
             if cap is not None or token_cap is not None:  # what she labeled since is hers no more
-                mine = select(_c.sample_id).where(_c.leased_by == annotator, _c.leased_until > now)
-                held = list(conn.execute(mine).scalars())
-                gone = self._labeled(conn, held)
-                self._end(conn, list(gone))
+                held = conn.execute(_held(annotator, now)).all()
+                gone = [sample_id for sample_id, labeled in held if labeled]
+                self._end(conn, gone)
                 if cap is not None:  # her live leases: those she holds, less those just ended
                     k = min(k, cap - (len(held) - len(gone)))
             if token_cap is not None:
@@ -264,16 +278,26 @@ class Candidates:
 
         return self._write(work)
 
+    def _lock_caps(self, conn: Connection, annotator: str | None, token_key: str | None) -> None:
+        """PostgreSQL: wait for the other leases of ``annotator``, then of ``token_key`` (None: not
+        capped, no lock) to commit, so that her cap and the token's count every live lease; SQLite's
+        ``BEGIN IMMEDIATE`` already serializes them."""
+        if self.dialect != "postgresql":
+            return
+        for lock, key in ((_LEASE_LOCK, annotator), (_TOKEN_LOCK, token_key)):
+            if key is not None:
+                conn.execute(select(func.pg_advisory_xact_lock(lock, func.hashtext(key))))
+
     def _take(self, conn: Connection, k: int, take: Callable[[int], Any]) -> list[Candidate]:
-        """Up to ``k`` candidates leased by ``take(k)``; labeled ones among them go for good, and
-        others come instead (a NOT EXISTS in the query would let PostgreSQL's planner hash-join the
-        whole labels table)."""
+        """Up to ``k`` candidates leased by ``take(k)``; labeled ones among them (each row says, in
+        the same statement) go for good, and others come instead (a NOT EXISTS in the query would let
+        PostgreSQL's planner hash-join the whole labels table)."""
         taken: list[Candidate] = []
         while k > 0:
-            rows = [Candidate(*row) for row in conn.execute(take(k))]
-            labeled = self._labeled(conn, [c.id for c in rows])
-            self._end(conn, list(labeled))
-            taken += [c for c in rows if c.id not in labeled]
+            rows = conn.execute(take(k)).all()
+            labeled = [row[0] for row in rows if row[-1]]
+            self._end(conn, labeled)
+            taken += [Candidate(*row[:-1]) for row in rows if not row[-1]]
             k = len(labeled) if len(rows) == k else 0
         return taken
 
@@ -419,7 +443,7 @@ def _take_best(now: datetime, leased: dict[str, Any]) -> Callable[[int], Any]:
         picked = (
             select(_c.sample_id)
             .where(_free(now), _c.weight.is_(None))
-            .order_by(_c.score.desc(), _c.sample_id.desc())  # the index, read backwards
+            .order_by(_c.score.desc(), _c.sample_id.desc())  # ix_candidates_best, read backwards
             .limit(k)
             .with_for_update(skip_locked=True, of=candidates)  # SQLite: no such clause, no need
             .cte("picked")
@@ -448,12 +472,25 @@ def _take_random(now: datetime, leased: dict[str, Any], uniform: Callable[[], An
 
 
 def _lease_rows(picked: Any, leased: dict[str, Any]) -> Any:
+    """Lease the rows ``picked``; returns each one's columns and whether a label event names it (an
+    index lookup per leased row, in RETURNING: no round trip of its own)."""
     return (
         update(candidates)
         .where(_c.sample_id == picked.c.sample_id)
         .values(leased)
-        .returning(_c.sample_id, _c.shard, _c.score, _c.version, _c.reason)
+        .returning(_c.sample_id, _c.shard, _c.score, _c.version, _c.reason, _is_labeled())
     )
+
+
+def _held(annotator: str, now: datetime) -> Any:
+    """The ids ``annotator`` holds leased at ``now``, each with whether a label event names it."""
+    return select(_c.sample_id, _is_labeled()).where(_c.leased_by == annotator, _c.leased_until > now)
+
+
+def _is_labeled() -> Any:
+    """Whether a label event (a skip too) names the candidate: a lookup in ``ix_labels_sample_id_id``
+    (the candidate's column spelled out: SQLite's RETURNING would name it unqualified, the labels')."""
+    return exists().where(labels.c.sample_id == literal_column("candidates.sample_id")).label("labeled")
 
 
 def _utc(now: datetime | None) -> datetime:

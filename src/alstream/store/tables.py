@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -110,7 +111,19 @@ candidates = Table(
     Column("weight", Double),  # a random pick: the stream samples it stands for (NULL: not one)
     Column("owner", String),  # the worker that published it (NULL: published unfenced, or before 0007)
     Column("generation", Integer),  # its shard's generation that worker held (shard_owners)
-    Index("ix_candidates_score_sample_id", "score", "sample_id"),  # best first, read backwards
+    Index(  # the best first, read backwards; the random picks are not in it (migration 0010)
+        "ix_candidates_best",
+        "score",
+        "sample_id",
+        postgresql_where=text("weight IS NULL"),
+        sqlite_where=text("weight IS NULL"),
+    ),
+    Index(  # the random picks alone: a lease's draw reads those free (migration 0010)
+        "ix_candidates_picks",
+        "leased_until",
+        postgresql_where=text("weight IS NOT NULL"),
+        sqlite_where=text("weight IS NOT NULL"),
+    ),
     Index("ix_candidates_shard_leased_until", "shard", "leased_until"),  # publish, drop a shard, held
     Index("ix_candidates_leased_by_leased_until", "leased_by", "leased_until"),  # an annotator's cap
     Index("ix_candidates_token_key_leased_until", "token_key", "leased_until"),  # a token's cap
