@@ -15,7 +15,9 @@ The targets (issue 12): the command line on one CPU within 1.5x of the API, and 
 short run first creates Prefect's and MLflow's databases, so that no measured run pays for their
 migrations, which a first ``make compare`` pays once). The
 machine's load average is recorded before and after each: a busy machine slows the parallel run
-most. Results: a table, and JSON in ``bench/results/experiment.json``.
+most. So is the CPU time of each run's processes (itself, Prefect's server, Dask's workers), which
+the machine's other work inflates less than the wall time. Results: a table, and JSON in
+``bench/results/experiment.json``.
 
     .venv/bin/python bench/experiment_bench.py
     .venv/bin/python bench/experiment_bench.py --seeds 2 --strategies margin random
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -50,9 +53,16 @@ run_experiment(ExperimentConfig(dataset="digits", strategies=tuple(strategies), 
 """
 
 
+def children_cpu_s() -> float:
+    """CPU seconds (user and system) of this process's children that have ended, and theirs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(command: list[str], cpus: set[int], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
-    """Run ``command`` on ``cpus``; its wall seconds and the load average around it."""
-    before = os.getloadavg()
+    """Run ``command`` on ``cpus``; its wall seconds, the CPU seconds of its processes (itself, Prefect's
+    server, Dask's workers: the load of the machine's other work left out) and the load average around it."""
+    before, cpu = os.getloadavg(), children_cpu_s()
     start = time.perf_counter()
     done = subprocess.run(
         command,
@@ -65,7 +75,12 @@ def timed(command: list[str], cpus: set[int], cwd: Path, env: dict[str, str]) ->
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return {"wall_s": seconds, "load_before": before, "load_after": os.getloadavg()}
+    return {
+        "wall_s": seconds,
+        "cpu_s": children_cpu_s() - cpu,
+        "load_before": before,
+        "load_after": os.getloadavg(),
+    }
 
 
 def cli(
@@ -126,7 +141,7 @@ def main() -> None:
     table = Table(
         title=f"`make compare` protocol ({args.seeds} seeds, {', '.join(args.strategies) or 'all'})"
     )
-    for column in ("case", "CPUs", "wall s", "vs api", "load before", "load after"):
+    for column in ("case", "CPUs", "wall s", "vs api", "CPU s", "load before", "load after"):
         table.add_column(column, justify="left" if column == "case" else "right")
     for row in rows:
         table.add_row(
@@ -134,6 +149,7 @@ def main() -> None:
             str(row["cpus"]),
             f"{row['wall_s']:.1f}",
             f"{row['wall_s'] / by_case['api, 1 CPU']:.2f}x",
+            f"{row['cpu_s']:.1f}",
             f"{row['load_before'][0]:.2f}",
             f"{row['load_after'][0]:.2f}",
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -28,6 +27,7 @@ from alstream.errors import (
     LastAdmin,
     OrchestratorUnavailable,
 )
+from alstream.imports import collector_paused
 from alstream.logs import configure_logging
 
 # Each command imports what it needs when it runs: the experiment's modules (scikit-learn, pandas),
@@ -161,10 +161,11 @@ def experiment(
     ] = True,
 ) -> None:
     """Simulate active learning on labeled data and compare strategies with continuous training."""
-    from alstream.experiment.config import BASELINE, ExperimentConfig, StreamConfig
-    from alstream.experiment.parallel import local_cpus
-    from alstream.learning.querying import query_strategy_names
-    from alstream.learning.selective import SELECTORS
+    with collector_paused():  # scikit-learn, pandas and the experiment's modules
+        from alstream.experiment.config import BASELINE, ExperimentConfig, StreamConfig
+        from alstream.experiment.parallel import local_cpus
+        from alstream.learning.querying import query_strategy_names
+        from alstream.learning.selective import SELECTORS
 
     if protocol not in ("pool", "stream"):
         raise typer.BadParameter(
@@ -303,7 +304,8 @@ def _run_pool(config: ExperimentConfig, run: Launch) -> dict:
         ready = [run]
 
         def warm_up() -> None:
-            ready[0] = _warm_up(run, stack)
+            with collector_paused():  # MLflow's modules, and the cluster's
+                ready[0] = _warm_up(run, stack)
 
         if run.orchestrator == "prefect":
             stack.enter_context(_prefect_api(warm_up))  # while the server boots
@@ -356,10 +358,12 @@ def _prefect_api(meanwhile: Callable[[], None] = lambda: None) -> Iterator[str]:
     quiet_dask()  # before Dask is imported, here and in the workers
     for key, value in QUIET_WORKERS.items():
         os.environ.setdefault(key, value)
-    from alstream.flows.prefect_server import prefect_api
+    with collector_paused():
+        from alstream.flows.prefect_server import prefect_api
 
     def booting() -> None:
-        import alstream.flows.active_learning_flow  # noqa: F401 (Prefect sets its logging up on first use)
+        with collector_paused():
+            import alstream.flows.active_learning_flow  # noqa: F401 (Prefect sets its logging up on first use)
 
         for name in ("prefect.task_runs", "prefect.flow_runs"):  # the progress bars say it; their lines
             logging.getLogger(name).setLevel(logging.WARNING)  # would cut through the bars
@@ -449,7 +453,7 @@ def serve(
     ] = False,
 ) -> None:
     """Run the service: the HTTP API, the stream consumer and the learning loop."""
-    with _collector_paused():  # the service's modules (serve's own collector settings: server.py)
+    with collector_paused():  # the service's modules (serve's own collector settings: server.py)
         from alstream.service.app import create_app
         from alstream.service.server import route_server_log, serve
 
@@ -509,21 +513,6 @@ def worker(project: Annotated[Path | None, typer.Option(help="Project file (TOML
         _until_stopped(role.run)
     finally:
         role.close()
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector off, then what was made meanwhile frozen (never walked again) and the
-    collector as it was: importing makes many objects, all kept for good, that it would walk again
-    and again (a sixth of the imports' CPU), and the first collection after would walk them all."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
 
 
 def _until_stopped(run: Callable[[threading.Event], None]) -> None:

@@ -53,3 +53,18 @@ def _profiling():
     import dask.config
 
     return dask.config.get("distributed.worker.profile.enabled")
+
+
+def test_the_local_cluster_s_workers_import_the_runs_modules_frozen():
+    # What a run needs is imported before its first run, with the collector paused, then frozen:
+    # no full collection walks those modules' objects again.
+    with dask_client(1) as client:
+        [(imported, frozen)] = client.run(_warm).values()
+    assert imported and frozen > 100_000
+
+
+def _warm():
+    import gc
+    import sys
+
+    return "alstream.experiment.pipeline" in sys.modules, gc.get_freeze_count()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from alstream.experiment.loop import RoundFigures
 from alstream.experiment.protocol import Submit
+from alstream.imports import preload_script
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -46,13 +47,14 @@ def local_cpus() -> int:
 
 def cluster_options(workers: int, preload: Sequence[str] = (PRELOAD,)) -> dict[str, Any]:
     """A local cluster of ``workers`` processes of one thread each, no dashboard, each warm: it has
-    imported the ``preload`` modules (what a run needs) before it takes its first run."""
+    imported the ``preload`` modules (what a run needs), with the collector paused, before it takes
+    its first run."""
     return {
         "n_workers": workers,
         "threads_per_worker": 1,
         "processes": True,
         "dashboard_address": None,
-        "preload": list(preload),
+        "preload": [preload_script(*preload)],
     }
 
 

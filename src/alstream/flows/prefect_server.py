@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import httpx
-import prefect
 from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
+import alstream
 from alstream.errors import OrchestratorUnavailable
 
 INSTEAD = "or run without Prefect: --orchestrator none"
@@ -76,8 +77,9 @@ def answers(url: str, timeout_s: float = 5.0) -> bool:
 
 
 def server_command(port: int) -> list[str]:
-    """Prefect's API server under uvicorn, as Prefect starts its temporary one."""
-    app_dir = str(prefect.__module_path__.parent)
+    """Prefect's API server under uvicorn, as Prefect starts its temporary one (its app through
+    ``alstream.flows.prefect_app``: imported with the collector paused)."""
+    app_dir = str(Path(alstream.__file__).resolve().parents[1])  # this alstream, wherever it lies
     return [
         sys.executable,
         "-m",
@@ -85,7 +87,7 @@ def server_command(port: int) -> list[str]:
         "--app-dir",
         app_dir,
         "--factory",
-        "prefect.server.api.server:create_app",
+        "alstream.flows.prefect_app:create_app",
         "--host",
         "127.0.0.1",
         "--port",
