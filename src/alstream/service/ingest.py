@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 HOLD_CHECK_S = 0.05  # while the store is behind, how often the consumer looks again
 MAX_HOLD_S = 60.0  # waiting at most this long in a row (Kafka's max.poll.interval.ms is 5 minutes)
+# Records a batch at most: each batch costs a transaction and an offset commit (a round trip each)
+BATCH_RECORDS = 5000
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class Ingestor:
         self.consumer = self._open()
         self.counts = IngestCounts()
 
-    def step(self, max_records: int = 2000, timeout: float = 0.2) -> int:
+    def step(self, max_records: int = BATCH_RECORDS, timeout: float = 0.2) -> int:
         """Poll one batch, store it, then commit its offsets; returns how many records it held."""
         records = self.consumer.poll(max_records, timeout)
         if not records:
