@@ -20,10 +20,11 @@ The order of one step:
 3. publish the dead letters (at least once: a crash before step 4 publishes them again);
 4. commit the batch's offsets.
 
-:meth:`Ingestor.run` (without a ``hold``) overlaps one batch's write (step 2, on the writer's thread) with the poll and
-decoding of the next (step 1, on the consumer's): steps 3 and 4 of a batch come on the consumer's
-thread once its write is over (while the next one is written), so batches are stored in order, one
-write at a time, each committed after it is stored: a crash still replays only what was not committed.
+:meth:`Ingestor.run` (without a ``hold``) overlaps one batch's write (step 2, on the writer's
+thread) with the poll and decoding of the next (step 1, on the consumer's): steps 3 and 4 of a batch
+come on the consumer's thread once its write is over (while the next one is written), so batches are
+stored in order, one write at a time, each committed after it is stored: a crash still replays only
+what was not committed.
 A revoke (in the poll, on the consumer's thread) first stores and commits the batch in flight.
 """
 
