@@ -31,24 +31,29 @@ def _send(store: Store, start: int, n: int) -> None:
 
 
 def test_a_job_is_taken_out_once_finished_and_a_full_retrain_rests_as_long_as_it_took():
-    fitting: Fitting[int] = Fitting(rest=1_000.0)
+    """Each job's end is waited for through ``finished`` (called once its result is set): no
+    deadline of the test's own."""
+    ended = threading.Semaphore(0)
+    fitting: Fitting[int] = Fitting(rest=1_000.0, finished=ended.release)
     gate = threading.Event()
     fitting.start(lambda: (gate.wait(), 7)[1], "handed", rests=True)
     assert fitting.busy and fitting.done() is None and not fitting.rested()
     with pytest.raises(AssertionError):
         fitting.start(lambda: 8, "a second at once", rests=True)
     gate.set()
-    wait_while_progressing(lambda: fitting.done() is not None, lambda: 0, what="the job")
+    ended.acquire()
+    assert fitting.done() is not None
     assert not fitting.busy and not fitting.rested()  # it took a moment: 1,000 moments of rest
     fitting.close()
 
-    fitting = Fitting(rest=1_000.0)
+    fitting = Fitting(rest=1_000.0, finished=ended.release)
     fitting.start(lambda: (time.sleep(0.01), 7)[1], "an online update", rests=False)
-    wait_while_progressing(lambda: fitting.done() is not None, lambda: 0, what="the job")
-    assert fitting.rested()  # it does not rest
+    ended.acquire()
+    assert fitting.done() is not None and fitting.rested()  # it does not rest
     fitting.start(lambda: 1 // 0, "handed", rests=False)
-    while (done := fitting.done()) is None:
-        time.sleep(0.01)
+    ended.acquire()
+    done = fitting.done()
+    assert done is not None
     result, handed = done
     with pytest.raises(ZeroDivisionError):  # the job's error comes out where its result would
         result()
