@@ -6,7 +6,8 @@ ways, each in a fresh process:
 
 * ``api, 1 CPU``: ``run_experiment`` (the Python API), pinned to one CPU, one BLAS thread;
 * ``cli, 1 CPU``: the command line on that CPU (its default: one worker, in its own process), with
-  Prefect's temporary server and MLflow, as ``make compare`` runs it;
+  Prefect's temporary server and MLflow, as ``make compare`` runs it (in the environment a user has:
+  no thread-count variables; its runs use one BLAS thread each of their own accord);
 * ``cli, 1 worker``, ``cli, 2 workers``: the command line on two CPUs, ``--workers 1`` and
   ``--workers 2`` (a local Dask cluster), with Prefect and MLflow.
 
@@ -89,8 +90,8 @@ def cli(
     """The command line of `make compare` (``--strategy all`` unless ``strategies``) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env = {k: v for k, v in env.items() if k not in ONE_THREAD}  # as a user runs it: it limits itself
     env |= {
-        **ONE_THREAD,
         "PREFECT_HOME": str(folder / "prefect"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
     }

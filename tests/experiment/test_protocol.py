@@ -3,11 +3,12 @@ import pickle
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from alstream.errors import ConfigError, InvalidInput
 from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.datasets import load_dataset
-from alstream.experiment.protocol import run_experiment, split_data
+from alstream.experiment.protocol import load_experiment_data, run_experiment, run_grid, run_now, split_data
 from alstream.learning.cold_start import typical_sample
 from alstream.learning.curves import summarize
 
@@ -161,3 +162,18 @@ def test_a_config_keeps_what_it_is_given_normalised_and_stays_frozen():
     assert dataclasses.replace(config, name="mine").name == "mine"
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.strategies = ("entropy",)  # type: ignore[misc]
+
+
+def test_the_runs_made_here_use_one_blas_thread_each():
+    """Many BLAS threads for small fits only wait on each other; the grid's parallelism is its runs."""
+    config = ExperimentConfig(dataset="iris", strategies=("margin",), iterations=1, seeds=1)
+    threads: list[int] = []
+
+    def submit(fn, *args):
+        threads.extend(lib["num_threads"] for lib in threadpool_info())
+        return run_now(fn, *args)
+
+    with threadpool_limits(limits=2):  # what a 2-CPU machine has unless told otherwise
+        run_grid(config, load_experiment_data(config), submit)
+        assert max(lib["num_threads"] for lib in threadpool_info()) == 2  # as it was, after the grid
+    assert threads and set(threads) == {1}

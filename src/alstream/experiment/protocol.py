@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from alstream.errors import InvalidInput
 from alstream.experiment.config import ExperimentConfig, StreamConfig
@@ -278,14 +279,18 @@ def run_grid(
     waits on another task: a cluster hands each run to the next free worker in the order given,
     ``heaviest_first`` (runs behind a task's future would go where its result lies, some workers
     idle at the end). The result, and the runs (with their last models), seed by seed in the
-    config's strategy order."""
-    seeds = {seed: call(prepare_seed, config, data, seed) for seed in config.seed_list}
-    references = [submit(full_pool_reference, config, seeds[seed], steps) for seed in config.seed_list]
-    pending = {
-        (seed, strategy): submit(run_strategy, config, seeds[seed], strategy, on_round, steps)
-        for seed, strategy in heaviest_first(config)
-    }
-    runs: list[Run] = [pending[seed, strategy].result() for seed, strategy in grid(config)]
+    config's strategy order. The runs made in this process use one BLAS and OpenMP thread each, as
+    on Dask's workers: the grid's runs, not one fit's math, are what goes in parallel (on 2 CPUs, two
+    BLAS threads made ``make compare`` with one worker twice as slow, each small fit's threads
+    waiting on each other)."""
+    with threadpool_limits(limits=1):
+        seeds = {seed: call(prepare_seed, config, data, seed) for seed in config.seed_list}
+        references = [submit(full_pool_reference, config, seeds[seed], steps) for seed in config.seed_list]
+        pending = {
+            (seed, strategy): submit(run_strategy, config, seeds[seed], strategy, on_round, steps)
+            for seed, strategy in heaviest_first(config)
+        }
+        runs: list[Run] = [pending[seed, strategy].result() for seed, strategy in grid(config)]
     rows = [row for run in runs for row in run.rows]
     predictions = {(run.strategy, run.seed): run.stop_predictions for run in runs}
     reference = pd.DataFrame([future.result() for future in references])
