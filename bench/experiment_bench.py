@@ -9,7 +9,9 @@ ways, each in a fresh process:
   Prefect's temporary server and MLflow, as ``make compare`` runs it (in the environment a user has:
   no thread-count variables; its runs use one BLAS thread each of their own accord);
 * ``cli, 1 worker``, ``cli, 2 workers``: the command line on two CPUs, ``--workers 1`` and
-  ``--workers 2`` (a local Dask cluster), with Prefect and MLflow.
+  ``--workers 2`` (a local Dask cluster), with Prefect and MLflow;
+* ``no orchestrator, 1 worker`` / ``2 workers``: the same with ``--orchestrator none`` (MLflow, no
+  Prefect): how far the grid on Dask scales by itself, Prefect's server and task engine left out.
 
 The targets (issue 12): the command line on one CPU within 1.5x of the API, and 2 workers at least
 1.7x faster than 1. Each command line run has its own folder, MLflow database and Prefect home (a
@@ -122,6 +124,8 @@ def main() -> None:
             ("cli, 1 CPU", one, []),
             ("cli, 1 worker", two, ["--workers", "1"]),
             ("cli, 2 workers", two, ["--workers", "2"]),
+            ("no orchestrator, 1 worker", two, ["--workers", "1", "--orchestrator", "none"]),
+            ("no orchestrator, 2 workers", two, ["--workers", "2", "--orchestrator", "none"]),
         ]
         for i, (case, cpu_set, extra) in enumerate(cases):
             folder = home / f"run{i}"
@@ -157,6 +161,8 @@ def main() -> None:
     out.print(table)
     for check in checks:
         out.print(f"{check['target']}: {check['value']:.2f}x {'met' if check['passed'] else 'missed'}")
+    bare = by_case["no orchestrator, 1 worker"] / by_case["no orchestrator, 2 workers"]
+    out.print(f"without Prefect (--orchestrator none), 2 workers vs 1: {bare:.2f}x (the grid on Dask alone)")
     print_verdict(out, checks)
     write_report(
         args.out,
@@ -175,6 +181,7 @@ def main() -> None:
             "machine": {**machine(), "cpus_used": sorted(two)},
             "results": rows,
             "checks": checks,
+            "speedup_without_prefect": bare,
         },
     )
     out.print(f"wrote {args.out}")
