@@ -393,8 +393,7 @@ class Engine:
             pool.set_scores(self.admission.score(version.model, pool.features[:places]), version.version)
             return
         scores, placements = scored
-        again = pool.placed_after(placements)
-        again = np.union1d(again[again < len(scores)], np.arange(len(scores), len(pool.scores)))
+        again = np.union1d(pool.placed_after(placements), np.arange(len(scores), len(pool.scores)))
         pool.set_scores(scores, version.version)
         if len(again):
             pool.set_scores(self.admission.score(version.model, pool.features[again]), version.version, again)
