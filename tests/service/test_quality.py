@@ -18,3 +18,18 @@ def test_random_draws_nobody_labels_are_forgotten_past_the_bound():
     assert len(quality._guesses) == 1_000
     assert quality.labeled("s49999", "cat", n_labels=1) is True  # the newest are kept
     assert quality.labeled("s0", "cat", n_labels=1) is None
+
+
+def test_per_version_tallies_keep_the_newest_versions_only():
+    """Months of retrains make thousands of versions: /stats shows the newest ``max_versions``."""
+    quality = StreamAccuracy(max_versions=5)
+    for version in range(1, 1_001):
+        quality.served(f"s{version}", version=version, predicted="cat")
+        quality.labeled(f"s{version}", "cat" if version % 2 else "dog", n_labels=version)
+    assert sorted(quality.by_version()) == [996, 997, 998, 999, 1000]
+    assert quality.by_version()[999] == (1.0, 1) and quality.by_version()[1000] == (0.0, 1)
+    quality.scored(3, True)  # a late label for a version long gone: in the window, no tally back
+    assert sorted(quality.by_version()) == [996, 997, 998, 999, 1000]
+    assert quality.estimate()[1] == 200  # the window is full
+    quality.restore({v: (v % 2, 1) for v in range(1, 1_001)}, [True])
+    assert sorted(quality.by_version()) == [996, 997, 998, 999, 1000]

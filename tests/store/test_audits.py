@@ -152,3 +152,15 @@ def test_the_labels_read_probes_each_labels_guess_whatever_the_open_guesses(stor
             plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(explain + str(compiled), bound))
             assert "Seq Scan on audits" not in plan and "SCAN audits" not in plan, plan
             assert "audits_pkey" in plan or "sqlite_autoindex_audits" in plan, plan
+
+
+def test_the_tallies_keep_the_newest_versions_only(store: Store) -> None:
+    """A version's folded counts are forgotten once ``versions`` newer ones have some."""
+    audits = store.audits
+    for version in range(1, 8):
+        audits.served([(f"v{version}-{i}", version, "x") for i in range(3)], T0)
+        audits.scored([(f"v{version}-{i}", version * 10 + i, i == 0) for i in range(3)])
+        audits.fold(keep=0, versions=3)
+        assert sorted(audits.tallies()) == list(range(max(1, version - 2), version + 1))
+    assert audits.tallies() == {5: (1, 3), 6: (1, 3), 7: (1, 3)}
+    assert audits.counts()["scored"] == 0

@@ -18,10 +18,12 @@ from collections import OrderedDict, deque
 
 
 class StreamAccuracy:
-    """Running accuracy over the latest ``window`` randomly drawn, labeled samples; one writer thread."""
+    """Running accuracy over the latest ``window`` randomly drawn, labeled samples, and per model
+    version for the newest ``max_versions``; one writer thread."""
 
-    def __init__(self, window: int = 200, max_guesses: int = 100_000) -> None:
+    def __init__(self, window: int = 200, max_guesses: int = 100_000, max_versions: int = 100) -> None:
         self.max_guesses = max_guesses  # random draws served and not labeled yet: the newest are kept
+        self.max_versions = max_versions  # versions with a tally of their own: the newest are kept
         self.window = window
         self._guesses: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._recent: deque[bool] = deque(maxlen=window)
@@ -47,14 +49,22 @@ class StreamAccuracy:
     def scored(self, version: int, correct: bool) -> None:
         """One guess of model ``version`` scored."""
         self._recent.append(correct)
-        tally = self._by_version.setdefault(version, [0, 0])
+        tally = self._by_version.get(version)
+        if tally is None:
+            full = len(self._by_version) >= self.max_versions
+            if full and self._by_version and version < min(self._by_version):
+                return  # a guess of a version older than every one kept: in the window only
+            tally = self._by_version[version] = [0, 0]
+            while len(self._by_version) > self.max_versions:  # a new version: the oldest goes
+                del self._by_version[min(self._by_version)]
         tally[0] += int(correct)
         tally[1] += 1
 
     def restore(self, tallies: dict[int, tuple[int, int]], recent: list[bool]) -> None:
         """Resume from what was scored before (a new trainer, from the store): per version (right,
         scored), and the newest outcomes, oldest first (the window keeps the last ``window``)."""
-        self._by_version = {version: [right, n] for version, (right, n) in tallies.items()}
+        newest = sorted(tallies.items())[-self.max_versions :] if self.max_versions else []
+        self._by_version = {version: [right, n] for version, (right, n) in newest}
         self._recent.clear()
         self._recent.extend(recent)
 

@@ -11,7 +11,7 @@ stream's accuracy rests on rows every replica shares and a new trainer resumes f
 ones beyond the newest ``MAX_OPEN`` are pruned (:meth:`Audits.prune`), scored ones (one per labeled
 random item) beyond the newest ``MAX_SCORED`` are folded into their model version's counts in
 ``audit_tallies`` (:meth:`Audits.fold`: deleted and counted in one transaction, one row per model
-version), so the tallies stay exact.
+version, the newest ``MAX_VERSIONS`` versions'), so the tallies stay exact.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from alstream.store.tables import audit_tallies, audits, labels
 
 MAX_OPEN = 100_000  # guesses served and not labeled yet that are kept: the newest
 MAX_SCORED = 100_000  # scored guesses kept as rows (the newest: what recent reads), the rest folded
+MAX_VERSIONS = 100  # model versions whose folded tallies are kept (the newest; /stats shows them)
 _CHUNK = 1_000
 _INSERT: dict[str, Callable[[Table], postgresql.Insert | sqlite.Insert]] = {
     "postgresql": postgresql.insert,
@@ -204,12 +205,13 @@ class Audits:
         statement = delete(audits).where(_a.label_id.is_(None), _a.served_at <= cutoff)
         return self._run(lambda conn: conn.execute(statement).rowcount)
 
-    def fold(self, keep: int = MAX_SCORED) -> int:
+    def fold(self, keep: int = MAX_SCORED, versions: int = MAX_VERSIONS) -> int:
         """Fold the scored guesses but the newest ``keep`` (by label) into ``audit_tallies``: deleted
-        and added to their version's counts in one transaction; returns how many went."""
-        return self._run(lambda conn: self._fold(conn, keep))
+        and added to their version's counts in one transaction, and the tallies of versions older than
+        the newest ``versions`` forgotten; returns how many guesses went."""
+        return self._run(lambda conn: self._fold(conn, keep, versions))
 
-    def _fold(self, conn: Connection, keep: int) -> int:
+    def _fold(self, conn: Connection, keep: int, versions: int) -> int:
         """:meth:`fold` in ``conn``'s transaction: the rows at or below the ``keep + 1``-th newest
         label counted per version (on PostgreSQL those its DELETE returns), deleted, added."""
         newest = select(_a.label_id).where(_a.label_id.is_not(None)).order_by(_a.label_id.desc())
@@ -225,6 +227,10 @@ class Audits:
             conn.execute(delete(audits).where(older))
         if counts:
             conn.execute(self._add_tallies, [{"version": v, "correct": r, "scored": n} for v, r, n in counts])
+            newest = select(_t.version).order_by(_t.version.desc()).offset(versions - 1).limit(1)
+            oldest_kept = conn.execute(newest).scalar()
+            if oldest_kept is not None:
+                conn.execute(delete(audit_tallies).where(_t.version < oldest_kept))
         return sum(int(n) for _, _, n in counts)
 
     def counts(self) -> dict[str, int]:
