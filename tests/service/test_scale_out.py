@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -137,9 +138,18 @@ class System:
             )
         return "\n" + "\n".join(logs)
 
-    def wait(self, done: Callable[[], bool], what: str, progress: Callable[[], object] | None = None) -> None:
+    def wait(
+        self,
+        done: Callable[[], bool],
+        what: str,
+        progress: Callable[[], object] | None = None,
+        detail: Callable[[], str] | None = None,
+    ) -> None:
+        """Wait until ``done()``; fail when ``progress()`` stood still for ``STALL_S``, with ``detail()``
+        and every process's log."""
         progress = progress or self.progress
-        wait_while_progressing(done, progress, stall_s=STALL_S, what=what, detail=self.output, poll_s=0.2)
+        told = self.output if detail is None else lambda: f"\n{detail()}{self.output()}"
+        wait_while_progressing(done, progress, stall_s=STALL_S, what=what, detail=told, poll_s=0.2)
 
     def ownership(self) -> list[set[int]]:
         return [self.workers.owned(n) for n in self.workers.alive()]
@@ -210,6 +220,7 @@ class Annotators:
     def __init__(self, system: System, urls: list[str]) -> None:
         self.system, self.urls = system, urls
         self.served: list[str] = []
+        self.labeled: list[str] = []  # the ids of the labels accepted (a 202), one a label
         self.turns: list[tuple[float, float, int]] = []  # (began, ended, items served) of each turn
         self.sent = 0  # labels accepted
         self._turn = 0
@@ -238,6 +249,7 @@ class Annotators:
             assert client.post(f"{label_at}/labels", json=body).status_code == 202
         with self._lock:
             self.served += [item["id"] for item in items]
+            self.labeled += [label["id"] for label in body]
             self.sent += len(body)
         return len(items)
 
@@ -338,7 +350,43 @@ def settled(system: System, samples_expected: int) -> int | None:
     return int(latest["version"])
 
 
-def wait_settled(system: System, samples_expected: int, what: str) -> int:
+def stored_label_ids(store: Store) -> list[str]:
+    """The sample id of every label event stored (one per event: a label stored twice, twice)."""
+    with store.engine.connect() as conn:
+        return [sample_id for (sample_id,) in conn.execute(select(labels.c.sample_id)).all()]
+
+
+def label_mismatch(store: Store, sent: list[str]) -> str:
+    """Which of the labels ``sent`` the store lacks, and which it holds more often than sent."""
+    stored, expected = Counter(stored_label_ids(store)), Counter(sent)
+    missing, extra = sorted((expected - stored).elements()), sorted((stored - expected).elements())
+    return (
+        f"{len(sent)} labels sent, {stored.total()} stored; "
+        f"missing ({len(missing)}): {missing}; stored twice or never sent ({len(extra)}): {extra}"
+    )
+
+
+def wait_labels_stored(system: System, sent: list[str]) -> None:
+    """Until every label ``sent`` (accepted by a replica: in the labels topic) is in the store. A
+    label goes through a worker's labels consumer, later than its 202: the trainer may have trained on
+    every label stored so far, and every shard published that version, before the last ones land."""
+    expected = Counter(sent)
+
+    def arrived() -> bool:
+        return not expected - Counter(stored_label_ids(system.store))
+
+    system.wait(
+        arrived,
+        f"every one of the {len(sent)} labels sent stored",
+        progress=lambda: label_events(system.store),  # fails only when no label landed for STALL_S
+        detail=lambda: label_mismatch(system.store, sent),
+    )
+
+
+def wait_settled(system: System, samples_expected: int, sent: list[str], what: str) -> int:
+    """:func:`settled` (and the merged queue one process's top-k), once every label ``sent`` is stored:
+    the newest version is then trained on every label sent."""
+    wait_labels_stored(system, sent)
     found: list[int] = []
 
     def done() -> bool:
@@ -408,7 +456,7 @@ def test_workers_replicas_and_trainers_scale_out_and_survive_kills(system: Syste
         # cold start: the shards' candidates have no model's scores yet; labels bring the first model
         for _ in range(2):
             assert annotators.turn(5) == ANNOTATORS * 5
-        version = wait_settled(system, len(X), "the first model version on every shard")
+        version = wait_settled(system, len(X), annotators.labeled, "the first model version on every shard")
         active = [n for n in system.trainers.alive() if system.trainers.said(n, "active trainer")]
         assert len(active) == 1, "not exactly one active trainer"
         assert system.trainers.said(1 - active[0], "standby trainer")
@@ -458,7 +506,9 @@ def test_workers_replicas_and_trainers_scale_out_and_survive_kills(system: Syste
                 lambda: re.search(TRAINED_AS_LEADER, system.trainers.text(standby), re.S) is not None,
                 "the standby trainer taking over and training",
             )
-        version = wait_settled(system, len(X) + len(more), "every shard on the newest version")
+        version = wait_settled(
+            system, len(X) + len(more), annotators.labeled, "every shard on the newest version"
+        )
         check_merged_queue(system, version)
 
         numbers = versions(store)
@@ -467,7 +517,7 @@ def test_workers_replicas_and_trainers_scale_out_and_survive_kills(system: Syste
         assert all(row["status"] == "ok" and row["path"] for row in rows), rows
         assert len(annotators.served) == len(set(annotators.served)), "an item served twice"
         total, named = label_events(store)
-        assert total == annotators.sent == named, "a label lost or stored twice"
+        assert total == annotators.sent == named, label_mismatch(store, annotators.labeled)
         assert store.counts()["labeled"] == annotators.sent
     finally:
         annotators.close()

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
-from alstream.stream import StreamUnavailable
+from alstream.stream import Record, StreamUnavailable
 from alstream.stream.kafka import ErrorLog, KafkaConsumer, KafkaStream, MemberSlot
 
 UNREACHABLE = "127.0.0.1:1"
@@ -198,3 +198,29 @@ def test_poll_warns_of_a_non_fatal_error_and_goes_on(caplog):
         assert consumer.poll() == [] and consumer.poll() == []
     assert [r.levelno for r in caplog.records] == [logging.WARNING]  # ten errors, one line
     assert "UNKNOWN_TOPIC_OR_PART" in caplog.text
+
+
+def refusing(code: int) -> KafkaConsumer:
+    """A consumer (no client) whose commits the group refuses with ``code``."""
+
+    def commit(self, **_) -> None:
+        raise KafkaException(KafkaError(code))
+
+    consumer = KafkaConsumer.__new__(KafkaConsumer)
+    consumer._consumer = type("Refusing", (), {"commit": commit})()
+    return consumer
+
+
+@pytest.mark.parametrize(
+    "code", [KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS, KafkaError.UNKNOWN_MEMBER_ID]
+)
+def test_a_commit_refused_while_the_group_rebalances_is_skipped_with_a_warning(code: int, caplog):
+    records = [Record("t", 0, 5, None, b"{}")]
+    with caplog.at_level(logging.WARNING, logger="alstream.stream.kafka"):
+        refusing(code).commit(records)  # stored: read again by the next owner, or a later commit
+    assert "offset commit skipped" in caplog.text
+
+
+def test_a_commit_that_fails_otherwise_raises():
+    with pytest.raises(StreamUnavailable, match="commit failed"):
+        refusing(KafkaError._TRANSPORT).commit([Record("t", 0, 5, None, b"{}")])

@@ -29,6 +29,10 @@ SOCKET_TIMEOUT_MS = 10_000
 # librdkafka's default 45 s; heartbeats come from librdkafka's own thread, so slow batches don't count.
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_INTERVAL_MS = 2_000
+# A commit refused with these: the group rebalanced (or is rebalancing) under it; see KafkaConsumer.commit
+REBALANCING = frozenset(
+    {KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS, KafkaError.UNKNOWN_MEMBER_ID}
+)
 ERROR_LOG_EVERY_S = 60.0  # a consumer's non-fatal error: one warning per error code this often at most
 
 
@@ -311,12 +315,23 @@ class KafkaConsumer:
         return records
 
     def commit(self, records: Sequence[Record]) -> None:
+        """Commit the records' positions. One the group refuses because it is rebalancing (or has
+        rebalanced without this member: the generation is over) is skipped with a warning, not
+        raised: the records are handled, a later commit of this member covers them, else the
+        partition's next owner reads them again (from the last committed position). Reopening the
+        consumer for it would only rebalance the group again, and a static member that rejoins as a
+        new consumer in the middle of a cooperative rebalance can leave a partition without an owner
+        (the follow-up rebalance that hands it over never comes)."""
         offsets = [TopicPartition(t, p, o) for (t, p), o in next_positions(records).items()]
         if not offsets:
             return
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
+            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if err is not None and err.code() in REBALANCING:
+                log.warning("offset commit skipped, the group is rebalancing: %s", err.str())
+                return
             raise StreamUnavailable(f"commit failed: {exc}") from exc
 
     def close(self) -> None:
