@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from alstream.service.engine import Engine, EngineConfig
 from alstream.service.featurize import StoredFeatures
 from alstream.service.labels import LabelBook
 from alstream.service.pool import Pool
-from alstream.store import SampleRow, Store
+from alstream.store import LabelRow, SampleRow, Store
 
 
 def _book(tmp_path: Path, max_waiting: int = 100) -> tuple[LabelBook, Pool, Store]:
@@ -48,3 +49,69 @@ def test_labels_before_their_samples_wait_and_the_oldest_are_forgotten_past_the_
     assert labeled.tolist() == [True, False] and book.train_set.data()[0].tolist() == [[7.0, 8.0]]
     assert book.class_counts(["cat", "dog"]) == {"cat": 1, "dog": 0}
     store.close()
+
+
+def test_a_sample_read_after_its_label_found_it_in_the_store_is_trained_on_and_never_queued(
+    tmp_path: Path,
+):
+    # the consumer stored the sample and its label after the engine last read samples: the engine
+    # reads the label first, finds the sample's features in the store, then reads the sample
+    book, pool, store = _book(tmp_path)
+    store.add_samples([SampleRow("late", np.array([5, 6], dtype=np.float32), None, None)])
+    book.set("late", "cat", 1, pool)
+    assert book.resolve() == [] and "late" in book.train_set
+    labeled = book.arrived(["late", "new"], np.array([[5, 6], [1, 1]], dtype=np.float32))
+    assert labeled.tolist() == [True, False]  # "late" stays out of the pool
+    X, y = book.train_set.data()
+    assert X.tolist() == [[5.0, 6.0]] and y.tolist() == ["cat"]  # once
+    store.close()
+
+
+class _ABatchLandsAfterTheSamplesRead:
+    """Stored features whose read of samples, once it finds no more, lets a batch land (``land``)."""
+
+    def __init__(self, land: list) -> None:
+        self.inner, self.land = StoredFeatures(2), land
+
+    def after(self, store: Store, seq: int, limit: int):
+        rows = self.inner.after(store, seq, limit)
+        if not len(rows[0]) and self.land:
+            self.land.pop()()
+        return rows
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def test_samples_stored_with_their_labels_between_the_engines_two_reads_are_never_queued(
+    tmp_path: Path,
+):
+    # the consumer commits a batch of samples and their labels after the engine has read samples
+    # and before it reads labels (a batch's write overlapping the engine's sync)
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+
+    def a_batch() -> None:
+        store.add_samples(
+            [SampleRow(f"new-{i}", np.array([i, 2], dtype=np.float32), None, None) for i in range(3)]
+        )
+        store.add_labels([LabelRow(f"new-{i}", "cat", "ann", False, "labels:0", i) for i in range(3)])
+
+    land: list = []
+    config = EngineConfig(classes=["cat", "dog"], n_features=2, track=False)
+    engine = Engine(config, store, featurizer=_ABatchLandsAfterTheSamplesRead(land))  # type: ignore[arg-type]
+    store.add_samples(
+        [SampleRow(f"old-{i}", np.array([i, 1], dtype=np.float32), None, None) for i in range(4)]
+    )
+    try:
+        engine.sync()
+        land.append(a_batch)
+        engine.sync()  # no new samples, then the batch lands, then its three labels are read
+        engine.sync()  # then its three samples
+        old = {f"old-{i}" for i in range(4)}
+        assert set(engine.pool.index) == old
+        assert len(engine.train_set) == 3 and engine.label_counts() == {"cat": 3, "dog": 0}
+        assert {item.id for item in engine.queue(10, annotator="bob")} <= old
+    finally:
+        engine.close()
+        store.close()

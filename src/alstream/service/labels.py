@@ -39,11 +39,15 @@ class LabelBook:
         return len(self.labels)
 
     def arrived(self, ids: list[str], features: np.ndarray) -> np.ndarray:
-        """New samples: those whose labels came first go straight to the training set; returns which."""
-        labeled = np.array([sample_id in self._waiting for sample_id in ids], dtype=bool)
+        """New samples: those labeled already go to the training set, not the pool; returns which.
+
+        A label may be read before its sample (both stored after the engine last read samples): it
+        waits, or its features were found in the store and it is in the training set already."""
+        labeled = np.array([i in self._waiting or i in self.train_set for i in ids], dtype=bool)
         for i in np.flatnonzero(labeled).tolist():
-            del self._waiting[ids[i]]
-            self.train_set.put(ids[i], features[i], self.labels[ids[i]], self.label_ids[ids[i]])
+            if ids[i] in self._waiting:  # else in the training set already
+                del self._waiting[ids[i]]
+                self.train_set.put(ids[i], features[i], self.labels[ids[i]], self.label_ids[ids[i]])
         return labeled
 
     def forgotten_labels(self, ids: list[str]) -> dict[str, tuple[int, str | None, str | None, bool]]:
