@@ -25,6 +25,7 @@ The machine is shared: the load average is recorded at the start and end. Result
 
     PYTHONPATH=src .venv/bin/python bench/scale_out_bench.py
     PYTHONPATH=src .venv/bin/python bench/scale_out_bench.py --only queue  # results/scale_out_queue.json
+    PYTHONPATH=src .venv/bin/python bench/scale_out_bench.py --only throughput  # scale_out_throughput.json
 """
 
 from __future__ import annotations
@@ -214,6 +215,47 @@ def messages(n: int) -> list[tuple[bytes, bytes]]:
     return [(f"s-{i}".encode(), encode_sample(Sample(id=f"s-{i}", features=row))) for i, row in enumerate(X)]
 
 
+@dataclass(frozen=True)
+class Usage:
+    """CPU seconds so far: the broker's, this process's, and the machine's (busy, and in all)."""
+
+    broker_s: float | None
+    bench_s: float
+    machine_busy_s: float
+    machine_s: float
+
+    @classmethod
+    def now(cls, broker: psutil.Process | None) -> Usage:
+        machine = psutil.cpu_times()
+        idle = machine.idle + getattr(machine, "iowait", 0.0)
+        total = sum(machine)
+        broker_s = None if broker is None else sum(broker.cpu_times()[:2])
+        return cls(broker_s, sum(psutil.Process().cpu_times()[:2]), total - idle, total)
+
+    def __sub__(self, other: Usage) -> Usage:
+        broker = None if self.broker_s is None or other.broker_s is None else self.broker_s - other.broker_s
+        return Usage(
+            broker,
+            self.bench_s - other.bench_s,
+            self.machine_busy_s - other.machine_busy_s,
+            self.machine_s - other.machine_s,
+        )
+
+
+def broker_process(bootstrap: str) -> psutil.Process | None:
+    """The Kafka broker's process: the java one listening on ``bootstrap``'s port (None: not found)."""
+    port = int(bootstrap.rsplit(":", 1)[1])
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] != "java":
+            continue
+        with contextlib.suppress(psutil.Error):
+            if any(
+                c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in proc.net_connections("tcp")
+            ):
+                return proc
+    return None
+
+
 def throughput(made: System, batch: list[tuple[bytes, bytes]], pid_file: Path | None) -> dict[str, Any]:
     """Stop the workers, produce ``batch``, let them go; how fast they store, score and publish it
     (and PostgreSQL's CPU for it)."""
@@ -229,6 +271,8 @@ def throughput(made: System, batch: list[tuple[bytes, bytes]], pid_file: Path | 
     stream.close()
     cpu_before = sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in made.workers)
     pg_before = server_cpu_s(pid_file)
+    broker = broker_process(made.bootstrap)
+    others_before = Usage.now(broker)
     for proc in made.workers:
         os.kill(proc.pid, signal.SIGCONT)
     started_at = datetime.now(UTC)
@@ -237,6 +281,7 @@ def throughput(made: System, batch: list[tuple[bytes, bytes]], pid_file: Path | 
     seconds = (published - started_at).total_seconds()
     cpu_s = sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in made.workers) - cpu_before
     pg_after = server_cpu_s(pid_file)
+    others = Usage.now(broker) - others_before
     pg_s = None if pg_before is None or pg_after is None else pg_after - pg_before
     rss_after = sum(psutil.Process(p.pid).memory_info().rss for p in made.workers)
     moved = made.moves(alive) > moves_before
@@ -249,6 +294,11 @@ def throughput(made: System, batch: list[tuple[bytes, bytes]], pid_file: Path | 
         "stored_s": (stored - started_at).total_seconds(),
         "worker_cpu_s": cpu_s,
         "postgres_cpu_ms_per_1000_samples": None if pg_s is None else pg_s * 1e6 / len(batch),
+        "postgres_cpu_s": pg_s,
+        "broker_cpu_s": others.broker_s,
+        "bench_cpu_s": others.bench_s,  # this process: its polls of the store, until caught up
+        "machine_busy_cpu_s": others.machine_busy_s,  # every process's, others' work included
+        "machine_cpu_s": others.machine_s,  # the CPUs' time: wall clock x logical CPUs
         "rss_before_mb": rss_before / 1e6,
         "rss_after_mb": rss_after / 1e6,
         "rss_bytes_per_sample": (rss_after - rss_before) / len(batch),
@@ -467,6 +517,80 @@ def queue_only(args: argparse.Namespace) -> None:
     out.print(f"wrote {args.out}")
 
 
+def throughput_table(args: argparse.Namespace, runs: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"ingest + scoring, {args.samples:,} samples from Kafka ({PARTITIONS} partitions)")
+    for column in (
+        "workers",
+        "samples/s",
+        "s",
+        "worker CPU s",
+        "PostgreSQL CPU s",
+        "broker CPU s",
+        "machine busy",
+        "RSS MB before -> after",
+        "rebalanced",
+    ):
+        table.add_column(column, justify="right")
+    for r in runs:
+        pg, broker = r["postgres_cpu_s"], r["broker_cpu_s"]
+        table.add_row(
+            str(r["workers"]),
+            f"{r['samples_per_s']:,.0f}",
+            f"{r['seconds']:.1f}",
+            f"{r['worker_cpu_s']:.1f}",
+            "-" if pg is None else f"{pg:.1f}",
+            "-" if broker is None else f"{broker:.1f}",
+            f"{r['machine_busy_cpu_s'] / r['machine_cpu_s']:.0%}",
+            f"{r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f}",
+            "yes" if r["rebalanced_while_measured"] else "no",
+        )
+    return table
+
+
+def speedup_checks(runs: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
+    """2 workers' samples/s over one's, and its check against the target."""
+    speedup = runs[1]["samples_per_s"] / runs[0]["samples_per_s"]
+    target = {"target": f"2 workers >= {TARGET_SPEEDUP}x one", "value": speedup}
+    return speedup, [{**target, "passed": speedup >= TARGET_SPEEDUP}]
+
+
+def throughput_only(args: argparse.Namespace) -> None:
+    """``--only throughput``: the 1- and 2-worker ingest runs, as the whole run makes them."""
+    out = console(120)
+    load_start = os.getloadavg()
+    out.print(f"load average at the start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}")
+    batch = messages(args.samples)
+    with kafka_broker(True, out) as (bootstrap, why), postgres(args.postgres_url) as (admin, pid_file):
+        if bootstrap is None:
+            raise SystemExit(f"no Kafka broker: {why}")
+        runs = []
+        for n in (1, 2):
+            with system(admin, bootstrap, n) as made:
+                runs.append(throughput(made, batch, pid_file))
+    load_end = os.getloadavg()
+    speedup, checks = speedup_checks(runs)
+    out.print(throughput_table(args, runs))
+    out.print(f"load average: start {load_start[0]:.2f}, end {load_end[0]:.2f} (1 min)")
+    out.print(f"2 workers / 1 worker: {speedup:.2f}x (target >= {TARGET_SPEEDUP}x)")
+    print_verdict(out, checks)
+    write_report(
+        args.out,
+        {
+            "benchmark": "scale_out_throughput",
+            "created": datetime.now(UTC).isoformat(),
+            "settings": run_settings(
+                args, "--only throughput: the ingest runs of scale_out_bench, on one shared 2-CPU machine"
+            ),
+            "alstream": source_info(),
+            "machine": {**machine(), "load_average": {"start": load_start, "end": load_end}},
+            "throughput": runs,
+            "speedup": speedup,
+            "checks": checks,
+        },
+    )
+    out.print(f"wrote {args.out}")
+
+
 def run_settings(args: argparse.Namespace, note: str) -> dict[str, Any]:
     """What a report says of the run's settings."""
     return {
@@ -487,17 +611,21 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=None)
     parser.add_argument(
         "--only",
-        choices=["queue"],
+        choices=["queue", "throughput"],
         default=None,
         help="queue: only the /queue runs (2 workers ingest --samples first, for their candidates; no "
-        "1-worker run, no takeover); written to scale_out_queue.json unless --out",
+        "1-worker run, no takeover); written to scale_out_queue.json unless --out. throughput: only "
+        "the 1- and 2-worker ingest runs; written to scale_out_throughput.json unless --out",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.out is None:
-        args.out = RESULTS / ("scale_out_queue.json" if args.only == "queue" else "scale_out.json")
+        args.out = RESULTS / (f"scale_out_{args.only}.json" if args.only else "scale_out.json")
     if args.only == "queue":
         queue_only(args)
+        return
+    if args.only == "throughput":
+        throughput_only(args)
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the processes and servers go too
     out = console(120)
@@ -521,20 +649,8 @@ def main() -> None:
             moved = takeover(two)
     load_end = os.getloadavg()
 
-    speedup = runs[1]["samples_per_s"] / runs[0]["samples_per_s"]
-    table = Table(title=f"ingest + scoring, {args.samples:,} samples from Kafka ({PARTITIONS} partitions)")
-    for column in ("workers", "samples/s", "s", "worker CPU s", "RSS MB before -> after", "rebalanced"):
-        table.add_column(column, justify="right")
-    for r in runs:
-        table.add_row(
-            str(r["workers"]),
-            f"{r['samples_per_s']:,.0f}",
-            f"{r['seconds']:.1f}",
-            f"{r['worker_cpu_s']:.1f}",
-            f"{r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f}",
-            "yes" if r["rebalanced_while_measured"] else "no",
-        )
-    out.print(table)
+    speedup, checks = speedup_checks(runs)
+    out.print(throughput_table(args, runs))
     out.print(queue_table(args, queue_runs))
     out.print(
         f"killed worker's shards {moved['moved_shards']}: the survivor's after {moved['owned_s']:.1f} s, "
@@ -554,13 +670,6 @@ def main() -> None:
             highlight=False,
         )
     out.print(f"load average: start {load_start[0]:.2f}, end {load_end[0]:.2f} (1 min)")
-    checks = [
-        {
-            "target": f"2 workers >= {TARGET_SPEEDUP}x one",
-            "value": speedup,
-            "passed": speedup >= TARGET_SPEEDUP,
-        }
-    ]
     out.print(f"2 workers / 1 worker: {speedup:.2f}x (target >= {TARGET_SPEEDUP}x)")
     print_verdict(out, checks)
     write_report(

@@ -19,14 +19,23 @@ The order of one step:
    other errors: bisect, as above);
 3. publish the dead letters (at least once: a crash before step 4 publishes them again);
 4. commit the batch's offsets.
+
+:meth:`Ingestor.run` (without a ``hold``) overlaps one batch's write (step 2, on the writer's
+thread) with the poll and decoding of the next (step 1, on the consumer's): steps 3 and 4 of a batch
+come on the consumer's thread once its write is over (while the next one is written), so batches are
+stored in order, one write at a time, each committed after it is stored: a crash still replays only
+what was not committed.
+A revoke (in the poll, on the consumer's thread) first stores and commits the batch in flight.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import cast
 
@@ -42,6 +51,8 @@ log = logging.getLogger(__name__)
 
 HOLD_CHECK_S = 0.05  # while the store is behind, how often the consumer looks again
 MAX_HOLD_S = 60.0  # waiting at most this long in a row (Kafka's max.poll.interval.ms is 5 minutes)
+# Records a batch at most: each batch costs a transaction and an offset commit (a round trip each)
+BATCH_RECORDS = 5000
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,16 @@ class _Entry:
 
 
 DeadLetter = tuple[bytes | None, bytes]  # key, value
+
+
+@dataclass
+class _Pending:
+    """A batch handed to the writer: its records (their offsets to commit), its dead letters so far,
+    and the write's outcome to come (new samples, new labels, the records the store refused)."""
+
+    records: Sequence[Record]
+    dead: list[DeadLetter]
+    written: Future[tuple[int, int, list[DeadLetter]]]
 
 
 @dataclass
@@ -98,28 +119,86 @@ class Ingestor:
         self.on_revoke = on_revoke
         self.hold = hold  # true while the store is too far behind: wait before the next batch
         self._held_since: float | None = None
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="alstream-store")  # the batches' writes
+        self._pending: _Pending | None = None  # the batch handed to the writer, not committed yet
+        self._pipelined = False  # True within run: a step's batch is committed by the next step
+        self._broken: Exception | None = None  # the failure of a batch a revoke finished
         self.consumer = self._open()
         self.counts = IngestCounts()
 
-    def step(self, max_records: int = 2000, timeout: float = 0.2) -> int:
-        """Poll one batch, store it, then commit its offsets; returns how many records it held."""
-        records = self.consumer.poll(max_records, timeout)
+    def step(self, max_records: int = BATCH_RECORDS, timeout: float = 0.2) -> int:
+        """Poll one batch, store it, then commit its offsets; returns how many records it held.
+
+        Within :meth:`run` the store writes a batch on its own thread while the next one is polled
+        and decoded here: once the last batch is stored this step hands its own over, then commits
+        the last one's offsets (the next step, or a revoke, commits this one's)."""
+        records = self.consumer.poll(max_records, 0.0 if self._pending else timeout)
+        self._raise_broken()
         if not records:
+            self._finish()
             return 0
         with collector.paused():  # the batch's containers live until it is stored
             entries, dead = self._decode(records)
-        new_samples, new_labels, refused = self._write(entries)
-        dead += refused
+        stored = self._stored()  # the last batch: its offsets are committed while this one is written
+        self._pending = _Pending(records, dead, self._writer.submit(self._write, entries))
+        if stored is not None:
+            self._settle(*stored)
+        if not self._pipelined:
+            self._finish()
+        return len(records)
+
+    def _finish(self, commit: bool = True) -> None:
+        """Wait until the handed-over batch is stored; publish its dead letters, then commit its
+        offsets (unless ``commit`` is False: read again by whoever owns its partitions next)."""
+        stored = self._stored()
+        if stored is not None:
+            self._settle(*stored, commit=commit)
+
+    def _stored(self) -> tuple[_Pending, tuple[int, int, list[DeadLetter]]] | None:
+        """The handed-over batch (none is, any more) and its write's outcome, once it is over."""
+        pending, self._pending = self._pending, None
+        return None if pending is None else (pending, pending.written.result())
+
+    def _settle(
+        self, batch: _Pending, written: tuple[int, int, list[DeadLetter]], commit: bool = True
+    ) -> None:
+        """After a batch is stored: its dead letters, then (``commit``) its offsets, and its counts."""
+        new_samples, new_labels, refused = written
+        dead = batch.dead + refused
         if dead:
             self.stream.publish(self.topics.dead_letter, dead)
-        self.consumer.commit(records)
+        if commit:
+            self.consumer.commit(batch.records)
         self.counts.samples += new_samples
         self.counts.labels += new_labels
         self.counts.dead_letters += len(dead)
         self.counts.batches += 1
         if (new_samples or new_labels) and self.on_stored is not None:
             self.on_stored()
-        return len(records)
+
+    def _abandon(self) -> None:
+        """Drop the handed-over batch uncommitted (read again), once its write is over."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                pending.written.result()
+
+    def _revoked(self, partitions: frozenset[tuple[str, int]], lost: bool) -> None:
+        """The consumer's revoke (in its poll, on this thread): the batch in flight is stored and
+        committed (not when ``lost``: the group has given them away already) before they go."""
+        try:
+            self._finish(commit=not lost)
+        except Exception as error:  # raised from the poll, after the rebalance: the batch is read again
+            self._broken = error
+            self._abandon()
+        if self.on_revoke is not None:
+            self.on_revoke(partitions, lost)
+
+    def _raise_broken(self) -> None:
+        """Raise what failed the batch a revoke finished, if one failed."""
+        error, self._broken = self._broken, None
+        if error is not None:
+            raise error
 
     def _write(self, entries: list[_Entry]) -> tuple[int, int, list[DeadLetter]]:
         """Store ``entries`` in one transaction: (new samples, new labels, dead letters). When the
@@ -204,15 +283,25 @@ class Ingestor:
         return entries, dead
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set; a failing batch is retried (its offsets stay uncommitted)."""
-        while not stop.is_set():
-            if self._waits(stop):
-                continue
-            try:
-                self.step()
-            except Exception:
-                log.exception("ingest batch failed; it will be consumed again")
-                self._reopen_until_done(stop)
+        """Consume until ``stop`` is set, storing each batch while the next is polled (not with a
+        ``hold``: it looks at the store with each batch stored); a failing batch is retried (its
+        offsets, and those of the batches after it, stay uncommitted)."""
+        self._pipelined = self.hold is None
+        try:
+            while not stop.is_set():
+                try:
+                    if self._waits(stop):
+                        self._finish()
+                        continue
+                    self.step()
+                except Exception:
+                    log.exception("ingest batch failed; it will be consumed again")
+                    self._abandon()
+                    self._reopen_until_done(stop)
+            self._finish()
+        finally:
+            self._abandon()
+            self._pipelined = False
 
     def _waits(self, stop: threading.Event) -> bool:
         """Wait a moment while ``hold`` says the store is behind; False when it is time to consume.
@@ -245,7 +334,7 @@ class Ingestor:
                 log.exception("cannot reopen the stream consumer; trying again")
 
     def _open(self) -> Consumer:
-        return self.stream.consumer(self.group, self.subscribed, on_revoke=self.on_revoke)
+        return self.stream.consumer(self.group, self.subscribed, on_revoke=self._revoked)
 
     def _reopen(self) -> None:
         """Start again from the committed offsets, so the failed batch is read again."""
@@ -255,6 +344,8 @@ class Ingestor:
             self.consumer = self._open()
 
     def close(self) -> None:
+        self._abandon()
+        self._writer.shutdown()
         self.consumer.close()
 
 

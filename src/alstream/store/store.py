@@ -95,6 +95,9 @@ class Store:
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         sample_columns = ("id", "features", "text", "meta", "arrived_at", "shard")
         self._insert_samples = _insert_sql(samples.name, sample_columns, ("id",), mark)
+        self._insert_sample_arrays = _insert_arrays_sql(
+            samples.name, sample_columns, SAMPLE_ARRAY_TYPES, "arrived_at", ("id",)
+        )
         label_columns = (
             "sample_id",
             "label",
@@ -180,6 +183,15 @@ class Store:
         if not rows:
             return 0
         now = self._now()
+        if self.dialect == "postgresql":  # one statement of arrays, not a statement a row
+            arrays = (
+                [r.id for r in rows],
+                [encode_features(r.features) for r in rows],
+                [r.text for r in rows],
+                [dump_json(r.meta) for r in rows],
+                [r.shard for r in rows],
+            )
+            return conn.exec_driver_sql(self._insert_sample_arrays, (now, *arrays)).rowcount
         params = [(r.id, encode_features(r.features), r.text, dump_json(r.meta), now, r.shard) for r in rows]
         return conn.exec_driver_sql(self._insert_samples, params).rowcount
 
@@ -556,6 +568,31 @@ def _after_sql(column: str, condition: str, mark: str, sharded: bool) -> str:
 def _after(seq: int, limit: int, shard: int | None) -> tuple[int, ...]:
     """The parameters of :func:`_after_sql`'s query."""
     return (seq, limit) if shard is None else (seq, shard, limit)
+
+
+# PostgreSQL's array type of each column ``add_samples`` writes (a scalar: one value for every row)
+SAMPLE_ARRAY_TYPES = {
+    "id": "text[]",
+    "features": "bytea[]",
+    "text": "text[]",
+    "meta": "text[]",
+    "shard": "int[]",
+}
+
+
+def _insert_arrays_sql(
+    table: str, columns: Sequence[str], types: dict[str, str], scalar: str, key: Sequence[str]
+) -> str:
+    """PostgreSQL: many rows in one ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (key) DO
+    NOTHING`` (psycopg's ``%s``): ``scalar``'s value first (one for every row), then an array a column
+    of the others, in ``columns``' order. The rows take their seqs in the arrays' order."""
+    arrays = [c for c in columns if c != scalar]
+    unnest = ", ".join(f"%s::{types[c]}" for c in arrays)
+    chosen = ", ".join("%s::timestamptz" if c == scalar else f"r.{c}" for c in columns)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {chosen} "
+        f"FROM unnest({unnest}) AS r({', '.join(arrays)}) ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    )
 
 
 def _insert_sql(table: str, columns: Sequence[str], key: Sequence[str], mark: str) -> str:
