@@ -25,19 +25,21 @@ thread) with the poll and decoding of the next (step 1, on the consumer's): step
 come on the consumer's thread once its write is over (while the next one is written), so batches are
 stored in order, one write at a time, each committed after it is stored: a crash still replays only
 what was not committed.
-A revoke (in the poll, on the consumer's thread) first stores and commits the batch in flight.
+A revoke (in the poll, on the consumer's thread) first stores and commits the batch in flight; a
+stop waits for it ``STOP_WAIT_S`` at most, and a write that fails or hangs then leaves it uncommitted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -48,11 +50,15 @@ from alstream.store.retry import is_bad_record, is_transient
 from alstream.stream import Consumer, Record, RevokeHook, Stream
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HOLD_CHECK_S = 0.05  # while the store is behind, how often the consumer looks again
 MAX_HOLD_S = 60.0  # waiting at most this long in a row (Kafka's max.poll.interval.ms is 5 minutes)
 # Records a batch at most: each batch costs a transaction and an offset commit (a round trip each)
 BATCH_RECORDS = 5000
+# At a stop, how long the batch in flight may take to be stored: a write that hangs longer (a
+# database that stopped answering) is left uncommitted, read again by whoever consumes next.
+STOP_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class _Entry:
 
 
 DeadLetter = tuple[bytes | None, bytes]  # key, value
+_Written = tuple[int, int, list[DeadLetter]]  # a batch's write: new samples, new labels, refused records
 
 
 @dataclass
@@ -81,7 +88,7 @@ class _Pending:
 
     records: Sequence[Record]
     dead: list[DeadLetter]
-    written: Future[tuple[int, int, list[DeadLetter]]]
+    written: Future[_Written]
 
 
 @dataclass
@@ -119,7 +126,7 @@ class Ingestor:
         self.on_revoke = on_revoke
         self.hold = hold  # true while the store is too far behind: wait before the next batch
         self._held_since: float | None = None
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="alstream-store")  # the batches' writes
+        self._writer = _Writer()  # the batches' writes
         self._pending: _Pending | None = None  # the batch handed to the writer, not committed yet
         self._pipelined = False  # True within run: a step's batch is committed by the next step
         self._broken: Exception | None = None  # the failure of a batch a revoke finished
@@ -140,28 +147,27 @@ class Ingestor:
         with collector.paused():  # the batch's containers live until it is stored
             entries, dead = self._decode(records)
         stored = self._stored()  # the last batch: its offsets are committed while this one is written
-        self._pending = _Pending(records, dead, self._writer.submit(self._write, entries))
+        self._pending = _Pending(records, dead, self._writer.submit(lambda: self._write(entries)))
         if stored is not None:
             self._settle(*stored)
         if not self._pipelined:
             self._finish()
         return len(records)
 
-    def _finish(self, commit: bool = True) -> None:
+    def _finish(self, commit: bool = True, timeout: float | None = None) -> None:
         """Wait until the handed-over batch is stored; publish its dead letters, then commit its
         offsets (unless ``commit`` is False: read again by whoever owns its partitions next)."""
-        stored = self._stored()
+        stored = self._stored(timeout)
         if stored is not None:
             self._settle(*stored, commit=commit)
 
-    def _stored(self) -> tuple[_Pending, tuple[int, int, list[DeadLetter]]] | None:
-        """The handed-over batch (none is, any more) and its write's outcome, once it is over."""
+    def _stored(self, timeout: float | None = None) -> tuple[_Pending, _Written] | None:
+        """The handed-over batch (none is, any more) and its write's outcome, once it is over (a
+        write that fails, or takes over ``timeout``, raises: the batch stays uncommitted)."""
         pending, self._pending = self._pending, None
-        return None if pending is None else (pending, pending.written.result())
+        return None if pending is None else (pending, pending.written.result(timeout))
 
-    def _settle(
-        self, batch: _Pending, written: tuple[int, int, list[DeadLetter]], commit: bool = True
-    ) -> None:
+    def _settle(self, batch: _Pending, written: _Written, commit: bool = True) -> None:
         """After a batch is stored: its dead letters, then (``commit``) its offsets, and its counts."""
         new_samples, new_labels, refused = written
         dead = batch.dead + refused
@@ -176,12 +182,13 @@ class Ingestor:
         if (new_samples or new_labels) and self.on_stored is not None:
             self.on_stored()
 
-    def _abandon(self) -> None:
-        """Drop the handed-over batch uncommitted (read again), once its write is over."""
+    def _abandon(self, timeout: float | None = None) -> None:
+        """Drop the handed-over batch uncommitted (read again), once its write is over (or after
+        ``timeout``: the write goes on, and the next consumer writes the batch again, idempotently)."""
         pending, self._pending = self._pending, None
         if pending is not None:
             with contextlib.suppress(Exception):
-                pending.written.result()
+                pending.written.result(timeout)
 
     def _revoked(self, partitions: frozenset[tuple[str, int]], lost: bool) -> None:
         """The consumer's revoke (in its poll, on this thread): the batch in flight is stored and
@@ -200,7 +207,7 @@ class Ingestor:
         if error is not None:
             raise error
 
-    def _write(self, entries: list[_Entry]) -> tuple[int, int, list[DeadLetter]]:
+    def _write(self, entries: list[_Entry]) -> _Written:
         """Store ``entries`` in one transaction: (new samples, new labels, dead letters). When the
         database refuses the batch, bisect it to dead-letter only the records it refuses alone."""
         if not entries:
@@ -298,7 +305,10 @@ class Ingestor:
                     log.exception("ingest batch failed; it will be consumed again")
                     self._abandon()
                     self._reopen_until_done(stop)
-            self._finish()
+            try:  # the last batch handed over: stored and committed, unless its write fails
+                self._finish(timeout=STOP_WAIT_S)
+            except Exception:
+                log.exception("the last batch was not stored before the stop; it will be consumed again")
         finally:
             self._abandon()
             self._pipelined = False
@@ -344,9 +354,38 @@ class Ingestor:
             self.consumer = self._open()
 
     def close(self) -> None:
-        self._abandon()
+        """Close the consumer; a batch still being written is waited for ``STOP_WAIT_S`` at most."""
+        self._abandon(STOP_WAIT_S)
         self._writer.shutdown()
         self.consumer.close()
+
+
+class _Writer:
+    """The batches' writes, in order, on one thread of their own. A daemon thread: a write that
+    hangs (a database that stopped answering) never keeps the process from exiting, as the
+    standard executor's thread would (it is joined at exit)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._work, name="alstream-store", daemon=True).start()
+
+    def submit(self, write: Callable[[], T]) -> Future[T]:
+        done: Future[T] = Future()
+        self._jobs.put((done, write))
+        return done
+
+    def shutdown(self) -> None:
+        """The thread ends after the writes handed over so far (it is not waited for)."""
+        self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            done, write = job
+            if done.set_running_or_notify_cancel():
+                try:
+                    done.set_result(write())
+                except BaseException as error:  # the caller's to handle, as an executor's
+                    done.set_exception(error)
 
 
 def _stream_id(record: Record) -> str:
