@@ -67,6 +67,26 @@ def test_a_sample_read_after_its_label_found_it_in_the_store_is_trained_on_and_n
     store.close()
 
 
+def test_a_sample_skipped_before_it_arrived_is_never_queued_and_the_skips_kept_are_bounded(
+    tmp_path: Path,
+):
+    book, pool, store = _book(tmp_path, max_waiting=2)
+    for i in range(3):
+        book.set(f"skipped-{i}", None, i + 1, pool)  # read before their samples
+    book.set("skipped-2", "cat", 4, pool)  # then labeled after all: it waits as a label
+    book.set("skipped-3", None, 5, pool)
+    assert book.resolve() == []
+    features = np.array([[i, 1] for i in range(5)], dtype=np.float32)
+    ids = [*(f"skipped-{i}" for i in range(4)), "other"]
+    labeled = book.arrived(ids, features)
+    # skipped-0 was the oldest of three skips kept to two: forgotten, it joins the pool
+    assert labeled.tolist() == [False, True, True, True, False]
+    X, y = book.train_set.data()
+    assert X.tolist() == [[2.0, 1.0]] and y.tolist() == ["cat"]
+    assert book.arrived(["skipped-1"], features[:1]).tolist() == [False]  # once, not for ever
+    store.close()
+
+
 class _ABatchLandsAfterTheSamplesRead:
     """Stored features whose read of samples, once it finds no more, lets a batch land (``land``)."""
 
@@ -111,6 +131,35 @@ def test_samples_stored_with_their_labels_between_the_engines_two_reads_are_neve
         old = {f"old-{i}" for i in range(4)}
         assert set(engine.pool.index) == old
         assert len(engine.train_set) == 3 and engine.label_counts() == {"cat": 3, "dog": 0}
+        assert {item.id for item in engine.queue(10, annotator="bob")} <= old
+    finally:
+        engine.close()
+        store.close()
+
+
+def test_samples_stored_with_their_skips_between_the_engines_two_reads_are_never_queued(tmp_path: Path):
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    store.create()
+
+    def a_batch() -> None:
+        store.add_samples(
+            [SampleRow(f"new-{i}", np.array([i, 2], dtype=np.float32), None, None) for i in range(3)]
+        )
+        store.add_labels([LabelRow(f"new-{i}", None, "ann", True, "labels:0", i) for i in range(3)])
+
+    land: list = []
+    config = EngineConfig(classes=["cat", "dog"], n_features=2, track=False)
+    engine = Engine(config, store, featurizer=_ABatchLandsAfterTheSamplesRead(land))  # type: ignore[arg-type]
+    store.add_samples(
+        [SampleRow(f"old-{i}", np.array([i, 1], dtype=np.float32), None, None) for i in range(4)]
+    )
+    try:
+        engine.sync()
+        land.append(a_batch)
+        engine.sync()  # no new samples, then the batch lands, then its three skips are read
+        engine.sync()  # then its three samples
+        old = {f"old-{i}" for i in range(4)}
+        assert set(engine.pool.index) == old and len(engine.train_set) == 0
         assert {item.id for item in engine.queue(10, annotator="bob")} <= old
     finally:
         engine.close()

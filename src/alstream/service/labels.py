@@ -33,21 +33,31 @@ class LabelBook:
         self.train_set = TrainingSet(n_features)
         self._waiting: OrderedDict[str, None] = OrderedDict()  # labeled, sample not arrived: oldest first
         self._missing: list[str] = []  # labeled, in neither the pool nor the training set: ask the store
+        # skipped while in neither the pool nor the training set (not arrived, or evicted): oldest first,
+        # ``max_waiting`` at most; such a sample, when it arrives, stays out of the pool
+        self._skipped: OrderedDict[str, None] = OrderedDict()
         self.dropped = 0  # waiting labels forgotten (the store keeps them)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def arrived(self, ids: list[str], features: np.ndarray) -> np.ndarray:
-        """New samples: those labeled already go to the training set, not the pool; returns which.
+        """New samples: those labeled already go to the training set, those skipped already nowhere;
+        returns which (the others are the pool's).
 
         A label may be read before its sample (both stored after the engine last read samples): it
-        waits, or its features were found in the store and it is in the training set already."""
-        labeled = np.array([i in self._waiting or i in self.train_set for i in ids], dtype=bool)
+        waits, or its features were found in the store and it is in the training set already; a
+        skipped sample is neither trained on nor queued."""
+        labeled = np.array(
+            [i in self._waiting or i in self.train_set or i in self._skipped for i in ids], dtype=bool
+        )
         for i in np.flatnonzero(labeled).tolist():
-            if ids[i] in self._waiting:  # else in the training set already
-                del self._waiting[ids[i]]
-                self.train_set.put(ids[i], features[i], self.labels[ids[i]], self.label_ids[ids[i]])
+            sample_id = ids[i]
+            if sample_id in self._skipped:  # nowhere
+                del self._skipped[sample_id]
+            elif sample_id in self._waiting:  # else in the training set already
+                del self._waiting[sample_id]
+                self.train_set.put(sample_id, features[i], self.labels[sample_id], self.label_ids[sample_id])
         return labeled
 
     def forgotten_labels(self, ids: list[str]) -> dict[str, tuple[int, str | None, str | None, bool]]:
@@ -62,10 +72,17 @@ class LabelBook:
         if label is None:
             self.labels.pop(sample_id, None)
             self.label_ids.pop(sample_id, None)
+            trained = sample_id in self.train_set
             self.train_set.drop(sample_id)
-            pool.remove([sample_id])
+            found, _ = pool.remove([sample_id])
             self._waiting.pop(sample_id, None)
+            if not (found or trained):  # it may not have arrived yet: it must not join the pool then
+                self._skipped[sample_id] = None
+                self._skipped.move_to_end(sample_id)
+                while len(self._skipped) > self.max_waiting:
+                    self._skipped.popitem(last=False)
             return
+        self._skipped.pop(sample_id, None)
         self.labels[sample_id], self.label_ids[sample_id] = label, label_id
         if self.train_set.relabel(sample_id, label, label_id) or sample_id in self._waiting:
             return
