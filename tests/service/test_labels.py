@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from alstream.service.engine import Engine, EngineConfig
 from alstream.service.featurize import StoredFeatures
@@ -103,19 +104,21 @@ class _ABatchLandsAfterTheSamplesRead:
         return getattr(self.inner, name)
 
 
+@pytest.mark.parametrize("skipped", [False, True], ids=["labeled", "skipped"])
 def test_samples_stored_with_their_labels_between_the_engines_two_reads_are_never_queued(
-    tmp_path: Path,
+    tmp_path: Path, skipped: bool
 ):
-    # the consumer commits a batch of samples and their labels after the engine has read samples
-    # and before it reads labels (a batch's write overlapping the engine's sync)
+    # the consumer commits a batch of samples and their labels (or skips) after the engine has read
+    # samples and before it reads labels (a batch's write overlapping the engine's sync)
     store = Store(f"sqlite:///{tmp_path}/store.db")
     store.create()
+    label = None if skipped else "cat"
 
     def a_batch() -> None:
         store.add_samples(
             [SampleRow(f"new-{i}", np.array([i, 2], dtype=np.float32), None, None) for i in range(3)]
         )
-        store.add_labels([LabelRow(f"new-{i}", "cat", "ann", False, "labels:0", i) for i in range(3)])
+        store.add_labels([LabelRow(f"new-{i}", label, "ann", skipped, "labels:0", i) for i in range(3)])
 
     land: list = []
     config = EngineConfig(classes=["cat", "dog"], n_features=2, track=False)
@@ -130,36 +133,8 @@ def test_samples_stored_with_their_labels_between_the_engines_two_reads_are_neve
         engine.sync()  # then its three samples
         old = {f"old-{i}" for i in range(4)}
         assert set(engine.pool.index) == old
-        assert len(engine.train_set) == 3 and engine.label_counts() == {"cat": 3, "dog": 0}
-        assert {item.id for item in engine.queue(10, annotator="bob")} <= old
-    finally:
-        engine.close()
-        store.close()
-
-
-def test_samples_stored_with_their_skips_between_the_engines_two_reads_are_never_queued(tmp_path: Path):
-    store = Store(f"sqlite:///{tmp_path}/store.db")
-    store.create()
-
-    def a_batch() -> None:
-        store.add_samples(
-            [SampleRow(f"new-{i}", np.array([i, 2], dtype=np.float32), None, None) for i in range(3)]
-        )
-        store.add_labels([LabelRow(f"new-{i}", None, "ann", True, "labels:0", i) for i in range(3)])
-
-    land: list = []
-    config = EngineConfig(classes=["cat", "dog"], n_features=2, track=False)
-    engine = Engine(config, store, featurizer=_ABatchLandsAfterTheSamplesRead(land))  # type: ignore[arg-type]
-    store.add_samples(
-        [SampleRow(f"old-{i}", np.array([i, 1], dtype=np.float32), None, None) for i in range(4)]
-    )
-    try:
-        engine.sync()
-        land.append(a_batch)
-        engine.sync()  # no new samples, then the batch lands, then its three skips are read
-        engine.sync()  # then its three samples
-        old = {f"old-{i}" for i in range(4)}
-        assert set(engine.pool.index) == old and len(engine.train_set) == 0
+        trained = 0 if skipped else 3
+        assert len(engine.train_set) == trained and engine.label_counts() == {"cat": trained, "dog": 0}
         assert {item.id for item in engine.queue(10, annotator="bob")} <= old
     finally:
         engine.close()
