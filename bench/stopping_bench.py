@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 import common
@@ -44,6 +45,7 @@ from alstream.experiment.config import ExperimentConfig
 from alstream.experiment.protocol import ExperimentResult, run_experiment
 from alstream.experiment.report import write_report
 from alstream.experiment.stops import STOP_ACCURACY, STOP_LABELS, StopRule, summarize_stops
+from alstream.learning.curves import TARGETS, labels_to_reach, mean_curves
 from alstream.learning.stopping import OverallUncertainty, PredictedChangeOfF, StabilizingPredictions
 from common import RESULTS, console
 from provenance import machine, source_info
@@ -97,6 +99,30 @@ def seeds_of(result: ExperimentResult, seeds: range) -> ExperimentResult:
     )
 
 
+def what_it_asks(result: ExperimentResult, strategy: str = "margin") -> dict[str, Any]:
+    """What the target asks of a rule that stops every seed at one round: the rounds where the mean
+    accuracy is at least 98% of full-pool accuracy and the labels at most 1.2x the labels to 99%
+    (None: no round), and the share of the stop set that successive models still change then (the
+    mean over seeds, of the pair ending at each round): the signal a rule of model change reads."""
+    full = float(result.reference["accuracy"].mean())
+    curve = mean_curves(result.curves).rename(columns={"mean": "accuracy"})
+    curve = curve[curve["strategy"] == strategy].sort_values("iteration")
+    to_99 = labels_to_reach(curve, TARGETS[-1] * full)
+    ok = curve[
+        (curve["accuracy"] >= STOP_ACCURACY * full) & (curve["n_labeled"] <= STOP_LABELS * (to_99 or 0))
+    ]
+    runs = [p for (s, _), p in result.stop_predictions.items() if s == strategy]
+    rounds = min(len(p) for p in runs)
+    changing = np.mean([np.mean(p[1:rounds] != p[: rounds - 1], axis=1) for p in runs], axis=0)
+    allowed = ok["iteration"].astype(int).tolist()
+    return {
+        "labels_to_99%": to_99,
+        "rounds": [allowed[0], allowed[-1]] if allowed else None,
+        "labels": [int(ok["n_labeled"].iloc[0]), int(ok["n_labeled"].iloc[-1])] if allowed else None,
+        "changing_by_round": [None, *(round(float(c), 4) for c in changing)],  # round 0: no pair yet
+    }
+
+
 def runs(seeds: int) -> list[tuple[str, ExperimentResult]]:
     """Every dataset's result, in order."""
     done = []
@@ -129,6 +155,7 @@ def main() -> None:
     out = console(200)
     rows: list[dict[str, Any]] = []
     sweep: dict[str, dict[str, list[str]]] = {}  # rule -> strategy -> datasets where it meets the target
+    asks: list[dict[str, Any]] = []  # what the target asks of a rule, dataset by dataset (margin)
     started = time.perf_counter()
     with threadpool_limits(1), out.status(f"{len(DATASETS) + len(COMPARISON)} datasets, {args.seeds} seeds"):
         results = runs(args.seeds)
@@ -152,6 +179,7 @@ def main() -> None:
                         "full_accuracy": full,
                     }
                 )
+            asks.append({"dataset": name, "seeds_run": part, **what_it_asks(result)})
             for record in summarize_stops(result, SWEEP).to_dict("records"):
                 met = sweep.setdefault(record["rule"], {}).setdefault(record["strategy"], [])
                 met += [f"{name} ({part})"] if record["target_met"] else []
@@ -204,6 +232,20 @@ def main() -> None:
                 out.print(
                     f"seeds {part}, {strategy} + {rule}: target met on {sum(met)} of {len(met)} datasets"
                 )
+    asked = Table(title="what the target asks of a rule (margin; every seed stopped at one round)")
+    for column in ("dataset", "seeds", "labels to 99%", "rounds allowed", "labels then", "stop set changing"):
+        asked.add_column(column, justify="left" if column in ("dataset", "seeds") else "right")
+    for a in asks:
+        first, last = a["rounds"] or (None, None)
+        asked.add_row(
+            a["dataset"],
+            a["seeds_run"],
+            str(a["labels_to_99%"]),
+            "none" if first is None else f"{first}-{last}",
+            "-" if first is None else "{}-{}".format(*a["labels"]),
+            "-" if last is None or not last else f"{a['changing_by_round'][last]:.1%} at round {last}",
+        )
+    out.print(asked)
     out.print(f"other settings, datasets (and seeds) where the target is met (of {2 * len(results)}):")
     for rule, strategies in sweep.items():
         out.print(f"  {rule}: " + ", ".join(f"{s} {len(m)}" for s, m in strategies.items() if s != "random"))
@@ -227,6 +269,7 @@ def main() -> None:
             },
             "rows": rows,
             "sweep_target_met_on": sweep,
+            "what_the_target_asks": asks,
         },
     )
     out.print(f"{seconds:.0f} s; reports in {args.output_dir}, results in {args.out}")
