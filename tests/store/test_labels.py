@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -104,3 +105,35 @@ def test_conflicts_list_disagreeing_annotators(store: Store) -> None:
             "labels": [{"annotator": "ann", "label": "cat"}, {"annotator": "bob", "label": "dog"}],
         }
     ]
+
+
+def test_a_reader_following_label_ids_misses_no_label_of_writers_that_commit_out_of_order(
+    store: Store,
+) -> None:
+    # Two consumers store labels at once (the workers' labels consumers, on PostgreSQL): the first
+    # takes its ids, the second takes later ones and commits first. A reader that reads the labels
+    # above the last id it saw (the trainer, every worker's engine) must still get the first's.
+    seed(store)
+    held, first_stored = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with store.transaction() as conn:
+            store.add_labels([LabelRow("s0", "cat", "ann", False, "labels:0", 1)], conn)
+            first_stored.set()
+            held.wait(30)  # committed only once the reader has looked
+
+    writer = threading.Thread(target=first)
+    writer.start()
+    assert first_stored.wait(30)
+    second = threading.Thread(
+        target=store.add_labels, args=([LabelRow("s1", "dog", "ann", False, "labels:1", 1)],)
+    )
+    second.start()
+    second.join(2)  # it commits at once, unless it waits for the first
+    seen = store.labels_after(0)
+    last = max((row[0] for row in seen), default=0)
+    held.set()
+    writer.join(30)
+    second.join(30)
+    seen += store.labels_after(last)
+    assert sorted(row[1] for row in seen) == ["s0", "s1"]

@@ -43,6 +43,10 @@ from alstream.store.trainer_stats import TrainerStats
 
 _DELETE_CHUNK = 2000  # samples deleted in one short transaction
 _MIGRATION_LOCK = 0x616C7374  # PostgreSQL advisory lock held while migrating ("alst")
+# Held by a transaction that stores labels, from their insert to its commit ("labl"): label ids are
+# then committed in the order they are taken, and a reader of the ids above the last it saw (the
+# trainer, each worker's engine) never passes one still to come. Labels come at a person's pace.
+_LABELS_LOCK = 0x6C61626C
 # Alembic's scripts (not a package: alembic runs them). Revision 0001 is the schema as it was before
 # migrations existed; each later one changes the tables, and ``tables.py`` holds the result.
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -204,11 +208,15 @@ class Store:
         return now if self._bind_time is None else self._bind_time(now)
 
     def add_labels(self, rows: Sequence[LabelRow], conn: Connection | None = None) -> int:
-        """Insert label events not stored yet (by ``(source, offset)``); returns how many were new."""
+        """Insert label events not stored yet (by ``(source, offset)``); returns how many were new.
+        On PostgreSQL the transaction holds ``_LABELS_LOCK`` from here to its commit: the last thing it
+        does (``write_batch`` stores the samples first)."""
         if conn is None:
             return self._write(lambda c: self.add_labels(rows, c))
         if not rows:
             return 0
+        if self.dialect == "postgresql":  # SQLite: one writer at a time already (BEGIN IMMEDIATE)
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LABELS_LOCK})")
         now = self._now()
         params = [
             (r.sample_id, r.label, r.annotator, bool(r.skipped), r.source, r.offset, now, r.token_key)
