@@ -1,6 +1,7 @@
 """Stopping the consumer while a batch is being written (it is written on a thread of its own):
-a write that fails or hangs at that moment never raises out of the loop, never keeps the process
-from exiting, and its batch stays uncommitted, so the next consumer stores it."""
+a write that fails or hangs at that moment never raises out of the loop, never keeps the loop (with
+a ``hold`` or without) or the process from ending, and its batch stays uncommitted, so the next
+consumer stores it. The writer's thread lives as long as its ingestor."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from alstream.messages import ProjectSchema, Sample, encode_sample
+from alstream.service import ingest
 from alstream.service.ingest import Ingestor, Topics
 from alstream.store import Store
 from alstream.stream import open_stream
@@ -105,9 +108,59 @@ def test_a_hung_write_keeps_neither_the_stop_nor_the_process_exit_waiting(tmp_pa
     Store(url).create()
     probe = tmp_path / "probe.py"
     probe.write_text(textwrap.dedent(PROBE))
-    # Generous: it waits 0.5 s twice; without a bound on the waits it would never end.
+    # Generous: it waits 0.5 s for the hung write; without a bound on the waits it would never end.
     command = [sys.executable, str(probe), str(data), url]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "closed" in done.stdout
     assert _stored_by_a_new_consumer(data, url) == N  # the hung batch was not committed
+
+
+def test_a_held_consumer_with_a_hung_write_stops_too(tmp_path, monkeypatch):
+    # with a ``hold`` (``alstream serve``, ``alstream consume`` with retention) each batch is waited
+    # for before the next poll: that wait ends when the stop comes, STOP_WAIT_S later at most
+    monkeypatch.setattr(ingest, "STOP_WAIT_S", 0.3)
+    data, url = tmp_path / "data", f"sqlite:///{tmp_path}/store.db"
+    _publish(data)
+    release, entered = threading.Event(), threading.Event()
+
+    class HungStore(Store):
+        def write_batch(self, samples, labels):  # type: ignore[no-untyped-def]
+            entered.set()
+            release.wait(120)  # a database that stopped answering
+            return super().write_batch(samples, labels)
+
+    store, stream = HungStore(url), open_stream(None, data)
+    store.create()
+    ingestor = Ingestor(stream, store, SCHEMA, Topics(), "g", hold=lambda: False)
+    stop = threading.Event()
+    runner = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)
+    try:
+        runner.start()
+        assert entered.wait(60)
+        stop.set()
+        runner.join(60)  # without a bound on the wait: until the write ends (never, here)
+        assert not runner.is_alive()
+    finally:
+        release.set()
+        runner.join(60)
+        ingestor.close()
+        stream.close()
+        store.close()
+    assert _stored_by_a_new_consumer(data, url) == N
+
+
+def test_an_ingestor_whose_consumer_cannot_open_leaves_no_writer_thread(tmp_path, monkeypatch):
+    def busy(self):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the group is busy")  # as ConsumerBusy, or a broker that cannot be reached
+
+    monkeypatch.setattr(Ingestor, "_open", busy)
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    before = set(threading.enumerate())
+    try:
+        for _ in range(3):
+            with pytest.raises(RuntimeError):
+                Ingestor(None, store, SCHEMA, Topics(), "g")  # type: ignore[arg-type]
+    finally:
+        store.close()
+    assert not [t for t in set(threading.enumerate()) - before if t.name == "alstream-store"]

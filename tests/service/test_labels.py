@@ -85,6 +85,22 @@ def test_a_sample_skipped_before_it_arrived_is_never_queued_and_the_skips_kept_a
     X, y = book.train_set.data()
     assert X.tolist() == [[2.0, 1.0]] and y.tolist() == ["cat"]
     assert book.arrived(["skipped-1"], features[:1]).tolist() == [False]  # once, not for ever
+    assert book.waiting()["dropped"] == 1  # skipped-0: the store is asked on arrivals from now on
+    store.close()
+
+
+def test_a_skip_forgotten_past_the_bound_is_found_again_in_the_store(tmp_path: Path):
+    # a worker's engine reads every shard's skips, and the pool's evicted samples' too: skips of
+    # samples it will never see push out the skip of one of its own, which the store still holds
+    book, pool, store = _book(tmp_path, max_waiting=2)
+    store.add_labels(
+        [LabelRow(s, None, "ann", True, "labels:0", i) for i, s in enumerate(["mine", "x", "y"])]
+    )
+    for row_id, sample_id, *_ in store.labels_after(0):
+        book.set(sample_id, None, row_id, pool)
+    labeled = book.arrived(["mine"], np.array([[1, 1]], dtype=np.float32))
+    assert labeled.tolist() == [False]  # forgotten here...
+    assert book.forgotten_labels(["mine"]) == {"mine": (1, None, "ann", True)}  # ...found there: skipped
     store.close()
 
 

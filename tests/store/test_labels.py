@@ -6,8 +6,13 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
+import sqlalchemy.exc
 
 from alstream.store import LabelRow, SampleRow, Store
+from alstream.store import store as store_module
+
+from ..conftest import create_database
 
 
 def seed(store: Store, n: int = 5) -> None:
@@ -137,3 +142,33 @@ def test_a_reader_following_label_ids_misses_no_label_of_writers_that_commit_out
     second.join(30)
     seen += store.labels_after(last)
     assert sorted(row[1] for row in seen) == ["s0", "s1"]
+
+
+def test_a_writer_stopped_between_its_labels_and_its_commit_holds_up_the_others_briefly(
+    postgres_admin_url: str, monkeypatch
+) -> None:
+    # the labels' lock (PostgreSQL's; SQLite's writers take turns by its file lock, in one process)
+    # makes writers of labels take turns; one that stops holding it (a paused process, a lost
+    # network) is ended by the server, and the next goes on
+    monkeypatch.setattr(store_module, "LABELS_IDLE_S", 1)
+    store = Store(create_database(postgres_admin_url))
+    store.create()
+    seed(store)
+    stalled = store.engine.connect()
+    transaction = stalled.begin()
+    store.add_labels([LabelRow("s0", "cat", "ann", False, "labels:0", 1)], stalled)  # then it stops
+    other = threading.Thread(
+        target=store.write_batch,
+        args=([], [LabelRow("s1", "dog", "bob", False, "labels:1", 1)]),
+        daemon=True,
+    )
+    try:
+        other.start()
+        other.join(120)  # without an end to the stalled one: as long as it stays stopped (for ever here)
+        assert not other.is_alive()
+        with pytest.raises(sqlalchemy.exc.DBAPIError):  # the server ended it: its batch is read again
+            transaction.commit()
+        assert [row[1] for row in store.labels_after(0)] == ["s1"]
+    finally:
+        stalled.close()
+        store.close()

@@ -36,6 +36,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ BATCH_RECORDS = 5000
 # At a stop, how long the batch in flight may take to be stored: a write that hangs longer (a
 # database that stopped answering) is left uncommitted, read again by whoever consumes next.
 STOP_WAIT_S = 10.0
+STOP_LOOK_S = 0.5  # within run, how often a wait for a write looks whether the stop came
 
 
 @dataclass(frozen=True)
@@ -126,12 +128,14 @@ class Ingestor:
         self.on_revoke = on_revoke
         self.hold = hold  # true while the store is too far behind: wait before the next batch
         self._held_since: float | None = None
-        self._writer = _Writer()  # the batches' writes
         self._pending: _Pending | None = None  # the batch handed to the writer, not committed yet
         self._pipelined = False  # True within run: a step's batch is committed by the next step
         self._broken: Exception | None = None  # the failure of a batch a revoke finished
-        self.consumer = self._open()
+        self._stop: threading.Event | None = None  # run's: once set, a write is waited for briefly
         self.counts = IngestCounts()
+        self.consumer = self._open()
+        self._writer = _Writer()  # the batches' writes (once the consumer opened: else no thread)
+        weakref.finalize(self, self._writer.shutdown)  # its thread ends with an ingestor never closed
 
     def step(self, max_records: int = BATCH_RECORDS, timeout: float = 0.2) -> int:
         """Poll one batch, store it, then commit its offsets; returns how many records it held.
@@ -163,9 +167,20 @@ class Ingestor:
 
     def _stored(self, timeout: float | None = None) -> tuple[_Pending, _Written] | None:
         """The handed-over batch (none is, any more) and its write's outcome, once it is over (a
-        write that fails, or takes over ``timeout``, raises: the batch stays uncommitted)."""
+        write that fails, or takes too long, raises: the batch stays uncommitted)."""
         pending, self._pending = self._pending, None
-        return None if pending is None else (pending, pending.written.result(timeout))
+        return None if pending is None else (pending, self._outcome(pending.written, timeout))
+
+    def _outcome(self, written: Future[_Written], timeout: float | None = None) -> _Written:
+        """``written``'s result, waited for ``timeout`` at most (None: until it is over); within
+        :meth:`run`, once its stop is set, ``STOP_WAIT_S`` at most (a write that hangs: TimeoutError)."""
+        stop = self._stop
+        while timeout is None and stop is not None and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                return written.result(STOP_LOOK_S)
+        if timeout is None and stop is not None:
+            timeout = STOP_WAIT_S
+        return written.result(timeout)
 
     def _settle(self, batch: _Pending, written: _Written, commit: bool = True) -> None:
         """After a batch is stored: its dead letters, then (``commit``) its offsets, and its counts."""
@@ -188,7 +203,7 @@ class Ingestor:
         pending, self._pending = self._pending, None
         if pending is not None:
             with contextlib.suppress(Exception):
-                pending.written.result(timeout)
+                self._outcome(pending.written, timeout)
 
     def _revoked(self, partitions: frozenset[tuple[str, int]], lost: bool) -> None:
         """The consumer's revoke (in its poll, on this thread): the batch in flight is stored and
@@ -293,7 +308,7 @@ class Ingestor:
         """Consume until ``stop`` is set, storing each batch while the next is polled (not with a
         ``hold``: it looks at the store with each batch stored); a failing batch is retried (its
         offsets, and those of the batches after it, stay uncommitted)."""
-        self._pipelined = self.hold is None
+        self._pipelined, self._stop = self.hold is None, stop
         try:
             while not stop.is_set():
                 try:
@@ -305,13 +320,13 @@ class Ingestor:
                     log.exception("ingest batch failed; it will be consumed again")
                     self._abandon()
                     self._reopen_until_done(stop)
-            try:  # the last batch handed over: stored and committed, unless its write fails
-                self._finish(timeout=STOP_WAIT_S)
+            try:  # the last batch handed over: stored and committed, unless its write fails or hangs
+                self._finish()
             except Exception:
                 log.exception("the last batch was not stored before the stop; it will be consumed again")
         finally:
             self._abandon()
-            self._pipelined = False
+            self._pipelined, self._stop = False, None
 
     def _waits(self, stop: threading.Event) -> bool:
         """Wait a moment while ``hold`` says the store is behind; False when it is time to consume.

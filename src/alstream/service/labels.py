@@ -4,8 +4,10 @@ A label may name a sample in the pool (the sample moves to the training set), on
 (its features come from the store), or one that has not arrived yet: that label waits, and the
 newest ``max_waiting`` of those are kept in memory (the store keeps them all; one forgotten here is
 found again there when its sample arrives). A skip, the latest word on a sample, takes it out of
-the training set and the pool. Each label keeps its id in the store, wherever its features come
-from (after a drift, the labels up to the drift's id weigh less). One writer: the engine's thread.
+the training set and the pool; one read before its sample keeps the sample out when it arrives
+(the newest ``max_waiting`` too, the older found again in the store). Each label keeps its id in
+the store, wherever its features come from (after a drift, the labels up to the drift's id weigh
+less). One writer: the engine's thread.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class LabelBook:
         # skipped while in neither the pool nor the training set (not arrived, or evicted): oldest first,
         # ``max_waiting`` at most; such a sample, when it arrives, stays out of the pool
         self._skipped: OrderedDict[str, None] = OrderedDict()
-        self.dropped = 0  # waiting labels forgotten (the store keeps them)
+        self.dropped = 0  # waiting labels and skips forgotten (the store keeps them)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -79,8 +81,9 @@ class LabelBook:
             if not (found or trained):  # it may not have arrived yet: it must not join the pool then
                 self._skipped[sample_id] = None
                 self._skipped.move_to_end(sample_id)
-                while len(self._skipped) > self.max_waiting:
+                while len(self._skipped) > self.max_waiting:  # found again in the store on arrival
                     self._skipped.popitem(last=False)
+                    self.dropped += 1
             return
         self._skipped.pop(sample_id, None)
         self.labels[sample_id], self.label_ids[sample_id] = label, label_id

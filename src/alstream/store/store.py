@@ -45,8 +45,11 @@ _DELETE_CHUNK = 2000  # samples deleted in one short transaction
 _MIGRATION_LOCK = 0x616C7374  # PostgreSQL advisory lock held while migrating ("alst")
 # Held by a transaction that stores labels, from their insert to its commit ("labl"): label ids are
 # then committed in the order they are taken, and a reader of the ids above the last it saw (the
-# trainer, each worker's engine) never passes one still to come. Labels come at a person's pace.
+# trainer, each worker's engine) never passes one still to come. A holder that stops between its
+# insert and its commit (a paused process, a lost network) is ended by the server after
+# LABELS_IDLE_S (its batch is read again), so the other writers of labels wait that long at most.
 _LABELS_LOCK = 0x6C61626C
+LABELS_IDLE_S = 30
 # Alembic's scripts (not a package: alembic runs them). Revision 0001 is the schema as it was before
 # migrations existed; each later one changes the tables, and ``tables.py`` holds the result.
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -216,7 +219,11 @@ class Store:
         if not rows:
             return 0
         if self.dialect == "postgresql":  # SQLite: one writer at a time already (BEGIN IMMEDIATE)
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LABELS_LOCK})")
+            idle = f"{LABELS_IDLE_S * 1000:.0f}ms"
+            conn.exec_driver_sql(
+                f"SELECT set_config('idle_in_transaction_session_timeout', '{idle}', true), "
+                f"pg_advisory_xact_lock({_LABELS_LOCK})"
+            )
         now = self._now()
         params = [
             (r.sample_id, r.label, r.annotator, bool(r.skipped), r.source, r.offset, now, r.token_key)
