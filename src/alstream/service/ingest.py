@@ -61,6 +61,7 @@ BATCH_RECORDS = 5000
 # database that stopped answering) is left uncommitted, read again by whoever consumes next.
 STOP_WAIT_S = 10.0
 STOP_LOOK_S = 0.5  # within run, how often a wait for a write looks whether the stop came
+RUN_ENDS_WITHIN_S = STOP_WAIT_S + 5.0  # after its stop, run returns within this (a join's bound)
 
 
 @dataclass(frozen=True)
@@ -158,27 +159,27 @@ class Ingestor:
             self._finish()
         return len(records)
 
-    def _finish(self, commit: bool = True, timeout: float | None = None) -> None:
+    def _finish(self, commit: bool = True) -> None:
         """Wait until the handed-over batch is stored; publish its dead letters, then commit its
         offsets (unless ``commit`` is False: read again by whoever owns its partitions next)."""
-        stored = self._stored(timeout)
+        stored = self._stored()
         if stored is not None:
             self._settle(*stored, commit=commit)
 
-    def _stored(self, timeout: float | None = None) -> tuple[_Pending, _Written] | None:
+    def _stored(self) -> tuple[_Pending, _Written] | None:
         """The handed-over batch (none is, any more) and its write's outcome, once it is over (a
         write that fails, or takes too long, raises: the batch stays uncommitted)."""
         pending, self._pending = self._pending, None
-        return None if pending is None else (pending, self._outcome(pending.written, timeout))
+        return None if pending is None else (pending, self._outcome(pending.written))
 
     def _outcome(self, written: Future[_Written], timeout: float | None = None) -> _Written:
         """``written``'s result, waited for ``timeout`` at most (None: until it is over); within
         :meth:`run`, once its stop is set, ``STOP_WAIT_S`` at most (a write that hangs: TimeoutError)."""
         stop = self._stop
-        while timeout is None and stop is not None and not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                return written.result(STOP_LOOK_S)
-        if timeout is None and stop is not None:
+        if timeout is None and stop is not None:  # until the stop, then STOP_WAIT_S more
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    return written.result(STOP_LOOK_S)
             timeout = STOP_WAIT_S
         return written.result(timeout)
 

@@ -50,17 +50,17 @@ class LabelBook:
         A label may be read before its sample (both stored after the engine last read samples): it
         waits, or its features were found in the store and it is in the training set already; a
         skipped sample is neither trained on nor queued."""
-        labeled = np.array(
+        known = np.array(
             [i in self._waiting or i in self.train_set or i in self._skipped for i in ids], dtype=bool
         )
-        for i in np.flatnonzero(labeled).tolist():
+        for i in np.flatnonzero(known).tolist():
             sample_id = ids[i]
             if sample_id in self._skipped:  # nowhere
                 del self._skipped[sample_id]
             elif sample_id in self._waiting:  # else in the training set already
                 del self._waiting[sample_id]
                 self.train_set.put(sample_id, features[i], self.labels[sample_id], self.label_ids[sample_id])
-        return labeled
+        return known
 
     def forgotten_labels(self, ids: list[str]) -> dict[str, tuple[int, str | None, str | None, bool]]:
         """For new samples, once waiting labels were forgotten: their current label events in the
@@ -79,11 +79,7 @@ class LabelBook:
             found, _ = pool.remove([sample_id])
             self._waiting.pop(sample_id, None)
             if not (found or trained):  # it may not have arrived yet: it must not join the pool then
-                self._skipped[sample_id] = None
-                self._skipped.move_to_end(sample_id)
-                while len(self._skipped) > self.max_waiting:  # found again in the store on arrival
-                    self._skipped.popitem(last=False)
-                    self.dropped += 1
+                self.dropped += len(_keep_newest(self._skipped, sample_id, self.max_waiting))
             return
         self._skipped.pop(sample_id, None)
         self.labels[sample_id], self.label_ids[sample_id] = label, label_id
@@ -122,14 +118,10 @@ class LabelBook:
         return forgotten
 
     def _wait_for(self, sample_id: str) -> list[str]:
-        self._waiting[sample_id] = None
-        self._waiting.move_to_end(sample_id)
-        forgotten = []
-        while len(self._waiting) > self.max_waiting:
-            oldest, _ = self._waiting.popitem(last=False)
+        forgotten = _keep_newest(self._waiting, sample_id, self.max_waiting)
+        for oldest in forgotten:
             self.labels.pop(oldest, None)
             self.label_ids.pop(oldest, None)
-            forgotten.append(oldest)
         self.dropped += len(forgotten)
         return forgotten
 
@@ -139,3 +131,15 @@ class LabelBook:
 
     def waiting(self) -> dict[str, int]:
         return {"held": len(self._waiting), "dropped": self.dropped}
+
+
+def _keep_newest(kept: OrderedDict[str, None], sample_id: str, bound: int) -> list[str]:
+    """``sample_id`` the newest of ``kept``; returns the oldest let go to keep ``bound`` at most.
+
+    >>> kept = OrderedDict.fromkeys(["a", "b"])
+    >>> _keep_newest(kept, "a", 2), _keep_newest(kept, "c", 2), list(kept)
+    ([], ['b'], ['a', 'c'])
+    """
+    kept[sample_id] = None
+    kept.move_to_end(sample_id)
+    return [kept.popitem(last=False)[0] for _ in range(len(kept) - bound)]

@@ -49,7 +49,7 @@ from typing import Any
 from alstream.errors import ConfigError, ShardFenced
 from alstream.service.engine import SYNC_BUDGET_S, Engine
 from alstream.service.featurize import featurizer
-from alstream.service.ingest import STOP_WAIT_S
+from alstream.service.ingest import RUN_ENDS_WITHIN_S
 from alstream.service.model_files import ModelFiles
 from alstream.service.runtime import open_engine, open_ingestor, open_parts
 from alstream.service.shard_totals import deleted_before, shard_report
@@ -175,8 +175,8 @@ class WorkerRole:
             stop.set()
             with self._handoff:
                 self._handoff.notify_all()  # a revoke waiting for this loop goes on
-            for consumer in consumers:  # each waits STOP_WAIT_S at most for its last write
-                consumer.join(timeout=STOP_WAIT_S + 5)
+            for consumer in consumers:
+                consumer.join(timeout=RUN_ENDS_WITHIN_S)
 
     def step(self) -> bool:
         """Follow the assignment, the model versions and the shards' samples and labels, and publish

@@ -19,7 +19,7 @@ from alstream.service.backlog import Backlog
 from alstream.service.demo import digits_demo
 from alstream.service.engine import Engine, EngineConfig
 from alstream.service.featurize import Featurizer, featurizer
-from alstream.service.ingest import STOP_WAIT_S, Ingestor, Topics
+from alstream.service.ingest import RUN_ENDS_WITHIN_S, Ingestor, Topics
 from alstream.service.limits import RateLimiter
 from alstream.service.model_files import ModelFiles
 from alstream.service.pool import bytes_per_sample, size_for
@@ -284,8 +284,8 @@ class Runtime:
 
     def stop(self) -> None:
         self._stop.set()
-        for thread in self._threads:  # the consumer's waits STOP_WAIT_S at most for its last write
-            thread.join(timeout=STOP_WAIT_S + 5)
+        for thread in self._threads:
+            thread.join(timeout=RUN_ENDS_WITHIN_S)
         if self.ingestor is not None:
             self.ingestor.close()
         self.engine.close()
